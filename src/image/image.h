@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The checkpoint image: a directory holding manifest.json and the files it
+ * lists, each with its size and XXH3-64 checksum. The format is described
+ * in docs/FORMAT.md. Writers create files 0600 and write manifest.json last
+ * (so an interrupted dump leaves no valid image); readers never trust a
+ * size from disk without checking it against the manifest and a cap. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IMAGE_FORMAT "stasis-image"
+#define IMAGE_VERSION 1
+#define IMAGE_MANIFEST "manifest.json"
+#define IMAGE_MAX_JSON (64u << 20) /* cap for any JSON file we parse */
+
+struct image;
+struct image_stream;
+
+/* --- writing --- */
+
+/* Creates DIR (0700) if needed. Refuses (-EEXIST) a directory that already
+ * holds a manifest.json, so an existing image is never overwritten. */
+int image_create(const char *dir, struct image **ret);
+/* Writes one file and records its size and checksum. */
+int image_put(struct image *img, const char *name, const void *buf, size_t len);
+int image_put_json(struct image *img, const char *name, const json_t *j);
+/* A file written in pieces (page data). The checksum is computed as the
+ * bytes go through; close records it. */
+int image_stream_open(struct image *img, const char *name, struct image_stream **ret);
+int image_stream_write(struct image_stream *s, const void *buf, size_t len);
+uint64_t image_stream_offset(const struct image_stream *s);
+/* Records the file in the image (on success) and frees the stream. */
+int image_stream_close(struct image_stream *s);
+/* Frees a stream without recording it (error paths). NULL-safe. */
+void image_stream_abort(struct image_stream *s);
+/* Writes manifest.json: the caller's body (type, tree, cpu, ...) plus
+ * format, version, stasis version, creation time, kernel release and the
+ * file list. Steals no reference. After this the image is complete. */
+int image_commit(struct image *img, const json_t *body);
+
+/* --- reading --- */
+
+/* Opens and validates manifest.json: format name, version, file list
+ * (names are plain file names, sizes match what is on disk). Errors are
+ * logged with the file name and the problem; returns -EBADMSG for a
+ * damaged or foreign image, -ENOENT when there is no image. */
+int image_open(const char *dir, struct image **ret);
+/* The parsed manifest (borrowed reference). */
+json_t *image_manifest(const struct image *img);
+const char *image_dir(const struct image *img);
+bool image_has(const struct image *img, const char *name);
+/* Reads a listed file whole, checking size <= max and its checksum. */
+int image_get(struct image *img, const char *name, size_t max, void **ret_buf, size_t *ret_len);
+int image_get_json(struct image *img, const char *name, json_t **ret);
+/* Opens a listed file for reading (O_RDONLY|O_CLOEXEC) without reading it;
+ * ret_size is the size the manifest lists (already checked on open). */
+int image_open_file(struct image *img, const char *name, int *ret_fd, uint64_t *ret_size);
+/* Streams a listed file through the checksum (for big files read by other
+ * means, e.g. page data filled straight into a process). */
+int image_verify_file(struct image *img, const char *name);
+
+/* Frees the image (writing: without committing). NULL-safe. */
+void image_free(struct image *img);
+
+/* --- JSON field helpers for record readers: -EBADMSG when the key is
+ * missing or has the wrong type or range. --- */
+int json_get_u64(const json_t *obj, const char *key, uint64_t *ret);
+int json_get_i64(const json_t *obj, const char *key, int64_t *ret);
+int json_get_int(const json_t *obj, const char *key, int *ret);
+int json_get_bool(const json_t *obj, const char *key, bool *ret);
+/* Borrowed string, valid while obj lives. */
+int json_get_str(const json_t *obj, const char *key, const char **ret);
+/* Hex string of exactly len bytes decoded into buf. */
+int json_get_hex(const json_t *obj, const char *key, void *buf, size_t len);
+/* Hex string of at most max bytes, decoded into a malloc'd buffer. */
+int json_get_hex_alloc(const json_t *obj, const char *key, size_t max, void **ret_buf, size_t *ret_len);
+int json_get_array(const json_t *obj, const char *key, size_t max, json_t **ret);
+int json_set_hex(json_t *obj, const char *key, const void *buf, size_t len);
+
+static inline void json_decrefp(json_t **j)
+{
+	if (*j)
+		json_decref(*j);
+}
+#define _cleanup_json_ __attribute__((cleanup(json_decrefp)))

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Logging. Errors go to stderr as one line "stasis: ..." and to the log
+ * file; info and debug go to stderr only with -v, and always to the log
+ * file when one is open. Messages may use %m: errno is set from the error
+ * code before formatting. */
+#pragma once
+
+#include <errno.h>
+#include <stdlib.h>
+
+enum log_level {
+	LOG_ERR = 0,
+	LOG_WARN = 1,
+	LOG_INFO = 2,
+	LOG_DEBUG = 3,
+};
+
+void log_set_level(int level);
+int log_get_level(void);
+/* Opens (appends to) a log file that receives every message at debug level. */
+int log_open_file(const char *path);
+void log_close_file(void);
+void log_msg(int level, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Log at ERR level with errno set to -r (or r) and return -abs(r). */
+#define log_error_errno(r, ...)                                 \
+	({                                                      \
+		int _le = (r) < 0 ? -(r) : (r);                 \
+		log_msg(LOG_ERR, _le, __VA_ARGS__);             \
+		-_le;                                           \
+	})
+#define log_warn_errno(r, ...)                                  \
+	({                                                      \
+		int _le = (r) < 0 ? -(r) : (r);                 \
+		log_msg(LOG_WARN, _le, __VA_ARGS__);            \
+		-_le;                                           \
+	})
+#define log_error(...) log_msg(LOG_ERR, 0, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, 0, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, 0, __VA_ARGS__)
+#define log_debug(...)                                          \
+	do {                                                    \
+		if (log_get_level() >= LOG_DEBUG)               \
+			log_msg(LOG_DEBUG, 0, __VA_ARGS__);     \
+	} while (0)
