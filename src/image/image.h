@@ -80,9 +80,12 @@ int json_get_hex_alloc(const json_t *obj, const char *key, size_t max, void **re
 int json_get_array(const json_t *obj, const char *key, size_t max, json_t **ret);
 int json_set_hex(json_t *obj, const char *key, const void *buf, size_t len);
 
+/* jansson >= 2.11 has json_decrefp (with json_auto_t); older ones do not. */
+#ifndef json_auto_t
 static inline void json_decrefp(json_t **j)
 {
 	if (*j)
 		json_decref(*j);
 }
+#endif
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))

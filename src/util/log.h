@@ -6,9 +6,11 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 enum log_level {
+	LOG_QUIET = -1, /* nothing on stderr, not even errors (fuzzers) */
 	LOG_ERR = 0,
 	LOG_WARN = 1,
 	LOG_INFO = 2,
@@ -20,6 +22,9 @@ int log_get_level(void);
 /* Opens (appends to) a log file that receives every message at debug level. */
 int log_open_file(const char *path);
 void log_close_file(void);
+/* True when a debug message goes anywhere (-vv, or a log file is open):
+ * lets log_debug skip formatting otherwise. */
+bool log_debug_enabled(void);
 void log_msg(int level, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Log at ERR level with errno set to -r (or r) and return -abs(r). */
@@ -40,6 +45,6 @@ void log_msg(int level, int err, const char *fmt, ...) __attribute__((format(pri
 #define log_info(...) log_msg(LOG_INFO, 0, __VA_ARGS__)
 #define log_debug(...)                                          \
 	do {                                                    \
-		if (log_get_level() >= LOG_DEBUG)               \
+		if (log_debug_enabled())                        \
 			log_msg(LOG_DEBUG, 0, __VA_ARGS__);     \
 	} while (0)

@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#ifndef PAGE_SIZE
 #define PAGE_SIZE 4096UL
+#endif
 
 /* write()/pwrite() until everything is written (EINTR-safe). */
 int write_all(int fd, const void *buf, size_t len);
@@ -19,7 +21,8 @@ int pread_exact(int fd, void *buf, size_t len, off_t off);
 /* Reads a whole file (relative to dirfd, AT_FDCWD allowed) into a
  * NUL-terminated malloc'd buffer; refuses files larger than max (-EFBIG). */
 int read_file_at(int dirfd, const char *path, size_t max, char **ret_buf, size_t *ret_len);
-/* Writes a file 0600 atomically enough for images (O_CREAT|O_TRUNC). */
+/* Writes a file 0600 atomically enough for images (O_CREAT|O_TRUNC);
+ * refuses to follow a symlink at path (O_NOFOLLOW: -ELOOP). */
 int write_file_at(int dirfd, const char *path, const void *buf, size_t len);
 
 /* Strict number parsing: whole string, no sign surprises, range-checked. */

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "engine/dump.h"
+#include "util/util.h"
+
+int cmd_dump(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "type", required_argument, NULL, 't' }, { "pid", required_argument, NULL, 'p' },
+		{ "checkpoint-dir", required_argument, NULL, 'D' }, { "leave-running", no_argument, NULL, 'R' },
+		COMMON_LONG_OPTIONS, { 0 },
+	};
+	struct dump_opts o = { 0 };
+	const char *type = "process", *dir = NULL;
+	pid_t pid = 0;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "t:p:D:vh", opts, NULL)) >= 0) {
+		int r = cli_common_option(c, optarg);
+		if (r < 0)
+			return 1;
+		if (r)
+			continue;
+		switch (c) {
+		case 't': type = optarg; break;
+		case 'p':
+			if (parse_pid(optarg, &pid) < 0)
+				return usage_error("dump", "invalid pid '%s'", optarg);
+			break;
+		case 'D': dir = optarg; break;
+		case 'R': o.leave_running = true; break;
+		case 'h':
+			printf("usage: stasis dump --type process --pid PID -D DIR [--leave-running] [-v] [--log-file F]\n");
+			return 0;
+		default: return usage_error("dump", "bad option");
+		}
+	}
+	if (optind < argc)
+		return usage_error("dump", "unexpected argument '%s'", argv[optind]);
+	if (!streq(type, "process"))
+		return usage_error("dump", "--type %s is not supported yet (supported: process)", type);
+	if (!pid)
+		return usage_error("dump", "--pid is required");
+	if (!dir)
+		return usage_error("dump", "-D/--checkpoint-dir is required");
+	return dump_process(pid, dir, &o) < 0 ? 1 : 0;
+}

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "engine/dump.h"
+#include "engine/files.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define MAX_INHERIT 32
+
+/* The stub sits next to the binary (build tree or install), unless
+ * STASIS_STUB says otherwise. */
+static int find_stub(char *buf, size_t size)
+{
+	const char *env = getenv("STASIS_STUB");
+	if (env) {
+		snprintf(buf, size, "%s", env);
+		return 0;
+	}
+	char self[PATH_MAX];
+	ssize_t l = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (l < 0)
+		return -errno;
+	self[l] = 0;
+	snprintf(buf, size, "%s/stasis-stub", dirname(self));
+	if (access(buf, X_OK) == 0)
+		return 0;
+	snprintf(buf, size, "%s/../libexec/stasis/stasis-stub", dirname(self));
+	return access(buf, X_OK) == 0 ? 0 : -ENOENT;
+}
+
+static int parse_inherit(const char *arg, struct inherit_fd *ret)
+{
+	char a[32];
+	const char *colon = strchr(arg, ':');
+	if (!colon || (size_t)(colon - arg) >= sizeof(a))
+		return -EINVAL;
+	memcpy(a, arg, (size_t)(colon - arg));
+	a[colon - arg] = 0;
+	if (parse_int(a, &ret->target_fd) < 0 || parse_int(colon + 1, &ret->our_fd) < 0 || ret->target_fd < 0 ||
+	    ret->our_fd < 0 || ret->our_fd >= 64)
+		return -EINVAL;
+	return 0;
+}
+
+static int wait_restored(pid_t pid)
+{
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return log_error_errno(-errno, "cannot wait for pid %d: %m", pid), 1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "checkpoint-dir", required_argument, NULL, 'D' }, { "detach", no_argument, NULL, 'd' },
+		{ "inherit-fd", required_argument, NULL, 'I' }, COMMON_LONG_OPTIONS, { 0 },
+	};
+	struct inherit_fd inh[MAX_INHERIT];
+	struct restore_opts o = { .inherit = inh };
+	char stub[PATH_MAX];
+	const char *dir = NULL;
+	pid_t pid;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "D:vh", opts, NULL)) >= 0) {
+		int r = cli_common_option(c, optarg);
+		if (r < 0)
+			return 1;
+		if (r)
+			continue;
+		switch (c) {
+		case 'D': dir = optarg; break;
+		case 'd': o.detach = true; break;
+		case 'I':
+			if (o.ninherit == MAX_INHERIT || parse_inherit(optarg, &inh[o.ninherit]) < 0)
+				return usage_error("restore", "bad --inherit-fd '%s' (want TARGETFD:OURFD)", optarg);
+			o.ninherit++;
+			break;
+		case 'h':
+			printf("usage: stasis restore -D DIR [--detach] [--inherit-fd N:M] [-v] [--log-file F]\n");
+			return 0;
+		default: return usage_error("restore", "bad option");
+		}
+	}
+	if (optind < argc)
+		return usage_error("restore", "unexpected argument '%s'", argv[optind]);
+	if (!dir)
+		return usage_error("restore", "-D/--checkpoint-dir is required");
+	if (find_stub(stub, sizeof(stub)) < 0) {
+		log_error("cannot find the restore stub (stasis-stub next to the stasis binary, or set STASIS_STUB)");
+		return 1;
+	}
+	o.stub_path = stub;
+	if (restore_process(dir, &o, &pid) < 0)
+		return 1;
+	if (o.detach) {
+		printf("%d\n", pid);
+		fflush(stdout);
+		return 0;
+	}
+	return wait_restored(pid);
+}

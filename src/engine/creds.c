@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "engine/creds.h"
+
+#include <errno.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include "engine/rec.h"
+#include "util/log.h"
+
+void creds_from_status(const struct proc_status *st, struct creds_rec *c)
+{
+	memset(c, 0, sizeof(*c));
+	memcpy(c->uid, st->uid, sizeof(c->uid));
+	memcpy(c->gid, st->gid, sizeof(c->gid));
+	c->fsuid = st->uid[3];
+	c->fsgid = st->gid[3];
+	c->ngroups = st->ngroups;
+	memcpy(c->groups, st->groups, sizeof(c->groups));
+	c->cap_inh = st->cap_inh;
+	c->cap_prm = st->cap_prm;
+	c->cap_eff = st->cap_eff;
+	c->cap_bnd = st->cap_bnd;
+	c->cap_amb = st->cap_amb;
+}
+
+static json_t *u32_array(const uint32_t *v, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_integer(v[i]));
+	return a;
+}
+
+int creds_to_json(const struct creds_rec *c, json_t *core)
+{
+	json_t *o = json_object();
+	int r = 0;
+	r |= json_object_set_new(o, "uid", u32_array(c->uid, 3));
+	r |= json_object_set_new(o, "gid", u32_array(c->gid, 3));
+	r |= json_object_set_new(o, "fsuid", json_integer(c->fsuid));
+	r |= json_object_set_new(o, "fsgid", json_integer(c->fsgid));
+	r |= json_object_set_new(o, "groups", u32_array(c->groups, c->ngroups));
+	r |= json_set_x64(o, "cap_inh", c->cap_inh);
+	r |= json_set_x64(o, "cap_prm", c->cap_prm);
+	r |= json_set_x64(o, "cap_eff", c->cap_eff);
+	r |= json_set_x64(o, "cap_bnd", c->cap_bnd);
+	r |= json_set_x64(o, "cap_amb", c->cap_amb);
+	r |= json_object_set_new(o, "securebits", json_integer(c->securebits));
+	r |= json_object_set_new(core, "creds", o);
+	return r ? -ENOMEM : 0;
+}
+
+static int get_u32_array(const json_t *o, const char *key, uint32_t *v, size_t max, size_t *ret_n)
+{
+	json_t *a;
+	int r = json_get_array(o, key, max, &a);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		json_t *e = json_array_get(a, i);
+		if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > UINT32_MAX)
+			return -EBADMSG;
+		v[i] = (uint32_t)json_integer_value(e);
+	}
+	*ret_n = json_array_size(a);
+	return 0;
+}
+
+int creds_from_json(const json_t *core, struct creds_rec *c)
+{
+	const json_t *o = json_object_get(core, "creds");
+	size_t n;
+	int r, v;
+
+	memset(c, 0, sizeof(*c));
+	if (!json_is_object(o))
+		return -EBADMSG;
+	if ((r = get_u32_array(o, "uid", c->uid, 3, &n)) < 0 || n != 3)
+		return -EBADMSG;
+	if ((r = get_u32_array(o, "gid", c->gid, 3, &n)) < 0 || n != 3)
+		return -EBADMSG;
+	if ((r = get_u32_array(o, "groups", c->groups, 256, &n)) < 0)
+		return r;
+	c->ngroups = (uint32_t)n;
+	if ((r = json_get_int(o, "fsuid", &v)) < 0)
+		return r;
+	c->fsuid = (uint32_t)v;
+	if ((r = json_get_int(o, "fsgid", &v)) < 0)
+		return r;
+	c->fsgid = (uint32_t)v;
+	if ((r = json_get_x64(o, "cap_inh", &c->cap_inh)) < 0 || (r = json_get_x64(o, "cap_prm", &c->cap_prm)) < 0 ||
+	    (r = json_get_x64(o, "cap_eff", &c->cap_eff)) < 0 || (r = json_get_x64(o, "cap_bnd", &c->cap_bnd)) < 0 ||
+	    (r = json_get_x64(o, "cap_amb", &c->cap_amb)) < 0)
+		return r;
+	if ((r = json_get_int(o, "securebits", &v)) < 0)
+		return r;
+	c->securebits = (uint32_t)v;
+	return 0;
+}
+
+static int drop_bounding(struct remote *r, pid_t tid, uint64_t bnd)
+{
+	for (int cap = 0; cap < 64; cap++) {
+		if (bnd & (1ULL << cap))
+			continue;
+		long ret = remote_syscall(r, tid, SYS_prctl, PR_CAPBSET_DROP, cap);
+		if (ret == -EINVAL)
+			break; /* past the last capability this kernel knows */
+		if (ret < 0)
+			return (int)ret;
+	}
+	return 0;
+}
+
+/* Order matters: groups and gids while we still have CAP_SETGID, uids with
+ * KEEP_CAPS so the permitted set survives, then the capability sets. */
+int creds_restore(struct remote *r, pid_t tid, const struct creds_rec *c)
+{
+	uint64_t buf = r->scratch + 8192;
+	long ret;
+	int e;
+
+	e = drop_bounding(r, tid, c->cap_bnd);
+	if (e < 0)
+		return log_error_errno(e, "tid %d: cannot restore capability bounding set: %m", tid);
+	e = remote_write(r, buf, c->groups, c->ngroups * sizeof(uint32_t));
+	if (e < 0)
+		return e;
+	if ((ret = remote_syscall(r, tid, SYS_setgroups, c->ngroups, buf)) < 0 ||
+	    (ret = remote_syscall(r, tid, SYS_setresgid, c->gid[0], c->gid[1], c->gid[2])) < 0 ||
+	    (ret = remote_syscall(r, tid, SYS_setfsgid, c->fsgid)) < 0)
+		return log_error_errno((int)ret, "tid %d: cannot restore group ids: %m", tid);
+	if ((ret = remote_syscall(r, tid, SYS_prctl, PR_SET_KEEPCAPS, 1)) < 0 ||
+	    (ret = remote_syscall(r, tid, SYS_setresuid, c->uid[0], c->uid[1], c->uid[2])) < 0 ||
+	    (ret = remote_syscall(r, tid, SYS_setfsuid, c->fsuid)) < 0)
+		return log_error_errno((int)ret, "tid %d: cannot restore user ids: %m", tid);
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2] = {
+		{ (uint32_t)c->cap_eff, (uint32_t)c->cap_prm, (uint32_t)c->cap_inh },
+		{ (uint32_t)(c->cap_eff >> 32), (uint32_t)(c->cap_prm >> 32), (uint32_t)(c->cap_inh >> 32) },
+	};
+	if ((e = remote_write(r, buf, &hdr, sizeof(hdr))) < 0 || (e = remote_write(r, buf + 64, data, sizeof(data))) < 0)
+		return e;
+	if ((ret = remote_syscall(r, tid, SYS_capset, buf, buf + 64)) < 0)
+		return log_error_errno((int)ret, "tid %d: cannot restore capabilities: %m", tid);
+	if ((ret = remote_syscall(r, tid, SYS_prctl, PR_SET_KEEPCAPS, 0)) < 0)
+		return (int)ret;
+	for (int cap = 0; cap < 64; cap++) {
+		if (!(c->cap_amb & (1ULL << cap)))
+			continue;
+		ret = remote_syscall(r, tid, SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+		if (ret < 0)
+			return log_error_errno((int)ret, "tid %d: cannot raise ambient capability %d: %m", tid, cap);
+	}
+	return 0;
+}

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The dump driver: freeze, look, copy, write, let go (or kill). Every
+ * step after the freeze is undone by dump_release() on any failure, so the
+ * process carries on as if nothing happened. */
+#include "engine/dump.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+
+#include "engine/creds.h"
+#include "engine/files.h"
+#include "engine/mm.h"
+#include "engine/rec.h"
+#include "engine/seize.h"
+#include "engine/signals.h"
+#include "engine/task.h"
+#include "engine/thread.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+struct dump_ctx {
+	pid_t pid;
+	int procfd, pidfd;
+	pid_t *tids;
+	size_t ntids;
+	struct thread_rec *threads;
+	struct user_regs_struct *orig_regs; /* as seized, for letting go */
+	bool *touched;
+	struct remote rem;
+	struct mm_rec mm;
+	struct files_rec files;
+	struct task_rec task;
+	struct creds_rec creds;
+	struct signals_rec sig;
+	struct image *img;
+	struct proc_stat stat;
+};
+
+static void ctx_free(struct dump_ctx *c)
+{
+	for (size_t i = 0; c->threads && i < c->ntids; i++)
+		thread_rec_free(&c->threads[i]);
+	free(c->threads);
+	free(c->orig_regs);
+	free(c->touched);
+	free(c->tids);
+	mm_rec_free(&c->mm);
+	files_rec_free(&c->files);
+	task_rec_free(&c->task);
+	signals_rec_free(&c->sig);
+	image_free(c->img);
+	if (c->rem.mem_fd >= 0)
+		close(c->rem.mem_fd);
+	if (c->procfd >= 0)
+		close(c->procfd);
+	if (c->pidfd >= 0)
+		close(c->pidfd);
+}
+
+/* Puts every thread back as it was and detaches. */
+static void dump_release(struct dump_ctx *c)
+{
+	if (c->rem.scratch && remote_unmap_scratch(&c->rem, c->pid) < 0)
+		log_warn("pid %d: could not remove the scratch mapping", c->pid);
+	for (size_t i = 0; i < c->ntids; i++) {
+		pid_t tid = c->tids[i];
+		if (c->touched && c->touched[i]) {
+			struct user_regs_struct regs = c->orig_regs[i];
+			regs_rewind_syscall(&regs, false);
+			if (regs_set(tid, &regs) < 0)
+				log_warn("tid %d: could not put registers back", tid);
+			if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(uint64_t), &c->threads[i].sigmask) < 0)
+				log_warn("tid %d: could not put signal mask back", tid);
+		}
+		detach_thread(tid);
+	}
+}
+
+static int collect(struct dump_ctx *c)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	struct proc_status st;
+	int r;
+
+	if ((r = proc_read(c->procfd, "stat", &buf, &len)) < 0 || (r = proc_parse_stat(buf, len, &c->stat)) < 0)
+		return log_error_errno(r, "pid %d: cannot read stat: %m", c->pid);
+	free(buf);
+	buf = NULL;
+	if ((r = proc_read(c->procfd, "status", &buf, &len)) < 0 || (r = proc_parse_status(buf, len, &st)) < 0)
+		return log_error_errno(r, "pid %d: cannot read status: %m", c->pid);
+	if (st.seccomp == 1)
+		return log_error_errno(-EOPNOTSUPP, "pid %d: strict seccomp mode cannot be checkpointed", c->pid);
+	creds_from_status(&st, &c->creds);
+	if ((r = task_collect(c->procfd, c->pid, &c->task)) < 0 || (r = mm_collect(c->procfd, c->pid, &c->mm)) < 0 ||
+	    (r = files_collect(c->procfd, c->pid, &c->files)) < 0)
+		return r;
+	c->threads = calloc(c->ntids, sizeof(*c->threads));
+	c->orig_regs = calloc(c->ntids, sizeof(*c->orig_regs));
+	c->touched = calloc(c->ntids, sizeof(*c->touched));
+	if (!c->threads || !c->orig_regs || !c->touched)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->ntids; i++) {
+		r = thread_dump_ptrace(c->tids[i], &c->threads[i]);
+		if (r < 0)
+			return log_error_errno(r, "tid %d: cannot read thread state: %m", c->tids[i]);
+		c->orig_regs[i] = c->threads[i].regs;
+		regs_rewind_syscall(&c->threads[i].regs, true);
+	}
+	return 0;
+}
+
+static const struct vma_rec *find_vdso(const struct mm_rec *m)
+{
+	for (size_t i = 0; i < m->nvmas; i++)
+		if (m->vmas[i].kind == VMA_VDSO)
+			return &m->vmas[i];
+	return NULL;
+}
+
+/* Everything that needs the process's own hands (remote syscalls). */
+static int dump_remote(struct dump_ctx *c)
+{
+	const struct vma_rec *vdso = find_vdso(&c->mm);
+	uint64_t all = ~0ULL;
+	int r;
+
+	c->rem.mem_fd = openat(c->procfd, "mem", O_RDWR | O_CLOEXEC);
+	if (c->rem.mem_fd < 0)
+		return log_error_errno(-errno, "pid %d: cannot open its memory: %m", c->pid);
+	if (!vdso || remote_find_syscall(&c->rem, vdso->start, vdso->end) < 0)
+		return log_error_errno(-ENOEXEC, "pid %d: no vdso with a syscall instruction found", c->pid);
+	for (size_t i = 0; i < c->ntids; i++) {
+		/* Block everything while we borrow the thread: a signal must
+		 * not run a handler in the middle of our calls. */
+		if (ptrace(PTRACE_SETSIGMASK, c->tids[i], sizeof(all), &all) < 0)
+			return log_error_errno(-errno, "tid %d: cannot block signals: %m", c->tids[i]);
+		c->touched[i] = true;
+	}
+	r = remote_map_scratch(&c->rem, c->pid, 0, false);
+	if (r < 0)
+		return log_error_errno(r, "pid %d: cannot map scratch memory: %m", c->pid);
+	for (size_t i = 0; i < c->ntids; i++)
+		if ((r = thread_dump_remote(&c->rem, &c->threads[i])) < 0)
+			return log_error_errno(r, "tid %d: cannot read thread state: %m", c->tids[i]);
+	if ((r = signals_dump(&c->rem, c->pid, &c->sig)) < 0)
+		return log_error_errno(r, "pid %d: cannot read signal state: %m", c->pid);
+	if ((r = task_dump_remote(&c->rem, c->pid, &c->task)) < 0)
+		return log_error_errno(r, "pid %d: cannot read process state: %m", c->pid);
+	long brk = remote_syscall(&c->rem, c->pid, SYS_brk, 0);
+	if (brk < 0)
+		return log_error_errno((int)brk, "pid %d: cannot read brk: %m", c->pid);
+	c->mm.brk = (uint64_t)brk;
+	return 0;
+}
+
+static int write_core(struct dump_ctx *c)
+{
+	_cleanup_json_ json_t *core = json_object();
+	json_t *threads = json_array();
+	char name[64];
+	int r = 0;
+
+	r |= json_object_set_new(core, "pid", json_integer(c->pid));
+	r |= json_object_set_new(core, "threads", threads);
+	for (size_t i = 0; i < c->ntids && !r; i++) {
+		json_t *t;
+		r = thread_to_json(&c->threads[i], &t);
+		if (!r)
+			r = json_array_append_new(threads, t);
+	}
+	if (r || (r = task_to_json(&c->task, core)) < 0 || (r = creds_to_json(&c->creds, core)) < 0 ||
+	    (r = signals_to_json(&c->sig, core)) < 0)
+		return -ENOMEM;
+	snprintf(name, sizeof(name), "core-%d.json", c->pid);
+	return image_put_json(c->img, name, core);
+}
+
+static int write_records(struct dump_ctx *c)
+{
+	_cleanup_json_ json_t *mm = NULL, *fds = NULL;
+	char name[64];
+	int r;
+
+	if ((r = write_core(c)) < 0 || (r = mm_to_json(&c->mm, &mm)) < 0)
+		return r;
+	snprintf(name, sizeof(name), "mm-%d.json", c->pid);
+	if ((r = image_put_json(c->img, name, mm)) < 0)
+		return r;
+	if ((r = files_dump_data(c->img, c->procfd, c->pid, &c->files)) < 0 || (r = files_to_json(&c->files, &fds)) < 0)
+		return r;
+	snprintf(name, sizeof(name), "fds-%d.json", c->pid);
+	return image_put_json(c->img, name, fds);
+}
+
+static int write_manifest(struct dump_ctx *c)
+{
+	_cleanup_json_ json_t *body = json_object();
+	json_t *tree = json_array(), *proc = json_object(), *tids = json_array(), *cpu = json_object();
+	char vendor[13] = { 0 };
+	unsigned a, b, cc, d;
+	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(cc), "=d"(d) : "a"(0));
+	memcpy(vendor, &b, 4), memcpy(vendor + 4, &d, 4), memcpy(vendor + 8, &cc, 4);
+	int r = 0;
+	for (size_t i = 0; i < c->ntids; i++)
+		r |= json_array_append_new(tids, json_integer(c->tids[i]));
+	r |= json_object_set_new(proc, "pid", json_integer(c->pid));
+	r |= json_object_set_new(proc, "ppid", json_integer(c->stat.ppid));
+	r |= json_object_set_new(proc, "pgid", json_integer(c->stat.pgrp));
+	r |= json_object_set_new(proc, "sid", json_integer(c->stat.session));
+	r |= json_set_str(proc, "comm", c->task.comm);
+	r |= json_object_set_new(proc, "threads", tids);
+	r |= json_array_append_new(tree, proc);
+	r |= json_set_str(cpu, "vendor", vendor);
+	r |= json_set_x64(cpu, "xsave_mask", xsave_features());
+	r |= json_object_set_new(cpu, "xsave_size", json_integer(xsave_size()));
+	r |= json_set_str(body, "type", "process");
+	r |= json_object_set_new(body, "tree", tree);
+	r |= json_object_set_new(body, "cpu", cpu);
+	r |= json_set_u64(body, "pages", c->mm.pages);
+	if (r)
+		return -ENOMEM;
+	return image_commit(c->img, body);
+}
+
+int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
+{
+	struct dump_ctx c = { .pid = pid, .procfd = -1, .pidfd = -1, .rem = { .pid = pid, .mem_fd = -1 } };
+	char path[64];
+	int r;
+
+	if (pid == getpid() || pid <= 1)
+		return log_error_errno(-EINVAL, "refusing to checkpoint pid %d", pid);
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	c.procfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	c.pidfd = sys_pidfd_open(pid, 0);
+	if (c.procfd < 0 || c.pidfd < 0) {
+		r = log_error_errno(-errno, "no process with pid %d: %m", pid);
+		goto out;
+	}
+	if ((r = image_create(dir, &c.img)) < 0)
+		goto out;
+	r = seize_all(pid, SEIZE_OPTS_DUMP, &c.tids, &c.ntids);
+	if (r < 0) {
+		log_error_errno(r, "cannot freeze pid %d: %m", pid);
+		goto out;
+	}
+	if ((r = inject_fail("dump:after-seize")) < 0 || (r = collect(&c)) < 0 || (r = dump_remote(&c)) < 0 ||
+	    (r = mm_dump_pages(c.img, pid, c.procfd, &c.rem, &c.mm)) < 0 || (r = inject_fail("dump:after-memory")) < 0 ||
+	    (r = write_records(&c)) < 0 || (r = write_manifest(&c)) < 0) {
+		dump_release(&c);
+		goto out;
+	}
+	if (o->leave_running) {
+		dump_release(&c);
+	} else if (sys_pidfd_send_signal(c.pidfd, SIGKILL) < 0) {
+		r = log_error_errno(-errno, "pid %d: image written but the process could not be killed: %m", pid);
+		dump_release(&c);
+	}
+	log_info("pid %d: checkpoint written to %s (%zu threads, %llu pages)", pid, dir, c.ntids,
+		 (unsigned long long)c.mm.pages);
+out:
+	ctx_free(&c);
+	return r;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Checkpoint of one process with all its threads. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct dump_opts {
+	bool leave_running;
+};
+
+/* Writes the image into dir. On failure the process is left running as
+ * it was, and no manifest is written. */
+int dump_process(pid_t pid, const char *dir, const struct dump_opts *o);
+
+struct inherit_fd;
+struct restore_opts {
+	bool detach;
+	const struct inherit_fd *inherit;
+	size_t ninherit;
+	const char *stub_path;
+};
+
+/* Restores the image in dir. Returns the pid of the restored process; on
+ * failure nothing it created is left behind. */
+int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pid);

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* File descriptors: regular files (including ones deleted while open, whose
+ * content is saved), directories, harmless character devices, and
+ * "external" descriptors (a terminal, pipe or socket on fds 0-2, leading
+ * outside the process) which are reattached to the restorer's own fds. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "engine/remote.h"
+#include "image/image.h"
+
+#define MAX_FDS 65536
+#define MAX_DELETED_SIZE (1ULL << 30)
+
+enum fd_kind { FD_REG, FD_DIR, FD_CHR, FD_EXTERNAL, FD_KIND_MAX };
+
+struct fd_rec {
+	int fd;
+	enum fd_kind kind;
+	char *path;       /* link target as /proc shows it */
+	uint32_t flags;   /* open flags from fdinfo, O_CLOEXEC included */
+	uint64_t pos;
+	bool deleted;     /* content saved in image file "data" */
+	char *data;
+};
+
+struct files_rec {
+	struct fd_rec *fds;
+	size_t n;
+};
+
+struct inherit_fd {
+	int target_fd; /* fd number in the restored process */
+	int our_fd;    /* fd of the restorer that it gets */
+};
+
+void files_rec_free(struct files_rec *f);
+/* Lists and classifies the fds; refuses unsupported ones (naming pid, fd
+ * and kind) before anything is changed. */
+int files_collect(int procfd, pid_t pid, struct files_rec *f);
+/* Saves the content of deleted files into the image. */
+int files_dump_data(struct image *img, int procfd, pid_t pid, struct files_rec *f);
+int files_to_json(const struct files_rec *f, json_t **ret);
+int files_from_json(const json_t *j, struct files_rec *f);
+int files_restore(struct remote *r, pid_t tid, struct image *img, const struct files_rec *f,
+		  const struct inherit_fd *inh, size_t ninh, int stub_procfd);

@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Page contents: which pages exist (PAGEMAP_SCAN), copying them out of
+ * the process (process_vm_readv, large batches) and back in on restore
+ * (the process itself preadv()s the page file: one copy, in the kernel,
+ * a few remote syscalls for the whole address space). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <xxhash.h>
+
+#include "engine/mm.h"
+#include "engine/syscalls.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define COPY_BUF (32u << 20)
+#define MAX_IOV 1024
+#define SCAN_VEC 512
+
+struct page_writer {
+	pid_t pid;
+	int mem_fd;
+	struct image_stream *out;
+	uint8_t *buf;
+	size_t used;
+	struct iovec remote[MAX_IOV];
+	size_t nremote;
+	struct pagemap_entry *pm;
+	size_t npm, cap;
+	uint64_t pages;
+};
+
+static int writer_flush(struct page_writer *w)
+{
+	if (!w->nremote)
+		return 0;
+	struct iovec local = { w->buf, w->used };
+	ssize_t n = process_vm_readv(w->pid, &local, 1, w->remote, w->nremote, 0);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n != w->used)
+		return -EIO;
+	int r = image_stream_write(w->out, w->buf, w->used);
+	w->used = 0;
+	w->nremote = 0;
+	return r;
+}
+
+static int add_entry(struct page_writer *w, uint64_t addr, uint64_t npages, uint64_t off)
+{
+	if (w->npm && w->pm[w->npm - 1].vaddr + w->pm[w->npm - 1].nr_pages * PAGE_SIZE == addr) {
+		w->pm[w->npm - 1].nr_pages += npages;
+		return 0;
+	}
+	if (w->npm == w->cap) {
+		size_t nc = w->cap ? w->cap * 2 : 256;
+		struct pagemap_entry *n = realloc(w->pm, nc * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		w->pm = n;
+		w->cap = nc;
+	}
+	w->pm[w->npm++] = (struct pagemap_entry){ addr, npages, off };
+	return 0;
+}
+
+/* Copies [addr, addr+len) into the page file, batched. Unreadable
+ * mappings (PROT_NONE with contents) go through /proc/pid/mem, which
+ * ignores protections. */
+static int copy_range(struct page_writer *w, uint64_t addr, uint64_t len, bool readable)
+{
+	int r = add_entry(w, addr, len / PAGE_SIZE, image_stream_offset(w->out) + w->used);
+	if (r < 0)
+		return r;
+	w->pages += len / PAGE_SIZE;
+	while (len) {
+		if (!readable) {
+			size_t chunk = len < COPY_BUF ? len : COPY_BUF;
+			if ((r = writer_flush(w)) < 0 || (r = pread_exact(w->mem_fd, w->buf, chunk, (off_t)addr)) < 0 ||
+			    (r = image_stream_write(w->out, w->buf, chunk)) < 0)
+				return r;
+			addr += chunk, len -= chunk;
+			continue;
+		}
+		size_t room = COPY_BUF - w->used;
+		size_t chunk = len < room ? len : room;
+		w->remote[w->nremote++] = (struct iovec){ (void *)addr, chunk };
+		w->used += chunk;
+		addr += chunk, len -= chunk;
+		if (w->used == COPY_BUF || w->nremote == MAX_IOV)
+			if ((r = writer_flush(w)) < 0)
+				return r;
+	}
+	return 0;
+}
+
+static void scan_categories(const struct vma_rec *v, struct pm_scan_arg *a)
+{
+	a->category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+	a->return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+	if (v->kind == VMA_ANON) {
+		/* The shared zero page reads as zero after restore anyway. */
+		a->category_inverted = a->category_mask = PAGE_IS_PFNZERO;
+	} else if (v->kind == VMA_FILE) {
+		/* Only copy-on-write copies; the rest comes from the file. */
+		a->category_inverted = a->category_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO;
+	}
+}
+
+static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const struct vma_rec *v)
+{
+	struct page_region vec[SCAN_VEC];
+	uint64_t start = v->start;
+
+	for (;;) {
+		struct pm_scan_arg a = { .size = sizeof(a), .start = start, .end = v->end,
+					 .vec = (uint64_t)vec, .vec_len = SCAN_VEC };
+		scan_categories(v, &a);
+		long n = ioctl(pagemap_fd, PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return -errno;
+		for (long i = 0; i < n; i++) {
+			int r = copy_range(w, vec[i].start, vec[i].end - vec[i].start, v->prot & PROT_READ);
+			if (r < 0)
+				return r;
+		}
+		/* A walk is complete whenever the vector was not filled; walk_end
+		 * is only trustworthy when it was (DESIGN.md §7). */
+		if (n < SCAN_VEC || a.walk_end >= v->end)
+			return 0;
+		start = a.walk_end;
+	}
+}
+
+static bool vma_has_pages(const struct vma_rec *v)
+{
+	return v->kind == VMA_ANON || v->kind == VMA_SHMEM || (v->kind == VMA_FILE && !v->shared);
+}
+
+static int hash_vdso(struct remote *r, struct mm_rec *m)
+{
+	for (size_t i = 0; i < m->nvmas; i++) {
+		const struct vma_rec *v = &m->vmas[i];
+		if (v->kind != VMA_VDSO)
+			continue;
+		size_t len = v->end - v->start;
+		_cleanup_free_ void *buf = malloc(len);
+		if (!buf)
+			return -ENOMEM;
+		int e = remote_read(r, v->start, buf, len);
+		if (e < 0)
+			return e;
+		m->vdso_hash = XXH3_64bits(buf, len);
+	}
+	return 0;
+}
+
+int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m)
+{
+	char name[64];
+	_cleanup_close_ int pagemap_fd = openat(procfd, "pagemap", O_RDONLY | O_CLOEXEC);
+	struct page_writer w = { .pid = pid, .mem_fd = r->mem_fd };
+	int ret;
+
+	if (pagemap_fd < 0)
+		return log_error_errno(-errno, "pid %d: cannot open pagemap: %m", pid);
+	ret = hash_vdso(r, m);
+	if (ret < 0)
+		return log_error_errno(ret, "pid %d: cannot read vdso: %m", pid);
+	w.buf = mmap(NULL, COPY_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w.buf == MAP_FAILED)
+		return -errno;
+	snprintf(name, sizeof(name), "pages-%d.img", pid);
+	ret = image_stream_open(img, name, &w.out);
+	if (ret < 0)
+		goto out;
+	for (size_t i = 0; i < m->nvmas && ret >= 0; i++)
+		if (vma_has_pages(&m->vmas[i]))
+			ret = dump_vma_pages(&w, pagemap_fd, &m->vmas[i]);
+	if (ret >= 0)
+		ret = writer_flush(&w);
+	if (ret < 0) {
+		log_error_errno(ret, "pid %d: cannot save memory pages: %m", pid);
+		image_stream_abort(w.out);
+		goto out;
+	}
+	ret = image_stream_close(w.out);
+	if (ret < 0)
+		goto out;
+	_cleanup_free_ void *enc = NULL;
+	size_t enc_len;
+	ret = pagemap_encode(w.pm, w.npm, &enc, &enc_len);
+	if (ret < 0)
+		goto out;
+	snprintf(name, sizeof(name), "pagemap-%d.img", pid);
+	ret = image_put(img, name, enc, enc_len);
+	m->pages = w.pages;
+	log_debug("pid %d: %" PRIu64 " pages in %zu runs", pid, w.pages, w.npm);
+out:
+	munmap(w.buf, COPY_BUF);
+	free(w.pm);
+	return ret;
+}
+
+/* Restore: the process reads its own pages from the page file. */
+int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m)
+{
+	char name[64], path[PATH_MAX];
+	_cleanup_free_ void *buf = NULL;
+	_cleanup_free_ struct pagemap_entry *pm = NULL;
+	size_t len, n;
+	uint64_t size;
+	int ret;
+
+	snprintf(name, sizeof(name), "pages-%d.img", r->pid);
+	{
+		_cleanup_close_ int fd = -1;
+		ret = image_open_file(img, name, &fd, &size);
+		if (ret < 0)
+			return ret;
+	}
+	snprintf(name, sizeof(name), "pagemap-%d.img", r->pid);
+	ret = image_get(img, name, (size_t)PAGEMAP_MAX_ENTRIES * sizeof(struct pagemap_entry) + 64, &buf, &len);
+	if (ret < 0)
+		return ret;
+	ret = pagemap_decode(buf, len, size, &pm, &n);
+	if (ret < 0)
+		return log_error_errno(ret, "image file '%s' is damaged: bad page index", name);
+	if (!n)
+		return 0;
+
+	snprintf(path, sizeof(path), "%s/pages-%d.img", image_dir(img), r->pid);
+	long fd = remote_open(r, tid, path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return log_error_errno((int)fd, "pid %d: cannot open page file %s: %m", r->pid, path);
+
+	const uint64_t iov_at = r->scratch + 128 * 1024;
+	size_t i = 0;
+	while (i < n && ret >= 0) {
+		struct iovec iov[MAX_IOV];
+		size_t k = 0;
+		uint64_t total = 0, off = pm[i].offset;
+		while (i < n && k < MAX_IOV && total < (1ULL << 30)) {
+			iov[k++] = (struct iovec){ (void *)pm[i].vaddr, pm[i].nr_pages * PAGE_SIZE };
+			total += pm[i].nr_pages * PAGE_SIZE;
+			i++;
+		}
+		ret = remote_write(r, iov_at, iov, k * sizeof(iov[0]));
+		if (ret < 0)
+			break;
+		long got = remote_syscall(r, tid, SYS_preadv, fd, iov_at, k, off, 0);
+		if (got < 0)
+			ret = log_error_errno((int)got, "pid %d: cannot fill memory from %s: %m", r->pid, path);
+		else if ((uint64_t)got != total)
+			ret = log_error_errno(-EIO, "pid %d: short read of page data (%ld of %" PRIu64 " bytes)",
+					      r->pid, got, total);
+	}
+	remote_syscall(r, tid, SYS_close, fd);
+	return ret;
+}

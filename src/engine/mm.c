@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Dump side of the address space: which mappings exist, what kind they
+ * are, and the JSON record. Pages are in mm-pages.c, the restore in
+ * mm-restore.c. */
+#include "engine/mm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "engine/rec.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+static const char *const kind_names[VMA_KIND_MAX] = {
+	[VMA_ANON] = "anon", [VMA_FILE] = "file", [VMA_SHMEM] = "shmem",
+	[VMA_VVAR] = "vvar", [VMA_VVAR_VCLOCK] = "vvar_vclock", [VMA_VDSO] = "vdso",
+};
+
+void mm_rec_free(struct mm_rec *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->nvmas; i++)
+		free(m->vmas[i].path);
+	free(m->vmas);
+	free(m->exe);
+	memset(m, 0, sizeof(*m));
+}
+
+static bool endswith(const char *s, const char *suffix)
+{
+	size_t l = strlen(s), k = strlen(suffix);
+	return l >= k && streq(s + l - k, suffix);
+}
+
+/* Decides the kind of one mapping; -EOPNOTSUPP (logged) for what we
+ * cannot save. *skip is set for mappings that are not ours to save. */
+static int classify(pid_t pid, int procfd, const struct vma *v, struct vma_rec *out, bool *skip)
+{
+	const char *p = v->path;
+	*skip = false;
+	if (streq(p, "[vsyscall]")) {
+		*skip = true;
+		return 0;
+	}
+	if (streq(p, "[vdso]"))
+		return out->kind = VMA_VDSO, 0;
+	if (streq(p, "[vvar]"))
+		return out->kind = VMA_VVAR, 0;
+	if (streq(p, "[vvar_vclock]"))
+		return out->kind = VMA_VVAR_VCLOCK, 0;
+	if (v->vmflags & (VMF_IO | VMF_PFNMAP))
+		goto unsupported;
+	if (!v->shared && (!*p || streq(p, "[heap]") || streq(p, "[stack]") || startswith(p, "[anon:") ||
+			   streq(p, "/dev/zero")))
+		return out->kind = VMA_ANON, 0;
+	if (v->shared && streq(p, "/dev/zero (deleted)"))
+		return out->kind = VMA_SHMEM, 0;
+	if (*p != '/' || endswith(p, " (deleted)"))
+		goto unsupported;
+
+	char link[64];
+	struct stat st;
+	snprintf(link, sizeof(link), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
+	if (fstatat(procfd, link, &st, 0) < 0)
+		return log_error_errno(-errno, "pid %d: cannot stat mapped file %s: %m", pid, p);
+	if (!S_ISREG(st.st_mode))
+		goto unsupported;
+	out->kind = VMA_FILE;
+	out->fsize = (uint64_t)st.st_size;
+	out->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	out->path = strdup(p);
+	return out->path ? 0 : -ENOMEM;
+
+unsupported:
+	log_error("pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s%s) cannot be checkpointed yet: %s", pid, v->start,
+		  v->end, *p ? p : "anonymous", v->shared ? ", shared" : "",
+		  endswith(p, " (deleted)") ? "mappings of deleted files and memfds are not supported"
+					    : "device and special mappings are not supported");
+	return -EOPNOTSUPP;
+}
+
+static int collect_vmas(int procfd, pid_t pid, struct mm_rec *m)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len, n;
+	struct vma *v;
+	int r = proc_read(procfd, "smaps", &buf, &len);
+	if (r < 0)
+		return log_error_errno(r, "pid %d: cannot read smaps: %m", pid);
+	r = proc_parse_smaps(buf, len, &v, &n);
+	if (r < 0)
+		return log_error_errno(r, "pid %d: cannot parse smaps: %m", pid);
+	if (n > MAX_VMAS) {
+		vmas_free(v, n);
+		return log_error_errno(-E2BIG, "pid %d: too many mappings (%zu)", pid, n);
+	}
+	m->vmas = calloc(n ? n : 1, sizeof(*m->vmas));
+	if (!m->vmas) {
+		vmas_free(v, n);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct vma_rec *o = &m->vmas[m->nvmas];
+		bool skip;
+		*o = (struct vma_rec){ .start = v[i].start, .end = v[i].end, .pgoff = v[i].pgoff, .prot = v[i].prot,
+				       .vmflags = v[i].vmflags, .shared = v[i].shared };
+		r = classify(pid, procfd, &v[i], o, &skip);
+		if (r < 0)
+			break;
+		if (!skip)
+			m->nvmas++;
+	}
+	vmas_free(v, n);
+	return r;
+}
+
+static int collect_fields(int procfd, pid_t pid, struct mm_rec *m)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	struct proc_stat st;
+	int r = proc_read(procfd, "stat", &buf, &len);
+	if (r < 0 || (r = proc_parse_stat(buf, len, &st)) < 0)
+		return log_error_errno(r, "pid %d: cannot read stat: %m", pid);
+	m->start_code = st.start_code, m->end_code = st.end_code, m->start_stack = st.start_stack;
+	m->start_data = st.start_data, m->end_data = st.end_data, m->start_brk = st.start_brk;
+	m->arg_start = st.arg_start, m->arg_end = st.arg_end, m->env_start = st.env_start, m->env_end = st.env_end;
+
+	_cleanup_free_ char *auxv = NULL;
+	r = proc_read(procfd, "auxv", &auxv, &len);
+	if (r < 0)
+		return log_error_errno(r, "pid %d: cannot read auxv: %m", pid);
+	if (len > MAX_AUXV)
+		return log_error_errno(-E2BIG, "pid %d: auxv too large", pid);
+	memcpy(m->auxv, auxv, len);
+	m->auxv_len = len;
+
+	char exe[4096];
+	ssize_t l = readlinkat(procfd, "exe", exe, sizeof(exe) - 1);
+	if (l < 0)
+		return log_error_errno(-errno, "pid %d: cannot read exe link: %m", pid);
+	exe[l] = 0;
+	if (endswith(exe, " (deleted)"))
+		return log_error_errno(-EOPNOTSUPP, "pid %d: its executable %s was deleted; cannot checkpoint", pid, exe);
+	m->exe = strdup(exe);
+	return m->exe ? 0 : -ENOMEM;
+}
+
+int mm_collect(int procfd, pid_t pid, struct mm_rec *m)
+{
+	int r = collect_vmas(procfd, pid, m);
+	if (r < 0)
+		return r;
+	return collect_fields(procfd, pid, m);
+}
+
+static json_t *vma_to_json(const struct vma_rec *v)
+{
+	json_t *o = json_object();
+	int r = 0;
+	r |= json_set_u64(o, "start", v->start);
+	r |= json_set_u64(o, "end", v->end);
+	r |= json_set_u64(o, "pgoff", v->pgoff);
+	r |= json_object_set_new(o, "prot", json_integer(v->prot));
+	r |= json_object_set_new(o, "vmflags", json_integer(v->vmflags));
+	r |= json_object_set_new(o, "shared", json_boolean(v->shared));
+	r |= json_set_str(o, "kind", kind_names[v->kind]);
+	if (v->kind == VMA_FILE) {
+		r |= json_set_str(o, "path", v->path);
+		r |= json_set_u64(o, "fsize", v->fsize);
+		r |= json_object_set_new(o, "mtime_ns", json_integer(v->mtime_ns));
+	}
+	if (r) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int mm_to_json(const struct mm_rec *m, json_t **ret)
+{
+	_cleanup_json_ json_t *j = json_object();
+	json_t *a = json_array();
+	int r = 0;
+	for (size_t i = 0; i < m->nvmas; i++)
+		r |= json_array_append_new(a, vma_to_json(&m->vmas[i]));
+	r |= json_object_set_new(j, "vmas", a);
+	const struct {
+		const char *k;
+		uint64_t v;
+	} f[] = {
+		{ "start_code", m->start_code }, { "end_code", m->end_code }, { "start_data", m->start_data },
+		{ "end_data", m->end_data }, { "start_brk", m->start_brk }, { "brk", m->brk },
+		{ "start_stack", m->start_stack }, { "arg_start", m->arg_start }, { "arg_end", m->arg_end },
+		{ "env_start", m->env_start }, { "env_end", m->env_end }, { "pages", m->pages },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(f); i++)
+		r |= json_set_u64(j, f[i].k, f[i].v);
+	r |= json_set_hex(j, "auxv", m->auxv, m->auxv_len);
+	r |= json_set_str(j, "exe", m->exe);
+	r |= json_set_x64(j, "vdso_hash", m->vdso_hash);
+	if (r)
+		return -ENOMEM;
+	*ret = TAKE_PTR(j);
+	return 0;
+}
+
+static int vma_from_json(const json_t *o, struct vma_rec *v)
+{
+	const char *kind, *path;
+	bool shared;
+	int r, prot, fl;
+
+	if ((r = json_get_u64(o, "start", &v->start)) < 0 || (r = json_get_u64(o, "end", &v->end)) < 0 ||
+	    (r = json_get_u64(o, "pgoff", &v->pgoff)) < 0 || (r = json_get_int(o, "prot", &prot)) < 0 ||
+	    (r = json_get_int(o, "vmflags", &fl)) < 0 || (r = json_get_bool(o, "shared", &shared)) < 0 ||
+	    (r = json_get_str(o, "kind", &kind)) < 0)
+		return r;
+	if (v->start >= v->end || v->start % PAGE_SIZE || v->end % PAGE_SIZE || v->end > (1ULL << 47) ||
+	    v->pgoff % PAGE_SIZE || prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))
+		return -EBADMSG;
+	v->prot = (uint32_t)prot;
+	v->vmflags = (uint32_t)fl;
+	v->shared = shared;
+	v->kind = VMA_KIND_MAX;
+	for (int k = 0; k < VMA_KIND_MAX; k++)
+		if (streq(kind, kind_names[k]))
+			v->kind = (enum vma_kind)k;
+	if (v->kind == VMA_KIND_MAX)
+		return -EBADMSG;
+	if (v->kind != VMA_FILE)
+		return 0;
+	if ((r = json_get_str(o, "path", &path)) < 0 || (r = json_get_u64(o, "fsize", &v->fsize)) < 0 ||
+	    (r = json_get_i64(o, "mtime_ns", &v->mtime_ns)) < 0)
+		return r;
+	if (path[0] != '/' || strlen(path) >= 4096)
+		return -EBADMSG;
+	v->path = strdup(path);
+	return v->path ? 0 : -ENOMEM;
+}
+
+int mm_from_json(const json_t *j, struct mm_rec *m)
+{
+	json_t *a;
+	const char *exe;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	if ((r = json_get_array(j, "vmas", MAX_VMAS, &a)) < 0)
+		return r;
+	size_t n = json_array_size(a);
+	m->vmas = calloc(n ? n : 1, sizeof(*m->vmas));
+	if (!m->vmas)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		r = vma_from_json(json_array_get(a, i), &m->vmas[i]);
+		m->nvmas = i + 1;
+		if (r < 0)
+			return r;
+		if (i && m->vmas[i].start < m->vmas[i - 1].end)
+			return -EBADMSG; /* unsorted or overlapping */
+	}
+	struct {
+		const char *k;
+		uint64_t *v;
+	} f[] = {
+		{ "start_code", &m->start_code }, { "end_code", &m->end_code }, { "start_data", &m->start_data },
+		{ "end_data", &m->end_data }, { "start_brk", &m->start_brk }, { "brk", &m->brk },
+		{ "start_stack", &m->start_stack }, { "arg_start", &m->arg_start }, { "arg_end", &m->arg_end },
+		{ "env_start", &m->env_start }, { "env_end", &m->env_end }, { "pages", &m->pages },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(f); i++)
+		if ((r = json_get_u64(j, f[i].k, f[i].v)) < 0)
+			return r;
+	void *auxv;
+	if ((r = json_get_hex_alloc(j, "auxv", MAX_AUXV, &auxv, &m->auxv_len)) < 0)
+		return r;
+	memcpy(m->auxv, auxv, m->auxv_len);
+	free(auxv);
+	if ((r = json_get_str(j, "exe", &exe)) < 0 || (r = json_get_x64(j, "vdso_hash", &m->vdso_hash)) < 0)
+		return r;
+	m->exe = strdup(exe);
+	return m->exe ? 0 : -ENOMEM;
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The address space: every mapping, the pages that exist in it, the
+ * special vdso/vvar mappings and the mm fields of PR_SET_MM_MAP. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/proc.h"
+#include "engine/remote.h"
+#include "image/image.h"
+#include "image/pagemap.h"
+
+#define MAX_VMAS 65536
+#define MAX_AUXV 1024
+
+enum vma_kind {
+	VMA_ANON,       /* private anonymous (heap, stacks, arenas) */
+	VMA_FILE,       /* file-backed, private or shared */
+	VMA_SHMEM,      /* MAP_SHARED|MAP_ANONYMOUS */
+	VMA_VVAR,
+	VMA_VVAR_VCLOCK,
+	VMA_VDSO,
+	VMA_KIND_MAX,
+};
+
+struct vma_rec {
+	uint64_t start, end, pgoff;
+	uint32_t prot, vmflags;
+	bool shared;
+	enum vma_kind kind;
+	char *path;        /* files only */
+	uint64_t fsize;    /* files: size and mtime at dump, checked on restore */
+	int64_t mtime_ns;
+};
+
+struct mm_rec {
+	struct vma_rec *vmas;
+	size_t nvmas;
+	uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
+	uint64_t arg_start, arg_end, env_start, env_end;
+	uint8_t auxv[MAX_AUXV];
+	size_t auxv_len;
+	char *exe;
+	uint64_t vdso_hash; /* XXH3 of the vdso text, to refuse another kernel's */
+	uint64_t pages;     /* number of saved pages */
+};
+
+void mm_rec_free(struct mm_rec *m);
+/* Reads the mappings and mm fields and refuses (naming pid, address and
+ * kind) what cannot be saved. Runs before any change to the process. */
+int mm_collect(int procfd, pid_t pid, struct mm_rec *m);
+/* Saves the pages that exist into pages-PID.img / pagemap-PID.img. */
+int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m);
+int mm_to_json(const struct mm_rec *m, json_t **ret);
+int mm_from_json(const json_t *j, struct mm_rec *m);
+
+/* Restore, in this order, all through remote syscalls in the stub. */
+int mm_check_restorable(const struct mm_rec *m);
+/* Finds a free address range of len bytes outside both the image's and
+ * the stub's current mappings. */
+int mm_find_gap(const struct mm_rec *m, const struct vma *cur, size_t ncur, uint64_t len, uint64_t *ret);
+int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procfd);
+int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m);
+int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m);
+int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m);

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Remote system calls: a seized thread is made to execute one `syscall`
+ * instruction with registers set by us (DESIGN.md §2.3). We step it with
+ * PTRACE_SYSCALL from syscall entry to exit, so nothing but the syscall
+ * instruction itself has to exist in the task, and a call that unmaps the
+ * code it runs from still returns to us. Results are raw: >= 0 or -errno. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+struct remote {
+	pid_t pid;
+	int mem_fd;           /* /proc/pid/mem, read-write */
+	uint64_t syscall_ip;  /* address of a 0f 05 (syscall) instruction */
+	uint64_t scratch;     /* our scratch mapping in the task, 0 if none */
+	uint64_t scratch_len;
+	/* Set by remote_syscall when the call made a new thread (clone). */
+	pid_t new_tid;
+};
+
+#define SCRATCH_LEN (256u << 10)
+
+long remote_syscall6(struct remote *r, pid_t tid, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+		     uint64_t a4, uint64_t a5);
+#define RS_A(x) ((uint64_t)(x))
+#define remote_syscall(r, tid, nr, ...) remote_syscall_n(r, tid, nr, __VA_ARGS__, 0, 0, 0, 0, 0, 0)
+#define remote_syscall_n(r, tid, nr, a, b, c, d, e, f, ...) \
+	remote_syscall6(r, tid, nr, RS_A(a), RS_A(b), RS_A(c), RS_A(d), RS_A(e), RS_A(f))
+
+/* Memory of the task (through /proc/pid/mem, so protections don't matter). */
+int remote_write(struct remote *r, uint64_t addr, const void *buf, size_t len);
+int remote_read(struct remote *r, uint64_t addr, void *buf, size_t len);
+
+/* Finds a syscall instruction in the task's vdso (dump side). */
+int remote_find_syscall(struct remote *r, uint64_t vdso_start, uint64_t vdso_end);
+/* Maps the scratch area (anywhere, or at `at` if nonzero). */
+int remote_map_scratch(struct remote *r, pid_t tid, uint64_t at, bool exec);
+int remote_unmap_scratch(struct remote *r, pid_t tid);
+
+/* Opens PATH inside the task (path copied to scratch). Returns the fd. */
+long remote_open(struct remote *r, pid_t tid, const char *path, int flags, int mode);
+
+/* Regs helpers. */
+int regs_get(pid_t tid, struct user_regs_struct *ret);
+int regs_set(pid_t tid, const struct user_regs_struct *regs);

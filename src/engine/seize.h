@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Stopping threads with ptrace (PTRACE_SEIZE + PTRACE_INTERRUPT), waiting
+ * for their stops, and letting them go. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define SEIZE_OPTS_DUMP 1
+#define SEIZE_OPTS_RESTORE 2
+
+/* Seizes and interrupts one thread and waits until it is in a ptrace stop.
+ * Signals that were being delivered at that moment are passed on (they run
+ * their handler before the stop): the stop is always a clean event stop. */
+int seize_thread(pid_t tid, int which);
+/* Waits for tid's next stop; returns the wait status. -ESRCH if it died. */
+int wait_stop(pid_t tid, int *ret_status);
+bool status_is_syscall_stop(int status);
+bool status_is_event(int status, int event);
+/* Seizes every thread of pid until the thread list stops changing. */
+int seize_all(pid_t pid, int which, pid_t **ret_tids, size_t *ret_n);
+void detach_thread(pid_t tid);

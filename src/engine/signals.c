@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "engine/signals.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+
+#include "engine/rec.h"
+#include "engine/thread.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+void signals_rec_free(struct signals_rec *s)
+{
+	if (s) {
+		free(s->shared);
+		s->shared = NULL;
+	}
+}
+
+static int dump_shared_pending(pid_t tid, struct signals_rec *s)
+{
+	struct __ptrace_peeksiginfo_args a = { .off = 0, .flags = PTRACE_PEEKSIGINFO_SHARED, .nr = MAX_PENDING };
+	_cleanup_free_ siginfo_t *si = calloc(MAX_PENDING, sizeof(siginfo_t));
+	if (!si)
+		return -ENOMEM;
+	long n = ptrace(PTRACE_PEEKSIGINFO, tid, &a, si);
+	if (n < 0)
+		return -errno;
+	s->nshared = (size_t)n;
+	s->shared = n ? TAKE_PTR(si) : NULL;
+	return 0;
+}
+
+int signals_dump(struct remote *r, pid_t tid, struct signals_rec *s)
+{
+	uint64_t buf = r->scratch + 8192;
+	for (int sig = 1; sig <= NSIG_K; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		long ret = remote_syscall(r, tid, SYS_rt_sigaction, sig, 0, buf, 8);
+		if (ret < 0)
+			return (int)ret;
+		int e = remote_read(r, buf, &s->act[sig], sizeof(s->act[sig]));
+		if (e < 0)
+			return e;
+	}
+	for (int w = 0; w < 3; w++) {
+		long ret = remote_syscall(r, tid, SYS_getitimer, w, buf);
+		if (ret < 0)
+			return (int)ret;
+		int e = remote_read(r, buf, &s->itimer[w], sizeof(s->itimer[w]));
+		if (e < 0)
+			return e;
+	}
+	return dump_shared_pending(tid, s);
+}
+
+int signals_to_json(const struct signals_rec *s, json_t *core)
+{
+	json_t *acts = json_array(), *timers = json_array(), *pend = json_array();
+	int r = 0;
+	for (int sig = 1; sig <= NSIG_K; sig++) {
+		const struct k_sigaction *a = &s->act[sig];
+		if (!a->handler && !a->flags && !a->mask && !a->restorer)
+			continue;
+		json_t *o = json_object();
+		r |= json_object_set_new(o, "sig", json_integer(sig));
+		r |= json_set_u64(o, "handler", a->handler);
+		r |= json_set_x64(o, "flags", a->flags);
+		r |= json_set_u64(o, "restorer", a->restorer);
+		r |= json_set_x64(o, "mask", a->mask);
+		r |= json_array_append_new(acts, o);
+	}
+	for (int w = 0; w < 3; w++) {
+		const struct itimerval *it = &s->itimer[w];
+		json_t *o = json_object();
+		r |= json_set_u64(o, "interval_us", (uint64_t)it->it_interval.tv_sec * 1000000 + it->it_interval.tv_usec);
+		r |= json_set_u64(o, "value_us", (uint64_t)it->it_value.tv_sec * 1000000 + it->it_value.tv_usec);
+		r |= json_array_append_new(timers, o);
+	}
+	for (size_t i = 0; i < s->nshared; i++) {
+		char *h = hex_encode(&s->shared[i], sizeof(siginfo_t));
+		r |= h ? json_array_append_new(pend, json_string(h)) : -1;
+		free(h);
+	}
+	r |= json_object_set_new(core, "sigactions", acts);
+	r |= json_object_set_new(core, "itimers", timers);
+	r |= json_object_set_new(core, "shared_pending", pend);
+	return r ? -ENOMEM : 0;
+}
+
+static int us_to_tv(uint64_t us, struct timeval *tv)
+{
+	if (us > (uint64_t)INT32_MAX * 1000000ULL)
+		return -EBADMSG;
+	tv->tv_sec = (time_t)(us / 1000000);
+	tv->tv_usec = (suseconds_t)(us % 1000000);
+	return 0;
+}
+
+int signals_from_json(const json_t *core, struct signals_rec *s)
+{
+	json_t *a;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	if ((r = json_get_array(core, "sigactions", NSIG_K, &a)) < 0)
+		return r;
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		const json_t *o = json_array_get(a, i);
+		int sig;
+		if ((r = json_get_int(o, "sig", &sig)) < 0)
+			return r;
+		if (sig < 1 || sig > NSIG_K || sig == SIGKILL || sig == SIGSTOP)
+			return -EBADMSG;
+		struct k_sigaction *k = &s->act[sig];
+		if ((r = json_get_u64(o, "handler", &k->handler)) < 0 || (r = json_get_x64(o, "flags", &k->flags)) < 0 ||
+		    (r = json_get_u64(o, "restorer", &k->restorer)) < 0 || (r = json_get_x64(o, "mask", &k->mask)) < 0)
+			return r;
+	}
+	if ((r = json_get_array(core, "itimers", 3, &a)) < 0)
+		return r;
+	if (json_array_size(a) != 3)
+		return -EBADMSG;
+	for (int w = 0; w < 3; w++) {
+		uint64_t iv, v;
+		const json_t *o = json_array_get(a, (size_t)w);
+		if ((r = json_get_u64(o, "interval_us", &iv)) < 0 || (r = json_get_u64(o, "value_us", &v)) < 0)
+			return r;
+		if (us_to_tv(iv, &s->itimer[w].it_interval) < 0 || us_to_tv(v, &s->itimer[w].it_value) < 0)
+			return -EBADMSG;
+	}
+	if ((r = json_get_array(core, "shared_pending", MAX_PENDING, &a)) < 0)
+		return r;
+	size_t n = json_array_size(a);
+	if (n) {
+		s->shared = calloc(n, sizeof(siginfo_t));
+		if (!s->shared)
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			const char *h = json_string_value(json_array_get(a, i));
+			if (!h || hex_decode(h, &s->shared[i], sizeof(siginfo_t)) < 0)
+				return -EBADMSG;
+			if (s->shared[i].si_signo < 1 || s->shared[i].si_signo > NSIG_K)
+				return -EBADMSG;
+		}
+		s->nshared = n;
+	}
+	return 0;
+}
+
+int signals_restore(struct remote *r, pid_t tid, const struct signals_rec *s)
+{
+	uint64_t buf = r->scratch + 8192;
+	for (int sig = 1; sig <= NSIG_K; sig++) {
+		const struct k_sigaction *a = &s->act[sig];
+		if (!a->handler && !a->flags && !a->mask && !a->restorer)
+			continue;
+		int e = remote_write(r, buf, a, sizeof(*a));
+		if (e < 0)
+			return e;
+		long ret = remote_syscall(r, tid, SYS_rt_sigaction, sig, buf, 0, 8);
+		if (ret < 0)
+			return log_error_errno((int)ret, "pid %d: cannot restore handler of signal %d: %m", r->pid, sig);
+	}
+	for (int w = 0; w < 3; w++) {
+		if (!s->itimer[w].it_value.tv_sec && !s->itimer[w].it_value.tv_usec)
+			continue;
+		int e = remote_write(r, buf, &s->itimer[w], sizeof(s->itimer[w]));
+		if (e < 0)
+			return e;
+		long ret = remote_syscall(r, tid, SYS_setitimer, w, buf, 0);
+		if (ret < 0)
+			return log_error_errno((int)ret, "pid %d: cannot restore interval timer %d: %m", r->pid, w);
+	}
+	return 0;
+}
+
+int signals_restore_pending(struct remote *r, pid_t pid, const struct signals_rec *s)
+{
+	uint64_t buf = r->scratch + 8192;
+	for (size_t i = 0; i < s->nshared; i++) {
+		int e = remote_write(r, buf, &s->shared[i], sizeof(siginfo_t));
+		if (e < 0)
+			return e;
+		long ret = remote_syscall(r, pid, SYS_rt_sigqueueinfo, pid, s->shared[i].si_signo, buf);
+		if (ret < 0)
+			return log_error_errno((int)ret, "pid %d: cannot queue signal %d: %m", pid, s->shared[i].si_signo);
+	}
+	return 0;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Process-wide signal state: handlers (sigaction), interval timers and
+ * the shared pending queue. Per-thread masks live in thread.c. */
+#pragma once
+
+#include <jansson.h>
+#include <signal.h>
+#include <sys/time.h>
+
+#include "engine/remote.h"
+#include "engine/syscalls.h"
+
+#define NSIG_K 64
+
+struct signals_rec {
+	struct k_sigaction act[NSIG_K + 1]; /* [1..64] */
+	struct itimerval itimer[3];
+	siginfo_t *shared;
+	size_t nshared;
+};
+
+void signals_rec_free(struct signals_rec *s);
+int signals_dump(struct remote *r, pid_t tid, struct signals_rec *s);
+int signals_to_json(const struct signals_rec *s, json_t *core);
+int signals_from_json(const json_t *core, struct signals_rec *s);
+/* Handlers and timers; pending signals are queued by signals_restore_pending. */
+int signals_restore(struct remote *r, pid_t tid, const struct signals_rec *s);
+int signals_restore_pending(struct remote *r, pid_t pid, const struct signals_rec *s);

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "engine/task.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include "engine/proc.h"
+#include "engine/rec.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+void task_rec_free(struct task_rec *t)
+{
+	if (!t)
+		return;
+	free(t->cwd);
+	free(t->root);
+	t->cwd = t->root = NULL;
+}
+
+static int read_link(int procfd, const char *name, char **ret)
+{
+	char buf[PATH_MAX];
+	ssize_t l = readlinkat(procfd, name, buf, sizeof(buf) - 1);
+	if (l < 0)
+		return -errno;
+	buf[l] = 0;
+	*ret = strdup(buf);
+	return *ret ? 0 : -ENOMEM;
+}
+
+int task_collect(int procfd, pid_t pid, struct task_rec *t)
+{
+	_cleanup_free_ char *st = NULL, *status = NULL, *pers = NULL;
+	size_t len;
+	struct proc_stat ps;
+	struct proc_status pst;
+	int r;
+
+	if ((r = proc_read(procfd, "stat", &st, &len)) < 0 || (r = proc_parse_stat(st, len, &ps)) < 0)
+		return log_error_errno(r, "pid %d: cannot read stat: %m", pid);
+	memcpy(t->comm, ps.comm, sizeof(t->comm));
+	if ((r = proc_read(procfd, "status", &status, &len)) < 0 || (r = proc_parse_status(status, len, &pst)) < 0)
+		return log_error_errno(r, "pid %d: cannot read status: %m", pid);
+	t->umask = pst.umask;
+	t->no_new_privs = pst.no_new_privs;
+	if ((r = proc_read(procfd, "personality", &pers, &len)) < 0)
+		return log_error_errno(r, "pid %d: cannot read personality: %m", pid);
+	uint64_t p;
+	pers[strcspn(pers, "\n")] = 0;
+	if (parse_u64(pers, 16, &p) < 0)
+		return log_error_errno(-EINVAL, "pid %d: bad personality '%s'", pid, pers);
+	t->personality = (uint32_t)p;
+	if ((r = read_link(procfd, "cwd", &t->cwd)) < 0 || (r = read_link(procfd, "root", &t->root)) < 0)
+		return log_error_errno(r, "pid %d: cannot read cwd/root: %m", pid);
+	if (strstr(t->cwd, " (deleted)"))
+		return log_error_errno(-EOPNOTSUPP, "pid %d: its working directory %s was deleted", pid, t->cwd);
+	for (int i = 0; i < NLIMITS; i++) {
+		struct rlimit rl;
+		if (prlimit(pid, (__rlimit_resource_t)i, NULL, &rl) < 0)
+			return log_error_errno(-errno, "pid %d: cannot read rlimit %d: %m", pid, i);
+		t->rlim[i].cur = rl.rlim_cur;
+		t->rlim[i].max = rl.rlim_max;
+	}
+	return 0;
+}
+
+int task_dump_remote(struct remote *r, pid_t tid, struct task_rec *t)
+{
+	long ret = remote_syscall(r, tid, SYS_prctl, PR_GET_PDEATHSIG, r->scratch + 8192);
+	if (ret < 0)
+		return (int)ret;
+	return remote_read(r, r->scratch + 8192, &t->pdeathsig, sizeof(t->pdeathsig));
+}
+
+int task_to_json(const struct task_rec *t, json_t *core)
+{
+	int r = 0;
+	json_t *lim = json_array();
+	for (int i = 0; i < NLIMITS; i++) {
+		json_t *o = json_object();
+		r |= json_set_x64(o, "cur", t->rlim[i].cur);
+		r |= json_set_x64(o, "max", t->rlim[i].max);
+		r |= json_array_append_new(lim, o);
+	}
+	r |= json_set_str(core, "comm", t->comm);
+	r |= json_set_str(core, "cwd", t->cwd);
+	r |= json_set_str(core, "root", t->root);
+	r |= json_object_set_new(core, "umask", json_integer(t->umask));
+	r |= json_object_set_new(core, "personality", json_integer(t->personality));
+	r |= json_object_set_new(core, "no_new_privs", json_integer(t->no_new_privs));
+	r |= json_object_set_new(core, "pdeathsig", json_integer(t->pdeathsig));
+	r |= json_object_set_new(core, "rlimits", lim);
+	return r ? -ENOMEM : 0;
+}
+
+int task_from_json(const json_t *core, struct task_rec *t)
+{
+	const char *comm, *cwd, *root;
+	json_t *lim;
+	int r, v;
+
+	memset(t, 0, sizeof(*t));
+	if ((r = json_get_str(core, "comm", &comm)) < 0 || (r = json_get_str(core, "cwd", &cwd)) < 0 ||
+	    (r = json_get_str(core, "root", &root)) < 0)
+		return r;
+	if (strlen(comm) >= sizeof(t->comm) || cwd[0] != '/' || root[0] != '/')
+		return -EBADMSG;
+	memcpy(t->comm, comm, strlen(comm) + 1);
+	if ((r = json_get_int(core, "umask", &v)) < 0 || v & ~0777)
+		return -EBADMSG;
+	t->umask = (uint32_t)v;
+	if ((r = json_get_int(core, "personality", &v)) < 0)
+		return r;
+	t->personality = (uint32_t)v;
+	if ((r = json_get_int(core, "no_new_privs", &t->no_new_privs)) < 0 ||
+	    (r = json_get_int(core, "pdeathsig", &t->pdeathsig)) < 0)
+		return r;
+	if (t->pdeathsig < 0 || t->pdeathsig > 64)
+		return -EBADMSG;
+	if ((r = json_get_array(core, "rlimits", NLIMITS, &lim)) < 0)
+		return r;
+	if (json_array_size(lim) != NLIMITS)
+		return -EBADMSG;
+	for (int i = 0; i < NLIMITS; i++) {
+		const json_t *o = json_array_get(lim, (size_t)i);
+		if ((r = json_get_x64(o, "cur", &t->rlim[i].cur)) < 0 || (r = json_get_x64(o, "max", &t->rlim[i].max)) < 0)
+			return r;
+	}
+	t->cwd = strdup(cwd);
+	t->root = strdup(root);
+	return t->cwd && t->root ? 0 : -ENOMEM;
+}
+
+static long rpath(struct remote *r, pid_t tid, long nr, const char *path)
+{
+	int e = remote_write(r, r->scratch + 4096, path, strlen(path) + 1);
+	if (e < 0)
+		return e;
+	return remote_syscall(r, tid, nr, r->scratch + 4096);
+}
+
+static int restore_rlimits(struct remote *r, pid_t tid, const struct task_rec *t)
+{
+	for (int i = 0; i < NLIMITS; i++) {
+		int e = remote_write(r, r->scratch + 8192, &t->rlim[i], sizeof(t->rlim[i]));
+		if (e < 0)
+			return e;
+		long ret = remote_syscall(r, tid, SYS_prlimit64, 0, i, r->scratch + 8192, 0);
+		if (ret == -EPERM) {
+			/* Raising a hard limit needs CAP_SYS_RESOURCE, which root
+			 * may lack: keep the soft limit where the hard one allows. */
+			log_warn("pid %d: rlimit %d: hard limit %llu cannot be raised here; kept lower", r->pid, i,
+				 (unsigned long long)t->rlim[i].max);
+			continue;
+		}
+		if (ret < 0)
+			return log_error_errno((int)ret, "pid %d: cannot restore rlimit %d: %m", r->pid, i);
+	}
+	return 0;
+}
+
+int task_restore(struct remote *r, pid_t tid, const struct task_rec *t)
+{
+	long ret;
+	if (!streq(t->root, "/") && (ret = rpath(r, tid, SYS_chroot, t->root)) < 0)
+		return log_error_errno((int)ret, "pid %d: cannot restore root %s: %m", r->pid, t->root);
+	if ((ret = rpath(r, tid, SYS_chdir, t->cwd)) < 0)
+		return log_error_errno((int)ret, "pid %d: cannot restore cwd %s: %m", r->pid, t->cwd);
+	remote_syscall(r, tid, SYS_umask, t->umask);
+	if ((ret = remote_syscall(r, tid, SYS_personality, t->personality)) < 0)
+		return log_error_errno((int)ret, "pid %d: cannot restore personality: %m", r->pid);
+	int e = remote_write(r, r->scratch + 8192, t->comm, sizeof(t->comm));
+	if (e < 0)
+		return e;
+	if ((ret = remote_syscall(r, tid, SYS_prctl, PR_SET_NAME, r->scratch + 8192)) < 0 ||
+	    (ret = remote_syscall(r, tid, SYS_prctl, PR_SET_PDEATHSIG, t->pdeathsig)) < 0)
+		return log_error_errno((int)ret, "pid %d: cannot restore name/pdeathsig: %m", r->pid);
+	return restore_rlimits(r, tid, t);
+}
+
+int task_restore_nnp(struct remote *r, pid_t tid, const struct task_rec *t)
+{
+	if (!t->no_new_privs)
+		return 0;
+	long ret = remote_syscall(r, tid, SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	return ret < 0 ? log_error_errno((int)ret, "tid %d: cannot set no_new_privs: %m", tid) : 0;
+}

@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "engine/thread.h"
+
+#include <cpuid.h>
+#include <elf.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include "engine/rec.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#ifndef PTRACE_SECCOMP_GET_FILTER
+#define PTRACE_SECCOMP_GET_FILTER 0x420c
+#endif
+
+void thread_rec_free(struct thread_rec *t)
+{
+	if (!t)
+		return;
+	free(t->xstate);
+	free(t->pending);
+	for (size_t i = 0; i < t->nfilters; i++)
+		free(t->filters[i].insns);
+	free(t->filters);
+	memset(t, 0, sizeof(*t));
+}
+
+uint32_t xsave_size(void)
+{
+	unsigned a, b, c, d;
+	if (!__get_cpuid_count(0xd, 0, &a, &b, &c, &d))
+		return 0;
+	return b;
+}
+
+uint64_t xsave_features(void)
+{
+	unsigned a, b, c, d;
+	if (!__get_cpuid_count(0xd, 0, &a, &b, &c, &d))
+		return 0;
+	return ((uint64_t)d << 32) | a;
+}
+
+void regs_rewind_syscall(struct user_regs_struct *regs, bool image)
+{
+	if ((long)regs->orig_rax < 0)
+		return;
+	switch (-(long)regs->rax) {
+	case ERESTARTSYS:
+	case ERESTARTNOINTR:
+	case ERESTARTNOHAND:
+		regs->rax = regs->orig_rax;
+		regs->rip -= 2;
+		break;
+	case ERESTART_RESTARTBLOCK:
+		/* The kernel's restart block (remaining time of a sleep) lives
+		 * in the task, not in the image: a restored task re-issues the
+		 * original call, which may only sleep longer, never shorter. */
+		regs->rax = image ? regs->orig_rax : (uint64_t)SYS_restart_syscall;
+		regs->rip -= 2;
+		break;
+	}
+}
+
+static int dump_seccomp(pid_t tid, struct thread_rec *t)
+{
+	for (unsigned long i = 0; i < MAX_FILTERS; i++) {
+		long n = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, NULL);
+		if (n < 0) {
+			if (errno == ENOENT)
+				break;
+			if (errno == EINVAL && i == 0)
+				return 0; /* no filter mode */
+			return -errno;
+		}
+		if (n == 0 || n > MAX_FILTER_INSNS)
+			return -E2BIG;
+		void *buf = calloc((size_t)n, sizeof(struct sock_filter));
+		if (!buf)
+			return -ENOMEM;
+		if (ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, buf) != n) {
+			free(buf);
+			return -EIO;
+		}
+		struct seccomp_blob *nf = realloc(t->filters, (t->nfilters + 1) * sizeof(*nf));
+		if (!nf) {
+			free(buf);
+			return -ENOMEM;
+		}
+		t->filters = nf;
+		/* index 0 is the newest filter: keep oldest first. */
+		memmove(t->filters + 1, t->filters, t->nfilters * sizeof(*nf));
+		t->filters[0] = (struct seccomp_blob){ .len = (uint16_t)n, .insns = buf };
+		t->nfilters++;
+	}
+	return 0;
+}
+
+static int dump_pending(pid_t tid, struct thread_rec *t)
+{
+	struct __ptrace_peeksiginfo_args a = { .off = 0, .flags = 0, .nr = MAX_PENDING };
+	_cleanup_free_ siginfo_t *si = calloc(MAX_PENDING, sizeof(siginfo_t));
+	if (!si)
+		return -ENOMEM;
+	long n = ptrace(PTRACE_PEEKSIGINFO, tid, &a, si);
+	if (n < 0)
+		return -errno;
+	t->npending = (size_t)n;
+	t->pending = n ? TAKE_PTR(si) : NULL;
+	return 0;
+}
+
+int thread_dump_ptrace(pid_t tid, struct thread_rec *t)
+{
+	int r;
+
+	t->tid = tid;
+	r = regs_get(tid, &t->regs);
+	if (r < 0)
+		return r;
+	t->xstate = malloc(XSTATE_MAX);
+	if (!t->xstate)
+		return -ENOMEM;
+	struct iovec iov = { t->xstate, XSTATE_MAX };
+	if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, &iov) < 0)
+		return -errno;
+	t->xstate_len = iov.iov_len;
+	if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(uint64_t), &t->sigmask) < 0)
+		return -errno;
+	if (syscall(SYS_get_robust_list, tid, &t->robust_head, &t->robust_len) < 0)
+		return -errno;
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, sizeof(t->rseq), &t->rseq) < 0)
+		memset(&t->rseq, 0, sizeof(t->rseq));
+	r = dump_pending(tid, t);
+	if (r < 0)
+		return r;
+	return dump_seccomp(tid, t);
+}
+
+int thread_dump_remote(struct remote *r, struct thread_rec *t)
+{
+	long ret = remote_syscall(r, t->tid, SYS_prctl, PR_GET_TID_ADDRESS, r->scratch + 8192);
+	if (ret < 0)
+		return (int)ret;
+	int e = remote_read(r, r->scratch + 8192, &t->clear_tid, sizeof(t->clear_tid));
+	if (e < 0)
+		return e;
+	ret = remote_syscall(r, t->tid, SYS_sigaltstack, 0, r->scratch + 8192);
+	if (ret < 0)
+		return (int)ret;
+	stack_t ss;
+	e = remote_read(r, r->scratch + 8192, &ss, sizeof(ss));
+	if (e < 0)
+		return e;
+	t->ss_sp = (uint64_t)ss.ss_sp;
+	t->ss_size = ss.ss_size;
+	t->ss_flags = ss.ss_flags;
+	return 0;
+}
+
+static json_t *pending_to_json(const siginfo_t *si, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++) {
+		char *h = hex_encode(&si[i], sizeof(si[i]));
+		if (!h || json_array_append_new(a, json_string(h)) < 0) {
+			free(h);
+			json_decref(a);
+			return NULL;
+		}
+		free(h);
+	}
+	return a;
+}
+
+int thread_to_json(const struct thread_rec *t, json_t **ret)
+{
+	_cleanup_json_ json_t *j = json_object();
+	if (!j)
+		return -ENOMEM;
+	int r = 0;
+	r |= json_object_set_new(j, "tid", json_integer(t->tid));
+	r |= json_set_hex(j, "regs", &t->regs, sizeof(t->regs));
+	r |= json_set_hex(j, "xstate", t->xstate, t->xstate_len);
+	r |= json_set_x64(j, "sigmask", t->sigmask);
+	r |= json_set_u64(j, "clear_tid", t->clear_tid);
+	r |= json_set_u64(j, "robust_head", t->robust_head);
+	r |= json_set_u64(j, "robust_len", t->robust_len);
+	r |= json_set_hex(j, "rseq", &t->rseq, sizeof(t->rseq));
+	r |= json_set_u64(j, "ss_sp", t->ss_sp);
+	r |= json_set_u64(j, "ss_size", t->ss_size);
+	r |= json_object_set_new(j, "ss_flags", json_integer(t->ss_flags));
+	r |= json_object_set_new(j, "pending", pending_to_json(t->pending, t->npending));
+	json_t *f = json_array();
+	for (size_t i = 0; f && i < t->nfilters; i++) {
+		json_t *o = json_object();
+		r |= json_set_hex(o, "insns", t->filters[i].insns, t->filters[i].len * sizeof(struct sock_filter));
+		r |= json_array_append_new(f, o);
+	}
+	r |= json_object_set_new(j, "seccomp", f);
+	if (r)
+		return -ENOMEM;
+	*ret = TAKE_PTR(j);
+	return 0;
+}
+
+static int pending_from_json(const json_t *j, siginfo_t **ret, size_t *ret_n)
+{
+	json_t *a;
+	int r = json_get_array(j, "pending", MAX_PENDING, &a);
+	if (r < 0)
+		return r;
+	size_t n = json_array_size(a);
+	if (!n)
+		return 0;
+	_cleanup_free_ siginfo_t *si = calloc(n, sizeof(*si));
+	if (!si)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const char *h = json_string_value(json_array_get(a, i));
+		if (!h || hex_decode(h, &si[i], sizeof(si[i])) < 0)
+			return -EBADMSG;
+		if (si[i].si_signo < 1 || si[i].si_signo > 64)
+			return -EBADMSG;
+	}
+	*ret = TAKE_PTR(si);
+	*ret_n = n;
+	return 0;
+}
+
+static int filters_from_json(const json_t *j, struct thread_rec *t)
+{
+	json_t *a;
+	int r = json_get_array(j, "seccomp", MAX_FILTERS, &a);
+	if (r < 0)
+		return r;
+	size_t n = json_array_size(a);
+	if (!n)
+		return 0;
+	t->filters = calloc(n, sizeof(*t->filters));
+	if (!t->filters)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+		r = json_get_hex_alloc(json_array_get(a, i), "insns", MAX_FILTER_INSNS * sizeof(struct sock_filter),
+				       &t->filters[i].insns, &len);
+		if (r < 0)
+			return r;
+		t->nfilters++;
+		if (len == 0 || len % sizeof(struct sock_filter))
+			return -EBADMSG;
+		t->filters[i].len = (uint16_t)(len / sizeof(struct sock_filter));
+	}
+	return 0;
+}
+
+int thread_from_json(const json_t *j, struct thread_rec *t)
+{
+	int r, tid;
+	uint64_t v;
+
+	memset(t, 0, sizeof(*t));
+	if ((r = json_get_int(j, "tid", &tid)) < 0 || tid <= 0)
+		return -EBADMSG;
+	t->tid = tid;
+	if ((r = json_get_hex(j, "regs", &t->regs, sizeof(t->regs))) < 0)
+		return r;
+	if ((r = json_get_hex_alloc(j, "xstate", XSTATE_MAX, (void **)&t->xstate, &t->xstate_len)) < 0)
+		return r;
+	if ((r = json_get_x64(j, "sigmask", &t->sigmask)) < 0)
+		return r;
+	if ((r = json_get_u64(j, "clear_tid", &t->clear_tid)) < 0 ||
+	    (r = json_get_u64(j, "robust_head", &t->robust_head)) < 0 ||
+	    (r = json_get_u64(j, "robust_len", &t->robust_len)) < 0 ||
+	    (r = json_get_hex(j, "rseq", &t->rseq, sizeof(t->rseq))) < 0 ||
+	    (r = json_get_u64(j, "ss_sp", &t->ss_sp)) < 0 || (r = json_get_u64(j, "ss_size", &t->ss_size)) < 0 ||
+	    (r = json_get_u64(j, "ss_flags", &v)) < 0)
+		return r < 0 ? r : -EBADMSG;
+	t->ss_flags = (int)v;
+	if ((r = pending_from_json(j, &t->pending, &t->npending)) < 0)
+		return r;
+	return filters_from_json(j, t);
+}
+
+int thread_restore_remote(struct remote *r, const struct thread_rec *t)
+{
+	long ret = remote_syscall(r, t->tid, SYS_set_tid_address, t->clear_tid);
+	if (ret < 0)
+		return (int)ret;
+	if (t->robust_head) {
+		ret = remote_syscall(r, t->tid, SYS_set_robust_list, t->robust_head, t->robust_len);
+		if (ret < 0)
+			return (int)ret;
+	}
+	if (t->rseq.rseq_abi_pointer) {
+		ret = remote_syscall(r, t->tid, SYS_rseq, t->rseq.rseq_abi_pointer, t->rseq.rseq_abi_size, 0,
+				     t->rseq.signature);
+		if (ret < 0)
+			return log_error_errno((int)ret, "tid %d: cannot register rseq area: %m", t->tid);
+	}
+	if (t->ss_size && !(t->ss_flags & SS_DISABLE)) {
+		stack_t ss = { .ss_sp = (void *)t->ss_sp, .ss_size = t->ss_size, .ss_flags = t->ss_flags & ~SS_ONSTACK };
+		int e = remote_write(r, r->scratch + 8192, &ss, sizeof(ss));
+		if (e < 0)
+			return e;
+		ret = remote_syscall(r, t->tid, SYS_sigaltstack, r->scratch + 8192, 0);
+		if (ret < 0)
+			return log_error_errno((int)ret, "tid %d: cannot restore sigaltstack: %m", t->tid);
+	}
+	return 0;
+}
+
+int thread_restore_seccomp(struct remote *r, const struct thread_rec *t)
+{
+	for (size_t i = 0; i < t->nfilters; i++) {
+		size_t bytes = t->filters[i].len * sizeof(struct sock_filter);
+		uint64_t insns = r->scratch + 16384;
+		struct sock_fprog prog = { .len = t->filters[i].len, .filter = (struct sock_filter *)insns };
+		if (16384 + bytes + sizeof(prog) > r->scratch_len)
+			return -E2BIG;
+		int e = remote_write(r, insns, t->filters[i].insns, bytes);
+		if (e < 0)
+			return e;
+		e = remote_write(r, r->scratch + 8192, &prog, sizeof(prog));
+		if (e < 0)
+			return e;
+		long ret = remote_syscall(r, t->tid, SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, r->scratch + 8192);
+		if (ret < 0)
+			return log_error_errno((int)ret, "tid %d: cannot install seccomp filter %zu: %m", t->tid, i);
+	}
+	return 0;
+}
+
+int thread_restore_pending(struct remote *r, pid_t pid, const struct thread_rec *t)
+{
+	for (size_t i = 0; i < t->npending; i++) {
+		int e = remote_write(r, r->scratch + 8192, &t->pending[i], sizeof(siginfo_t));
+		if (e < 0)
+			return e;
+		long ret = remote_syscall(r, t->tid, SYS_rt_tgsigqueueinfo, pid, t->tid, t->pending[i].si_signo,
+					  r->scratch + 8192);
+		if (ret < 0)
+			return log_error_errno((int)ret, "tid %d: cannot queue signal %d: %m", t->tid,
+					       t->pending[i].si_signo);
+	}
+	return 0;
+}
+
+int thread_restore_regs(const struct thread_rec *t)
+{
+	struct user_regs_struct regs = t->regs;
+	regs.orig_rax = (uint64_t)-1;
+	int r = regs_set(t->tid, &regs);
+	if (r < 0)
+		return log_error_errno(r, "tid %d: cannot set registers: %m", t->tid);
+	struct iovec iov = { t->xstate, t->xstate_len };
+	if (ptrace(PTRACE_SETREGSET, t->tid, NT_X86_XSTATE, &iov) < 0)
+		return log_error_errno(-errno, "tid %d: cannot set XSAVE state: %m", t->tid);
+	if (ptrace(PTRACE_SETSIGMASK, t->tid, sizeof(uint64_t), &t->sigmask) < 0)
+		return log_error_errno(-errno, "tid %d: cannot set signal mask: %m", t->tid);
+	return 0;
+}

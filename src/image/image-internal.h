@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Shared between the image writer (image.c) and reader (image-read.c). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "image/image.h"
+
+#define IMAGE_MAX_NAME 255
+
+struct image {
+	char *dir;
+	int dirfd;
+	bool writing;
+	json_t *manifest; /* reading: the parsed manifest */
+	json_t *files;    /* the "files" array (writing: built up here) */
+	json_t *index;    /* name -> entry in files, for lookups and duplicates */
+};
+
+bool image_name_valid(const char *name);
+void image_hash_hex(uint64_t h, char out[17]);
+struct image *image_alloc(const char *dir);

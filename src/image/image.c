@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Writing a checkpoint image: files first, manifest.json last, so an
+ * interrupted dump never looks like a valid image. Every error is logged
+ * here, with the file name: callers only pass the code on. */
+#include "image/image-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+/* Small writes are gathered here; large ones go straight to write(2). */
+#define STREAM_BUF_SIZE (1u << 20)
+
+struct image_stream {
+	struct image *img;
+	char *name;
+	int fd;
+	uint64_t offset;
+	XXH3_state_t *hash;
+	char *buf;
+	size_t buf_len;
+};
+
+/* Plain names only: a manifest must not reach outside its directory, and
+ * control characters would garble the one-line error messages. */
+bool image_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	for (const char *p = name; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return false;
+	return len > 0 && len <= IMAGE_MAX_NAME && !strchr(name, '/') &&
+	       !streq(name, ".") && !streq(name, "..") && !streq(name, IMAGE_MANIFEST);
+}
+
+void image_hash_hex(uint64_t h, char out[17])
+{
+	snprintf(out, 17, "%016" PRIx64, h);
+}
+
+struct image *image_alloc(const char *dir)
+{
+	struct image *img = calloc(1, sizeof(*img));
+	if (!img)
+		return NULL;
+	img->dirfd = -1;
+	img->dir = strdup(dir);
+	img->index = json_object();
+	if (!img->dir || !img->index) {
+		image_free(img);
+		return NULL;
+	}
+	return img;
+}
+
+void image_free(struct image *img)
+{
+	if (!img)
+		return;
+	if (img->dirfd >= 0)
+		close(img->dirfd);
+	json_decref(img->manifest);
+	json_decref(img->files);
+	json_decref(img->index);
+	free(img->dir);
+	free(img);
+}
+
+json_t *image_manifest(const struct image *img)
+{
+	return img->manifest;
+}
+
+const char *image_dir(const struct image *img)
+{
+	return img->dir;
+}
+
+bool image_has(const struct image *img, const char *name)
+{
+	return json_object_get(img->index, name) != NULL;
+}
+
+static int create_dir(const char *dir, int *ret_fd)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return log_error_errno(errno, "cannot create image directory '%s': %m", dir);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(errno, "cannot open image directory '%s': %m", dir);
+	if (fstatat(fd, IMAGE_MANIFEST, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
+		close(fd);
+		return log_error_errno(EEXIST, "'%s' already holds a checkpoint image (manifest.json); "
+					       "choose an empty directory", dir);
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int image_create(const char *dir, struct image **ret)
+{
+	struct image *img = image_alloc(dir);
+	if (!img)
+		return log_error_errno(ENOMEM, "cannot create image in '%s': %m", dir);
+	img->writing = true;
+	img->files = json_array();
+	int r = img->files ? create_dir(dir, &img->dirfd) : -ENOMEM;
+	if (r < 0) {
+		image_free(img);
+		return r == -ENOMEM ? log_error_errno(r, "cannot create image in '%s': %m", dir) : r;
+	}
+	*ret = img;
+	return 0;
+}
+
+/* A name a writer may use: plain, and not yet in the image. */
+static int check_new_name(struct image *img, const char *name)
+{
+	if (!img->writing)
+		return log_error_errno(EINVAL, "image '%s' is open for reading, cannot add '%s'",
+				       img->dir, name);
+	if (!image_name_valid(name))
+		return log_error_errno(EINVAL, "invalid image file name '%s'", name);
+	if (image_has(img, name))
+		return log_error_errno(EEXIST, "image file '%s' written twice", name);
+	return 0;
+}
+
+static int record_file(struct image *img, const char *name, uint64_t size, uint64_t hash)
+{
+	char hex[17];
+
+	image_hash_hex(hash, hex);
+	json_t *e = json_pack("{s:s, s:I, s:s}", "name", name, "size", (json_int_t)size, "xxh3", hex);
+	if (!e || json_array_append_new(img->files, e) < 0 || json_object_set(img->index, name, e) < 0)
+		return log_error_errno(ENOMEM, "cannot record image file '%s': %m", name);
+	return 0;
+}
+
+int image_put(struct image *img, const char *name, const void *buf, size_t len)
+{
+	int r = check_new_name(img, name);
+	if (r < 0)
+		return r;
+	r = write_file_at(img->dirfd, name, buf, len);
+	if (r < 0)
+		return log_error_errno(r, "cannot write image file '%s/%s': %m", img->dir, name);
+	return record_file(img, name, len, XXH3_64bits(buf, len));
+}
+
+int image_put_json(struct image *img, const char *name, const json_t *j)
+{
+	_cleanup_free_ char *s = json_dumps(j, JSON_COMPACT);
+	if (!s)
+		return log_error_errno(ENOMEM, "cannot encode image file '%s': %m", name);
+	return image_put(img, name, s, strlen(s));
+}
+
+int image_stream_open(struct image *img, const char *name, struct image_stream **ret)
+{
+	int r = check_new_name(img, name);
+	if (r < 0)
+		return r;
+	struct image_stream *s = calloc(1, sizeof(*s));
+	if (!s)
+		return log_error_errno(ENOMEM, "cannot open image file '%s': %m", name);
+	s->img = img;
+	s->fd = -1;
+	s->name = strdup(name);
+	s->hash = XXH3_createState();
+	s->buf = malloc(STREAM_BUF_SIZE);
+	if (!s->name || !s->hash || !s->buf || XXH3_64bits_reset(s->hash) != XXH_OK) {
+		image_stream_abort(s);
+		return log_error_errno(ENOMEM, "cannot open image file '%s': %m", name);
+	}
+	s->fd = openat(img->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
+	if (s->fd < 0) {
+		r = log_error_errno(errno, "cannot create image file '%s/%s': %m", img->dir, name);
+		image_stream_abort(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+static int stream_flush(struct image_stream *s)
+{
+	int r = write_all(s->fd, s->buf, s->buf_len);
+	if (r < 0)
+		return log_error_errno(r, "cannot write image file '%s/%s': %m", s->img->dir, s->name);
+	s->buf_len = 0;
+	return 0;
+}
+
+int image_stream_write(struct image_stream *s, const void *buf, size_t len)
+{
+	int r;
+
+	if (XXH3_64bits_update(s->hash, buf, len) != XXH_OK)
+		return log_error_errno(EINVAL, "cannot checksum image file '%s'", s->name);
+	s->offset += len;
+	/* Big pieces (page runs) skip the buffer: no copy, one syscall. */
+	if (len >= STREAM_BUF_SIZE / 2 || len > STREAM_BUF_SIZE - s->buf_len) {
+		r = stream_flush(s);
+		if (r < 0)
+			return r;
+	}
+	if (len >= STREAM_BUF_SIZE / 2) {
+		r = write_all(s->fd, buf, len);
+		if (r < 0)
+			return log_error_errno(r, "cannot write image file '%s/%s': %m", s->img->dir, s->name);
+		return 0;
+	}
+	memcpy(s->buf + s->buf_len, buf, len);
+	s->buf_len += len;
+	return 0;
+}
+
+uint64_t image_stream_offset(const struct image_stream *s)
+{
+	return s->offset;
+}
+
+int image_stream_close(struct image_stream *s)
+{
+	int r = stream_flush(s);
+	if (r >= 0 && close(TAKE_FD(s->fd)) < 0)
+		r = log_error_errno(errno, "cannot write image file '%s/%s': %m", s->img->dir, s->name);
+	if (r >= 0)
+		r = record_file(s->img, s->name, s->offset, XXH3_64bits_digest(s->hash));
+	image_stream_abort(s);
+	return r;
+}
+
+void image_stream_abort(struct image_stream *s)
+{
+	if (!s)
+		return;
+	if (s->fd >= 0)
+		close(s->fd);
+	XXH3_freeState(s->hash);
+	free(s->buf);
+	free(s->name);
+	free(s);
+}
+
+static int manifest_header(json_t *m)
+{
+	struct utsname u;
+	struct tm tm;
+	char created[32];
+	time_t now = time(NULL);
+
+	if (uname(&u) < 0)
+		return -errno;
+	gmtime_r(&now, &tm);
+	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (json_object_set_new(m, "format", json_string(IMAGE_FORMAT)) < 0 ||
+	    json_object_set_new(m, "version", json_integer(IMAGE_VERSION)) < 0 ||
+	    json_object_set_new(m, "stasis_version", json_string(STASIS_VERSION)) < 0 ||
+	    json_object_set_new(m, "created", json_string(created)) < 0 ||
+	    json_object_set_new(m, "kernel", json_string(u.release)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Written to a temporary name and renamed, so manifest.json is either
+ * complete or absent. */
+static int write_manifest(struct image *img, const json_t *m)
+{
+	static const char tmp[] = IMAGE_MANIFEST ".tmp";
+	_cleanup_free_ char *s = json_dumps(m, JSON_INDENT(2));
+	if (!s)
+		return log_error_errno(ENOMEM, "cannot encode manifest.json: %m");
+	int r = write_file_at(img->dirfd, tmp, s, strlen(s));
+	if (r < 0)
+		return log_error_errno(r, "cannot write '%s/%s': %m", img->dir, tmp);
+	if (renameat(img->dirfd, tmp, img->dirfd, IMAGE_MANIFEST) < 0)
+		return log_error_errno(errno, "cannot write '%s/%s': %m", img->dir, IMAGE_MANIFEST);
+	return 0;
+}
+
+int image_commit(struct image *img, const json_t *body)
+{
+	if (!img->writing)
+		return log_error_errno(EINVAL, "image '%s' is open for reading, cannot commit", img->dir);
+	_cleanup_json_ json_t *m = body ? json_deep_copy(body) : json_object();
+	if (!m || !json_is_object(m))
+		return log_error_errno(EINVAL, "manifest body for '%s' is not a JSON object", img->dir);
+	int r = manifest_header(m);
+	if (r >= 0 && json_object_set(m, "files", img->files) < 0)
+		r = -ENOMEM;
+	if (r < 0)
+		return log_error_errno(r, "cannot build manifest.json for '%s': %m", img->dir);
+	return write_manifest(img, m);
+}

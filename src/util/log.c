@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Logging to stderr (filtered by level) and to an optional log file (every
+ * message, with time and level, so a failed run can be diagnosed later). */
+#include "util/log.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+
+static int log_level = LOG_WARN; /* errors and warnings until -v */
+static FILE *log_file;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+void log_set_level(int level)
+{
+	log_level = level;
+}
+
+int log_get_level(void)
+{
+	return log_level;
+}
+
+bool log_debug_enabled(void)
+{
+	return log_level >= LOG_DEBUG || log_file;
+}
+
+int log_open_file(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	FILE *f = fdopen(fd, "ae");
+	if (!f)
+		return -errno;
+	TAKE_FD(fd);
+	setvbuf(f, NULL, _IOLBF, 0);
+	log_close_file();
+	log_file = f;
+	return 0;
+}
+
+void log_close_file(void)
+{
+	if (log_file)
+		fclose(log_file);
+	log_file = NULL;
+}
+
+static void log_to_file(int level, const char *msg)
+{
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(log_file, "%s.%06ldZ [%d] %s: %s\n", stamp, ts.tv_nsec / 1000,
+		(int)getpid(), level_names[level], msg);
+}
+
+static void log_to_stderr(int level, const char *msg)
+{
+	if (level == LOG_WARN)
+		fprintf(stderr, "stasis: warning: %s\n", msg);
+	else
+		fprintf(stderr, "stasis: %s\n", msg);
+}
+
+void log_msg(int level, int err, const char *fmt, ...)
+{
+	char msg[4096];
+	int saved = errno;
+	va_list ap;
+
+	if (level < LOG_ERR)
+		level = LOG_ERR;
+	if (level > LOG_DEBUG)
+		level = LOG_DEBUG;
+	if (level > log_level && !log_file) {
+		errno = saved;
+		return;
+	}
+	/* %m in fmt prints strerror(errno): make it the caller's error code. */
+	errno = err;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (level <= log_level)
+		log_to_stderr(level, msg);
+	if (log_file)
+		log_to_file(level, msg);
+	errno = saved;
+}
