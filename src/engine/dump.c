@@ -137,11 +137,20 @@ static int dump_remote(struct dump_ctx *c)
 	if (!vdso || remote_find_syscall(&c->rem, vdso->start, vdso->end) < 0)
 		return log_error_errno(-ENOEXEC, "pid %d: no vdso with a syscall instruction found", c->pid);
 	for (size_t i = 0; i < c->ntids; i++) {
+		pid_t tid = c->tids[i];
+		/* A thread stopped in sigsuspend/ppoll/pselect has a temporary
+		 * mask; the kernel puts its real one back as the thread leaves
+		 * the stop, i.e. during a first harmless call. Read it then. */
+		c->touched[i] = true;
+		long ret = remote_syscall(&c->rem, tid, SYS_getpid, 0);
+		if (ret < 0)
+			return log_error_errno((int)ret, "tid %d: cannot run a call in the thread: %m", tid);
+		if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(uint64_t), &c->threads[i].sigmask) < 0)
+			return log_error_errno(-errno, "tid %d: cannot read signal mask: %m", tid);
 		/* Block everything while we borrow the thread: a signal must
 		 * not run a handler in the middle of our calls. */
-		if (ptrace(PTRACE_SETSIGMASK, c->tids[i], sizeof(all), &all) < 0)
-			return log_error_errno(-errno, "tid %d: cannot block signals: %m", c->tids[i]);
-		c->touched[i] = true;
+		if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(all), &all) < 0)
+			return log_error_errno(-errno, "tid %d: cannot block signals: %m", tid);
 	}
 	r = remote_map_scratch(&c->rem, c->pid, 0, false);
 	if (r < 0)

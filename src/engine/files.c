@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/kcmp.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -108,6 +109,30 @@ static int collect_one(int procfd, pid_t pid, int fd, struct fd_rec *o)
 	return o->path ? 0 : -ENOMEM;
 }
 
+/* fds made by dup() share one open file description (offset, flags):
+ * kcmp tells, and restore recreates them with dup3. */
+static int find_dups(pid_t pid, struct files_rec *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		f->fds[i].dup_of = -1;
+		if (f->fds[i].kind == FD_EXTERNAL)
+			continue;
+		for (size_t k = 0; k < i; k++) {
+			if (f->fds[k].kind != f->fds[i].kind || f->fds[k].dup_of >= 0 || !streq(f->fds[k].path, f->fds[i].path))
+				continue;
+			long r = syscall(SYS_kcmp, pid, pid, KCMP_FILE, f->fds[k].fd, f->fds[i].fd);
+			if (r < 0)
+				return log_error_errno(-errno, "pid %d: cannot compare fds %d and %d: %m", pid,
+						       f->fds[k].fd, f->fds[i].fd);
+			if (r == 0) {
+				f->fds[i].dup_of = f->fds[k].fd;
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
 static int cmp_fd(const void *a, const void *b)
 {
 	return ((const struct fd_rec *)a)->fd - ((const struct fd_rec *)b)->fd;
@@ -144,7 +169,7 @@ int files_collect(int procfd, pid_t pid, struct files_rec *f)
 		f->n++;
 	}
 	qsort(f->fds, f->n, sizeof(*f->fds), cmp_fd);
-	return 0;
+	return find_dups(pid, f);
 }
 
 int files_dump_data(struct image *img, int procfd, pid_t pid, struct files_rec *f)
@@ -192,6 +217,8 @@ int files_to_json(const struct files_rec *f, json_t **ret)
 		r |= json_set_u64(j, "pos", o->pos);
 		if (o->data)
 			r |= json_set_str(j, "data", o->data);
+		if (o->dup_of >= 0)
+			r |= json_object_set_new(j, "dup_of", json_integer(o->dup_of));
 		r |= json_array_append_new(a, j);
 	}
 	if (r)
@@ -217,6 +244,10 @@ static int fd_from_json(const json_t *j, struct fd_rec *o)
 		if (streq(kind, kind_names[k]))
 			o->kind = (enum fd_kind)k;
 	if (o->kind == FD_KIND_MAX || (o->kind != FD_EXTERNAL && path[0] != '/'))
+		return -EBADMSG;
+	o->dup_of = -1;
+	if (json_object_get(j, "dup_of") && ((r = json_get_int(j, "dup_of", &o->dup_of)) < 0 || o->dup_of < 0 ||
+					     o->dup_of >= o->fd))
 		return -EBADMSG;
 	o->path = strdup(path);
 	if (!o->path)
@@ -332,7 +363,9 @@ int files_restore(struct remote *r, pid_t tid, struct image *img, const struct f
 	for (size_t i = 0; i < f->n; i++) {
 		const struct fd_rec *o = &f->fds[i];
 		long fd;
-		if (o->kind == FD_EXTERNAL) {
+		if (o->dup_of >= 0) {
+			fd = o->dup_of; /* restored before: fds are in ascending order */
+		} else if (o->kind == FD_EXTERNAL) {
 			int ours = find_inherited(inh, ninh, o->fd);
 			if (ours < 0 || ours >= 64 || moved[ours] < 0)
 				return log_error_errno(-EBADF, "pid %d: fd %d was %s outside the process; give it one "
@@ -349,9 +382,9 @@ int files_restore(struct remote *r, pid_t tid, struct image *img, const struct f
 			ret = remote_syscall(r, tid, SYS_fcntl, fd, F_SETFD, (o->flags & O_CLOEXEC) ? FD_CLOEXEC : 0);
 		if (ret < 0)
 			return log_error_errno((int)ret, "pid %d: cannot place fd %d: %m", r->pid, o->fd);
-		if (fd != o->fd && o->kind != FD_EXTERNAL)
+		if (fd != o->fd && o->kind != FD_EXTERNAL && o->dup_of < 0)
 			remote_syscall(r, tid, SYS_close, fd);
-		if ((o->kind == FD_REG || o->kind == FD_DIR) && o->pos) {
+		if ((o->kind == FD_REG || o->kind == FD_DIR) && o->pos && o->dup_of < 0) {
 			ret = remote_syscall(r, tid, SYS_lseek, o->fd, o->pos, SEEK_SET);
 			if (ret < 0)
 				return log_error_errno((int)ret, "pid %d: cannot seek fd %d: %m", r->pid, o->fd);

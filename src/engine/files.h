@@ -24,6 +24,7 @@ struct fd_rec {
 	char *path;       /* link target as /proc shows it */
 	uint32_t flags;   /* open flags from fdinfo, O_CLOEXEC included */
 	uint64_t pos;
+	int dup_of;       /* -1, or an earlier fd sharing this open file description */
 	bool deleted;     /* content saved in image file "data" */
 	char *data;
 };

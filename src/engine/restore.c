@@ -224,6 +224,19 @@ static int sync_stub(struct restore_ctx *c)
 			return -errno;
 		if ((r = wait_stop(c->pid, &status)) < 0)
 			return r;
+		if (status_is_syscall_stop(status)) {
+			/* Entry of the stub's pause(): skip it (orig_rax = -1) and
+			 * go on to its exit stop, where remote calls start. */
+			if ((r = regs_get(c->pid, &regs)) < 0)
+				return r;
+			regs.orig_rax = (uint64_t)-1;
+			if ((r = regs_set(c->pid, &regs)) < 0)
+				return r;
+			if (ptrace(PTRACE_SYSCALL, c->pid, 0, 0) < 0)
+				return -errno;
+			if ((r = wait_stop(c->pid, &status)) < 0)
+				return r;
+		}
 	}
 	return -ETIMEDOUT;
 }
@@ -329,6 +342,8 @@ static int restore_body(struct restore_ctx *c, const struct restore_opts *o)
 	for (size_t i = 0; i < c->nthreads; i++)
 		if ((e = creds_restore(r, c->threads[i].tid, &c->creds)) < 0)
 			return e;
+	if ((e = task_restore_pdeathsig(r, pid, &c->task)) < 0)
+		return e;
 	if ((e = remote_unmap_scratch(r, pid)) < 0)
 		return log_error_errno(e, "pid %d: cannot remove scratch memory: %m", pid);
 	for (size_t i = 0; i < c->nthreads; i++)
@@ -340,6 +355,9 @@ static int restore_body(struct restore_ctx *c, const struct restore_opts *o)
 static void kill_stub(struct restore_ctx *c)
 {
 	kill(c->pid, SIGKILL);
+	/* Threads we trace must be reaped by us before the leader reports. */
+	for (size_t i = 1; i < c->nlive; i++)
+		waitpid(c->live[i], NULL, __WALL);
 	waitpid(c->pid, NULL, __WALL);
 }
 

@@ -62,13 +62,6 @@ int task_collect(int procfd, pid_t pid, struct task_rec *t)
 		return log_error_errno(r, "pid %d: cannot read cwd/root: %m", pid);
 	if (strstr(t->cwd, " (deleted)"))
 		return log_error_errno(-EOPNOTSUPP, "pid %d: its working directory %s was deleted", pid, t->cwd);
-	for (int i = 0; i < NLIMITS; i++) {
-		struct rlimit rl;
-		if (prlimit(pid, (__rlimit_resource_t)i, NULL, &rl) < 0)
-			return log_error_errno(-errno, "pid %d: cannot read rlimit %d: %m", pid, i);
-		t->rlim[i].cur = rl.rlim_cur;
-		t->rlim[i].max = rl.rlim_max;
-	}
 	return 0;
 }
 
@@ -77,7 +70,16 @@ int task_dump_remote(struct remote *r, pid_t tid, struct task_rec *t)
 	long ret = remote_syscall(r, tid, SYS_prctl, PR_GET_PDEATHSIG, r->scratch + 8192);
 	if (ret < 0)
 		return (int)ret;
-	return remote_read(r, r->scratch + 8192, &t->pdeathsig, sizeof(t->pdeathsig));
+	int e = remote_read(r, r->scratch + 8192, &t->pdeathsig, sizeof(t->pdeathsig));
+	/* Read from inside: prlimit() on another process needs matching uids
+	 * or CAP_SYS_RESOURCE, which root here may lack. */
+	for (int i = 0; i < NLIMITS && e >= 0; i++) {
+		ret = remote_syscall(r, tid, SYS_prlimit64, 0, i, 0, r->scratch + 8192);
+		if (ret < 0)
+			return (int)ret;
+		e = remote_read(r, r->scratch + 8192, &t->rlim[i], sizeof(t->rlim[i]));
+	}
+	return e;
 }
 
 int task_to_json(const struct task_rec *t, json_t *core)
@@ -180,9 +182,8 @@ int task_restore(struct remote *r, pid_t tid, const struct task_rec *t)
 	int e = remote_write(r, r->scratch + 8192, t->comm, sizeof(t->comm));
 	if (e < 0)
 		return e;
-	if ((ret = remote_syscall(r, tid, SYS_prctl, PR_SET_NAME, r->scratch + 8192)) < 0 ||
-	    (ret = remote_syscall(r, tid, SYS_prctl, PR_SET_PDEATHSIG, t->pdeathsig)) < 0)
-		return log_error_errno((int)ret, "pid %d: cannot restore name/pdeathsig: %m", r->pid);
+	if ((ret = remote_syscall(r, tid, SYS_prctl, PR_SET_NAME, r->scratch + 8192)) < 0)
+		return log_error_errno((int)ret, "pid %d: cannot restore its name: %m", r->pid);
 	return restore_rlimits(r, tid, t);
 }
 
@@ -192,4 +193,16 @@ int task_restore_nnp(struct remote *r, pid_t tid, const struct task_rec *t)
 		return 0;
 	long ret = remote_syscall(r, tid, SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	return ret < 0 ? log_error_errno((int)ret, "tid %d: cannot set no_new_privs: %m", tid) : 0;
+}
+
+int task_restore_pdeathsig(struct remote *r, pid_t tid, const struct task_rec *t)
+{
+	/* The kernel clears it on any credential change: set it after creds.
+	 * Always set it: the stub runs with SIGKILL there until now. */
+	long ret = remote_syscall(r, tid, SYS_prctl, PR_SET_PDEATHSIG, t->pdeathsig);
+	if (ret < 0)
+		return log_error_errno((int)ret, "pid %d: cannot restore its parent-death signal: %m", r->pid);
+	if (t->pdeathsig)
+		log_warn("pid %d: has parent-death signal %d; its parent is now the restorer", r->pid, t->pdeathsig);
+	return 0;
 }
