@@ -168,6 +168,8 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	char name[64];
 	_cleanup_close_ int pagemap_fd = openat(procfd, "pagemap", O_RDONLY | O_CLOEXEC);
 	struct page_writer w = { .pid = pid, .mem_fd = r->mem_fd };
+	_cleanup_free_ void *enc = NULL;
+	size_t enc_len;
 	int ret;
 
 	if (pagemap_fd < 0)
@@ -195,8 +197,6 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	ret = image_stream_close(w.out);
 	if (ret < 0)
 		goto out;
-	_cleanup_free_ void *enc = NULL;
-	size_t enc_len;
 	ret = pagemap_encode(w.pm, w.npm, &enc, &enc_len);
 	if (ret < 0)
 		goto out;

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Fuzz hook: every record parser of the engine over one JSON input. The
+ * first byte picks the parser; linked only into the fuzzer and its replay
+ * (engine_fuzz_sources), never into stasis. */
+#include <stdint.h>
+#include <string.h>
+
+#include "engine/creds.h"
+#include "engine/files.h"
+#include "engine/mm.h"
+#include "engine/signals.h"
+#include "engine/task.h"
+#include "engine/thread.h"
+#include "image/image.h"
+
+int fuzz_records(const uint8_t *data, size_t len);
+
+int fuzz_records(const uint8_t *data, size_t len)
+{
+	if (len < 1)
+		return 0;
+	json_t *j = json_loadb((const char *)data + 1, len - 1, JSON_REJECT_DUPLICATES, NULL);
+	if (!j)
+		return 0;
+	switch (data[0] % 6) {
+	case 0: {
+		struct thread_rec t;
+		thread_from_json(j, &t);
+		thread_rec_free(&t);
+		break;
+	}
+	case 1: {
+		struct mm_rec m;
+		mm_from_json(j, &m);
+		mm_rec_free(&m);
+		break;
+	}
+	case 2: {
+		struct files_rec f = { 0 };
+		files_from_json(j, &f);
+		files_rec_free(&f);
+		break;
+	}
+	case 3: {
+		struct signals_rec s;
+		signals_from_json(j, &s);
+		signals_rec_free(&s);
+		break;
+	}
+	case 4: {
+		struct task_rec t;
+		task_from_json(j, &t);
+		task_rec_free(&t);
+		break;
+	}
+	default: {
+		struct creds_rec c;
+		creds_from_json(j, &c);
+		break;
+	}
+	}
+	json_decref(j);
+	return 0;
+}
