@@ -364,7 +364,7 @@ class Runner:
         for point in ('restore:after-mm', 'restore:after-threads'):
             tests.append(('fail:inject:%s' % point, self.t_inject_restore, 60, point))
         tests.append(('fail:leave-running', self.t_leave_running, 60))
-        for kind in ('truncated-pages', 'missing-file', 'flipped-json-byte', 'foreign-format', 'future-version',
+        for kind in ('truncated-pages', 'flipped-page-byte', 'missing-file', 'flipped-json-byte', 'foreign-format', 'future-version',
                      'garbage-manifest', 'empty-dir', 'nonexistent-dir'):
             tests.append(('fail:damaged:%s' % kind, self.t_damaged, 60, kind))
         tests.append(('zombie-pid', self.t_zombie, 60))
@@ -565,6 +565,15 @@ class Runner:
             os.truncate(p, os.path.getsize(p) // 2)
         elif kind == 'missing-file':
             os.unlink(os.path.join(dmg, (data or jsons)[0]))
+        elif kind == 'flipped-page-byte':
+            # The page file is read by the restored process itself; the
+            # restorer must still notice the damage before letting it run.
+            if not data:
+                raise TestFail('image has no page data file: %s' % files)
+            p = os.path.join(dmg, max(data, key=lambda f: os.path.getsize(os.path.join(dmg, f))))
+            b = bytearray(open(p, 'rb').read())
+            b[len(b) // 3] ^= 0x10
+            open(p, 'wb').write(bytes(b))
         elif kind == 'flipped-json-byte':
             if not jsons:
                 raise TestFail('image has no record json: %s' % files)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,11 @@ struct restore_ctx {
 	struct remote rem;
 	int procfd;
 	bool spawned; /* the stub exists: a failure must kill it */
+	/* The page file is read by the process itself, not by us: its
+	 * checksum is verified by a thread alongside the restore. */
+	pthread_t verifier;
+	bool verifying;
+	int verify_result;
 	pid_t *live; /* threads that exist and are seized */
 	size_t nlive;
 };
@@ -321,12 +327,14 @@ static int restore_body(struct restore_ctx *c, const struct restore_opts *o)
 	pid_t pid = c->pid;
 	int e;
 
+	log_debug("pid %d: stub seized", pid);
 	if ((e = map_scratch(c)) < 0)
 		return log_error_errno(e, "pid %d: cannot map scratch memory: %m", pid);
 	if ((e = mm_clear_stub(r, pid, &c->mm, c->procfd)) < 0 || (e = mm_restore_vmas(r, pid, &c->mm)) < 0 ||
 	    (e = mm_restore_pages(r, pid, c->img, &c->mm)) < 0 || (e = inject_fail("restore:after-mm")) < 0 ||
 	    (e = mm_restore_finish(r, pid, &c->mm)) < 0)
 		return e;
+	log_debug("pid %d: memory restored", pid);
 	if ((e = files_restore(r, pid, c->img, &c->files, o->inherit, o->ninherit, c->procfd)) < 0 ||
 	    (e = task_restore(r, pid, &c->task)) < 0 || (e = signals_restore(r, pid, &c->sig)) < 0 ||
 	    (e = clone_threads(c)) < 0 || (e = inject_fail("restore:after-threads")) < 0)
@@ -352,6 +360,31 @@ static int restore_body(struct restore_ctx *c, const struct restore_opts *o)
 	return 0;
 }
 
+static void *verify_main(void *arg)
+{
+	struct restore_ctx *c = arg;
+	char name[64];
+	snprintf(name, sizeof(name), "pages-%d.img", c->pid);
+	c->verify_result = image_verify_file(c->img, name);
+	return NULL;
+}
+
+static int verify_start(struct restore_ctx *c)
+{
+	int r = -pthread_create(&c->verifier, NULL, verify_main, c);
+	c->verifying = r == 0;
+	return r;
+}
+
+static int verify_join(struct restore_ctx *c)
+{
+	if (!c->verifying)
+		return 0;
+	pthread_join(c->verifier, NULL);
+	c->verifying = false;
+	return c->verify_result;
+}
+
 static void kill_stub(struct restore_ctx *c)
 {
 	kill(c->pid, SIGKILL);
@@ -368,7 +401,7 @@ int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pi
 	if (r < 0)
 		goto out;
 	c.rem.pid = c.pid;
-	if ((r = mm_check_restorable(&c.mm)) < 0)
+	if ((r = mm_check_restorable(&c.mm)) < 0 || (r = verify_start(&c)) < 0)
 		goto out;
 	if ((r = start_stub(&c, o)) < 0) {
 		if (c.spawned)
@@ -376,6 +409,9 @@ int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pi
 		goto out;
 	}
 	r = restore_body(&c, o);
+	int v = verify_join(&c);
+	if (r >= 0 && v < 0)
+		r = v; /* damaged page data: never let the process run with it */
 	if (r < 0) {
 		kill_stub(&c);
 		goto out;
@@ -384,6 +420,7 @@ int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pi
 		detach_thread(c.live[i]);
 	*ret_pid = c.pid;
 out:
+	verify_join(&c);
 	ctx_free(&c);
 	return r;
 }

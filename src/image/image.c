@@ -208,10 +208,21 @@ static int stream_flush(struct image_stream *s)
 
 int image_stream_write(struct image_stream *s, const void *buf, size_t len)
 {
-	int r;
+	int r = image_stream_hash(s, buf, len);
+	return r < 0 ? r : image_stream_write_hashed(s, buf, len);
+}
 
+int image_stream_hash(struct image_stream *s, const void *buf, size_t len)
+{
 	if (XXH3_64bits_update(s->hash, buf, len) != XXH_OK)
 		return log_error_errno(EINVAL, "cannot checksum image file '%s'", s->name);
+	return 0;
+}
+
+int image_stream_write_hashed(struct image_stream *s, const void *buf, size_t len)
+{
+	int r;
+
 	s->offset += len;
 	/* Big pieces (page runs) skip the buffer: no copy, one syscall. */
 	if (len >= STREAM_BUF_SIZE / 2 || len > STREAM_BUF_SIZE - s->buf_len) {

@@ -31,6 +31,11 @@ int image_put_json(struct image *img, const char *name, const json_t *j);
  * bytes go through; close records it. */
 int image_stream_open(struct image *img, const char *name, struct image_stream **ret);
 int image_stream_write(struct image_stream *s, const void *buf, size_t len);
+/* The two halves of image_stream_write, for a caller that checksums in
+ * one thread and writes in another: every byte must go through both, in
+ * the same order. */
+int image_stream_hash(struct image_stream *s, const void *buf, size_t len);
+int image_stream_write_hashed(struct image_stream *s, const void *buf, size_t len);
 uint64_t image_stream_offset(const struct image_stream *s);
 /* Records the file in the image (on success) and frees the stream. */
 int image_stream_close(struct image_stream *s);
