@@ -3,6 +3,8 @@
 
 #include <cpuid.h>
 #include <elf.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -124,6 +126,14 @@ int thread_dump_ptrace(pid_t tid, struct thread_rec *t)
 	int r;
 
 	t->tid = tid;
+	char path[64];
+	_cleanup_free_ char *comm = NULL;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/comm", tid);
+	if ((r = read_file_at(AT_FDCWD, path, 64, &comm, &len)) < 0)
+		return r;
+	comm[strcspn(comm, "\n")] = 0;
+	snprintf(t->comm, sizeof(t->comm), "%s", comm);
 	r = regs_get(tid, &t->regs);
 	if (r < 0)
 		return r;
@@ -189,6 +199,7 @@ int thread_to_json(const struct thread_rec *t, json_t **ret)
 		return -ENOMEM;
 	int r = 0;
 	r |= json_object_set_new(j, "tid", json_integer(t->tid));
+	r |= json_object_set_new(j, "comm", json_string(t->comm));
 	r |= json_set_hex(j, "regs", &t->regs, sizeof(t->regs));
 	r |= json_set_hex(j, "xstate", t->xstate, t->xstate_len);
 	r |= json_set_x64(j, "sigmask", t->sigmask);
@@ -272,6 +283,10 @@ int thread_from_json(const json_t *j, struct thread_rec *t)
 	if ((r = json_get_int(j, "tid", &tid)) < 0 || tid <= 0)
 		return -EBADMSG;
 	t->tid = tid;
+	const char *comm;
+	if ((r = json_get_str(j, "comm", &comm)) < 0 || strlen(comm) >= sizeof(t->comm))
+		return -EBADMSG;
+	memcpy(t->comm, comm, strlen(comm) + 1);
 	if ((r = json_get_hex(j, "regs", &t->regs, sizeof(t->regs))) < 0)
 		return r;
 	if ((r = json_get_hex_alloc(j, "xstate", XSTATE_MAX, (void **)&t->xstate, &t->xstate_len)) < 0)
@@ -293,7 +308,13 @@ int thread_from_json(const json_t *j, struct thread_rec *t)
 
 int thread_restore_remote(struct remote *r, const struct thread_rec *t)
 {
-	long ret = remote_syscall(r, t->tid, SYS_set_tid_address, t->clear_tid);
+	int e = remote_write(r, r->scratch + 8192, t->comm, sizeof(t->comm));
+	if (e < 0)
+		return e;
+	long ret = remote_syscall(r, t->tid, SYS_prctl, PR_SET_NAME, r->scratch + 8192);
+	if (ret < 0)
+		return log_error_errno((int)ret, "tid %d: cannot restore its name: %m", t->tid);
+	ret = remote_syscall(r, t->tid, SYS_set_tid_address, t->clear_tid);
 	if (ret < 0)
 		return (int)ret;
 	if (t->robust_head) {
@@ -309,7 +330,7 @@ int thread_restore_remote(struct remote *r, const struct thread_rec *t)
 	}
 	if (t->ss_size && !(t->ss_flags & SS_DISABLE)) {
 		stack_t ss = { .ss_sp = (void *)t->ss_sp, .ss_size = t->ss_size, .ss_flags = t->ss_flags & ~SS_ONSTACK };
-		int e = remote_write(r, r->scratch + 8192, &ss, sizeof(ss));
+		e = remote_write(r, r->scratch + 8192, &ss, sizeof(ss));
 		if (e < 0)
 			return e;
 		ret = remote_syscall(r, t->tid, SYS_sigaltstack, r->scratch + 8192, 0);

@@ -26,6 +26,7 @@ struct seccomp_blob {
 
 struct thread_rec {
 	pid_t tid;
+	char comm[16]; /* thread name (PR_SET_NAME is per thread) */
 	struct user_regs_struct regs;
 	uint8_t *xstate;
 	size_t xstate_len;

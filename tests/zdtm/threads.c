@@ -47,6 +47,9 @@ static void *thread_fn(void *p)
 	test_fill(tls_buf, sizeof(tls_buf), 0x8000 + t->idx);
 	t->tid = my_tid();
 	t->self = pthread_self();
+	char name[16], got[16] = "";
+	snprintf(name, sizeof(name), "wl-worker-%d", t->idx);
+	pthread_setname_np(pthread_self(), name);
 	__atomic_add_fetch(&nready, 1, __ATOMIC_SEQ_CST);
 	if (have_avx512)
 		regs_spin_avx512(t->in, t->out, &go_flag);
@@ -72,6 +75,8 @@ static void *thread_fn(void *p)
 	check(tls_val == test_mix64(0x7000 + t->idx), "thread %d: TLS value changed", t->idx);
 	check(test_verify(tls_buf, sizeof(tls_buf), 0x8000 + t->idx) < 0, "thread %d: TLS buffer changed", t->idx);
 	check(my_tid() == t->tid, "thread %d: gettid() %d, was %d", t->idx, my_tid(), t->tid);
+	pthread_getname_np(pthread_self(), got, sizeof(got));
+	check(strcmp(got, name) == 0, "thread %d: name '%s', expected '%s'", t->idx, got, name);
 	check(pthread_equal(pthread_self(), t->self), "thread %d: pthread_self changed", t->idx);
 	pthread_mutex_unlock(&fail_lock);
 	return NULL;
