@@ -397,7 +397,10 @@ static void kill_stub(struct restore_ctx *c)
 int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pid)
 {
 	struct restore_ctx c = { .procfd = -1, .rem = { .mem_fd = -1 } };
-	int r = load_image(&c, dir);
+	/* The process opens its page file by path, after it may have left
+	 * our cwd: give it an absolute one. */
+	_cleanup_free_ char *abs = realpath(dir, NULL);
+	int r = load_image(&c, abs ? abs : dir);
 	if (r < 0)
 		goto out;
 	c.rem.pid = c.pid;

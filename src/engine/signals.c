@@ -21,20 +21,6 @@ void signals_rec_free(struct signals_rec *s)
 	}
 }
 
-static int dump_shared_pending(pid_t tid, struct signals_rec *s)
-{
-	struct __ptrace_peeksiginfo_args a = { .off = 0, .flags = PTRACE_PEEKSIGINFO_SHARED, .nr = MAX_PENDING };
-	_cleanup_free_ siginfo_t *si = calloc(MAX_PENDING, sizeof(siginfo_t));
-	if (!si)
-		return -ENOMEM;
-	long n = ptrace(PTRACE_PEEKSIGINFO, tid, &a, si);
-	if (n < 0)
-		return -errno;
-	s->nshared = (size_t)n;
-	s->shared = n ? TAKE_PTR(si) : NULL;
-	return 0;
-}
-
 int signals_dump(struct remote *r, pid_t tid, struct signals_rec *s)
 {
 	uint64_t buf = r->scratch + 8192;
@@ -56,12 +42,12 @@ int signals_dump(struct remote *r, pid_t tid, struct signals_rec *s)
 		if (e < 0)
 			return e;
 	}
-	return dump_shared_pending(tid, s);
+	return pending_dump(tid, true, &s->shared, &s->nshared);
 }
 
 int signals_to_json(const struct signals_rec *s, json_t *core)
 {
-	json_t *acts = json_array(), *timers = json_array(), *pend = json_array();
+	json_t *acts = json_array(), *timers = json_array();
 	int r = 0;
 	for (int sig = 1; sig <= NSIG_K; sig++) {
 		const struct k_sigaction *a = &s->act[sig];
@@ -82,14 +68,9 @@ int signals_to_json(const struct signals_rec *s, json_t *core)
 		r |= json_set_u64(o, "value_us", (uint64_t)it->it_value.tv_sec * 1000000 + it->it_value.tv_usec);
 		r |= json_array_append_new(timers, o);
 	}
-	for (size_t i = 0; i < s->nshared; i++) {
-		char *h = hex_encode(&s->shared[i], sizeof(siginfo_t));
-		r |= h ? json_array_append_new(pend, json_string(h)) : -1;
-		free(h);
-	}
 	r |= json_object_set_new(core, "sigactions", acts);
 	r |= json_object_set_new(core, "itimers", timers);
-	r |= json_object_set_new(core, "shared_pending", pend);
+	r |= json_object_set_new(core, "shared_pending", pending_to_json(s->shared, s->nshared));
 	return r ? -ENOMEM : 0;
 }
 
@@ -134,23 +115,7 @@ int signals_from_json(const json_t *core, struct signals_rec *s)
 		if (us_to_tv(iv, &s->itimer[w].it_interval) < 0 || us_to_tv(v, &s->itimer[w].it_value) < 0)
 			return -EBADMSG;
 	}
-	if ((r = json_get_array(core, "shared_pending", MAX_PENDING, &a)) < 0)
-		return r;
-	size_t n = json_array_size(a);
-	if (n) {
-		s->shared = calloc(n, sizeof(siginfo_t));
-		if (!s->shared)
-			return -ENOMEM;
-		for (size_t i = 0; i < n; i++) {
-			const char *h = json_string_value(json_array_get(a, i));
-			if (!h || hex_decode(h, &s->shared[i], sizeof(siginfo_t)) < 0)
-				return -EBADMSG;
-			if (s->shared[i].si_signo < 1 || s->shared[i].si_signo > NSIG_K)
-				return -EBADMSG;
-		}
-		s->nshared = n;
-	}
-	return 0;
+	return pending_from_json(core, "shared_pending", &s->shared, &s->nshared);
 }
 
 int signals_restore(struct remote *r, pid_t tid, const struct signals_rec *s)

@@ -107,17 +107,18 @@ static int dump_seccomp(pid_t tid, struct thread_rec *t)
 	return 0;
 }
 
-static int dump_pending(pid_t tid, struct thread_rec *t)
+int pending_dump(pid_t tid, bool shared, siginfo_t **ret, size_t *ret_n)
 {
-	struct __ptrace_peeksiginfo_args a = { .off = 0, .flags = 0, .nr = MAX_PENDING };
+	struct __ptrace_peeksiginfo_args a = { .off = 0, .flags = shared ? PTRACE_PEEKSIGINFO_SHARED : 0,
+					       .nr = MAX_PENDING };
 	_cleanup_free_ siginfo_t *si = calloc(MAX_PENDING, sizeof(siginfo_t));
 	if (!si)
 		return -ENOMEM;
 	long n = ptrace(PTRACE_PEEKSIGINFO, tid, &a, si);
 	if (n < 0)
 		return -errno;
-	t->npending = (size_t)n;
-	t->pending = n ? TAKE_PTR(si) : NULL;
+	*ret_n = (size_t)n;
+	*ret = n ? TAKE_PTR(si) : NULL;
 	return 0;
 }
 
@@ -150,7 +151,7 @@ int thread_dump_ptrace(pid_t tid, struct thread_rec *t)
 		return -errno;
 	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, sizeof(t->rseq), &t->rseq) < 0)
 		memset(&t->rseq, 0, sizeof(t->rseq));
-	r = dump_pending(tid, t);
+	r = pending_dump(tid, false, &t->pending, &t->npending);
 	if (r < 0)
 		return r;
 	return dump_seccomp(tid, t);
@@ -177,7 +178,7 @@ int thread_dump_remote(struct remote *r, struct thread_rec *t)
 	return 0;
 }
 
-static json_t *pending_to_json(const siginfo_t *si, size_t n)
+json_t *pending_to_json(const siginfo_t *si, size_t n)
 {
 	json_t *a = json_array();
 	for (size_t i = 0; a && i < n; i++) {
@@ -224,10 +225,10 @@ int thread_to_json(const struct thread_rec *t, json_t **ret)
 	return 0;
 }
 
-static int pending_from_json(const json_t *j, siginfo_t **ret, size_t *ret_n)
+int pending_from_json(const json_t *j, const char *key, siginfo_t **ret, size_t *ret_n)
 {
 	json_t *a;
-	int r = json_get_array(j, "pending", MAX_PENDING, &a);
+	int r = json_get_array(j, key, MAX_PENDING, &a);
 	if (r < 0)
 		return r;
 	size_t n = json_array_size(a);
@@ -301,7 +302,7 @@ int thread_from_json(const json_t *j, struct thread_rec *t)
 	    (r = json_get_u64(j, "ss_flags", &v)) < 0)
 		return r < 0 ? r : -EBADMSG;
 	t->ss_flags = (int)v;
-	if ((r = pending_from_json(j, &t->pending, &t->npending)) < 0)
+	if ((r = pending_from_json(j, "pending", &t->pending, &t->npending)) < 0)
 		return r;
 	return filters_from_json(j, t);
 }

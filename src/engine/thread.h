@@ -44,6 +44,11 @@ struct thread_rec {
 
 void thread_rec_free(struct thread_rec *t);
 
+/* Pending signal queues (a thread's own, or the process's shared one). */
+int pending_dump(pid_t tid, bool shared, siginfo_t **ret, size_t *ret_n);
+json_t *pending_to_json(const siginfo_t *si, size_t n);
+int pending_from_json(const json_t *j, const char *key, siginfo_t **ret, size_t *ret_n);
+
 /* Reads what ptrace gives without running code in the thread. The raw
  * registers are returned for putting back after a --leave-running dump. */
 int thread_dump_ptrace(pid_t tid, struct thread_rec *t);
