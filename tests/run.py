@@ -370,6 +370,7 @@ class Runner:
         tests.append(('zombie-pid', self.t_zombie, 60))
         tests.append(('bigmem-1g', self.t_zdtm, 180, 'bigmem', ('1024',), None, 1, None))
         tests.append(('python3', self.t_python, 60))
+        tests.append(('inherit-fd', self.t_inherit_fd, 60))
         if self.opts.asan_build:
             asan = os.path.join(os.path.abspath(self.opts.asan_build), 'stasis')
             for name, args, line, to in w:
@@ -664,6 +665,52 @@ class Runner:
             raise TestFail('counter sequence broken at line %d: %s' % (bad, nums[max(0, bad - 2):bad + 3]))
         if len(nums) < 15:
             raise TestFail('counter did not continue after restore (%d lines)' % len(nums))
+
+
+PY_ECHO = r'''
+import os, sys
+os.closerange(3, 65536)
+for line in sys.stdin:
+    print('got:', line.strip(), flush=True)
+'''
+
+
+def t_inherit_fd(self, ctx):
+    # A python3 blocked reading a pipe on fd 0 is dumped; the restore gives
+    # it a file instead (--inherit-fd 0:5), and without --detach waits for
+    # it and passes on its exit status.
+    py = shutil.which('python3') or '/usr/bin/python3'
+    r, w = os.pipe()
+    out = open(ctx.path('echo.out'), 'ab')
+    p = subprocess.Popen([py, '-c', PY_ECHO], stdin=r, stdout=out, stderr=out, close_fds=True,
+                         start_new_session=True, cwd=ctx.workdir)
+    os.close(r)
+    try:
+        os.write(w, b'before\n')
+        time.sleep(0.5)
+        img = ctx.path('img')
+        res = ctx.stasis(['dump', '--type', 'process', '--pid', str(p.pid), '-D', img])
+        if res.rc != 0:
+            raise TestFail('dump exit %s: %s' % (res.rc, res.stderr.strip()))
+        p.wait(10)
+    finally:
+        os.close(w)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    with open(ctx.path('input'), 'w') as f:
+        f.write('after\n')
+    with open(ctx.path('input')) as f:
+        rc = subprocess.run([self.stasis, 'restore', '-D', img, '--inherit-fd', '0:5'], stdin=subprocess.DEVNULL,
+                            pass_fds=(5,), timeout=ctx.left(30),
+                            preexec_fn=lambda: os.dup2(f.fileno(), 5) if f.fileno() != 5 else None,
+                            capture_output=True).returncode
+    text = open(ctx.path('echo.out')).read()
+    if rc != 0 or text != 'got: before\ngot: after\n':
+        raise TestFail('restore exit %s, output %r' % (rc, text))
+
+
+Runner.t_inherit_fd = t_inherit_fd
 
 
 def restore_img_and_pass(ctx, img, pid, w):
