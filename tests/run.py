@@ -497,6 +497,9 @@ class Runner:
         if res.rc != 1:
             raise TestFail('dump with %s injected %s, expected exit 1' % (point, res.what()))
         expect_alive_unharmed(w.pid, before, 'the failed dump')
+        img = ctx.path('img')
+        if os.path.exists(img) and os.listdir(img):
+            raise TestFail('the failed dump left files behind: %s' % sorted(os.listdir(img)))
         err = w.finish(ctx.left(30), 'wake up\n' if wl == 'restart' else None)
         if err:
             raise TestFail('after the failed dump: %s' % err)

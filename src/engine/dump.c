@@ -258,12 +258,14 @@ int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
 	r = seize_all(pid, SEIZE_OPTS_DUMP, &c.tids, &c.ntids);
 	if (r < 0) {
 		log_error_errno(r, "cannot freeze pid %d: %m", pid);
+		image_discard(TAKE_PTR(c.img));
 		goto out;
 	}
 	if ((r = inject_fail("dump:after-seize")) < 0 || (r = collect(&c)) < 0 || (r = dump_remote(&c)) < 0 ||
 	    (r = mm_dump_pages(c.img, pid, c.procfd, &c.rem, &c.mm)) < 0 || (r = inject_fail("dump:after-memory")) < 0 ||
 	    (r = write_records(&c)) < 0 || (r = write_manifest(&c)) < 0) {
 		dump_release(&c);
+		image_discard(TAKE_PTR(c.img));
 		goto out;
 	}
 	if (o->leave_running) {

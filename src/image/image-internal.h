@@ -13,6 +13,7 @@ struct image {
 	char *dir;
 	int dirfd;
 	bool writing;
+	bool created;     /* writing: the directory was made by us */
 	json_t *manifest; /* reading: the parsed manifest */
 	json_t *files;    /* the "files" array (writing: built up here) */
 	json_t *index;    /* name -> entry in files, for lookups and duplicates */

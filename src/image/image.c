@@ -78,6 +78,22 @@ void image_free(struct image *img)
 	free(img);
 }
 
+void image_discard(struct image *img)
+{
+	json_t *f;
+	size_t i;
+
+	if (!img)
+		return;
+	if (img->writing && img->dirfd >= 0) {
+		json_array_foreach(img->files, i, f)
+			unlinkat(img->dirfd, json_string_value(json_object_get(f, "name")), 0);
+		if (img->created)
+			rmdir(img->dir); /* only if we left it empty */
+	}
+	image_free(img);
+}
+
 json_t *image_manifest(const struct image *img)
 {
 	return img->manifest;
@@ -93,11 +109,12 @@ bool image_has(const struct image *img, const char *name)
 	return json_object_get(img->index, name) != NULL;
 }
 
-static int create_dir(const char *dir, int *ret_fd)
+static int create_dir(const char *dir, int *ret_fd, bool *ret_created)
 {
 	struct stat st;
 
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	bool created = mkdir(dir, 0700) == 0;
+	if (!created && errno != EEXIST)
 		return log_error_errno(errno, "cannot create image directory '%s': %m", dir);
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -108,6 +125,7 @@ static int create_dir(const char *dir, int *ret_fd)
 					       "choose an empty directory", dir);
 	}
 	*ret_fd = fd;
+	*ret_created = created;
 	return 0;
 }
 
@@ -118,7 +136,7 @@ int image_create(const char *dir, struct image **ret)
 		return log_error_errno(ENOMEM, "cannot create image in '%s': %m", dir);
 	img->writing = true;
 	img->files = json_array();
-	int r = img->files ? create_dir(dir, &img->dirfd) : -ENOMEM;
+	int r = img->files ? create_dir(dir, &img->dirfd, &img->created) : -ENOMEM;
 	if (r < 0) {
 		image_free(img);
 		return r == -ENOMEM ? log_error_errno(r, "cannot create image in '%s': %m", dir) : r;
@@ -261,8 +279,11 @@ void image_stream_abort(struct image_stream *s)
 {
 	if (!s)
 		return;
-	if (s->fd >= 0)
+	if (s->fd >= 0) {
+		/* Not recorded: nobody will read it, remove it. */
 		close(s->fd);
+		unlinkat(s->img->dirfd, s->name, 0);
+	}
 	XXH3_freeState(s->hash);
 	free(s->buf);
 	free(s->name);

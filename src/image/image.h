@@ -69,6 +69,9 @@ int image_verify_file(struct image *img, const char *name);
 
 /* Frees the image (writing: without committing). NULL-safe. */
 void image_free(struct image *img);
+/* Writing, not committed: removes every file written so far (and the
+ * directory when that leaves it empty), then frees. For failed dumps. */
+void image_discard(struct image *img);
 
 /* --- JSON field helpers for record readers: -EBADMSG when the key is
  * missing or has the wrong type or range. --- */
