@@ -40,7 +40,8 @@ echo "process $pid is gone: $(kill -0 "$pid" 2>/dev/null && echo no || echo yes)
 last=$(tail -n 1 "$dir/out.log")
 
 say "stasis inspect $dir/ckpt (first lines)"
-"$STASIS" inspect "$dir/ckpt" | head -n 8
+"$STASIS" inspect "$dir/ckpt" > "$dir/inspect.txt"
+head -n 8 "$dir/inspect.txt"
 
 say "stasis restore -D $dir/ckpt --detach"
 newpid=$("$STASIS" restore -D "$dir/ckpt" --detach)
