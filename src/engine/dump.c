@@ -12,9 +12,7 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 
-#include "engine/creds.h"
-#include "engine/files.h"
-#include "engine/mm.h"
+#include "engine/process.h"
 #include "engine/rec.h"
 #include "engine/seize.h"
 #include "engine/signals.h"
@@ -29,31 +27,20 @@ struct dump_ctx {
 	int procfd, pidfd;
 	pid_t *tids;
 	size_t ntids;
-	struct thread_rec *threads;
+	struct process_rec p; /* p.threads[i] is tids[i] */
 	struct user_regs_struct *orig_regs; /* as seized, for letting go */
 	bool *touched;
 	struct remote rem;
-	struct mm_rec mm;
-	struct files_rec files;
-	struct task_rec task;
-	struct creds_rec creds;
-	struct signals_rec sig;
 	struct image *img;
 	struct proc_stat stat;
 };
 
 static void ctx_free(struct dump_ctx *c)
 {
-	for (size_t i = 0; c->threads && i < c->ntids; i++)
-		thread_rec_free(&c->threads[i]);
-	free(c->threads);
+	process_rec_free(&c->p);
 	free(c->orig_regs);
 	free(c->touched);
 	free(c->tids);
-	mm_rec_free(&c->mm);
-	files_rec_free(&c->files);
-	task_rec_free(&c->task);
-	signals_rec_free(&c->sig);
 	image_free(c->img);
 	if (c->rem.mem_fd >= 0)
 		close(c->rem.mem_fd);
@@ -75,7 +62,7 @@ static void dump_release(struct dump_ctx *c)
 			regs_rewind_syscall(&regs, false);
 			if (regs_set(tid, &regs) < 0)
 				log_warn("tid %d: could not put registers back", tid);
-			if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(uint64_t), &c->threads[i].sigmask) < 0)
+			if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(uint64_t), &c->p.threads[i].sigmask) < 0)
 				log_warn("tid %d: could not put signal mask back", tid);
 		}
 		detach_thread(tid);
@@ -97,21 +84,22 @@ static int collect(struct dump_ctx *c)
 		return log_error_errno(r, "pid %d: cannot read status: %m", c->pid);
 	if (st.seccomp == 1)
 		return log_error_errno(-EOPNOTSUPP, "pid %d: strict seccomp mode cannot be checkpointed", c->pid);
-	creds_from_status(&st, &c->creds);
-	if ((r = task_collect(c->procfd, c->pid, &c->task)) < 0 || (r = mm_collect(c->procfd, c->pid, &c->mm)) < 0 ||
-	    (r = files_collect(c->procfd, c->pid, &c->files)) < 0)
+	creds_from_status(&st, &c->p.creds);
+	if ((r = task_collect(c->procfd, c->pid, &c->p.task)) < 0 || (r = mm_collect(c->procfd, c->pid, &c->p.mm)) < 0 ||
+	    (r = files_collect(c->procfd, c->pid, &c->p.files)) < 0)
 		return r;
-	c->threads = calloc(c->ntids, sizeof(*c->threads));
+	c->p.threads = calloc(c->ntids, sizeof(*c->p.threads));
+	c->p.nthreads = c->ntids;
 	c->orig_regs = calloc(c->ntids, sizeof(*c->orig_regs));
 	c->touched = calloc(c->ntids, sizeof(*c->touched));
-	if (!c->threads || !c->orig_regs || !c->touched)
+	if (!c->p.threads || !c->orig_regs || !c->touched)
 		return -ENOMEM;
 	for (size_t i = 0; i < c->ntids; i++) {
-		r = thread_dump_ptrace(c->tids[i], &c->threads[i]);
+		r = thread_dump_ptrace(c->tids[i], &c->p.threads[i]);
 		if (r < 0)
 			return log_error_errno(r, "tid %d: cannot read thread state: %m", c->tids[i]);
-		c->orig_regs[i] = c->threads[i].regs;
-		regs_rewind_syscall(&c->threads[i].regs, true);
+		c->orig_regs[i] = c->p.threads[i].regs;
+		regs_rewind_syscall(&c->p.threads[i].regs, true);
 	}
 	return 0;
 }
@@ -127,7 +115,7 @@ static const struct vma_rec *find_vdso(const struct mm_rec *m)
 /* Everything that needs the process's own hands (remote syscalls). */
 static int dump_remote(struct dump_ctx *c)
 {
-	const struct vma_rec *vdso = find_vdso(&c->mm);
+	const struct vma_rec *vdso = find_vdso(&c->p.mm);
 	uint64_t all = ~0ULL;
 	int r;
 
@@ -145,7 +133,7 @@ static int dump_remote(struct dump_ctx *c)
 		long ret = remote_syscall(&c->rem, tid, SYS_getpid, 0);
 		if (ret < 0)
 			return log_error_errno((int)ret, "tid %d: cannot run a call in the thread: %m", tid);
-		if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(uint64_t), &c->threads[i].sigmask) < 0)
+		if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(uint64_t), &c->p.threads[i].sigmask) < 0)
 			return log_error_errno(-errno, "tid %d: cannot read signal mask: %m", tid);
 		/* Block everything while we borrow the thread: a signal must
 		 * not run a handler in the middle of our calls. */
@@ -156,56 +144,23 @@ static int dump_remote(struct dump_ctx *c)
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot map scratch memory: %m", c->pid);
 	for (size_t i = 0; i < c->ntids; i++)
-		if ((r = thread_dump_remote(&c->rem, &c->threads[i])) < 0)
+		if ((r = thread_dump_remote(&c->rem, &c->p.threads[i])) < 0)
 			return log_error_errno(r, "tid %d: cannot read thread state: %m", c->tids[i]);
-	if ((r = signals_dump(&c->rem, c->pid, &c->sig)) < 0)
+	if ((r = signals_dump(&c->rem, c->pid, &c->p.sig)) < 0)
 		return log_error_errno(r, "pid %d: cannot read signal state: %m", c->pid);
-	if ((r = task_dump_remote(&c->rem, c->pid, &c->task)) < 0)
+	if ((r = task_dump_remote(&c->rem, c->pid, &c->p.task)) < 0)
 		return log_error_errno(r, "pid %d: cannot read process state: %m", c->pid);
 	long brk = remote_syscall(&c->rem, c->pid, SYS_brk, 0);
 	if (brk < 0)
 		return log_error_errno((int)brk, "pid %d: cannot read brk: %m", c->pid);
-	c->mm.brk = (uint64_t)brk;
+	c->p.mm.brk = (uint64_t)brk;
 	return 0;
-}
-
-static int write_core(struct dump_ctx *c)
-{
-	_cleanup_json_ json_t *core = json_object();
-	json_t *threads = json_array();
-	char name[64];
-	int r = 0;
-
-	r |= json_object_set_new(core, "pid", json_integer(c->pid));
-	r |= json_object_set_new(core, "threads", threads);
-	for (size_t i = 0; i < c->ntids && !r; i++) {
-		json_t *t;
-		r = thread_to_json(&c->threads[i], &t);
-		if (!r)
-			r = json_array_append_new(threads, t);
-	}
-	if (r || (r = task_to_json(&c->task, core)) < 0 || (r = creds_to_json(&c->creds, core)) < 0 ||
-	    (r = signals_to_json(&c->sig, core)) < 0)
-		return -ENOMEM;
-	snprintf(name, sizeof(name), "core-%d.json", c->pid);
-	return image_put_json(c->img, name, core);
 }
 
 static int write_records(struct dump_ctx *c)
 {
-	_cleanup_json_ json_t *mm = NULL, *fds = NULL;
-	char name[64];
-	int r;
-
-	if ((r = write_core(c)) < 0 || (r = mm_to_json(&c->mm, &mm)) < 0)
-		return r;
-	snprintf(name, sizeof(name), "mm-%d.json", c->pid);
-	if ((r = image_put_json(c->img, name, mm)) < 0)
-		return r;
-	if ((r = files_dump_data(c->img, c->procfd, c->pid, &c->files)) < 0 || (r = files_to_json(&c->files, &fds)) < 0)
-		return r;
-	snprintf(name, sizeof(name), "fds-%d.json", c->pid);
-	return image_put_json(c->img, name, fds);
+	int r = files_dump_data(c->img, c->procfd, c->pid, &c->p.files);
+	return r < 0 ? r : process_write(c->img, &c->p);
 }
 
 static int write_manifest(struct dump_ctx *c)
@@ -223,7 +178,7 @@ static int write_manifest(struct dump_ctx *c)
 	r |= json_object_set_new(proc, "ppid", json_integer(c->stat.ppid));
 	r |= json_object_set_new(proc, "pgid", json_integer(c->stat.pgrp));
 	r |= json_object_set_new(proc, "sid", json_integer(c->stat.session));
-	r |= json_set_str(proc, "comm", c->task.comm);
+	r |= json_set_str(proc, "comm", c->p.task.comm);
 	r |= json_object_set_new(proc, "threads", tids);
 	r |= json_array_append_new(tree, proc);
 	r |= json_set_str(cpu, "vendor", vendor);
@@ -232,7 +187,7 @@ static int write_manifest(struct dump_ctx *c)
 	r |= json_set_str(body, "type", "process");
 	r |= json_object_set_new(body, "tree", tree);
 	r |= json_object_set_new(body, "cpu", cpu);
-	r |= json_set_u64(body, "pages", c->mm.pages);
+	r |= json_set_u64(body, "pages", c->p.mm.pages);
 	if (r)
 		return -ENOMEM;
 	return image_commit(c->img, body);
@@ -240,7 +195,8 @@ static int write_manifest(struct dump_ctx *c)
 
 int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
 {
-	struct dump_ctx c = { .pid = pid, .procfd = -1, .pidfd = -1, .rem = { .pid = pid, .mem_fd = -1 } };
+	struct dump_ctx c = { .pid = pid, .procfd = -1, .pidfd = -1, .p = { .pid = pid },
+			      .rem = { .pid = pid, .mem_fd = -1 } };
 	char path[64];
 	int r;
 
@@ -262,7 +218,7 @@ int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
 		goto out;
 	}
 	if ((r = inject_fail("dump:after-seize")) < 0 || (r = collect(&c)) < 0 || (r = dump_remote(&c)) < 0 ||
-	    (r = mm_dump_pages(c.img, pid, c.procfd, &c.rem, &c.mm)) < 0 || (r = inject_fail("dump:after-memory")) < 0 ||
+	    (r = mm_dump_pages(c.img, pid, c.procfd, &c.rem, &c.p.mm)) < 0 || (r = inject_fail("dump:after-memory")) < 0 ||
 	    (r = write_records(&c)) < 0 || (r = write_manifest(&c)) < 0) {
 		dump_release(&c);
 		image_discard(TAKE_PTR(c.img));
@@ -275,7 +231,7 @@ int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
 		dump_release(&c);
 	}
 	log_info("pid %d: checkpoint written to %s (%zu threads, %llu pages)", pid, dir, c.ntids,
-		 (unsigned long long)c.mm.pages);
+		 (unsigned long long)c.p.mm.pages);
 out:
 	ctx_free(&c);
 	return r;

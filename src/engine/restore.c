@@ -17,10 +17,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "engine/creds.h"
 #include "engine/dump.h"
-#include "engine/files.h"
-#include "engine/mm.h"
+#include "engine/process.h"
 #include "engine/rec.h"
 #include "engine/seize.h"
 #include "engine/signals.h"
@@ -33,13 +31,7 @@
 struct restore_ctx {
 	pid_t pid;
 	struct image *img;
-	struct thread_rec *threads;
-	size_t nthreads;
-	struct mm_rec mm;
-	struct files_rec files;
-	struct task_rec task;
-	struct creds_rec creds;
-	struct signals_rec sig;
+	struct process_rec p;
 	struct remote rem;
 	int procfd;
 	bool spawned; /* the stub exists: a failure must kill it */
@@ -54,14 +46,8 @@ struct restore_ctx {
 
 static void ctx_free(struct restore_ctx *c)
 {
-	for (size_t i = 0; c->threads && i < c->nthreads; i++)
-		thread_rec_free(&c->threads[i]);
-	free(c->threads);
+	process_rec_free(&c->p);
 	free(c->live);
-	mm_rec_free(&c->mm);
-	files_rec_free(&c->files);
-	task_rec_free(&c->task);
-	signals_rec_free(&c->sig);
 	image_free(c->img);
 	if (c->rem.mem_fd >= 0)
 		close(c->rem.mem_fd);
@@ -69,46 +55,8 @@ static void ctx_free(struct restore_ctx *c)
 		close(c->procfd);
 }
 
-static int load_json(struct restore_ctx *c, const char *fmt, json_t **ret)
-{
-	char name[64];
-	snprintf(name, sizeof(name), fmt, c->pid);
-	return image_get_json(c->img, name, ret);
-}
-
-#define bad_record(r, what) log_error_errno((r) == -ENOMEM ? (r) : -EBADMSG, \
-	"image record %s of pid %d is damaged or unsupported", what, c->pid)
-
-static int load_core(struct restore_ctx *c)
-{
-	_cleanup_json_ json_t *core = NULL;
-	json_t *threads;
-	int r = load_json(c, "core-%d.json", &core);
-	if (r < 0)
-		return r;
-	if ((r = json_get_array(core, "threads", 65536, &threads)) < 0 || json_array_size(threads) == 0)
-		return bad_record(-EBADMSG, "core (threads)");
-	c->nthreads = json_array_size(threads);
-	c->threads = calloc(c->nthreads, sizeof(*c->threads));
-	if (!c->threads)
-		return -ENOMEM;
-	for (size_t i = 0; i < c->nthreads; i++)
-		if ((r = thread_from_json(json_array_get(threads, i), &c->threads[i])) < 0)
-			return bad_record(r, "core (thread)");
-	if (c->threads[0].tid != c->pid)
-		return bad_record(-EBADMSG, "core (main thread)");
-	if ((r = task_from_json(core, &c->task)) < 0)
-		return bad_record(r, "core (task)");
-	if ((r = creds_from_json(core, &c->creds)) < 0)
-		return bad_record(r, "core (creds)");
-	if ((r = signals_from_json(core, &c->sig)) < 0)
-		return bad_record(r, "core (signals)");
-	return 0;
-}
-
 static int load_image(struct restore_ctx *c, const char *dir)
 {
-	_cleanup_json_ json_t *mm = NULL, *fds = NULL;
 	const char *type;
 	json_t *tree, *cpu;
 	int r, pid, xs;
@@ -128,17 +76,7 @@ static int load_image(struct restore_ctx *c, const char *dir)
 	if ((uint32_t)xs != xsave_size())
 		return log_error_errno(-EOPNOTSUPP, "image was made on a CPU with another register state size (%d, "
 				       "here %u); restore on a CPU of the same kind", xs, xsave_size());
-	if ((r = load_core(c)) < 0)
-		return r;
-	if ((r = load_json(c, "mm-%d.json", &mm)) < 0)
-		return r;
-	if ((r = mm_from_json(mm, &c->mm)) < 0)
-		return bad_record(r, "mm");
-	if ((r = load_json(c, "fds-%d.json", &fds)) < 0)
-		return r;
-	if ((r = files_from_json(fds, &c->files)) < 0)
-		return bad_record(r, "fds");
-	return 0;
+	return process_read(c->img, c->pid, &c->p);
 }
 
 /* A pid held by a zombie is freed once its parent reaps it; init here
@@ -260,7 +198,7 @@ static int start_stub(struct restore_ctx *c, const struct restore_opts *o)
 	}
 	if (r < 0)
 		return r;
-	c->live = calloc(c->nthreads, sizeof(pid_t));
+	c->live = calloc(c->p.nthreads, sizeof(pid_t));
 	if (!c->live)
 		return -ENOMEM;
 	if ((r = seize_thread(c->pid, SEIZE_OPTS_RESTORE)) < 0)
@@ -288,7 +226,7 @@ static int map_scratch(struct restore_ctx *c)
 	int r = proc_read(c->procfd, "maps", &buf, &len);
 	if (r < 0 || (r = proc_parse_smaps(buf, len, &cur, &n)) < 0)
 		return r;
-	r = mm_find_gap(&c->mm, cur, n, SCRATCH_LEN, &at);
+	r = mm_find_gap(&c->p.mm, cur, n, SCRATCH_LEN, &at);
 	vmas_free(cur, n);
 	if (r < 0)
 		return r;
@@ -298,8 +236,8 @@ static int map_scratch(struct restore_ctx *c)
 static int clone_threads(struct restore_ctx *c)
 {
 	const uint64_t flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
-	for (size_t i = 1; i < c->nthreads; i++) {
-		pid_t tid = c->threads[i].tid;
+	for (size_t i = 1; i < c->p.nthreads; i++) {
+		pid_t tid = c->p.threads[i].tid;
 		struct clone_args_v2 a = { .flags = flags, .stack = c->rem.scratch + SCRATCH_LEN - 65536,
 					   .stack_size = 32768, .set_tid = c->rem.scratch + 12288, .set_tid_size = 1 };
 		int status, r = remote_write(&c->rem, c->rem.scratch + 12288, &tid, sizeof(tid));
@@ -330,32 +268,32 @@ static int restore_body(struct restore_ctx *c, const struct restore_opts *o)
 	log_debug("pid %d: stub seized", pid);
 	if ((e = map_scratch(c)) < 0)
 		return log_error_errno(e, "pid %d: cannot map scratch memory: %m", pid);
-	if ((e = mm_clear_stub(r, pid, &c->mm, c->procfd)) < 0 || (e = mm_restore_vmas(r, pid, &c->mm)) < 0 ||
-	    (e = mm_restore_pages(r, pid, c->img, &c->mm)) < 0 || (e = inject_fail("restore:after-mm")) < 0 ||
-	    (e = mm_restore_finish(r, pid, &c->mm)) < 0)
+	if ((e = mm_clear_stub(r, pid, &c->p.mm, c->procfd)) < 0 || (e = mm_restore_vmas(r, pid, &c->p.mm)) < 0 ||
+	    (e = mm_restore_pages(r, pid, c->img, &c->p.mm)) < 0 || (e = inject_fail("restore:after-mm")) < 0 ||
+	    (e = mm_restore_finish(r, pid, &c->p.mm)) < 0)
 		return e;
 	log_debug("pid %d: memory restored", pid);
-	if ((e = files_restore(r, pid, c->img, &c->files, o->inherit, o->ninherit, c->procfd)) < 0 ||
-	    (e = task_restore(r, pid, &c->task)) < 0 || (e = signals_restore(r, pid, &c->sig)) < 0 ||
+	if ((e = files_restore(r, pid, c->img, &c->p.files, o->inherit, o->ninherit, c->procfd)) < 0 ||
+	    (e = task_restore(r, pid, &c->p.task)) < 0 || (e = signals_restore(r, pid, &c->p.sig)) < 0 ||
 	    (e = clone_threads(c)) < 0 || (e = inject_fail("restore:after-threads")) < 0)
 		return e;
-	for (size_t i = 0; i < c->nthreads; i++) {
-		const struct thread_rec *t = &c->threads[i];
-		if ((e = thread_restore_remote(r, t)) < 0 || (e = task_restore_nnp(r, t->tid, &c->task)) < 0 ||
+	for (size_t i = 0; i < c->p.nthreads; i++) {
+		const struct thread_rec *t = &c->p.threads[i];
+		if ((e = thread_restore_remote(r, t)) < 0 || (e = task_restore_nnp(r, t->tid, &c->p.task)) < 0 ||
 		    (e = thread_restore_seccomp(r, t)) < 0 || (e = thread_restore_pending(r, pid, t)) < 0)
 			return e;
 	}
-	if ((e = signals_restore_pending(r, pid, &c->sig)) < 0)
+	if ((e = signals_restore_pending(r, pid, &c->p.sig)) < 0)
 		return e;
-	for (size_t i = 0; i < c->nthreads; i++)
-		if ((e = creds_restore(r, c->threads[i].tid, &c->creds)) < 0)
+	for (size_t i = 0; i < c->p.nthreads; i++)
+		if ((e = creds_restore(r, c->p.threads[i].tid, &c->p.creds)) < 0)
 			return e;
-	if ((e = task_restore_pdeathsig(r, pid, &c->task)) < 0)
+	if ((e = task_restore_pdeathsig(r, pid, &c->p.task)) < 0)
 		return e;
 	if ((e = remote_unmap_scratch(r, pid)) < 0)
 		return log_error_errno(e, "pid %d: cannot remove scratch memory: %m", pid);
-	for (size_t i = 0; i < c->nthreads; i++)
-		if ((e = thread_restore_regs(&c->threads[i])) < 0)
+	for (size_t i = 0; i < c->p.nthreads; i++)
+		if ((e = thread_restore_regs(&c->p.threads[i])) < 0)
 			return e;
 	return 0;
 }
@@ -404,7 +342,7 @@ int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pi
 	if (r < 0)
 		goto out;
 	c.rem.pid = c.pid;
-	if ((r = mm_check_restorable(&c.mm)) < 0 || (r = verify_start(&c)) < 0)
+	if ((r = mm_check_restorable(&c.p.mm)) < 0 || (r = verify_start(&c)) < 0)
 		goto out;
 	if ((r = start_stub(&c, o)) < 0) {
 		if (c.spawned)

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "engine/process.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "util/cleanup.h"
+#include "util/log.h"
+
+void process_rec_free(struct process_rec *p)
+{
+	for (size_t i = 0; p->threads && i < p->nthreads; i++)
+		thread_rec_free(&p->threads[i]);
+	free(p->threads);
+	p->threads = NULL;
+	mm_rec_free(&p->mm);
+	files_rec_free(&p->files);
+	task_rec_free(&p->task);
+	signals_rec_free(&p->sig);
+}
+
+static int put(struct image *img, const char *fmt, pid_t pid, const json_t *j)
+{
+	char name[64];
+	snprintf(name, sizeof(name), fmt, pid);
+	return image_put_json(img, name, j);
+}
+
+static int write_core(struct image *img, const struct process_rec *p)
+{
+	_cleanup_json_ json_t *core = json_object();
+	json_t *threads = json_array();
+	int r = 0;
+
+	r |= json_object_set_new(core, "pid", json_integer(p->pid));
+	r |= json_object_set_new(core, "threads", threads);
+	for (size_t i = 0; i < p->nthreads && !r; i++) {
+		json_t *t;
+		r = thread_to_json(&p->threads[i], &t);
+		if (!r)
+			r = json_array_append_new(threads, t);
+	}
+	if (r || task_to_json(&p->task, core) < 0 || creds_to_json(&p->creds, core) < 0 ||
+	    signals_to_json(&p->sig, core) < 0)
+		return -ENOMEM;
+	return put(img, "core-%d.json", p->pid, core);
+}
+
+int process_write(struct image *img, const struct process_rec *p)
+{
+	_cleanup_json_ json_t *mm = NULL, *fds = NULL;
+	int r;
+
+	if ((r = write_core(img, p)) < 0 || (r = mm_to_json(&p->mm, &mm)) < 0 ||
+	    (r = put(img, "mm-%d.json", p->pid, mm)) < 0 || (r = files_to_json(&p->files, &fds)) < 0)
+		return r;
+	return put(img, "fds-%d.json", p->pid, fds);
+}
+
+static int get(struct image *img, const char *fmt, pid_t pid, json_t **ret)
+{
+	char name[64];
+	snprintf(name, sizeof(name), fmt, pid);
+	return image_get_json(img, name, ret);
+}
+
+static int bad_record(int r, pid_t pid, const char *what)
+{
+	return log_error_errno(r == -ENOMEM ? r : -EBADMSG, "image record %s of pid %d is damaged or unsupported",
+			       what, pid);
+}
+
+static int read_core(struct image *img, struct process_rec *p)
+{
+	_cleanup_json_ json_t *core = NULL;
+	json_t *threads;
+	int r = get(img, "core-%d.json", p->pid, &core);
+	if (r < 0)
+		return r;
+	if (json_get_array(core, "threads", 65536, &threads) < 0 || json_array_size(threads) == 0)
+		return bad_record(-EBADMSG, p->pid, "core (threads)");
+	p->threads = calloc(json_array_size(threads), sizeof(*p->threads));
+	if (!p->threads)
+		return -ENOMEM;
+	for (size_t i = 0; i < json_array_size(threads); i++) {
+		p->nthreads = i + 1;
+		if ((r = thread_from_json(json_array_get(threads, i), &p->threads[i])) < 0)
+			return bad_record(r, p->pid, "core (thread)");
+	}
+	if (p->threads[0].tid != p->pid)
+		return bad_record(-EBADMSG, p->pid, "core (main thread)");
+	if ((r = task_from_json(core, &p->task)) < 0)
+		return bad_record(r, p->pid, "core (task)");
+	if ((r = creds_from_json(core, &p->creds)) < 0)
+		return bad_record(r, p->pid, "core (creds)");
+	if ((r = signals_from_json(core, &p->sig)) < 0)
+		return bad_record(r, p->pid, "core (signals)");
+	return 0;
+}
+
+int process_read(struct image *img, pid_t pid, struct process_rec *p)
+{
+	_cleanup_json_ json_t *mm = NULL, *fds = NULL;
+	int r;
+
+	p->pid = pid;
+	if ((r = read_core(img, p)) < 0 || (r = get(img, "mm-%d.json", pid, &mm)) < 0)
+		return r;
+	if ((r = mm_from_json(mm, &p->mm)) < 0)
+		return bad_record(r, pid, "mm");
+	if ((r = get(img, "fds-%d.json", pid, &fds)) < 0)
+		return r;
+	if ((r = files_from_json(fds, &p->files)) < 0)
+		return bad_record(r, pid, "fds");
+	return 0;
+}
