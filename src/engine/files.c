@@ -20,7 +20,7 @@
 #include "util/log.h"
 #include "util/util.h"
 
-static const char *const kind_names[FD_KIND_MAX] = { "reg", "dir", "chr", "external" };
+static const char *const kind_names[FD_KIND_MAX] = { "reg", "dir", "chr", "external", "eventfd", "signalfd", "timerfd" };
 static const char *const safe_chr[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom" };
 
 void files_rec_free(struct files_rec *f)
@@ -74,6 +74,24 @@ static int classify_fd(pid_t pid, int fd, const char *link, const struct stat *s
 	return -EOPNOTSUPP;
 }
 
+static int collect_anon(int procfd, pid_t pid, int fd, const char *link, enum fd_kind kind, struct fd_rec *o)
+{
+	char p[64];
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	struct fdinfo fi;
+	snprintf(p, sizeof(p), "fdinfo/%d", fd);
+	int r = proc_read(procfd, p, &buf, &len);
+	if (r < 0 || (r = proc_parse_fdinfo(buf, len, &fi)) < 0)
+		return log_error_errno(r, "pid %d: cannot read fdinfo of fd %d: %m", pid, fd);
+	*o = (struct fd_rec){ .fd = fd, .kind = kind, .flags = fi.flags };
+	r = anon_parse_fdinfo(buf, len, kind, &o->anon);
+	if (r < 0)
+		return log_error_errno(r, "pid %d: cannot parse the state of fd %d (%s): %m", pid, fd, link);
+	o->path = strdup(link);
+	return o->path ? 0 : -ENOMEM;
+}
+
 static int collect_one(int procfd, pid_t pid, int fd, struct fd_rec *o)
 {
 	char p[64], link[PATH_MAX];
@@ -87,6 +105,9 @@ static int collect_one(int procfd, pid_t pid, int fd, struct fd_rec *o)
 	if (l < 0)
 		return log_error_errno(-errno, "pid %d: cannot read fd %d: %m", pid, fd);
 	link[l] = 0;
+	enum fd_kind ak;
+	if (anon_kind(link, &ak))
+		return collect_anon(procfd, pid, fd, link, ak, o);
 	if (fstatat(procfd, p, &st, 0) < 0) {
 		/* anon_inode:[eventfd] and friends cannot be stat'ed by path
 		 * in every case; they are unsupported anyway. */
@@ -219,6 +240,8 @@ int files_to_json(const struct files_rec *f, json_t **ret)
 			r |= json_set_str(j, "data", o->data);
 		if (o->dup_of >= 0)
 			r |= json_object_set_new(j, "dup_of", json_integer(o->dup_of));
+		if (o->kind >= FD_EVENTFD)
+			r |= json_set_hex(j, "anon", &o->anon, sizeof(o->anon));
 		r |= json_array_append_new(a, j);
 	}
 	if (r)
@@ -243,8 +266,10 @@ static int fd_from_json(const json_t *j, struct fd_rec *o)
 	for (int k = 0; k < FD_KIND_MAX; k++)
 		if (streq(kind, kind_names[k]))
 			o->kind = (enum fd_kind)k;
-	if (o->kind == FD_KIND_MAX || (o->kind != FD_EXTERNAL && path[0] != '/'))
+	if (o->kind == FD_KIND_MAX || (o->kind < FD_EXTERNAL && path[0] != '/'))
 		return -EBADMSG;
+	if (o->kind >= FD_EVENTFD && (r = json_get_hex(j, "anon", &o->anon, sizeof(o->anon))) < 0)
+		return r;
 	o->dup_of = -1;
 	if (json_object_get(j, "dup_of") && ((r = json_get_int(j, "dup_of", &o->dup_of)) < 0 || o->dup_of < 0 ||
 					     o->dup_of >= o->fd))
@@ -315,6 +340,8 @@ static long open_fd(struct remote *r, pid_t tid, struct image *img, const struct
 {
 	int flags = (int)(o->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC));
 	char staged[PATH_MAX + 32];
+	if (o->kind >= FD_EVENTFD)
+		return anon_restore(r, tid, o);
 	if (!o->deleted)
 		return remote_open(r, tid, o->path, flags, 0);
 	int e = stage_deleted(img, o, staged, sizeof(staged));

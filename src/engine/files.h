@@ -16,7 +16,15 @@
 #define MAX_FDS 65536
 #define MAX_DELETED_SIZE (1ULL << 30)
 
-enum fd_kind { FD_REG, FD_DIR, FD_CHR, FD_EXTERNAL, FD_KIND_MAX };
+enum fd_kind { FD_REG, FD_DIR, FD_CHR, FD_EXTERNAL, FD_EVENTFD, FD_SIGNALFD, FD_TIMERFD, FD_KIND_MAX };
+
+/* State of the anonymous-inode fds, from fdinfo (files-anon.c). */
+struct fd_anon {
+	uint64_t count;     /* eventfd counter */
+	uint64_t semaphore; /* eventfd EFD_SEMAPHORE */
+	uint64_t sigmask;   /* signalfd */
+	uint64_t clockid, ticks, value_ns, interval_ns; /* timerfd */
+};
 
 struct fd_rec {
 	int fd;
@@ -26,6 +34,7 @@ struct fd_rec {
 	uint64_t pos;
 	int dup_of;       /* -1, or an earlier fd sharing this open file description */
 	bool deleted;     /* content saved in image file "data" */
+	struct fd_anon anon;
 	char *data;
 };
 
@@ -40,6 +49,11 @@ struct inherit_fd {
 };
 
 void files_rec_free(struct files_rec *f);
+
+/* files-anon.c: eventfd, signalfd, timerfd. */
+bool anon_kind(const char *link, enum fd_kind *ret);
+int anon_parse_fdinfo(const char *buf, size_t len, enum fd_kind kind, struct fd_anon *ret);
+long anon_restore(struct remote *r, pid_t tid, const struct fd_rec *o);
 /* Lists and classifies the fds; refuses unsupported ones (naming pid, fd
  * and kind) before anything is changed. */
 int files_collect(int procfd, pid_t pid, struct files_rec *f);
