@@ -5,6 +5,10 @@
  * process with the same state. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +17,7 @@
 #include <time.h>
 
 #include "engine/files.h"
+#include "engine/rec.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -29,6 +34,7 @@ bool anon_kind(const char *link, enum fd_kind *ret)
 		{ "anon_inode:[eventfd]", FD_EVENTFD },
 		{ "anon_inode:[signalfd]", FD_SIGNALFD },
 		{ "anon_inode:[timerfd]", FD_TIMERFD },
+		{ "anon_inode:[eventpoll]", FD_EPOLL },
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (streq(link, map[i].link)) {
@@ -86,6 +92,8 @@ static long create(struct remote *r, pid_t tid, const struct fd_rec *o, uint64_t
 		int e = remote_write(r, buf, &o->anon.sigmask, sizeof(o->anon.sigmask));
 		return e < 0 ? e : remote_syscall(r, tid, SYS_signalfd4, -1, buf, 8, nonblock ? O_NONBLOCK : 0);
 	}
+	case FD_EPOLL:
+		return remote_syscall(r, tid, SYS_epoll_create1, 0);
 	default:
 		return remote_syscall(r, tid, SYS_timerfd_create, o->anon.clockid, nonblock ? O_NONBLOCK : 0);
 	}
@@ -131,4 +139,110 @@ long anon_restore(struct remote *r, pid_t tid, const struct fd_rec *o)
 		return log_error_errno(e, "pid %d: cannot restore the state of fd %d (%s): %m", r->pid, o->fd, o->path);
 	}
 	return fd;
+}
+
+/* --- epoll --- */
+
+int epoll_parse_fdinfo(const char *buf, size_t len, struct fd_rec *o)
+{
+	size_t pos = 0, cap = 0;
+	while (pos < len) {
+		const char *s = buf + pos, *nl = memchr(s, '\n', len - pos);
+		size_t l = nl ? (size_t)(nl - s) : len - pos;
+		char line[256];
+		int tfd;
+		unsigned int ev;
+		unsigned long long data;
+		pos += l + 1;
+		if (l >= sizeof(line))
+			continue;
+		memcpy(line, s, l);
+		line[l] = 0;
+		if (sscanf(line, "tfd: %d events: %x data: %llx", &tfd, &ev, &data) != 3)
+			continue;
+		if (o->ntgts == cap) {
+			cap = cap ? cap * 2 : 8;
+			if (cap > MAX_EPOLL_TARGETS)
+				return -E2BIG;
+			struct epoll_target *n = realloc(o->tgts, cap * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			o->tgts = n;
+		}
+		o->tgts[o->ntgts++] = (struct epoll_target){ tfd, ev, data };
+	}
+	return 0;
+}
+
+/* A watched file is found again by the fd number it was added with: that
+ * fd must still be open (and be what was added) for the restore to work. */
+int epoll_check(pid_t pid, const struct files_rec *f, const struct fd_rec *o)
+{
+	for (size_t i = 0; i < o->ntgts; i++) {
+		bool found = false;
+		for (size_t k = 0; k < f->n && !found; k++)
+			found = f->fds[k].fd == o->tgts[i].tfd;
+		struct kcmp_epoll_slot slot = { (uint32_t)o->fd, (uint32_t)o->tgts[i].tfd, 0 };
+		if (!found || syscall(SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, o->tgts[i].tfd, &slot) != 0) {
+			log_error("pid %d: epoll fd %d watches fd %d, which is no longer open (or now another "
+				  "file); this cannot be checkpointed yet", pid, o->fd, o->tgts[i].tfd);
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
+}
+
+int epoll_to_json(const struct fd_rec *o, json_t *j)
+{
+	json_t *a = json_array();
+	int r = 0;
+	for (size_t i = 0; a && i < o->ntgts; i++) {
+		json_t *t = json_object();
+		r |= json_object_set_new(t, "tfd", json_integer(o->tgts[i].tfd));
+		r |= json_object_set_new(t, "events", json_integer(o->tgts[i].events));
+		r |= json_set_x64(t, "data", o->tgts[i].data);
+		r |= json_array_append_new(a, t);
+	}
+	r |= json_object_set_new(j, "targets", a);
+	return r ? -ENOMEM : 0;
+}
+
+int epoll_from_json(const json_t *j, struct fd_rec *o)
+{
+	json_t *a;
+	int r = json_get_array(j, "targets", MAX_EPOLL_TARGETS, &a);
+	if (r < 0)
+		return r;
+	size_t n = json_array_size(a);
+	o->tgts = calloc(n ? n : 1, sizeof(*o->tgts));
+	if (!o->tgts)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *t = json_array_get(a, i);
+		int64_t ev;
+		if ((r = json_get_int(t, "tfd", &o->tgts[i].tfd)) < 0 || (r = json_get_i64(t, "events", &ev)) < 0 ||
+		    (r = json_get_x64(t, "data", &o->tgts[i].data)) < 0)
+			return r;
+		if (o->tgts[i].tfd < 0 || o->tgts[i].tfd >= MAX_FDS || ev < 0 || ev > UINT32_MAX)
+			return -EBADMSG;
+		o->tgts[i].events = (uint32_t)ev;
+		o->ntgts = i + 1;
+	}
+	return 0;
+}
+
+int epoll_restore_targets(struct remote *r, pid_t tid, const struct fd_rec *o)
+{
+	uint64_t buf = r->scratch + 8192;
+	for (size_t i = 0; i < o->ntgts; i++) {
+		struct epoll_event ev = { .events = o->tgts[i].events, .data.u64 = o->tgts[i].data };
+		int e = remote_write(r, buf, &ev, sizeof(ev));
+		if (e < 0)
+			return e;
+		long ret = remote_syscall(r, tid, SYS_epoll_ctl, o->fd, EPOLL_CTL_ADD, o->tgts[i].tfd, buf);
+		if (ret < 0)
+			return log_error_errno((int)ret, "pid %d: epoll fd %d: cannot watch fd %d again: %m", r->pid,
+					       o->fd, o->tgts[i].tfd);
+	}
+	return 0;
 }

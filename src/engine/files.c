@@ -20,7 +20,7 @@
 #include "util/log.h"
 #include "util/util.h"
 
-static const char *const kind_names[FD_KIND_MAX] = { "reg", "dir", "chr", "external", "eventfd", "signalfd", "timerfd" };
+static const char *const kind_names[FD_KIND_MAX] = { "reg", "dir", "chr", "external", "eventfd", "signalfd", "timerfd", "epoll" };
 static const char *const safe_chr[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom" };
 
 void files_rec_free(struct files_rec *f)
@@ -30,6 +30,7 @@ void files_rec_free(struct files_rec *f)
 	for (size_t i = 0; i < f->n; i++) {
 		free(f->fds[i].path);
 		free(f->fds[i].data);
+		free(f->fds[i].tgts);
 	}
 	free(f->fds);
 	f->fds = NULL;
@@ -85,7 +86,7 @@ static int collect_anon(int procfd, pid_t pid, int fd, const char *link, enum fd
 	if (r < 0 || (r = proc_parse_fdinfo(buf, len, &fi)) < 0)
 		return log_error_errno(r, "pid %d: cannot read fdinfo of fd %d: %m", pid, fd);
 	*o = (struct fd_rec){ .fd = fd, .kind = kind, .flags = fi.flags };
-	r = anon_parse_fdinfo(buf, len, kind, &o->anon);
+	r = kind == FD_EPOLL ? epoll_parse_fdinfo(buf, len, o) : anon_parse_fdinfo(buf, len, kind, &o->anon);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot parse the state of fd %d (%s): %m", pid, fd, link);
 	o->path = strdup(link);
@@ -190,6 +191,12 @@ int files_collect(int procfd, pid_t pid, struct files_rec *f)
 		f->n++;
 	}
 	qsort(f->fds, f->n, sizeof(*f->fds), cmp_fd);
+	for (size_t i = 0; i < f->n; i++)
+		if (f->fds[i].kind == FD_EPOLL) {
+			int r = epoll_check(pid, f, &f->fds[i]);
+			if (r < 0)
+				return r;
+		}
 	return find_dups(pid, f);
 }
 
@@ -240,8 +247,10 @@ int files_to_json(const struct files_rec *f, json_t **ret)
 			r |= json_set_str(j, "data", o->data);
 		if (o->dup_of >= 0)
 			r |= json_object_set_new(j, "dup_of", json_integer(o->dup_of));
-		if (o->kind >= FD_EVENTFD)
+		if (o->kind >= FD_EVENTFD && o->kind != FD_EPOLL)
 			r |= json_set_hex(j, "anon", &o->anon, sizeof(o->anon));
+		if (o->kind == FD_EPOLL)
+			r |= epoll_to_json(o, j);
 		r |= json_array_append_new(a, j);
 	}
 	if (r)
@@ -268,7 +277,9 @@ static int fd_from_json(const json_t *j, struct fd_rec *o)
 			o->kind = (enum fd_kind)k;
 	if (o->kind == FD_KIND_MAX || (o->kind < FD_EXTERNAL && path[0] != '/'))
 		return -EBADMSG;
-	if (o->kind >= FD_EVENTFD && (r = json_get_hex(j, "anon", &o->anon, sizeof(o->anon))) < 0)
+	if (o->kind >= FD_EVENTFD && o->kind != FD_EPOLL && (r = json_get_hex(j, "anon", &o->anon, sizeof(o->anon))) < 0)
+		return r;
+	if (o->kind == FD_EPOLL && (r = epoll_from_json(j, o)) < 0)
 		return r;
 	o->dup_of = -1;
 	if (json_object_get(j, "dup_of") && ((r = json_get_int(j, "dup_of", &o->dup_of)) < 0 || o->dup_of < 0 ||
@@ -387,8 +398,12 @@ int files_restore(struct remote *r, pid_t tid, struct image *img, const struct f
 		return log_error_errno(e, "pid %d: cannot set up inherited fds: %m", r->pid);
 	(void)stub_procfd;
 
-	for (size_t i = 0; i < f->n; i++) {
-		const struct fd_rec *o = &f->fds[i];
+	/* Pass 0 restores everything but epoll, pass 1 the epoll fds, whose
+	 * watched fds must exist first. */
+	for (size_t k = 0; k < 2 * f->n; k++) {
+		const struct fd_rec *o = &f->fds[k % f->n];
+		if ((k < f->n) == (o->kind == FD_EPOLL))
+			continue;
 		long fd;
 		if (o->dup_of >= 0) {
 			fd = o->dup_of; /* restored before: fds are in ascending order */
@@ -411,6 +426,8 @@ int files_restore(struct remote *r, pid_t tid, struct image *img, const struct f
 			return log_error_errno((int)ret, "pid %d: cannot place fd %d: %m", r->pid, o->fd);
 		if (fd != o->fd && o->kind != FD_EXTERNAL && o->dup_of < 0)
 			remote_syscall(r, tid, SYS_close, fd);
+		if (o->kind == FD_EPOLL && o->dup_of < 0 && (e = epoll_restore_targets(r, tid, o)) < 0)
+			return e;
 		if ((o->kind == FD_REG || o->kind == FD_DIR) && o->pos && o->dup_of < 0) {
 			ret = remote_syscall(r, tid, SYS_lseek, o->fd, o->pos, SEEK_SET);
 			if (ret < 0)

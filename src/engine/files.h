@@ -16,7 +16,7 @@
 #define MAX_FDS 65536
 #define MAX_DELETED_SIZE (1ULL << 30)
 
-enum fd_kind { FD_REG, FD_DIR, FD_CHR, FD_EXTERNAL, FD_EVENTFD, FD_SIGNALFD, FD_TIMERFD, FD_KIND_MAX };
+enum fd_kind { FD_REG, FD_DIR, FD_CHR, FD_EXTERNAL, FD_EVENTFD, FD_SIGNALFD, FD_TIMERFD, FD_EPOLL, FD_KIND_MAX };
 
 /* State of the anonymous-inode fds, from fdinfo (files-anon.c). */
 struct fd_anon {
@@ -24,6 +24,13 @@ struct fd_anon {
 	uint64_t semaphore; /* eventfd EFD_SEMAPHORE */
 	uint64_t sigmask;   /* signalfd */
 	uint64_t clockid, ticks, value_ns, interval_ns; /* timerfd */
+};
+
+#define MAX_EPOLL_TARGETS 65536
+struct epoll_target {
+	int tfd;
+	uint32_t events;
+	uint64_t data;
 };
 
 struct fd_rec {
@@ -35,6 +42,8 @@ struct fd_rec {
 	int dup_of;       /* -1, or an earlier fd sharing this open file description */
 	bool deleted;     /* content saved in image file "data" */
 	struct fd_anon anon;
+	struct epoll_target *tgts; /* epoll: the watched fds */
+	size_t ntgts;
 	char *data;
 };
 
@@ -54,6 +63,12 @@ void files_rec_free(struct files_rec *f);
 bool anon_kind(const char *link, enum fd_kind *ret);
 int anon_parse_fdinfo(const char *buf, size_t len, enum fd_kind kind, struct fd_anon *ret);
 long anon_restore(struct remote *r, pid_t tid, const struct fd_rec *o);
+/* files-anon.c: epoll, restored after every fd it may watch. */
+int epoll_parse_fdinfo(const char *buf, size_t len, struct fd_rec *o);
+int epoll_check(pid_t pid, const struct files_rec *f, const struct fd_rec *o);
+int epoll_to_json(const struct fd_rec *o, json_t *j);
+int epoll_from_json(const json_t *j, struct fd_rec *o);
+int epoll_restore_targets(struct remote *r, pid_t tid, const struct fd_rec *o);
 /* Lists and classifies the fds; refuses unsupported ones (naming pid, fd
  * and kind) before anything is changed. */
 int files_collect(int procfd, pid_t pid, struct files_rec *f);

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
@@ -46,9 +47,25 @@ int main(int argc, char **argv)
 		test_die("timerfd: %s", strerror(errno));
 	usleep(20000); /* tfired expires once and is not read */
 
+	/* epoll watching the eventfd (ready) and the armed timer (not ready),
+	 * with its own fd number above them and data words to recognise. */
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xfeedfacecafe0001ULL };
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) < 0)
+		test_die("epoll: %s", strerror(errno));
+	ev = (struct epoll_event){ .events = EPOLLIN | EPOLLET, .data.u64 = 0xfeedfacecafe0002ULL };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, tarmed, &ev) < 0)
+		test_die("epoll_ctl: %s", strerror(errno));
+
 	test_ready();
 	test_wait();
 
+	struct epoll_event got[4];
+	int n = epoll_wait(ep, got, 4, 0);
+	check(n == 1 && got[0].data.u64 == 0xfeedfacecafe0001ULL && (got[0].events & EPOLLIN),
+	      "epoll reported %d events (first data %#llx), expected the eventfd only", n,
+	      n > 0 ? (unsigned long long)got[0].data.u64 : 0ULL);
+	check((fcntl(ep, F_GETFD) & FD_CLOEXEC) != 0, "epoll fd lost FD_CLOEXEC");
 	check(read(efd, &v, 8) == 8 && v == 0x123456789ULL, "eventfd count %#llx, expected 0x123456789",
 	      (unsigned long long)v);
 	check(read(efd, &v, 8) < 0 && errno == EAGAIN, "eventfd lost O_NONBLOCK or was not reset by read");
