@@ -20,7 +20,7 @@
 #include "util/log.h"
 #include "util/util.h"
 
-static const char *const kind_names[FD_KIND_MAX] = { "reg", "dir", "chr", "external", "eventfd", "signalfd", "timerfd", "epoll" };
+static const char *const kind_names[FD_KIND_MAX] = { "reg", "dir", "chr", "external", "eventfd", "signalfd", "timerfd", "epoll", "pipe" };
 static const char *const safe_chr[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom" };
 
 void files_rec_free(struct files_rec *f)
@@ -46,6 +46,12 @@ static bool is_tty(const struct stat *st)
 static int classify_fd(pid_t pid, int fd, const char *link, const struct stat *st, struct fd_rec *o)
 {
 	bool ext = S_ISFIFO(st->st_mode) || S_ISSOCK(st->st_mode) || is_tty(st);
+	if (S_ISFIFO(st->st_mode) && startswith(link, "pipe:[")) {
+		/* Decided once every fd is known: both ends inside, or not. */
+		o->kind = FD_PIPE;
+		o->pipe_id = (uint64_t)st->st_ino;
+		return 0;
+	}
 	if (ext && fd <= 2) {
 		o->kind = FD_EXTERNAL;
 		return 0;
@@ -191,6 +197,9 @@ int files_collect(int procfd, pid_t pid, struct files_rec *f)
 		f->n++;
 	}
 	qsort(f->fds, f->n, sizeof(*f->fds), cmp_fd);
+	int pr = pipes_resolve(pid, f);
+	if (pr < 0)
+		return pr;
 	for (size_t i = 0; i < f->n; i++)
 		if (f->fds[i].kind == FD_EPOLL) {
 			int r = epoll_check(pid, f, &f->fds[i]);
@@ -202,6 +211,9 @@ int files_collect(int procfd, pid_t pid, struct files_rec *f)
 
 int files_dump_data(struct image *img, int procfd, pid_t pid, struct files_rec *f)
 {
+	int pr = pipes_dump_data(img, pid, f);
+	if (pr < 0)
+		return pr;
 	for (size_t i = 0; i < f->n; i++) {
 		struct fd_rec *o = &f->fds[i];
 		char p[64], name[64];
@@ -251,6 +263,10 @@ int files_to_json(const struct files_rec *f, json_t **ret)
 			r |= json_set_hex(j, "anon", &o->anon, sizeof(o->anon));
 		if (o->kind == FD_EPOLL)
 			r |= epoll_to_json(o, j);
+		if (o->kind == FD_PIPE) {
+			r |= json_set_u64(j, "pipe_id", o->pipe_id);
+			r |= json_object_set_new(j, "pipe_size", json_integer(o->pipe_size));
+		}
 		r |= json_array_append_new(a, j);
 	}
 	if (r)
@@ -281,6 +297,14 @@ static int fd_from_json(const json_t *j, struct fd_rec *o)
 		return r;
 	if (o->kind == FD_EPOLL && (r = epoll_from_json(j, o)) < 0)
 		return r;
+	if (o->kind == FD_PIPE) {
+		int sz;
+		if ((r = json_get_u64(j, "pipe_id", &o->pipe_id)) < 0 || (r = json_get_int(j, "pipe_size", &sz)) < 0)
+			return r;
+		if (sz < 4096 || sz > (1 << 30))
+			return -EBADMSG;
+		o->pipe_size = (uint32_t)sz;
+	}
 	o->dup_of = -1;
 	if (json_object_get(j, "dup_of") && ((r = json_get_int(j, "dup_of", &o->dup_of)) < 0 || o->dup_of < 0 ||
 					     o->dup_of >= o->fd))
@@ -393,10 +417,15 @@ int files_restore(struct remote *r, pid_t tid, struct image *img, const struct f
 {
 	int moved[64];
 	int base = f->n ? f->fds[f->n - 1].fd + 1 : 3;
-	int e = park_inherited(r, tid, base < 64 ? 64 : base, moved, 64);
+	if (base < 64)
+		base = 64;
+	int e = park_inherited(r, tid, base, moved, 64);
 	if (e < 0)
 		return log_error_errno(e, "pid %d: cannot set up inherited fds: %m", r->pid);
 	(void)stub_procfd;
+	_cleanup_free_ struct pipe_table *pipes = pipe_table_new(f->n);
+	if (!pipes)
+		return -ENOMEM;
 
 	/* Pass 0 restores everything but epoll, pass 1 the epoll fds, whose
 	 * watched fds must exist first. */
@@ -407,6 +436,10 @@ int files_restore(struct remote *r, pid_t tid, struct image *img, const struct f
 		long fd;
 		if (o->dup_of >= 0) {
 			fd = o->dup_of; /* restored before: fds are in ascending order */
+		} else if (o->kind == FD_PIPE) {
+			fd = pipe_restore_end(r, tid, img, f, o, pipes, base);
+			if (fd < 0)
+				return (int)fd;
 		} else if (o->kind == FD_EXTERNAL) {
 			int ours = find_inherited(inh, ninh, o->fd);
 			if (ours < 0 || ours >= 64 || moved[ours] < 0)
@@ -424,7 +457,7 @@ int files_restore(struct remote *r, pid_t tid, struct image *img, const struct f
 			ret = remote_syscall(r, tid, SYS_fcntl, fd, F_SETFD, (o->flags & O_CLOEXEC) ? FD_CLOEXEC : 0);
 		if (ret < 0)
 			return log_error_errno((int)ret, "pid %d: cannot place fd %d: %m", r->pid, o->fd);
-		if (fd != o->fd && o->kind != FD_EXTERNAL && o->dup_of < 0)
+		if (fd != o->fd && o->kind != FD_EXTERNAL && o->kind != FD_PIPE && o->dup_of < 0)
 			remote_syscall(r, tid, SYS_close, fd);
 		if (o->kind == FD_EPOLL && o->dup_of < 0 && (e = epoll_restore_targets(r, tid, o)) < 0)
 			return e;
@@ -437,5 +470,6 @@ int files_restore(struct remote *r, pid_t tid, struct image *img, const struct f
 	for (int i = 0; i < 64; i++)
 		if (moved[i] >= 0)
 			remote_syscall(r, tid, SYS_close, moved[i]);
+	pipe_table_close(pipes, r, tid);
 	return 0;
 }

@@ -16,7 +16,7 @@
 #define MAX_FDS 65536
 #define MAX_DELETED_SIZE (1ULL << 30)
 
-enum fd_kind { FD_REG, FD_DIR, FD_CHR, FD_EXTERNAL, FD_EVENTFD, FD_SIGNALFD, FD_TIMERFD, FD_EPOLL, FD_KIND_MAX };
+enum fd_kind { FD_REG, FD_DIR, FD_CHR, FD_EXTERNAL, FD_EVENTFD, FD_SIGNALFD, FD_TIMERFD, FD_EPOLL, FD_PIPE, FD_KIND_MAX };
 
 /* State of the anonymous-inode fds, from fdinfo (files-anon.c). */
 struct fd_anon {
@@ -44,6 +44,8 @@ struct fd_rec {
 	struct fd_anon anon;
 	struct epoll_target *tgts; /* epoll: the watched fds */
 	size_t ntgts;
+	uint64_t pipe_id;   /* pipe: inode, shared by both ends */
+	uint32_t pipe_size; /* pipe: capacity (F_GETPIPE_SZ) */
 	char *data;
 };
 
@@ -63,6 +65,16 @@ void files_rec_free(struct files_rec *f);
 bool anon_kind(const char *link, enum fd_kind *ret);
 int anon_parse_fdinfo(const char *buf, size_t len, enum fd_kind kind, struct fd_anon *ret);
 long anon_restore(struct remote *r, pid_t tid, const struct fd_rec *o);
+/* pipes.c: pipes with both ends in the process, and the bytes in them. */
+int pipes_resolve(pid_t pid, struct files_rec *f);
+int pipes_dump_data(struct image *img, pid_t pid, struct files_rec *f);
+struct pipe_table;
+struct pipe_table *pipe_table_new(size_t n);
+void pipe_table_close(struct pipe_table *t, struct remote *r, pid_t tid);
+/* Returns the fd (above base) of o's end, creating and filling the pipe
+ * the first time one of its ends is met. */
+long pipe_restore_end(struct remote *r, pid_t tid, struct image *img, const struct files_rec *f,
+		      const struct fd_rec *o, struct pipe_table *t, int base);
 /* files-anon.c: epoll, restored after every fd it may watch. */
 int epoll_parse_fdinfo(const char *buf, size_t len, struct fd_rec *o);
 int epoll_check(pid_t pid, const struct files_rec *f, const struct fd_rec *o);
