@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "engine/files.h"
+#include "engine/proc.h"
 #include "engine/rec.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -51,15 +52,9 @@ int anon_parse_fdinfo(const char *buf, size_t len, enum fd_kind kind, struct fd_
 	size_t pos = 0;
 	unsigned long long x, y;
 
-	while (pos < len) {
-		const char *s = buf + pos, *nl = memchr(s, '\n', len - pos);
-		size_t l = nl ? (size_t)(nl - s) : len - pos;
-		char line[128];
-		pos += l + 1;
-		if (l >= sizeof(line))
-			continue;
-		memcpy(line, s, l);
-		line[l] = 0;
+	char line[128];
+
+	while (proc_next_line(buf, len, &pos, line, sizeof(line))) {
 		if (sscanf(line, "eventfd-count: %llx", &x) == 1)
 			a.count = x, seen |= 1;
 		else if (sscanf(line, "eventfd-semaphore: %llu", &x) == 1)
@@ -146,18 +141,12 @@ long anon_restore(struct remote *r, pid_t tid, const struct fd_rec *o)
 int epoll_parse_fdinfo(const char *buf, size_t len, struct fd_rec *o)
 {
 	size_t pos = 0, cap = 0;
-	while (pos < len) {
-		const char *s = buf + pos, *nl = memchr(s, '\n', len - pos);
-		size_t l = nl ? (size_t)(nl - s) : len - pos;
-		char line[256];
+	char line[256];
+
+	while (proc_next_line(buf, len, &pos, line, sizeof(line))) {
 		int tfd;
 		unsigned int ev;
 		unsigned long long data;
-		pos += l + 1;
-		if (l >= sizeof(line))
-			continue;
-		memcpy(line, s, l);
-		line[l] = 0;
 		if (sscanf(line, "tfd: %d events: %x data: %llx", &tfd, &ev, &data) != 3)
 			continue;
 		if (o->ntgts == cap) {

@@ -30,6 +30,20 @@ static const char *next_line(const char *buf, size_t len, size_t *pos, size_t *r
 	return s;
 }
 
+bool proc_next_line(const char *buf, size_t len, size_t *pos, char *line, size_t size)
+{
+	const char *s;
+	size_t l;
+	while ((s = next_line(buf, len, pos, &l))) {
+		if (l >= size)
+			continue;
+		memcpy(line, s, l);
+		line[l] = 0;
+		return true;
+	}
+	return false;
+}
+
 static uint32_t vmflag_bit(const char *f)
 {
 	static const struct {
@@ -253,15 +267,10 @@ static int parse_status_line(const char *key, const char *val, struct proc_statu
 int proc_parse_status(const char *buf, size_t len, struct proc_status *ret)
 {
 	struct proc_status st = { 0 };
-	size_t pos = 0, l;
-	const char *s;
+	size_t pos = 0;
 	char line[4096];
 
-	while ((s = next_line(buf, len, &pos, &l))) {
-		if (l >= sizeof(line))
-			continue;
-		memcpy(line, s, l);
-		line[l] = 0;
+	while (proc_next_line(buf, len, &pos, line, sizeof(line))) {
 		char *colon = strchr(line, ':');
 		if (!colon)
 			continue;
@@ -280,16 +289,11 @@ int proc_parse_status(const char *buf, size_t len, struct proc_status *ret)
 int proc_parse_fdinfo(const char *buf, size_t len, struct fdinfo *ret)
 {
 	struct fdinfo fi = { 0 };
-	size_t pos = 0, l;
-	const char *s;
+	size_t pos = 0;
 	int seen = 0;
 	char line[256];
 
-	while ((s = next_line(buf, len, &pos, &l))) {
-		if (l >= sizeof(line))
-			continue;
-		memcpy(line, s, l);
-		line[l] = 0;
+	while (proc_next_line(buf, len, &pos, line, sizeof(line))) {
 		unsigned long long v;
 		unsigned int o;
 		int m;

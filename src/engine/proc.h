@@ -65,6 +65,9 @@ struct fdinfo {
 };
 
 int proc_read(int dirfd, const char *path, char **ret_buf, size_t *ret_len);
+/* Copies the next line of buf (from *pos) NUL-terminated into line and
+ * advances *pos; lines that do not fit are skipped. false at the end. */
+bool proc_next_line(const char *buf, size_t len, size_t *pos, char *line, size_t size);
 
 int proc_parse_smaps(const char *buf, size_t len, struct vma **ret, size_t *ret_n);
 void vmas_free(struct vma *v, size_t n);
