@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "engine/process.h"
 #include "engine/rec.h"
@@ -18,20 +20,22 @@
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/thread.h"
+#include "engine/tree.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
 
+/* One process of the tree; zombies have only their node. */
 struct dump_ctx {
+	struct tree_node *node;
 	pid_t pid;
 	int procfd, pidfd;
-	pid_t *tids;
+	pid_t *tids; /* node->tids */
 	size_t ntids;
 	struct process_rec p; /* p.threads[i] is tids[i] */
 	struct user_regs_struct *orig_regs; /* as seized, for letting go */
 	bool *touched;
 	struct remote rem;
-	struct image *img;
 	struct proc_stat stat;
 };
 
@@ -40,8 +44,6 @@ static void ctx_free(struct dump_ctx *c)
 	process_rec_free(&c->p);
 	free(c->orig_regs);
 	free(c->touched);
-	free(c->tids);
-	image_free(c->img);
 	if (c->rem.mem_fd >= 0)
 		close(c->rem.mem_fd);
 	if (c->procfd >= 0)
@@ -50,7 +52,7 @@ static void ctx_free(struct dump_ctx *c)
 		close(c->pidfd);
 }
 
-/* Puts every thread back as it was and detaches. */
+/* Puts every thread back as it was (the detach is tree_detach's). */
 static void dump_release(struct dump_ctx *c)
 {
 	if (c->rem.scratch && remote_unmap_scratch(&c->rem, c->pid) < 0)
@@ -65,7 +67,6 @@ static void dump_release(struct dump_ctx *c)
 			if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(uint64_t), &c->p.threads[i].sigmask) < 0)
 				log_warn("tid %d: could not put signal mask back", tid);
 		}
-		detach_thread(tid);
 	}
 }
 
@@ -74,8 +75,14 @@ static int collect(struct dump_ctx *c)
 	_cleanup_free_ char *buf = NULL;
 	size_t len;
 	struct proc_status st;
+	char path[64];
 	int r;
 
+	snprintf(path, sizeof(path), "/proc/%d", c->pid);
+	c->procfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	c->pidfd = sys_pidfd_open(c->pid, 0);
+	if (c->procfd < 0 || c->pidfd < 0)
+		return log_error_errno(-errno, "pid %d: cannot open it: %m", c->pid);
 	if ((r = proc_read(c->procfd, "stat", &buf, &len)) < 0 || (r = proc_parse_stat(buf, len, &c->stat)) < 0)
 		return log_error_errno(r, "pid %d: cannot read stat: %m", c->pid);
 	free(buf);
@@ -157,82 +164,122 @@ static int dump_remote(struct dump_ctx *c)
 	return 0;
 }
 
-static int write_records(struct dump_ctx *c)
+static int write_records(struct image *img, struct dump_ctx *c)
 {
-	int r = files_dump_data(c->img, c->procfd, c->pid, &c->p.files);
-	return r < 0 ? r : process_write(c->img, &c->p);
+	int r = files_dump_data(img, c->procfd, c->pid, &c->p.files);
+	return r < 0 ? r : process_write(img, &c->p);
 }
 
-static int write_manifest(struct dump_ctx *c)
+static int write_manifest(struct image *img, const struct tree *t, uint64_t pages)
 {
 	_cleanup_json_ json_t *body = json_object();
-	json_t *tree = json_array(), *proc = json_object(), *tids = json_array(), *cpu = json_object();
+	json_t *tree = NULL, *cpu = json_object();
 	char vendor[13] = { 0 };
 	unsigned a, b, cc, d;
 	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(cc), "=d"(d) : "a"(0));
 	memcpy(vendor, &b, 4), memcpy(vendor + 4, &d, 4), memcpy(vendor + 8, &cc, 4);
-	int r = 0;
-	for (size_t i = 0; i < c->ntids; i++)
-		r |= json_array_append_new(tids, json_integer(c->tids[i]));
-	r |= json_object_set_new(proc, "pid", json_integer(c->pid));
-	r |= json_object_set_new(proc, "ppid", json_integer(c->stat.ppid));
-	r |= json_object_set_new(proc, "pgid", json_integer(c->stat.pgrp));
-	r |= json_object_set_new(proc, "sid", json_integer(c->stat.session));
-	r |= json_set_str(proc, "comm", c->p.task.comm);
-	r |= json_object_set_new(proc, "threads", tids);
-	r |= json_array_append_new(tree, proc);
+	int r = tree_to_json(t, &tree);
+	if (r < 0)
+		return r;
 	r |= json_set_str(cpu, "vendor", vendor);
 	r |= json_set_x64(cpu, "xsave_mask", xsave_features());
 	r |= json_object_set_new(cpu, "xsave_size", json_integer(xsave_size()));
 	r |= json_set_str(body, "type", "process");
 	r |= json_object_set_new(body, "tree", tree);
 	r |= json_object_set_new(body, "cpu", cpu);
-	r |= json_set_u64(body, "pages", c->p.mm.pages);
+	r |= json_set_u64(body, "pages", pages);
 	if (r)
 		return -ENOMEM;
-	return image_commit(c->img, body);
+	return image_commit(img, body);
+}
+
+/* Looks at every process, then links their fds across the tree. Nothing
+ * is changed in any process yet: a refusal here costs them nothing. */
+static int collect_all(struct dump_ctx *v, size_t n)
+{
+	_cleanup_free_ struct files_proc *all = calloc(n, sizeof(*all));
+	size_t nall = 0;
+	if (!all)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].node->zombie)
+			continue;
+		int r = collect(&v[i]);
+		if (r < 0)
+			return r;
+		all[nall++] = (struct files_proc){ v[i].pid, &v[i].p.files };
+	}
+	return files_link(all, nall);
+}
+
+static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages)
+{
+	int r;
+	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = collect_all(v, n)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		struct dump_ctx *c = &v[i];
+		if (c->node->zombie)
+			continue;
+		if ((r = dump_remote(c)) < 0 || (r = mm_dump_pages(img, c->pid, c->procfd, &c->rem, &c->p.mm)) < 0 ||
+		    (r = inject_fail("dump:after-memory")) < 0 || (r = write_records(img, c)) < 0)
+			return r;
+		*ret_pages += c->p.mm.pages;
+	}
+	return write_manifest(img, t, *ret_pages);
 }
 
 int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
 {
-	struct dump_ctx c = { .pid = pid, .procfd = -1, .pidfd = -1, .p = { .pid = pid },
-			      .rem = { .pid = pid, .mem_fd = -1 } };
-	char path[64];
+	struct image *img = NULL;
+	struct tree t = { 0 };
+	struct dump_ctx *v = NULL;
+	uint64_t pages = 0;
 	int r;
 
 	if (pid == getpid() || pid <= 1)
 		return log_error_errno(-EINVAL, "refusing to checkpoint pid %d", pid);
-	snprintf(path, sizeof(path), "/proc/%d", pid);
-	c.procfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	c.pidfd = sys_pidfd_open(pid, 0);
-	if (c.procfd < 0 || c.pidfd < 0) {
-		r = log_error_errno(-errno, "no process with pid %d: %m", pid);
-		goto out;
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return log_error_errno(-ESRCH, "no process with pid %d", pid);
+	if ((r = image_create(dir, &img)) < 0)
+		return r;
+	if ((r = tree_seize(pid, &t)) < 0) {
+		image_discard(img);
+		return r == -ESRCH ? log_error_errno(r, "no process with pid %d", pid) : r;
 	}
-	if ((r = image_create(dir, &c.img)) < 0)
-		goto out;
-	r = seize_all(pid, SEIZE_OPTS_DUMP, &c.tids, &c.ntids);
-	if (r < 0) {
-		log_error_errno(r, "cannot freeze pid %d: %m", pid);
-		image_discard(TAKE_PTR(c.img));
-		goto out;
+	v = calloc(t.n, sizeof(*v));
+	if (!v) {
+		r = -ENOMEM;
+		goto fail;
 	}
-	if ((r = inject_fail("dump:after-seize")) < 0 || (r = collect(&c)) < 0 || (r = dump_remote(&c)) < 0 ||
-	    (r = mm_dump_pages(c.img, pid, c.procfd, &c.rem, &c.p.mm)) < 0 || (r = inject_fail("dump:after-memory")) < 0 ||
-	    (r = write_records(&c)) < 0 || (r = write_manifest(&c)) < 0) {
-		dump_release(&c);
-		image_discard(TAKE_PTR(c.img));
-		goto out;
-	}
+	for (size_t i = 0; i < t.n; i++)
+		v[i] = (struct dump_ctx){ .node = &t.v[i], .pid = t.v[i].pid, .procfd = -1, .pidfd = -1,
+					  .tids = t.v[i].tids, .ntids = t.v[i].ntids, .p = { .pid = t.v[i].pid },
+					  .rem = { .pid = t.v[i].pid, .mem_fd = -1 } };
+	if ((r = dump_all(img, &t, v, t.n, &pages)) < 0)
+		goto fail;
 	if (o->leave_running) {
-		dump_release(&c);
-	} else if (sys_pidfd_send_signal(c.pidfd, SIGKILL) < 0) {
-		r = log_error_errno(-errno, "pid %d: image written but the process could not be killed: %m", pid);
-		dump_release(&c);
+		for (size_t i = 0; i < t.n; i++)
+			dump_release(&v[i]);
+		tree_detach(&t);
+	} else {
+		for (size_t i = 0; i < t.n; i++)
+			if (!t.v[i].zombie && sys_pidfd_send_signal(v[i].pidfd, SIGKILL) < 0)
+				log_warn("pid %d: image written but the process could not be killed: %m", t.v[i].pid);
 	}
-	log_info("pid %d: checkpoint written to %s (%zu threads, %llu pages)", pid, dir, c.ntids,
-		 (unsigned long long)c.p.mm.pages);
+	log_info("pid %d: checkpoint of %zu processes written to %s (%llu pages)", pid, t.n, dir,
+		 (unsigned long long)pages);
+	image_free(img);
+	goto out;
+fail:
+	for (size_t i = 0; v && i < t.n; i++)
+		dump_release(&v[i]);
+	tree_detach(&t);
+	image_discard(img);
 out:
-	ctx_free(&c);
+	for (size_t i = 0; v && i < t.n; i++)
+		ctx_free(&v[i]);
+	free(v);
+	tree_free(&t);
 	return r;
 }

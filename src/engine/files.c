@@ -14,6 +14,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "engine/fdpass.h"
 #include "engine/proc.h"
 #include "engine/rec.h"
 #include "util/cleanup.h"
@@ -137,30 +138,6 @@ static int collect_one(int procfd, pid_t pid, int fd, struct fd_rec *o)
 	return o->path ? 0 : -ENOMEM;
 }
 
-/* fds made by dup() share one open file description (offset, flags):
- * kcmp tells, and restore recreates them with dup3. */
-static int find_dups(pid_t pid, struct files_rec *f)
-{
-	for (size_t i = 0; i < f->n; i++) {
-		f->fds[i].dup_of = -1;
-		if (f->fds[i].kind == FD_EXTERNAL)
-			continue;
-		for (size_t k = 0; k < i; k++) {
-			if (f->fds[k].kind != f->fds[i].kind || f->fds[k].dup_of >= 0 || !streq(f->fds[k].path, f->fds[i].path))
-				continue;
-			long r = syscall(SYS_kcmp, pid, pid, KCMP_FILE, f->fds[k].fd, f->fds[i].fd);
-			if (r < 0)
-				return log_error_errno(-errno, "pid %d: cannot compare fds %d and %d: %m", pid,
-						       f->fds[k].fd, f->fds[i].fd);
-			if (r == 0) {
-				f->fds[i].dup_of = f->fds[k].fd;
-				break;
-			}
-		}
-	}
-	return 0;
-}
-
 static int cmp_fd(const void *a, const void *b)
 {
 	return ((const struct fd_rec *)a)->fd - ((const struct fd_rec *)b)->fd;
@@ -197,16 +174,13 @@ int files_collect(int procfd, pid_t pid, struct files_rec *f)
 		f->n++;
 	}
 	qsort(f->fds, f->n, sizeof(*f->fds), cmp_fd);
-	int pr = pipes_resolve(pid, f);
-	if (pr < 0)
-		return pr;
 	for (size_t i = 0; i < f->n; i++)
 		if (f->fds[i].kind == FD_EPOLL) {
 			int r = epoll_check(pid, f, &f->fds[i]);
 			if (r < 0)
 				return r;
 		}
-	return find_dups(pid, f);
+	return 0;
 }
 
 int files_dump_data(struct image *img, int procfd, pid_t pid, struct files_rec *f)
@@ -259,6 +233,9 @@ int files_to_json(const struct files_rec *f, json_t **ret)
 			r |= json_set_str(j, "data", o->data);
 		if (o->dup_of >= 0)
 			r |= json_object_set_new(j, "dup_of", json_integer(o->dup_of));
+		r |= json_set_u64(j, "desc", o->desc);
+		if (o->shared)
+			r |= json_object_set_new(j, "shared", json_true());
 		if (o->kind >= FD_EVENTFD && o->kind != FD_EPOLL)
 			r |= json_set_hex(j, "anon", &o->anon, sizeof(o->anon));
 		if (o->kind == FD_EPOLL)
@@ -309,10 +286,13 @@ static int fd_from_json(const json_t *j, struct fd_rec *o)
 	if (json_object_get(j, "dup_of") && ((r = json_get_int(j, "dup_of", &o->dup_of)) < 0 || o->dup_of < 0 ||
 					     o->dup_of >= o->fd))
 		return -EBADMSG;
+	if ((r = json_get_u64(j, "desc", &o->desc)) < 0 || o->desc == 0)
+		return -EBADMSG;
+	o->shared = json_is_true(json_object_get(j, "shared"));
 	o->path = strdup(path);
 	if (!o->path)
 		return -ENOMEM;
-	if (json_object_get(j, "data")) {
+	if (json_object_get(j, "data") && o->kind != FD_PIPE) {
 		if ((r = json_get_str(j, "data", &data)) < 0)
 			return r;
 		o->deleted = true;
@@ -395,37 +375,126 @@ static int find_inherited(const struct inherit_fd *inh, size_t ninh, int target)
 	return target <= 2 ? target : -1;
 }
 
-/* Moves the fds the stub inherited from us above every fd the process
- * will have, remembering where each went (moved[i] for our fd i). */
-static int park_inherited(struct remote *r, pid_t tid, int base, int *moved, int nmoved)
+void files_ctx_done(struct files_ctx *c)
 {
-	for (int i = 0; i < nmoved; i++) {
-		moved[i] = -1;
-		long n = remote_syscall(r, tid, SYS_fcntl, i, F_DUPFD_CLOEXEC, base);
-		if (n == -EBADF)
-			continue;
-		if (n < 0)
-			return (int)n;
-		moved[i] = (int)n;
-		remote_syscall(r, tid, SYS_close, i);
+	for (size_t i = 0; i < c->nmade; i++)
+		close(c->made[i].fd);
+	free(c->made);
+	c->made = NULL;
+	c->nmade = 0;
+}
+
+static int made_find(const struct files_ctx *c, uint64_t desc)
+{
+	for (size_t i = 0; i < c->nmade; i++)
+		if (c->made[i].desc == desc)
+			return c->made[i].fd;
+	return -1;
+}
+
+/* Takes ownership of fd. */
+static int made_add(struct files_ctx *c, uint64_t desc, int fd)
+{
+	if (fd < 0)
+		return fd;
+	struct made_fd *m = realloc(c->made, (c->nmade + 1) * sizeof(*m));
+	if (!m) {
+		close(fd);
+		return -ENOMEM;
 	}
+	c->made = m;
+	m[c->nmade++] = (struct made_fd){ desc, fd };
 	return 0;
 }
 
-int files_restore(struct remote *r, pid_t tid, struct image *img, const struct files_rec *f,
-		  const struct inherit_fd *inh, size_t ninh, int stub_procfd)
+/* Makes a pipe in the restorer and records both of its ends, with the
+ * flags each end had (O_NONBLOCK belongs to the open file description). */
+static int make_pipe(struct files_ctx *c, const struct fd_rec *o)
 {
-	int moved[64];
-	int base = f->n ? f->fds[f->n - 1].fd + 1 : 3;
-	if (base < 64)
-		base = 64;
-	int e = park_inherited(r, tid, base, moved, 64);
+	const struct fd_rec *end[2] = { NULL, NULL };
+	for (size_t i = 0; i < c->nall; i++)
+		for (size_t k = 0; k < c->all[i].f->n; k++) {
+			const struct fd_rec *x = &c->all[i].f->fds[k];
+			if (x->kind == FD_PIPE && x->pipe_id == o->pipe_id && x->dup_of < 0)
+				end[pipe_is_read_end(x) ? 0 : 1] = end[pipe_is_read_end(x) ? 0 : 1] ?: x;
+		}
+	int fds[2], e = pipe_make(c->img, o, fds);
 	if (e < 0)
-		return log_error_errno(e, "pid %d: cannot set up inherited fds: %m", r->pid);
-	(void)stub_procfd;
-	_cleanup_free_ struct pipe_table *pipes = pipe_table_new(f->n);
-	if (!pipes)
-		return -ENOMEM;
+		return e;
+	for (int k = 0; k < 2; k++) {
+		if (end[k] && fcntl(fds[k], F_SETFL, end[k]->flags & O_NONBLOCK) < 0)
+			e = -errno;
+		if (e < 0 || !end[k] || made_find(c, end[k]->desc) >= 0)
+			close(fds[k]);
+		else
+			e = made_add(c, end[k]->desc, fds[k]);
+	}
+	return e;
+}
+
+/* Gets the description of o into the process, made by us or by another
+ * process before. Returns its fd there (not yet at o->fd). */
+static long bring_fd(struct files_ctx *c, struct remote *r, pid_t tid, const struct fd_rec *o, int tfd, bool root)
+{
+	int ours = made_find(c, o->desc), e;
+	if (ours < 0 && o->kind == FD_EXTERNAL) {
+		int inh = root ? find_inherited(c->inh, c->ninh, o->fd) : -1;
+		if (inh < 0)
+			return log_error_errno(-EBADF, "pid %d: fd %d was %s outside the process; give it one with "
+					       "--inherit-fd %d:FD", r->pid, o->fd, o->path, o->fd);
+		if ((e = made_add(c, o->desc, fcntl(inh, F_DUPFD_CLOEXEC, 3))) < 0)
+			return log_error_errno(e, "pid %d: cannot use our fd %d for its fd %d: %m", r->pid, inh, o->fd);
+		ours = made_find(c, o->desc);
+	} else if (ours < 0 && o->kind == FD_PIPE) {
+		if ((e = make_pipe(c, o)) < 0)
+			return log_error_errno(e, "pid %d: cannot recreate the pipe of fd %d: %m", r->pid, o->fd);
+		ours = made_find(c, o->desc);
+	}
+	if (ours < 0)
+		return -ENOENT;
+	long fd = fdpass_push(r, tid, c->ctl, tfd, ours);
+	if (fd < 0)
+		return log_error_errno((int)fd, "pid %d: cannot pass fd %d in: %m", r->pid, o->fd);
+	return fd;
+}
+
+static int place_fd(struct remote *r, pid_t tid, const struct fd_rec *o, long fd)
+{
+	long ret = remote_syscall(r, tid, SYS_dup3, fd, o->fd, (o->flags & O_CLOEXEC) ? O_CLOEXEC : 0);
+	if (fd == o->fd && ret == -EINVAL) /* dup3 refuses equal fds */
+		ret = remote_syscall(r, tid, SYS_fcntl, fd, F_SETFD, (o->flags & O_CLOEXEC) ? FD_CLOEXEC : 0);
+	if (ret < 0)
+		return log_error_errno((int)ret, "pid %d: cannot place fd %d: %m", r->pid, o->fd);
+	return 0;
+}
+
+/* A description opened here for the first time: set it up, and keep a
+ * copy when other processes share it. */
+static int first_open(struct files_ctx *c, struct remote *r, pid_t tid, const struct fd_rec *o, int pidfd)
+{
+	int e;
+	if (o->kind == FD_EPOLL && (e = epoll_restore_targets(r, tid, o)) < 0)
+		return e;
+	if ((o->kind == FD_REG || o->kind == FD_DIR) && o->pos) {
+		long ret = remote_syscall(r, tid, SYS_lseek, o->fd, o->pos, SEEK_SET);
+		if (ret < 0)
+			return log_error_errno((int)ret, "pid %d: cannot seek fd %d: %m", r->pid, o->fd);
+	}
+	if (o->shared && (e = made_add(c, o->desc, fdpass_take(pidfd, o->fd))) < 0)
+		return log_error_errno(e, "pid %d: cannot take fd %d to share it: %m", r->pid, o->fd);
+	return 0;
+}
+
+int files_restore(struct files_ctx *c, struct remote *r, pid_t tid, const struct files_rec *f, int tfd, int pidfd,
+		  bool root)
+{
+	int base = f->n ? f->fds[f->n - 1].fd + 1 : 3, e;
+	/* The transport goes above every fd number the process will have. */
+	long t = remote_syscall(r, tid, SYS_fcntl, tfd, F_DUPFD_CLOEXEC, base < 64 ? 64 : base);
+	if (t < 0)
+		return log_error_errno((int)t, "pid %d: cannot move the fd transport: %m", r->pid);
+	remote_syscall(r, tid, SYS_close, tfd);
+	tfd = (int)t;
 
 	/* Pass 0 restores everything but epoll, pass 1 the epoll fds, whose
 	 * watched fds must exist first. */
@@ -434,42 +503,25 @@ int files_restore(struct remote *r, pid_t tid, struct image *img, const struct f
 		if ((k < f->n) == (o->kind == FD_EPOLL))
 			continue;
 		long fd;
+		bool opened = false;
 		if (o->dup_of >= 0) {
 			fd = o->dup_of; /* restored before: fds are in ascending order */
-		} else if (o->kind == FD_PIPE) {
-			fd = pipe_restore_end(r, tid, img, f, o, pipes, base);
-			if (fd < 0)
-				return (int)fd;
-		} else if (o->kind == FD_EXTERNAL) {
-			int ours = find_inherited(inh, ninh, o->fd);
-			if (ours < 0 || ours >= 64 || moved[ours] < 0)
-				return log_error_errno(-EBADF, "pid %d: fd %d was %s outside the process; give it one "
-						       "with --inherit-fd %d:FD", r->pid, o->fd, o->path, o->fd);
-			fd = moved[ours];
+		} else if (made_find(c, o->desc) >= 0 || o->kind == FD_EXTERNAL || o->kind == FD_PIPE) {
+			fd = bring_fd(c, r, tid, o, tfd, root);
 		} else {
-			fd = open_fd(r, tid, img, o);
+			fd = open_fd(r, tid, c->img, o);
+			opened = true;
 			if (fd < 0)
-				return log_error_errno((int)fd, "pid %d: cannot reopen fd %d (%s): %m", r->pid, o->fd,
-						       o->path);
+				log_error_errno((int)fd, "pid %d: cannot reopen fd %d (%s): %m", r->pid, o->fd, o->path);
 		}
-		long ret = remote_syscall(r, tid, SYS_dup3, fd, o->fd, (o->flags & O_CLOEXEC) ? O_CLOEXEC : 0);
-		if (fd == o->fd && ret == -EINVAL) /* dup3 refuses equal fds */
-			ret = remote_syscall(r, tid, SYS_fcntl, fd, F_SETFD, (o->flags & O_CLOEXEC) ? FD_CLOEXEC : 0);
-		if (ret < 0)
-			return log_error_errno((int)ret, "pid %d: cannot place fd %d: %m", r->pid, o->fd);
-		if (fd != o->fd && o->kind != FD_EXTERNAL && o->kind != FD_PIPE && o->dup_of < 0)
+		if (fd < 0)
+			return (int)fd;
+		e = place_fd(r, tid, o, fd);
+		if (fd != o->fd && o->dup_of < 0)
 			remote_syscall(r, tid, SYS_close, fd);
-		if (o->kind == FD_EPOLL && o->dup_of < 0 && (e = epoll_restore_targets(r, tid, o)) < 0)
+		if (e < 0 || (opened && (e = first_open(c, r, tid, o, pidfd)) < 0))
 			return e;
-		if ((o->kind == FD_REG || o->kind == FD_DIR) && o->pos && o->dup_of < 0) {
-			ret = remote_syscall(r, tid, SYS_lseek, o->fd, o->pos, SEEK_SET);
-			if (ret < 0)
-				return log_error_errno((int)ret, "pid %d: cannot seek fd %d: %m", r->pid, o->fd);
-		}
 	}
-	for (int i = 0; i < 64; i++)
-		if (moved[i] >= 0)
-			remote_syscall(r, tid, SYS_close, moved[i]);
-	pipe_table_close(pipes, r, tid);
+	remote_syscall(r, tid, SYS_close, tfd);
 	return 0;
 }

@@ -40,6 +40,8 @@ struct fd_rec {
 	uint32_t flags;   /* open flags from fdinfo, O_CLOEXEC included */
 	uint64_t pos;
 	int dup_of;       /* -1, or an earlier fd sharing this open file description */
+	uint64_t desc;    /* the open file description, numbered across the tree */
+	bool shared;      /* desc is held by more than one process */
 	bool deleted;     /* content saved in image file "data" */
 	struct fd_anon anon;
 	struct epoll_target *tgts; /* epoll: the watched fds */
@@ -65,16 +67,11 @@ void files_rec_free(struct files_rec *f);
 bool anon_kind(const char *link, enum fd_kind *ret);
 int anon_parse_fdinfo(const char *buf, size_t len, enum fd_kind kind, struct fd_anon *ret);
 long anon_restore(struct remote *r, pid_t tid, const struct fd_rec *o);
-/* pipes.c: pipes with both ends in the process, and the bytes in them. */
-int pipes_resolve(pid_t pid, struct files_rec *f);
+/* pipes.c: pipes with both ends in the tree, and the bytes in them. */
 int pipes_dump_data(struct image *img, pid_t pid, struct files_rec *f);
-struct pipe_table;
-struct pipe_table *pipe_table_new(size_t n);
-void pipe_table_close(struct pipe_table *t, struct remote *r, pid_t tid);
-/* Returns the fd (above base) of o's end, creating and filling the pipe
- * the first time one of its ends is met. */
-long pipe_restore_end(struct remote *r, pid_t tid, struct image *img, const struct files_rec *f,
-		      const struct fd_rec *o, struct pipe_table *t, int base);
+/* Makes o's pipe in the restorer, sized and filled; ends[0] reads. */
+int pipe_make(struct image *img, const struct fd_rec *o, int ends[2]);
+bool pipe_is_read_end(const struct fd_rec *o);
 /* files-anon.c: epoll, restored after every fd it may watch. */
 int epoll_parse_fdinfo(const char *buf, size_t len, struct fd_rec *o);
 int epoll_check(pid_t pid, const struct files_rec *f, const struct fd_rec *o);
@@ -84,9 +81,39 @@ int epoll_restore_targets(struct remote *r, pid_t tid, const struct fd_rec *o);
 /* Lists and classifies the fds; refuses unsupported ones (naming pid, fd
  * and kind) before anything is changed. */
 int files_collect(int procfd, pid_t pid, struct files_rec *f);
+
+/* files-tree.c: the fds of the whole tree, side by side. */
+struct files_proc {
+	pid_t pid;
+	struct files_rec *f;
+};
+/* Numbers the open file descriptions across the tree (kcmp), marks dups
+ * and shared ones, and decides which pipes lead outside: those are kept
+ * as external on fds 0-2 of the root (and fds sharing them), refused
+ * elsewhere. v[0] is the root. */
+int files_link(struct files_proc *v, size_t n);
 /* Saves the content of deleted files into the image. */
 int files_dump_data(struct image *img, int procfd, pid_t pid, struct files_rec *f);
 int files_to_json(const struct files_rec *f, json_t **ret);
 int files_from_json(const json_t *j, struct files_rec *f);
-int files_restore(struct remote *r, pid_t tid, struct image *img, const struct files_rec *f,
-		  const struct inherit_fd *inh, size_t ninh, int stub_procfd);
+
+/* Restore state shared by all processes of the tree. */
+struct files_ctx {
+	struct image *img;
+	int ctl; /* our end of the fd transport (fdpass.h) */
+	const struct inherit_fd *inh;
+	size_t ninh;
+	const struct files_proc *all; /* every process's fds: a pipe finds its other end */
+	size_t nall;
+	struct made_fd {
+		uint64_t desc;
+		int fd; /* ours */
+	} *made;  /* descriptions made so far, for the processes still to come */
+	size_t nmade;
+};
+void files_ctx_done(struct files_ctx *c);
+/* Restores f into the process; tfd is its end of the transport, pidfd
+ * its pidfd (to take fds other processes share); root: the tree's root,
+ * whose external fds come from us. */
+int files_restore(struct files_ctx *c, struct remote *r, pid_t tid, const struct files_rec *f, int tfd, int pidfd,
+		  bool root);

@@ -207,6 +207,7 @@ int proc_parse_stat(const char *buf, size_t len, struct proc_stat *ret)
 	st.arg_end = f[48];
 	st.env_start = f[49];
 	st.env_end = f[50];
+	st.exit_code = (int)f[51];
 	*ret = st;
 	return 0;
 }

@@ -46,6 +46,7 @@ struct proc_stat {
 	uint64_t start_data, end_data, start_brk;
 	uint64_t arg_start, arg_end, env_start, env_end;
 	int exit_signal;
+	int exit_code; /* zombies: the wait status the parent will read */
 };
 
 struct proc_status {

@@ -20,7 +20,7 @@ static long seize_options(int which)
 	 * crashed restorer take its half-built process with it. */
 	long o = PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP;
 	if (which == SEIZE_OPTS_RESTORE)
-		o |= PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL;
+		o |= PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL;
 	return o;
 }
 

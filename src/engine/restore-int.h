@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Shared by the restore driver (restore.c) and the tree builder
+ * (restore-tree.c); not for the rest of the engine. */
+#pragma once
+
+#include <pthread.h>
+
+#include "engine/dump.h"
+#include "engine/files.h"
+#include "engine/process.h"
+#include "engine/remote.h"
+#include "engine/tree.h"
+
+/* One process being restored. */
+struct rproc {
+	struct tree_node *node;
+	struct process_rec p; /* empty for zombies */
+	struct remote rem;
+	int procfd, pidfd;
+	pid_t *live; /* threads that exist and are seized by us */
+	size_t nlive;
+	bool exited; /* a zombie made: nothing left to seize or kill */
+};
+
+struct restore_ctx {
+	struct image *img;
+	struct tree tree;
+	struct rproc *procs; /* tree order: parents first, procs[0] the root */
+	size_t n;
+	struct files_ctx files;
+	int stub_tfd; /* the transport end the root stub inherits */
+	/* Page files are read by the processes themselves, not by us: their
+	 * checksums are verified by a thread alongside the restore. */
+	pthread_t verifier;
+	bool verifying;
+	int verify_result;
+};
+
+/* restore-tree.c: every process of the tree exists, stopped, with its
+ * pid, parent, session and group, zombies dead; each has a scratch area. */
+int tree_create(struct restore_ctx *c, const struct restore_opts *o);
+/* Kills and reaps what tree_create made. */
+void tree_kill(struct restore_ctx *c);
+int rproc_map_scratch(struct rproc *p);

@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Building the tree on restore (DESIGN.md §2.4): the root stub is started
+ * by us under its pid (clone3 set_tid); every other process is forked by
+ * its parent's stub with a remote clone3, so it is a real child of its
+ * real parent. Sessions and groups are made as the processes are (a
+ * leader first, then the processes that inherit or join its group), and
+ * zombies are children that exit at once with their saved status. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "engine/fdpass.h"
+#include "engine/restore-int.h"
+#include "engine/seize.h"
+#include "engine/syscalls.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+/* A pid held by a zombie is freed once its parent reaps it; init here
+ * reaps late (DESIGN.md §7), so wait a little for that. */
+static int check_pid_free(pid_t pid)
+{
+	char path[64], state = 0, comm[64] = "?";
+	for (int i = 0; i < 50; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		_cleanup_fclose_ FILE *f = fopen(path, "re");
+		if (!f)
+			return 0;
+		if (fscanf(f, "%*d (%63[^)]) %c", comm, &state) != 2)
+			return 0;
+		if (state != 'Z')
+			break;
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (state == 'Z')
+		return log_error_errno(-EBUSY, "pid %d is still held by an unreaped zombie (%s); its parent has to "
+				       "reap it before the restore", pid, comm);
+	return log_error_errno(-EBUSY, "pid %d is in use by another process (%s); stop it or restore elsewhere "
+			       "(--pidns is not supported yet)", pid, comm);
+}
+
+/* Child side: become the stub. Only async-signal-safe calls here. */
+static void stub_child(const struct restore_opts *o, int tfd, int sync_fd)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Nothing of ours but the transport: every fd the process gets, its
+	 * external ones included, comes through it. */
+	if (dup2(tfd, FDPASS_STUB_FD) < 0)
+		_exit(127);
+	syscall(SYS_close_range, 0, FDPASS_STUB_FD - 1, 0);
+	syscall(SYS_close_range, FDPASS_STUB_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+	char *argv[] = { (char *)"stasis-stub", NULL }, *envp[] = { NULL };
+	execve(o->stub_path, argv, envp);
+	int e = errno;
+	(void)!write(sync_fd, &e, sizeof(e));
+	_exit(127);
+}
+
+static int spawn_root(struct restore_ctx *c, const struct restore_opts *o, bool *spawned)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t want = c->procs[0].node->pid;
+	struct clone_args_v2 a = { .exit_signal = SIGCHLD, .set_tid = (uint64_t)&want, .set_tid_size = 1 };
+	long pid = sys_clone3(&a);
+	if (pid == 0) {
+		close(p[0]);
+		stub_child(o, c->stub_tfd, p[1]);
+	}
+	int e = errno;
+	close(p[1]);
+	*spawned = pid > 0;
+	if (pid < 0) {
+		close(p[0]);
+		if (e == EEXIST)
+			return check_pid_free(want) < 0 ? -EBUSY : -EAGAIN;
+		return log_error_errno(-e, "cannot create a process with pid %d: %m", want);
+	}
+	int err = 0;
+	ssize_t n = read(p[0], &err, sizeof(err));
+	close(p[0]);
+	if (n > 0) {
+		waitpid((pid_t)pid, NULL, 0);
+		*spawned = false;
+		return log_error_errno(-err, "cannot start the restore stub %s: %m", o->stub_path);
+	}
+	return 0;
+}
+
+/* Brings the freshly seized stub to a syscall-exit stop, the state every
+ * remote syscall starts from, and finds its syscall instruction. */
+static int sync_stub(struct rproc *p)
+{
+	struct user_regs_struct regs;
+	pid_t pid = p->node->pid;
+	int status, r;
+	for (int i = 0; i < 16; i++) {
+		if ((r = regs_get(pid, &regs)) < 0)
+			return r;
+		uint16_t insn = 0;
+		if (remote_read(&p->rem, regs.rip - 2, &insn, 2) == 0 && insn == 0x050f) {
+			p->rem.syscall_ip = regs.rip - 2;
+			return 0;
+		}
+		if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
+			return -errno;
+		if ((r = wait_stop(pid, &status)) < 0)
+			return r;
+		if (status_is_syscall_stop(status)) {
+			/* Entry of the stub's pause(): skip it (orig_rax = -1) and
+			 * go on to its exit stop, where remote calls start. */
+			if ((r = regs_get(pid, &regs)) < 0)
+				return r;
+			regs.orig_rax = (uint64_t)-1;
+			if ((r = regs_set(pid, &regs)) < 0)
+				return r;
+			if (ptrace(PTRACE_SYSCALL, pid, 0, 0) < 0)
+				return -errno;
+			if ((r = wait_stop(pid, &status)) < 0)
+				return r;
+		}
+	}
+	return -ETIMEDOUT;
+}
+
+/* Opens /proc/PID and the handles every later step uses. */
+static int rproc_open(struct rproc *p)
+{
+	char path[64];
+	pid_t pid = p->node->pid;
+	p->live = calloc(p->node->ntids + 1, sizeof(pid_t));
+	if (!p->live)
+		return -ENOMEM;
+	p->live[p->nlive++] = pid;
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	p->procfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	p->rem.mem_fd = p->procfd < 0 ? -1 : openat(p->procfd, "mem", O_RDWR | O_CLOEXEC);
+	p->pidfd = sys_pidfd_open(pid, 0);
+	p->rem.pid = pid;
+	if (p->procfd < 0 || p->rem.mem_fd < 0 || p->pidfd < 0)
+		return log_error_errno(-errno, "cannot open /proc/%d: %m", pid);
+	return 0;
+}
+
+int rproc_map_scratch(struct rproc *p)
+{
+	_cleanup_free_ char *buf = NULL;
+	struct vma *cur;
+	size_t len, n;
+	uint64_t at;
+	int r = proc_read(p->procfd, "maps", &buf, &len);
+	if (r < 0 || (r = proc_parse_smaps(buf, len, &cur, &n)) < 0)
+		return r;
+	r = mm_find_gap(&p->p.mm, cur, n, SCRATCH_LEN, &at);
+	vmas_free(cur, n);
+	if (r < 0)
+		return r;
+	return remote_map_scratch(&p->rem, p->node->pid, at, true);
+}
+
+static int start_root(struct restore_ctx *c, const struct restore_opts *o)
+{
+	struct rproc *p = &c->procs[0];
+	pid_t pid = p->node->pid;
+	bool spawned = false;
+	int r;
+	for (int tries = 0;; tries++) {
+		if ((r = check_pid_free(pid)) < 0)
+			return r;
+		r = spawn_root(c, o, &spawned);
+		if (r != -EAGAIN || tries > 3)
+			break;
+	}
+	if (r < 0)
+		return r;
+	/* Counted as live before the seize: a failure must still kill it. */
+	if ((r = rproc_open(p)) < 0)
+		return r;
+	if ((r = seize_thread(pid, SEIZE_OPTS_RESTORE)) < 0)
+		return log_error_errno(r, "cannot seize the restore stub (pid %d): %m", pid);
+	uint64_t all = ~0ULL;
+	if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(all), &all) < 0)
+		return -errno;
+	if ((r = sync_stub(p)) < 0)
+		return log_error_errno(r, "the restore stub (pid %d) did not reach its wait loop: %m", pid);
+	return 0;
+}
+
+/* The parent's stub forks the child under its pid; we trace it from
+ * birth (PTRACE_O_TRACEFORK), and it starts as a copy of the stub with
+ * the parent's scratch, which it replaces by its own. */
+static int fork_child(struct restore_ctx *c, struct rproc *parent, struct rproc *p)
+{
+	struct remote *r = &parent->rem;
+	pid_t pid = p->node->pid, ppid = parent->node->pid;
+	struct clone_args_v2 a = { .exit_signal = SIGCHLD, .set_tid = r->scratch + 12288, .set_tid_size = 1 };
+	int status, e = remote_write(r, r->scratch + 12288, &pid, sizeof(pid));
+	if (e < 0 || (e = remote_write(r, r->scratch + 8192, &a, sizeof(a))) < 0)
+		return e;
+	long ret = remote_syscall(r, ppid, SYS_clone3, r->scratch + 8192, sizeof(a));
+	if (ret == -EEXIST)
+		return check_pid_free(pid);
+	if (ret < 0)
+		return log_error_errno((int)ret, "pid %d: cannot fork pid %d: %m", ppid, pid);
+	if ((e = wait_stop(pid, &status)) < 0)
+		return log_error_errno(e, "pid %d did not stop after its creation: %m", pid);
+	p->rem = (struct remote){ .syscall_ip = r->syscall_ip, .scratch = r->scratch, .scratch_len = r->scratch_len };
+	uint64_t all = ~0ULL;
+	if ((e = rproc_open(p)) < 0)
+		return e;
+	if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(all), &all) < 0)
+		return -errno;
+	if (!p->node->zombie && (e = rproc_map_scratch(p)) < 0)
+		return log_error_errno(e, "pid %d: cannot map scratch memory: %m", pid);
+	return 0;
+}
+
+/* A leader makes its session or group before it forks anyone. */
+static int lead(struct rproc *p)
+{
+	const struct tree_node *n = p->node;
+	long ret = 0;
+	if (n->sid == n->pid)
+		ret = remote_syscall(&p->rem, n->pid, SYS_setsid, 0);
+	else if (n->pgid == n->pid)
+		ret = remote_syscall(&p->rem, n->pid, SYS_setpgid, 0, 0);
+	if (ret < 0)
+		return log_error_errno((int)ret, "pid %d: cannot make its %s: %m", n->pid,
+				       n->sid == n->pid ? "session" : "process group");
+	return 0;
+}
+
+/* Joins a group led by another process (which exists by now). */
+static int join(struct restore_ctx *c, struct rproc *p)
+{
+	const struct tree_node *n = p->node;
+	if (n->sid == n->pid || n->pgid == n->pid || !tree_find(&c->tree, n->pgid))
+		return 0;
+	long ret = remote_syscall(&p->rem, n->pid, SYS_setpgid, 0, n->pgid);
+	if (ret < 0)
+		return log_error_errno((int)ret, "pid %d: cannot join process group %d: %m", n->pid, n->pgid);
+	return 0;
+}
+
+/* The zombie ends as it ended before: by exit, or killed by its signal
+ * (without a core file). Our wait collects the trace; its parent, still a
+ * stub, keeps it as a zombie. */
+static int make_zombie(struct rproc *p)
+{
+	pid_t pid = p->node->pid;
+	int st = p->node->exit_status, status, e;
+	p->exited = true;
+	if (WIFEXITED(st) || !WIFSIGNALED(st)) {
+		long ret = remote_syscall(&p->rem, pid, SYS_exit_group, WEXITSTATUS(st));
+		return ret == -ESRCH ? 0 : log_error_errno(-EIO, "zombie %d did not exit", pid);
+	}
+	int sig = WTERMSIG(st);
+	struct rlimit none = { 0, 0 };
+	uint64_t mask = ~0ULL & ~(1ULL << (sig - 1));
+	if ((e = remote_write(&p->rem, p->rem.scratch + 8192, &none, sizeof(none))) < 0)
+		return e;
+	remote_syscall(&p->rem, pid, SYS_prlimit64, 0, RLIMIT_CORE, p->rem.scratch + 8192, 0);
+	if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(mask), &mask) < 0)
+		return -errno;
+	remote_syscall(&p->rem, pid, SYS_kill, pid, sig);
+	if (ptrace(PTRACE_CONT, pid, 0, 0) < 0)
+		return -errno;
+	for (int i = 0; i < 8; i++) {
+		if (wait_stop(pid, &status) < 0)
+			return 0; /* dead */
+		if (ptrace(PTRACE_CONT, pid, 0, WIFSTOPPED(status) && !(status >> 16) ? WSTOPSIG(status) : 0) < 0)
+			return -errno;
+	}
+	return log_error_errno(-EIO, "zombie %d did not die by signal %d", pid, sig);
+}
+
+/* A zombie's exit queued SIGCHLD at its parent (blocked while we work),
+ * which the parent has seen long ago in the original. */
+static void drain_sigchld(struct rproc *parent)
+{
+	uint64_t set = 1ULL << (SIGCHLD - 1);
+	struct timespec zero = { 0, 0 };
+	struct remote *r = &parent->rem;
+	if (remote_write(r, r->scratch + 8192, &set, sizeof(set)) < 0 ||
+	    remote_write(r, r->scratch + 8200, &zero, sizeof(zero)) < 0)
+		return;
+	remote_syscall(r, parent->node->pid, SYS_rt_sigtimedwait, r->scratch + 8192, 0, r->scratch + 8200, 8);
+}
+
+static struct rproc *find_rproc(struct restore_ctx *c, pid_t pid)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (c->procs[i].node->pid == pid)
+			return &c->procs[i];
+	return NULL;
+}
+
+int tree_create(struct restore_ctx *c, const struct restore_opts *o)
+{
+	int e = start_root(c, o);
+	if (e < 0)
+		return e;
+	if ((e = rproc_map_scratch(&c->procs[0])) < 0)
+		return log_error_errno(e, "pid %d: cannot map scratch memory: %m", c->procs[0].node->pid);
+	if ((e = lead(&c->procs[0])) < 0)
+		return e;
+	for (size_t i = 1; i < c->n; i++) {
+		struct rproc *p = &c->procs[i], *parent = find_rproc(c, p->node->ppid);
+		if ((e = fork_child(c, parent, p)) < 0 || (e = lead(p)) < 0)
+			return e;
+	}
+	for (size_t i = 0; i < c->n; i++)
+		if ((e = join(c, &c->procs[i])) < 0)
+			return e;
+	for (size_t i = 0; i < c->n; i++) {
+		if (!c->procs[i].node->zombie)
+			continue;
+		if ((e = make_zombie(&c->procs[i])) < 0)
+			return e;
+		drain_sigchld(find_rproc(c, c->procs[i].node->ppid));
+	}
+	return 0;
+}
+
+void tree_kill(struct restore_ctx *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (c->procs[i].nlive && !c->procs[i].exited)
+			kill(c->procs[i].node->pid, SIGKILL);
+	/* Threads we trace must be reaped by us before their leader reports. */
+	for (size_t i = c->n; i-- > 0;) {
+		struct rproc *p = &c->procs[i];
+		for (size_t k = p->exited ? p->nlive : 1; k < p->nlive; k++)
+			waitpid(p->live[k], NULL, __WALL);
+		if (p->nlive && !p->exited)
+			waitpid(p->live[0], NULL, __WALL);
+	}
+}

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Dump side of the process tree: seize the root, read its children once it
+ * is stopped (a stopped process cannot fork), seize them, and so on. A
+ * child that exits first stays a zombie of its stopped parent and is saved
+ * as one. The restore side (creating the processes) is in restore-tree.c. */
+#include "engine/tree.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/proc.h"
+#include "engine/rec.h"
+#include "engine/seize.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+void tree_free(struct tree *t)
+{
+	for (size_t i = 0; t && i < t->n; i++)
+		free(t->v[i].tids);
+	if (t) {
+		free(t->v);
+		t->v = NULL;
+		t->n = 0;
+	}
+}
+
+struct tree_node *tree_find(const struct tree *t, pid_t pid)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i].pid == pid)
+			return &t->v[i];
+	return NULL;
+}
+
+bool tree_sid_external(const struct tree *t, pid_t sid)
+{
+	return !tree_find(t, sid);
+}
+
+static int read_stat(pid_t pid, struct proc_stat *ret)
+{
+	char path[64];
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int r = proc_read(AT_FDCWD, path, &buf, &len);
+	return r < 0 ? r : proc_parse_stat(buf, len, ret);
+}
+
+static int add_node(struct tree *t, pid_t pid, pid_t ppid)
+{
+	if (tree_find(t, pid))
+		return 0;
+	if (t->n >= MAX_TREE)
+		return log_error_errno(-E2BIG, "the tree has more than %d processes", MAX_TREE);
+	struct tree_node *v = realloc(t->v, (t->n + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	t->v = v;
+	v[t->n++] = (struct tree_node){ .pid = pid, .ppid = ppid };
+	return 0;
+}
+
+/* Children are listed per thread (the thread that forked is the parent). */
+static int add_children(struct tree *t, const struct tree_node *p)
+{
+	for (size_t i = 0; i < p->ntids; i++) {
+		char path[96];
+		_cleanup_free_ char *buf = NULL;
+		size_t len;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", p->pid, p->tids[i]);
+		int r = proc_read(AT_FDCWD, path, &buf, &len);
+		if (r < 0)
+			return log_error_errno(r, "pid %d: cannot list its children (%s): %m", p->pid, path);
+		for (char *s = buf, *end; s < buf + len;) {
+			long c = strtol(s, &end, 10);
+			if (end == s)
+				break;
+			pid_t ppid = p->pid;
+			if (c > 0 && (r = add_node(t, (pid_t)c, ppid)) < 0)
+				return r;
+			s = end;
+		}
+	}
+	return 0;
+}
+
+static int seize_node(struct tree *t, size_t i)
+{
+	struct tree_node *n = &t->v[i];
+	struct proc_stat st;
+	int r = read_stat(n->pid, &st);
+	if (r < 0)
+		return r == -ENOENT ? -ESRCH : r;
+	if (st.state == 'Z') {
+		if (st.num_threads > 1)
+			return log_error_errno(-EOPNOTSUPP, "pid %d: its main thread has exited while %ld other "
+					       "threads run, which cannot be checkpointed", n->pid, st.num_threads - 1);
+		n->zombie = true;
+	} else if ((r = seize_all(n->pid, SEIZE_OPTS_DUMP, &n->tids, &n->ntids)) < 0) {
+		if (r == -ESRCH || r == -EPERM) {
+			/* It may have exited between the listing and the seize. */
+			if (read_stat(n->pid, &st) < 0)
+				return -ESRCH;
+			if (st.state == 'Z' && st.num_threads <= 1) {
+				n->zombie = true;
+				goto zombie;
+			}
+		}
+		return log_error_errno(r, "cannot freeze pid %d: %m", n->pid);
+	}
+	/* Read again now that it is stopped: these cannot change any more. */
+	if (!n->zombie && (r = read_stat(n->pid, &st)) < 0)
+		return log_error_errno(r, "pid %d: cannot read stat: %m", n->pid);
+zombie:
+	n->pgid = st.pgrp;
+	n->sid = st.session;
+	n->exit_status = st.exit_code;
+	memcpy(n->comm, st.comm, sizeof(n->comm));
+	if (i == 0) {
+		if (n->zombie)
+			return log_error_errno(-ESRCH, "pid %d is a zombie", n->pid);
+		n->ppid = st.ppid;
+	} else if (st.ppid != n->ppid) {
+		return log_error_errno(-EAGAIN, "pid %d left its parent %d during the freeze", n->pid, n->ppid);
+	}
+	return n->zombie ? 0 : add_children(t, n);
+}
+
+void tree_detach(const struct tree *t)
+{
+	for (size_t i = t->n; i-- > 0;)
+		for (size_t k = 0; k < t->v[i].ntids; k++)
+			detach_thread(t->v[i].tids[k]);
+}
+
+int tree_seize(pid_t root, struct tree *ret)
+{
+	struct tree t = { 0 };
+	int r = add_node(&t, root, 0);
+	for (size_t i = 0; r >= 0 && i < t.n; i++) {
+		r = seize_node(&t, i);
+		if (r == -ESRCH && i > 0) {
+			/* Gone (reaped) before we got to it: it is not in the tree. */
+			memmove(&t.v[i], &t.v[i + 1], (t.n - i - 1) * sizeof(t.v[0]));
+			t.n--;
+			i--;
+			r = 0;
+		}
+	}
+	if (r < 0) {
+		tree_detach(&t);
+		tree_free(&t);
+		return r;
+	}
+	*ret = t;
+	return 0;
+}
+
+/* Processes outside the tree that share one of its sessions or groups
+ * were reparented away from it: restoring without them would split the
+ * session, so the dump says who they are. */
+static int check_escapees(const struct tree *t)
+{
+	_cleanup_closedir_ DIR *d = opendir("/proc");
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		pid_t pid;
+		struct proc_stat st;
+		if (parse_pid(de->d_name, &pid) < 0 || tree_find(t, pid) || read_stat(pid, &st) < 0)
+			continue;
+		const struct tree_node *s = tree_find(t, st.session), *g = tree_find(t, st.pgrp);
+		if (s || g)
+			return log_error_errno(-EOPNOTSUPP, "pid %d (%s) is in %s %d of the tree but is not a "
+					       "descendant of pid %d (reparented?); it would be left behind",
+					       pid, st.comm, s ? "session" : "process group", s ? st.session : st.pgrp,
+					       t->v[0].pid);
+	}
+	return 0;
+}
+
+int tree_check(const struct tree *t)
+{
+	const struct tree_node *root = &t->v[0];
+	for (size_t i = 0; i < t->n; i++) {
+		const struct tree_node *n = &t->v[i], *p = i ? tree_find(t, n->ppid) : NULL;
+		if (n->sid == n->pid && n->zombie)
+			return log_error_errno(-EOPNOTSUPP, "pid %d: a zombie session leader cannot be restored", n->pid);
+		if (p && n->sid != n->pid && n->sid != p->sid)
+			return log_error_errno(-EOPNOTSUPP, "pid %d is in session %d but its parent %d is in %d; "
+					       "such a session cannot be rebuilt", n->pid, n->sid, p->pid, p->sid);
+		if (n->pgid != n->pid && !tree_find(t, n->pgid) && n->pgid != root->pgid)
+			return log_error_errno(-EOPNOTSUPP, "pid %d is in process group %d whose leader is not "
+					       "part of the tree", n->pid, n->pgid);
+		if (n->pgid != n->pid && tree_find(t, n->pgid) && tree_find(t, n->pgid)->sid != n->sid)
+			return log_error_errno(-EOPNOTSUPP, "pid %d: process group %d is in another session",
+					       n->pid, n->pgid);
+	}
+	if (root->pgid != root->pid && tree_find(t, root->pgid))
+		return log_error_errno(-EINVAL, "pid %d: bad process group %d", root->pid, root->pgid);
+	return check_escapees(t);
+}
+
+int tree_to_json(const struct tree *t, json_t **ret)
+{
+	_cleanup_json_ json_t *a = json_array();
+	int r = a ? 0 : -1;
+	for (size_t i = 0; r == 0 && i < t->n; i++) {
+		const struct tree_node *n = &t->v[i];
+		json_t *o = json_object(), *tids = json_array();
+		for (size_t k = 0; k < n->ntids; k++)
+			r |= json_array_append_new(tids, json_integer(n->tids[k]));
+		r |= json_object_set_new(o, "pid", json_integer(n->pid));
+		r |= json_object_set_new(o, "ppid", json_integer(n->ppid));
+		r |= json_object_set_new(o, "pgid", json_integer(n->pgid));
+		r |= json_object_set_new(o, "sid", json_integer(n->sid));
+		r |= json_set_str(o, "comm", n->comm);
+		r |= json_object_set_new(o, "threads", tids);
+		if (n->zombie) {
+			r |= json_object_set_new(o, "zombie", json_true());
+			r |= json_object_set_new(o, "exit_status", json_integer(n->exit_status));
+		}
+		r |= json_array_append_new(a, o);
+	}
+	if (r)
+		return -ENOMEM;
+	*ret = TAKE_PTR(a);
+	return 0;
+}
+
+static int node_from_json(const json_t *o, struct tree_node *n)
+{
+	json_t *tids, *z = json_object_get(o, "zombie");
+	const char *comm = "";
+	if (json_get_int(o, "pid", &n->pid) < 0 || json_get_int(o, "ppid", &n->ppid) < 0 ||
+	    json_get_int(o, "pgid", &n->pgid) < 0 || json_get_int(o, "sid", &n->sid) < 0 ||
+	    json_get_array(o, "threads", 65536, &tids) < 0 || n->pid <= 1)
+		return -EBADMSG;
+	(void)json_get_str(o, "comm", &comm);
+	snprintf(n->comm, sizeof(n->comm), "%s", comm);
+	n->zombie = json_is_true(z);
+	if (n->zombie && (json_get_int(o, "exit_status", &n->exit_status) < 0 || json_array_size(tids)))
+		return -EBADMSG;
+	if (!n->zombie && !json_array_size(tids))
+		return -EBADMSG;
+	n->ntids = json_array_size(tids);
+	n->tids = calloc(n->ntids + 1, sizeof(pid_t));
+	if (!n->tids)
+		return -ENOMEM;
+	for (size_t k = 0; k < n->ntids; k++) {
+		json_t *x = json_array_get(tids, k);
+		if (!json_is_integer(x) || json_integer_value(x) <= 0 || json_integer_value(x) > 0x3fffffff)
+			return -EBADMSG;
+		n->tids[k] = (pid_t)json_integer_value(x);
+	}
+	if (n->ntids && n->tids[0] != n->pid)
+		return -EBADMSG;
+	return 0;
+}
+
+int tree_from_json(const json_t *j, struct tree *ret)
+{
+	size_t n = json_array_size(j);
+	if (!json_is_array(j) || n == 0 || n > MAX_TREE)
+		return -EBADMSG;
+	struct tree t = { .v = calloc(n, sizeof(struct tree_node)) };
+	if (!t.v)
+		return -ENOMEM;
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		struct tree_node *x = &t.v[i];
+		r = node_from_json(json_array_get(j, i), x);
+		t.n = i + 1;
+		if (r == 0 && tree_find(&(struct tree){ t.v, i }, x->pid))
+			r = -EBADMSG; /* duplicate */
+		if (r == 0 && i > 0 && !tree_find(&(struct tree){ t.v, i }, x->ppid))
+			r = -EBADMSG; /* parent must come first */
+		if (r == 0 && i > 0 && tree_find(&t, x->ppid)->zombie)
+			r = -EBADMSG;
+	}
+	if (r == 0 && t.v[0].zombie)
+		r = -EBADMSG;
+	if (r < 0) {
+		tree_free(&t);
+		return r;
+	}
+	*ret = t;
+	return 0;
+}

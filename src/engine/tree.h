@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The process tree: which processes a dump takes (the root and all its
+ * descendants), frozen together, and the links the restore rebuilds
+ * (parent, session, process group, zombies). */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define MAX_TREE 4096
+
+struct tree_node {
+	pid_t pid, ppid, pgid, sid;
+	bool zombie;
+	int exit_status; /* zombies: the wait status their parent will read */
+	char comm[16];
+	pid_t *tids;     /* live processes: every thread, main thread first */
+	size_t ntids;
+};
+
+/* Parents come before their children (breadth first from the root). */
+struct tree {
+	struct tree_node *v;
+	size_t n;
+};
+
+void tree_free(struct tree *t);
+/* Seizes root and every descendant, thread by thread, until no process
+ * can fork or exit unseen. On failure nothing stays seized. */
+int tree_seize(pid_t root, struct tree *ret);
+void tree_detach(const struct tree *t);
+/* Refuses (naming the pid) what the restore could not rebuild: a session
+ * or group whose leader is outside the tree, a session with a terminal,
+ * and processes of the tree's sessions that are not in it (reparented). */
+int tree_check(const struct tree *t);
+struct tree_node *tree_find(const struct tree *t, pid_t pid);
+/* The root's session is the restorer's when it was not the root's own. */
+bool tree_sid_external(const struct tree *t, pid_t sid);
+
+int tree_to_json(const struct tree *t, json_t **ret);
+/* Reads and validates the manifest's tree (root first, parents before
+ * children, unique pids). */
+int tree_from_json(const json_t *j, struct tree *ret);
