@@ -188,14 +188,16 @@ def dump_restore_cycle(ctx, w, tag, binary=None, dump_extra=(), running=False):
     new stdin write end."""
     pid = w.pid
     before = st.snapshot(pid)
+    tree_before = st.tree_info(pid)
     img = ctx.path('img-%s' % tag)
     res = ctx.stasis(['dump', '--type', 'process', '--pid', str(pid), '-D', img, '-v', '--log-file',
                       img + '-dump.log'] + list(dump_extra), binary=binary)
     if res.rc != 0:
         raise TestFail('dump %s' % res.what())
     expect_killed(pid)
-    if not st.pid_gone(pid, 3):
-        raise TestFail('pid %d still exists after the dumped process was reaped' % pid)
+    for p in tree_before:
+        if not st.pid_gone(p, 3):
+            raise TestFail('pid %d still exists after the dumped tree was killed' % p)
     r, wfd = os.pipe()
     ctx.fds.append(wfd)
     try:
@@ -235,6 +237,13 @@ def dump_restore_cycle(ctx, w, tag, binary=None, dump_extra=(), running=False):
         time.sleep(0.05)
     if diffs:
         raise TestFail('after restore: %s' % '; '.join(diffs))
+    tree_after = st.tree_info(pid)
+    if tree_after != tree_before:
+        lost = sorted(set(tree_before) - set(tree_after))
+        changed = ['%d: %s -> %s' % (p, tree_before[p], tree_after.get(p)) for p in sorted(tree_before)
+                   if p in tree_after and tree_before[p] != tree_after[p]]
+        raise TestFail('tree after restore differs: lost %s; (ppid, pgid, sid, state) changed: %s'
+                       % (lost, '; '.join(changed[:4])))
     w.set_stdin(wfd)
     ctx.fds.remove(wfd)
     return wfd
@@ -343,6 +352,7 @@ class Runner:
         zd = self.opts.no_dump
         w = [('mem', (), None, 60), ('threads', (), None, 60), ('restart', (), 'wake up\n', 60),
              ('signals', (), None, 60), ('creds', (), None, 60), ('files', (), None, 60), ('anonfds', (), None, 60), ('pipes', (), None, 60),
+             ('tree', (), None, 60),
              ('bigmem', ('64',), None, 60)]
         tests = []
         for name, args, line, to in w:

@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine/files.h"
+#include "engine/syscalls.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -64,12 +66,30 @@ static int find_earlier(const struct files_proc *v, size_t i, size_t k, const st
 	return 0;
 }
 
+/* An end whose other end nobody holds any more (a reader that closed its
+ * write end, a writer whose reader went away) is restored as such: poll
+ * on a copy says so without touching the pipe. */
+static bool pipe_widowed(pid_t pid, const struct fd_rec *o)
+{
+	int pidfd = sys_pidfd_open(pid, 0);
+	if (pidfd < 0)
+		return false;
+	int fd = (int)syscall(SYS_pidfd_getfd, pidfd, o->fd, 0);
+	close(pidfd);
+	if (fd < 0)
+		return false;
+	struct pollfd p = { .fd = fd, .events = pipe_is_read_end(o) ? POLLIN : POLLOUT };
+	int n = poll(&p, 1, 0);
+	close(fd);
+	return n > 0 && (p.revents & (pipe_is_read_end(o) ? POLLHUP : POLLERR));
+}
+
 static int resolve_external(const struct files_proc *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++) {
 			struct fd_rec *o = &v[i].f->fds[k];
-			if (o->kind != FD_PIPE || pipe_inside(v, n, o->pipe_id))
+			if (o->kind != FD_PIPE || pipe_inside(v, n, o->pipe_id) || pipe_widowed(v[i].pid, o))
 				continue;
 			if (o->fd > 2)
 				return log_error_errno(-EOPNOTSUPP, "pid %d: fd %d (%s) is a pipe whose other end is "

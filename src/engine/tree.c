@@ -68,22 +68,24 @@ static int add_node(struct tree *t, pid_t pid, pid_t ppid)
 }
 
 /* Children are listed per thread (the thread that forked is the parent). */
-static int add_children(struct tree *t, const struct tree_node *p)
+static int add_children(struct tree *t, size_t idx)
 {
-	for (size_t i = 0; i < p->ntids; i++) {
+	/* add_node moves t->v: keep what we need by value. */
+	const pid_t pid = t->v[idx].pid, *tids = t->v[idx].tids;
+	const size_t ntids = t->v[idx].ntids;
+	for (size_t i = 0; i < ntids; i++) {
 		char path[96];
 		_cleanup_free_ char *buf = NULL;
 		size_t len;
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", p->pid, p->tids[i]);
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, tids[i]);
 		int r = proc_read(AT_FDCWD, path, &buf, &len);
 		if (r < 0)
-			return log_error_errno(r, "pid %d: cannot list its children (%s): %m", p->pid, path);
+			return log_error_errno(r, "pid %d: cannot list its children (%s): %m", pid, path);
 		for (char *s = buf, *end; s < buf + len;) {
 			long c = strtol(s, &end, 10);
 			if (end == s)
 				break;
-			pid_t ppid = p->pid;
-			if (c > 0 && (r = add_node(t, (pid_t)c, ppid)) < 0)
+			if (c > 0 && (r = add_node(t, (pid_t)c, pid)) < 0)
 				return r;
 			s = end;
 		}
@@ -130,7 +132,7 @@ zombie:
 	} else if (st.ppid != n->ppid) {
 		return log_error_errno(-EAGAIN, "pid %d left its parent %d during the freeze", n->pid, n->ppid);
 	}
-	return n->zombie ? 0 : add_children(t, n);
+	return n->zombie ? 0 : add_children(t, i);
 }
 
 void tree_detach(const struct tree *t)

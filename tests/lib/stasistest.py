@@ -125,6 +125,23 @@ def reap_zombie_children():
             try_reap(pid)
 
 
+def tree_info(root):
+    """{pid: (ppid, pgid, sid, state)} for root and its descendants."""
+    out, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open('/proc/%d/stat' % pid) as f:
+                rest = f.read().rsplit(')', 1)[1].split()
+            out[pid] = (int(rest[1]), int(rest[2]), int(rest[3]), rest[0])
+            for tid in os.listdir('/proc/%d/task' % pid):
+                with open('/proc/%d/task/%s/children' % (pid, tid)) as f:
+                    todo += [int(x) for x in f.read().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
 def pid_gone(pid, timeout=3.0):
     """True when no process (not even a zombie) has this pid, reaping adopted
     zombies on the way."""
