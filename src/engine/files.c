@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "engine/fdpass.h"
+#include "engine/shmem.h"
 #include "engine/proc.h"
 #include "engine/rec.h"
 #include "util/cleanup.h"
@@ -190,29 +191,14 @@ int files_dump_data(struct image *img, int procfd, pid_t pid, struct files_rec *
 		return pr;
 	for (size_t i = 0; i < f->n; i++) {
 		struct fd_rec *o = &f->fds[i];
-		char p[64], name[64];
-		if (!o->deleted)
+		char p[64];
+		if (!o->deleted || o->dup_of >= 0)
 			continue;
 		snprintf(p, sizeof(p), "fd/%d", o->fd);
 		_cleanup_close_ int fd = openat(procfd, p, O_RDONLY | O_CLOEXEC);
-		struct stat st;
-		if (fd < 0 || fstat(fd, &st) < 0)
-			return log_error_errno(-errno, "pid %d: cannot open deleted file of fd %d: %m", pid, o->fd);
-		if ((uint64_t)st.st_size > MAX_DELETED_SIZE)
-			return log_error_errno(-EFBIG, "pid %d: deleted file on fd %d is too large to save", pid, o->fd);
-		_cleanup_free_ char *buf = malloc((size_t)st.st_size + 1);
-		if (!buf)
-			return -ENOMEM;
-		int r = pread_exact(fd, buf, (size_t)st.st_size, 0);
-		if (r < 0)
-			return log_error_errno(r, "pid %d: cannot read deleted file of fd %d: %m", pid, o->fd);
-		snprintf(name, sizeof(name), "fd-%d-%d.data", pid, o->fd);
-		r = image_put(img, name, buf, (size_t)st.st_size);
-		if (r < 0)
-			return r;
-		o->data = strdup(name);
-		if (!o->data)
-			return -ENOMEM;
+		if (fd < 0 || (pr = shobj_stat(fd, &o->obj)) < 0 || (pr = shobj_save(img, fd, &o->obj)) < 0)
+			return log_error_errno(fd < 0 ? -errno : pr, "pid %d: cannot save deleted file of fd %d: %m", pid,
+					       o->fd);
 	}
 	return 0;
 }
@@ -229,8 +215,8 @@ int files_to_json(const struct files_rec *f, json_t **ret)
 		r |= json_set_str(j, "path", o->path);
 		r |= json_object_set_new(j, "flags", json_integer(o->flags));
 		r |= json_set_u64(j, "pos", o->pos);
-		if (o->data)
-			r |= json_set_str(j, "data", o->data);
+		if (o->deleted)
+			r |= shobj_to_json(&o->obj, j);
 		if (o->dup_of >= 0)
 			r |= json_object_set_new(j, "dup_of", json_integer(o->dup_of));
 		r |= json_set_u64(j, "desc", o->desc);
@@ -254,7 +240,7 @@ int files_to_json(const struct files_rec *f, json_t **ret)
 
 static int fd_from_json(const json_t *j, struct fd_rec *o)
 {
-	const char *kind, *path, *data;
+	const char *kind, *path;
 	int r, flags;
 
 	if ((r = json_get_int(j, "fd", &o->fd)) < 0 || (r = json_get_str(j, "kind", &kind)) < 0 ||
@@ -292,13 +278,10 @@ static int fd_from_json(const json_t *j, struct fd_rec *o)
 	o->path = strdup(path);
 	if (!o->path)
 		return -ENOMEM;
-	if (json_object_get(j, "data") && o->kind != FD_PIPE) {
-		if ((r = json_get_str(j, "data", &data)) < 0)
+	if (o->kind == FD_REG && json_object_get(j, "obj")) {
+		if ((r = shobj_from_json(j, &o->obj)) < 0)
 			return r;
 		o->deleted = true;
-		o->data = strdup(data);
-		if (!o->data)
-			return -ENOMEM;
 	}
 	return 0;
 }
@@ -324,47 +307,12 @@ int files_from_json(const json_t *j, struct files_rec *f)
 
 /* --- restore --- */
 
-/* Recreates a deleted file's content under its old name (or a sibling
- * name if that is taken), for the process to open before we unlink it. */
-static int stage_deleted(struct image *img, const struct fd_rec *o, char *ret_path, size_t size)
-{
-	_cleanup_free_ void *buf = NULL;
-	size_t len;
-	int r = image_get(img, o->data, MAX_DELETED_SIZE, &buf, &len);
-	if (r < 0)
-		return r;
-	size_t l = strlen(o->path) - strlen(" (deleted)");
-	snprintf(ret_path, size, "%.*s", (int)l, o->path);
-	int fd = open(ret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST) {
-		snprintf(ret_path, size, "%.*s.stasis-%d", (int)l, o->path, o->fd);
-		fd = open(ret_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	}
-	if (fd < 0)
-		return log_error_errno(-errno, "cannot recreate deleted file %s: %m", ret_path);
-	r = write_all(fd, buf, len);
-	close(fd);
-	if (r < 0) {
-		unlink(ret_path);
-		return log_error_errno(r, "cannot write %s: %m", ret_path);
-	}
-	return 0;
-}
-
 static long open_fd(struct remote *r, pid_t tid, struct image *img, const struct fd_rec *o)
 {
 	int flags = (int)(o->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC));
-	char staged[PATH_MAX + 32];
 	if (o->kind >= FD_EVENTFD)
 		return anon_restore(r, tid, o);
-	if (!o->deleted)
-		return remote_open(r, tid, o->path, flags, 0);
-	int e = stage_deleted(img, o, staged, sizeof(staged));
-	if (e < 0)
-		return e;
-	long fd = remote_open(r, tid, staged, flags, 0);
-	unlink(staged);
-	return fd;
+	return remote_open(r, tid, o->path, flags, 0);
 }
 
 static int find_inherited(const struct inherit_fd *inh, size_t ninh, int target)
@@ -458,6 +406,26 @@ static long bring_fd(struct files_ctx *c, struct remote *r, pid_t tid, const str
 	return fd;
 }
 
+/* A deleted file or memfd: a new open file description of the object the
+ * restorer made (the same one its mappings use). */
+static long bring_deleted(struct files_ctx *c, struct remote *r, pid_t tid, const struct fd_rec *o, int tfd)
+{
+	char p[64];
+	int obj = shobj_get(c, o->path, &o->obj);
+	if (obj < 0)
+		return obj;
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", obj);
+	int flags = (int)(o->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_CLOEXEC;
+	_cleanup_close_ int fd = open(p, flags);
+	if (fd < 0)
+		return log_error_errno(-errno, "pid %d: cannot reopen deleted file of fd %d (%s): %m", r->pid, o->fd,
+				       o->path);
+	long n = fdpass_push(r, tid, c->ctl, tfd, fd);
+	if (n < 0)
+		return log_error_errno((int)n, "pid %d: cannot pass fd %d in: %m", r->pid, o->fd);
+	return n;
+}
+
 static int place_fd(struct remote *r, pid_t tid, const struct fd_rec *o, long fd)
 {
 	long ret = remote_syscall(r, tid, SYS_dup3, fd, o->fd, (o->flags & O_CLOEXEC) ? O_CLOEXEC : 0);
@@ -508,6 +476,9 @@ int files_restore(struct files_ctx *c, struct remote *r, pid_t tid, const struct
 			fd = o->dup_of; /* restored before: fds are in ascending order */
 		} else if (made_find(c, o->desc) >= 0 || o->kind == FD_EXTERNAL || o->kind == FD_PIPE) {
 			fd = bring_fd(c, r, tid, o, tfd, root);
+		} else if (o->deleted) {
+			fd = bring_deleted(c, r, tid, o, tfd);
+			opened = true;
 		} else {
 			fd = open_fd(r, tid, c->img, o);
 			opened = true;

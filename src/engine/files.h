@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "engine/remote.h"
+#include "engine/shobj.h"
 #include "image/image.h"
 
 #define MAX_FDS 65536
@@ -42,7 +43,8 @@ struct fd_rec {
 	int dup_of;       /* -1, or an earlier fd sharing this open file description */
 	uint64_t desc;    /* the open file description, numbered across the tree */
 	bool shared;      /* desc is held by more than one process */
-	bool deleted;     /* content saved in image file "data" */
+	bool deleted;     /* a file deleted while open, or a memfd: a shared memory object (shmem.h) */
+	struct shobj obj; /* deleted: the object and its saved content */
 	struct fd_anon anon;
 	struct epoll_target *tgts; /* epoll: the watched fds */
 	size_t ntgts;

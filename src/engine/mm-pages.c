@@ -213,7 +213,7 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const struct vm
 
 static bool vma_has_pages(const struct vma_rec *v)
 {
-	return v->kind == VMA_ANON || v->kind == VMA_SHMEM || (v->kind == VMA_FILE && !v->shared);
+	return v->kind == VMA_ANON || (v->kind == VMA_FILE && !v->shared);
 }
 
 static int hash_vdso(struct remote *r, struct mm_rec *m)
@@ -262,6 +262,26 @@ static void writer_free(struct page_writer *w)
 	free(w->pm);
 }
 
+/* Shared memory objects are saved whole, once per image (shmem.h),
+ * not as pages of each process mapping them. */
+static int dump_shmem(struct image *img, pid_t pid, int procfd, const struct mm_rec *m)
+{
+	for (size_t i = 0; i < m->nvmas; i++) {
+		const struct vma_rec *v = &m->vmas[i];
+		char link[64];
+		if (v->kind != VMA_SHMEM)
+			continue;
+		snprintf(link, sizeof(link), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
+		_cleanup_close_ int fd = openat(procfd, link, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return log_error_errno(-errno, "pid %d: cannot open shared memory %s: %m", pid, v->path);
+		int r = shobj_save(img, fd, &v->obj);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m)
 {
 	char name[64];
@@ -276,6 +296,8 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	ret = hash_vdso(r, m);
 	if (ret < 0)
 		return log_error_errno(ret, "pid %d: cannot read vdso: %m", pid);
+	if ((ret = dump_shmem(img, pid, procfd, m)) < 0)
+		return ret;
 	snprintf(name, sizeof(name), "pages-%d.img", pid);
 	ret = image_stream_open(img, name, &w.out);
 	if (ret < 0)

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <xxhash.h>
 
+#include "engine/fdpass.h"
 #include "engine/mm.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -187,7 +188,7 @@ out:
 
 static bool has_pages(const struct vma_rec *v)
 {
-	return v->kind == VMA_ANON || v->kind == VMA_SHMEM || (v->kind == VMA_FILE && !v->shared);
+	return v->kind == VMA_ANON || (v->kind == VMA_FILE && !v->shared);
 }
 
 /* The prot a mapping is created with: writable while pages are filled. */
@@ -199,14 +200,15 @@ static uint32_t fill_prot(const struct vma_rec *v)
 static long map_one(struct remote *r, pid_t tid, const struct vma_rec *v, long fd)
 {
 	int flags = MAP_FIXED | (v->shared ? MAP_SHARED : MAP_PRIVATE);
-	if (v->kind != VMA_FILE)
+	bool has_fd = v->kind == VMA_FILE || v->kind == VMA_SHMEM;
+	if (!has_fd)
 		flags |= MAP_ANONYMOUS;
 	if (v->vmflags & VMF_GROWSDOWN)
 		flags |= MAP_GROWSDOWN;
 	if (v->vmflags & VMF_NORESERVE)
 		flags |= MAP_NORESERVE;
 	long ret = remote_syscall(r, tid, SYS_mmap, v->start, v->end - v->start, fill_prot(v), flags,
-				  v->kind == VMA_FILE ? fd : -1, v->kind == VMA_FILE ? v->pgoff : 0);
+				  has_fd ? fd : -1, has_fd ? v->pgoff : 0);
 	if (ret < 0 && ret > -4096)
 		return ret;
 	return (uint64_t)ret == v->start ? 0 : -EFAULT;
@@ -238,7 +240,21 @@ static int file_flags(const struct vma_rec *v)
 	return (v->shared && (v->vmflags & VMF_MAYWRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC;
 }
 
-int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m)
+/* The restorer makes the object (once for the whole tree) and passes it in. */
+static long map_shmem(struct remote *r, pid_t tid, const struct vma_rec *v, struct files_ctx *fc, int tfd)
+{
+	int ours = shobj_get(fc, v->path, &v->obj);
+	if (ours < 0)
+		return ours;
+	long fd = fdpass_push(r, tid, fc->ctl, tfd, ours);
+	if (fd < 0)
+		return fd;
+	long ret = map_one(r, tid, v, fd);
+	remote_syscall(r, tid, SYS_close, fd);
+	return ret;
+}
+
+int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m, struct files_ctx *fc, int tfd)
 {
 	long fd = -1;
 	const char *fd_path = NULL;
@@ -259,7 +275,7 @@ int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m)
 				break;
 			}
 		}
-		long ret = map_one(r, tid, v, fd);
+		long ret = v->kind == VMA_SHMEM ? map_shmem(r, tid, v, fc, tfd) : map_one(r, tid, v, fd);
 		if (ret < 0) {
 			e = log_error_errno((int)ret, "pid %d: cannot map %" PRIx64 "-%" PRIx64 " (%s): %m", r->pid,
 					    v->start, v->end, v->path ? v->path : "anonymous");

@@ -62,14 +62,21 @@ static int classify(pid_t pid, int procfd, const struct vma *v, struct vma_rec *
 	if (!v->shared && (!*p || streq(p, "[heap]") || streq(p, "[stack]") || startswith(p, "[anon:") ||
 			   streq(p, "/dev/zero")))
 		return out->kind = VMA_ANON, 0;
-	if (v->shared && streq(p, "/dev/zero (deleted)"))
-		return out->kind = VMA_SHMEM, 0;
+	char link[64];
+	snprintf(link, sizeof(link), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
+	if (v->shared && endswith(p, " (deleted)") && !startswith(p, "/SYSV")) {
+		_cleanup_close_ int fd = openat(procfd, link, O_RDONLY | O_CLOEXEC);
+		int r = fd < 0 ? -errno : shobj_stat(fd, &out->obj);
+		if (r < 0)
+			return log_error_errno(r, "pid %d: cannot open shared memory %s: %m", pid, p);
+		out->kind = VMA_SHMEM;
+		out->path = strdup(p);
+		return out->path ? 0 : -ENOMEM;
+	}
 	if (*p != '/' || endswith(p, " (deleted)"))
 		goto unsupported;
 
-	char link[64];
 	struct stat st;
-	snprintf(link, sizeof(link), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
 	if (fstatat(procfd, link, &st, 0) < 0)
 		return log_error_errno(-errno, "pid %d: cannot stat mapped file %s: %m", pid, p);
 	if (!S_ISREG(st.st_mode))
@@ -83,7 +90,8 @@ static int classify(pid_t pid, int procfd, const struct vma *v, struct vma_rec *
 unsupported:
 	log_error("pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s%s) cannot be checkpointed yet: %s", pid, v->start,
 		  v->end, *p ? p : "anonymous", v->shared ? ", shared" : "",
-		  endswith(p, " (deleted)") ? "mappings of deleted files and memfds are not supported"
+		  startswith(p, "/SYSV")      ? "System V shared memory is not supported yet"
+		  : endswith(p, " (deleted)") ? "private mappings of deleted files and memfds are not supported"
 					    : "device and special mappings are not supported");
 	return -EOPNOTSUPP;
 }
@@ -179,6 +187,10 @@ static json_t *vma_to_json(const struct vma_rec *v)
 		r |= json_set_u64(o, "fsize", v->fsize);
 		r |= json_object_set_new(o, "mtime_ns", json_integer(v->mtime_ns));
 	}
+	if (v->kind == VMA_SHMEM) {
+		r |= json_set_str(o, "path", v->path);
+		r |= shobj_to_json(&v->obj, o);
+	}
 	if (r) {
 		json_decref(o);
 		return NULL;
@@ -237,10 +249,13 @@ static int vma_from_json(const json_t *o, struct vma_rec *v)
 			v->kind = (enum vma_kind)k;
 	if (v->kind == VMA_KIND_MAX)
 		return -EBADMSG;
-	if (v->kind != VMA_FILE)
+	if (v->kind != VMA_FILE && v->kind != VMA_SHMEM)
 		return 0;
-	if ((r = json_get_str(o, "path", &path)) < 0 || (r = json_get_u64(o, "fsize", &v->fsize)) < 0 ||
-	    (r = json_get_i64(o, "mtime_ns", &v->mtime_ns)) < 0)
+	if (v->kind == VMA_SHMEM && ((r = json_get_str(o, "path", &path)) < 0 || (r = shobj_from_json(o, &v->obj)) < 0))
+		return r;
+	if (v->kind == VMA_FILE &&
+	    ((r = json_get_str(o, "path", &path)) < 0 || (r = json_get_u64(o, "fsize", &v->fsize)) < 0 ||
+	     (r = json_get_i64(o, "mtime_ns", &v->mtime_ns)) < 0))
 		return r;
 	if (path[0] != '/' || strlen(path) >= 4096)
 		return -EBADMSG;

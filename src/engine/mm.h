@@ -11,6 +11,7 @@
 #include "engine/remote.h"
 #include "image/image.h"
 #include "image/pagemap.h"
+#include "engine/shmem.h"
 
 #define MAX_VMAS 65536
 #define MAX_AUXV 1024
@@ -18,7 +19,7 @@
 enum vma_kind {
 	VMA_ANON,       /* private anonymous (heap, stacks, arenas) */
 	VMA_FILE,       /* file-backed, private or shared */
-	VMA_SHMEM,      /* MAP_SHARED|MAP_ANONYMOUS */
+	VMA_SHMEM,      /* shared memory object (shmem.h): MAP_SHARED anon, memfd, deleted file */
 	VMA_VVAR,
 	VMA_VVAR_VCLOCK,
 	VMA_VDSO,
@@ -30,7 +31,8 @@ struct vma_rec {
 	uint32_t prot, vmflags;
 	bool shared;
 	enum vma_kind kind;
-	char *path;        /* files only */
+	char *path;        /* files and shared memory objects */
+	struct shobj obj;  /* VMA_SHMEM */
 	uint64_t fsize;    /* files: size and mtime at dump, checked on restore */
 	int64_t mtime_ns;
 };
@@ -62,6 +64,8 @@ int mm_check_restorable(const struct mm_rec *m);
  * the stub's current mappings. */
 int mm_find_gap(const struct mm_rec *m, const struct vma *cur, size_t ncur, uint64_t len, uint64_t *ret);
 int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procfd);
-int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m);
+/* Shared memory objects are made by the restorer (fc) and passed in on
+ * the process's transport fd tfd. */
+int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m, struct files_ctx *fc, int tfd);
 int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m);
 int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m);

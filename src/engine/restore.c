@@ -123,7 +123,7 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	pid_t pid = rp->node->pid;
 	int e;
 
-	if ((e = mm_clear_stub(r, pid, &p->mm, rp->procfd)) < 0 || (e = mm_restore_vmas(r, pid, &p->mm)) < 0 ||
+	if ((e = mm_clear_stub(r, pid, &p->mm, rp->procfd)) < 0 || (e = mm_restore_vmas(r, pid, &p->mm, &c->files, FDPASS_STUB_FD)) < 0 ||
 	    (e = mm_restore_pages(r, pid, c->img, &p->mm)) < 0 || (e = inject_fail("restore:after-mm")) < 0 ||
 	    (e = mm_restore_finish(r, pid, &p->mm)) < 0)
 		return e;

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "engine/shmem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/rec.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+/* Content file: records of (offset, length) followed by the bytes, one
+ * per data extent; holes are not stored. */
+struct extent {
+	uint64_t off, len;
+};
+
+static void obj_name(const struct shobj *o, char *buf, size_t size)
+{
+	snprintf(buf, size, "shmem-%llx-%llu.data", (unsigned long long)o->dev, (unsigned long long)o->ino);
+}
+
+/* Keys in files_ctx's table of made things: apart from fd descriptions. */
+static uint64_t obj_key(const struct shobj *o)
+{
+	return (1ULL << 63) | (o->dev << 40) | (o->ino & ((1ULL << 40) - 1));
+}
+
+int shobj_stat(int fd, struct shobj *ret)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size > MAX_SHOBJ_SIZE)
+		return -EFBIG;
+	*ret = (struct shobj){ .dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino, .size = (uint64_t)st.st_size };
+	return 0;
+}
+
+int shobj_save(struct image *img, int fd, const struct shobj *o)
+{
+	char name[96];
+	obj_name(o, name, sizeof(name));
+	if (image_has(img, name))
+		return 0;
+	struct image_stream *s;
+	int r = image_stream_open(img, name, &s);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *buf = malloc(1 << 20);
+	if (!buf)
+		r = -ENOMEM;
+	for (off_t at = 0; r >= 0 && (uint64_t)at < o->size;) {
+		off_t d = lseek(fd, at, SEEK_DATA);
+		if (d < 0) {
+			r = errno == ENXIO ? 0 : -errno; /* only a hole is left */
+			break;
+		}
+		off_t h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0 || (uint64_t)h > o->size)
+			h = (off_t)o->size;
+		for (off_t p = d; r >= 0 && p < h;) {
+			size_t n = (size_t)(h - p) < (1u << 20) ? (size_t)(h - p) : (1u << 20);
+			struct extent e = { (uint64_t)p, n };
+			r = pread_exact(fd, buf, n, p);
+			if (r >= 0 && (r = image_stream_write(s, &e, sizeof(e))) >= 0)
+				r = image_stream_write(s, buf, n);
+			p += (off_t)n;
+		}
+		at = h;
+	}
+	if (r < 0) {
+		image_stream_abort(s);
+		return log_error_errno(r, "cannot save shared memory object %s: %m", name);
+	}
+	return image_stream_close(s);
+}
+
+int shobj_to_json(const struct shobj *o, json_t *j)
+{
+	json_t *x = json_object();
+	int r = json_set_u64(x, "dev", o->dev) | json_set_u64(x, "ino", o->ino) | json_set_u64(x, "size", o->size);
+	return (r | json_object_set_new(j, "obj", x)) ? -ENOMEM : 0;
+}
+
+int shobj_from_json(const json_t *j, struct shobj *o)
+{
+	json_t *x = json_object_get(j, "obj");
+	if (!json_is_object(x) || json_get_u64(x, "dev", &o->dev) < 0 || json_get_u64(x, "ino", &o->ino) < 0 ||
+	    json_get_u64(x, "size", &o->size) < 0 || o->size > MAX_SHOBJ_SIZE || o->dev >= (1ULL << 23))
+		return -EBADMSG;
+	return 0;
+}
+
+static int fill(struct image *img, int fd, const struct shobj *o)
+{
+	char name[96];
+	obj_name(o, name, sizeof(name));
+	if (ftruncate(fd, (off_t)o->size) < 0)
+		return -errno;
+	if (!image_has(img, name))
+		return 0; /* all holes */
+	_cleanup_close_ int in = -1;
+	uint64_t len;
+	int r = image_verify_file(img, name);
+	if (r < 0 || (r = image_open_file(img, name, &in, &len)) < 0)
+		return r;
+	_cleanup_free_ char *buf = malloc(1 << 20);
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t at = 0; at < len;) {
+		struct extent e;
+		if (len - at < sizeof(e) || (r = pread_exact(in, &e, sizeof(e), (off_t)at)) < 0)
+			return r < 0 ? r : -EBADMSG;
+		at += sizeof(e);
+		if (e.len > (1u << 20) || e.len > len - at || e.off > o->size || e.len > o->size - e.off)
+			return log_error_errno(-EBADMSG, "%s: bad extent at byte %llu", name, (unsigned long long)at);
+		if ((r = pread_exact(in, buf, e.len, (off_t)at)) < 0 || (r = pwrite_all(fd, buf, e.len, (off_t)e.off)) < 0)
+			return r;
+		at += e.len;
+	}
+	return 0;
+}
+
+/* MAP_SHARED|MAP_ANONYMOUS memory is a shmem file named "/dev/zero": we
+ * make one by mapping it ourselves and opening it through map_files. */
+static int make_anon(uint64_t size)
+{
+	char path[96];
+	size_t len = size ? size : 4096;
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)p, (unsigned long)p + len);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int e = errno;
+	munmap(p, len);
+	return fd < 0 ? -e : fd;
+}
+
+/* A file deleted while in use comes back under its old name (so /proc
+ * shows the same "(deleted)" path), or a sibling name if that is taken,
+ * and is unlinked at once. */
+static int make_deleted(const char *path)
+{
+	char p[PATH_MAX + 32];
+	size_t l = strlen(path) - strlen(" (deleted)");
+	snprintf(p, sizeof(p), "%.*s", (int)l, path);
+	int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	for (int i = 0; fd < 0 && errno == EEXIST && i < 100; i++) {
+		snprintf(p, sizeof(p), "%.*s.stasis-%d", (int)l, path, i);
+		fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
+	if (fd < 0)
+		return -errno;
+	unlink(p);
+	return fd;
+}
+
+static int make(const char *path)
+{
+	if (streq(path, "/dev/zero (deleted)") || streq(path, "/dev/zero"))
+		return -ENOENT; /* sized by the caller */
+	if (startswith(path, "/memfd:")) {
+		char name[256];
+		size_t l = strlen(path + 7);
+		if (l >= 10 && streq(path + 7 + l - 10, " (deleted)"))
+			l -= 10;
+		snprintf(name, sizeof(name), "%.*s", (int)(l < 249 ? l : 249), path + 7);
+		int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		return fd < 0 ? -errno : fd;
+	}
+	size_t l = strlen(path);
+	if (path[0] != '/' || l <= 10 || !streq(path + l - 10, " (deleted)"))
+		return -EINVAL;
+	return make_deleted(path);
+}
+
+int shobj_get(struct files_ctx *c, const char *path, const struct shobj *o)
+{
+	uint64_t key = obj_key(o);
+	for (size_t i = 0; i < c->nmade; i++)
+		if (c->made[i].desc == key)
+			return c->made[i].fd;
+	int fd = make(path);
+	if (fd == -ENOENT)
+		fd = make_anon(o->size);
+	if (fd < 0)
+		return log_error_errno(fd, "cannot recreate shared memory object %s: %m", path);
+	int r = fill(c->img, fd, o);
+	if (r < 0) {
+		close(fd);
+		return log_error_errno(r, "cannot fill shared memory object %s: %m", path);
+	}
+	struct made_fd *m = realloc(c->made, (c->nmade + 1) * sizeof(*m));
+	if (!m) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->made = m;
+	m[c->nmade++] = (struct made_fd){ key, fd };
+	return fd;
+}

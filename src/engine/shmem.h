@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Shared memory objects: anonymous shared memory (MAP_SHARED|MAP_ANONYMOUS,
+ * shared across fork), memfds, and files deleted while mapped or open
+ * (a POSIX semaphore in /dev/shm, unlinked at once). Each object is saved
+ * once per image, whoever maps it or holds an fd to it, and made once by
+ * the restorer, which hands it to every process (fdpass.h), so sharing
+ * survives. */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "engine/files.h"
+#include "engine/shobj.h"
+#include "image/image.h"
+
+
+/* Fills o from our fd to the object. */
+int shobj_stat(int fd, struct shobj *ret);
+/* Saves the content (the parts that are not holes) once per image. */
+int shobj_save(struct image *img, int fd, const struct shobj *o);
+int shobj_to_json(const struct shobj *o, json_t *j);
+int shobj_from_json(const json_t *j, struct shobj *o);
+/* Our fd to the object, made and filled the first time; path is how
+ * /proc showed it ("/dev/zero (deleted)", "/memfd:NAME (deleted)",
+ * "/dir/file (deleted)") and decides how it is made. */
+int shobj_get(struct files_ctx *c, const char *path, const struct shobj *o);

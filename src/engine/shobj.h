@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The identity of a shared memory object (see shmem.h), kept in the
+ * records of the mappings and fds that use it. */
+#pragma once
+
+#include <stdint.h>
+
+#define MAX_SHOBJ_SIZE (64ULL << 30)
+
+struct shobj {
+	uint64_t dev, ino; /* identity at dump; names the saved content */
+	uint64_t size;
+};
