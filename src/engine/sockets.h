@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Sockets: unix (stream, dgram, seqpacket) and inet (TCP, UDP over IPv4 and
+ * IPv6). Both sides run in the controller: dump inspects a copy of the
+ * target's socket (pidfd_getfd) while the target is frozen, and changes
+ * nothing on it for good; restore creates sockets locally and returns fds
+ * that the caller passes into the restored process (SCM_RIGHTS).
+ *
+ * Contract with the caller (the fd dump/restore):
+ *  - sk_collect() refuses what cannot be restored faithfully, logging a
+ *    message that names pid, fd and the kind of socket.
+ *  - When sk_needs_peer(s) is true, the socket can only be restored together
+ *    with its peer: the caller looks for the record whose ino is
+ *    s->peer_ino among the sockets of the image and refuses the dump when it
+ *    is missing. Such a pair is restored by one sk_restore(s, peer) call that
+ *    returns both fds. sk_is_pair() tells whether two records are that pair.
+ *  - Every other socket is restored alone: sk_restore(s, NULL). A unix dgram
+ *    socket connected to a named socket (s->connect_by_name) connects to that
+ *    name again, so when the named socket is in the image the caller restores
+ *    it first: restoring all sockets whose state is not SK_CONNECTED before
+ *    the connected ones is enough.
+ *  - O_NONBLOCK and O_CLOEXEC are fd flags, left to the caller; the returned
+ *    fds are blocking and O_CLOEXEC.
+ *
+ * sock_diag is asked in the controller's network namespace: a socket of a
+ * target in another netns is not found there (sk_collect fails with a
+ * message). Unix path names are bound in the controller's mount namespace. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#define SK_MAX_QUEUE (64u << 20) /* bytes kept per socket */
+#define SK_MAX_MSGS (1u << 20)   /* datagrams kept per socket */
+#define SK_MAX_BACKLOG (1 << 20)
+
+enum sk_state {
+	SK_UNCONNECTED, /* maybe bound */
+	SK_LISTEN,
+	SK_CONNECTED,
+	SK_STATE_MAX,
+};
+
+/* The socket options kept; recorded when they differ from a new socket's,
+ * and set on restore only then, so no privilege is needed for defaults. */
+enum sk_opt {
+	SK_OPT_REUSEADDR,
+	SK_OPT_REUSEPORT,
+	SK_OPT_KEEPALIVE,
+	SK_OPT_BROADCAST,
+	SK_OPT_OOBINLINE,
+	SK_OPT_PASSCRED,
+	SK_OPT_PRIORITY,
+	SK_OPT_RCVLOWAT,
+	SK_OPT_RCVBUF, /* as getsockopt shows it: twice what was asked */
+	SK_OPT_SNDBUF,
+	SK_OPT_MARK,
+	SK_OPT_PEEK_OFF,
+	SK_OPT_LINGER,   /* -1: off, else seconds */
+	SK_OPT_RCVTIMEO, /* milliseconds */
+	SK_OPT_SNDTIMEO,
+	SK_OPT_NODELAY,
+	SK_OPT_KEEPIDLE,
+	SK_OPT_KEEPINTVL,
+	SK_OPT_KEEPCNT,
+	SK_OPT_DEFER_ACCEPT,
+	SK_OPT_V6ONLY,
+	SK_OPT_TOS,
+	SK_OPT_TTL,
+	SK_OPT_MAX,
+};
+
+struct sk_addr {
+	socklen_t len; /* 0: none */
+	struct sockaddr_storage ss;
+};
+
+struct sk_rec {
+	uint64_t ino; /* socket inode ("socket:[N]") */
+	int family;   /* AF_UNIX, AF_INET, AF_INET6 */
+	int type;     /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
+	int protocol; /* inet: IPPROTO_TCP or IPPROTO_UDP; unix: 0 */
+	enum sk_state state;
+	/* unix: the peer's inode, 0 if none (or the peer was closed: a
+	 * stream socket then keeps its queue and reads EOF after it). */
+	uint64_t peer_ino;
+	/* unix dgram connected to a named socket that is not connected back:
+	 * restored by connecting to peer_name. */
+	bool connect_by_name;
+	/* Own address (unix: sun_path bytes as bound, a leading NUL for the
+	 * abstract namespace, length kept; none when unbound) and the peer's. */
+	struct sk_addr name, peer_name;
+	int backlog;  /* listeners */
+	int shutdown; /* unix: 1 receive side shut down, 2 send side */
+	uint32_t opts_set; /* bit (1 << SK_OPT_x): opts[x] recorded */
+	int opts[SK_OPT_MAX];
+	/* Bytes waiting to be read on this socket. Stream: nmsgs is 0. Dgram
+	 * and seqpacket: msg_len[] splits the bytes into messages (maybe of
+	 * length 0), in queue order. */
+	uint8_t *queue;
+	size_t queue_len;
+	uint32_t *msg_len;
+	size_t nmsgs;
+};
+
+/* Dump side: fills *ret for fd `fd` of process pid (pidfd: the process'
+ * pidfd), or refuses with a logged message. Refused: sockets of families
+ * other than unix/inet/inet6, inet other than TCP/UDP, TCP that is
+ * connected or connecting, listeners with connections not yet accepted,
+ * unix sockets with fds in flight (SCM_RIGHTS) in their queue, unix
+ * sockets bound to a relative path, queues above SK_MAX_QUEUE. */
+int sk_collect(pid_t pid, int pidfd, int fd, struct sk_rec *ret);
+/* Adds a "socket" object to the fd's JSON object. */
+int sk_to_json(const struct sk_rec *s, json_t *obj);
+/* Reads the "socket" object of the fd's JSON object; -EBADMSG on anything
+ * out of range (image input is untrusted). *s is filled even on failure
+ * as far as it got, so sk_rec_free() must be called either way. */
+int sk_from_json(const json_t *obj, struct sk_rec *s);
+void sk_rec_free(struct sk_rec *s);
+
+bool sk_needs_peer(const struct sk_rec *s);
+bool sk_is_pair(const struct sk_rec *a, const struct sk_rec *b);
+
+/* Restore side, in the controller. peer: NULL, or the record of s's peer
+ * when sk_needs_peer(s) (then *ret_peer_fd gets the peer's fd). Logs its
+ * errors. */
+int sk_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, int *ret_peer_fd);
