@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The "socket" object of an fd record (docs/FORMAT.md). Addresses are the
+ * raw sockaddr bytes in hex, with a readable copy beside them that readers
+ * ignore. The queue is hex; "msgs" splits it into datagrams. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "engine/rec.h"
+#include "engine/sk-internal.h"
+#include "util/cleanup.h"
+#include "util/util.h"
+
+static const char *const family_names[] = { "unix", "inet", "inet6" };
+static const int families[] = { AF_UNIX, AF_INET, AF_INET6 };
+static const char *const type_names[] = { "stream", "dgram", "seqpacket" };
+static const int types[] = { SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET };
+static const char *const state_names[SK_STATE_MAX] = { "unconnected", "listen", "connected" };
+
+static int name_index(const char *const *names, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (streq(names[i], s))
+			return (int)i;
+	return -1;
+}
+
+static int value_index(const int *v, size_t n, int x)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == x)
+			return (int)i;
+	return -1;
+}
+
+static int addr_to_json(json_t *j, const char *key, int family, const struct sk_addr *a)
+{
+	char text[256], tkey[32];
+	if (a->len == 0)
+		return 0;
+	sk_addr_format(family, a, text, sizeof(text));
+	snprintf(tkey, sizeof(tkey), "%s_text", key);
+	return json_set_hex(j, key, &a->ss, a->len) | json_set_str(j, tkey, text);
+}
+
+static int addr_from_json(const json_t *j, const char *key, int family, struct sk_addr *a)
+{
+	_cleanup_free_ void *buf = NULL;
+	size_t len;
+	sa_family_t f;
+
+	if (!json_object_get(j, key))
+		return 0;
+	int r = json_get_hex_alloc(j, key, sizeof(a->ss), &buf, &len);
+	if (r < 0)
+		return r;
+	if (len < sizeof(f))
+		return -EBADMSG;
+	memcpy(&f, buf, sizeof(f));
+	if (f != family || (family == AF_UNIX && len > sizeof(struct sockaddr_un)) ||
+	    (family == AF_INET && len != sizeof(struct sockaddr_in)) ||
+	    (family == AF_INET6 && len != sizeof(struct sockaddr_in6)))
+		return -EBADMSG;
+	memcpy(&a->ss, buf, len);
+	a->len = (socklen_t)len;
+	return 0;
+}
+
+static int opts_to_json(const struct sk_rec *s, json_t *j)
+{
+	json_t *o = json_object();
+	int r = 0;
+	for (int i = 0; o && i < SK_OPT_MAX; i++)
+		if (s->opts_set & (1u << i))
+			r |= json_object_set_new(o, sk_opt_key(i), json_integer(s->opts[i]));
+	return r | json_object_set_new(j, "opts", o) ? -ENOMEM : 0;
+}
+
+static int opts_from_json(const json_t *j, struct sk_rec *s)
+{
+	json_t *o = json_object_get(j, "opts");
+	if (!json_is_object(o))
+		return -EBADMSG;
+	for (int i = 0; i < SK_OPT_MAX; i++) {
+		if (!json_object_get(o, sk_opt_key(i)))
+			continue;
+		int r = json_get_int(o, sk_opt_key(i), &s->opts[i]);
+		if (r < 0)
+			return r;
+		s->opts_set |= 1u << i;
+	}
+	return 0;
+}
+
+static int queue_to_json(const struct sk_rec *s, json_t *j)
+{
+	int r = json_set_hex(j, "queue", s->queue, s->queue_len);
+	if (r < 0 || s->type == SOCK_STREAM)
+		return r;
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < s->nmsgs; i++)
+		r |= json_array_append_new(a, json_integer(s->msg_len[i]));
+	return r | json_object_set_new(j, "msgs", a) ? -ENOMEM : 0;
+}
+
+static int queue_from_json(const json_t *j, struct sk_rec *s)
+{
+	void *q;
+	json_t *a;
+	int r = json_get_hex_alloc(j, "queue", SK_MAX_QUEUE, &q, &s->queue_len);
+	if (r < 0)
+		return r;
+	s->queue = q;
+	if (s->type == SOCK_STREAM)
+		return json_object_get(j, "msgs") ? -EBADMSG : 0;
+	if ((r = json_get_array(j, "msgs", SK_MAX_MSGS, &a)) < 0)
+		return r;
+	size_t n = json_array_size(a), total = 0;
+	s->msg_len = calloc(n ? n : 1, sizeof(*s->msg_len));
+	if (!s->msg_len)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *v = json_array_get(a, i);
+		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > SK_MAX_QUEUE)
+			return -EBADMSG;
+		s->msg_len[i] = (uint32_t)json_integer_value(v);
+		total += s->msg_len[i];
+		s->nmsgs = i + 1;
+	}
+	return total == s->queue_len ? 0 : -EBADMSG;
+}
+
+int sk_to_json(const struct sk_rec *s, json_t *obj)
+{
+	int fi = value_index(families, ARRAY_SIZE(families), s->family);
+	int ti = value_index(types, ARRAY_SIZE(types), s->type);
+	if (fi < 0 || ti < 0 || s->state >= SK_STATE_MAX)
+		return -EINVAL;
+	json_t *j = json_object();
+	if (!j)
+		return -ENOMEM;
+	int r = json_set_u64(j, "ino", s->ino) | json_set_str(j, "family", family_names[fi]) |
+		json_set_str(j, "type", type_names[ti]) | json_object_set_new(j, "protocol", json_integer(s->protocol)) |
+		json_set_str(j, "state", state_names[s->state]) | json_set_u64(j, "peer_ino", s->peer_ino) |
+		json_object_set_new(j, "connect_by_name", json_boolean(s->connect_by_name)) |
+		json_object_set_new(j, "backlog", json_integer(s->backlog)) |
+		json_object_set_new(j, "shutdown", json_integer(s->shutdown)) |
+		addr_to_json(j, "name", s->family, &s->name) | addr_to_json(j, "peer_name", s->family, &s->peer_name) |
+		opts_to_json(s, j) | queue_to_json(s, j);
+	if (json_object_set_new(obj, "socket", j) < 0 || r)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Combinations the restore code relies on. */
+static bool consistent(const struct sk_rec *s)
+{
+	if (s->family == AF_UNIX ? s->protocol != 0
+				 : s->type == SOCK_SEQPACKET ||
+					   s->protocol != (s->type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))
+		return false;
+	if (s->state == SK_LISTEN && s->type == SOCK_DGRAM)
+		return false;
+	if (s->family != AF_UNIX && (s->peer_ino || s->connect_by_name || s->queue_len || s->nmsgs ||
+				     (s->state == SK_CONNECTED && (s->type != SOCK_DGRAM || !s->peer_name.len))))
+		return false;
+	if (s->connect_by_name && (s->type != SOCK_DGRAM || s->state != SK_CONNECTED || s->peer_name.len <=
+				   offsetof(struct sockaddr_un, sun_path)))
+		return false;
+	return s->backlog >= 0 && s->backlog <= SK_MAX_BACKLOG && s->shutdown >= 0 && s->shutdown <= 3;
+}
+
+int sk_from_json(const json_t *obj, struct sk_rec *s)
+{
+	const char *family, *type, *state;
+	const json_t *j = json_object_get(obj, "socket");
+	int r, fi, ti, si;
+
+	*s = (struct sk_rec){ 0 };
+	if (!json_is_object(j))
+		return -EBADMSG;
+	if ((r = json_get_u64(j, "ino", &s->ino)) < 0 || (r = json_get_str(j, "family", &family)) < 0 ||
+	    (r = json_get_str(j, "type", &type)) < 0 || (r = json_get_int(j, "protocol", &s->protocol)) < 0 ||
+	    (r = json_get_str(j, "state", &state)) < 0 || (r = json_get_u64(j, "peer_ino", &s->peer_ino)) < 0 ||
+	    (r = json_get_bool(j, "connect_by_name", &s->connect_by_name)) < 0 ||
+	    (r = json_get_int(j, "backlog", &s->backlog)) < 0 || (r = json_get_int(j, "shutdown", &s->shutdown)) < 0)
+		return r;
+	fi = name_index(family_names, ARRAY_SIZE(family_names), family);
+	ti = name_index(type_names, ARRAY_SIZE(type_names), type);
+	si = name_index(state_names, ARRAY_SIZE(state_names), state);
+	if (fi < 0 || ti < 0 || si < 0)
+		return -EBADMSG;
+	s->family = families[fi];
+	s->type = types[ti];
+	s->state = (enum sk_state)si;
+	if ((r = addr_from_json(j, "name", s->family, &s->name)) < 0 ||
+	    (r = addr_from_json(j, "peer_name", s->family, &s->peer_name)) < 0 || (r = opts_from_json(j, s)) < 0 ||
+	    (r = queue_from_json(j, s)) < 0)
+		return r;
+	return consistent(s) ? 0 : -EBADMSG;
+}

@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Unix sockets. sock_diag tells the peer (by inode), the listener's backlog
+ * and pending connections; the queue is copied by peeking.
+ *
+ * Restore:
+ *  - a connected pair with both ends in the image: socketpair() of the same
+ *    type, each queue refilled by sending from the other end. A client
+ *    that had connected to a named listener and the server's accepted
+ *    socket come back this way too, so getpeername()/getsockname() of the
+ *    restored pair show no name where they showed the listener's path.
+ *    Peer credentials (SO_PEERCRED) are the controller's.
+ *  - a dgram pair where both ends are named: bound and connected again.
+ *  - a stream whose peer was closed: a socketpair whose other end is
+ *    closed once the queue is refilled, so the rest reads as EOF.
+ *  - a listener: bound to its name again (a stale socket file is removed)
+ *    and listening with its backlog.
+ *  - a bound dgram socket: bound again, its queue sent from an unnamed
+ *    socket (the senders' addresses are lost; at most max_dgram_qlen
+ *    messages fit); connected to its peer's name when it was. */
+#include <errno.h>
+#include <inttypes.h>
+#include <linux/net.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "engine/sk-internal.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+
+static bool named(const struct sk_addr *a)
+{
+	return a->len > offsetof(struct sockaddr_un, sun_path);
+}
+
+static bool relative(const struct sk_addr *a)
+{
+	return named(a) && ((const struct sockaddr_un *)&a->ss)->sun_path[0] != '\0' &&
+	       ((const struct sockaddr_un *)&a->ss)->sun_path[0] != '/';
+}
+
+static int get_addr(int fd, bool peer, struct sk_addr *ret)
+{
+	struct sk_addr a = { .len = sizeof(a.ss) };
+	int r = peer ? getpeername(fd, (struct sockaddr *)&a.ss, &a.len) : getsockname(fd, (struct sockaddr *)&a.ss, &a.len);
+	if (r < 0)
+		return errno == ENOTCONN ? 0 : -errno;
+	if (a.len > sizeof(a.ss))
+		return -EOVERFLOW;
+	*ret = a;
+	return 0;
+}
+
+static int collect_state(pid_t pid, int fd, struct sk_rec *s, const struct unix_diag_info *d, const char *name)
+{
+	if (d->state == TCP_LISTEN) {
+		if (d->rqueue || d->nicons) {
+			log_error("pid %d: fd %d is a listening %s (%s) with %u connection(s) not yet accepted, which "
+				  "cannot be checkpointed yet; checkpoint when the server has accepted them", pid, fd,
+				  sk_kind_name(s), name, d->rqueue > d->nicons ? d->rqueue : d->nicons);
+			return -EOPNOTSUPP;
+		}
+		s->state = SK_LISTEN;
+		s->backlog = d->wqueue > SK_MAX_BACKLOG ? SK_MAX_BACKLOG : (int)d->wqueue;
+	} else if (d->has_peer) {
+		/* peer_ino 0: the peer was closed; kept as connected so that the
+		 * restored socket reads EOF (stream) or ECONNREFUSED (dgram). */
+		s->state = SK_CONNECTED;
+		s->peer_ino = d->peer_ino;
+	} else {
+		s->state = SK_UNCONNECTED;
+	}
+	s->shutdown = d->shutdown;
+	return 0;
+}
+
+/* A dgram socket connected to a named socket that is not connected back
+ * comes back by connecting to the name (think of /dev/log). */
+static int collect_by_name(struct sk_rec *s)
+{
+	struct unix_diag_info pd;
+	if (s->type != SOCK_DGRAM || s->state != SK_CONNECTED || !s->peer_ino || !named(&s->peer_name))
+		return 0;
+	int r = unix_diag_query(s->peer_ino, &pd);
+	if (r < 0)
+		return r;
+	s->connect_by_name = !(pd.has_peer && pd.peer_ino == s->ino);
+	return 0;
+}
+
+int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
+{
+	struct unix_diag_info d;
+	char name[256], pname[256];
+
+	int r = unix_diag_query(s->ino, &d);
+	if (r < 0)
+		return log_error_errno(r, "pid %d: fd %d: sock_diag does not know unix socket %" PRIu64
+				       " (is it in another network namespace?): %m", pid, fd, s->ino);
+	if ((r = get_addr(sk, false, &s->name)) < 0 || (r = get_addr(sk, true, &s->peer_name)) < 0)
+		return log_error_errno(r, "pid %d: fd %d: cannot read the addresses of the %s: %m", pid, fd,
+				       sk_kind_name(s));
+	sk_addr_format(AF_UNIX, &s->name, name, sizeof(name));
+	sk_addr_format(AF_UNIX, &s->peer_name, pname, sizeof(pname));
+	if ((r = collect_state(pid, fd, s, &d, name)) < 0)
+		return r;
+	if ((r = collect_by_name(s)) < 0)
+		return log_error_errno(r, "pid %d: fd %d: cannot find the peer of the %s (%s): %m", pid, fd,
+				       sk_kind_name(s), pname);
+	/* Bound again on restore (a connected stream's name is its listener's). */
+	bool binds = s->state != SK_CONNECTED || s->type == SOCK_DGRAM;
+	if ((binds && relative(&s->name)) || (s->connect_by_name && relative(&s->peer_name))) {
+		log_error("pid %d: fd %d is a %s bound or connected to the relative path '%s', which cannot be "
+			  "checkpointed yet", pid, fd, sk_kind_name(s), relative(&s->name) ? name : pname);
+		return -EOPNOTSUPP;
+	}
+	if (s->state != SK_LISTEN && (r = sk_queue_peek(sk, s)) < 0) {
+		if (r == -EXDEV)
+			log_error("pid %d: fd %d is a %s (%s) with file descriptors in flight (SCM_RIGHTS) in its "
+				  "queue, which cannot be checkpointed yet", pid, fd, sk_kind_name(s), name);
+		else if (r == -EFBIG || r == -E2BIG)
+			log_error("pid %d: fd %d is a %s (%s) with more than %u MiB or %u messages queued, which is "
+				  "more than a checkpoint keeps", pid, fd, sk_kind_name(s), name, SK_MAX_QUEUE >> 20,
+				  SK_MAX_MSGS);
+		else
+			log_error_errno(r, "pid %d: fd %d: cannot read the queue of the %s (%s): %m", pid, fd,
+					sk_kind_name(s), name);
+		return r;
+	}
+	if (s->state == SK_UNCONNECTED && s->queue_len && !named(&s->name)) {
+		log_error("pid %d: fd %d is an unbound, unconnected %s with data queued, which cannot be "
+			  "checkpointed yet", pid, fd, sk_kind_name(s));
+		return -EOPNOTSUPP;
+	}
+	if ((r = sk_opts_collect(sk, s)) < 0)
+		return log_error_errno(r, "pid %d: fd %d: cannot read the options of the %s: %m", pid, fd,
+				       sk_kind_name(s));
+	return 0;
+}
+
+/* --- restore --- */
+
+/* Binds to s's name; a socket file left at the path by the dead original
+ * is removed first, but only a socket file nobody listens on. */
+static int bind_name(int fd, const struct sk_rec *s)
+{
+	const struct sockaddr_un *un = (const struct sockaddr_un *)&s->name.ss;
+	char path[sizeof(un->sun_path) + 1] = "";
+	struct stat st;
+
+	if (!named(&s->name))
+		return 0;
+	if (relative(&s->name))
+		return -EINVAL;
+	if (bind(fd, (const struct sockaddr *)&s->name.ss, s->name.len) == 0)
+		return 0;
+	if (errno != EADDRINUSE || un->sun_path[0] == '\0')
+		return -errno;
+	memcpy(path, un->sun_path, s->name.len - offsetof(struct sockaddr_un, sun_path));
+	if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return -EADDRINUSE;
+	_cleanup_close_ int probe = socket(AF_UNIX, s->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (probe < 0)
+		return -errno;
+	if (connect(probe, (const struct sockaddr *)&s->name.ss, s->name.len) == 0 || errno != ECONNREFUSED)
+		return -EADDRINUSE;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return bind(fd, (const struct sockaddr *)&s->name.ss, s->name.len) < 0 ? -errno : 0;
+}
+
+static int apply_shutdown(int fd, int bits)
+{
+	static const int how[] = { -1, SHUT_RD, SHUT_WR, SHUT_RDWR };
+	if (bits <= 0 || bits > 3)
+		return 0;
+	return shutdown(fd, how[bits]) < 0 ? -errno : 0;
+}
+
+/* Fills a named socket's queue from an unnamed one. */
+static int fill_from_unnamed(int fd, const struct sk_rec *s)
+{
+	if (!s->queue_len && !s->nmsgs)
+		return 0;
+	_cleanup_close_ int tmp = socket(AF_UNIX, s->type | SOCK_CLOEXEC, 0);
+	if (tmp < 0)
+		return -errno;
+	return sk_queue_fill(tmp, s, (const struct sockaddr *)&s->name.ss, s->name.len);
+}
+
+static int restore_single(const struct sk_rec *s, int fd)
+{
+	int r;
+	if ((r = sk_opts_apply(fd, s)) < 0)
+		return r;
+	if ((r = bind_name(fd, s)) < 0)
+		return log_error_errno(r, "unix socket %" PRIu64 ": cannot bind it again: %m", s->ino);
+	if (s->state == SK_LISTEN)
+		return listen(fd, s->backlog) < 0 ? log_error_errno(errno, "unix socket %" PRIu64 ": cannot listen: %m",
+								   s->ino)
+						  : 0;
+	if ((r = fill_from_unnamed(fd, s)) < 0)
+		return log_error_errno(r, "unix socket %" PRIu64 ": cannot refill its queue (%zu bytes; see "
+				       "net.unix.max_dgram_qlen): %m", s->ino, s->queue_len);
+	if (s->connect_by_name &&
+	    connect(fd, (const struct sockaddr *)&s->peer_name.ss, s->peer_name.len) < 0)
+		return log_error_errno(errno, "unix socket %" PRIu64 ": cannot connect to its peer again: %m", s->ino);
+	return apply_shutdown(fd, s->shutdown);
+}
+
+/* Fills both queues of a connected pair, each from the other end; options
+ * after, so that a send buffer grown for the refill is set back. */
+static int fill_pair(int a, const struct sk_rec *sa, int b, const struct sk_rec *sb)
+{
+	int r;
+	if ((r = sk_queue_fill(b, sa, NULL, 0)) < 0 || (sb && (r = sk_queue_fill(a, sb, NULL, 0)) < 0))
+		return log_error_errno(r, "unix socket %" PRIu64 ": cannot refill the queues of the pair: %m", sa->ino);
+	if ((r = sk_opts_apply(a, sa)) < 0 || (sb && (r = sk_opts_apply(b, sb)) < 0))
+		return r;
+	if ((r = apply_shutdown(a, sa->shutdown)) < 0 || (sb && (r = apply_shutdown(b, sb->shutdown)) < 0))
+		return log_error_errno(r, "unix socket %" PRIu64 ": cannot shut the pair down again: %m", sa->ino);
+	return 0;
+}
+
+static int restore_named_pair(const struct sk_rec *s, const struct sk_rec *p, int a, int b)
+{
+	int r;
+	if ((r = bind_name(a, s)) < 0 || (r = bind_name(b, p)) < 0)
+		return log_error_errno(r, "unix socket %" PRIu64 ": cannot bind the pair again: %m", s->ino);
+	if (connect(a, (const struct sockaddr *)&p->name.ss, p->name.len) < 0 ||
+	    connect(b, (const struct sockaddr *)&s->name.ss, s->name.len) < 0)
+		return log_error_errno(errno, "unix socket %" PRIu64 ": cannot connect the pair again: %m", s->ino);
+	return fill_pair(a, s, b, p);
+}
+
+/* Without peer, the peer was closed: b is closed by the caller once the
+ * queue is refilled, as the original's was. A dgram end may have a name
+ * of its own (bound, or autobound by SO_PASSCRED) and gets it back. */
+static int restore_pair(const struct sk_rec *s, const struct sk_rec *peer, int a, int b)
+{
+	int r = 0;
+	if (s->type == SOCK_DGRAM && ((r = bind_name(a, s)) < 0 || (peer && (r = bind_name(b, peer)) < 0)))
+		return log_error_errno(r, "unix socket %" PRIu64 ": cannot bind the pair again: %m", s->ino);
+	return fill_pair(a, s, b, peer);
+}
+
+int sk_unix_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, int *ret_peer_fd)
+{
+	int sv[2], r;
+
+	if (sk_needs_peer(s) && (!peer || !sk_is_pair(s, peer) || !ret_peer_fd))
+		return log_error_errno(EINVAL, "unix socket %" PRIu64 " must be restored with its peer %" PRIu64,
+				       s->ino, s->peer_ino);
+	if (!sk_needs_peer(s) && peer)
+		return log_error_errno(EINVAL, "unix socket %" PRIu64 " is restored alone", s->ino);
+
+	bool pair = peer || (s->state == SK_CONNECTED && !s->connect_by_name);
+	bool named_pair = peer && s->type == SOCK_DGRAM && named(&s->name) && named(&peer->name);
+	if (!pair || named_pair) {
+		sv[0] = socket(AF_UNIX, s->type | SOCK_CLOEXEC, 0);
+		sv[1] = named_pair ? socket(AF_UNIX, s->type | SOCK_CLOEXEC, 0) : -1;
+		if (sv[0] < 0 || (named_pair && sv[1] < 0))
+			r = -errno;
+		else
+			r = 0;
+	} else {
+		r = socketpair(AF_UNIX, s->type | SOCK_CLOEXEC, 0, sv) < 0 ? -errno : 0;
+	}
+	_cleanup_close_ int a = sv[0], b = sv[1];
+	if (r < 0)
+		return log_error_errno(r, "unix socket %" PRIu64 ": cannot create it: %m", s->ino);
+
+	if (named_pair)
+		r = restore_named_pair(s, peer, a, b);
+	else if (pair)
+		r = restore_pair(s, peer, a, b);
+	else
+		r = restore_single(s, a);
+	if (r < 0)
+		return r;
+	*ret_fd = TAKE_FD(a);
+	if (peer)
+		*ret_peer_fd = TAKE_FD(b);
+	return 0;
+}
