@@ -100,11 +100,35 @@ static int resolve_external(const struct files_proc *v, size_t n)
 	return 0;
 }
 
+static bool has_socket(const struct files_proc *v, size_t n, uint64_t ino)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].f->n; k++)
+			if (v[i].f->fds[k].kind == FD_SOCKET && v[i].f->fds[k].sk->ino == ino)
+				return true;
+	return false;
+}
+
+/* A connected unix socket is restored with its peer: both must be ours. */
+static int check_peers(const struct files_proc *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].f->n; k++) {
+			const struct fd_rec *o = &v[i].f->fds[k];
+			if (o->kind == FD_SOCKET && sk_needs_peer(o->sk) && !has_socket(v, n, o->sk->peer_ino))
+				return log_error_errno(-EOPNOTSUPP, "pid %d: fd %d (%s) is a unix socket connected to "
+						       "a process outside the tree (peer socket:[%llu]), which cannot "
+						       "be checkpointed yet", v[i].pid, o->fd, o->path,
+						       (unsigned long long)o->sk->peer_ino);
+		}
+	return 0;
+}
+
 int files_link(struct files_proc *v, size_t n)
 {
 	uint64_t next = 1;
 	int r = resolve_external(v, n);
-	if (r < 0)
+	if (r < 0 || (r = check_peers(v, n)) < 0)
 		return r;
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++) {

@@ -16,13 +16,14 @@
 
 #include "engine/fdpass.h"
 #include "engine/shmem.h"
+#include "engine/syscalls.h"
 #include "engine/proc.h"
 #include "engine/rec.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
 
-static const char *const kind_names[FD_KIND_MAX] = { "reg", "dir", "chr", "external", "eventfd", "signalfd", "timerfd", "epoll", "pipe" };
+static const char *const kind_names[FD_KIND_MAX] = { "reg", "dir", "chr", "external", "eventfd", "signalfd", "timerfd", "epoll", "pipe", "socket" };
 static const char *const safe_chr[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom" };
 
 void files_rec_free(struct files_rec *f)
@@ -33,6 +34,9 @@ void files_rec_free(struct files_rec *f)
 		free(f->fds[i].path);
 		free(f->fds[i].data);
 		free(f->fds[i].tgts);
+		if (f->fds[i].sk)
+			sk_rec_free(f->fds[i].sk);
+		free(f->fds[i].sk);
 	}
 	free(f->fds);
 	f->fds = NULL;
@@ -56,6 +60,10 @@ static int classify_fd(pid_t pid, int fd, const char *link, const struct stat *s
 	}
 	if (ext && fd <= 2) {
 		o->kind = FD_EXTERNAL;
+		return 0;
+	}
+	if (S_ISSOCK(st->st_mode)) {
+		o->kind = FD_SOCKET; /* looked at by collect_socket() */
 		return 0;
 	}
 	if (S_ISREG(st->st_mode) && link[0] == '/') {
@@ -101,6 +109,17 @@ static int collect_anon(int procfd, pid_t pid, int fd, const char *link, enum fd
 	return o->path ? 0 : -ENOMEM;
 }
 
+static int collect_socket(pid_t pid, struct fd_rec *o)
+{
+	_cleanup_close_ int pidfd = sys_pidfd_open(pid, 0);
+	if (pidfd < 0)
+		return log_error_errno(-errno, "pid %d: cannot open a pidfd: %m", pid);
+	o->sk = calloc(1, sizeof(*o->sk));
+	if (!o->sk)
+		return -ENOMEM;
+	return sk_collect(pid, pidfd, o->fd, o->sk);
+}
+
 static int collect_one(int procfd, pid_t pid, int fd, struct fd_rec *o)
 {
 	char p[64], link[PATH_MAX];
@@ -133,6 +152,8 @@ static int collect_one(int procfd, pid_t pid, int fd, struct fd_rec *o)
 		return log_error_errno(r, "pid %d: cannot read fdinfo of fd %d: %m", pid, fd);
 	*o = (struct fd_rec){ .fd = fd, .flags = fi.flags, .pos = fi.pos };
 	r = classify_fd(pid, fd, link, &st, o);
+	if (r >= 0 && o->kind == FD_SOCKET)
+		r = collect_socket(pid, o);
 	if (r < 0)
 		return r;
 	o->path = strdup(link);
@@ -217,6 +238,8 @@ int files_to_json(const struct files_rec *f, json_t **ret)
 		r |= json_set_u64(j, "pos", o->pos);
 		if (o->deleted)
 			r |= shobj_to_json(&o->obj, j);
+		if (o->kind == FD_SOCKET)
+			r |= sk_to_json(o->sk, j) < 0;
 		if (o->dup_of >= 0)
 			r |= json_object_set_new(j, "dup_of", json_integer(o->dup_of));
 		r |= json_set_u64(j, "desc", o->desc);
@@ -278,6 +301,13 @@ static int fd_from_json(const json_t *j, struct fd_rec *o)
 	o->path = strdup(path);
 	if (!o->path)
 		return -ENOMEM;
+	if (o->kind == FD_SOCKET) {
+		o->sk = calloc(1, sizeof(*o->sk));
+		if (!o->sk)
+			return -ENOMEM;
+		if ((r = sk_from_json(j, o->sk)) < 0)
+			return r;
+	}
 	if (o->kind == FD_REG && json_object_get(j, "obj")) {
 		if ((r = shobj_from_json(j, &o->obj)) < 0)
 			return r;
@@ -380,6 +410,55 @@ static int make_pipe(struct files_ctx *c, const struct fd_rec *o)
 	return e;
 }
 
+/* The first holder (in tree order) of the socket with this inode. */
+static const struct fd_rec *find_socket(const struct files_ctx *c, uint64_t ino)
+{
+	for (size_t i = 0; i < c->nall; i++)
+		for (size_t k = 0; k < c->all[i].f->n; k++) {
+			const struct fd_rec *x = &c->all[i].f->fds[k];
+			if (x->kind == FD_SOCKET && x->dup_of < 0 && x->sk->ino == ino)
+				return x;
+		}
+	return NULL;
+}
+
+static int made_socket(struct files_ctx *c, const struct fd_rec *o, int fd)
+{
+	if (fcntl(fd, F_SETFL, o->flags & O_NONBLOCK) < 0) {
+		close(fd);
+		return -errno;
+	}
+	return made_add(c, o->desc, fd);
+}
+
+/* Makes o's socket (with its peer, for a pair) in the restorer. A dgram
+ * socket connected to a named one needs that one to exist first. */
+static int make_socket(struct files_ctx *c, const struct fd_rec *o)
+{
+	const struct sk_rec *s = o->sk;
+	const struct fd_rec *peer = NULL;
+	int fd = -1, pfd = -1, e;
+	if (s->connect_by_name)
+		for (size_t i = 0; i < c->nall; i++)
+			for (size_t k = 0; k < c->all[i].f->n; k++) {
+				const struct fd_rec *x = &c->all[i].f->fds[k];
+				if (x->kind == FD_SOCKET && x->dup_of < 0 && x != o && x->sk->name.len &&
+				    x->sk->name.len == s->peer_name.len &&
+				    !memcmp(&x->sk->name.ss, &s->peer_name.ss, s->peer_name.len) &&
+				    made_find(c, x->desc) < 0 && (e = make_socket(c, x)) < 0)
+					return e;
+			}
+	if (sk_needs_peer(s) && !(peer = find_socket(c, s->peer_ino)))
+		return -ENOTCONN;
+	if ((e = sk_restore(s, peer ? peer->sk : NULL, &fd, peer ? &pfd : NULL)) < 0)
+		return e;
+	if (peer && (e = made_socket(c, peer, pfd)) < 0) {
+		close(fd);
+		return e;
+	}
+	return made_socket(c, o, fd);
+}
+
 /* Gets the description of o into the process, made by us or by another
  * process before. Returns its fd there (not yet at o->fd). */
 static long bring_fd(struct files_ctx *c, struct remote *r, pid_t tid, const struct fd_rec *o, int tfd, bool root)
@@ -392,6 +471,10 @@ static long bring_fd(struct files_ctx *c, struct remote *r, pid_t tid, const str
 					       "--inherit-fd %d:FD", r->pid, o->fd, o->path, o->fd);
 		if ((e = made_add(c, o->desc, fcntl(inh, F_DUPFD_CLOEXEC, 3))) < 0)
 			return log_error_errno(e, "pid %d: cannot use our fd %d for its fd %d: %m", r->pid, inh, o->fd);
+		ours = made_find(c, o->desc);
+	} else if (ours < 0 && o->kind == FD_SOCKET) {
+		if ((e = make_socket(c, o)) < 0)
+			return log_error_errno(e, "pid %d: cannot recreate the socket of fd %d: %m", r->pid, o->fd);
 		ours = made_find(c, o->desc);
 	} else if (ours < 0 && o->kind == FD_PIPE) {
 		if ((e = make_pipe(c, o)) < 0)
@@ -474,7 +557,8 @@ int files_restore(struct files_ctx *c, struct remote *r, pid_t tid, const struct
 		bool opened = false;
 		if (o->dup_of >= 0) {
 			fd = o->dup_of; /* restored before: fds are in ascending order */
-		} else if (made_find(c, o->desc) >= 0 || o->kind == FD_EXTERNAL || o->kind == FD_PIPE) {
+		} else if (made_find(c, o->desc) >= 0 || o->kind == FD_EXTERNAL || o->kind == FD_PIPE ||
+			   o->kind == FD_SOCKET) {
 			fd = bring_fd(c, r, tid, o, tfd, root);
 		} else if (o->deleted) {
 			fd = bring_deleted(c, r, tid, o, tfd);

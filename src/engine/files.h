@@ -12,12 +12,16 @@
 
 #include "engine/remote.h"
 #include "engine/shobj.h"
+#include "engine/sockets.h"
 #include "image/image.h"
 
 #define MAX_FDS 65536
 #define MAX_DELETED_SIZE (1ULL << 30)
 
-enum fd_kind { FD_REG, FD_DIR, FD_CHR, FD_EXTERNAL, FD_EVENTFD, FD_SIGNALFD, FD_TIMERFD, FD_EPOLL, FD_PIPE, FD_KIND_MAX };
+enum fd_kind {
+	FD_REG, FD_DIR, FD_CHR, FD_EXTERNAL, FD_EVENTFD, FD_SIGNALFD, FD_TIMERFD, FD_EPOLL, FD_PIPE, FD_SOCKET,
+	FD_KIND_MAX
+};
 
 /* State of the anonymous-inode fds, from fdinfo (files-anon.c). */
 struct fd_anon {
@@ -50,6 +54,7 @@ struct fd_rec {
 	size_t ntgts;
 	uint64_t pipe_id;   /* pipe: inode, shared by both ends */
 	uint32_t pipe_size; /* pipe: capacity (F_GETPIPE_SZ) */
+	struct sk_rec *sk;  /* socket (sockets.h) */
 	char *data;
 };
 
