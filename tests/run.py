@@ -24,6 +24,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
 import stasistest as st  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import programs  # noqa: E402
+
 
 class TestFail(Exception):
     pass
@@ -381,6 +384,8 @@ class Runner:
         tests.append(('bigmem-1g', self.t_zdtm, 180, 'bigmem', ('1024',), None, 1, None))
         tests.append(('python3', self.t_python, 60))
         tests.append(('inherit-fd', self.t_inherit_fd, 60))
+        for name, fn, to in programs.TESTS:
+            tests.append((name, program_test, to, fn))
         if self.opts.asan_build:
             asan = os.path.join(os.path.abspath(self.opts.asan_build), 'stasis')
             for name, args, line, to in w:
@@ -724,6 +729,13 @@ def t_inherit_fd(self, ctx):
 
 
 Runner.t_inherit_fd = t_inherit_fd
+
+
+def program_test(ctx, fn):
+    try:
+        fn(ctx)
+    except programs.ProgramFail as e:
+        raise TestFail(str(e))
 
 
 def restore_img_and_pass(ctx, img, pid, w):

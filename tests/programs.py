@@ -1,0 +1,187 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Real programs (not written by us) dumped and restored as whole trees:
+a bash loop forking children, a shell pipeline, a python3 multiprocessing
+pool and busybox httpd. Each is checked by what it does after the restore
+(its output carries on with no gap, the server answers). Used by run.py."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import stasistest as st
+
+
+class ProgramFail(Exception):
+    pass
+
+
+BASH_LOOP = 'i=0; while :; do i=$((i+1)); echo "$i $(date +%s)" >> out; sleep 0.05; done'
+PIPELINE = ('i=0; while :; do i=$((i+1)); echo "n $i"; sleep 0.02; done | grep --line-buffered n | '
+            'while read a b; do echo "$b" >> out; done')
+PY_POOL = r'''
+import multiprocessing as mp, time
+def work(x):
+    return x * x
+if __name__ == '__main__':
+    with mp.Pool(4) as pool:
+        i = 0
+        while True:
+            res = pool.map(work, range(i, i + 8))
+            if res != [x * x for x in range(i, i + 8)]:
+                raise SystemExit('bad results at %d' % i)
+            with open('out', 'a') as f:
+                f.write('%d\n' % i)
+            i += 8
+            time.sleep(0.05)
+'''
+
+
+class Program:
+    def __init__(self, ctx, name, argv):
+        self.ctx, self.name = ctx, name
+        self.log = open(ctx.path(name + '.log'), 'ab')
+        self.p = subprocess.Popen(argv, cwd=ctx.workdir, stdin=subprocess.DEVNULL, stdout=self.log,
+                                  stderr=self.log, start_new_session=True, close_fds=True)
+        self.pid = self.p.pid
+        self.pids = set()
+
+    def out(self):
+        try:
+            with open(os.path.join(self.ctx.workdir, 'out')) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ''
+
+    def wait_out(self, lines, timeout=10):
+        end = time.monotonic() + timeout
+        while self.out().count('\n') < lines:
+            if time.monotonic() > end:
+                raise ProgramFail('%s wrote %d lines in %d s' % (self.name, self.out().count('\n'), timeout))
+            time.sleep(0.05)
+
+    def dump_restore(self, min_procs=1):
+        tree = st.tree_info(self.pid)
+        if len(tree) < min_procs:
+            raise ProgramFail('%s has %d processes, expected %d or more' % (self.name, len(tree), min_procs))
+        img = self.ctx.path('img')
+        self.ctx.dump(self.pid, img)
+        self.p.wait(10)
+        with open(os.path.join(img, 'manifest.json')) as f:
+            nodes = json.load(f)['tree']
+        dumped = {p['pid'] for p in nodes}
+        lasting = {p['pid'] for p in nodes if p['comm'] not in ('sleep', 'date') and not p.get('zombie')}
+        for pid in set(tree) | dumped:
+            if not st.pid_gone(pid, 3):
+                raise ProgramFail('pid %d is still there after the dump' % pid)
+        _, pid, _ = self.ctx.restore(img)
+        if pid != self.pid:
+            raise ProgramFail('restore gave pid %s, expected %d' % (pid, self.pid))
+        after = st.tree_info(self.pid)
+        self.pids = set(after) | dumped
+        # Short-lived children (sleep, date) may be gone or new by now; the
+        # others must all be back.
+        if not lasting <= set(after):
+            raise ProgramFail('tree after restore %s lacks some of %s' % (sorted(after), sorted(lasting)))
+        return len(dumped)
+
+    def stop(self):
+        for pid in sorted(self.pids | set(st.tree_info(self.pid)) | {self.pid}):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        self.log.close()
+
+
+def numbers(text, step=1):
+    nums = [int(l.split()[0]) for l in text.splitlines()]
+    for a, b in zip(nums, nums[1:]):
+        if b != a + step:
+            raise ProgramFail('sequence broken: %d then %d' % (a, b))
+    return nums
+
+
+def run_counting(ctx, name, argv, step=1, min_procs=1):
+    prog = Program(ctx, name, argv)
+    try:
+        prog.wait_out(5)
+        n = prog.dump_restore(min_procs)
+        before = len(prog.out().splitlines())
+        prog.wait_out(before + 8)
+        nums = numbers(prog.out(), step)
+        if st.proc_state(prog.pid) in (None, 'Z'):
+            raise ProgramFail('%s died after the restore' % name)
+        return n, nums
+    finally:
+        prog.stop()
+
+
+def t_bash_loop(ctx):
+    run_counting(ctx, 'bash-loop', ['bash', '-c', BASH_LOOP])
+
+
+def t_pipeline(ctx):
+    run_counting(ctx, 'pipeline', ['bash', '-c', PIPELINE], min_procs=3)
+
+
+def t_python_pool(ctx):
+    py = shutil.which('python3') or '/usr/bin/python3'
+    run_counting(ctx, 'python-pool', [py, '-c', PY_POOL], step=8, min_procs=5)
+
+
+def http_get(port, timeout=3):
+    with socket.create_connection(('127.0.0.1', port), timeout=timeout) as s:
+        s.sendall(b'GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n')
+        data = b''
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return data
+            data += b
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def t_httpd(ctx):
+    bb = shutil.which('busybox')
+    if not bb:
+        raise ProgramFail('busybox is not installed (make deps installs busybox-static)')
+    www = os.path.join(ctx.workdir, 'www')
+    os.mkdir(www)
+    body = b'written before the dump %d\n' % time.monotonic_ns()
+    with open(os.path.join(www, 'index.html'), 'wb') as f:
+        f.write(body)
+    port = free_port()
+    prog = Program(ctx, 'httpd', [bb, 'httpd', '-f', '-p', '127.0.0.1:%d' % port, '-h', www])
+    try:
+        end = time.monotonic() + 5
+        while True:
+            try:
+                if body in http_get(port):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > end:
+                raise ProgramFail('httpd did not answer before the dump')
+            time.sleep(0.05)
+        prog.dump_restore()
+        for i in range(3):
+            got = http_get(port)
+            if body not in got:
+                raise ProgramFail('request %d after restore got %r' % (i, got[:200]))
+    finally:
+        prog.stop()
+
+
+TESTS = [('prog:bash-loop', t_bash_loop, 60), ('prog:pipeline', t_pipeline, 60),
+         ('prog:python-multiprocessing', t_python_pool, 90), ('prog:busybox-httpd', t_httpd, 60)]
