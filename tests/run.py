@@ -377,6 +377,8 @@ class Runner:
         for point in ('restore:after-mm', 'restore:after-threads'):
             tests.append(('fail:inject:%s' % point, self.t_inject_restore, 60, point))
         tests.append(('fail:leave-running', self.t_leave_running, 60))
+        tests.append(('fail:tcp-established', self.t_tcp_established, 60))
+        tests.append(('tcp-close', self.t_tcp_close, 60))
         for kind in ('truncated-pages', 'flipped-page-byte', 'missing-file', 'flipped-json-byte', 'foreign-format', 'future-version',
                      'garbage-manifest', 'empty-dir', 'nonexistent-dir'):
             tests.append(('fail:damaged:%s' % kind, self.t_damaged, 60, kind))
@@ -504,6 +506,34 @@ class Runner:
         err = w.finish(ctx.left(30))
         if err:
             raise TestFail('after the failed dump: %s' % err)
+
+    def t_tcp_established(self, ctx):
+        # An established connection is refused before anything changes: the
+        # message names pid, fd and kind; the process carries on unharmed.
+        w = ctx.workload('tcp_conn')
+        before = st.snapshot(w.pid)
+        img = ctx.path('img')
+        res = ctx.stasis(['dump', '--type', 'process', '--pid', str(w.pid), '-D', img])
+        if res.rc != 1:
+            raise TestFail('dump %s, expected exit 1' % res.what())
+        m = re.search(r'pid (\d+): fd (\d+) is an established TCP connection', res.err)
+        if not m or int(m.group(1)) != w.pid:
+            raise TestFail('error does not name pid, fd and kind: %s' % res.last_err())
+        if not os.readlink('/proc/%d/fd/%s' % (w.pid, m.group(2))).startswith('socket:'):
+            raise TestFail('fd %s named by the error is not a socket' % m.group(2))
+        if os.path.exists(os.path.join(img, 'manifest.json')):
+            raise TestFail('a failed dump left a complete image (manifest.json)')
+        expect_alive_unharmed(w.pid, before, 'the failed dump')
+        err = w.finish(ctx.left(30))
+        if err:
+            raise TestFail('after the failed dump: %s' % err)
+
+    def t_tcp_close(self, ctx):
+        w = ctx.workload('tcp_conn', ['closed'])
+        dump_restore_cycle(ctx, w, '0', dump_extra=['--tcp-close'])
+        err = w.finish(ctx.left(30))
+        if err:
+            raise TestFail(err)
 
     def t_inject_dump(self, ctx, point, wl):
         w = ctx.workload(wl)

@@ -11,6 +11,7 @@ int cmd_dump(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "type", required_argument, NULL, 't' }, { "pid", required_argument, NULL, 'p' },
 		{ "checkpoint-dir", required_argument, NULL, 'D' }, { "leave-running", no_argument, NULL, 'R' },
+		{ "tcp-close", no_argument, NULL, 'T' },
 		COMMON_LONG_OPTIONS, { 0 },
 	};
 	struct dump_opts o = { 0 };
@@ -33,8 +34,9 @@ int cmd_dump(int argc, char **argv)
 			break;
 		case 'D': dir = optarg; break;
 		case 'R': o.leave_running = true; break;
+		case 'T': o.tcp_close = true; break;
 		case 'h':
-			printf("usage: stasis dump --type process --pid PID -D DIR [--leave-running] [-v] [--log-file F]\n");
+			printf("usage: stasis dump --type process --pid PID -D DIR [--leave-running] [--tcp-close] [-v] [--log-file F]\n");
 			return 0;
 		default: return usage_error("dump", "bad option");
 		}

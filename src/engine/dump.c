@@ -37,6 +37,7 @@ struct dump_ctx {
 	bool *touched;
 	struct remote rem;
 	struct proc_stat stat;
+	unsigned sk_flags;
 };
 
 static void ctx_free(struct dump_ctx *c)
@@ -93,7 +94,7 @@ static int collect(struct dump_ctx *c)
 		return log_error_errno(-EOPNOTSUPP, "pid %d: strict seccomp mode cannot be checkpointed", c->pid);
 	creds_from_status(&st, &c->p.creds);
 	if ((r = task_collect(c->procfd, c->pid, &c->p.task)) < 0 || (r = mm_collect(c->procfd, c->pid, &c->p.mm)) < 0 ||
-	    (r = files_collect(c->procfd, c->pid, &c->p.files)) < 0)
+	    (r = files_collect(c->procfd, c->pid, c->sk_flags, &c->p.files)) < 0)
 		return r;
 	c->p.threads = calloc(c->ntids, sizeof(*c->p.threads));
 	c->p.nthreads = c->ntids;
@@ -255,7 +256,8 @@ int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
 	for (size_t i = 0; i < t.n; i++)
 		v[i] = (struct dump_ctx){ .node = &t.v[i], .pid = t.v[i].pid, .procfd = -1, .pidfd = -1,
 					  .tids = t.v[i].tids, .ntids = t.v[i].ntids, .p = { .pid = t.v[i].pid },
-					  .rem = { .pid = t.v[i].pid, .mem_fd = -1 } };
+					  .rem = { .pid = t.v[i].pid, .mem_fd = -1 },
+					  .sk_flags = o->tcp_close ? SK_TCP_CLOSE : 0 };
 	if ((r = dump_all(img, &t, v, t.n, &pages)) < 0)
 		goto fail;
 	if (o->leave_running) {

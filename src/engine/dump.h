@@ -7,6 +7,7 @@
 
 struct dump_opts {
 	bool leave_running;
+	bool tcp_close; /* established TCP connections are restored closed */
 };
 
 /* Writes the image into dir. On failure the process is left running as

@@ -109,7 +109,7 @@ static int collect_anon(int procfd, pid_t pid, int fd, const char *link, enum fd
 	return o->path ? 0 : -ENOMEM;
 }
 
-static int collect_socket(pid_t pid, struct fd_rec *o)
+static int collect_socket(pid_t pid, struct fd_rec *o, unsigned sk_flags)
 {
 	_cleanup_close_ int pidfd = sys_pidfd_open(pid, 0);
 	if (pidfd < 0)
@@ -117,10 +117,10 @@ static int collect_socket(pid_t pid, struct fd_rec *o)
 	o->sk = calloc(1, sizeof(*o->sk));
 	if (!o->sk)
 		return -ENOMEM;
-	return sk_collect(pid, pidfd, o->fd, o->sk);
+	return sk_collect(pid, pidfd, o->fd, sk_flags, o->sk);
 }
 
-static int collect_one(int procfd, pid_t pid, int fd, struct fd_rec *o)
+static int collect_one(int procfd, pid_t pid, int fd, unsigned sk_flags, struct fd_rec *o)
 {
 	char p[64], link[PATH_MAX];
 	struct stat st;
@@ -153,7 +153,7 @@ static int collect_one(int procfd, pid_t pid, int fd, struct fd_rec *o)
 	*o = (struct fd_rec){ .fd = fd, .flags = fi.flags, .pos = fi.pos };
 	r = classify_fd(pid, fd, link, &st, o);
 	if (r >= 0 && o->kind == FD_SOCKET)
-		r = collect_socket(pid, o);
+		r = collect_socket(pid, o, sk_flags);
 	if (r < 0)
 		return r;
 	o->path = strdup(link);
@@ -165,7 +165,7 @@ static int cmp_fd(const void *a, const void *b)
 	return ((const struct fd_rec *)a)->fd - ((const struct fd_rec *)b)->fd;
 }
 
-int files_collect(int procfd, pid_t pid, struct files_rec *f)
+int files_collect(int procfd, pid_t pid, unsigned sk_flags, struct files_rec *f)
 {
 	int dfd = openat(procfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
@@ -190,7 +190,7 @@ int files_collect(int procfd, pid_t pid, struct files_rec *f)
 				return -ENOMEM;
 			f->fds = n;
 		}
-		int r = collect_one(procfd, pid, fd, &f->fds[f->n]);
+		int r = collect_one(procfd, pid, fd, sk_flags, &f->fds[f->n]);
 		if (r < 0)
 			return r;
 		f->n++;

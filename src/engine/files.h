@@ -87,7 +87,8 @@ int epoll_from_json(const json_t *j, struct fd_rec *o);
 int epoll_restore_targets(struct remote *r, pid_t tid, const struct fd_rec *o);
 /* Lists and classifies the fds; refuses unsupported ones (naming pid, fd
  * and kind) before anything is changed. */
-int files_collect(int procfd, pid_t pid, struct files_rec *f);
+/* sk_flags: SK_TCP_CLOSE (sockets.h) or 0. */
+int files_collect(int procfd, pid_t pid, unsigned sk_flags, struct files_rec *f);
 
 /* files-tree.c: the fds of the whole tree, side by side. */
 struct files_proc {

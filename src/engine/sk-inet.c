@@ -51,7 +51,8 @@ static const char *tcp_state_name(int st)
 	}
 }
 
-static int collect_tcp(pid_t pid, int fd, int sk, struct sk_rec *s, const char *name, const char *pname)
+static int collect_tcp(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s, const char *name,
+		       const char *pname)
 {
 	struct tcp_info ti;
 	socklen_t l = sizeof(ti);
@@ -75,13 +76,22 @@ static int collect_tcp(pid_t pid, int fd, int sk, struct sk_rec *s, const char *
 		s->state = SK_UNCONNECTED;
 		return 0;
 	}
+	if (flags & SK_TCP_CLOSE) {
+		/* Restored as a fresh, unconnected socket: reads and writes
+		 * fail as on a connection that was reset. */
+		log_info("pid %d: fd %d: %s TCP connection (%s -> %s) is restored closed (--tcp-close)", pid, fd,
+			 tcp_state_name(ti.tcpi_state), name, pname);
+		s->state = SK_UNCONNECTED;
+		s->name.len = s->peer_name.len = 0;
+		return 0;
+	}
 	log_error("pid %d: fd %d is %s TCP connection (%s -> %s), which cannot be checkpointed yet; close it "
-		  "in the application (or stop the peer) before checkpointing", pid, fd, tcp_state_name(ti.tcpi_state),
-		  name, pname);
+		  "in the application, or dump with --tcp-close to restore it closed", pid, fd,
+		  tcp_state_name(ti.tcpi_state), name, pname);
 	return -EOPNOTSUPP;
 }
 
-int sk_inet_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
+int sk_inet_collect(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s)
 {
 	char name[128], pname[128];
 	int r;
@@ -98,7 +108,7 @@ int sk_inet_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
 	sk_addr_format(s->family, &s->name, name, sizeof(name));
 	sk_addr_format(s->family, &s->peer_name, pname, sizeof(pname));
 	if (s->protocol == IPPROTO_TCP) {
-		if ((r = collect_tcp(pid, fd, sk, s, name, pname)) < 0)
+		if ((r = collect_tcp(pid, fd, sk, flags, s, name, pname)) < 0)
 			return r;
 	} else {
 		int inq = 0;

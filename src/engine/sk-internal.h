@@ -44,5 +44,5 @@ int sk_queue_fill(int from, const struct sk_rec *s, const struct sockaddr *to, s
 /* sk: our copy of the target's fd. */
 int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s);
 int sk_unix_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, int *ret_peer_fd);
-int sk_inet_collect(pid_t pid, int fd, int sk, struct sk_rec *s);
+int sk_inet_collect(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s);
 int sk_inet_restore(const struct sk_rec *s, int *ret_fd);

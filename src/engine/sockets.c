@@ -61,7 +61,7 @@ void sk_addr_format(int family, const struct sk_addr *a, char *buf, size_t size)
 	}
 }
 
-int sk_collect(pid_t pid, int pidfd, int fd, struct sk_rec *ret)
+int sk_collect(pid_t pid, int pidfd, int fd, unsigned flags, struct sk_rec *ret)
 {
 	struct sk_rec s = { 0 };
 	struct stat st;
@@ -82,7 +82,7 @@ int sk_collect(pid_t pid, int pidfd, int fd, struct sk_rec *ret)
 	if (s.family == AF_UNIX)
 		r = sk_unix_collect(pid, fd, sk, &s);
 	else if (s.family == AF_INET || s.family == AF_INET6)
-		r = sk_inet_collect(pid, fd, sk, &s);
+		r = sk_inet_collect(pid, fd, sk, flags, &s);
 	else
 		r = log_error_errno(EOPNOTSUPP, "pid %d: fd %d is a socket of family %d (%s), which cannot be "
 				    "checkpointed yet", pid, fd, s.family,

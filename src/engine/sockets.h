@@ -111,7 +111,8 @@ struct sk_rec {
  * connected or connecting, listeners with connections not yet accepted,
  * unix sockets with fds in flight (SCM_RIGHTS) in their queue, unix
  * sockets bound to a relative path, queues above SK_MAX_QUEUE. */
-int sk_collect(pid_t pid, int pidfd, int fd, struct sk_rec *ret);
+#define SK_TCP_CLOSE 1 /* --tcp-close: keep a TCP connection as a closed socket */
+int sk_collect(pid_t pid, int pidfd, int fd, unsigned flags, struct sk_rec *ret);
 /* Adds a "socket" object to the fd's JSON object. */
 int sk_to_json(const struct sk_rec *s, json_t *obj);
 /* Reads the "socket" object of the fd's JSON object; -EBADMSG on anything

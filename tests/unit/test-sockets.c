@@ -42,7 +42,7 @@ static int teardown(void **state)
 static void collect_rt(int fd, struct sk_rec *ret)
 {
 	struct sk_rec s;
-	assert_int_equal(sk_collect(getpid(), pidfd, fd, &s), 0);
+	assert_int_equal(sk_collect(getpid(), pidfd, fd, 0, &s), 0);
 	json_t *o = json_object();
 	assert_int_equal(sk_to_json(&s, o), 0);
 	char *text = json_dumps(o, 0);
@@ -146,7 +146,7 @@ static void test_unix_pairs(void **state)
 static void check_unix_listener(int fd, const struct sk_rec *old)
 {
 	struct sk_rec now;
-	assert_int_equal(sk_collect(getpid(), pidfd, fd, &now), 0);
+	assert_int_equal(sk_collect(getpid(), pidfd, fd, 0, &now), 0);
 	assert_int_equal(now.state, SK_LISTEN);
 	assert_int_equal(now.backlog, old->backlog);
 	assert_int_equal(now.name.len, old->name.len);
@@ -200,7 +200,7 @@ static void test_unix_listeners(void **state)
 	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(connect(c, (const struct sockaddr *)&p.name.ss, p.name.len), 0);
 	struct sk_rec x;
-	assert_int_equal(sk_collect(getpid(), pidfd, fp, &x), -EOPNOTSUPP);
+	assert_int_equal(sk_collect(getpid(), pidfd, fp, 0, &x), -EOPNOTSUPP);
 	close(c);
 
 	/* A live listener at the path is not unlinked. */
@@ -343,10 +343,10 @@ static void test_refused(void **state)
 	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(connect(c, (struct sockaddr *)&in, len), 0);
 	struct sk_rec s;
-	assert_int_equal(sk_collect(getpid(), pidfd, c, &s), -EOPNOTSUPP);
-	assert_int_equal(sk_collect(getpid(), pidfd, l, &s), -EOPNOTSUPP); /* not accepted yet */
+	assert_int_equal(sk_collect(getpid(), pidfd, c, 0, &s), -EOPNOTSUPP);
+	assert_int_equal(sk_collect(getpid(), pidfd, l, 0, &s), -EOPNOTSUPP); /* not accepted yet */
 	int x = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	assert_int_equal(sk_collect(getpid(), pidfd, x, &s), -EOPNOTSUPP);
+	assert_int_equal(sk_collect(getpid(), pidfd, x, 0, &s), -EOPNOTSUPP);
 	close(x);
 	close(c);
 	close(l);
@@ -366,14 +366,14 @@ static void test_refused(void **state)
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &devnull, sizeof(int));
 	assert_int_equal(sendmsg(sv[0], &mh, 0), 1);
-	assert_int_equal(sk_collect(getpid(), pidfd, sv[1], &s), -EXDEV);
+	assert_int_equal(sk_collect(getpid(), pidfd, sv[1], 0, &s), -EXDEV);
 	assert_int_equal(intopt(sv[1], SOL_SOCKET, SO_PEEK_OFF), -1);
 	close(sv[0]);
 	close(sv[1]);
 	close(devnull);
 
 	int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0);
-	assert_int_equal(sk_collect(getpid(), pidfd, nl, &s), -EOPNOTSUPP);
+	assert_int_equal(sk_collect(getpid(), pidfd, nl, 0, &s), -EOPNOTSUPP);
 	close(nl);
 }
 
@@ -384,7 +384,7 @@ static void expect_bad(const char *key, json_t *v)
 	struct sk_rec s, t;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
 	assert_int_equal(send(sv[0], "abc", 3, 0), 3);
-	assert_int_equal(sk_collect(getpid(), pidfd, sv[1], &s), 0);
+	assert_int_equal(sk_collect(getpid(), pidfd, sv[1], 0, &s), 0);
 	json_t *o = json_object();
 	assert_int_equal(sk_to_json(&s, o), 0);
 	json_t *j = json_object_get(o, "socket");
