@@ -379,6 +379,7 @@ class Runner:
         tests.append(('fail:leave-running', self.t_leave_running, 60))
         tests.append(('fail:tcp-established', self.t_tcp_established, 60))
         tests.append(('tcp-close', self.t_tcp_close, 60))
+        tests.append(('pidns', self.t_pidns, 60))
         for kind in ('truncated-pages', 'flipped-page-byte', 'missing-file', 'flipped-json-byte', 'foreign-format', 'future-version',
                      'garbage-manifest', 'empty-dir', 'nonexistent-dir'):
             tests.append(('fail:damaged:%s' % kind, self.t_damaged, 60, kind))
@@ -527,6 +528,32 @@ class Runner:
         err = w.finish(ctx.left(30))
         if err:
             raise TestFail('after the failed dump: %s' % err)
+
+    def t_pidns(self, ctx):
+        # The original keeps running (its pids are taken): a plain restore
+        # must refuse naming the pid, --pidns restores the tree in a new pid
+        # namespace under its own pids, and both copies pass. (The workload
+        # checks nothing outside its tree: in the namespace, the root's parent
+        # is the namespace's init.)
+        w = ctx.workload('shm')
+        img = ctx.path('img')
+        ctx.dump(w.pid, img, ['--leave-running'])
+        res, _, _ = ctx.restore(img, expect_ok=False)
+        if res.rc != 1 or not re.search(r'pid %d is in use.*--pidns' % w.pid, res.err):
+            raise TestFail('restore over the live pid %s: %s' % (res.what(), res.last_err()))
+        res, outer, _ = ctx.restore(img, extra=['--pidns'])
+        nspid = open('/proc/%d/status' % outer).read().split('NSpid:')[1].split('\n')[0].split()
+        if [int(x) for x in nspid] != [outer, w.pid]:
+            raise TestFail('restored root has NSpid %s, expected %d %d' % (nspid, outer, w.pid))
+        start = len(w.log())
+        os.kill(outer, signal.SIGUSR1)
+        if not st.pid_gone(outer, 20):
+            raise TestFail('the restored tree did not finish')
+        if 'PASS' not in w.log()[start:]:
+            raise TestFail('the restored tree did not pass: %r' % w.log()[start:][-300:])
+        err = w.finish(ctx.left(30))
+        if err:
+            raise TestFail('the original, after the --pidns restore: %s' % err)
 
     def t_tcp_close(self, ctx):
         w = ctx.workload('tcp_conn', ['closed'])

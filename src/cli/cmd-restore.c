@@ -67,7 +67,8 @@ int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "checkpoint-dir", required_argument, NULL, 'D' }, { "detach", no_argument, NULL, 'd' },
-		{ "inherit-fd", required_argument, NULL, 'I' }, COMMON_LONG_OPTIONS, { 0 },
+		{ "inherit-fd", required_argument, NULL, 'I' }, { "pidns", no_argument, NULL, 'P' },
+		COMMON_LONG_OPTIONS, { 0 },
 	};
 	struct inherit_fd inh[MAX_INHERIT];
 	struct restore_opts o = { .inherit = inh };
@@ -86,13 +87,14 @@ int cmd_restore(int argc, char **argv)
 		switch (c) {
 		case 'D': dir = optarg; break;
 		case 'd': o.detach = true; break;
+		case 'P': o.pidns = true; break;
 		case 'I':
 			if (o.ninherit == MAX_INHERIT || parse_inherit(optarg, &inh[o.ninherit]) < 0)
 				return usage_error("restore", "bad --inherit-fd '%s' (want TARGETFD:OURFD)", optarg);
 			o.ninherit++;
 			break;
 		case 'h':
-			printf("usage: stasis restore -D DIR [--detach] [--inherit-fd N:M] [-v] [--log-file F]\n");
+			printf("usage: stasis restore -D DIR [--detach] [--pidns] [--inherit-fd N:M] [-v] [--log-file F]\n");
 			return 0;
 		default: return usage_error("restore", "bad option");
 		}
@@ -106,12 +108,15 @@ int cmd_restore(int argc, char **argv)
 		return 1;
 	}
 	o.stub_path = stub;
-	if (restore_process(dir, &o, &pid) < 0)
+	pid_t init = 0;
+	if ((o.pidns ? restore_pidns(dir, &o, &pid, &init) : restore_process(dir, &o, &pid)) < 0)
 		return 1;
 	if (o.detach) {
 		printf("%d\n", pid);
 		fflush(stdout);
 		return 0;
 	}
-	return wait_restored(pid);
+	/* In a pid namespace the root is not our child: its init is, and
+	 * passes the root's status on. */
+	return wait_restored(init ? init : pid);
 }

@@ -20,8 +20,13 @@ struct restore_opts {
 	const struct inherit_fd *inherit;
 	size_t ninherit;
 	const char *stub_path;
+	bool pidns; /* restore_pidns() only */
 };
 
 /* Restores the image in dir. Returns the pid of the restored process; on
  * failure nothing it created is left behind. */
 int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pid);
+/* The same in a new pid namespace (restore-pidns.c). ret_root: the root's
+ * pid as the caller sees it; ret_init: the namespace's init, our child,
+ * which exits with the root's status once the tree is gone. */
+int restore_pidns(const char *dir, const struct restore_opts *o, pid_t *ret_root, pid_t *ret_init);

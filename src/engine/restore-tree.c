@@ -46,8 +46,8 @@ static int check_pid_free(pid_t pid)
 	if (state == 'Z')
 		return log_error_errno(-EBUSY, "pid %d is still held by an unreaped zombie (%s); its parent has to "
 				       "reap it before the restore", pid, comm);
-	return log_error_errno(-EBUSY, "pid %d is in use by another process (%s); stop it or restore elsewhere "
-			       "(--pidns is not supported yet)", pid, comm);
+	return log_error_errno(-EBUSY, "pid %d is in use by another process (%s); stop it, or restore with "
+			       "--pidns into a new pid namespace", pid, comm);
 }
 
 /* Child side: become the stub. Only async-signal-safe calls here. */
@@ -262,6 +262,10 @@ static int make_zombie(struct rproc *p)
 	pid_t pid = p->node->pid;
 	int st = p->node->exit_status, status, e;
 	p->exited = true;
+	/* Its name is what its parent's ps shows; it never ran as itself. */
+	if ((e = remote_write(&p->rem, p->rem.scratch + 8192, p->node->comm, sizeof(p->node->comm))) < 0)
+		return e;
+	remote_syscall(&p->rem, pid, SYS_prctl, PR_SET_NAME, p->rem.scratch + 8192, 0, 0, 0);
 	if (WIFEXITED(st) || !WIFSIGNALED(st)) {
 		long ret = remote_syscall(&p->rem, pid, SYS_exit_group, WEXITSTATUS(st));
 		return ret == -ESRCH ? 0 : log_error_errno(-EIO, "zombie %d did not exit", pid);
