@@ -245,7 +245,7 @@ def dump_restore_cycle(ctx, w, tag, binary=None, dump_extra=(), running=False):
         lost = sorted(set(tree_before) - set(tree_after))
         changed = ['%d: %s -> %s' % (p, tree_before[p], tree_after.get(p)) for p in sorted(tree_before)
                    if p in tree_after and tree_before[p] != tree_after[p]]
-        raise TestFail('tree after restore differs: lost %s; (ppid, pgid, sid, state) changed: %s'
+        raise TestFail('tree after restore differs: lost %s; (ppid, pgid, sid, zombie) changed: %s'
                        % (lost, '; '.join(changed[:4])))
     w.set_stdin(wfd)
     ctx.fds.remove(wfd)

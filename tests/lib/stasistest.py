@@ -126,14 +126,14 @@ def reap_zombie_children():
 
 
 def tree_info(root):
-    """{pid: (ppid, pgid, sid, state)} for root and its descendants."""
+    """{pid: (ppid, pgid, sid, zombie)} for root and its descendants."""
     out, todo = {}, [root]
     while todo:
         pid = todo.pop()
         try:
             with open('/proc/%d/stat' % pid) as f:
                 rest = f.read().rsplit(')', 1)[1].split()
-            out[pid] = (int(rest[1]), int(rest[2]), int(rest[3]), rest[0])
+            out[pid] = (int(rest[1]), int(rest[2]), int(rest[3]), rest[0] == 'Z')
             for tid in os.listdir('/proc/%d/task' % pid):
                 with open('/proc/%d/task/%s/children' % (pid, tid)) as f:
                     todo += [int(x) for x in f.read().split()]
