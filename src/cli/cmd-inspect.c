@@ -42,10 +42,11 @@ static void print_fds(const json_t *fds)
 	size_t i;
 	printf("  file descriptors:\n");
 	json_array_foreach(fds, i, f)
-		printf("    %4lld %-8s pos %-10lld flags 0%llo %s%s\n", (long long)json_integer_value(json_object_get(f, "fd")),
+		printf("    %4lld %-8s pos %-10lld flags 0%llo %s%s%s\n", (long long)json_integer_value(json_object_get(f, "fd")),
 		       json_string_value(json_object_get(f, "kind")), (long long)json_integer_value(json_object_get(f, "pos")),
 		       (long long)json_integer_value(json_object_get(f, "flags")),
-		       json_string_value(json_object_get(f, "path")), json_object_get(f, "data") ? " [content saved]" : "");
+		       json_string_value(json_object_get(f, "path")), json_object_get(f, "obj") ? " [content saved]" : "",
+		       json_is_true(json_object_get(f, "shared")) ? " [shared with other processes]" : "");
 }
 
 int cmd_inspect(int argc, char **argv)
@@ -83,8 +84,21 @@ int cmd_inspect(int argc, char **argv)
 		       json_string_value(json_object_get(man, "type")), json_string_value(json_object_get(man, "created")),
 		       json_string_value(json_object_get(man, "kernel")),
 		       json_string_value(json_object_get(man, "stasis_version")));
+	if (!as_json) {
+		printf("process tree (%zu):\n", json_array_size(tree));
+		json_array_foreach(tree, i, p)
+			printf("  pid %-7lld parent %-7lld group %-7lld session %-7lld %s%s\n",
+			       (long long)json_integer_value(json_object_get(p, "pid")),
+			       (long long)json_integer_value(json_object_get(p, "ppid")),
+			       (long long)json_integer_value(json_object_get(p, "pgid")),
+			       (long long)json_integer_value(json_object_get(p, "sid")),
+			       json_string_value(json_object_get(p, "comm")),
+			       json_is_true(json_object_get(p, "zombie")) ? " (zombie)" : "");
+	}
 	json_array_foreach(tree, i, p) {
 		json_int_t pid = json_integer_value(json_object_get(p, "pid"));
+		if (json_is_true(json_object_get(p, "zombie")))
+			continue;
 		json_t *core = load(img, "core-%d.json", pid), *mm = load(img, "mm-%d.json", pid),
 		       *fds = load(img, "fds-%d.json", pid);
 		if (!core || !mm || !fds) {
