@@ -380,6 +380,7 @@ class Runner:
         tests.append(('fail:tcp-established', self.t_tcp_established, 60))
         tests.append(('tcp-close', self.t_tcp_close, 60))
         tests.append(('pidns', self.t_pidns, 60))
+        tests.append(('freezer', self.t_freezer, 60))
         for kind in ('truncated-pages', 'flipped-page-byte', 'missing-file', 'flipped-json-byte', 'foreign-format', 'future-version',
                      'garbage-manifest', 'empty-dir', 'nonexistent-dir'):
             tests.append(('fail:damaged:%s' % kind, self.t_damaged, 60, kind))
@@ -554,6 +555,33 @@ class Runner:
         err = w.finish(ctx.left(30))
         if err:
             raise TestFail('the original, after the --pidns restore: %s' % err)
+
+    def t_freezer(self, ctx):
+        # A tree in a cgroup of its own is frozen while it is seized.
+        base = next((b for b in ('/sys/fs/cgroup/unified', '/sys/fs/cgroup')
+                     if os.path.exists(os.path.join(b, 'cgroup.procs'))), None)
+        if not base:
+            raise TestSkip('no cgroup v2 hierarchy')
+        cg = os.path.join(base, 'stasis-test-%d' % os.getpid())
+        os.mkdir(cg)
+        try:
+            tree = os.path.join(self.build, 'tests', 'zdtm', 'tree')
+            w = ctx.workload('sh', ['-c', 'echo $$ > %s/cgroup.procs && exec %s' % (cg, tree)], binary='/bin/sh')
+            dump_restore_cycle(ctx, w, '0')
+            log = open(ctx.path('img-0-dump.log')).read()
+            if 'frozen while the tree is seized' not in log:
+                raise TestFail('the dump did not use the cgroup freezer: %s' % log[-300:])
+            err = w.finish(ctx.left(30))
+            if err:
+                raise TestFail(err)
+        finally:
+            for _ in range(50):
+                try:
+                    os.rmdir(cg)
+                    break
+                except OSError:
+                    st.reap_zombie_children()
+                    time.sleep(0.1)
 
     def t_tcp_close(self, ctx):
         w = ctx.workload('tcp_conn', ['closed'])

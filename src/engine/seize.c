@@ -52,14 +52,18 @@ bool status_is_event(int status, int event)
 	return WIFSTOPPED(status) && (status >> 16) == event;
 }
 
-int seize_thread(pid_t tid, int which)
+int seize_start(pid_t tid, int which)
 {
-	int status, r;
-
 	if (ptrace(PTRACE_SEIZE, tid, 0, seize_options(which)) < 0)
 		return -errno;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
 		return -errno;
+	return 0;
+}
+
+int seize_wait(pid_t tid)
+{
+	int status, r;
 	for (;;) {
 		r = wait_stop(tid, &status);
 		if (r < 0)
@@ -74,12 +78,18 @@ int seize_thread(pid_t tid, int which)
 	}
 }
 
+int seize_thread(pid_t tid, int which)
+{
+	int r = seize_start(tid, which);
+	return r < 0 ? r : seize_wait(tid);
+}
+
 void detach_thread(pid_t tid)
 {
 	(void)ptrace(PTRACE_DETACH, tid, 0, 0);
 }
 
-static int list_tids(pid_t pid, pid_t **ret, size_t *ret_n)
+int list_tids(pid_t pid, pid_t **ret, size_t *ret_n)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);

@@ -13,6 +13,10 @@
  * Signals that were being delivered at that moment are passed on (they run
  * their handler before the stop): the stop is always a clean event stop. */
 int seize_thread(pid_t tid, int which);
+/* The two halves, for a frozen cgroup: seize and interrupt every thread
+ * while frozen, thaw, then wait for each stop. */
+int seize_start(pid_t tid, int which);
+int seize_wait(pid_t tid);
 /* Waits for tid's next stop; returns the wait status. -ESRCH if it died. */
 int wait_stop(pid_t tid, int *ret_status);
 bool status_is_syscall_stop(int status);
@@ -20,3 +24,5 @@ bool status_is_event(int status, int event);
 /* Seizes every thread of pid until the thread list stops changing. */
 int seize_all(pid_t pid, int which, pid_t **ret_tids, size_t *ret_n);
 void detach_thread(pid_t tid);
+/* The threads of pid, as /proc/PID/task lists them. */
+int list_tids(pid_t pid, pid_t **ret, size_t *ret_n);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/freezer.h"
 #include "engine/proc.h"
 #include "engine/rec.h"
 #include "engine/seize.h"
@@ -93,7 +94,41 @@ static int add_children(struct tree *t, size_t idx)
 	return 0;
 }
 
-static int seize_node(struct tree *t, size_t i)
+/* In a frozen cgroup nothing moves: every thread is seized and
+ * interrupted now, and stops once the cgroup is thawed (wait_all). */
+static int seize_frozen(struct tree_node *n)
+{
+	_cleanup_free_ pid_t *tids = NULL;
+	size_t k, cnt;
+	int r = list_tids(n->pid, &tids, &cnt);
+	if (r < 0)
+		return r;
+	n->tids = calloc(cnt + 1, sizeof(pid_t));
+	if (!n->tids)
+		return -ENOMEM;
+	n->tids[n->ntids++] = n->pid;
+	for (k = 0; k < cnt; k++)
+		if (tids[k] != n->pid)
+			n->tids[n->ntids++] = tids[k];
+	for (k = 0; k < n->ntids; k++)
+		if ((r = seize_start(n->tids[k], SEIZE_OPTS_DUMP)) < 0)
+			break;
+	n->ntids = k; /* only what is seized is let go on failure */
+	return r;
+}
+
+static int wait_all(const struct tree *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		for (size_t k = 0; k < t->v[i].ntids; k++) {
+			int r = seize_wait(t->v[i].tids[k]);
+			if (r < 0)
+				return log_error_errno(r, "tid %d did not stop after the thaw: %m", t->v[i].tids[k]);
+		}
+	return 0;
+}
+
+static int seize_node(struct tree *t, size_t i, bool frozen)
 {
 	struct tree_node *n = &t->v[i];
 	struct proc_stat st;
@@ -105,7 +140,7 @@ static int seize_node(struct tree *t, size_t i)
 			return log_error_errno(-EOPNOTSUPP, "pid %d: its main thread has exited while %ld other "
 					       "threads run, which cannot be checkpointed", n->pid, st.num_threads - 1);
 		n->zombie = true;
-	} else if ((r = seize_all(n->pid, SEIZE_OPTS_DUMP, &n->tids, &n->ntids)) < 0) {
+	} else if ((r = frozen ? seize_frozen(n) : seize_all(n->pid, SEIZE_OPTS_DUMP, &n->tids, &n->ntids)) < 0) {
 		if (r == -ESRCH || r == -EPERM) {
 			/* It may have exited between the listing and the seize. */
 			if (read_stat(n->pid, &st) < 0)
@@ -145,9 +180,13 @@ void tree_detach(const struct tree *t)
 int tree_seize(pid_t root, struct tree *ret)
 {
 	struct tree t = { 0 };
+	struct freezer fz;
+	bool frozen = freezer_find(root, &fz) == 1 && freezer_set(&fz, true) == 0;
+	if (frozen)
+		log_info("pid %d: cgroup %s frozen while the tree is seized", root, fz.dir);
 	int r = add_node(&t, root, 0);
 	for (size_t i = 0; r >= 0 && i < t.n; i++) {
-		r = seize_node(&t, i);
+		r = seize_node(&t, i, frozen);
 		if (r == -ESRCH && i > 0) {
 			/* Gone (reaped) before we got to it: it is not in the tree. */
 			memmove(&t.v[i], &t.v[i + 1], (t.n - i - 1) * sizeof(t.v[0]));
@@ -156,6 +195,10 @@ int tree_seize(pid_t root, struct tree *ret)
 			r = 0;
 		}
 	}
+	if (frozen && freezer_set(&fz, false) < 0 && r >= 0)
+		r = -EIO;
+	if (frozen && r >= 0)
+		r = wait_all(&t);
 	if (r < 0) {
 		tree_detach(&t);
 		tree_free(&t);

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "engine/freezer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/proc.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+/* The path of pid's cgroup in the v2 hierarchy (v2) or the v1 freezer. */
+static int cgroup_of(pid_t pid, bool v2, char *buf, size_t size)
+{
+	char path[64], line[PATH_MAX + 64];
+	_cleanup_free_ char *text = NULL;
+	size_t len, pos = 0;
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	int r = proc_read(AT_FDCWD, path, &text, &len);
+	if (r < 0)
+		return r;
+	while (proc_next_line(text, len, &pos, line, sizeof(line))) {
+		char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+		if (!b)
+			continue;
+		*a = *b = 0; /* line: hierarchy id, a + 1: controllers, b + 1: path */
+		bool match = v2 ? streq(line, "0") && a + 1 == b : strstr(a + 1, "freezer") != NULL;
+		if (match) {
+			snprintf(buf, size, "%s", b + 1);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int freezer_find(pid_t root, struct freezer *ret)
+{
+	char mine[PATH_MAX], parent[PATH_MAX], path[64];
+	struct proc_stat st;
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/stat", root);
+	if (proc_read(AT_FDCWD, path, &buf, &len) < 0 || proc_parse_stat(buf, len, &st) < 0)
+		return 0;
+	static const struct {
+		bool v2;
+		const char *mount, *file;
+	} kinds[] = { { true, "/sys/fs/cgroup/unified", "cgroup.freeze" }, { true, "/sys/fs/cgroup", "cgroup.freeze" },
+		      { false, "/sys/fs/cgroup/freezer", "freezer.state" } };
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		char file[PATH_MAX * 2];
+		if (cgroup_of(root, kinds[i].v2, mine, sizeof(mine)) < 0 ||
+		    cgroup_of(st.ppid, kinds[i].v2, parent, sizeof(parent)) < 0 || streq(mine, parent) || streq(mine, "/"))
+			continue;
+		snprintf(file, sizeof(file), "%s%s/%s", kinds[i].mount, mine, kinds[i].file);
+		if (access(file, W_OK) < 0)
+			continue;
+		snprintf(ret->dir, sizeof(ret->dir), "%s%s", kinds[i].mount, mine);
+		ret->v2 = kinds[i].v2;
+		return 1;
+	}
+	return 0;
+}
+
+static bool is_frozen(const struct freezer *f)
+{
+	char path[PATH_MAX + 32];
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	snprintf(path, sizeof(path), "%s/%s", f->dir, f->v2 ? "cgroup.events" : "freezer.state");
+	if (read_file_at(AT_FDCWD, path, 4096, &buf, &len) < 0)
+		return false;
+	return f->v2 ? strstr(buf, "frozen 1") != NULL : startswith(buf, "FROZEN");
+}
+
+int freezer_set(const struct freezer *f, bool frozen)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/%s", f->dir, f->v2 ? "cgroup.freeze" : "freezer.state");
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	const char *v = f->v2 ? (frozen ? "1" : "0") : (frozen ? "FROZEN" : "THAWED");
+	if (fd < 0 || write_all(fd, v, strlen(v)) < 0)
+		return log_error_errno(-errno, "cannot %s cgroup %s: %m", frozen ? "freeze" : "thaw", f->dir);
+	if (!frozen)
+		return 0;
+	for (int i = 0; i < 500; i++) {
+		if (is_frozen(f))
+			return 0;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	freezer_set(f, false);
+	return log_error_errno(-ETIMEDOUT, "cgroup %s did not freeze within 5 s", f->dir);
+}
