@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define IMAGE_FORMAT "stasis-image"
-#define IMAGE_VERSION 1
+#define IMAGE_VERSION 2
 #define IMAGE_MANIFEST "manifest.json"
 #define IMAGE_MAX_JSON (64u << 20) /* cap for any JSON file we parse */
 

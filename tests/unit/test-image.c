@@ -103,7 +103,7 @@ static void test_roundtrip(void **state)
 	json_t *m = image_manifest(img);
 	assert_string_equal(json_string_value(json_object_get(m, "format")), "stasis-image");
 	assert_string_equal(json_string_value(json_object_get(m, "type")), "process");
-	assert_int_equal(json_integer_value(json_object_get(m, "version")), 1);
+	assert_int_equal(json_integer_value(json_object_get(m, "version")), IMAGE_VERSION);
 	assert_non_null(json_object_get(m, "created"));
 	assert_non_null(json_object_get(m, "kernel"));
 	assert_int_equal(json_array_size(json_object_get(m, "files")), 4);
@@ -270,9 +270,9 @@ static void test_garbage(void **state)
 	open_fails(f, -EBADMSG);
 	set_manifest(f, "");
 	open_fails(f, -EBADMSG);
-	set_manifest(f, "{\"format\":\"stasis-image\",\"version\":1,\"format\":\"x\",\"files\":[]}");
+	set_manifest(f, "{\"format\":\"stasis-image\",\"version\":2,\"format\":\"x\",\"files\":[]}");
 	open_fails(f, -EBADMSG); /* duplicate key */
-	set_manifest(f, "{\"format\":\"stasis-image\",\"version\":1,\"files\":[]}");
+	set_manifest(f, "{\"format\":\"stasis-image\",\"version\":2,\"files\":[]}");
 	struct image *img;
 	assert_int_equal(image_open(f->dir, &img), 0); /* minimal but valid */
 	image_free(img);
@@ -289,18 +289,23 @@ static void test_foreign_and_version(void **state)
 
 	m = load_manifest(f);
 	json_object_set_new(m, "format", json_string("stasis-image"));
-	json_object_set_new(m, "version", json_integer(2));
+	json_object_set_new(m, "version", json_integer(IMAGE_VERSION + 1));
 	store_manifest(f, m);
 	open_fails(f, -EBADMSG);
 
 	m = load_manifest(f);
-	json_object_set_new(m, "version", json_string("1"));
+	json_object_set_new(m, "version", json_integer(1)); /* before process trees */
+	store_manifest(f, m);
+	open_fails(f, -EBADMSG);
+
+	m = load_manifest(f);
+	json_object_set_new(m, "version", json_string("2"));
 	store_manifest(f, m);
 	open_fails(f, -EBADMSG);
 
 	m = load_manifest(f);
 	json_object_del(m, "format");
-	json_object_set_new(m, "version", json_integer(1));
+	json_object_set_new(m, "version", json_integer(IMAGE_VERSION));
 	store_manifest(f, m);
 	open_fails(f, -EBADMSG);
 }
