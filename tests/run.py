@@ -173,6 +173,16 @@ def expect_killed(pid, what='original', timeout=10):
         raise TestFail('%s %d ended with %s after dump, expected SIGKILL' % (what, pid, st.describe_status(status)))
 
 
+def expect_refused_unharmed(ctx, w, before, img):
+    """After a refused dump: no image, the workload unharmed and passing."""
+    if os.path.exists(os.path.join(img, 'manifest.json')):
+        raise TestFail('a failed dump left a complete image (manifest.json)')
+    expect_alive_unharmed(w.pid, before, 'the failed dump')
+    err = w.finish(ctx.left(30))
+    if err:
+        raise TestFail('after the failed dump: %s' % err)
+
+
 def expect_alive_unharmed(pid, before, what):
     s = st.proc_state(pid)
     if s is None or s in 'ZX':
@@ -502,12 +512,7 @@ class Runner:
                 raise TestFail('error does not name %s (%s): %s' % (what, need, res.last_err()))
         if len([l for l in msg.splitlines() if l.startswith('stasis:')]) != 1:
             raise TestFail('expected one "stasis: ..." line on stderr, got: %r' % msg[:300])
-        if os.path.exists(os.path.join(img, 'manifest.json')):
-            raise TestFail('a failed dump left a complete image (manifest.json)')
-        expect_alive_unharmed(w.pid, before, 'the failed dump')
-        err = w.finish(ctx.left(30))
-        if err:
-            raise TestFail('after the failed dump: %s' % err)
+        expect_refused_unharmed(ctx, w, before, img)
 
     def t_tcp_established(self, ctx):
         # An established connection is refused before anything changes: the
@@ -523,12 +528,7 @@ class Runner:
             raise TestFail('error does not name pid, fd and kind: %s' % res.last_err())
         if not os.readlink('/proc/%d/fd/%s' % (w.pid, m.group(2))).startswith('socket:'):
             raise TestFail('fd %s named by the error is not a socket' % m.group(2))
-        if os.path.exists(os.path.join(img, 'manifest.json')):
-            raise TestFail('a failed dump left a complete image (manifest.json)')
-        expect_alive_unharmed(w.pid, before, 'the failed dump')
-        err = w.finish(ctx.left(30))
-        if err:
-            raise TestFail('after the failed dump: %s' % err)
+        expect_refused_unharmed(ctx, w, before, img)
 
     def t_pidns(self, ctx):
         # The original keeps running (its pids are taken): a plain restore

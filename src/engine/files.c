@@ -362,7 +362,7 @@ void files_ctx_done(struct files_ctx *c)
 	c->nmade = 0;
 }
 
-static int made_find(const struct files_ctx *c, uint64_t desc)
+int files_ctx_find(const struct files_ctx *c, uint64_t desc)
 {
 	for (size_t i = 0; i < c->nmade; i++)
 		if (c->made[i].desc == desc)
@@ -370,8 +370,7 @@ static int made_find(const struct files_ctx *c, uint64_t desc)
 	return -1;
 }
 
-/* Takes ownership of fd. */
-static int made_add(struct files_ctx *c, uint64_t desc, int fd)
+int files_ctx_add(struct files_ctx *c, uint64_t desc, int fd)
 {
 	if (fd < 0)
 		return fd;
@@ -402,10 +401,10 @@ static int make_pipe(struct files_ctx *c, const struct fd_rec *o)
 	for (int k = 0; k < 2; k++) {
 		if (end[k] && fcntl(fds[k], F_SETFL, end[k]->flags & O_NONBLOCK) < 0)
 			e = -errno;
-		if (e < 0 || !end[k] || made_find(c, end[k]->desc) >= 0)
+		if (e < 0 || !end[k] || files_ctx_find(c, end[k]->desc) >= 0)
 			close(fds[k]);
 		else
-			e = made_add(c, end[k]->desc, fds[k]);
+			e = files_ctx_add(c, end[k]->desc, fds[k]);
 	}
 	return e;
 }
@@ -428,7 +427,7 @@ static int made_socket(struct files_ctx *c, const struct fd_rec *o, int fd)
 		close(fd);
 		return -errno;
 	}
-	return made_add(c, o->desc, fd);
+	return files_ctx_add(c, o->desc, fd);
 }
 
 /* Makes o's socket (with its peer, for a pair) in the restorer. A dgram
@@ -445,7 +444,7 @@ static int make_socket(struct files_ctx *c, const struct fd_rec *o)
 				if (x->kind == FD_SOCKET && x->dup_of < 0 && x != o && x->sk->name.len &&
 				    x->sk->name.len == s->peer_name.len &&
 				    !memcmp(&x->sk->name.ss, &s->peer_name.ss, s->peer_name.len) &&
-				    made_find(c, x->desc) < 0 && (e = make_socket(c, x)) < 0)
+				    files_ctx_find(c, x->desc) < 0 && (e = make_socket(c, x)) < 0)
 					return e;
 			}
 	if (sk_needs_peer(s) && !(peer = find_socket(c, s->peer_ino)))
@@ -463,23 +462,23 @@ static int make_socket(struct files_ctx *c, const struct fd_rec *o)
  * process before. Returns its fd there (not yet at o->fd). */
 static long bring_fd(struct files_ctx *c, struct remote *r, pid_t tid, const struct fd_rec *o, int tfd, bool root)
 {
-	int ours = made_find(c, o->desc), e;
+	int ours = files_ctx_find(c, o->desc), e;
 	if (ours < 0 && o->kind == FD_EXTERNAL) {
 		int inh = root ? find_inherited(c->inh, c->ninh, o->fd) : -1;
 		if (inh < 0)
 			return log_error_errno(-EBADF, "pid %d: fd %d was %s outside the process; give it one with "
 					       "--inherit-fd %d:FD", r->pid, o->fd, o->path, o->fd);
-		if ((e = made_add(c, o->desc, fcntl(inh, F_DUPFD_CLOEXEC, 3))) < 0)
+		if ((e = files_ctx_add(c, o->desc, fcntl(inh, F_DUPFD_CLOEXEC, 3))) < 0)
 			return log_error_errno(e, "pid %d: cannot use our fd %d for its fd %d: %m", r->pid, inh, o->fd);
-		ours = made_find(c, o->desc);
+		ours = files_ctx_find(c, o->desc);
 	} else if (ours < 0 && o->kind == FD_SOCKET) {
 		if ((e = make_socket(c, o)) < 0)
 			return log_error_errno(e, "pid %d: cannot recreate the socket of fd %d: %m", r->pid, o->fd);
-		ours = made_find(c, o->desc);
+		ours = files_ctx_find(c, o->desc);
 	} else if (ours < 0 && o->kind == FD_PIPE) {
 		if ((e = make_pipe(c, o)) < 0)
 			return log_error_errno(e, "pid %d: cannot recreate the pipe of fd %d: %m", r->pid, o->fd);
-		ours = made_find(c, o->desc);
+		ours = files_ctx_find(c, o->desc);
 	}
 	if (ours < 0)
 		return -ENOENT;
@@ -531,7 +530,7 @@ static int first_open(struct files_ctx *c, struct remote *r, pid_t tid, const st
 		if (ret < 0)
 			return log_error_errno((int)ret, "pid %d: cannot seek fd %d: %m", r->pid, o->fd);
 	}
-	if (o->shared && (e = made_add(c, o->desc, fdpass_take(pidfd, o->fd))) < 0)
+	if (o->shared && (e = files_ctx_add(c, o->desc, fdpass_take(pidfd, o->fd))) < 0)
 		return log_error_errno(e, "pid %d: cannot take fd %d to share it: %m", r->pid, o->fd);
 	return 0;
 }
@@ -557,7 +556,7 @@ int files_restore(struct files_ctx *c, struct remote *r, pid_t tid, const struct
 		bool opened = false;
 		if (o->dup_of >= 0) {
 			fd = o->dup_of; /* restored before: fds are in ascending order */
-		} else if (made_find(c, o->desc) >= 0 || o->kind == FD_EXTERNAL || o->kind == FD_PIPE ||
+		} else if (files_ctx_find(c, o->desc) >= 0 || o->kind == FD_EXTERNAL || o->kind == FD_PIPE ||
 			   o->kind == FD_SOCKET) {
 			fd = bring_fd(c, r, tid, o, tfd, root);
 		} else if (o->deleted) {

@@ -120,6 +120,11 @@ struct files_ctx {
 	size_t nmade;
 };
 void files_ctx_done(struct files_ctx *c);
+/* The table of things made: our fd for key, or -1; adding takes fd over
+ * (closing it on failure). Keys of fd descriptions are their desc; others
+ * (shmem.c) set the top bit. */
+int files_ctx_find(const struct files_ctx *c, uint64_t key);
+int files_ctx_add(struct files_ctx *c, uint64_t key, int fd);
 /* Restores f into the process; tfd is its end of the transport, pidfd
  * its pidfd (to take fds other processes share); root: the tree's root,
  * whose external fds come from us. */

@@ -186,10 +186,10 @@ static int make(const char *path)
 int shobj_get(struct files_ctx *c, const char *path, const struct shobj *o)
 {
 	uint64_t key = obj_key(o);
-	for (size_t i = 0; i < c->nmade; i++)
-		if (c->made[i].desc == key)
-			return c->made[i].fd;
-	int fd = make(path);
+	int fd = files_ctx_find(c, key);
+	if (fd >= 0)
+		return fd;
+	fd = make(path);
 	if (fd == -ENOENT)
 		fd = make_anon(o->size);
 	if (fd < 0)
@@ -199,12 +199,5 @@ int shobj_get(struct files_ctx *c, const char *path, const struct shobj *o)
 		close(fd);
 		return log_error_errno(r, "cannot fill shared memory object %s: %m", path);
 	}
-	struct made_fd *m = realloc(c->made, (c->nmade + 1) * sizeof(*m));
-	if (!m) {
-		close(fd);
-		return -ENOMEM;
-	}
-	c->made = m;
-	m[c->nmade++] = (struct made_fd){ key, fd };
-	return fd;
+	return (r = files_ctx_add(c, key, fd)) < 0 ? r : fd;
 }
