@@ -53,6 +53,8 @@ static void ctx_free(struct dump_ctx *c)
 /* Puts every thread back as it was and detaches. */
 static void dump_release(struct dump_ctx *c)
 {
+	if (c->rem.scratch && remote_requeue_signals(&c->rem) < 0)
+		log_warn("pid %d: signals that came during the dump are lost", c->pid);
 	if (c->rem.scratch && remote_unmap_scratch(&c->rem, c->pid) < 0)
 		log_warn("pid %d: could not remove the scratch mapping", c->pid);
 	for (size_t i = 0; i < c->ntids; i++) {
@@ -143,6 +145,8 @@ static int dump_remote(struct dump_ctx *c)
 	r = remote_map_scratch(&c->rem, c->pid, 0, false);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot map scratch memory: %m", c->pid);
+	if ((r = remote_requeue_signals(&c->rem)) < 0)
+		return log_error_errno(r, "pid %d: cannot queue again the signals that came during the dump: %m", c->pid);
 	for (size_t i = 0; i < c->ntids; i++)
 		if ((r = thread_dump_remote(&c->rem, &c->p.threads[i])) < 0)
 			return log_error_errno(r, "tid %d: cannot read thread state: %m", c->tids[i]);
