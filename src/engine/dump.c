@@ -88,7 +88,9 @@ static int collect(struct dump_ctx *c)
 		return log_error_errno(-EOPNOTSUPP, "pid %d: strict seccomp mode cannot be checkpointed", c->pid);
 	creds_from_status(&st, &c->p.creds);
 	if ((r = task_collect(c->procfd, c->pid, &c->p.task)) < 0 || (r = mm_collect(c->procfd, c->pid, &c->p.mm)) < 0 ||
-	    (r = files_collect(c->procfd, c->pid, &c->p.files)) < 0)
+	    (r = files_collect(c->procfd, c->pid, &c->p.files)) < 0 ||
+	    (r = locks_collect(c->procfd, c->pid, &c->p.files, &c->p.locks)) < 0 ||
+	    (r = timers_collect(c->procfd, c->pid, &c->p.timers)) < 0)
 		return r;
 	c->p.threads = calloc(c->ntids, sizeof(*c->p.threads));
 	c->p.nthreads = c->ntids;
@@ -154,6 +156,8 @@ static int dump_remote(struct dump_ctx *c)
 		return log_error_errno(r, "pid %d: cannot read signal state: %m", c->pid);
 	if ((r = task_dump_remote(&c->rem, c->pid, &c->p.task)) < 0)
 		return log_error_errno(r, "pid %d: cannot read process state: %m", c->pid);
+	if ((r = timers_dump_remote(&c->rem, c->pid, &c->p.timers)) < 0)
+		return r;
 	long brk = remote_syscall(&c->rem, c->pid, SYS_brk, 0);
 	if (brk < 0)
 		return log_error_errno((int)brk, "pid %d: cannot read brk: %m", c->pid);

@@ -274,8 +274,10 @@ static int restore_body(struct restore_ctx *c, const struct restore_opts *o)
 		return e;
 	log_debug("pid %d: memory restored", pid);
 	if ((e = files_restore(r, pid, c->img, &c->p.files, o->inherit, o->ninherit, c->procfd)) < 0 ||
+	    (e = locks_restore(r, pid, &c->p.locks)) < 0 ||
 	    (e = task_restore(r, pid, &c->p.task)) < 0 || (e = signals_restore(r, pid, &c->p.sig)) < 0 ||
-	    (e = clone_threads(c)) < 0 || (e = inject_fail("restore:after-threads")) < 0)
+	    (e = clone_threads(c)) < 0 || (e = timers_restore(r, pid, &c->p.timers)) < 0 ||
+	    (e = inject_fail("restore:after-threads")) < 0)
 		return e;
 	for (size_t i = 0; i < c->p.nthreads; i++) {
 		const struct thread_rec *t = &c->p.threads[i];
