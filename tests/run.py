@@ -366,6 +366,7 @@ class Runner:
         w = [('mem', (), None, 60), ('threads', (), None, 60), ('restart', (), 'wake up\n', 60),
              ('signals', (), None, 60), ('creds', (), None, 60), ('files', (), None, 60), ('anonfds', (), None, 60), ('pipes', (), None, 60),
              ('tree', (), None, 60), ('shm', (), None, 60), ('sockets', (), None, 60),
+             ('posix_timers', (), None, 60), ('file_locks', (), None, 60), ('inotify', (), None, 60),
              ('bigmem', ('64',), None, 60)]
         tests = []
         for name, args, line, to in w:
@@ -499,7 +500,7 @@ class Runner:
     def t_unsupported_fd(self, ctx, binary=None):
         w = ctx.workload('unsupported_fd')
         efd = [int(fd) for fd in os.listdir('/proc/%d/fd' % w.pid)
-               if os.readlink('/proc/%d/fd/%s' % (w.pid, fd)) == 'anon_inode:inotify']
+               if os.readlink('/proc/%d/fd/%s' % (w.pid, fd)) == 'anon_inode:[userfaultfd]']
         before = st.snapshot(w.pid)
         img = ctx.path('img')
         res = ctx.stasis(['dump', '--type', 'process', '--pid', str(w.pid), '-D', img], binary=binary)
@@ -507,7 +508,7 @@ class Runner:
             raise TestFail('dump %s, expected exit 1' % res.what())
         msg = res.err
         for need, what in ((str(w.pid), 'the pid'), (str(efd[0]) if efd else '?', 'the fd number'),
-                           ('inotify', 'the fd kind')):
+                           ('userfaultfd', 'the fd kind')):
             if not re.search(r'\b%s\b' % re.escape(need), msg):
                 raise TestFail('error does not name %s (%s): %s' % (what, need, res.last_err()))
         if len([l for l in msg.splitlines() if l.startswith('stasis:')]) != 1:

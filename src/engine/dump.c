@@ -56,6 +56,8 @@ static void ctx_free(struct dump_ctx *c)
 /* Puts every thread back as it was (the detach is tree_detach's). */
 static void dump_release(struct dump_ctx *c)
 {
+	if (c->rem.scratch && remote_requeue_signals(&c->rem) < 0)
+		log_warn("pid %d: signals that came during the dump are lost", c->pid);
 	if (c->rem.scratch && remote_unmap_scratch(&c->rem, c->pid) < 0)
 		log_warn("pid %d: could not remove the scratch mapping", c->pid);
 	for (size_t i = 0; i < c->ntids; i++) {
@@ -94,7 +96,8 @@ static int collect(struct dump_ctx *c)
 		return log_error_errno(-EOPNOTSUPP, "pid %d: strict seccomp mode cannot be checkpointed", c->pid);
 	creds_from_status(&st, &c->p.creds);
 	if ((r = task_collect(c->procfd, c->pid, &c->p.task)) < 0 || (r = mm_collect(c->procfd, c->pid, &c->p.mm)) < 0 ||
-	    (r = files_collect(c->procfd, c->pid, c->sk_flags, &c->p.files)) < 0)
+	    (r = files_collect(c->procfd, c->pid, c->sk_flags, &c->p.files)) < 0 ||
+	    (r = timers_collect(c->procfd, c->pid, &c->p.timers)) < 0)
 		return r;
 	c->p.threads = calloc(c->ntids, sizeof(*c->p.threads));
 	c->p.nthreads = c->ntids;
@@ -151,6 +154,8 @@ static int dump_remote(struct dump_ctx *c)
 	r = remote_map_scratch(&c->rem, c->pid, 0, false);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot map scratch memory: %m", c->pid);
+	if ((r = remote_requeue_signals(&c->rem)) < 0)
+		return log_error_errno(r, "pid %d: cannot queue again the signals that came during the dump: %m", c->pid);
 	for (size_t i = 0; i < c->ntids; i++)
 		if ((r = thread_dump_remote(&c->rem, &c->p.threads[i])) < 0)
 			return log_error_errno(r, "tid %d: cannot read thread state: %m", c->tids[i]);
@@ -158,6 +163,8 @@ static int dump_remote(struct dump_ctx *c)
 		return log_error_errno(r, "pid %d: cannot read signal state: %m", c->pid);
 	if ((r = task_dump_remote(&c->rem, c->pid, &c->p.task)) < 0)
 		return log_error_errno(r, "pid %d: cannot read process state: %m", c->pid);
+	if ((r = timers_dump_remote(&c->rem, c->pid, &c->p.timers)) < 0)
+		return r;
 	long brk = remote_syscall(&c->rem, c->pid, SYS_brk, 0);
 	if (brk < 0)
 		return log_error_errno((int)brk, "pid %d: cannot read brk: %m", c->pid);
@@ -210,7 +217,12 @@ static int collect_all(struct dump_ctx *v, size_t n)
 			return r;
 		all[nall++] = (struct files_proc){ v[i].pid, &v[i].p.files };
 	}
-	return files_link(all, nall);
+	int r = files_link(all, nall);
+	/* Locks are per open file description: dups (known now) count once. */
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		if (!v[i].node->zombie)
+			r = locks_collect(v[i].procfd, v[i].pid, &v[i].p.files, &v[i].p.locks);
+	return r;
 }
 
 static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages)

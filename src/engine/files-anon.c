@@ -36,6 +36,7 @@ bool anon_kind(const char *link, enum fd_kind *ret)
 		{ "anon_inode:[signalfd]", FD_SIGNALFD },
 		{ "anon_inode:[timerfd]", FD_TIMERFD },
 		{ "anon_inode:[eventpoll]", FD_EPOLL },
+		{ "anon_inode:inotify", FD_INOTIFY },
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (streq(link, map[i].link)) {

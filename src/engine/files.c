@@ -23,7 +23,8 @@
 #include "util/log.h"
 #include "util/util.h"
 
-static const char *const kind_names[FD_KIND_MAX] = { "reg", "dir", "chr", "external", "eventfd", "signalfd", "timerfd", "epoll", "pipe", "socket" };
+static const char *const kind_names[FD_KIND_MAX] = { "reg",     "dir",    "chr",  "external", "eventfd", "signalfd",
+							"timerfd", "epoll",  "pipe", "socket",   "inotify" };
 static const char *const safe_chr[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom" };
 
 void files_rec_free(struct files_rec *f)
@@ -37,6 +38,7 @@ void files_rec_free(struct files_rec *f)
 		if (f->fds[i].sk)
 			sk_rec_free(f->fds[i].sk);
 		free(f->fds[i].sk);
+		inotify_free(&f->fds[i]);
 	}
 	free(f->fds);
 	f->fds = NULL;
@@ -102,7 +104,11 @@ static int collect_anon(int procfd, pid_t pid, int fd, const char *link, enum fd
 	if (r < 0 || (r = proc_parse_fdinfo(buf, len, &fi)) < 0)
 		return log_error_errno(r, "pid %d: cannot read fdinfo of fd %d: %m", pid, fd);
 	*o = (struct fd_rec){ .fd = fd, .kind = kind, .flags = fi.flags };
-	r = kind == FD_EPOLL ? epoll_parse_fdinfo(buf, len, o) : anon_parse_fdinfo(buf, len, kind, &o->anon);
+	r = kind == FD_EPOLL	 ? epoll_parse_fdinfo(buf, len, o)
+	    : kind == FD_INOTIFY ? inotify_collect(procfd, pid, buf, len, o)
+				 : anon_parse_fdinfo(buf, len, kind, &o->anon);
+	if (r == -EOPNOTSUPP)
+		return r; /* said why */
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot parse the state of fd %d (%s): %m", pid, fd, link);
 	o->path = strdup(link);
@@ -249,6 +255,8 @@ int files_to_json(const struct files_rec *f, json_t **ret)
 			r |= json_set_hex(j, "anon", &o->anon, sizeof(o->anon));
 		if (o->kind == FD_EPOLL)
 			r |= epoll_to_json(o, j);
+		if (o->kind == FD_INOTIFY)
+			r |= inotify_to_json(o, j);
 		if (o->kind == FD_PIPE) {
 			r |= json_set_u64(j, "pipe_id", o->pipe_id);
 			r |= json_object_set_new(j, "pipe_size", json_integer(o->pipe_size));
@@ -282,6 +290,8 @@ static int fd_from_json(const json_t *j, struct fd_rec *o)
 	if (o->kind >= FD_EVENTFD && o->kind != FD_EPOLL && (r = json_get_hex(j, "anon", &o->anon, sizeof(o->anon))) < 0)
 		return r;
 	if (o->kind == FD_EPOLL && (r = epoll_from_json(j, o)) < 0)
+		return r;
+	if (o->kind == FD_INOTIFY && (r = inotify_from_json(j, o)) < 0)
 		return r;
 	if (o->kind == FD_PIPE) {
 		int sz;
@@ -340,6 +350,8 @@ int files_from_json(const json_t *j, struct files_rec *f)
 static long open_fd(struct remote *r, pid_t tid, struct image *img, const struct fd_rec *o)
 {
 	int flags = (int)(o->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC));
+	if (o->kind == FD_INOTIFY)
+		return inotify_restore(r, tid, o);
 	if (o->kind >= FD_EVENTFD)
 		return anon_restore(r, tid, o);
 	return remote_open(r, tid, o->path, flags, 0);

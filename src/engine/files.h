@@ -19,7 +19,7 @@
 #define MAX_DELETED_SIZE (1ULL << 30)
 
 enum fd_kind {
-	FD_REG, FD_DIR, FD_CHR, FD_EXTERNAL, FD_EVENTFD, FD_SIGNALFD, FD_TIMERFD, FD_EPOLL, FD_PIPE, FD_SOCKET,
+	FD_REG, FD_DIR, FD_CHR, FD_EXTERNAL, FD_EVENTFD, FD_SIGNALFD, FD_TIMERFD, FD_EPOLL, FD_PIPE, FD_SOCKET, FD_INOTIFY,
 	FD_KIND_MAX
 };
 
@@ -36,6 +36,18 @@ struct epoll_target {
 	int tfd;
 	uint32_t events;
 	uint64_t data;
+};
+
+#define MAX_INOTIFY_WATCHES 65536
+struct inotify_watch {
+	int wd;
+	uint32_t mask;   /* as fdinfo shows it (IN_ONESHOT, IN_EXCL_UNLINK kept) */
+	uint64_t ino, dev; /* the watched inode (dev as userspace dev_t) */
+	char *path;      /* where restore finds it again */
+	/* dump only: the file handle fdinfo shows */
+	int handle_type;
+	unsigned handle_bytes;
+	unsigned char handle[128];
 };
 
 struct fd_rec {
@@ -55,6 +67,8 @@ struct fd_rec {
 	uint64_t pipe_id;   /* pipe: inode, shared by both ends */
 	uint32_t pipe_size; /* pipe: capacity (F_GETPIPE_SZ) */
 	struct sk_rec *sk;  /* socket (sockets.h) */
+	struct inotify_watch *watches; /* inotify: in ascending wd order */
+	size_t nwatches;
 	char *data;
 };
 
@@ -85,6 +99,13 @@ int epoll_check(pid_t pid, const struct files_rec *f, const struct fd_rec *o);
 int epoll_to_json(const struct fd_rec *o, json_t *j);
 int epoll_from_json(const json_t *j, struct fd_rec *o);
 int epoll_restore_targets(struct remote *r, pid_t tid, const struct fd_rec *o);
+/* inotify.c: inotify instances and their watches (by path). */
+int inotify_parse_fdinfo(const char *buf, size_t len, struct fd_rec *o);
+int inotify_collect(int procfd, pid_t pid, const char *buf, size_t len, struct fd_rec *o);
+void inotify_free(struct fd_rec *o);
+int inotify_to_json(const struct fd_rec *o, json_t *j);
+int inotify_from_json(const json_t *j, struct fd_rec *o);
+long inotify_restore(struct remote *r, pid_t tid, const struct fd_rec *o);
 /* Lists and classifies the fds; refuses unsupported ones (naming pid, fd
  * and kind) before anything is changed. */
 /* sk_flags: SK_TCP_CLOSE (sockets.h) or 0. */

@@ -7,10 +7,12 @@
 
 #include "engine/creds.h"
 #include "engine/files.h"
+#include "engine/locks.h"
 #include "engine/mm.h"
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/thread.h"
+#include "engine/timers.h"
 #include "image/image.h"
 
 int fuzz_records(const uint8_t *data, size_t len);
@@ -22,7 +24,7 @@ int fuzz_records(const uint8_t *data, size_t len)
 	json_t *j = json_loadb((const char *)data + 1, len - 1, JSON_REJECT_DUPLICATES, NULL);
 	if (!j)
 		return 0;
-	switch (data[0] % 6) {
+	switch (data[0] % 8) {
 	case 0: {
 		struct thread_rec t;
 		thread_from_json(j, &t);
@@ -51,6 +53,18 @@ int fuzz_records(const uint8_t *data, size_t len)
 		struct task_rec t;
 		task_from_json(j, &t);
 		task_rec_free(&t);
+		break;
+	}
+	case 6: {
+		struct timers_rec t;
+		timers_from_json(j, &t);
+		timers_rec_free(&t);
+		break;
+	}
+	case 7: {
+		struct locks_rec l;
+		locks_from_json(j, &l);
+		locks_rec_free(&l);
 		break;
 	}
 	default: {

@@ -18,6 +18,8 @@ void process_rec_free(struct process_rec *p)
 	files_rec_free(&p->files);
 	task_rec_free(&p->task);
 	signals_rec_free(&p->sig);
+	timers_rec_free(&p->timers);
+	locks_rec_free(&p->locks);
 }
 
 static int put(struct image *img, const char *fmt, pid_t pid, const json_t *j)
@@ -42,7 +44,8 @@ static int write_core(struct image *img, const struct process_rec *p)
 			r = json_array_append_new(threads, t);
 	}
 	if (r || task_to_json(&p->task, core) < 0 || creds_to_json(&p->creds, core) < 0 ||
-	    signals_to_json(&p->sig, core) < 0)
+	    signals_to_json(&p->sig, core) < 0 || timers_to_json(&p->timers, core) < 0 ||
+	    locks_to_json(&p->locks, core) < 0)
 		return -ENOMEM;
 	return put(img, "core-%d.json", p->pid, core);
 }
@@ -96,6 +99,10 @@ static int read_core(struct image *img, struct process_rec *p)
 		return bad_record(r, p->pid, "core (creds)");
 	if ((r = signals_from_json(core, &p->sig)) < 0)
 		return bad_record(r, p->pid, "core (signals)");
+	if ((r = timers_from_json(core, &p->timers)) < 0)
+		return bad_record(r, p->pid, "core (posix_timers)");
+	if ((r = locks_from_json(core, &p->locks)) < 0)
+		return bad_record(r, p->pid, "core (file_locks)");
 	return 0;
 }
 

@@ -8,10 +8,12 @@
 
 #include "engine/creds.h"
 #include "engine/files.h"
+#include "engine/locks.h"
 #include "engine/mm.h"
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/thread.h"
+#include "engine/timers.h"
 #include "image/image.h"
 
 struct process_rec {
@@ -23,6 +25,8 @@ struct process_rec {
 	struct task_rec task;
 	struct creds_rec creds;
 	struct signals_rec sig;
+	struct timers_rec timers; /* in core-PID.json */
+	struct locks_rec locks;   /* in core-PID.json */
 };
 
 void process_rec_free(struct process_rec *p);

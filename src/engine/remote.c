@@ -25,11 +25,25 @@ int regs_set(pid_t tid, const struct user_regs_struct *regs)
 	return ptrace(PTRACE_SETREGS, tid, 0, regs) < 0 ? -errno : 0;
 }
 
+/* The kernel keeps one instance of a standard signal, and of a POSIX
+ * timer's signal (counting overruns instead): so does the stash. */
+static bool stash_has(const struct remote *r, pid_t tid, const siginfo_t *si)
+{
+	for (size_t i = 0; i < r->nstash; i++) {
+		const siginfo_t *o = &r->stash[i];
+		if (r->stash_tid[i] != tid || o->si_signo != si->si_signo)
+			continue;
+		if (si->si_signo < 32 || (si->si_code == SI_TIMER && o->si_code == SI_TIMER && o->si_timerid == si->si_timerid))
+			return true;
+	}
+	return false;
+}
+
 /* Resumes to the next syscall stop, passing over ptrace events (a clone
  * made by the call reports PTRACE_EVENT_CLONE first). */
 static int step_to_syscall_stop(struct remote *r, pid_t tid)
 {
-	int status, ret;
+	int status, ret, nsig = 0;
 	if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
 		return -errno;
 	for (;;) {
@@ -43,10 +57,26 @@ static int step_to_syscall_stop(struct remote *r, pid_t tid)
 			if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg) == 0)
 				r->new_tid = (pid_t)msg;
 		} else if (!(status >> 16)) {
-			/* Signals are blocked while we work; a signal stop here is
-			 * a fault of the call itself. */
-			log_debug("tid %d: signal %d during remote syscall", tid, WSTOPSIG(status));
-			return -EFAULT;
+			/* Signals are blocked while we work, but for the first call
+			 * of a dump: a signal the thread's own mask lets through is
+			 * kept back (resuming with 0 holds off its delivery) and
+			 * queued again later. A synchronous one is a fault of the
+			 * call itself. */
+			int sig = WSTOPSIG(status);
+			bool sync = sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGTRAP || sig == SIGFPE ||
+				    sig == SIGSYS;
+			log_debug("tid %d: signal %d during remote syscall", tid, sig);
+			if (sync || r->nstash == sizeof(r->stash) / sizeof(r->stash[0]))
+				return -EFAULT;
+			/* A timer faster than our ptrace round trip would hold the
+			 * call off forever. */
+			if (++nsig > 256)
+				return log_error_errno(-EAGAIN, "tid %d: signals arrive faster than a call can be made in "
+						       "the thread", tid);
+			if (ptrace(PTRACE_GETSIGINFO, tid, 0, &r->stash[r->nstash]) < 0)
+				return -errno;
+			if (!stash_has(r, tid, &r->stash[r->nstash]))
+				r->stash_tid[r->nstash++] = tid;
 		}
 		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
 			return -errno;
@@ -86,6 +116,23 @@ long remote_syscall6(struct remote *r, pid_t tid, long nr, uint64_t a0, uint64_t
 	if (ret < 0)
 		return ret;
 	return (long)regs.rax;
+}
+
+int remote_requeue_signals(struct remote *r)
+{
+	uint64_t buf = r->scratch + 8192;
+	while (r->nstash > 0) {
+		size_t i = r->nstash - 1;
+		int e = remote_write(r, buf, &r->stash[i], sizeof(r->stash[i]));
+		if (e < 0)
+			return e;
+		long ret = remote_syscall(r, r->stash_tid[i], SYS_rt_tgsigqueueinfo, r->pid, r->stash_tid[i],
+					  r->stash[i].si_signo, buf);
+		if (ret < 0)
+			return (int)ret;
+		r->nstash = i;
+	}
+	return 0;
 }
 
 int remote_write(struct remote *r, uint64_t addr, const void *buf, size_t len)

@@ -6,6 +6,7 @@
  * code it runs from still returns to us. Results are raw: >= 0 or -errno. */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +21,12 @@ struct remote {
 	uint64_t scratch_len;
 	/* Set by remote_syscall when the call made a new thread (clone). */
 	pid_t new_tid;
+	/* Signals that came for delivery while a call ran with them unblocked
+	 * (the first call of a dump, made under the thread's own mask): kept
+	 * back from delivery and queued again by remote_requeue_signals. */
+	siginfo_t stash[16];
+	pid_t stash_tid[16];
+	size_t nstash;
 };
 
 #define SCRATCH_LEN (256u << 10)
@@ -40,6 +47,10 @@ int remote_find_syscall(struct remote *r, uint64_t vdso_start, uint64_t vdso_end
 /* Maps the scratch area (anywhere, or at `at` if nonzero). */
 int remote_map_scratch(struct remote *r, pid_t tid, uint64_t at, bool exec);
 int remote_unmap_scratch(struct remote *r, pid_t tid);
+
+/* Queues the kept-back signals again, each by its own thread to itself;
+ * the threads must block all signals and the scratch must be mapped. */
+int remote_requeue_signals(struct remote *r);
 
 /* Opens PATH inside the task (path copied to scratch). Returns the fd. */
 long remote_open(struct remote *r, pid_t tid, const char *path, int flags, int mode);

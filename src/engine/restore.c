@@ -129,8 +129,9 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 		return e;
 	log_debug("pid %d: memory restored", pid);
 	if ((e = files_restore(&c->files, r, pid, &p->files, FDPASS_STUB_FD, rp->pidfd, rp == c->procs)) < 0 ||
-	    (e = task_restore(r, pid, &p->task)) < 0 || (e = signals_restore(r, pid, &p->sig)) < 0 ||
-	    (e = clone_threads(rp)) < 0 || (e = inject_fail("restore:after-threads")) < 0)
+	    (e = locks_restore(r, pid, &p->locks)) < 0 || (e = task_restore(r, pid, &p->task)) < 0 ||
+	    (e = signals_restore(r, pid, &p->sig)) < 0 || (e = clone_threads(rp)) < 0 ||
+	    (e = timers_restore(r, pid, &p->timers)) < 0 || (e = inject_fail("restore:after-threads")) < 0)
 		return e;
 	for (size_t i = 0; i < p->nthreads; i++) {
 		const struct thread_rec *t = &p->threads[i];
