@@ -31,6 +31,14 @@ class RunError(Exception):
     pass
 
 
+def memcpy_seconds(build, size_mb):
+    """Seconds bench/memcpy_bw takes to copy size_mb MiB (the restore reference)."""
+    m = st.run_cmd([os.path.join(build, 'bench', 'memcpy_bw'), str(size_mb), '1'], timeout=120)
+    if m.rc != 0:
+        raise RunError('memcpy_bw %s' % m.what())
+    return float(m.out.split()[3])
+
+
 def one_run(opts, size_mb, target, cold):
     stasis = os.path.join(opts.build, 'stasis')
     work = tempfile.mkdtemp(prefix='stasis-bench-work-')
@@ -56,10 +64,7 @@ def one_run(opts, size_mb, target, cold):
         subprocess.run(['cp', pages, os.path.join(imgroot, 'cp-copy')], check=True)
         cp_s = time.monotonic() - t0
         os.unlink(os.path.join(imgroot, 'cp-copy'))
-        m = st.run_cmd([os.path.join(opts.build, 'bench', 'memcpy_bw'), str(size_mb), '1'], timeout=120)
-        if m.rc != 0:
-            raise RunError('memcpy_bw %s' % m.what())
-        memcpy_s = float(m.out.split()[3])
+        memcpy_s = memcpy_seconds(opts.build, size_mb)
         if cold:
             time.sleep(opts.cold_sleep)
         r, wfd = os.pipe()

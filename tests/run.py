@@ -365,7 +365,7 @@ class Runner:
         zd = self.opts.no_dump
         w = [('mem', (), None, 60), ('threads', (), None, 60), ('restart', (), 'wake up\n', 60),
              ('signals', (), None, 60), ('creds', (), None, 60), ('files', (), None, 60), ('anonfds', (), None, 60), ('pipes', (), None, 60),
-             ('tree', (), None, 60), ('shm', (), None, 60), ('sockets', (), None, 60),
+             ('tree', (), None, 60), ('shm', (), None, 60), ('sockets', (), None, 60), ('fifo', (), None, 60),
              ('posix_timers', (), None, 60), ('file_locks', (), None, 60), ('inotify', (), None, 60),
              ('bigmem', ('64',), None, 60)]
         tests = []

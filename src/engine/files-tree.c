@@ -89,8 +89,9 @@ static int resolve_external(const struct files_proc *v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++) {
 			struct fd_rec *o = &v[i].f->fds[k];
-			if (o->kind != FD_PIPE || pipe_inside(v, n, o->pipe_id) || pipe_widowed(v[i].pid, o))
-				continue;
+			if (o->kind != FD_PIPE || o->path[0] == '/' || pipe_inside(v, n, o->pipe_id) ||
+			    pipe_widowed(v[i].pid, o))
+				continue; /* a FIFO (by path) is reopened whoever holds its other end */
 			if (o->fd > 2)
 				return log_error_errno(-EOPNOTSUPP, "pid %d: fd %d (%s) is a pipe whose other end is "
 						       "outside the tree, which cannot be checkpointed yet",

@@ -54,6 +54,12 @@ static bool is_tty(const struct stat *st)
 static int classify_fd(pid_t pid, int fd, const char *link, const struct stat *st, struct fd_rec *o)
 {
 	bool ext = S_ISFIFO(st->st_mode) || S_ISSOCK(st->st_mode) || is_tty(st);
+	if (S_ISFIFO(st->st_mode) && link[0] == '/' && !strstr(link, " (deleted)")) {
+		/* A FIFO: a pipe reopened by its path, whoever holds the other end. */
+		o->kind = FD_PIPE;
+		o->pipe_id = (uint64_t)st->st_ino;
+		return 0;
+	}
 	if (S_ISFIFO(st->st_mode) && startswith(link, "pipe:[")) {
 		/* Decided once every fd is known: both ends inside, or not. */
 		o->kind = FD_PIPE;
@@ -398,8 +404,39 @@ int files_ctx_add(struct files_ctx *c, uint64_t desc, int fd)
 
 /* Makes a pipe in the restorer and records both of its ends, with the
  * flags each end had (O_NONBLOCK belongs to the open file description). */
+/* A FIFO is opened again by path, once for each open file description;
+ * our own read-write open keeps it alive meanwhile, takes the bytes, and is
+ * closed with the other made things once every process has its ends. */
+static int make_fifo(struct files_ctx *c, const struct fd_rec *o)
+{
+	int keep = open(o->path, O_RDWR | O_NONBLOCK | O_CLOEXEC), e;
+	if (keep < 0)
+		return log_error_errno(-errno, "cannot open FIFO %s: %m", o->path);
+	if ((e = files_ctx_add(c, (1ULL << 62) | o->pipe_id, keep)) < 0 ||
+	    (fcntl(keep, F_SETPIPE_SZ, o->pipe_size) < 0 && (e = -errno)) || (e = pipe_fill(c->img, o, keep)) < 0)
+		return e;
+	for (size_t i = 0; i < c->nall; i++)
+		for (size_t k = 0; k < c->all[i].f->n; k++) {
+			const struct fd_rec *x = &c->all[i].f->fds[k];
+			if (x->kind != FD_PIPE || x->pipe_id != o->pipe_id || x->dup_of >= 0 ||
+			    files_ctx_find(c, x->desc) >= 0)
+				continue;
+			int fd = open(x->path, (int)(x->flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
+			if (fd < 0 || fcntl(fd, F_SETFL, x->flags & O_NONBLOCK) < 0)
+				e = -errno;
+			if (e < 0 || (e = files_ctx_add(c, x->desc, fd)) < 0) {
+				if (fd >= 0)
+					close(fd);
+				return log_error_errno(e, "cannot open FIFO %s again: %m", x->path);
+			}
+		}
+	return 0;
+}
+
 static int make_pipe(struct files_ctx *c, const struct fd_rec *o)
 {
+	if (o->path[0] == '/')
+		return make_fifo(c, o);
 	const struct fd_rec *end[2] = { NULL, NULL };
 	for (size_t i = 0; i < c->nall; i++)
 		for (size_t k = 0; k < c->all[i].f->n; k++) {

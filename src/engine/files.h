@@ -92,6 +92,8 @@ long anon_restore(struct remote *r, pid_t tid, const struct fd_rec *o);
 int pipes_dump_data(struct image *img, pid_t pid, struct files_rec *f);
 /* Makes o's pipe in the restorer, sized and filled; ends[0] reads. */
 int pipe_make(struct image *img, const struct fd_rec *o, int ends[2]);
+/* Writes the bytes saved for o's pipe (or FIFO) into wfd. */
+int pipe_fill(struct image *img, const struct fd_rec *o, int wfd);
 bool pipe_is_read_end(const struct fd_rec *o);
 /* files-anon.c: epoll, restored after every fd it may watch. */
 int epoll_parse_fdinfo(const char *buf, size_t len, struct fd_rec *o);

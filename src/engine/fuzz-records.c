@@ -13,6 +13,7 @@
 #include "engine/task.h"
 #include "engine/thread.h"
 #include "engine/timers.h"
+#include "engine/tree.h"
 #include "image/image.h"
 
 int fuzz_records(const uint8_t *data, size_t len);
@@ -24,7 +25,7 @@ int fuzz_records(const uint8_t *data, size_t len)
 	json_t *j = json_loadb((const char *)data + 1, len - 1, JSON_REJECT_DUPLICATES, NULL);
 	if (!j)
 		return 0;
-	switch (data[0] % 8) {
+	switch (data[0] % 9) {
 	case 0: {
 		struct thread_rec t;
 		thread_from_json(j, &t);
@@ -65,6 +66,12 @@ int fuzz_records(const uint8_t *data, size_t len)
 		struct locks_rec l;
 		locks_from_json(j, &l);
 		locks_rec_free(&l);
+		break;
+	}
+	case 8: {
+		struct tree t = { 0 };
+		if (tree_from_json(j, &t) == 0)
+			tree_free(&t);
 		break;
 	}
 	default: {

@@ -96,27 +96,33 @@ int pipes_dump_data(struct image *img, pid_t pid, struct files_rec *f)
 	return 0;
 }
 
-int pipe_make(struct image *img, const struct fd_rec *o, int ends[2])
+int pipe_fill(struct image *img, const struct fd_rec *o, int wfd)
 {
 	char name[64];
+	data_name(o->pipe_id, name, sizeof(name));
+	if (!image_has(img, name))
+		return 0;
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int e = image_get(img, name, MAX_PIPE_DATA, (void **)&buf, &len);
+	if (e < 0)
+		return e;
+	if (len > o->pipe_size)
+		return -EBADMSG;
+	return write_all(wfd, buf, len);
+}
+
+int pipe_make(struct image *img, const struct fd_rec *o, int ends[2])
+{
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
 	_cleanup_close_ int pr = p[0], pw = p[1];
 	if (fcntl(pw, F_SETPIPE_SZ, o->pipe_size) < 0)
 		return -errno;
-	data_name(o->pipe_id, name, sizeof(name));
-	if (image_has(img, name)) {
-		_cleanup_free_ char *buf = NULL;
-		size_t len;
-		int e = image_get(img, name, MAX_PIPE_DATA, (void **)&buf, &len);
-		if (e < 0)
-			return e;
-		if (len > o->pipe_size)
-			return -EBADMSG;
-		if ((e = write_all(pw, buf, len)) < 0)
-			return e;
-	}
+	int e = pipe_fill(img, o, pw);
+	if (e < 0)
+		return e;
 	ends[0] = TAKE_FD(pr);
 	ends[1] = TAKE_FD(pw);
 	return 0;

@@ -15,6 +15,7 @@ struct tree_node {
 	bool zombie;
 	int exit_status; /* zombies: the wait status their parent will read */
 	char comm[16];
+	int tty;          /* controlling terminal (tty_nr), 0 for none */
 	pid_t *tids;     /* live processes: every thread, main thread first */
 	size_t ntids;
 };
