@@ -391,6 +391,7 @@ class Runner:
         tests.append(('fail:tcp-established', self.t_tcp_established, 60))
         tests.append(('tcp-close', self.t_tcp_close, 60))
         tests.append(('pidns', self.t_pidns, 60))
+        tests.append(('fail:ctty', self.t_ctty, 60))
         tests.append(('freezer', self.t_freezer, 60))
         for kind in ('truncated-pages', 'flipped-page-byte', 'missing-file', 'flipped-json-byte', 'foreign-format', 'future-version',
                      'garbage-manifest', 'empty-dir', 'nonexistent-dir'):
@@ -530,6 +531,37 @@ class Runner:
         if not os.readlink('/proc/%d/fd/%s' % (w.pid, m.group(2))).startswith('socket:'):
             raise TestFail('fd %s named by the error is not a socket' % m.group(2))
         expect_refused_unharmed(ctx, w, before, img)
+
+    def t_ctty(self, ctx):
+        # A session leader with a controlling terminal (a shell under
+        # `script`) is refused, naming the pid; it keeps running.
+        script = shutil.which('script')
+        if not script:
+            raise TestSkip('no script(1)')
+        p = subprocess.Popen([script, '-qfc', 'sleep 60', '/dev/null'], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            leader = None
+            for _ in range(100):
+                kids = st.tree_info(p.pid)
+                leader = next((k for k, v in kids.items() if k != p.pid and v[2] == k), None)
+                if leader:
+                    break
+                time.sleep(0.05)
+            if not leader:
+                raise TestFail('script started no session')
+            res = ctx.stasis(['dump', '--type', 'process', '--pid', str(leader), '-D', ctx.path('img')])
+            if res.rc != 1 or not re.search(r'pid %d leads a session with a controlling terminal' % leader, res.err):
+                raise TestFail('dump %s: %s' % (res.what(), res.last_err()))
+            if st.proc_state(leader) not in ('S', 'R'):
+                raise TestFail('the session leader is %s after the refused dump' % st.proc_state(leader))
+        finally:
+            for pid in st.tree_info(p.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            p.wait()
 
     def t_pidns(self, ctx):
         # The original keeps running (its pids are taken): a plain restore
