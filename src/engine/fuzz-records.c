@@ -7,6 +7,7 @@
 
 #include "engine/creds.h"
 #include "engine/files.h"
+#include "engine/ipc.h"
 #include "engine/mm.h"
 #include "engine/signals.h"
 #include "engine/task.h"
@@ -22,7 +23,7 @@ int fuzz_records(const uint8_t *data, size_t len)
 	json_t *j = json_loadb((const char *)data + 1, len - 1, JSON_REJECT_DUPLICATES, NULL);
 	if (!j)
 		return 0;
-	switch (data[0] % 6) {
+	switch (data[0] % 7) {
 	case 0: {
 		struct thread_rec t;
 		thread_from_json(j, &t);
@@ -51,6 +52,12 @@ int fuzz_records(const uint8_t *data, size_t len)
 		struct task_rec t;
 		task_from_json(j, &t);
 		task_rec_free(&t);
+		break;
+	}
+	case 6: {
+		struct ipc_rec i;
+		ipc_from_json(j, &i);
+		ipc_rec_free(&i);
 		break;
 	}
 	default: {
