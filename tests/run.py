@@ -365,7 +365,7 @@ class Runner:
         zd = self.opts.no_dump
         w = [('mem', (), None, 60), ('threads', (), None, 60), ('restart', (), 'wake up\n', 60),
              ('signals', (), None, 60), ('creds', (), None, 60), ('files', (), None, 60), ('anonfds', (), None, 60), ('pipes', (), None, 60),
-             ('tree', (), None, 60), ('shm', (), None, 60), ('sockets', (), None, 60), ('fifo', (), None, 60),
+             ('tree', (), None, 60), ('shm', (), None, 60), ('sysvipc', (), None, 60), ('sockets', (), None, 60), ('fifo', (), None, 60),
              ('posix_timers', (), None, 60), ('file_locks', (), None, 60), ('inotify', (), None, 60),
              ('bigmem', ('64',), None, 60)]
         tests = []
@@ -376,6 +376,8 @@ class Runner:
             return tests
         tests.append(('zdtm:mem:2-iterations', self.t_zdtm, 60, 'mem', (), None, 2, None))
         tests.append(('zdtm:threads:2-iterations', self.t_zdtm, 60, 'threads', (), None, 2, None))
+        tests.append(('zdtm:sysvipc:hostns', self.t_zdtm, 60, 'sysvipc', ('hostns',), None, 1, None))
+        tests.append(('zdtm:sysvipc:2-iterations', self.t_zdtm, 60, 'sysvipc', (), None, 2, None))
         tests += [
             ('cli:usage', self.t_cli_usage, 30),
             ('cli:check', self.t_cli_check, 30),

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "engine/ipc.h"
 #include "engine/process.h"
 #include "engine/rec.h"
 #include "engine/seize.h"
@@ -178,7 +179,7 @@ static int write_records(struct image *img, struct dump_ctx *c)
 	return r < 0 ? r : process_write(img, &c->p);
 }
 
-static int write_manifest(struct image *img, const struct tree *t, uint64_t pages)
+static int write_manifest(struct image *img, const struct tree *t, uint64_t pages, bool ipcns)
 {
 	_cleanup_json_ json_t *body = json_object();
 	json_t *tree = NULL, *cpu = json_object();
@@ -196,6 +197,8 @@ static int write_manifest(struct image *img, const struct tree *t, uint64_t page
 	r |= json_object_set_new(body, "tree", tree);
 	r |= json_object_set_new(body, "cpu", cpu);
 	r |= json_set_u64(body, "pages", pages);
+	if (ipcns)
+		r |= json_object_set_new(body, "ipcns", json_true());
 	if (r)
 		return -ENOMEM;
 	return image_commit(img, body);
@@ -227,8 +230,10 @@ static int collect_all(struct dump_ctx *v, size_t n)
 
 static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages)
 {
+	bool ipcns = false;
 	int r;
-	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = collect_all(v, n)) < 0)
+	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = collect_all(v, n)) < 0 ||
+	    (r = ipc_dump(img, t, &ipcns)) < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
 		struct dump_ctx *c = &v[i];
@@ -239,7 +244,7 @@ static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v,
 			return r;
 		*ret_pages += c->p.mm.pages;
 	}
-	return write_manifest(img, t, *ret_pages);
+	return write_manifest(img, t, *ret_pages, ipcns);
 }
 
 int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)

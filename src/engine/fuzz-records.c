@@ -8,6 +8,7 @@
 #include "engine/creds.h"
 #include "engine/files.h"
 #include "engine/locks.h"
+#include "engine/ipc.h"
 #include "engine/mm.h"
 #include "engine/signals.h"
 #include "engine/task.h"
@@ -25,7 +26,7 @@ int fuzz_records(const uint8_t *data, size_t len)
 	json_t *j = json_loadb((const char *)data + 1, len - 1, JSON_REJECT_DUPLICATES, NULL);
 	if (!j)
 		return 0;
-	switch (data[0] % 9) {
+	switch (data[0] % 10) {
 	case 0: {
 		struct thread_rec t;
 		thread_from_json(j, &t);
@@ -72,6 +73,12 @@ int fuzz_records(const uint8_t *data, size_t len)
 		struct tree t = { 0 };
 		if (tree_from_json(j, &t) == 0)
 			tree_free(&t);
+		break;
+	}
+	case 9: {
+		struct ipc_rec i;
+		ipc_from_json(j, &i);
+		ipc_rec_free(&i);
 		break;
 	}
 	default: {

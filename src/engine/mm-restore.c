@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "engine/fdpass.h"
+#include "engine/ipc.h"
 #include "engine/mm.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -275,7 +276,9 @@ int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m, struct 
 				break;
 			}
 		}
-		long ret = v->kind == VMA_SHMEM ? map_shmem(r, tid, v, fc, tfd) : map_one(r, tid, v, fd);
+		long ret = v->kind == VMA_SHMEM	 ? map_shmem(r, tid, v, fc, tfd)
+			   : v->kind == VMA_SYSVSHM ? ipc_shm_attach(r, tid, v)
+						    : map_one(r, tid, v, fd);
 		if (ret < 0) {
 			e = log_error_errno((int)ret, "pid %d: cannot map %" PRIx64 "-%" PRIx64 " (%s): %m", r->pid,
 					    v->start, v->end, v->path ? v->path : "anonymous");

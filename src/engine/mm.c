@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include "engine/ipc.h"
 #include "engine/rec.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -22,6 +23,7 @@
 static const char *const kind_names[VMA_KIND_MAX] = {
 	[VMA_ANON] = "anon", [VMA_FILE] = "file", [VMA_SHMEM] = "shmem",
 	[VMA_VVAR] = "vvar", [VMA_VVAR_VCLOCK] = "vvar_vclock", [VMA_VDSO] = "vdso",
+	[VMA_SYSVSHM] = "sysvshm",
 };
 
 void mm_rec_free(struct mm_rec *m)
@@ -64,6 +66,8 @@ static int classify(pid_t pid, int procfd, const struct vma *v, struct vma_rec *
 		return out->kind = VMA_ANON, 0;
 	char link[64];
 	snprintf(link, sizeof(link), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
+	if (v->shared && startswith(p, "/SYSV"))
+		return ipc_shm_classify(pid, procfd, v, out);
 	if (v->shared && endswith(p, " (deleted)") && !startswith(p, "/SYSV")) {
 		_cleanup_close_ int fd = openat(procfd, link, O_RDONLY | O_CLOEXEC);
 		int r = fd < 0 ? -errno : shobj_stat(fd, &out->obj);
@@ -90,8 +94,7 @@ static int classify(pid_t pid, int procfd, const struct vma *v, struct vma_rec *
 unsupported:
 	log_error("pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s%s) cannot be checkpointed yet: %s", pid, v->start,
 		  v->end, *p ? p : "anonymous", v->shared ? ", shared" : "",
-		  startswith(p, "/SYSV")      ? "System V shared memory is not supported yet"
-		  : endswith(p, " (deleted)") ? "private mappings of deleted files and memfds are not supported"
+		  endswith(p, " (deleted)") ? "private mappings of deleted files and memfds are not supported"
 					    : "device and special mappings are not supported");
 	return -EOPNOTSUPP;
 }
@@ -191,6 +194,10 @@ static json_t *vma_to_json(const struct vma_rec *v)
 		r |= json_set_str(o, "path", v->path);
 		r |= shobj_to_json(&v->obj, o);
 	}
+	if (v->kind == VMA_SYSVSHM) {
+		r |= json_object_set_new(o, "shmid", json_integer(v->shmid));
+		r |= json_object_set_new(o, "shmkey", json_integer(v->shmkey));
+	}
 	if (r) {
 		json_decref(o);
 		return NULL;
@@ -249,6 +256,9 @@ static int vma_from_json(const json_t *o, struct vma_rec *v)
 			v->kind = (enum vma_kind)k;
 	if (v->kind == VMA_KIND_MAX)
 		return -EBADMSG;
+	if (v->kind == VMA_SYSVSHM)
+		return json_get_int(o, "shmid", &v->shmid) < 0 || json_get_int(o, "shmkey", &v->shmkey) < 0 ||
+		       v->shmid < 0 || !shared || v->pgoff ? -EBADMSG : 0;
 	if (v->kind != VMA_FILE && v->kind != VMA_SHMEM)
 		return 0;
 	if (v->kind == VMA_SHMEM && ((r = json_get_str(o, "path", &path)) < 0 || (r = shobj_from_json(o, &v->obj)) < 0))

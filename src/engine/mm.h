@@ -23,6 +23,7 @@ enum vma_kind {
 	VMA_VVAR,
 	VMA_VVAR_VCLOCK,
 	VMA_VDSO,
+	VMA_SYSVSHM,    /* System V shared memory segment (ipc.h), attached by id */
 	VMA_KIND_MAX,
 };
 
@@ -35,6 +36,7 @@ struct vma_rec {
 	struct shobj obj;  /* VMA_SHMEM */
 	uint64_t fsize;    /* files: size and mtime at dump, checked on restore */
 	int64_t mtime_ns;
+	int32_t shmid, shmkey; /* VMA_SYSVSHM */
 };
 
 struct mm_rec {

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "engine/fdpass.h"
+#include "engine/ipc.h"
 #include "engine/restore-int.h"
 #include "engine/seize.h"
 #include "engine/syscalls.h"
@@ -73,7 +74,8 @@ static int spawn_root(struct restore_ctx *c, const struct restore_opts *o, bool 
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
 	pid_t want = c->procs[0].node->pid;
-	struct clone_args_v2 a = { .exit_signal = SIGCHLD, .set_tid = (uint64_t)&want, .set_tid_size = 1 };
+	struct clone_args_v2 a = { .flags = ipc_image_owns_ns(c->img) ? CLONE_NEWIPC : 0, .exit_signal = SIGCHLD,
+				   .set_tid = (uint64_t)&want, .set_tid_size = 1 };
 	long pid = sys_clone3(&a);
 	if (pid == 0) {
 		close(p[0]);
@@ -318,7 +320,8 @@ int tree_create(struct restore_ctx *c, const struct restore_opts *o)
 		return e;
 	if ((e = rproc_map_scratch(&c->procs[0])) < 0)
 		return log_error_errno(e, "pid %d: cannot map scratch memory: %m", c->procs[0].node->pid);
-	if ((e = lead(&c->procs[0])) < 0)
+	/* Before anyone forks from the root: they are born into its IPC namespace. */
+	if ((e = ipc_restore(c->img, c->procs[0].node->pid)) < 0 || (e = lead(&c->procs[0])) < 0)
 		return e;
 	for (size_t i = 1; i < c->n; i++) {
 		struct rproc *p = &c->procs[i], *parent = find_rproc(c, p->node->ppid);
