@@ -34,8 +34,11 @@ sleep 2.2
 tail -n 3 "$dir/out.log"
 
 say "stasis dump --type process --pid $pid -D $dir/ckpt"
-"$STASIS" dump --type process --pid "$pid" -D "$dir/ckpt"
-wait "$pid" 2>/dev/null || true
+# bash reports the killed job on its stderr: keep that out of the demo.
+exec 3>&2 2>/dev/null
+"$STASIS" dump --type process --pid "$pid" -D "$dir/ckpt" 2>&3
+wait "$pid" || true
+exec 2>&3 3>&-
 echo "process $pid is gone: $(kill -0 "$pid" 2>/dev/null && echo no || echo yes)"
 last=$(tail -n 1 "$dir/out.log")
 
