@@ -394,6 +394,7 @@ class Runner:
         tests.append(('tcp-close', self.t_tcp_close, 60))
         tests.append(('pidns', self.t_pidns, 60))
         tests.append(('fail:ctty', self.t_ctty, 60))
+        tests.append(('fail:reparented', self.t_escapee, 60))
         tests.append(('freezer', self.t_freezer, 60))
         for kind in ('truncated-pages', 'flipped-page-byte', 'missing-file', 'flipped-json-byte', 'foreign-format', 'future-version',
                      'garbage-manifest', 'empty-dir', 'nonexistent-dir'):
@@ -533,6 +534,37 @@ class Runner:
         if not os.readlink('/proc/%d/fd/%s' % (w.pid, m.group(2))).startswith('socket:'):
             raise TestFail('fd %s named by the error is not a socket' % m.group(2))
         expect_refused_unharmed(ctx, w, before, img)
+
+    def t_escapee(self, ctx):
+        # A process of the tree's session that was reparented away (a
+        # background job of a subshell) would be left behind: the dump
+        # refuses, naming it, and changes nothing.
+        p = subprocess.Popen(['bash', '-c', '(sleep 60 &); exec sleep 61'], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            stray = None
+            for _ in range(100):
+                stray = next((int(d) for d in os.listdir('/proc') if d.isdigit() and int(d) != p.pid
+                              and st.proc_sid(int(d)) == p.pid), None)
+                if stray and open('/proc/%d/comm' % p.pid).read().strip() == 'sleep':
+                    break
+                time.sleep(0.05)
+            if not stray:
+                raise TestFail('no reparented process appeared')
+            res = ctx.stasis(['dump', '--type', 'process', '--pid', str(p.pid), '-D', ctx.path('img')])
+            if res.rc != 1 or not re.search(r'pid %d \(sleep\) is in session %d of the tree but is not a descendant'
+                                            % (stray, p.pid), res.err):
+                raise TestFail('dump %s: %s' % (res.what(), res.last_err()))
+            if st.proc_state(p.pid) not in ('S', 'R'):
+                raise TestFail('the root is %s after the refused dump' % st.proc_state(p.pid))
+        finally:
+            for pid in [p.pid] + ([stray] if stray else []):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            p.wait()
+            st.reap_zombie_children()
 
     def t_ctty(self, ctx):
         # A session leader with a controlling terminal (a shell under

@@ -125,6 +125,14 @@ def reap_zombie_children():
             try_reap(pid)
 
 
+def proc_sid(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return int(f.read().rsplit(')', 1)[1].split()[4])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def tree_info(root):
     """{pid: (ppid, pgid, sid, zombie)} for root and its descendants."""
     out, todo = {}, [root]
