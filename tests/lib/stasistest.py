@@ -128,7 +128,7 @@ def reap_zombie_children():
 def proc_sid(pid):
     try:
         with open('/proc/%d/stat' % pid) as f:
-            return int(f.read().rsplit(')', 1)[1].split()[4])
+            return int(f.read().rsplit(')', 1)[1].split()[3])
     except (OSError, IndexError, ValueError):
         return None
 
