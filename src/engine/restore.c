@@ -144,7 +144,7 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	for (size_t i = 0; i < p->nthreads; i++)
 		if ((e = creds_restore(r, p->threads[i].tid, &p->creds)) < 0)
 			return e;
-	if ((e = task_restore_pdeathsig(r, pid, &p->task)) < 0)
+	if ((e = task_restore_pdeathsig(r, pid, &p->task, rp == c->procs)) < 0)
 		return e;
 	if ((e = remote_unmap_scratch(r, pid)) < 0)
 		return log_error_errno(e, "pid %d: cannot remove scratch memory: %m", pid);

@@ -195,14 +195,14 @@ int task_restore_nnp(struct remote *r, pid_t tid, const struct task_rec *t)
 	return ret < 0 ? log_error_errno((int)ret, "tid %d: cannot set no_new_privs: %m", tid) : 0;
 }
 
-int task_restore_pdeathsig(struct remote *r, pid_t tid, const struct task_rec *t)
+int task_restore_pdeathsig(struct remote *r, pid_t tid, const struct task_rec *t, bool root)
 {
 	/* The kernel clears it on any credential change: set it after creds.
 	 * Always set it: the stub runs with SIGKILL there until now. */
 	long ret = remote_syscall(r, tid, SYS_prctl, PR_SET_PDEATHSIG, t->pdeathsig);
 	if (ret < 0)
 		return log_error_errno((int)ret, "pid %d: cannot restore its parent-death signal: %m", r->pid);
-	if (t->pdeathsig)
+	if (t->pdeathsig && root) /* the others have their real parents back */
 		log_warn("pid %d: has parent-death signal %d; its parent is now the restorer", r->pid, t->pdeathsig);
 	return 0;
 }

@@ -31,5 +31,5 @@ int task_to_json(const struct task_rec *t, json_t *core);
 int task_from_json(const json_t *core, struct task_rec *t);
 int task_restore(struct remote *r, pid_t tid, const struct task_rec *t);
 /* no_new_privs is per thread, and must be set before seccomp filters. */
-int task_restore_pdeathsig(struct remote *r, pid_t tid, const struct task_rec *t);
+int task_restore_pdeathsig(struct remote *r, pid_t tid, const struct task_rec *t, bool root);
 int task_restore_nnp(struct remote *r, pid_t tid, const struct task_rec *t);
