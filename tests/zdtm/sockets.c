@@ -7,6 +7,7 @@
  * still connected, and the listeners accept new connections. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -106,9 +107,48 @@ static bool tcp_accepts(int ls, int family, uint16_t port)
 	return ok;
 }
 
+/* An fd sent with SCM_RIGHTS (before the dump) is the sender's open file
+ * description: after the restore it still is (one offset). */
+static void send_fd(int sock, int fd)
+{
+	char c = 'f';
+	struct iovec iov = { &c, 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	if (sendmsg(sock, &mh, 0) != 1)
+		test_die("sendmsg: %m");
+}
+
+static int recv_fd(int sock)
+{
+	char c;
+	struct iovec iov = { &c, 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	int fd = -1;
+	if (recvmsg(sock, &mh, 0) == 1 && CMSG_FIRSTHDR(&mh))
+		memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(int));
+	return fd;
+}
+
+static int passed_fd = -1;
+
 /* Child side: one end of each pair; echoes what is queued back. */
 static int child(int conn)
 {
+	if (write(passed_fd, "kid!", 4) != 4)
+		return 50;
 	char buf[64];
 	for (int i = 0; i < 3; i++) {
 		ssize_t n = recv(sp[i][1], buf, sizeof(buf), 0);
@@ -151,6 +191,9 @@ int main(int argc, char **argv)
 		if (types[i] != SOCK_STREAM && send(sp[i][0], "two", 3, 0) != 3)
 			test_die("send");
 	}
+	int pass[2], file = open("passed.txt", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (file < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, pass))
+		test_die("passed file: %m");
 	int client = connect_unix(path, false), served = accept(lpath, NULL, NULL);
 	if (client < 0 || served < 0 || write(served, "queued!", 7) != 7)
 		test_die("unix connection: %m");
@@ -159,9 +202,17 @@ int main(int argc, char **argv)
 		for (int i = 0; i < 3; i++)
 			close(sp[i][0]);
 		close(served);
+		close(file);
+		passed_fd = recv_fd(pass[1]);
+		if (passed_fd < 0 || write(pass[1], "k", 1) != 1)
+			_exit(60);
 		test_wait();
 		_exit(child(client));
 	}
+	send_fd(pass[0], file);
+	char ack;
+	if (read(pass[0], &ack, 1) != 1)
+		test_die("the child did not take the fd");
 	for (int i = 0; i < 3; i++)
 		close(sp[i][1]);
 	close(client);
@@ -178,6 +229,8 @@ int main(int argc, char **argv)
 	int status = 0;
 	waitpid(kid, &status, 0);
 	check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child exited with %#x", status);
+	check(lseek(file, 0, SEEK_CUR) == 4, "the fd passed to the child is no longer ours (offset %lld)",
+	      (long long)lseek(file, 0, SEEK_CUR));
 	int c1 = connect_unix(path, false), c2 = connect_unix(abs_name, true);
 	check(c1 >= 0 && accept(lpath, NULL, NULL) >= 0, "the path listener does not accept: %m");
 	check(c2 >= 0 && accept(labs, NULL, NULL) >= 0, "the abstract listener does not accept: %m");
