@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <xxhash.h>
 
+#include "engine/fdpass.h"
 #include "engine/mm.h"
 #include "engine/syscalls.h"
 #include "util/cleanup.h"
@@ -344,7 +345,7 @@ out:
 }
 
 /* Restore: the process reads its own pages from the page file. */
-int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m)
+int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m, int ctl, int tfd)
 {
 	char name[64], path[PATH_MAX];
 	_cleanup_free_ void *buf = NULL;
@@ -354,12 +355,10 @@ int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struc
 	int ret;
 
 	snprintf(name, sizeof(name), "pages-%d.img", r->pid);
-	{
-		_cleanup_close_ int fd = -1;
-		ret = image_open_file(img, name, &fd, &size);
-		if (ret < 0)
-			return ret;
-	}
+	_cleanup_close_ int pages_fd = -1;
+	ret = image_open_file(img, name, &pages_fd, &size);
+	if (ret < 0)
+		return ret;
 	snprintf(name, sizeof(name), "pagemap-%d.img", r->pid);
 	ret = image_get(img, name, (size_t)PAGEMAP_MAX_ENTRIES * sizeof(struct pagemap_entry) + 64, &buf, &len);
 	if (ret < 0)
@@ -370,10 +369,11 @@ int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struc
 	if (!n)
 		return 0;
 
-	snprintf(path, sizeof(path), "%s/pages-%d.img", image_dir(img), r->pid);
-	long fd = remote_open(r, tid, path, O_RDONLY | O_CLOEXEC, 0);
+	/* The process reads its pages itself, from our fd to the page file:
+	 * the image need not be visible where it lives (a container). */
+	long fd = fdpass_push(r, tid, ctl, tfd, pages_fd);
 	if (fd < 0)
-		return log_error_errno((int)fd, "pid %d: cannot open page file %s: %m", r->pid, path);
+		return log_error_errno((int)fd, "pid %d: cannot pass the page file in: %m", r->pid);
 
 	const uint64_t iov_at = r->scratch + 128 * 1024;
 	log_debug("pid %d: filling %zu page runs", r->pid, n);

@@ -124,7 +124,7 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	int e;
 
 	if ((e = mm_clear_stub(r, pid, &p->mm, rp->procfd)) < 0 || (e = mm_restore_vmas(r, pid, &p->mm, &c->files, FDPASS_STUB_FD)) < 0 ||
-	    (e = mm_restore_pages(r, pid, c->img, &p->mm)) < 0 || (e = inject_fail("restore:after-mm")) < 0 ||
+	    (e = mm_restore_pages(r, pid, c->img, &p->mm, c->files.ctl, FDPASS_STUB_FD)) < 0 || (e = inject_fail("restore:after-mm")) < 0 ||
 	    (e = mm_restore_finish(r, pid, &p->mm)) < 0)
 		return e;
 	log_debug("pid %d: memory restored", pid);
