@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "engine/dump.h"
+#include "runtime/runtime.h"
 #include "util/util.h"
 
 int cmd_dump(int argc, char **argv)
@@ -11,11 +12,11 @@ int cmd_dump(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "type", required_argument, NULL, 't' }, { "pid", required_argument, NULL, 'p' },
 		{ "checkpoint-dir", required_argument, NULL, 'D' }, { "leave-running", no_argument, NULL, 'R' },
-		{ "tcp-close", no_argument, NULL, 'T' },
+		{ "tcp-close", no_argument, NULL, 'T' }, { "id", required_argument, NULL, 'i' },
 		COMMON_LONG_OPTIONS, { 0 },
 	};
 	struct dump_opts o = { 0 };
-	const char *type = "process", *dir = NULL;
+	const char *type = "process", *dir = NULL, *id = NULL;
 	pid_t pid = 0;
 	int c;
 
@@ -35,16 +36,28 @@ int cmd_dump(int argc, char **argv)
 		case 'D': dir = optarg; break;
 		case 'R': o.leave_running = true; break;
 		case 'T': o.tcp_close = true; break;
+		case 'i': id = optarg; break;
 		case 'h':
-			printf("usage: stasis dump --type process --pid PID -D DIR [--leave-running] [--tcp-close] [-v] [--log-file F]\n");
+			printf("usage: stasis dump --type process --pid PID -D DIR [--leave-running] [--tcp-close] [-v] [--log-file F]\n"
+			       "       stasis dump --type runc --id ID -D DIR [...]\n");
 			return 0;
 		default: return usage_error("dump", "bad option");
 		}
 	}
 	if (optind < argc)
 		return usage_error("dump", "unexpected argument '%s'", argv[optind]);
-	if (!streq(type, "process"))
-		return usage_error("dump", "--type %s is not supported yet (supported: process)", type);
+	if (!dir)
+		return usage_error("dump", "-D/--checkpoint-dir is required");
+	if (!streq(type, "process")) {
+		const struct rt_ops *ops = rt_find(type);
+		if (!ops)
+			return usage_error("dump", "--type %s is not supported (supported: process, runc)", type);
+		if (!id || pid)
+			return usage_error("dump", "--type %s takes --id ID (and no --pid)", type);
+		return rt_dump(ops, id, dir, &o) < 0 ? 1 : 0;
+	}
+	if (id)
+		return usage_error("dump", "--type process takes --pid, not --id");
 	if (!pid)
 		return usage_error("dump", "--pid is required");
 	if (!dir)

@@ -12,6 +12,8 @@
 #include "cli/cli.h"
 #include "engine/dump.h"
 #include "engine/files.h"
+#include "image/image.h"
+#include "runtime/runtime.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -52,6 +54,23 @@ static int parse_inherit(const char *arg, struct inherit_fd *ret)
 	return 0;
 }
 
+/* The image's type (process, runc, ...), from its manifest. */
+static int image_type(const char *dir, char *buf, size_t size)
+{
+	struct image *img;
+	const char *t;
+	int r = image_open(dir, &img);
+	if (r < 0)
+		return r;
+	r = json_get_str(image_manifest(img), "type", &t);
+	if (r < 0)
+		log_error("manifest.json in %s has no type", dir);
+	else
+		snprintf(buf, size, "%s", t);
+	image_free(img);
+	return r;
+}
+
 static int wait_restored(pid_t pid)
 {
 	int status;
@@ -68,12 +87,13 @@ int cmd_restore(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "checkpoint-dir", required_argument, NULL, 'D' }, { "detach", no_argument, NULL, 'd' },
 		{ "inherit-fd", required_argument, NULL, 'I' }, { "pidns", no_argument, NULL, 'P' },
+		{ "id", required_argument, NULL, 'i' },
 		COMMON_LONG_OPTIONS, { 0 },
 	};
 	struct inherit_fd inh[MAX_INHERIT];
 	struct restore_opts o = { .inherit = inh };
 	char stub[PATH_MAX];
-	const char *dir = NULL;
+	const char *dir = NULL, *new_id = NULL;
 	pid_t pid;
 	int c;
 
@@ -88,13 +108,14 @@ int cmd_restore(int argc, char **argv)
 		case 'D': dir = optarg; break;
 		case 'd': o.detach = true; break;
 		case 'P': o.pidns = true; break;
+		case 'i': new_id = optarg; break;
 		case 'I':
 			if (o.ninherit == MAX_INHERIT || parse_inherit(optarg, &inh[o.ninherit]) < 0)
 				return usage_error("restore", "bad --inherit-fd '%s' (want TARGETFD:OURFD)", optarg);
 			o.ninherit++;
 			break;
 		case 'h':
-			printf("usage: stasis restore -D DIR [--detach] [--pidns] [--inherit-fd N:M] [-v] [--log-file F]\n");
+			printf("usage: stasis restore -D DIR [--detach] [--pidns] [--inherit-fd N:M] [--id NEW] [-v] [--log-file F]\n");
 			return 0;
 		default: return usage_error("restore", "bad option");
 		}
@@ -108,6 +129,20 @@ int cmd_restore(int argc, char **argv)
 		return 1;
 	}
 	o.stub_path = stub;
+	char type[64];
+	if (image_type(dir, type, sizeof(type)) < 0)
+		return 1;
+	if (!streq(type, "process")) {
+		/* A container: it runs under its runtime once restored. */
+		if (o.pidns || o.ninherit)
+			return usage_error("restore", "--pidns and --inherit-fd are for process images");
+		if (rt_restore(dir, type, new_id, &o, &pid) < 0)
+			return 1;
+		printf("%d\n", pid);
+		return 0;
+	}
+	if (new_id)
+		return usage_error("restore", "--id is for container images");
 	pid_t init = 0;
 	if ((o.pidns ? restore_pidns(dir, &o, &pid, &init) : restore_process(dir, &o, &pid)) < 0)
 		return 1;

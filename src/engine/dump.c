@@ -179,8 +179,14 @@ static int write_records(struct image *img, struct dump_ctx *c)
 	return r < 0 ? r : process_write(img, &c->p);
 }
 
-static int write_manifest(struct image *img, const struct tree *t, uint64_t pages, bool ipcns)
+static int write_manifest(struct image *img, const struct tree *t, uint64_t pages, bool ipcns,
+			  const struct dump_opts *o)
 {
+	for (size_t i = 0; i < o->nfiles; i++) {
+		int e = image_put_json(img, o->file_names[i], o->files[i]);
+		if (e < 0)
+			return e;
+	}
 	_cleanup_json_ json_t *body = json_object();
 	json_t *tree = NULL, *cpu = json_object();
 	char vendor[13] = { 0 };
@@ -193,7 +199,9 @@ static int write_manifest(struct image *img, const struct tree *t, uint64_t page
 	r |= json_set_str(cpu, "vendor", vendor);
 	r |= json_set_x64(cpu, "xsave_mask", xsave_features());
 	r |= json_object_set_new(cpu, "xsave_size", json_integer(xsave_size()));
-	r |= json_set_str(body, "type", "process");
+	r |= json_set_str(body, "type", o->type ? o->type : "process");
+	if (o->container)
+		r |= json_object_set(body, "container", o->container);
 	r |= json_object_set_new(body, "tree", tree);
 	r |= json_object_set_new(body, "cpu", cpu);
 	r |= json_set_u64(body, "pages", pages);
@@ -206,7 +214,7 @@ static int write_manifest(struct image *img, const struct tree *t, uint64_t page
 
 /* Looks at every process, then links their fds across the tree. Nothing
  * is changed in any process yet: a refusal here costs them nothing. */
-static int collect_all(struct dump_ctx *v, size_t n)
+static int collect_all(struct dump_ctx *v, size_t n, bool root_stdio)
 {
 	_cleanup_free_ struct files_proc *all = calloc(n, sizeof(*all));
 	size_t nall = 0;
@@ -220,7 +228,7 @@ static int collect_all(struct dump_ctx *v, size_t n)
 			return r;
 		all[nall++] = (struct files_proc){ v[i].pid, &v[i].p.files };
 	}
-	int r = files_link(all, nall);
+	int r = files_link(all, nall, root_stdio);
 	/* Locks are per open file description: dups (known now) count once. */
 	for (size_t i = 0; r >= 0 && i < n; i++)
 		if (!v[i].node->zombie)
@@ -228,11 +236,12 @@ static int collect_all(struct dump_ctx *v, size_t n)
 	return r;
 }
 
-static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages)
+static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages,
+		    const struct dump_opts *o)
 {
 	bool ipcns = false;
 	int r;
-	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = collect_all(v, n)) < 0 ||
+	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = collect_all(v, n, o->container != NULL)) < 0 ||
 	    (r = ipc_dump(img, t, &ipcns)) < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
@@ -244,7 +253,7 @@ static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v,
 			return r;
 		*ret_pages += c->p.mm.pages;
 	}
-	return write_manifest(img, t, *ret_pages, ipcns);
+	return write_manifest(img, t, *ret_pages, ipcns, o);
 }
 
 int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
@@ -255,7 +264,7 @@ int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
 	uint64_t pages = 0;
 	int r;
 
-	if (pid == getpid() || pid <= 1)
+	if (pid == getpid() || pid < 1 || (pid == 1 && !o->container))
 		return log_error_errno(-EINVAL, "refusing to checkpoint pid %d", pid);
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return log_error_errno(-ESRCH, "no process with pid %d", pid);
@@ -275,7 +284,7 @@ int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
 					  .tids = t.v[i].tids, .ntids = t.v[i].ntids, .p = { .pid = t.v[i].pid },
 					  .rem = { .pid = t.v[i].pid, .mem_fd = -1 },
 					  .sk_flags = o->tcp_close ? SK_TCP_CLOSE : 0 };
-	if ((r = dump_all(img, &t, v, t.n, &pages)) < 0)
+	if ((r = dump_all(img, &t, v, t.n, &pages, o)) < 0)
 		goto fail;
 	if (o->leave_running) {
 		for (size_t i = 0; i < t.n; i++)

@@ -5,9 +5,18 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 struct dump_opts {
 	bool leave_running;
 	bool tcp_close; /* established TCP connections are restored closed */
+	/* Set by a runtime adapter: the manifest's type, its "container"
+	 * object, and the runtime's own files (JSON) written into the image. */
+	const char *type;
+	json_t *container;
+	const char *const *file_names;
+	json_t *const *files;
+	size_t nfiles;
 };
 
 /* Writes the image into dir. On failure the process is left running as
@@ -21,6 +30,11 @@ struct restore_opts {
 	size_t ninherit;
 	const char *stub_path;
 	bool pidns; /* restore_pidns() only */
+	/* The root's stub was started by a container runtime, with the fd
+	 * transport on FDPASS_STUB_FD: seize it instead of starting one; the
+	 * tree's external fds are the stub's own 0-2 (the runtime's). */
+	bool adopt;
+	int ctl; /* adopt: our end of that transport */
 };
 
 /* Restores the image in dir. Returns the pid of the restored process; on

@@ -34,7 +34,8 @@ static bool pipe_inside(const struct files_proc *v, size_t n, uint64_t id)
 static int same_desc(const struct files_proc *a, const struct fd_rec *x, const struct files_proc *b,
 		     const struct fd_rec *y, bool *ret)
 {
-	if (x->kind != y->kind || !streq(x->path, y->path)) {
+	bool kinds = x->kind == y->kind || x->kind == FD_EXTERNAL || y->kind == FD_EXTERNAL;
+	if (!kinds || !streq(x->path, y->path)) {
 		*ret = false;
 		return 0;
 	}
@@ -125,9 +126,14 @@ static int check_peers(const struct files_proc *v, size_t n)
 	return 0;
 }
 
-int files_link(struct files_proc *v, size_t n)
+int files_link(struct files_proc *v, size_t n, bool root_stdio)
 {
 	uint64_t next = 1;
+	/* A container's stdio is its runtime's (log pipes, a file of the
+	 * caller): reattached on restore to what the new container gets. */
+	for (size_t k = 0; root_stdio && n && k < v[0].f->n; k++)
+		if (v[0].f->fds[k].fd <= 2)
+			v[0].f->fds[k].kind = FD_EXTERNAL;
 	int r = resolve_external(v, n);
 	if (r < 0 || (r = check_peers(v, n)) < 0)
 		return r;
@@ -140,6 +146,8 @@ int files_link(struct files_proc *v, size_t n)
 			if ((r = find_earlier(v, i, k, &e, &ep)) < 0)
 				return r;
 			o->desc = r ? e->desc : next++;
+			if (r && e->kind == FD_EXTERNAL)
+				o->kind = FD_EXTERNAL; /* the same description as the root's stdio */
 			if (r && ep != i)
 				o->shared = true;
 			/* dup_of names the first fd of this process with the desc. */

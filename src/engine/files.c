@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "engine/fdpass.h"
+#include "engine/fsroot.h"
 #include "engine/shmem.h"
 #include "engine/syscalls.h"
 #include "engine/proc.h"
@@ -409,7 +410,10 @@ int files_ctx_add(struct files_ctx *c, uint64_t desc, int fd)
  * closed with the other made things once every process has its ends. */
 static int make_fifo(struct files_ctx *c, const struct fd_rec *o)
 {
-	int keep = open(o->path, O_RDWR | O_NONBLOCK | O_CLOEXEC), e;
+	char p[PATH_MAX + 64];
+	if (!fsroot_path(o->path, p, sizeof(p)))
+		return -ENAMETOOLONG;
+	int keep = open(p, O_RDWR | O_NONBLOCK | O_CLOEXEC), e;
 	if (keep < 0)
 		return log_error_errno(-errno, "cannot open FIFO %s: %m", o->path);
 	if ((e = files_ctx_add(c, (1ULL << 62) | o->pipe_id, keep)) < 0 ||
@@ -421,7 +425,7 @@ static int make_fifo(struct files_ctx *c, const struct fd_rec *o)
 			if (x->kind != FD_PIPE || x->pipe_id != o->pipe_id || x->dup_of >= 0 ||
 			    files_ctx_find(c, x->desc) >= 0)
 				continue;
-			int fd = open(x->path, (int)(x->flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
+			int fd = open(p, (int)(x->flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
 			if (fd < 0 || fcntl(fd, F_SETFL, x->flags & O_NONBLOCK) < 0)
 				e = -errno;
 			if (e < 0 || (e = files_ctx_add(c, x->desc, fd)) < 0) {

@@ -121,8 +121,9 @@ struct files_proc {
 /* Numbers the open file descriptions across the tree (kcmp), marks dups
  * and shared ones, and decides which pipes lead outside: those are kept
  * as external on fds 0-2 of the root (and fds sharing them), refused
- * elsewhere. v[0] is the root. */
-int files_link(struct files_proc *v, size_t n);
+ * elsewhere. v[0] is the root; root_stdio: its fds 0-2 are external
+ * whatever they are (a container's, set up by its runtime). */
+int files_link(struct files_proc *v, size_t n, bool root_stdio);
 /* Saves the content of deleted files into the image. */
 int files_dump_data(struct image *img, int procfd, pid_t pid, struct files_rec *f);
 int files_to_json(const struct files_rec *f, json_t **ret);

@@ -448,7 +448,7 @@ static int collect_ns(struct image *img)
 	if (r >= 0 && (r = ipc_to_json(&rec, &j)) >= 0)
 		r = image_put_json(img, "ipc.json", j);
 	if (r >= 0)
-		log_info("IPC namespace: %zu shared memory segments, %zu semaphore sets, %zu message queues saved "
+		log_debug("IPC namespace: %zu shared memory segments, %zu semaphore sets, %zu message queues saved "
 			 "(semaphore undo values and last-operation pids/times are not)", rec.nshm, rec.nsem, rec.nmsq);
 	ipc_rec_free(&rec);
 	return r;

@@ -29,6 +29,7 @@ struct restore_ctx {
 	size_t n;
 	struct files_ctx files;
 	int stub_tfd; /* the transport end the root stub inherits */
+	bool adopted; /* the root stub was started by a container runtime */
 	/* Page files are read by the processes themselves, not by us: their
 	 * checksums are verified by a thread alongside the restore. */
 	pthread_t verifier;

@@ -178,6 +178,11 @@ static int start_root(struct restore_ctx *c, const struct restore_opts *o)
 	pid_t pid = p->node->pid;
 	bool spawned = false;
 	int r;
+	if (o->adopt) {
+		if ((r = rproc_open(p)) < 0)
+			return r;
+		goto seize;
+	}
 	for (int tries = 0;; tries++) {
 		if ((r = check_pid_free(pid)) < 0)
 			return r;
@@ -190,6 +195,7 @@ static int start_root(struct restore_ctx *c, const struct restore_opts *o)
 	/* Counted as live before the seize: a failure must still kill it. */
 	if ((r = rproc_open(p)) < 0)
 		return r;
+seize:
 	if ((r = seize_thread(pid, SEIZE_OPTS_RESTORE)) < 0)
 		return log_error_errno(r, "cannot seize the restore stub (pid %d): %m", pid);
 	uint64_t all = ~0ULL;
@@ -234,6 +240,9 @@ static int lead(struct rproc *p)
 {
 	const struct tree_node *n = p->node;
 	long ret = 0;
+	/* A container's first process leads its session already. */
+	if (n->sid == n->pid && remote_syscall(&p->rem, n->pid, SYS_getsid, 0) == n->pid)
+		return 0;
 	if (n->sid == n->pid)
 		ret = remote_syscall(&p->rem, n->pid, SYS_setsid, 0);
 	else if (n->pgid == n->pid)
@@ -343,6 +352,11 @@ int tree_create(struct restore_ctx *c, const struct restore_opts *o)
 
 void tree_kill(struct restore_ctx *c)
 {
+	/* An adopted stub is its pid namespace's init, which no signal from
+	 * inside can kill: PTRACE_O_EXITKILL ends it when we exit, and its
+	 * runtime removes the container. */
+	if (c->adopted && c->n)
+		c->procs[0].nlive = 0;
 	for (size_t i = 0; i < c->n; i++)
 		if (c->procs[i].nlive && !c->procs[i].exited)
 			kill(c->procs[i].node->pid, SIGKILL);

@@ -51,7 +51,7 @@ static void ctx_free(struct restore_ctx *c)
 	image_free(c->img);
 }
 
-static int load_image(struct restore_ctx *c, const char *dir)
+static int load_image(struct restore_ctx *c, const char *dir, bool adopt)
 {
 	const char *type;
 	json_t *cpu;
@@ -62,7 +62,7 @@ static int load_image(struct restore_ctx *c, const char *dir)
 	json_t *man = image_manifest(c->img);
 	if (json_get_str(man, "type", &type) < 0 || tree_from_json(json_object_get(man, "tree"), &c->tree) < 0)
 		return log_error_errno(-EBADMSG, "manifest.json in %s: missing or bad type/tree", dir);
-	if (!streq(type, "process"))
+	if (!streq(type, "process") && !adopt) /* containers: rt_restore() */
 		return log_error_errno(-EOPNOTSUPP, "image type '%s' cannot be restored by this version", type);
 	cpu = json_object_get(man, "cpu");
 	if (json_get_int(cpu, "xsave_size", &xs) < 0)
@@ -183,10 +183,25 @@ static int verify_join(struct restore_ctx *c)
 	return c->verify_result;
 }
 
+/* An adopted stub's fds 0-2 are what its runtime gave the container
+ * (log pipes, a terminal): the tree's external fds get those. */
+static int take_stub_stdio(struct restore_ctx *c, struct inherit_fd inh[3])
+{
+	for (int fd = 0; fd < 3; fd++) {
+		int ours = fdpass_take(c->procs[0].pidfd, fd);
+		if (ours < 0 && ours != -EBADF)
+			return log_error_errno(ours, "cannot take fd %d of the container's stub: %m", fd);
+		inh[c->files.ninh++] = (struct inherit_fd){ fd, ours };
+	}
+	c->files.inh = inh;
+	return 0;
+}
+
 static int restore_all(struct restore_ctx *c, const struct restore_opts *o)
 {
+	struct inherit_fd inh[3];
 	int r = tree_create(c, o);
-	if (r < 0)
+	if (r < 0 || (o->adopt && (r = take_stub_stdio(c, inh)) < 0))
 		return r;
 	log_debug("%zu processes created", c->n);
 	for (size_t i = 0; i < c->n; i++)
@@ -202,7 +217,7 @@ int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pi
 	/* The processes open their page files by path, after they may have
 	 * left our cwd: give them an absolute one. */
 	_cleanup_free_ char *abs = realpath(dir, NULL);
-	int r = load_image(&c, abs ? abs : dir);
+	int r = load_image(&c, abs ? abs : dir, o->adopt);
 	if (r < 0)
 		goto out;
 	all = calloc(c.n, sizeof(*all));
@@ -214,7 +229,12 @@ int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pi
 		all[i] = (struct files_proc){ c.procs[i].node->pid, &c.procs[i].p.files };
 	c.files = (struct files_ctx){ .img = c.img, .ctl = -1, .inh = o->inherit, .ninh = o->ninherit, .all = all,
 				      .nall = c.n };
-	if ((r = fdpass_open(&c.files.ctl, &c.stub_tfd)) < 0 || (r = verify_start(&c)) < 0)
+	c.adopted = o->adopt;
+	if (o->adopt) /* the runtime started the stub with the other end */
+		r = (c.files.ctl = fcntl(o->ctl, F_DUPFD_CLOEXEC, 3)) < 0 ? -errno : 0;
+	else
+		r = fdpass_open(&c.files.ctl, &c.stub_tfd);
+	if (r < 0 || (r = verify_start(&c)) < 0)
 		goto out;
 	r = restore_all(&c, o);
 	int v = verify_join(&c);

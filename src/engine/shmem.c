@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/fsroot.h"
 #include "engine/rec.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -150,12 +151,15 @@ static int make_anon(uint64_t size)
  * and is unlinked at once. */
 static int make_deleted(const char *path)
 {
-	char p[PATH_MAX + 32];
+	char p[PATH_MAX + 96], root[PATH_MAX + 64];
 	size_t l = strlen(path) - strlen(" (deleted)");
 	snprintf(p, sizeof(p), "%.*s", (int)l, path);
+	if (!fsroot_path(p, root, sizeof(root)))
+		return -ENAMETOOLONG;
+	snprintf(p, sizeof(p), "%s", root);
 	int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	for (int i = 0; fd < 0 && errno == EEXIST && i < 100; i++) {
-		snprintf(p, sizeof(p), "%.*s.stasis-%d", (int)l, path, i);
+		snprintf(p, sizeof(p), "%s.stasis-%d", root, i);
 		fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	}
 	if (fd < 0)

@@ -292,7 +292,7 @@ static int node_from_json(const json_t *o, struct tree_node *n)
 	const char *comm = "";
 	if (json_get_int(o, "pid", &n->pid) < 0 || json_get_int(o, "ppid", &n->ppid) < 0 ||
 	    json_get_int(o, "pgid", &n->pgid) < 0 || json_get_int(o, "sid", &n->sid) < 0 ||
-	    json_get_array(o, "threads", 65536, &tids) < 0 || n->pid <= 1)
+	    json_get_array(o, "threads", 65536, &tids) < 0 || n->pid < 1)
 		return -EBADMSG;
 	(void)json_get_str(o, "comm", &comm);
 	snprintf(n->comm, sizeof(n->comm), "%s", comm);

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* runc: found with `runc state`, its OCI config.json read from the bundle.
+ * The restore makes a new bundle with the same config, whose process is
+ * the stub (placed in the container's root filesystem for the time of the
+ * restore), and starts it with `runc run -d --preserve-fds 1`: runc builds
+ * namespaces, mounts, cgroups and network exactly as for the original.
+ * The root filesystem is the original's (runc keeps it in place): a
+ * restore on this host, not yet on another. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "image/image.h"
+#include "runtime/runtime.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define BUNDLES "/run/stasis/runc"
+
+static int state(const char *id, json_t **ret)
+{
+	char *const argv[] = { (char *)"runc", (char *)"state", (char *)id, NULL };
+	_cleanup_free_ char *out = NULL;
+	int r = rt_run(argv, &out);
+	if (r == -ENOENT)
+		return log_error_errno(r, "runc is not installed");
+	if (r < 0)
+		return log_error_errno(r, "no runc container '%s'", id);
+	json_t *j = json_loads(out, 0, NULL);
+	if (!j)
+		return log_error_errno(-EBADMSG, "runc state %s: not JSON", id);
+	*ret = j;
+	return 0;
+}
+
+static int runc_locate(const char *id, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config)
+{
+	_cleanup_json_ json_t *st = NULL;
+	const char *status, *bundle, *rootfs;
+	int pid, r = state(id, &st);
+	if (r < 0)
+		return r;
+	if (json_get_str(st, "status", &status) < 0 || json_get_str(st, "bundle", &bundle) < 0 ||
+	    json_get_str(st, "rootfs", &rootfs) < 0 || json_get_int(st, "pid", &pid) < 0)
+		return log_error_errno(-EBADMSG, "runc state %s: missing fields", id);
+	if (!streq(status, "running"))
+		return log_error_errno(-ESRCH, "runc container '%s' is %s, not running", id, status);
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/config.json", bundle);
+	json_t *config = json_load_file(path, 0, NULL);
+	if (!config)
+		return log_error_errno(-ENOENT, "cannot read %s of runc container '%s'", path, id);
+	*ret_meta = json_pack("{s:s,s:s,s:s,s:s}", "runtime", "runc", "id", id, "bundle", bundle, "rootfs", rootfs);
+	*ret_config = config;
+	*ret_pid = pid;
+	return *ret_meta ? 0 : -ENOMEM;
+}
+
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	char buf[65536];
+	if (in < 0 || out < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		int r = write_all(out, buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+}
+
+static const char *const caps[] = {
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+	"CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+	"CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+	"CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+	"CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+	"CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+};
+
+/* Our own bounding set: runc cannot give the stub more than we have. */
+static uint64_t our_caps(void)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned long long v = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapBnd: %llx", &v) == 1)
+			break;
+	return v;
+}
+
+/* The original's config, but its process is the stub, run as root with
+ * every capability we have and no seccomp filter: the restore needs them (clone3
+ * with set_tid, PR_SET_MM_MAP's exe, credentials), and puts back exactly
+ * the original's credentials, capabilities, no_new_privs and filters. */
+static json_t *stub_config(const json_t *config, const char *rootfs, const char *stub_name)
+{
+	json_t *c = json_deep_copy(config), *all = json_array();
+	json_t *proc = json_object_get(c, "process"), *root = json_object_get(c, "root");
+	if (!c || !all || !json_is_object(proc) || !json_is_object(root)) {
+		json_decref(c), json_decref(all);
+		return NULL;
+	}
+	uint64_t have = our_caps();
+	for (size_t i = 0; i < ARRAY_SIZE(caps); i++)
+		if (have & (1ULL << i))
+			json_array_append_new(all, json_string(caps[i]));
+	int r = json_object_set_new(proc, "args", json_pack("[s]", stub_name)) |
+		json_object_set_new(proc, "terminal", json_false()) |
+		json_object_set_new(proc, "cwd", json_string("/")) |
+		json_object_set_new(proc, "user", json_pack("{s:i,s:i}", "uid", 0, "gid", 0)) |
+		json_object_set_new(proc, "noNewPrivileges", json_false()) |
+		json_object_set_new(proc, "capabilities",
+				    json_pack("{s:O,s:O,s:O,s:O,s:O}", "bounding", all, "effective", all, "inheritable",
+					      all, "permitted", all, "ambient", all)) |
+		json_object_set_new(root, "path", json_string(rootfs));
+	json_decref(all);
+	json_object_del(json_object_get(c, "linux"), "seccomp");
+	if (r) {
+		json_decref(c);
+		return NULL;
+	}
+	return c;
+}
+
+static int runc_create_sandbox(const json_t *meta, const json_t *config, const char *new_id, const char *stub_path,
+			       int stub_tfd, struct rt_sandbox *sb)
+{
+	const char *rootfs;
+	char stub_name[64], path[PATH_MAX + 32];
+	struct stat st;
+	int r;
+
+	if (json_get_str(meta, "rootfs", &rootfs) < 0)
+		return log_error_errno(-EBADMSG, "the image lacks the container's root filesystem");
+	if (stat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
+		return log_error_errno(-ENOENT, "the container's root filesystem %s is not on this host", rootfs);
+	snprintf(sb->id, sizeof(sb->id), "%s", new_id);
+	snprintf(stub_name, sizeof(stub_name), "/.stasis-stub-%d", getpid());
+	snprintf(sb->stub_file, sizeof(sb->stub_file), "%s%s", rootfs, stub_name);
+	if ((r = copy_file(stub_path, sb->stub_file, 0755)) < 0)
+		return log_error_errno(r, "cannot place the restore stub in %s: %m", rootfs);
+	snprintf(sb->bundle, sizeof(sb->bundle), "%s/%s", BUNDLES, new_id);
+	(void)!mkdir("/run/stasis", 0700);
+	(void)!mkdir(BUNDLES, 0700);
+	if (mkdir(sb->bundle, 0700) < 0)
+		return log_error_errno(-errno, "cannot make bundle %s: %m", sb->bundle);
+	_cleanup_json_ json_t *c = stub_config(config, rootfs, stub_name);
+	snprintf(path, sizeof(path), "%s/config.json", sb->bundle);
+	if (!c || json_dump_file(c, path, 0) < 0)
+		return log_error_errno(-EIO, "cannot write %s", path);
+
+	/* The stub's stdio is ours, as for any `runc run -d`; its fd 3 is
+	 * the transport. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (dup2(stub_tfd, 3) < 0)
+			_exit(127);
+		execlp("runc", "runc", "run", "-d", "--preserve-fds", "1", "--bundle", sb->bundle, new_id, (char *)NULL);
+		_exit(127);
+	}
+	int status = 0;
+	while (pid > 0 && waitpid(pid, &status, 0) < 0)
+		;
+	if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+		return log_error_errno(-EIO, "runc could not create container '%s' (see its message above)", new_id);
+	_cleanup_json_ json_t *now = NULL;
+	int spid;
+	if ((r = state(new_id, &now)) < 0 || (r = json_get_int(now, "pid", &spid)) < 0)
+		return r < 0 ? r : -EBADMSG;
+	sb->pid = spid;
+	return 0;
+}
+
+static void runc_finish(struct rt_sandbox *sb, bool ok)
+{
+	if (sb->stub_file[0])
+		unlink(sb->stub_file);
+	if (ok || !sb->bundle[0])
+		return;
+	char *const argv[] = { (char *)"runc", (char *)"delete", (char *)"--force", sb->id, NULL };
+	if (sb->pid)
+		(void)rt_run(argv, NULL);
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/config.json", sb->bundle);
+	unlink(path);
+	rmdir(sb->bundle);
+}
+
+const struct rt_ops rt_runc = {
+	.name = "runc",
+	.locate = runc_locate,
+	.create_sandbox = runc_create_sandbox,
+	.finish = runc_finish,
+};

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/fsroot.h"
+#include "runtime/runtime.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+static int read_all(int fd, char **ret)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		if (len + 1 >= cap) {
+			char *n = cap < (64u << 20) ? realloc(buf, cap *= 2) : NULL;
+			if (!n) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = n;
+		}
+		ssize_t r = read(fd, buf + len, cap - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	buf[len] = 0;
+	*ret = buf;
+	return 0;
+}
+
+int rt_run(char *const argv[], char **ret_out)
+{
+	int out[2], err[2];
+	if (pipe2(out, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(err, O_CLOEXEC) < 0) {
+		close(out[0]), close(out[1]);
+		return -errno;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null, 0);
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		execvp(argv[0], argv);
+		dprintf(2, "cannot run %s: %s", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(out[1]);
+	close(err[1]);
+	_cleanup_free_ char *o = NULL, *e = NULL;
+	int r1 = read_all(out[0], &o), r2 = read_all(err[0], &e), status = 0;
+	close(out[0]);
+	close(err[0]);
+	if (pid < 0)
+		return -errno;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (r1 < 0 || r2 < 0)
+		return -ENOMEM;
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		size_t l = strlen(e);
+		while (l && (e[l - 1] == '\n' || e[l - 1] == ' '))
+			e[--l] = 0;
+		log_error("%s failed: %s", argv[0], *e ? e : "no message");
+		return WIFEXITED(status) && WEXITSTATUS(status) == 127 ? -ENOENT : -EIO;
+	}
+	if (ret_out)
+		*ret_out = TAKE_PTR(o);
+	return 0;
+}
+
+static int join(pid_t pid, const char *ns, int type)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, ns);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, type) < 0)
+		return log_error_errno(-errno, "cannot join the %s namespace of pid %d: %m", ns, pid);
+	return 0;
+}
+
+static int wait_child(pid_t pid)
+{
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status) ? -EIO : 0;
+	return -EINTR;
+}
+
+int rt_in_container(pid_t pid, int (*fn)(void *), void *arg)
+{
+	fflush(NULL);
+	pid_t child = fork();
+	if (child < 0)
+		return log_error_errno(-errno, "cannot fork: %m");
+	if (child == 0) {
+		/* Joining a pid namespace only places our children in it. */
+		if (join(pid, "net", CLONE_NEWNET) < 0 || join(pid, "pid", CLONE_NEWPID) < 0)
+			_exit(1);
+		pid_t inner = fork();
+		if (inner == 0) {
+			if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+			    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+				log_error_errno(-errno, "cannot mount /proc for the container's pid namespace: %m");
+				_exit(1);
+			}
+			fsroot_set("/proc/1/root");
+			_exit(fn(arg) < 0 ? 1 : 0);
+		}
+		_exit(inner < 0 || wait_child(inner) < 0 ? 1 : 0);
+	}
+	return wait_child(child);
+}
