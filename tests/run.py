@@ -26,6 +26,7 @@ import stasistest as st  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import programs  # noqa: E402
+import containers  # noqa: E402
 
 
 class TestFail(Exception):
@@ -405,6 +406,8 @@ class Runner:
         tests.append(('inherit-fd', self.t_inherit_fd, 60))
         for name, fn, to in programs.TESTS:
             tests.append((name, program_test, to, fn))
+        for name, fn, to in containers.TESTS:
+            tests.append((name, container_test, to, fn))
         if self.opts.asan_build:
             asan = os.path.join(os.path.abspath(self.opts.asan_build), 'stasis')
             for name, args, line, to in w:
@@ -888,6 +891,15 @@ def program_test(ctx, fn):
         fn(ctx)
     except programs.ProgramFail as e:
         raise TestFail(str(e))
+
+
+def container_test(ctx, fn):
+    try:
+        fn(ctx)
+    except containers.ContainerFail as e:
+        raise TestFail(str(e))
+    except containers.ContainerSkip as e:
+        raise TestSkip(str(e))
 
 
 def restore_img_and_pass(ctx, img, pid, w):
