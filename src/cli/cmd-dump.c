@@ -51,7 +51,7 @@ int cmd_dump(int argc, char **argv)
 	if (!streq(type, "process")) {
 		const struct rt_ops *ops = rt_find(type);
 		if (!ops)
-			return usage_error("dump", "--type %s is not supported (supported: process, runc)", type);
+			return usage_error("dump", "--type %s is not supported (supported: process, runc, docker)", type);
 		if (!id || pid)
 			return usage_error("dump", "--type %s takes --id ID (and no --pid)", type);
 		return rt_dump(ops, id, dir, &o) < 0 ? 1 : 0;

@@ -182,6 +182,11 @@ static int write_records(struct image *img, struct dump_ctx *c)
 static int write_manifest(struct image *img, const struct tree *t, uint64_t pages, bool ipcns,
 			  const struct dump_opts *o)
 {
+	if (o->before_commit) {
+		int e = o->before_commit(img, o->arg);
+		if (e < 0)
+			return e;
+	}
 	for (size_t i = 0; i < o->nfiles; i++) {
 		int e = image_put_json(img, o->file_names[i], o->files[i]);
 		if (e < 0)
@@ -294,6 +299,12 @@ int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
 		for (size_t i = 0; i < t.n; i++)
 			if (!t.v[i].zombie && sys_pidfd_send_signal(v[i].pidfd, SIGKILL) < 0)
 				log_warn("pid %d: image written but the process could not be killed: %m", t.v[i].pid);
+		/* A pid namespace's init ignores SIGKILL from inside it (where a
+		 * container's dump runs): it stays stopped, and dies by
+		 * PTRACE_O_EXITKILL when we exit. */
+		for (size_t k = 0; pid == 1 && k < t.v[0].ntids; k++)
+			if (seize_set_exitkill(t.v[0].tids[k]) < 0)
+				log_warn("tid %d: image written but it could not be killed: %m", t.v[0].tids[k]);
 	}
 	log_info("pid %d: checkpoint of %zu processes written to %s (%llu pages)", pid, t.n, dir,
 		 (unsigned long long)pages);

@@ -7,6 +7,8 @@
 
 #include <jansson.h>
 
+struct image;
+
 struct dump_opts {
 	bool leave_running;
 	bool tcp_close; /* established TCP connections are restored closed */
@@ -17,6 +19,10 @@ struct dump_opts {
 	const char *const *file_names;
 	json_t *const *files;
 	size_t nfiles;
+	/* Runs with the tree still frozen, before the manifest is written:
+	 * e.g. the container's filesystem changes go into the image then. */
+	int (*before_commit)(struct image *img, void *arg);
+	void *arg;
 };
 
 /* Writes the image into dir. On failure the process is left running as
@@ -34,7 +40,9 @@ struct restore_opts {
 	 * transport on FDPASS_STUB_FD: seize it instead of starting one; the
 	 * tree's external fds are the stub's own 0-2 (the runtime's). */
 	bool adopt;
-	int ctl; /* adopt: our end of that transport */
+	int ctl; /* adopt: our end of that transport, or -1: the stub connects
+		  * to us (an abstract socket in its network namespace) */
+	const char *stub_file; /* adopt: the stub's file in the container, removed */
 };
 
 /* Restores the image in dir. Returns the pid of the restored process; on

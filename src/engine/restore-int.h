@@ -30,6 +30,7 @@ struct restore_ctx {
 	struct files_ctx files;
 	int stub_tfd; /* the transport end the root stub inherits */
 	bool adopted; /* the root stub was started by a container runtime */
+	const char *stub_file; /* its file, removed from inside once unmapped */
 	/* Page files are read by the processes themselves, not by us: their
 	 * checksums are verified by a thread alongside the restore. */
 	pthread_t verifier;

@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -322,6 +325,35 @@ static struct rproc *find_rproc(struct restore_ctx *c, pid_t pid)
 	return NULL;
 }
 
+/* A stub started by a runtime that cannot hand it an fd (Docker): it makes
+ * a socket on FDPASS_STUB_FD and connects to our listener, an abstract
+ * unix socket in its network namespace, which we share. */
+static int connect_transport(struct restore_ctx *c)
+{
+	struct rproc *p = &c->procs[0];
+	struct remote *r = &p->rem;
+	pid_t pid = p->node->pid;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "stasis-%d-%llx", getpid(),
+			 (unsigned long long)now_ns());
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	_cleanup_close_ int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, len) < 0 || listen(lfd, 1) < 0)
+		return log_error_errno(-errno, "cannot listen for the container's stub: %m");
+	long fd = remote_syscall(r, pid, SYS_socket, AF_UNIX, SOCK_SEQPACKET, 0);
+	if (fd >= 0 && fd != FDPASS_STUB_FD) {
+		long d = remote_syscall(r, pid, SYS_dup3, fd, FDPASS_STUB_FD, 0);
+		remote_syscall(r, pid, SYS_close, fd);
+		fd = d;
+	}
+	int e = fd < 0 ? (int)fd : remote_write(r, r->scratch + 8192, &a, len);
+	long ret = e < 0 ? e : remote_syscall(r, pid, SYS_connect, FDPASS_STUB_FD, r->scratch + 8192, len);
+	if (ret < 0)
+		return log_error_errno((int)ret, "the container's stub cannot connect to us: %m");
+	c->files.ctl = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	return c->files.ctl < 0 ? log_error_errno(-errno, "cannot accept the container's stub: %m") : 0;
+}
+
 int tree_create(struct restore_ctx *c, const struct restore_opts *o)
 {
 	int e = start_root(c, o);
@@ -329,6 +361,8 @@ int tree_create(struct restore_ctx *c, const struct restore_opts *o)
 		return e;
 	if ((e = rproc_map_scratch(&c->procs[0])) < 0)
 		return log_error_errno(e, "pid %d: cannot map scratch memory: %m", c->procs[0].node->pid);
+	if (o->adopt && c->files.ctl < 0 && (e = connect_transport(c)) < 0)
+		return e;
 	/* Before anyone forks from the root: they are born into its IPC namespace. */
 	if ((e = ipc_restore(c->img, c->procs[0].node->pid)) < 0 || (e = lead(&c->procs[0])) < 0)
 		return e;

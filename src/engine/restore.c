@@ -128,6 +128,15 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	    (e = mm_restore_finish(r, pid, &p->mm)) < 0)
 		return e;
 	log_debug("pid %d: memory restored", pid);
+	if (rp == c->procs && c->stub_file) {
+		/* Through the container's own view, so that an overlay removes it
+		 * properly; it is not mapped any more. */
+		long ret = remote_write(r, r->scratch + 4096, c->stub_file, strlen(c->stub_file) + 1);
+		if (ret >= 0)
+			ret = remote_syscall(r, pid, SYS_unlinkat, AT_FDCWD, r->scratch + 4096, 0);
+		if (ret < 0)
+			log_warn("cannot remove the stub %s from the container: %s", c->stub_file, strerror((int)-ret));
+	}
 	if ((e = files_restore(&c->files, r, pid, &p->files, FDPASS_STUB_FD, rp->pidfd, rp == c->procs)) < 0 ||
 	    (e = locks_restore(r, pid, &p->locks)) < 0 || (e = task_restore(r, pid, &p->task)) < 0 ||
 	    (e = signals_restore(r, pid, &p->sig)) < 0 || (e = clone_threads(rp)) < 0 ||
@@ -230,8 +239,11 @@ int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pi
 	c.files = (struct files_ctx){ .img = c.img, .ctl = -1, .inh = o->inherit, .ninh = o->ninherit, .all = all,
 				      .nall = c.n };
 	c.adopted = o->adopt;
-	if (o->adopt) /* the runtime started the stub with the other end */
+	c.stub_file = o->stub_file;
+	if (o->adopt && o->ctl >= 0) /* the runtime started the stub with the other end */
 		r = (c.files.ctl = fcntl(o->ctl, F_DUPFD_CLOEXEC, 3)) < 0 ? -errno : 0;
+	else if (o->adopt)
+		r = 0; /* connected by tree_create */
 	else
 		r = fdpass_open(&c.files.ctl, &c.stub_tfd);
 	if (r < 0 || (r = verify_start(&c)) < 0)

@@ -84,6 +84,12 @@ int seize_thread(pid_t tid, int which)
 	return r < 0 ? r : seize_wait(tid);
 }
 
+int seize_set_exitkill(pid_t tid)
+{
+	long o = seize_options(SEIZE_OPTS_DUMP) | PTRACE_O_EXITKILL;
+	return ptrace(PTRACE_SETOPTIONS, tid, 0, o) < 0 ? -errno : 0;
+}
+
 void detach_thread(pid_t tid)
 {
 	(void)ptrace(PTRACE_DETACH, tid, 0, 0);

@@ -24,5 +24,7 @@ bool status_is_event(int status, int event);
 /* Seizes every thread of pid until the thread list stops changing. */
 int seize_all(pid_t pid, int which, pid_t **ret_tids, size_t *ret_n);
 void detach_thread(pid_t tid);
+/* The thread is killed when we exit (and stays stopped until then). */
+int seize_set_exitkill(pid_t tid);
 /* The threads of pid, as /proc/PID/task lists them. */
 int list_tids(pid_t pid, pid_t **ret, size_t *ret_n);

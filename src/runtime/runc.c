@@ -152,6 +152,7 @@ static int runc_create_sandbox(const json_t *meta, const json_t *config, const c
 	snprintf(sb->id, sizeof(sb->id), "%s", new_id);
 	snprintf(stub_name, sizeof(stub_name), "/.stasis-stub-%d", getpid());
 	snprintf(sb->stub_file, sizeof(sb->stub_file), "%s%s", rootfs, stub_name);
+	snprintf(sb->stub_in, sizeof(sb->stub_in), "%s", stub_name);
 	if ((r = copy_file(stub_path, sb->stub_file, 0755)) < 0)
 		return log_error_errno(r, "cannot place the restore stub in %s: %m", rootfs);
 	snprintf(sb->bundle, sizeof(sb->bundle), "%s/%s", BUNDLES, new_id);
@@ -206,4 +207,5 @@ const struct rt_ops rt_runc = {
 	.locate = runc_locate,
 	.create_sandbox = runc_create_sandbox,
 	.finish = runc_finish,
+	.uses_fd = true,
 };

@@ -15,9 +15,9 @@
 #include "util/log.h"
 #include "util/util.h"
 
-extern const struct rt_ops rt_runc;
+extern const struct rt_ops rt_runc, rt_docker;
 
-static const struct rt_ops *const table[] = { &rt_runc };
+static const struct rt_ops *const table[] = { &rt_runc, &rt_docker };
 
 const struct rt_ops *rt_find(const char *name)
 {
@@ -53,6 +53,10 @@ int rt_dump(const struct rt_ops *ops, const char *id, const char *dir, struct du
 	o->file_names = names;
 	o->files = files;
 	o->nfiles = 1;
+	if (ops->before_commit) {
+		o->before_commit = ops->before_commit;
+		o->arg = (void *)json_string_value(json_object_get(meta, "upper"));
+	}
 	struct dump_args a = { dir, o };
 	r = rt_in_container(pid, dump_inside, &a);
 	if (r < 0)
@@ -84,6 +88,11 @@ static int load(const char *dir, const char *type, json_t **ret_meta, json_t **r
 		image_free(img);
 		return log_error_errno(r < 0 ? r : -EBADMSG, "image %s has no %s container description", dir, type);
 	}
+	/* Files the runtime adapter reads by itself are checked here. */
+	if (image_has(img, "rootfs-diff.tar") && (r = image_verify_file(img, "rootfs-diff.tar")) < 0) {
+		image_free(img);
+		return r;
+	}
 	*ret_meta = json_incref(meta);
 	image_free(img);
 	return 0;
@@ -107,12 +116,14 @@ int rt_restore(const char *dir, const char *type, const char *new_id, struct res
 		return log_error_errno(-EINVAL, "bad container id '%s'", new_id ? new_id : "");
 	if ((r = fdpass_open(&ctl, &stub)) < 0)
 		return log_error_errno(r, "cannot make the fd transport: %m");
+	snprintf(sb.dir, sizeof(sb.dir), "%s", dir);
 	r = ops->create_sandbox(meta, config, new_id, o->stub_path, stub, &sb);
 	close(stub);
 	if (r >= 0) {
 		struct restore_args a = { dir, o };
 		o->adopt = true;
-		o->ctl = ctl;
+		o->ctl = ops->uses_fd ? ctl : -1;
+		o->stub_file = sb.stub_in;
 		r = rt_in_container(sb.pid, restore_inside, &a);
 		if (r < 0)
 			log_error("restore into %s container '%s' failed; the container is removed", type, new_id);

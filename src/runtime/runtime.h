@@ -20,6 +20,8 @@ struct rt_sandbox {
 	pid_t pid;               /* the stub: the container's first process, host pid */
 	char bundle[PATH_MAX];   /* runc: our bundle directory, removed on failure */
 	char stub_file[PATH_MAX]; /* the stub's copy in the container's root (host path) */
+	char stub_in[64];        /* the same, as the container sees it */
+	char dir[PATH_MAX];      /* the image */
 };
 
 struct rt_ops {
@@ -34,6 +36,12 @@ struct rt_ops {
 	/* ok: the restore succeeded (remove the stub's file); else remove the
 	 * container. */
 	void (*finish)(struct rt_sandbox *sb, bool ok);
+	/* Optional, at dump with the tree frozen: saves more into the image
+	 * (arg: the "upper" field of the container description). */
+	int (*before_commit)(struct image *img, void *arg);
+	/* The runtime gives the stub our transport as its fd 3 (runc
+	 * --preserve-fds); else the stub connects to us itself. */
+	bool uses_fd;
 };
 
 const struct rt_ops *rt_find(const char *name);

@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Docker, through its Engine API. The dump keeps `docker inspect`'s view of
+ * the container and the changes of its writable layer (the overlay upper
+ * directory, whiteouts and opaque directories included, as a tar made
+ * while the tree is frozen). The restore asks Docker for a new container
+ * of the same image and configuration, whose entrypoint is the stub: Docker
+ * makes its namespaces, mounts (/etc/hosts & co.), network (a new address)
+ * and log pipes. The saved changes and the stub are put into its upper
+ * directory before it starts; the stub removes itself once it is the
+ * original tree. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "image/image.h"
+#include "runtime/docker-api.h"
+#include "runtime/runtime.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+static int inspect(const char *id, json_t **ret)
+{
+	char path[512];
+	json_t *j = NULL;
+	snprintf(path, sizeof(path), "/containers/%s/json", id);
+	int st = docker_call("GET", path, NULL, &j);
+	if (st < 0)
+		return st;
+	if (st == 404) {
+		json_decref(j);
+		return log_error_errno(-ENOENT, "no Docker container '%s'", id);
+	}
+	if (st != 200 || !json_is_object(j)) {
+		log_error("docker inspect %s: HTTP %d: %s", id, st, docker_message(j));
+		json_decref(j);
+		return -EIO;
+	}
+	*ret = j;
+	return 0;
+}
+
+static const char *upper_dir(const json_t *insp)
+{
+	return json_string_value(json_object_get(json_object_get(json_object_get(insp, "GraphDriver"), "Data"),
+						 "UpperDir"));
+}
+
+static int docker_locate(const char *id, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config)
+{
+	json_t *insp;
+	int r = inspect(id, &insp);
+	if (r < 0)
+		return r;
+	json_t *state = json_object_get(insp, "State");
+	int pid = (int)json_integer_value(json_object_get(state, "Pid"));
+	const char *full = json_string_value(json_object_get(insp, "Id"));
+	const char *name = json_string_value(json_object_get(insp, "Name"));
+	const char *img = json_string_value(json_object_get(json_object_get(insp, "Config"), "Image"));
+	if (!json_is_true(json_object_get(state, "Running")) || pid <= 0 || !full || !img || !upper_dir(insp)) {
+		json_decref(insp);
+		return log_error_errno(-ESRCH, "Docker container '%s' is not running (or not on overlay2)", id);
+	}
+	*ret_meta = json_pack("{s:s,s:s,s:s,s:s,s:s}", "runtime", "docker", "id", full, "name", name ? name : "",
+			      "image", img, "upper", upper_dir(insp));
+	*ret_config = insp;
+	*ret_pid = pid;
+	return *ret_meta ? 0 : -ENOMEM;
+}
+
+/* tar's stdout into the image, as rootfs-diff.tar. */
+static int docker_save_diff(struct image *img, void *arg)
+{
+	const char *upper = arg;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(p[1], 1);
+		execlp("tar", "tar", "--xattrs", "--xattrs-include=trusted.*", "--numeric-owner", "-C", upper, "-cf",
+		       "-", ".", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	struct image_stream *s;
+	int r = pid < 0 ? -errno : image_stream_open(img, "rootfs-diff.tar", &s);
+	char buf[65536];
+	for (ssize_t n; r >= 0 && (n = read(p[0], buf, sizeof(buf))) != 0;) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		r = n < 0 ? -errno : image_stream_write(s, buf, (size_t)n);
+	}
+	close(p[0]);
+	int status = 0;
+	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (r >= 0 && (!WIFEXITED(status) || WEXITSTATUS(status)))
+		r = -EIO;
+	if (r < 0) {
+		if (pid > 0 && s)
+			image_stream_abort(s);
+		return log_error_errno(r, "cannot save the container's filesystem changes (%s): %m", upper);
+	}
+	return image_stream_close(s);
+}
+
+static const char *const cap_names[] = {
+	"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+	"LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+	"SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+	"SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+	"MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
+	/* Newer ones are unknown to older Docker; CAP_SYS_ADMIN covers what
+	 * the restore needs of CAP_CHECKPOINT_RESTORE. */
+};
+
+static uint64_t our_caps(void)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned long long v = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapBnd: %llx", &v) == 1)
+			break;
+	return v;
+}
+
+/* The create request: the original's Config and HostConfig, but the stub
+ * as entrypoint, run as root with our capabilities and no seccomp filter
+ * (the restore puts back exactly the original's), and no hostname of its
+ * own: the new container gets Docker's, as any new container. */
+static json_t *create_body(const json_t *insp, const char *stub)
+{
+	json_t *cfg = json_deep_copy(json_object_get(insp, "Config"));
+	json_t *host = json_deep_copy(json_object_get(insp, "HostConfig"));
+	json_t *caps = json_array(), *sec = json_array();
+	if (!cfg || !host || !caps || !sec)
+		goto fail;
+	uint64_t have = our_caps();
+	for (size_t i = 0; i < ARRAY_SIZE(cap_names); i++)
+		if (have & (1ULL << i))
+			json_array_append_new(caps, json_string(cap_names[i]));
+	json_array_append_new(sec, json_string("seccomp=unconfined"));
+	json_object_del(cfg, "Hostname");
+	json_object_del(cfg, "Domainname");
+	if (json_object_set_new(cfg, "Entrypoint", json_pack("[s]", stub)) || json_object_set_new(cfg, "Cmd", json_null()) ||
+	    json_object_set_new(cfg, "User", json_string("0")) || json_object_set_new(host, "CapAdd", caps) ||
+	    json_object_set_new(host, "SecurityOpt", sec) || json_object_set_new(host, "AutoRemove", json_false()) ||
+	    json_object_set_new(cfg, "HostConfig", host))
+		goto fail;
+	return cfg;
+fail:
+	json_decref(cfg), json_decref(host), json_decref(caps), json_decref(sec);
+	return NULL;
+}
+
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	char buf[65536];
+	if (in < 0 || out < 0)
+		return -errno;
+	for (ssize_t n; (n = read(in, buf, sizeof(buf))) != 0;) {
+		int r = n < 0 ? -errno : write_all(out, buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+	return fchmod(out, mode) < 0 ? -errno : 0;
+}
+
+/* The saved layer changes go into the new container's upper directory as
+ * they were (overlay whiteouts and opaque directories included). */
+static int apply_diff(const char *dir, const char *upper)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/rootfs-diff.tar", dir);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(-errno, "cannot open %s: %m", path);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fd, 0);
+		execlp("tar", "tar", "--xattrs", "--xattrs-include=trusted.*", "--numeric-owner", "-xpf", "-", "-C", upper,
+		       (char *)NULL);
+		_exit(127);
+	}
+	int status = 0;
+	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+		return log_error_errno(-EIO, "cannot apply the filesystem changes to %s", upper);
+	return 0;
+}
+
+static int docker_create_sandbox(const json_t *meta, const json_t *insp, const char *new_id, const char *stub_path,
+				 int stub_tfd, struct rt_sandbox *sb)
+{
+	const char *image = json_string_value(json_object_get(meta, "image"));
+	char path[PATH_MAX];
+	json_t *reply = NULL;
+	int st, r;
+	(void)stub_tfd; /* Docker cannot hand fds over: the stub connects to us */
+	if (!image)
+		return log_error_errno(-EBADMSG, "the image lacks the container's image name");
+	snprintf(path, sizeof(path), "/images/%s/json", image);
+	if ((st = docker_call("GET", path, NULL, &reply)) < 0)
+		return st;
+	json_decref(reply);
+	if (st == 404)
+		return log_error_errno(-ENOENT, "image '%s' is not on this host; pull or load it first", image);
+	snprintf(sb->stub_in, sizeof(sb->stub_in), "/.stasis-stub-%d", getpid());
+	_cleanup_json_ json_t *body = create_body(insp, sb->stub_in);
+	if (!body)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "/containers/create?name=%s", new_id);
+	if ((st = docker_call("POST", path, body, &reply)) < 0)
+		return st;
+	const char *id = json_string_value(json_object_get(reply, "Id"));
+	if (st != 201 || !id) {
+		log_error("docker create %s: HTTP %d: %s", new_id, st, docker_message(reply));
+		json_decref(reply);
+		return -EIO;
+	}
+	snprintf(sb->id, sizeof(sb->id), "%s", id);
+	json_decref(reply);
+	_cleanup_json_ json_t *now = NULL;
+	if ((r = inspect(sb->id, &now)) < 0)
+		return r;
+	const char *upper = upper_dir(now);
+	if (!upper)
+		return log_error_errno(-EOPNOTSUPP, "the new container has no overlay2 upper directory");
+	if ((r = apply_diff(sb->dir, upper)) < 0)
+		return r;
+	snprintf(sb->stub_file, sizeof(sb->stub_file), "%s%s", upper, sb->stub_in);
+	if ((r = copy_file(stub_path, sb->stub_file, 0755)) < 0)
+		return log_error_errno(r, "cannot place the restore stub in %s: %m", upper);
+	snprintf(path, sizeof(path), "/containers/%s/start", sb->id);
+	if ((st = docker_call("POST", path, NULL, &reply)) < 0)
+		return st;
+	if (st != 204) {
+		log_error("docker start %s: HTTP %d: %s", new_id, st, docker_message(reply));
+		json_decref(reply);
+		return -EIO;
+	}
+	json_decref(reply);
+	json_decref(now);
+	now = NULL;
+	if ((r = inspect(sb->id, &now)) < 0)
+		return r;
+	sb->pid = (pid_t)json_integer_value(json_object_get(json_object_get(now, "State"), "Pid"));
+	return sb->pid > 0 ? 0 : log_error_errno(-ESRCH, "the new container %s did not start", new_id);
+}
+
+static void docker_finish(struct rt_sandbox *sb, bool ok)
+{
+	if (ok || !sb->id[0])
+		return;
+	char path[512];
+	snprintf(path, sizeof(path), "/containers/%s?force=true", sb->id);
+	if (docker_call("DELETE", path, NULL, NULL) < 0)
+		log_warn("could not remove the half-made container %s", sb->id);
+}
+
+const struct rt_ops rt_docker = {
+	.name = "docker",
+	.locate = docker_locate,
+	.create_sandbox = docker_create_sandbox,
+	.finish = docker_finish,
+	.before_commit = docker_save_diff,
+	.uses_fd = false,
+};
