@@ -3,10 +3,12 @@
 busybox-static binary, dumped and restored as new containers. Each test
 names its containers after its own pid and removes them, pass or fail.
 Used by run.py."""
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 import time
 
 import stasistest as st
@@ -154,3 +156,149 @@ def t_runc_bad(ctx):
 
 
 TESTS = [('runc:counter', t_runc, 90), ('runc:unknown-container', t_runc_bad, 30)]
+
+
+class Dockerd:
+    """A dockerd of our own (own data and exec roots, own socket), started
+    for the tests and stopped by its pid. Images are built offline with
+    `docker import` of a busybox root filesystem."""
+
+    def __init__(self, ctx):
+        if not shutil.which('dockerd') or not shutil.which('docker'):
+            raise ContainerSkip('docker.io is not installed (make deps installs it)')
+        # Short paths: containerd's sockets live under exec-root.
+        self.root = '/run/stasis-test-docker-%d' % os.getpid()
+        os.makedirs(self.root, exist_ok=True)
+        self.sock = os.path.join(self.root, 'docker.sock')
+        self.env = dict(os.environ, DOCKER_HOST='unix://' + self.sock)
+        self.log = open(ctx.path('dockerd.log'), 'ab')
+        self.p = subprocess.Popen(['dockerd', '--data-root', os.path.join(self.root, 'data'), '--exec-root',
+                                   os.path.join(self.root, 'exec'), '--pidfile', os.path.join(self.root, 'pid'),
+                                   '-H', 'unix://' + self.sock], stdin=subprocess.DEVNULL, stdout=self.log,
+                                  stderr=self.log, start_new_session=True)
+        end = time.monotonic() + 60
+        while self.docker('version', check=False).returncode != 0:
+            if self.p.poll() is not None or time.monotonic() > end:
+                self.stop()
+                raise ContainerFail('dockerd did not come up (see %s)' % ctx.path('dockerd.log'))
+            time.sleep(0.2)
+
+    def docker(self, *args, check=True, inp=None, timeout=60):
+        r = subprocess.run(['docker'] + list(args), env=self.env, capture_output=True, input=inp, timeout=timeout)
+        if check and r.returncode != 0:
+            raise ContainerFail('docker %s: %s' % (' '.join(args[:3]), r.stderr.decode(errors='replace')[-300:]))
+        return r
+
+    def inspect(self, cid):
+        return json.loads(self.docker('inspect', cid).stdout)[0]
+
+    def import_busybox(self, ctx, tag):
+        rootfs = ctx.path('rootfs-' + tag.replace(':', '_'))
+        os.makedirs(os.path.join(rootfs, 'bin'))
+        os.makedirs(os.path.join(rootfs, 'data'))
+        shutil.copy(shutil.which('busybox'), os.path.join(rootfs, 'bin', 'busybox'))
+        for a in ('sh', 'sleep', 'echo', 'cat', 'ls', 'rm', 'httpd', 'wget', 'hostname'):
+            os.symlink('busybox', os.path.join(rootfs, 'bin', a))
+        with open(os.path.join(rootfs, 'data', 'fromimage'), 'w') as f:
+            f.write('in the image\n')
+        tar = subprocess.run(['tar', '-C', rootfs, '-c', '.'], capture_output=True, check=True).stdout
+        self.docker('import', '-', tag, inp=tar)
+
+    def stop(self):
+        if self.p.poll() is None:
+            # Containers first, then the daemon, by its pid.
+            ids = self.docker('ps', '-aq', check=False).stdout.decode().split()
+            if ids:
+                self.docker('rm', '-f', *ids, check=False)
+            self.p.terminate()
+            try:
+                self.p.wait(30)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+        subprocess.run(['umount', '-R', os.path.join(self.root, 'exec')], capture_output=True)
+        subprocess.run(['umount', '-R', os.path.join(self.root, 'data')], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def stasis(ctx, d, *args):
+    return subprocess.run([ctx.r.stasis] + list(args), env=d.env, capture_output=True, text=True, timeout=120)
+
+
+def t_docker(ctx):
+    d = Dockerd(ctx)
+    try:
+        d.import_busybox(ctx, 'stasis-busybox:test')
+        name, new = 'stasis-c1-%d' % os.getpid(), 'stasis-c2-%d' % os.getpid()
+        d.docker('run', '-d', '--name', name, 'stasis-busybox:test', 'sh', '-c', COUNTER)
+        d.docker('exec', name, 'sh', '-c', 'while [ ! -s /data/count ]; do sleep 0.1; done; '
+                 'echo made > /data/made; rm /data/fromimage')
+        old = d.inspect(name)
+        img = ctx.path('img')
+        # Bad input first: unknown container, daemon unreachable.
+        r = stasis(ctx, d, 'dump', '--type', 'docker', '--id', 'stasis-nope', '-D', ctx.path('x'))
+        if r.returncode != 1 or 'stasis-nope' not in r.stderr:
+            raise ContainerFail('dump of an unknown container: exit %d %r' % (r.returncode, r.stderr))
+        bad = dict(d.env, DOCKER_HOST='unix://' + ctx.path('no-daemon.sock'))
+        r = subprocess.run([ctx.r.stasis, 'dump', '--type', 'docker', '--id', name, '-D', ctx.path('y')], env=bad,
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 1 or 'dockerd running' not in r.stderr:
+            raise ContainerFail('dump without a daemon: exit %d %r' % (r.returncode, r.stderr))
+        r = stasis(ctx, d, 'dump', '--type', 'docker', '--id', name, '-D', img, '-v', '--log-file', img + '-dump.log')
+        if r.returncode != 0:
+            raise ContainerFail('dump exit %d: %s' % (r.returncode, r.stderr[-300:]))
+        end = time.monotonic() + 10
+        while d.inspect(name)['State']['Running']:
+            if time.monotonic() > end:
+                raise ContainerFail('the dumped container still runs')
+            time.sleep(0.1)
+        tar = tarfile.open(fileobj=io.BytesIO(d.docker('cp', name + ':/data/count', '-').stdout))
+        before = tar.extractfile(tar.getmembers()[0]).read().decode()
+        d.docker('rm', name)
+        r = stasis(ctx, d, 'restore', '-D', img, '--id', new, '-v', '--log-file', img + '-restore.log')
+        if r.returncode != 0:
+            raise ContainerFail('restore exit %d: %s' % (r.returncode, r.stderr[-300:]))
+        now = d.inspect(new)
+        if not now['State']['Running']:
+            raise ContainerFail('the restored container is not running')
+        if new not in d.docker('ps', '--format', '{{.Names}}').stdout.decode():
+            raise ContainerFail('docker ps does not show %s' % new)
+        time.sleep(1.5)
+        count = d.docker('exec', new, 'cat', '/data/count').stdout.decode().split()
+        nums = [int(x) for x in count]
+        if nums != list(range(1, len(nums) + 1)) or len(nums) < len(before.split()) + 3:
+            raise ContainerFail('the count did not carry on: %s' % nums[-8:])
+        if d.docker('exec', new, 'cat', '/data/made').stdout.decode().strip() != 'made':
+            raise ContainerFail('the file the container made is gone')
+        if d.docker('exec', new, 'ls', '/data/fromimage', check=False).returncode == 0:
+            raise ContainerFail('the file the container deleted from the image is back')
+        if d.docker('exec', new, 'ls', '-a', '/').stdout.decode().count('stasis'):
+            raise ContainerFail('a stasis file is visible in the restored container')
+        host = d.docker('exec', new, 'cat', '/etc/hostname').stdout.decode().strip()
+        if host != now['Config']['Hostname'] or host == old['Config']['Hostname']:
+            raise ContainerFail('/etc/hostname is %r, not the new container\'s %r' % (host, now['Config']['Hostname']))
+        hosts = d.docker('exec', new, 'cat', '/etc/hosts').stdout.decode()
+        ip = now['NetworkSettings']['IPAddress']
+        if not ip or ip not in hosts:
+            raise ContainerFail('/etc/hosts does not hold the new address %r' % ip)
+        logs = d.docker('logs', new).stdout.decode().split('\n')
+        last = int(before.split()[-1])
+        if 'tick %d' % (last + 2) not in logs:
+            raise ContainerFail('docker logs lacks output written after the restore: %r' % logs[-3:])
+        d.docker('stop', '-t', '1', new)
+        if d.inspect(new)['State']['Running']:
+            raise ContainerFail('docker stop did not stop the restored container')
+        d.docker('rm', new)
+        # A missing image is one clear error, and no container is left.
+        d.docker('rmi', 'stasis-busybox:test')
+        r = stasis(ctx, d, 'restore', '-D', img, '--id', new)
+        if r.returncode != 1 or 'stasis-busybox:test' not in r.stderr:
+            raise ContainerFail('restore without the image: exit %d %r' % (r.returncode, r.stderr))
+        if d.docker('ps', '-aq').stdout.strip():
+            raise ContainerFail('a failed restore left a container behind')
+    finally:
+        d.stop()
+
+
+TESTS.append(('docker:counter', t_docker, 240))
