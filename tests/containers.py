@@ -286,10 +286,20 @@ def t_docker(ctx):
         last = int(before.split()[-1])
         if 'tick %d' % (last + 2) not in logs:
             raise ContainerFail('docker logs lacks output written after the restore: %r' % logs[-3:])
+        # Sandbox creation that fails (the name is taken): one clear error,
+        # nothing new left behind.
+        n_before = len(d.docker('ps', '-aq').stdout.split())
+        r = stasis(ctx, d, 'restore', '-D', img, '--id', new)
+        if r.returncode != 1 or 'docker create' not in r.stderr:
+            raise ContainerFail('restore under a taken name: exit %d %r' % (r.returncode, r.stderr))
+        if len(d.docker('ps', '-aq').stdout.split()) != n_before:
+            raise ContainerFail('a failed restore left a container behind')
         d.docker('stop', '-t', '1', new)
         if d.inspect(new)['State']['Running']:
             raise ContainerFail('docker stop did not stop the restored container')
         d.docker('rm', new)
+        t_containerd_moby(ctx, d)
+        t_httpd(ctx, d)
         # A missing image is one clear error, and no container is left.
         d.docker('rmi', 'stasis-busybox:test')
         r = stasis(ctx, d, 'restore', '-D', img, '--id', new)
@@ -301,4 +311,72 @@ def t_docker(ctx):
         d.stop()
 
 
-TESTS.append(('docker:counter', t_docker, 240))
+def t_containerd_moby(ctx, d):
+    # The same container, found through containerd (Docker's namespace).
+    name, new = 'stasis-c3-%d' % os.getpid(), 'stasis-c4-%d' % os.getpid()
+    d.docker('run', '-d', '--name', name, 'stasis-busybox:test', 'sh', '-c', COUNTER)
+    full = d.inspect(name)['Id']
+    time.sleep(1)
+    env = dict(d.env, CONTAINERD_ADDRESS=os.path.join(d.root, 'exec', 'containerd', 'containerd.sock'))
+    img = ctx.path('img-containerd')
+    tasks = subprocess.run(['ctr', '--namespace', 'moby', 'task', 'ls'], env=env, capture_output=True, text=True)
+    if full not in tasks.stdout:
+        raise ContainerFail('ctr task ls does not show the container: %r' % tasks.stdout[-200:])
+    r = subprocess.run([ctx.r.stasis, 'dump', '--type', 'containerd', '--namespace', 'moby', '--id', full, '-D', img],
+                       env=env, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise ContainerFail('containerd dump exit %d: %s' % (r.returncode, r.stderr[-300:]))
+    d.docker('rm', '-f', name)
+    r = stasis(ctx, d, 'restore', '-D', img, '--id', new)
+    if r.returncode != 0:
+        raise ContainerFail('restore of the containerd image exit %d: %s' % (r.returncode, r.stderr[-300:]))
+    full_new = d.inspect(new)['Id']
+    tasks = subprocess.run(['ctr', '--namespace', 'moby', 'task', 'ls'], env=env, capture_output=True, text=True)
+    if full_new not in tasks.stdout or 'RUNNING' not in tasks.stdout:
+        raise ContainerFail('ctr task ls does not show the restored task running: %r' % tasks.stdout[-300:])
+    time.sleep(1)
+    nums = [int(x) for x in d.docker('exec', new, 'cat', '/data/count').stdout.decode().split()]
+    if nums != list(range(1, len(nums) + 1)):
+        raise ContainerFail('containerd restore: the count did not carry on: %s' % nums[-8:])
+    d.docker('rm', '-f', new)
+
+
+def http_get(ip, timeout=5):
+    import urllib.request
+    with urllib.request.urlopen('http://%s/index.html' % ip, timeout=timeout) as f:
+        return f.read().decode()
+
+
+def t_httpd(ctx, d):
+    # A server answers a new request after restore with what it held before.
+    name, new = 'stasis-h1-%d' % os.getpid(), 'stasis-h2-%d' % os.getpid()
+    secret = 'written in the container %d' % time.monotonic_ns()
+    d.docker('run', '-d', '--name', name, 'stasis-busybox:test', 'sh', '-c',
+             'mkdir -p /www && echo "%s" > /www/index.html && exec httpd -f -p 80 -h /www' % secret)
+    ip = d.inspect(name)['NetworkSettings']['IPAddress']
+    end = time.monotonic() + 10
+    while True:
+        try:
+            if secret in http_get(ip):
+                break
+        except OSError:
+            pass
+        if time.monotonic() > end:
+            raise ContainerFail('httpd in the container does not answer at %s' % ip)
+        time.sleep(0.1)
+    img = ctx.path('img-httpd')
+    r = stasis(ctx, d, 'dump', '--type', 'docker', '--id', name, '-D', img)
+    if r.returncode != 0:
+        raise ContainerFail('httpd dump exit %d: %s' % (r.returncode, r.stderr[-300:]))
+    d.docker('rm', '-f', name)
+    r = stasis(ctx, d, 'restore', '-D', img, '--id', new)
+    if r.returncode != 0:
+        raise ContainerFail('httpd restore exit %d: %s' % (r.returncode, r.stderr[-300:]))
+    ip2 = d.inspect(new)['NetworkSettings']['IPAddress']
+    got = http_get(ip2)
+    if secret not in got:
+        raise ContainerFail('the restored httpd at %s answered %r' % (ip2, got[:200]))
+    d.docker('rm', '-f', new)
+
+
+TESTS.append(('docker:counter+containerd+httpd', t_docker, 300))

@@ -13,10 +13,11 @@ int cmd_dump(int argc, char **argv)
 		{ "type", required_argument, NULL, 't' }, { "pid", required_argument, NULL, 'p' },
 		{ "checkpoint-dir", required_argument, NULL, 'D' }, { "leave-running", no_argument, NULL, 'R' },
 		{ "tcp-close", no_argument, NULL, 'T' }, { "id", required_argument, NULL, 'i' },
+		{ "namespace", required_argument, NULL, 'n' },
 		COMMON_LONG_OPTIONS, { 0 },
 	};
 	struct dump_opts o = { 0 };
-	const char *type = "process", *dir = NULL, *id = NULL;
+	const char *type = "process", *dir = NULL, *id = NULL, *ns = NULL;
 	pid_t pid = 0;
 	int c;
 
@@ -37,9 +38,11 @@ int cmd_dump(int argc, char **argv)
 		case 'R': o.leave_running = true; break;
 		case 'T': o.tcp_close = true; break;
 		case 'i': id = optarg; break;
+		case 'n': ns = optarg; break;
 		case 'h':
 			printf("usage: stasis dump --type process --pid PID -D DIR [--leave-running] [--tcp-close] [-v] [--log-file F]\n"
-			       "       stasis dump --type runc --id ID -D DIR [...]\n");
+			       "       stasis dump --type runc|docker --id ID -D DIR [...]\n"
+			       "       stasis dump --type containerd --namespace NS --id ID -D DIR [...]\n");
 			return 0;
 		default: return usage_error("dump", "bad option");
 		}
@@ -51,10 +54,12 @@ int cmd_dump(int argc, char **argv)
 	if (!streq(type, "process")) {
 		const struct rt_ops *ops = rt_find(type);
 		if (!ops)
-			return usage_error("dump", "--type %s is not supported (supported: process, runc, docker)", type);
+			return usage_error("dump", "--type %s is not supported (supported: process, runc, docker, containerd)", type);
 		if (!id || pid)
 			return usage_error("dump", "--type %s takes --id ID (and no --pid)", type);
-		return rt_dump(ops, id, dir, &o) < 0 ? 1 : 0;
+		if (streq(type, "containerd") != (ns != NULL))
+			return usage_error("dump", "--namespace goes with --type containerd (and is required there)");
+		return rt_dump(ops, id, ns, dir, &o) < 0 ? 1 : 0;
 	}
 	if (id)
 		return usage_error("dump", "--type process takes --pid, not --id");

@@ -19,6 +19,7 @@
 
 #include "image/image.h"
 #include "runtime/docker-api.h"
+#include "runtime/docker.h"
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -51,7 +52,7 @@ static const char *upper_dir(const json_t *insp)
 						 "UpperDir"));
 }
 
-static int docker_locate(const char *id, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config)
+int docker_locate(const char *id, const char *ns, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config)
 {
 	json_t *insp;
 	int r = inspect(id, &insp);
@@ -74,7 +75,7 @@ static int docker_locate(const char *id, pid_t *ret_pid, json_t **ret_meta, json
 }
 
 /* tar's stdout into the image, as rootfs-diff.tar. */
-static int docker_save_diff(struct image *img, void *arg)
+int docker_save_diff(struct image *img, void *arg)
 {
 	const char *upper = arg;
 	int p[2];
@@ -199,7 +200,7 @@ static int apply_diff(const char *dir, const char *upper)
 	return 0;
 }
 
-static int docker_create_sandbox(const json_t *meta, const json_t *insp, const char *new_id, const char *stub_path,
+int docker_create_sandbox(const json_t *meta, const json_t *insp, const char *new_id, const char *stub_path,
 				 int stub_tfd, struct rt_sandbox *sb)
 {
 	const char *image = json_string_value(json_object_get(meta, "image"));
@@ -258,7 +259,7 @@ static int docker_create_sandbox(const json_t *meta, const json_t *insp, const c
 	return sb->pid > 0 ? 0 : log_error_errno(-ESRCH, "the new container %s did not start", new_id);
 }
 
-static void docker_finish(struct rt_sandbox *sb, bool ok)
+void docker_finish(struct rt_sandbox *sb, bool ok)
 {
 	if (ok || !sb->id[0])
 		return;

@@ -39,7 +39,7 @@ static int state(const char *id, json_t **ret)
 	return 0;
 }
 
-static int runc_locate(const char *id, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config)
+static int runc_locate(const char *id, const char *ns, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config)
 {
 	_cleanup_json_ json_t *st = NULL;
 	const char *status, *bundle, *rootfs;

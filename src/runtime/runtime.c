@@ -15,9 +15,9 @@
 #include "util/log.h"
 #include "util/util.h"
 
-extern const struct rt_ops rt_runc, rt_docker;
+extern const struct rt_ops rt_runc, rt_docker, rt_containerd;
 
-static const struct rt_ops *const table[] = { &rt_runc, &rt_docker };
+static const struct rt_ops *const table[] = { &rt_runc, &rt_docker, &rt_containerd };
 
 const struct rt_ops *rt_find(const char *name)
 {
@@ -39,11 +39,11 @@ static int dump_inside(void *arg)
 	return dump_process(1, a->dir, a->o);
 }
 
-int rt_dump(const struct rt_ops *ops, const char *id, const char *dir, struct dump_opts *o)
+int rt_dump(const struct rt_ops *ops, const char *id, const char *ns, const char *dir, struct dump_opts *o)
 {
 	_cleanup_json_ json_t *meta = NULL, *config = NULL;
 	pid_t pid;
-	int r = ops->locate(id, &pid, &meta, &config);
+	int r = ops->locate(id, ns, &pid, &meta, &config);
 	if (r < 0)
 		return r;
 	const char *names[] = { "config.json" };

@@ -28,7 +28,7 @@ struct rt_ops {
 	const char *name;
 	/* The container's init (host pid) and what the image keeps about it:
 	 * the manifest's "container" object and the runtime's files. */
-	int (*locate)(const char *id, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config);
+	int (*locate)(const char *id, const char *ns, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config);
 	/* A new container (named new_id) from the image's description, its
 	 * first process the stub at stub_path, with stub_tfd as its fd 3. */
 	int (*create_sandbox)(const json_t *meta, const json_t *config, const char *new_id, const char *stub_path,
@@ -46,7 +46,8 @@ struct rt_ops {
 
 const struct rt_ops *rt_find(const char *name);
 /* Checkpoint and restore of a container of the given runtime. */
-int rt_dump(const struct rt_ops *ops, const char *id, const char *dir, struct dump_opts *o);
+/* ns: the runtime's namespace (containerd), or NULL. */
+int rt_dump(const struct rt_ops *ops, const char *id, const char *ns, const char *dir, struct dump_opts *o);
 int rt_restore(const char *dir, const char *type, const char *new_id, struct restore_opts *o, pid_t *ret_pid);
 
 /* runtime-util.c */
