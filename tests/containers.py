@@ -197,7 +197,7 @@ class Dockerd:
         os.makedirs(os.path.join(rootfs, 'bin'))
         os.makedirs(os.path.join(rootfs, 'data'))
         shutil.copy(shutil.which('busybox'), os.path.join(rootfs, 'bin', 'busybox'))
-        for a in ('sh', 'sleep', 'echo', 'cat', 'ls', 'rm', 'httpd', 'wget', 'hostname'):
+        for a in ('sh', 'sleep', 'echo', 'cat', 'ls', 'rm', 'httpd', 'wget', 'hostname', 'grep', 'mkdir'):
             os.symlink('busybox', os.path.join(rootfs, 'bin', a))
         with open(os.path.join(rootfs, 'data', 'fromimage'), 'w') as f:
             f.write('in the image\n')
@@ -231,10 +231,12 @@ def t_docker(ctx):
     try:
         d.import_busybox(ctx, 'stasis-busybox:test')
         name, new = 'stasis-c1-%d' % os.getpid(), 'stasis-c2-%d' % os.getpid()
-        d.docker('run', '-d', '--name', name, 'stasis-busybox:test', 'sh', '-c', COUNTER)
+        d.docker('run', '-d', '--name', name, '--tmpfs', '/scratch', 'stasis-busybox:test', 'sh', '-c', COUNTER)
         d.docker('exec', name, 'sh', '-c', 'while [ ! -s /data/count ]; do sleep 0.1; done; '
-                 'echo made > /data/made; rm /data/fromimage')
+                 'echo made > /data/made; rm /data/fromimage; echo in-tmpfs > /scratch/t')
         old = d.inspect(name)
+        sec = 'grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp|Seccomp_filters|Uid|Gid):" /proc/1/status'
+        sec_before = d.docker('exec', name, 'sh', '-c', sec).stdout
         img = ctx.path('img')
         # Bad input first: unknown container, daemon unreachable.
         r = stasis(ctx, d, 'dump', '--type', 'docker', '--id', 'stasis-nope', '-D', ctx.path('x'))
@@ -269,6 +271,11 @@ def t_docker(ctx):
         nums = [int(x) for x in count]
         if nums != list(range(1, len(nums) + 1)) or len(nums) < len(before.split()) + 3:
             raise ContainerFail('the count did not carry on: %s' % nums[-8:])
+        if d.docker('exec', new, 'cat', '/scratch/t').stdout.decode().strip() != 'in-tmpfs':
+            raise ContainerFail('the tmpfs content is lost')
+        if d.docker('exec', new, 'sh', '-c', sec).stdout != sec_before:
+            raise ContainerFail('credentials, capabilities or seccomp differ: %r vs %r'
+                                % (d.docker('exec', new, 'sh', '-c', sec).stdout, sec_before))
         if d.docker('exec', new, 'cat', '/data/made').stdout.decode().strip() != 'made':
             raise ContainerFail('the file the container made is gone')
         if d.docker('exec', new, 'ls', '/data/fromimage', check=False).returncode == 0:

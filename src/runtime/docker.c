@@ -52,6 +52,21 @@ static const char *upper_dir(const json_t *insp)
 						 "UpperDir"));
 }
 
+/* Its tmpfs mounts, as Docker lists them (--tmpfs, or mounts of type tmpfs). */
+static json_t *tmpfs_mounts(const json_t *insp)
+{
+	json_t *a = json_array(), *m;
+	const char *k;
+	size_t i;
+	json_t *v;
+	json_object_foreach(json_object_get(json_object_get(insp, "HostConfig"), "Tmpfs"), k, v)
+		json_array_append_new(a, json_string(k));
+	json_array_foreach(json_object_get(insp, "Mounts"), i, m)
+		if (streq(json_string_value(json_object_get(m, "Type")) ?: "", "tmpfs"))
+			json_array_append(a, json_object_get(m, "Destination"));
+	return a;
+}
+
 int docker_locate(const char *id, const char *ns, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config)
 {
 	json_t *insp;
@@ -67,30 +82,29 @@ int docker_locate(const char *id, const char *ns, pid_t *ret_pid, json_t **ret_m
 		json_decref(insp);
 		return log_error_errno(-ESRCH, "Docker container '%s' is not running (or not on overlay2)", id);
 	}
-	*ret_meta = json_pack("{s:s,s:s,s:s,s:s,s:s}", "runtime", "docker", "id", full, "name", name ? name : "",
-			      "image", img, "upper", upper_dir(insp));
+	*ret_meta = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "runtime", "docker", "id", full, "name", name ? name : "",
+			      "image", img, "upper", upper_dir(insp), "tmpfs", tmpfs_mounts(insp));
 	*ret_config = insp;
 	*ret_pid = pid;
 	return *ret_meta ? 0 : -ENOMEM;
 }
 
-/* tar's stdout into the image, as rootfs-diff.tar. */
-int docker_save_diff(struct image *img, void *arg)
+/* tar's stdout (of dir) into the image as name. */
+static int save_tar(struct image *img, const char *dir, const char *name)
 {
-	const char *upper = arg;
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(p[1], 1);
-		execlp("tar", "tar", "--xattrs", "--xattrs-include=trusted.*", "--numeric-owner", "-C", upper, "-cf",
+		execlp("tar", "tar", "--xattrs", "--xattrs-include=trusted.*", "--numeric-owner", "-C", dir, "-cf",
 		       "-", ".", (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);
-	struct image_stream *s;
-	int r = pid < 0 ? -errno : image_stream_open(img, "rootfs-diff.tar", &s);
+	struct image_stream *s = NULL;
+	int r = pid < 0 ? -errno : image_stream_open(img, name, &s);
 	char buf[65536];
 	for (ssize_t n; r >= 0 && (n = read(p[0], buf, sizeof(buf))) != 0;) {
 		if (n < 0 && errno == EINTR)
@@ -106,10 +120,34 @@ int docker_save_diff(struct image *img, void *arg)
 	if (r < 0) {
 		if (pid > 0 && s)
 			image_stream_abort(s);
-		return log_error_errno(r, "cannot save the container's filesystem changes (%s): %m", upper);
+		return log_error_errno(r, "cannot save %s of the container (%s): %m", name, dir);
 	}
 	return image_stream_close(s);
 }
+
+static void tmpfs_name(size_t i, char *buf, size_t size)
+{
+	snprintf(buf, size, "tmpfs-%zu.tar", i);
+}
+
+/* The writable layer's changes (overlay upper dir), and the contents of
+ * the container's tmpfs mounts, reached through its init's root (we are in
+ * its pid namespace: pid 1). */
+int docker_save_diff(struct image *img, void *arg)
+{
+	const json_t *meta = arg, *mp;
+	size_t i;
+	int r = save_tar(img, json_string_value(json_object_get(meta, "upper")), "rootfs-diff.tar");
+	json_array_foreach(json_object_get(meta, "tmpfs"), i, mp) {
+		char dir[PATH_MAX], name[64];
+		snprintf(dir, sizeof(dir), "/proc/1/root%s", json_string_value(mp));
+		tmpfs_name(i, name, sizeof(name));
+		if (r >= 0)
+			r = save_tar(img, dir, name);
+	}
+	return r;
+}
+
 
 static const char *const cap_names[] = {
 	"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
@@ -178,10 +216,10 @@ static int copy_file(const char *from, const char *to, mode_t mode)
 
 /* The saved layer changes go into the new container's upper directory as
  * they were (overlay whiteouts and opaque directories included). */
-static int apply_diff(const char *dir, const char *upper)
+static int apply_tar(const char *dir, const char *name, const char *upper)
 {
 	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/rootfs-diff.tar", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return log_error_errno(-errno, "cannot open %s: %m", path);
@@ -237,7 +275,7 @@ int docker_create_sandbox(const json_t *meta, const json_t *insp, const char *ne
 	const char *upper = upper_dir(now);
 	if (!upper)
 		return log_error_errno(-EOPNOTSUPP, "the new container has no overlay2 upper directory");
-	if ((r = apply_diff(sb->dir, upper)) < 0)
+	if ((r = apply_tar(sb->dir, "rootfs-diff.tar", upper)) < 0)
 		return r;
 	snprintf(sb->stub_file, sizeof(sb->stub_file), "%s%s", upper, sb->stub_in);
 	if ((r = copy_file(stub_path, sb->stub_file, 0755)) < 0)
@@ -256,7 +294,19 @@ int docker_create_sandbox(const json_t *meta, const json_t *insp, const char *ne
 	if ((r = inspect(sb->id, &now)) < 0)
 		return r;
 	sb->pid = (pid_t)json_integer_value(json_object_get(json_object_get(now, "State"), "Pid"));
-	return sb->pid > 0 ? 0 : log_error_errno(-ESRCH, "the new container %s did not start", new_id);
+	if (sb->pid <= 0)
+		return log_error_errno(-ESRCH, "the new container %s did not start", new_id);
+	/* Its tmpfs mounts exist now: fill them through the stub's root. */
+	const json_t *mp;
+	size_t i;
+	json_array_foreach(json_object_get(meta, "tmpfs"), i, mp) {
+		char dest[PATH_MAX], name[64];
+		snprintf(dest, sizeof(dest), "/proc/%d/root%s", sb->pid, json_string_value(mp));
+		tmpfs_name(i, name, sizeof(name));
+		if ((r = apply_tar(sb->dir, name, dest)) < 0)
+			return r;
+	}
+	return 0;
 }
 
 void docker_finish(struct rt_sandbox *sb, bool ok)

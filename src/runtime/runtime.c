@@ -55,7 +55,7 @@ int rt_dump(const struct rt_ops *ops, const char *id, const char *ns, const char
 	o->nfiles = 1;
 	if (ops->before_commit) {
 		o->before_commit = ops->before_commit;
-		o->arg = (void *)json_string_value(json_object_get(meta, "upper"));
+		o->arg = meta;
 	}
 	struct dump_args a = { dir, o };
 	r = rt_in_container(pid, dump_inside, &a);

@@ -36,8 +36,8 @@ struct rt_ops {
 	/* ok: the restore succeeded (remove the stub's file); else remove the
 	 * container. */
 	void (*finish)(struct rt_sandbox *sb, bool ok);
-	/* Optional, at dump with the tree frozen: saves more into the image
-	 * (arg: the "upper" field of the container description). */
+	/* Optional, at dump with the tree frozen, from inside the container's
+	 * pid namespace: saves more into the image (arg: the description). */
 	int (*before_commit)(struct image *img, void *arg);
 	/* The runtime gives the stub our transport as its fd 3 (runc
 	 * --preserve-fds); else the stub connects to us itself. */
