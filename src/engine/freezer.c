@@ -53,8 +53,11 @@ int freezer_find(pid_t root, struct freezer *ret)
 		      { false, "/sys/fs/cgroup/freezer", "freezer.state" } };
 	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
 		char file[PATH_MAX * 2];
+		/* A container's init has its parent outside our pid namespace
+		 * (ppid 0): compare with our own cgroup then. */
 		if (cgroup_of(root, kinds[i].v2, mine, sizeof(mine)) < 0 ||
-		    cgroup_of(st.ppid, kinds[i].v2, parent, sizeof(parent)) < 0 || streq(mine, parent) || streq(mine, "/"))
+		    cgroup_of(st.ppid ? st.ppid : getpid(), kinds[i].v2, parent, sizeof(parent)) < 0 ||
+		    streq(mine, parent) || streq(mine, "/"))
 			continue;
 		snprintf(file, sizeof(file), "%s%s/%s", kinds[i].mount, mine, kinds[i].file);
 		if (access(file, W_OK) < 0)

@@ -184,7 +184,7 @@ int tree_seize(pid_t root, struct tree *ret)
 	struct freezer fz;
 	bool frozen = freezer_find(root, &fz) == 1 && freezer_set(&fz, true) == 0;
 	if (frozen)
-		log_info("pid %d: cgroup %s frozen while the tree is seized", root, fz.dir);
+		log_debug("pid %d: cgroup %s frozen while the tree is seized", root, fz.dir);
 	int r = add_node(&t, root, 0);
 	for (size_t i = 0; r >= 0 && i < t.n; i++) {
 		r = seize_node(&t, i, frozen);
