@@ -324,7 +324,11 @@ def t_containerd_moby(ctx, d):
     d.docker('run', '-d', '--name', name, 'stasis-busybox:test', 'sh', '-c', COUNTER)
     full = d.inspect(name)['Id']
     time.sleep(1)
-    env = dict(d.env, CONTAINERD_ADDRESS=os.path.join(d.root, 'exec', 'containerd', 'containerd.sock'))
+    # dockerd runs its own containerd unless a system one is there.
+    sock = os.path.join(d.root, 'exec', 'containerd', 'containerd.sock')
+    if not os.path.exists(sock):
+        sock = '/run/containerd/containerd.sock'
+    env = dict(d.env, CONTAINERD_ADDRESS=sock)
     img = ctx.path('img-containerd')
     tasks = subprocess.run(['ctr', '--namespace', 'moby', 'task', 'ls'], env=env, capture_output=True, text=True)
     if full not in tasks.stdout:
