@@ -149,27 +149,6 @@ int docker_save_diff(struct image *img, void *arg)
 }
 
 
-static const char *const cap_names[] = {
-	"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
-	"LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
-	"SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-	"SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-	"MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
-	/* Newer ones are unknown to older Docker; CAP_SYS_ADMIN covers what
-	 * the restore needs of CAP_CHECKPOINT_RESTORE. */
-};
-
-static uint64_t our_caps(void)
-{
-	_cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
-	char line[256];
-	unsigned long long v = 0;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "CapBnd: %llx", &v) == 1)
-			break;
-	return v;
-}
-
 /* The create request: the original's Config and HostConfig, but the stub
  * as entrypoint, run as root with our capabilities and no seccomp filter
  * (the restore puts back exactly the original's), and no hostname of its
@@ -178,13 +157,11 @@ static json_t *create_body(const json_t *insp, const char *stub)
 {
 	json_t *cfg = json_deep_copy(json_object_get(insp, "Config"));
 	json_t *host = json_deep_copy(json_object_get(insp, "HostConfig"));
-	json_t *caps = json_array(), *sec = json_array();
+	/* Docker 20.10 knows the capabilities up to CAP_AUDIT_READ (37);
+	 * CAP_SYS_ADMIN covers what the restore needs of the newer ones. */
+	json_t *caps = rt_our_caps("", 37), *sec = json_array();
 	if (!cfg || !host || !caps || !sec)
 		goto fail;
-	uint64_t have = our_caps();
-	for (size_t i = 0; i < ARRAY_SIZE(cap_names); i++)
-		if (have & (1ULL << i))
-			json_array_append_new(caps, json_string(cap_names[i]));
 	json_array_append_new(sec, json_string("seccomp=unconfined"));
 	json_object_del(cfg, "Hostname");
 	json_object_del(cfg, "Domainname");
@@ -197,21 +174,6 @@ static json_t *create_body(const json_t *insp, const char *stub)
 fail:
 	json_decref(cfg), json_decref(host), json_decref(caps), json_decref(sec);
 	return NULL;
-}
-
-static int copy_file(const char *from, const char *to, mode_t mode)
-{
-	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
-	_cleanup_close_ int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	char buf[65536];
-	if (in < 0 || out < 0)
-		return -errno;
-	for (ssize_t n; (n = read(in, buf, sizeof(buf))) != 0;) {
-		int r = n < 0 ? -errno : write_all(out, buf, (size_t)n);
-		if (r < 0)
-			return r;
-	}
-	return fchmod(out, mode) < 0 ? -errno : 0;
 }
 
 /* The saved layer changes go into the new container's upper directory as
@@ -278,7 +240,7 @@ int docker_create_sandbox(const json_t *meta, const json_t *insp, const char *ne
 	if ((r = apply_tar(sb->dir, "rootfs-diff.tar", upper)) < 0)
 		return r;
 	snprintf(sb->stub_file, sizeof(sb->stub_file), "%s%s", upper, sb->stub_in);
-	if ((r = copy_file(stub_path, sb->stub_file, 0755)) < 0)
+	if ((r = rt_copy_file(stub_path, sb->stub_file, 0755)) < 0)
 		return log_error_errno(r, "cannot place the restore stub in %s: %m", upper);
 	snprintf(path, sizeof(path), "/containers/%s/start", sb->id);
 	if ((st = docker_call("POST", path, NULL, &reply)) < 0)

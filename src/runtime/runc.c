@@ -62,63 +62,18 @@ static int runc_locate(const char *id, const char *ns, pid_t *ret_pid, json_t **
 	return *ret_meta ? 0 : -ENOMEM;
 }
 
-static int copy_file(const char *from, const char *to, mode_t mode)
-{
-	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
-	_cleanup_close_ int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	char buf[65536];
-	if (in < 0 || out < 0)
-		return -errno;
-	for (;;) {
-		ssize_t n = read(in, buf, sizeof(buf));
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return 0;
-		int r = write_all(out, buf, (size_t)n);
-		if (r < 0)
-			return r;
-	}
-}
-
-static const char *const caps[] = {
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-	"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-	"CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-	"CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-	"CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-	"CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-	"CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-};
-
-/* Our own bounding set: runc cannot give the stub more than we have. */
-static uint64_t our_caps(void)
-{
-	_cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
-	char line[256];
-	unsigned long long v = 0;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "CapBnd: %llx", &v) == 1)
-			break;
-	return v;
-}
-
 /* The original's config, but its process is the stub, run as root with
  * every capability we have and no seccomp filter: the restore needs them (clone3
  * with set_tid, PR_SET_MM_MAP's exe, credentials), and puts back exactly
  * the original's credentials, capabilities, no_new_privs and filters. */
 static json_t *stub_config(const json_t *config, const char *rootfs, const char *stub_name)
 {
-	json_t *c = json_deep_copy(config), *all = json_array();
+	json_t *c = json_deep_copy(config), *all = rt_our_caps("CAP_", 63);
 	json_t *proc = json_object_get(c, "process"), *root = json_object_get(c, "root");
 	if (!c || !all || !json_is_object(proc) || !json_is_object(root)) {
 		json_decref(c), json_decref(all);
 		return NULL;
 	}
-	uint64_t have = our_caps();
-	for (size_t i = 0; i < ARRAY_SIZE(caps); i++)
-		if (have & (1ULL << i))
-			json_array_append_new(all, json_string(caps[i]));
 	int r = json_object_set_new(proc, "args", json_pack("[s]", stub_name)) |
 		json_object_set_new(proc, "terminal", json_false()) |
 		json_object_set_new(proc, "cwd", json_string("/")) |
@@ -153,7 +108,7 @@ static int runc_create_sandbox(const json_t *meta, const json_t *config, const c
 	snprintf(stub_name, sizeof(stub_name), "/.stasis-stub-%d", getpid());
 	snprintf(sb->stub_file, sizeof(sb->stub_file), "%s%s", rootfs, stub_name);
 	snprintf(sb->stub_in, sizeof(sb->stub_in), "%s", stub_name);
-	if ((r = copy_file(stub_path, sb->stub_file, 0755)) < 0)
+	if ((r = rt_copy_file(stub_path, sb->stub_file, 0755)) < 0)
 		return log_error_errno(r, "cannot place the restore stub in %s: %m", rootfs);
 	snprintf(sb->bundle, sizeof(sb->bundle), "%s/%s", BUNDLES, new_id);
 	(void)!mkdir("/run/stasis", 0700);

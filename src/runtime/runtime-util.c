@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -130,4 +131,46 @@ int rt_in_container(pid_t pid, int (*fn)(void *), void *arg)
 		_exit(inner < 0 || wait_child(inner) < 0 ? 1 : 0);
 	}
 	return wait_child(child);
+}
+
+int rt_copy_file(const char *from, const char *to, mode_t mode)
+{
+	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	char buf[65536];
+	if (in < 0 || out < 0)
+		return -errno;
+	for (ssize_t n; (n = read(in, buf, sizeof(buf))) != 0;) {
+		int r = n < 0 ? -errno : write_all(out, buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+	return fchmod(out, mode) < 0 ? -errno : 0;
+}
+
+static const char *const cap_names[] = {
+	"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+	"LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+	"SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+	"SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+	"MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+	"CHECKPOINT_RESTORE",
+};
+
+json_t *rt_our_caps(const char *prefix, int max)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned long long have = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapBnd: %llx", &have) == 1)
+			break;
+	json_t *a = json_array();
+	for (int i = 0; a && i <= max && i < (int)ARRAY_SIZE(cap_names); i++)
+		if (have & (1ULL << i)) {
+			char name[64];
+			snprintf(name, sizeof(name), "%s%s", prefix, cap_names[i]);
+			json_array_append_new(a, json_string(name));
+		}
+	return a;
 }

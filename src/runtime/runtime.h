@@ -58,3 +58,8 @@ int rt_run(char *const argv[], char **ret_out);
  * of host pid `pid`, with a mount namespace of its own whose /proc shows
  * that pid namespace; the container's files are at /proc/1/root there. */
 int rt_in_container(pid_t pid, int (*fn)(void *), void *arg);
+int rt_copy_file(const char *from, const char *to, mode_t mode);
+/* The capabilities we hold (our bounding set), up to number max, as names
+ * with the given prefix ("CAP_" for OCI, "" for Docker): a runtime cannot
+ * give the stub more than we have. */
+json_t *rt_our_caps(const char *prefix, int max);
