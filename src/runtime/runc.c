@@ -113,7 +113,8 @@ static int runc_create_sandbox(const json_t *meta, const json_t *config, const c
 	snprintf(sb->bundle, sizeof(sb->bundle), "%s/%s", BUNDLES, new_id);
 	(void)!mkdir("/run/stasis", 0700);
 	(void)!mkdir(BUNDLES, 0700);
-	if (mkdir(sb->bundle, 0700) < 0)
+	/* A bundle left by an earlier restore under this id is made anew. */
+	if (mkdir(sb->bundle, 0700) < 0 && errno != EEXIST)
 		return log_error_errno(-errno, "cannot make bundle %s: %m", sb->bundle);
 	_cleanup_json_ json_t *c = stub_config(config, rootfs, stub_name);
 	snprintf(path, sizeof(path), "%s/config.json", sb->bundle);

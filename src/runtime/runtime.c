@@ -110,6 +110,9 @@ int rt_restore(const char *dir, const char *type, const char *new_id, struct res
 	int r = load(dir, type, &meta, &config);
 	if (r < 0)
 		return r;
+	/* By default the container comes back under its old name. */
+	if (!new_id && json_get_str(meta, "name", &id) == 0 && *id)
+		new_id = id[0] == '/' ? id + 1 : id;
 	if (!new_id && json_get_str(meta, "id", &id) == 0)
 		new_id = id;
 	if (!new_id || !*new_id || strchr(new_id, '/'))
