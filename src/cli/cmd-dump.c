@@ -61,8 +61,8 @@ int cmd_dump(int argc, char **argv)
 			return usage_error("dump", "--namespace goes with --type containerd (and is required there)");
 		return rt_dump(ops, id, ns, dir, &o) < 0 ? 1 : 0;
 	}
-	if (id)
-		return usage_error("dump", "--type process takes --pid, not --id");
+	if (id || ns)
+		return usage_error("dump", "--type process takes --pid, not --id or --namespace");
 	if (!pid)
 		return usage_error("dump", "--pid is required");
 	if (!dir)

@@ -96,6 +96,8 @@ int restore_pidns(const char *dir, const struct restore_opts *o, pid_t *ret_root
 	if (root <= 0) {
 		kill(init, SIGKILL);
 		waitpid(init, NULL, 0);
+		if (n != sizeof(r))
+			return log_error_errno(-EIO, "the pid namespace's init died before it reported");
 		return r < 0 ? r : log_error_errno(-ESRCH, "the restored tree is gone from its pid namespace");
 	}
 	*ret_root = root;

@@ -145,10 +145,12 @@ static int rproc_open(struct rproc *p)
 {
 	char path[64];
 	pid_t pid = p->node->pid;
-	p->live = calloc(p->node->ntids + 1, sizeof(pid_t));
-	if (!p->live)
-		return -ENOMEM;
-	p->live[p->nlive++] = pid;
+	if (!p->live) {
+		p->live = calloc(p->node->ntids + 1, sizeof(pid_t));
+		if (!p->live)
+			return -ENOMEM;
+		p->live[p->nlive++] = pid;
+	}
 	snprintf(path, sizeof(path), "/proc/%d", pid);
 	p->procfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	p->rem.mem_fd = p->procfd < 0 ? -1 : openat(p->procfd, "mem", O_RDWR | O_CLOEXEC);
@@ -221,10 +223,19 @@ static int fork_child(struct restore_ctx *c, struct rproc *parent, struct rproc 
 	if (e < 0 || (e = remote_write(r, r->scratch + 8192, &a, sizeof(a))) < 0)
 		return e;
 	long ret = remote_syscall(r, ppid, SYS_clone3, r->scratch + 8192, sizeof(a));
-	if (ret == -EEXIST)
-		return check_pid_free(pid);
+	if (ret == -EEXIST) {
+		e = check_pid_free(pid);
+		return e < 0 ? e : log_error_errno(-EAGAIN, "pid %d was taken while the tree was made; try again", pid);
+	}
 	if (ret < 0)
 		return log_error_errno((int)ret, "pid %d: cannot fork pid %d: %m", ppid, pid);
+	/* It exists: a failure from here on must kill it too. */
+	p->live = calloc(p->node->ntids + 1, sizeof(pid_t));
+	if (!p->live) {
+		kill(pid, SIGKILL);
+		return -ENOMEM;
+	}
+	p->live[p->nlive++] = pid;
 	if ((e = wait_stop(pid, &status)) < 0)
 		return log_error_errno(e, "pid %d did not stop after its creation: %m", pid);
 	p->rem = (struct remote){ .syscall_ip = r->syscall_ip, .scratch = r->scratch, .scratch_len = r->scratch_len };

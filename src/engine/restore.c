@@ -196,6 +196,7 @@ static int verify_join(struct restore_ctx *c)
  * (log pipes, a terminal): the tree's external fds get those. */
 static int take_stub_stdio(struct restore_ctx *c, struct inherit_fd inh[3])
 {
+	c->files.ninh = 0; /* the runtime's, not --inherit-fd (process images only) */
 	for (int fd = 0; fd < 3; fd++) {
 		int ours = fdpass_take(c->procs[0].pidfd, fd);
 		if (ours < 0 && ours != -EBADF)
@@ -208,15 +209,19 @@ static int take_stub_stdio(struct restore_ctx *c, struct inherit_fd inh[3])
 
 static int restore_all(struct restore_ctx *c, const struct restore_opts *o)
 {
-	struct inherit_fd inh[3];
+	struct inherit_fd inh[3] = { { 0, -1 }, { 1, -1 }, { 2, -1 } };
 	int r = tree_create(c, o);
-	if (r < 0 || (o->adopt && (r = take_stub_stdio(c, inh)) < 0))
-		return r;
-	log_debug("%zu processes created", c->n);
-	for (size_t i = 0; i < c->n; i++)
-		if (!c->procs[i].node->zombie && (r = restore_body(c, &c->procs[i])) < 0)
-			return r;
-	return 0;
+	if (r >= 0)
+		log_debug("%zu processes created", c->n);
+	if (r >= 0 && o->adopt)
+		r = take_stub_stdio(c, inh);
+	for (size_t i = 0; r >= 0 && i < c->n; i++)
+		if (!c->procs[i].node->zombie)
+			r = restore_body(c, &c->procs[i]);
+	for (int k = 0; o->adopt && k < 3; k++) /* the made table holds copies */
+		if (inh[k].our_fd >= 0)
+			close(inh[k].our_fd);
+	return r < 0 ? r : 0;
 }
 
 int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pid)

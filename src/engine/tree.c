@@ -150,7 +150,9 @@ static int seize_node(struct tree *t, size_t i, bool frozen)
 				goto zombie;
 			}
 		}
-		return log_error_errno(r, "cannot freeze pid %d: %m", n->pid);
+		/* Alive but not seizable (a thread left mid-seize...): never
+		 * "gone", which would drop it from the tree. */
+		return log_error_errno(r == -ESRCH ? -EAGAIN : r, "cannot freeze pid %d: %m", n->pid);
 	}
 	/* Read again now that it is stopped: these cannot change any more. */
 	if (!n->zombie && (r = read_stat(n->pid, &st)) < 0)
@@ -190,6 +192,9 @@ int tree_seize(pid_t root, struct tree *ret)
 		r = seize_node(&t, i, frozen);
 		if (r == -ESRCH && i > 0) {
 			/* Gone (reaped) before we got to it: it is not in the tree. */
+			for (size_t k = 0; k < t.v[i].ntids; k++)
+				detach_thread(t.v[i].tids[k]);
+			free(t.v[i].tids);
 			memmove(&t.v[i], &t.v[i + 1], (t.n - i - 1) * sizeof(t.v[0]));
 			t.n--;
 			i--;

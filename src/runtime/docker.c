@@ -213,9 +213,16 @@ int docker_create_sandbox(const json_t *meta, const json_t *insp, const char *ne
 	snprintf(path, sizeof(path), "/images/%s/json", image);
 	if ((st = docker_call("GET", path, NULL, &reply)) < 0)
 		return st;
-	json_decref(reply);
-	if (st == 404)
+	if (st == 404) {
+		json_decref(reply);
 		return log_error_errno(-ENOENT, "image '%s' is not on this host; pull or load it first", image);
+	}
+	if (st != 200) {
+		log_error("docker image inspect %s: HTTP %d: %s", image, st, docker_message(reply));
+		json_decref(reply);
+		return -EIO;
+	}
+	json_decref(reply);
 	snprintf(sb->stub_in, sizeof(sb->stub_in), "/.stasis-stub-%d", getpid());
 	_cleanup_json_ json_t *body = create_body(insp, sb->stub_in);
 	if (!body)

@@ -39,6 +39,23 @@ static int state(const char *id, json_t **ret)
 	return 0;
 }
 
+/* `runc state ID` succeeds: quietly, as "does not exist" is the hope. */
+static bool exists(const char *id)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0)
+			dup2(null, 0), dup2(null, 1), dup2(null, 2);
+		execlp("runc", "runc", "state", id, (char *)NULL);
+		_exit(127);
+	}
+	int status = 1;
+	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 static int runc_locate(const char *id, const char *ns, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config)
 {
 	_cleanup_json_ json_t *st = NULL;
@@ -104,6 +121,8 @@ static int runc_create_sandbox(const json_t *meta, const json_t *config, const c
 		return log_error_errno(-EBADMSG, "the image lacks the container's root filesystem");
 	if (stat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
 		return log_error_errno(-ENOENT, "the container's root filesystem %s is not on this host", rootfs);
+	if (exists(new_id))
+		return log_error_errno(-EEXIST, "runc container '%s' exists; delete it or restore with --id NEW", new_id);
 	snprintf(sb->id, sizeof(sb->id), "%s", new_id);
 	snprintf(stub_name, sizeof(stub_name), "/.stasis-stub-%d", getpid());
 	snprintf(sb->stub_file, sizeof(sb->stub_file), "%s%s", rootfs, stub_name);
@@ -131,10 +150,11 @@ static int runc_create_sandbox(const json_t *meta, const json_t *config, const c
 		_exit(127);
 	}
 	int status = 0;
-	while (pid > 0 && waitpid(pid, &status, 0) < 0)
+	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
 		return log_error_errno(-EIO, "runc could not create container '%s' (see its message above)", new_id);
+	sb->created = true;
 	_cleanup_json_ json_t *now = NULL;
 	int spid;
 	if ((r = state(new_id, &now)) < 0 || (r = json_get_int(now, "pid", &spid)) < 0)
@@ -150,7 +170,7 @@ static void runc_finish(struct rt_sandbox *sb, bool ok)
 	if (ok || !sb->bundle[0])
 		return;
 	char *const argv[] = { (char *)"runc", (char *)"delete", (char *)"--force", sb->id, NULL };
-	if (sb->pid)
+	if (sb->created)
 		(void)rt_run(argv, NULL);
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/config.json", sb->bundle);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -46,33 +47,31 @@ static int read_all(int fd, char **ret)
 
 int rt_run(char *const argv[], char **ret_out)
 {
-	int out[2], err[2];
-	if (pipe2(out, O_CLOEXEC) < 0)
+	int out[2];
+	/* stderr goes to a memfd, read after the exit: reading two pipes one
+	 * after the other could block on a full one. */
+	_cleanup_close_ int err = memfd_create("rt-run-stderr", MFD_CLOEXEC);
+	if (err < 0 || pipe2(out, O_CLOEXEC) < 0)
 		return -errno;
-	if (pipe2(err, O_CLOEXEC) < 0) {
-		close(out[0]), close(out[1]);
-		return -errno;
-	}
 	pid_t pid = fork();
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDONLY);
-		dup2(null, 0);
-		dup2(out[1], 1);
-		dup2(err[1], 2);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err, 2) < 0)
+			_exit(126);
 		execvp(argv[0], argv);
 		dprintf(2, "cannot run %s: %s", argv[0], strerror(errno));
 		_exit(127);
 	}
+	int fork_errno = errno;
 	close(out[1]);
-	close(err[1]);
 	_cleanup_free_ char *o = NULL, *e = NULL;
-	int r1 = read_all(out[0], &o), r2 = read_all(err[0], &e), status = 0;
+	int r1 = pid < 0 ? 0 : read_all(out[0], &o), status = 0;
 	close(out[0]);
-	close(err[0]);
 	if (pid < 0)
-		return -errno;
+		return -fork_errno;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	int r2 = lseek(err, 0, SEEK_SET) < 0 ? -errno : read_all(err, &e);
 	if (r1 < 0 || r2 < 0)
 		return -ENOMEM;
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {

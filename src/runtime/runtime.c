@@ -4,6 +4,7 @@
  * inside the container's namespaces (rt_in_container). */
 #include "runtime/runtime.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -115,8 +116,13 @@ int rt_restore(const char *dir, const char *type, const char *new_id, struct res
 		new_id = id[0] == '/' ? id + 1 : id;
 	if (!new_id && json_get_str(meta, "id", &id) == 0)
 		new_id = id;
-	if (!new_id || !*new_id || strchr(new_id, '/'))
-		return log_error_errno(-EINVAL, "bad container id '%s'", new_id ? new_id : "");
+	/* What runtimes accept as a name, and safe in an API path. */
+	bool ok = new_id && isalnum((unsigned char)new_id[0]) && strlen(new_id) < 128;
+	for (const char *p = new_id; ok && *p; p++)
+		ok = isalnum((unsigned char)*p) || strchr("_.-", *p);
+	if (!ok)
+		return log_error_errno(-EINVAL, "bad container name '%s' (letters, digits, '_', '.', '-')",
+				       new_id ? new_id : "");
 	if ((r = fdpass_open(&ctl, &stub)) < 0)
 		return log_error_errno(r, "cannot make the fd transport: %m");
 	snprintf(sb.dir, sizeof(sb.dir), "%s", dir);

@@ -22,6 +22,7 @@ struct rt_sandbox {
 	char stub_file[PATH_MAX]; /* the stub's copy in the container's root (host path) */
 	char stub_in[64];        /* the same, as the container sees it */
 	char dir[PATH_MAX];      /* the image */
+	bool created;            /* the runtime made it: remove it on failure */
 };
 
 struct rt_ops {
