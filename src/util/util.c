@@ -14,12 +14,18 @@
 
 #include "util/cleanup.h"
 
-int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
+enum io_op { IO_READ, IO_PREAD, IO_WRITE, IO_PWRITE };
 
+/* The loop behind the four below: the whole length or an error, retried
+ * on EINTR and short transfers; a transfer of 0 (EOF, full device) is
+ * -EIO. off advances only for the positional ones. */
+static int io_all(enum io_op op, int fd, char *p, size_t len, off_t off)
+{
 	while (len > 0) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = op == IO_READ    ? read(fd, p, len)
+			    : op == IO_PREAD ? pread(fd, p, len, off)
+			    : op == IO_WRITE ? write(fd, p, len)
+					     : pwrite(fd, p, len, off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -29,67 +35,29 @@ int write_all(int fd, const void *buf, size_t len)
 			return -EIO;
 		p += n;
 		len -= (size_t)n;
+		off += n;
 	}
 	return 0;
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+	return io_all(IO_WRITE, fd, (char *)buf, len, 0);
 }
 
 int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 {
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
+	return io_all(IO_PWRITE, fd, (char *)buf, len, off);
 }
 
 int read_exact(int fd, void *buf, size_t len)
 {
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = read(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return io_all(IO_READ, fd, buf, len, 0);
 }
 
 int pread_exact(int fd, void *buf, size_t len, off_t off)
 {
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
+	return io_all(IO_PREAD, fd, buf, len, off);
 }
 
 /* Reads until EOF, at most max bytes. The buffer holds max + 1 bytes plus
