@@ -112,10 +112,8 @@ static int save_tar(struct image *img, const char *dir, const char *name)
 		r = n < 0 ? -errno : image_stream_write(s, buf, (size_t)n);
 	}
 	close(p[0]);
-	int status = 0;
-	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (r >= 0 && (!WIFEXITED(status) || WEXITSTATUS(status)))
+	int w = pid > 0 ? rt_wait(pid) : 0;
+	if (r >= 0 && w < 0)
 		r = -EIO;
 	if (r < 0) {
 		if (pid > 0 && s)
@@ -192,10 +190,7 @@ static int apply_tar(const char *dir, const char *name, const char *upper)
 		       (char *)NULL);
 		_exit(127);
 	}
-	int status = 0;
-	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+	if (pid < 0 || rt_wait(pid) < 0)
 		return log_error_errno(-EIO, "cannot apply the filesystem changes to %s", upper);
 	return 0;
 }

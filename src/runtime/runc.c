@@ -50,10 +50,7 @@ static bool exists(const char *id)
 		execlp("runc", "runc", "state", id, (char *)NULL);
 		_exit(127);
 	}
-	int status = 1;
-	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	return pid > 0 && rt_wait(pid) == 0;
 }
 
 static int runc_locate(const char *id, const char *ns, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config)
@@ -149,10 +146,7 @@ static int runc_create_sandbox(const json_t *meta, const json_t *config, const c
 		execlp("runc", "runc", "run", "-d", "--preserve-fds", "1", "--bundle", sb->bundle, new_id, (char *)NULL);
 		_exit(127);
 	}
-	int status = 0;
-	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+	if (pid < 0 || rt_wait(pid) < 0)
 		return log_error_errno(-EIO, "runc could not create container '%s' (see its message above)", new_id);
 	sb->created = true;
 	_cleanup_json_ json_t *now = NULL;

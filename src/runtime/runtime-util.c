@@ -18,32 +18,7 @@
 #include "util/log.h"
 #include "util/util.h"
 
-static int read_all(int fd, char **ret)
-{
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		if (len + 1 >= cap) {
-			char *n = cap < (64u << 20) ? realloc(buf, cap *= 2) : NULL;
-			if (!n) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = n;
-		}
-		ssize_t r = read(fd, buf + len, cap - 1 - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	buf[len] = 0;
-	*ret = buf;
-	return 0;
-}
+#define MAX_OUTPUT (64u << 20)
 
 int rt_run(char *const argv[], char **ret_out)
 {
@@ -65,15 +40,15 @@ int rt_run(char *const argv[], char **ret_out)
 	int fork_errno = errno;
 	close(out[1]);
 	_cleanup_free_ char *o = NULL, *e = NULL;
-	int r1 = pid < 0 ? 0 : read_all(out[0], &o), status = 0;
+	int r1 = pid < 0 ? 0 : read_fd_capped(out[0], MAX_OUTPUT, &o, NULL), status = 0;
 	close(out[0]);
 	if (pid < 0)
 		return -fork_errno;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	int r2 = lseek(err, 0, SEEK_SET) < 0 ? -errno : read_all(err, &e);
+	int r2 = lseek(err, 0, SEEK_SET) < 0 ? -errno : read_fd_capped(err, MAX_OUTPUT, &e, NULL);
 	if (r1 < 0 || r2 < 0)
-		return -ENOMEM;
+		return r1 < 0 ? r1 : r2;
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 		size_t l = strlen(e);
 		while (l && (e[l - 1] == '\n' || e[l - 1] == ' '))
@@ -96,7 +71,7 @@ static int join(pid_t pid, const char *ns, int type)
 	return 0;
 }
 
-static int wait_child(pid_t pid)
+int rt_wait(pid_t pid)
 {
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
@@ -127,9 +102,9 @@ int rt_in_container(pid_t pid, int (*fn)(void *), void *arg)
 			fsroot_set("/proc/1/root");
 			_exit(fn(arg) < 0 ? 1 : 0);
 		}
-		_exit(inner < 0 || wait_child(inner) < 0 ? 1 : 0);
+		_exit(inner < 0 || rt_wait(inner) < 0 ? 1 : 0);
 	}
-	return wait_child(child);
+	return rt_wait(child);
 }
 
 int rt_copy_file(const char *from, const char *to, mode_t mode)

@@ -60,6 +60,9 @@ int rt_run(char *const argv[], char **ret_out);
  * that pid namespace; the container's files are at /proc/1/root there. */
 int rt_in_container(pid_t pid, int (*fn)(void *), void *arg);
 int rt_copy_file(const char *from, const char *to, mode_t mode);
+/* Waits for our child: 0 when it exited 0, -EIO for another status, -EINTR
+ * when a signal ended it, -errno when it cannot be waited for. */
+int rt_wait(pid_t pid);
 /* The capabilities we hold (our bounding set), up to number max, as names
  * with the given prefix ("CAP_" for OCI, "" for Docker): a runtime cannot
  * give the stub more than we have. */

@@ -63,7 +63,7 @@ int pread_exact(int fd, void *buf, size_t len, off_t off)
 /* Reads until EOF, at most max bytes. The buffer holds max + 1 bytes plus
  * the NUL so one byte too many is seen; the size from fstat is only a hint
  * (/proc files report 0, a file may grow while we read it). */
-static int read_capped(int fd, size_t max, char **ret_buf, size_t *ret_len)
+int read_fd_capped(int fd, size_t max, char **ret_buf, size_t *ret_len)
 {
 	struct stat st;
 	size_t cap, len = 0;
@@ -114,7 +114,7 @@ int read_file_at(int dirfd, const char *path, size_t max, char **ret_buf, size_t
 	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
-	return read_capped(fd, max, ret_buf, ret_len);
+	return read_fd_capped(fd, max, ret_buf, ret_len);
 }
 
 int write_file_at(int dirfd, const char *path, const void *buf, size_t len)

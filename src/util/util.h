@@ -18,6 +18,9 @@ int pwrite_all(int fd, const void *buf, size_t len, off_t off);
 /* read()/pread() exactly len bytes; -EIO on a short file. */
 int read_exact(int fd, void *buf, size_t len);
 int pread_exact(int fd, void *buf, size_t len, off_t off);
+/* Reads fd until EOF into a NUL-terminated malloc'd buffer; more than max
+ * bytes is -EFBIG. */
+int read_fd_capped(int fd, size_t max, char **ret_buf, size_t *ret_len);
 /* Reads a whole file (relative to dirfd, AT_FDCWD allowed) into a
  * NUL-terminated malloc'd buffer; refuses files larger than max (-EFBIG). */
 int read_file_at(int dirfd, const char *path, size_t max, char **ret_buf, size_t *ret_len);
