@@ -31,15 +31,11 @@ static uint16_t port_of(const struct sk_addr *a)
 /* An unbound socket shows the wildcard address and port 0. */
 static int get_addr(int fd, bool peer, struct sk_addr *ret)
 {
-	struct sk_addr a = { .len = sizeof(a.ss) };
-	int r = peer ? getpeername(fd, (struct sockaddr *)&a.ss, &a.len) : getsockname(fd, (struct sockaddr *)&a.ss, &a.len);
-	if (r < 0)
-		return errno == ENOTCONN ? 0 : -errno;
-	if (a.len > sizeof(a.ss))
-		return -EOVERFLOW;
-	if (port_of(&a) != 0)
+	struct sk_addr a = { 0 };
+	int r = sk_get_addr(fd, peer, &a);
+	if (r >= 0 && a.len && port_of(&a) != 0)
 		*ret = a;
-	return 0;
+	return r;
 }
 
 static const char *tcp_state_name(int st)

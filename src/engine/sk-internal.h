@@ -28,6 +28,9 @@ int unix_diag_query(uint64_t ino, struct unix_diag_info *ret);
 
 /* sockets.c */
 const char *sk_kind_name(const struct sk_rec *s);
+/* fd's own address (peer: its peer's) into *ret; an unconnected socket's
+ * peer leaves *ret as it is. */
+int sk_get_addr(int fd, bool peer, struct sk_addr *ret);
 /* "127.0.0.1:80", "[::1]:80", "/run/x.sock", "@abstract", "(unbound)". */
 void sk_addr_format(int family, const struct sk_addr *a, char *buf, size_t size);
 /* sk-opts.c */

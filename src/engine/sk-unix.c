@@ -43,17 +43,6 @@ static bool relative(const struct sk_addr *a)
 	       ((const struct sockaddr_un *)&a->ss)->sun_path[0] != '/';
 }
 
-static int get_addr(int fd, bool peer, struct sk_addr *ret)
-{
-	struct sk_addr a = { .len = sizeof(a.ss) };
-	int r = peer ? getpeername(fd, (struct sockaddr *)&a.ss, &a.len) : getsockname(fd, (struct sockaddr *)&a.ss, &a.len);
-	if (r < 0)
-		return errno == ENOTCONN ? 0 : -errno;
-	if (a.len > sizeof(a.ss))
-		return -EOVERFLOW;
-	*ret = a;
-	return 0;
-}
 
 static int collect_state(pid_t pid, int fd, struct sk_rec *s, const struct unix_diag_info *d, const char *name)
 {
@@ -101,7 +90,7 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
 	if (r < 0)
 		return log_error_errno(r, "pid %d: fd %d: sock_diag does not know unix socket %" PRIu64
 				       " (is it in another network namespace?): %m", pid, fd, s->ino);
-	if ((r = get_addr(sk, false, &s->name)) < 0 || (r = get_addr(sk, true, &s->peer_name)) < 0)
+	if ((r = sk_get_addr(sk, false, &s->name)) < 0 || (r = sk_get_addr(sk, true, &s->peer_name)) < 0)
 		return log_error_errno(r, "pid %d: fd %d: cannot read the addresses of the %s: %m", pid, fd,
 				       sk_kind_name(s));
 	sk_addr_format(AF_UNIX, &s->name, name, sizeof(name));

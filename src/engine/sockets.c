@@ -24,6 +24,18 @@
 #define SCM_PIDFD 0x04
 #endif
 
+int sk_get_addr(int fd, bool peer, struct sk_addr *ret)
+{
+	struct sk_addr a = { .len = sizeof(a.ss) };
+	int r = peer ? getpeername(fd, (struct sockaddr *)&a.ss, &a.len) : getsockname(fd, (struct sockaddr *)&a.ss, &a.len);
+	if (r < 0)
+		return errno == ENOTCONN ? 0 : -errno;
+	if (a.len > sizeof(a.ss))
+		return -EOVERFLOW;
+	*ret = a;
+	return 0;
+}
+
 const char *sk_kind_name(const struct sk_rec *s)
 {
 	if (s->family == AF_UNIX)
