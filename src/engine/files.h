@@ -16,7 +16,6 @@
 #include "image/image.h"
 
 #define MAX_FDS 65536
-#define MAX_DELETED_SIZE (1ULL << 30)
 
 enum fd_kind {
 	FD_REG, FD_DIR, FD_CHR, FD_EXTERNAL, FD_EVENTFD, FD_SIGNALFD, FD_TIMERFD, FD_EPOLL, FD_PIPE, FD_SOCKET, FD_INOTIFY,

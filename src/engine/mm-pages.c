@@ -347,16 +347,16 @@ out:
 /* Restore: the process reads its own pages from the page file. */
 int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m, int ctl, int tfd)
 {
-	char name[64], path[PATH_MAX];
+	char name[64], pages[64];
 	_cleanup_free_ void *buf = NULL;
 	_cleanup_free_ struct pagemap_entry *pm = NULL;
 	size_t len, n;
 	uint64_t size;
 	int ret;
 
-	snprintf(name, sizeof(name), "pages-%d.img", r->pid);
+	snprintf(pages, sizeof(pages), "pages-%d.img", r->pid);
 	_cleanup_close_ int pages_fd = -1;
-	ret = image_open_file(img, name, &pages_fd, &size);
+	ret = image_open_file(img, pages, &pages_fd, &size);
 	if (ret < 0)
 		return ret;
 	snprintf(name, sizeof(name), "pagemap-%d.img", r->pid);
@@ -399,7 +399,7 @@ int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struc
 		long got = remote_syscall(r, tid, SYS_preadv, fd, iov_at, k, off, 0);
 		log_debug("pid %d: read %ld bytes", r->pid, got);
 		if (got < 0)
-			ret = log_error_errno((int)got, "pid %d: cannot fill memory from %s: %m", r->pid, path);
+			ret = log_error_errno((int)got, "pid %d: cannot fill memory from %s: %m", r->pid, pages);
 		else if ((uint64_t)got != total)
 			ret = log_error_errno(-EIO, "pid %d: short read of page data (%ld of %" PRIu64 " bytes)",
 					      r->pid, got, total);
