@@ -34,24 +34,24 @@
  * reaps late (DESIGN.md §7), so wait a little for that. */
 static int check_pid_free(pid_t pid)
 {
-	char path[64], state = 0, comm[64] = "?";
+	char path[64];
+	struct proc_stat st = { .comm = "?" };
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	for (int i = 0; i < 50; i++) {
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		_cleanup_fclose_ FILE *f = fopen(path, "re");
-		if (!f)
-			return 0;
-		if (fscanf(f, "%*d (%63[^)]) %c", comm, &state) != 2)
-			return 0;
-		if (state != 'Z')
+		_cleanup_free_ char *buf = NULL;
+		size_t len;
+		if (proc_read(AT_FDCWD, path, &buf, &len) < 0 || proc_parse_stat(buf, len, &st) < 0)
+			return 0; /* gone */
+		if (st.state != 'Z')
 			break;
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
-	if (state == 'Z')
+	if (st.state == 'Z')
 		return log_error_errno(-EBUSY, "pid %d is still held by an unreaped zombie (%s); its parent has to "
-				       "reap it before the restore", pid, comm);
+				       "reap it before the restore", pid, st.comm);
 	return log_error_errno(-EBUSY, "pid %d is in use by another process (%s); stop it, or restore with "
-			       "--pidns into a new pid namespace", pid, comm);
+			       "--pidns into a new pid namespace", pid, st.comm);
 }
 
 /* Child side: become the stub. Only async-signal-safe calls here. */
