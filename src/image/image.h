@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "image/json.h"
+
 #define IMAGE_FORMAT "stasis-image"
 #define IMAGE_VERSION 2
 #define IMAGE_MANIFEST "manifest.json"
@@ -72,28 +74,3 @@ void image_free(struct image *img);
 /* Writing, not committed: removes every file written so far (and the
  * directory when that leaves it empty), then frees. For failed dumps. */
 void image_discard(struct image *img);
-
-/* --- JSON field helpers for record readers: -EBADMSG when the key is
- * missing or has the wrong type or range. --- */
-int json_get_u64(const json_t *obj, const char *key, uint64_t *ret);
-int json_get_i64(const json_t *obj, const char *key, int64_t *ret);
-int json_get_int(const json_t *obj, const char *key, int *ret);
-int json_get_bool(const json_t *obj, const char *key, bool *ret);
-/* Borrowed string, valid while obj lives. */
-int json_get_str(const json_t *obj, const char *key, const char **ret);
-/* Hex string of exactly len bytes decoded into buf. */
-int json_get_hex(const json_t *obj, const char *key, void *buf, size_t len);
-/* Hex string of at most max bytes, decoded into a malloc'd buffer. */
-int json_get_hex_alloc(const json_t *obj, const char *key, size_t max, void **ret_buf, size_t *ret_len);
-int json_get_array(const json_t *obj, const char *key, size_t max, json_t **ret);
-int json_set_hex(json_t *obj, const char *key, const void *buf, size_t len);
-
-/* jansson >= 2.11 has json_decrefp (with json_auto_t); older ones do not. */
-#ifndef json_auto_t
-static inline void json_decrefp(json_t **j)
-{
-	if (*j)
-		json_decref(*j);
-}
-#endif
-#define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
