@@ -3,7 +3,6 @@
 #include <stdio.h>
 
 #include "cli/cli.h"
-#include "engine/dump.h"
 #include "runtime/runtime.h"
 #include "util/util.h"
 
@@ -49,23 +48,17 @@ int cmd_dump(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("dump", "unexpected argument '%s'", argv[optind]);
+	const struct rt_ops *ops = rt_find(type);
+	if (!ops)
+		return usage_error("dump", "--type %s is not supported (supported: %s)", type, rt_names());
+	if (ops->target == RT_BY_PID && (id || ns || !pid))
+		return usage_error("dump", "--type %s takes --pid PID (not --id or --namespace)", type);
+	if (ops->target != RT_BY_PID && (!id || pid))
+		return usage_error("dump", "--type %s takes --id ID (and no --pid)", type);
+	if ((ops->target == RT_BY_ID_NS) != (ns != NULL))
+		return usage_error("dump", "--namespace goes with --type containerd (and is required there)");
 	if (!dir)
 		return usage_error("dump", "-D/--checkpoint-dir is required");
-	if (!streq(type, "process")) {
-		const struct rt_ops *ops = rt_find(type);
-		if (!ops)
-			return usage_error("dump", "--type %s is not supported (supported: process, runc, docker, containerd)", type);
-		if (!id || pid)
-			return usage_error("dump", "--type %s takes --id ID (and no --pid)", type);
-		if (streq(type, "containerd") != (ns != NULL))
-			return usage_error("dump", "--namespace goes with --type containerd (and is required there)");
-		return rt_dump(ops, id, ns, dir, &o) < 0 ? 1 : 0;
-	}
-	if (id || ns)
-		return usage_error("dump", "--type process takes --pid, not --id or --namespace");
-	if (!pid)
-		return usage_error("dump", "--pid is required");
-	if (!dir)
-		return usage_error("dump", "-D/--checkpoint-dir is required");
-	return dump_process(pid, dir, &o) < 0 ? 1 : 0;
+	struct rt_target t = { .pid = pid, .id = id, .ns = ns };
+	return rt_dump(ops, &t, dir, &o) < 0 ? 1 : 0;
 }

@@ -187,11 +187,6 @@ static int write_manifest(struct image *img, const struct tree *t, uint64_t page
 		if (e < 0)
 			return e;
 	}
-	for (size_t i = 0; i < o->nfiles; i++) {
-		int e = image_put_json(img, o->file_names[i], o->files[i]);
-		if (e < 0)
-			return e;
-	}
 	_cleanup_json_ json_t *body = json_object();
 	json_t *tree = NULL, *cpu = json_object();
 	char vendor[13] = { 0 };
@@ -261,9 +256,8 @@ static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v,
 	return write_manifest(img, t, *ret_pages, ipcns, o);
 }
 
-int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
+int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 {
-	struct image *img = NULL;
 	struct tree t = { 0 };
 	struct dump_ctx *v = NULL;
 	uint64_t pages = 0;
@@ -273,12 +267,8 @@ int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
 		return log_error_errno(-EINVAL, "refusing to checkpoint pid %d", pid);
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return log_error_errno(-ESRCH, "no process with pid %d", pid);
-	if ((r = image_create(dir, &img)) < 0)
-		return r;
-	if ((r = tree_seize(pid, &t)) < 0) {
-		image_discard(img);
+	if ((r = tree_seize(pid, &t)) < 0)
 		return r == -ESRCH ? log_error_errno(r, "no process with pid %d", pid) : r;
-	}
 	v = calloc(t.n, sizeof(*v));
 	if (!v) {
 		r = -ENOMEM;
@@ -306,15 +296,14 @@ int dump_process(pid_t pid, const char *dir, const struct dump_opts *o)
 			if (seize_set_exitkill(t.v[0].tids[k]) < 0)
 				log_warn("tid %d: image written but it could not be killed: %m", t.v[0].tids[k]);
 	}
-	log_info("pid %d: checkpoint of %zu processes written to %s (%llu pages)", pid, t.n, dir,
+	log_info("pid %d: checkpoint of %zu processes written to %s (%llu pages)", pid, t.n, image_dir(img),
 		 (unsigned long long)pages);
-	image_free(img);
 	goto out;
 fail:
 	for (size_t i = 0; v && i < t.n; i++)
 		dump_release(&v[i]);
 	tree_detach(&t);
-	image_discard(img);
+	image_rollback(img);
 out:
 	for (size_t i = 0; v && i < t.n; i++)
 		ctx_free(&v[i]);

@@ -12,24 +12,29 @@ struct image;
 struct dump_opts {
 	bool leave_running;
 	bool tcp_close; /* established TCP connections are restored closed */
-	/* Set by a runtime adapter: the manifest's type, its "container"
-	 * object, and the runtime's own files (JSON) written into the image. */
+	/* Set by the runtime layer: the manifest's type and, for a
+	 * container, its "container" object. */
 	const char *type;
 	json_t *container;
-	const char *const *file_names;
-	json_t *const *files;
-	size_t nfiles;
 	/* Runs with the tree still frozen, before the manifest is written:
 	 * e.g. the container's filesystem changes go into the image then. */
 	int (*before_commit)(struct image *img, void *arg);
 	void *arg;
+	const char *fsroot; /* where the processes' paths are (fsroot.h); NULL: ours */
 };
 
-/* Writes the image into dir. On failure the process is left running as
- * it was, and no manifest is written. */
-int dump_process(pid_t pid, const char *dir, const struct dump_opts *o);
+/* Writes the checkpoint of pid and its descendants into img (made by
+ * image_create) and commits it. On failure the processes are left running
+ * as they were, the files written are removed (image_rollback) and no
+ * manifest is written; the caller still owns img. */
+int dump_process(struct image *img, pid_t pid, const struct dump_opts *o);
 
-struct inherit_fd;
+/* --inherit-fd: an fd of ours that the restored root gets. */
+struct inherit_fd {
+	int target_fd; /* fd number in the restored process */
+	int our_fd;    /* fd of the restorer that it gets */
+};
+
 struct restore_opts {
 	bool detach;
 	const struct inherit_fd *inherit;
@@ -43,12 +48,14 @@ struct restore_opts {
 	int ctl; /* adopt: our end of that transport, or -1: the stub connects
 		  * to us (an abstract socket in its network namespace) */
 	const char *stub_file; /* adopt: the stub's file in the container, removed */
+	const char *fsroot;    /* where the processes' paths are (fsroot.h); NULL: ours */
 };
 
-/* Restores the image in dir. Returns the pid of the restored process; on
- * failure nothing it created is left behind. */
-int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pid);
+/* Restores the image (opened by image_open; the caller owns it). Returns
+ * the pid of the restored root; on failure nothing it created is left
+ * behind. */
+int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_pid);
 /* The same in a new pid namespace (restore-pidns.c). ret_root: the root's
  * pid as the caller sees it; ret_init: the namespace's init, our child,
  * which exits with the root's status once the tree is gone. */
-int restore_pidns(const char *dir, const struct restore_opts *o, pid_t *ret_root, pid_t *ret_init);
+int restore_pidns(struct image *img, const struct restore_opts *o, pid_t *ret_root, pid_t *ret_init);

@@ -411,7 +411,7 @@ int files_ctx_add(struct files_ctx *c, uint64_t desc, int fd)
 static int make_fifo(struct files_ctx *c, const struct fd_rec *o)
 {
 	char p[PATH_MAX + 64];
-	if (!fsroot_path(o->path, p, sizeof(p)))
+	if (!fsroot_path(c->fsroot, o->path, p, sizeof(p)))
 		return -ENAMETOOLONG;
 	int keep = open(p, O_RDWR | O_NONBLOCK | O_CLOEXEC), e;
 	if (keep < 0)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "engine/dump.h"
 #include "engine/remote.h"
 #include "engine/shobj.h"
 #include "engine/sockets.h"
@@ -76,10 +77,6 @@ struct files_rec {
 	size_t n;
 };
 
-struct inherit_fd {
-	int target_fd; /* fd number in the restored process */
-	int our_fd;    /* fd of the restorer that it gets */
-};
 
 void files_rec_free(struct files_rec *f);
 
@@ -135,6 +132,7 @@ struct files_ctx {
 	const struct inherit_fd *inh;
 	size_t ninh;
 	const struct files_proc *all; /* every process's fds: a pipe finds its other end */
+	const char *fsroot; /* where the processes' paths are (fsroot.h) */
 	size_t nall;
 	struct made_fd {
 		uint64_t desc;

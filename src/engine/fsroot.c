@@ -3,15 +3,8 @@
 
 #include <stdio.h>
 
-static char prefix[64];
-
-void fsroot_set(const char *p)
+const char *fsroot_path(const char *root, const char *path, char *buf, size_t size)
 {
-	snprintf(prefix, sizeof(prefix), "%s", p ? p : "");
-}
-
-const char *fsroot_path(const char *path, char *buf, size_t size)
-{
-	int n = snprintf(buf, size, "%s%s", prefix, path);
+	int n = snprintf(buf, size, "%s%s", root ? root : "", path);
 	return n < 0 || (size_t)n >= size ? NULL : buf;
 }

@@ -76,7 +76,7 @@ static int check_specials(const struct mm_rec *m)
 	return r;
 }
 
-int mm_check_restorable(const struct mm_rec *m)
+int mm_check_restorable(const struct mm_rec *m, const char *fsroot)
 {
 	for (size_t i = 0; i < m->nvmas; i++) {
 		const struct vma_rec *v = &m->vmas[i];
@@ -84,7 +84,7 @@ int mm_check_restorable(const struct mm_rec *m)
 		char p[PATH_MAX + 64];
 		if (v->kind != VMA_FILE)
 			continue;
-		if (!fsroot_path(v->path, p, sizeof(p)) || stat(p, &st) < 0)
+		if (!fsroot_path(fsroot, v->path, p, sizeof(p)) || stat(p, &st) < 0)
 			return log_error_errno(-errno, "mapped file %s is not available here: %m", v->path);
 		int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 		if ((uint64_t)st.st_size != v->fsize || mt != v->mtime_ns)

@@ -61,7 +61,7 @@ int mm_to_json(const struct mm_rec *m, json_t **ret);
 int mm_from_json(const json_t *j, struct mm_rec *m);
 
 /* Restore, in this order, all through remote syscalls in the stub. */
-int mm_check_restorable(const struct mm_rec *m);
+int mm_check_restorable(const struct mm_rec *m, const char *fsroot);
 /* Finds a free address range of len bytes outside both the image's and
  * the stub's current mappings. */
 int mm_find_gap(const struct mm_rec *m, const struct vma *cur, size_t ncur, uint64_t len, uint64_t *ret);

@@ -40,7 +40,7 @@ static _Noreturn void be_init(pid_t root)
 	_exit(WEXITSTATUS(root_status));
 }
 
-static _Noreturn void child(const char *dir, const struct restore_opts *o, int report)
+static _Noreturn void child(struct image *img, const struct restore_opts *o, int report)
 {
 	pid_t pid = 0;
 	int r = 0;
@@ -49,7 +49,7 @@ static _Noreturn void child(const char *dir, const struct restore_opts *o, int r
 	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		r = log_error_errno(-errno, "cannot mount /proc in the new pid namespace: %m");
 	if (r == 0)
-		r = restore_process(dir, o, &pid);
+		r = restore_process(img, o, &pid);
 	(void)!write(report, &r, sizeof(r));
 	close(report);
 	if (r < 0)
@@ -72,7 +72,7 @@ static pid_t find_root(pid_t init)
 	return (pid_t)pid;
 }
 
-int restore_pidns(const char *dir, const struct restore_opts *o, pid_t *ret_root, pid_t *ret_init)
+int restore_pidns(struct image *img, const struct restore_opts *o, pid_t *ret_root, pid_t *ret_init)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -81,7 +81,7 @@ int restore_pidns(const char *dir, const struct restore_opts *o, pid_t *ret_root
 	pid_t init = (pid_t)syscall(SYS_clone, SIGCHLD | CLONE_NEWPID | CLONE_NEWNS, NULL, NULL, NULL, 0);
 	if (init == 0) {
 		close(p[0]);
-		child(dir, o, p[1]);
+		child(img, o, p[1]);
 	}
 	int e = errno;
 	close(p[1]);

@@ -48,21 +48,18 @@ static void ctx_free(struct restore_ctx *c)
 	if (c->stub_tfd >= 0)
 		close(c->stub_tfd);
 	tree_free(&c->tree);
-	image_free(c->img);
 }
 
-static int load_image(struct restore_ctx *c, const char *dir, bool adopt)
+static int load_image(struct restore_ctx *c, const struct restore_opts *o)
 {
-	const char *type;
+	const char *type, *dir = image_dir(c->img);
 	json_t *cpu;
 	int r, xs;
 
-	if ((r = image_open(dir, &c->img)) < 0)
-		return r;
 	json_t *man = image_manifest(c->img);
 	if (json_get_str(man, "type", &type) < 0 || tree_from_json(json_object_get(man, "tree"), &c->tree) < 0)
 		return log_error_errno(-EBADMSG, "manifest.json in %s: missing or bad type/tree", dir);
-	if (!streq(type, "process") && !adopt) /* containers: rt_restore() */
+	if (!streq(type, "process") && !o->adopt) /* containers: rt_restore() */
 		return log_error_errno(-EOPNOTSUPP, "image type '%s' cannot be restored by this version", type);
 	cpu = json_object_get(man, "cpu");
 	if (json_get_int(cpu, "xsave_size", &xs) < 0)
@@ -79,7 +76,7 @@ static int load_image(struct restore_ctx *c, const char *dir, bool adopt)
 		c->n = i + 1;
 		if (p->node->zombie)
 			continue;
-		if ((r = process_read(c->img, p->node->pid, &p->p)) < 0 || (r = mm_check_restorable(&p->p.mm)) < 0)
+		if ((r = process_read(c->img, p->node->pid, &p->p)) < 0 || (r = mm_check_restorable(&p->p.mm, o->fsroot)) < 0)
 			return r;
 		if (p->p.nthreads != p->node->ntids)
 			return log_error_errno(-EBADMSG, "core-%d.json: thread list differs from the manifest",
@@ -224,14 +221,11 @@ static int restore_all(struct restore_ctx *c, const struct restore_opts *o)
 	return r < 0 ? r : 0;
 }
 
-int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pid)
+int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_pid)
 {
-	struct restore_ctx c = { .stub_tfd = -1, .files = { .ctl = -1 } };
+	struct restore_ctx c = { .img = img, .stub_tfd = -1, .files = { .ctl = -1 } };
 	_cleanup_free_ struct files_proc *all = NULL;
-	/* The processes open their page files by path, after they may have
-	 * left our cwd: give them an absolute one. */
-	_cleanup_free_ char *abs = realpath(dir, NULL);
-	int r = load_image(&c, abs ? abs : dir, o->adopt);
+	int r = load_image(&c, o);
 	if (r < 0)
 		goto out;
 	all = calloc(c.n, sizeof(*all));
@@ -242,7 +236,7 @@ int restore_process(const char *dir, const struct restore_opts *o, pid_t *ret_pi
 	for (size_t i = 0; i < c.n; i++)
 		all[i] = (struct files_proc){ c.procs[i].node->pid, &c.procs[i].p.files };
 	c.files = (struct files_ctx){ .img = c.img, .ctl = -1, .inh = o->inherit, .ninh = o->ninherit, .all = all,
-				      .nall = c.n };
+				      .nall = c.n, .fsroot = o->fsroot };
 	c.adopted = o->adopt;
 	c.stub_file = o->stub_file;
 	if (o->adopt && o->ctl >= 0) /* the runtime started the stub with the other end */

@@ -149,12 +149,12 @@ static int make_anon(uint64_t size)
 /* A file deleted while in use comes back under its old name (so /proc
  * shows the same "(deleted)" path), or a sibling name if that is taken,
  * and is unlinked at once. */
-static int make_deleted(const char *path)
+static int make_deleted(const char *fsroot, const char *path)
 {
 	char p[PATH_MAX + 96], root[PATH_MAX + 64];
 	size_t l = strlen(path) - strlen(" (deleted)");
 	snprintf(p, sizeof(p), "%.*s", (int)l, path);
-	if (!fsroot_path(p, root, sizeof(root)))
+	if (!fsroot_path(fsroot, p, root, sizeof(root)))
 		return -ENAMETOOLONG;
 	snprintf(p, sizeof(p), "%s", root);
 	int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -168,7 +168,7 @@ static int make_deleted(const char *path)
 	return fd;
 }
 
-static int make(const char *path)
+static int make(const char *fsroot, const char *path)
 {
 	if (streq(path, "/dev/zero (deleted)") || streq(path, "/dev/zero"))
 		return -ENOENT; /* sized by the caller */
@@ -184,7 +184,7 @@ static int make(const char *path)
 	size_t l = strlen(path);
 	if (path[0] != '/' || l <= 10 || !streq(path + l - 10, " (deleted)"))
 		return -EINVAL;
-	return make_deleted(path);
+	return make_deleted(fsroot, path);
 }
 
 int shobj_get(struct files_ctx *c, const char *path, const struct shobj *o)
@@ -193,7 +193,7 @@ int shobj_get(struct files_ctx *c, const char *path, const struct shobj *o)
 	int fd = files_ctx_find(c, key);
 	if (fd >= 0)
 		return fd;
-	fd = make(path);
+	fd = make(c->fsroot, path);
 	if (fd == -ENOENT)
 		fd = make_anon(o->size);
 	if (fd < 0)

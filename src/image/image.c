@@ -78,19 +78,26 @@ void image_free(struct image *img)
 	free(img);
 }
 
-void image_discard(struct image *img)
+void image_rollback(struct image *img)
 {
 	json_t *f;
 	size_t i;
 
+	if (!img || !img->writing || img->dirfd < 0)
+		return;
+	json_array_foreach(img->files, i, f)
+		unlinkat(img->dirfd, json_string_value(json_object_get(f, "name")), 0);
+	json_array_clear(img->files);
+	json_object_clear(img->index);
+}
+
+void image_discard(struct image *img)
+{
 	if (!img)
 		return;
-	if (img->writing && img->dirfd >= 0) {
-		json_array_foreach(img->files, i, f)
-			unlinkat(img->dirfd, json_string_value(json_object_get(f, "name")), 0);
-		if (img->created)
-			rmdir(img->dir); /* only if we left it empty */
-	}
+	image_rollback(img);
+	if (img->writing && img->dirfd >= 0 && img->created)
+		rmdir(img->dir); /* only if we left it empty */
 	image_free(img);
 }
 

@@ -69,6 +69,10 @@ int image_open_file(struct image *img, const char *name, int *ret_fd, uint64_t *
  * means, e.g. page data filled straight into a process). */
 int image_verify_file(struct image *img, const char *name);
 
+/* Writing, not committed: removes the files written so far and forgets
+ * them, keeping the directory and the image open. For an engine that
+ * failed in a child of the image's creator: the creator discards. */
+void image_rollback(struct image *img);
 /* Frees the image (writing: without committing). NULL-safe. */
 void image_free(struct image *img);
 /* Writing, not committed: removes every file written so far (and the

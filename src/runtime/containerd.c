@@ -3,7 +3,8 @@
  * library): the task is found with `ctr --namespace NS task ls`. Docker's
  * containers live in the "moby" namespace: for those, the container's
  * description and restore go through Docker (which owns their image and
- * configuration), so a restore gives a first-class Docker container. Other
+ * configuration, reached through the same Engine API steps, moby.c), so a
+ * restore gives a first-class Docker container. Other
  * namespaces are checkpointed the same way but cannot be restored yet. */
 #include <errno.h>
 #include <stdio.h>
@@ -11,7 +12,7 @@
 #include <string.h>
 
 #include "image/image.h"
-#include "runtime/docker.h"
+#include "runtime/moby.h"
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -41,8 +42,9 @@ static int task_pid(const char *ns, const char *id, pid_t *ret)
 	return log_error_errno(-ENOENT, "no containerd task '%s' in namespace '%s'", id, ns);
 }
 
-static int containerd_locate(const char *id, const char *ns, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config)
+static int containerd_locate(const struct rt_target *t, struct rt_found *ret)
 {
+	const char *id = t->id, *ns = t->ns;
 	pid_t pid;
 	int r = task_pid(ns, id, &pid);
 	if (r < 0)
@@ -50,26 +52,28 @@ static int containerd_locate(const char *id, const char *ns, pid_t *ret_pid, jso
 	if (!streq(ns, "moby"))
 		return log_error_errno(-EOPNOTSUPP, "containerd namespace '%s': only Docker's (moby) containers can be "
 				       "checkpointed yet", ns);
-	json_t *meta = NULL;
-	if ((r = docker_locate(id, ns, ret_pid, &meta, ret_config)) < 0)
+	struct rt_found f = { 0 };
+	if ((r = moby_locate(id, &f)) < 0)
 		return r;
-	if (*ret_pid != pid) {
-		json_decref(meta), json_decref(*ret_config);
-		return log_error_errno(-ESRCH, "containerd and Docker disagree about container '%s'", id);
+	if (f.pid != pid)
+		r = log_error_errno(-ESRCH, "containerd and Docker disagree about container '%s'", id);
+	else if (json_set_str(f.meta, "runtime", "containerd") < 0 || json_set_str(f.meta, "namespace", ns) < 0)
+		r = log_error_errno(-ENOMEM, "cannot describe container '%s': %m", id);
+	if (r < 0) {
+		json_decref(f.meta), json_decref(f.config);
+		return r;
 	}
-	if (json_object_set_new(meta, "runtime", json_string("containerd")) ||
-	    json_object_set_new(meta, "namespace", json_string(ns))) {
-		json_decref(meta), json_decref(*ret_config);
-		return -ENOMEM;
-	}
-	*ret_meta = meta;
+	*ret = f;
 	return 0;
 }
 
 const struct rt_ops rt_containerd = {
 	.name = "containerd",
+	.target = RT_BY_ID_NS,
 	.locate = containerd_locate,
-	.create_sandbox = docker_create_sandbox,
-	.finish = docker_finish,
-	.before_commit = docker_save_diff,
+	.in_container = true,
+	.before_commit = moby_save_diff,
+	.restore = rt_restore_sandbox,
+	.create_sandbox = moby_create_sandbox,
+	.finish = moby_finish,
 };

@@ -53,9 +53,10 @@ static bool exists(const char *id)
 	return pid > 0 && rt_wait(pid) == 0;
 }
 
-static int runc_locate(const char *id, const char *ns, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config)
+static int runc_locate(const struct rt_target *t, struct rt_found *ret)
 {
 	_cleanup_json_ json_t *st = NULL;
+	const char *id = t->id;
 	const char *status, *bundle, *rootfs;
 	int pid, r = state(id, &st);
 	if (r < 0)
@@ -70,10 +71,14 @@ static int runc_locate(const char *id, const char *ns, pid_t *ret_pid, json_t **
 	json_t *config = json_load_file(path, 0, NULL);
 	if (!config)
 		return log_error_errno(-ENOENT, "cannot read %s of runc container '%s'", path, id);
-	*ret_meta = json_pack("{s:s,s:s,s:s,s:s}", "runtime", "runc", "id", id, "bundle", bundle, "rootfs", rootfs);
-	*ret_config = config;
-	*ret_pid = pid;
-	return *ret_meta ? 0 : -ENOMEM;
+	ret->meta = json_pack("{s:s,s:s,s:s,s:s}", "runtime", "runc", "id", id, "bundle", bundle, "rootfs", rootfs);
+	ret->config = config;
+	ret->pid = pid;
+	if (!ret->meta) {
+		json_decref(config);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 /* The original's config, but its process is the stub, run as root with
@@ -106,13 +111,14 @@ static json_t *stub_config(const json_t *config, const char *rootfs, const char 
 	return c;
 }
 
-static int runc_create_sandbox(const json_t *meta, const json_t *config, const char *new_id, const char *stub_path,
-			       int stub_tfd, struct rt_sandbox *sb)
+static int runc_create_sandbox(struct image *img, const json_t *meta, const json_t *config, const char *new_id,
+			       const char *stub_path, int stub_tfd, struct rt_sandbox *sb)
 {
 	const char *rootfs;
 	char stub_name[64], path[PATH_MAX + 32];
 	struct stat st;
 	int r;
+	(void)img; /* runc keeps the root filesystem in place: nothing to apply */
 
 	if (json_get_str(meta, "rootfs", &rootfs) < 0)
 		return log_error_errno(-EBADMSG, "the image lacks the container's root filesystem");
@@ -174,7 +180,10 @@ static void runc_finish(struct rt_sandbox *sb, bool ok)
 
 const struct rt_ops rt_runc = {
 	.name = "runc",
+	.target = RT_BY_ID,
 	.locate = runc_locate,
+	.in_container = true,
+	.restore = rt_restore_sandbox,
 	.create_sandbox = runc_create_sandbox,
 	.finish = runc_finish,
 	.uses_fd = true,

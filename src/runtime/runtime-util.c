@@ -12,7 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "engine/fsroot.h"
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -99,7 +98,6 @@ int rt_in_container(pid_t pid, int (*fn)(void *), void *arg)
 				log_error_errno(-errno, "cannot mount /proc for the container's pid namespace: %m");
 				_exit(1);
 			}
-			fsroot_set("/proc/1/root");
 			_exit(fn(arg) < 0 ? 1 : 0);
 		}
 		_exit(inner < 0 || rt_wait(inner) < 0 ? 1 : 0);

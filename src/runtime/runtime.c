@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The adapters' table, and the checkpoint and restore of a container:
- * the adapter deals with its runtime, the engine with the processes, from
- * inside the container's namespaces (rt_in_container). */
+/* The runtime layer's commands and the adapters' table. The CLI calls
+ * only these: an adapter finds its target and, for a container, deals with
+ * its runtime; the engine does the processes, from inside the container's
+ * namespaces where there is one (rt_in_container). The image is opened
+ * (or created) once here and handed down. */
 #include "runtime/runtime.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine/fdpass.h"
@@ -16,9 +22,9 @@
 #include "util/log.h"
 #include "util/util.h"
 
-extern const struct rt_ops rt_runc, rt_docker, rt_containerd;
+extern const struct rt_ops rt_process, rt_runc, rt_docker, rt_containerd;
 
-static const struct rt_ops *const table[] = { &rt_runc, &rt_docker, &rt_containerd };
+static const struct rt_ops *const table[] = { &rt_process, &rt_runc, &rt_docker, &rt_containerd };
 
 const struct rt_ops *rt_find(const char *name)
 {
@@ -28,8 +34,17 @@ const struct rt_ops *rt_find(const char *name)
 	return NULL;
 }
 
+const char *rt_names(void)
+{
+	static char names[128];
+	if (!names[0])
+		for (size_t i = 0, n = 0; i < ARRAY_SIZE(table) && n < sizeof(names); i++)
+			n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "", table[i]->name);
+	return names;
+}
+
 struct dump_args {
-	const char *dir;
+	struct image *img;
 	struct dump_opts *o;
 };
 
@@ -37,111 +52,123 @@ static int dump_inside(void *arg)
 {
 	struct dump_args *a = arg;
 	/* In the container's pid namespace its init is pid 1. */
-	return dump_process(1, a->dir, a->o);
+	return dump_process(a->img, 1, a->o);
 }
 
-int rt_dump(const struct rt_ops *ops, const char *id, const char *ns, const char *dir, struct dump_opts *o)
+static int dump_found(const struct rt_ops *ops, const struct rt_found *f, struct image *img, struct dump_opts *o)
 {
-	_cleanup_json_ json_t *meta = NULL, *config = NULL;
-	pid_t pid;
-	int r = ops->locate(id, ns, &pid, &meta, &config);
+	int r = f->config ? image_put_json(img, "config.json", f->config) : 0;
 	if (r < 0)
 		return r;
-	const char *names[] = { "config.json" };
-	json_t *files[] = { config };
 	o->type = ops->name;
-	o->container = meta;
-	o->file_names = names;
-	o->files = files;
-	o->nfiles = 1;
+	o->container = f->meta;
 	if (ops->before_commit) {
 		o->before_commit = ops->before_commit;
-		o->arg = meta;
+		o->arg = f->meta;
 	}
-	struct dump_args a = { dir, o };
-	r = rt_in_container(pid, dump_inside, &a);
-	if (r < 0)
-		return log_error_errno(r, "checkpoint of %s container '%s' failed", ops->name, id);
-	log_info("%s container '%s' checkpointed to %s", ops->name, id, dir);
-	return 0;
+	if (!ops->in_container)
+		return dump_process(img, f->pid, o);
+	struct dump_args a = { img, o };
+	o->fsroot = RT_CONTAINER_ROOT;
+	return rt_in_container(f->pid, dump_inside, &a);
 }
 
-struct restore_args {
-	const char *dir;
-	struct restore_opts *o;
-};
-
-static int restore_inside(void *arg)
+int rt_dump(const struct rt_ops *ops, const struct rt_target *t, const char *dir, struct dump_opts *o)
 {
-	struct restore_args *a = arg;
-	pid_t pid;
-	return restore_process(a->dir, a->o, &pid);
+	struct rt_found f = { 0 };
+	struct image *img = NULL;
+	int r = ops->locate(t, &f);
+	if (r >= 0 && (r = image_create(dir, &img)) >= 0)
+		r = dump_found(ops, &f, img, o);
+	/* The engine removed what it wrote; this removes the rest. */
+	if (r < 0)
+		image_discard(img);
+	else
+		image_free(img);
+	json_decref(f.meta);
+	json_decref(f.config);
+	if (r < 0 && img && ops->in_container)
+		return log_error_errno(r, "checkpoint of %s container '%s' failed", ops->name, t->id);
+	if (r >= 0 && ops->in_container)
+		log_info("%s container '%s' checkpointed to %s", ops->name, t->id, dir);
+	return r;
 }
 
-static int load(const char *dir, const char *type, json_t **ret_meta, json_t **ret_config)
+/* The exit status a shell would show for our child. */
+static int wait_exit_status(pid_t pid)
 {
-	struct image *img;
-	int r = image_open(dir, &img);
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return log_error_errno(-errno, "cannot wait for pid %d: %m", pid), 1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+/* The image's type, checked against what the user said it should be. */
+static int image_ops(struct image *img, const struct rt_restore_req *req, const struct rt_ops **ret)
+{
+	const char *type, *ns;
+	int r = json_get_str(image_manifest(img), "type", &type);
 	if (r < 0)
-		return r;
+		return log_error_errno(-EBADMSG, "manifest.json in %s has no type", req->dir);
+	if (req->type && !streq(req->type, type))
+		return log_error_errno(-EINVAL, "%s holds a %s checkpoint, not %s", req->dir, type, req->type);
 	json_t *meta = json_object_get(image_manifest(img), "container");
-	if (!json_is_object(meta) || (r = image_get_json(img, "config.json", ret_config)) < 0) {
-		image_free(img);
-		return log_error_errno(r < 0 ? r : -EBADMSG, "image %s has no %s container description", dir, type);
-	}
-	/* Files the runtime adapter reads by itself are checked here. */
-	if (image_has(img, "rootfs-diff.tar") && (r = image_verify_file(img, "rootfs-diff.tar")) < 0) {
-		image_free(img);
-		return r;
-	}
-	*ret_meta = json_incref(meta);
-	image_free(img);
+	if (req->ns && (json_get_str(meta, "namespace", &ns) < 0 || !streq(ns, req->ns)))
+		return log_error_errno(-EINVAL, "%s is not a checkpoint of namespace '%s'", req->dir, req->ns);
+	*ret = rt_find(type);
+	if (!*ret)
+		return log_error_errno(-EOPNOTSUPP, "image type '%s' cannot be restored by this version", type);
 	return 0;
 }
 
-int rt_restore(const char *dir, const char *type, const char *new_id, struct restore_opts *o, pid_t *ret_pid)
+int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret)
 {
-	const struct rt_ops *ops = rt_find(type);
-	_cleanup_json_ json_t *meta = NULL, *config = NULL;
-	struct rt_sandbox sb = { 0 };
-	const char *id;
-	int ctl = -1, stub = -1;
-	if (!ops)
-		return log_error_errno(-EOPNOTSUPP, "image type '%s' cannot be restored by this version", type);
-	int r = load(dir, type, &meta, &config);
+	char stub[PATH_MAX];
+	struct rt_restore_req q = *req;
+	const struct rt_ops *ops;
+	struct image *img;
+	if (rt_stub_path(stub, sizeof(stub)) < 0)
+		return log_error_errno(-ENOENT, "cannot find the restore stub (stasis-stub next to the stasis binary, "
+				       "or set STASIS_STUB)");
+	q.o.stub_path = stub;
+	int r = image_open(req->dir, &img);
 	if (r < 0)
 		return r;
-	/* By default the container comes back under its old name. */
-	if (!new_id && json_get_str(meta, "name", &id) == 0 && *id)
-		new_id = id[0] == '/' ? id + 1 : id;
-	if (!new_id && json_get_str(meta, "id", &id) == 0)
-		new_id = id;
-	/* What runtimes accept as a name, and safe in an API path. */
-	bool ok = new_id && isalnum((unsigned char)new_id[0]) && strlen(new_id) < 128;
-	for (const char *p = new_id; ok && *p; p++)
-		ok = isalnum((unsigned char)*p) || strchr("_.-", *p);
-	if (!ok)
-		return log_error_errno(-EINVAL, "bad container name '%s' (letters, digits, '_', '.', '-')",
-				       new_id ? new_id : "");
-	if ((r = fdpass_open(&ctl, &stub)) < 0)
-		return log_error_errno(r, "cannot make the fd transport: %m");
-	snprintf(sb.dir, sizeof(sb.dir), "%s", dir);
-	r = ops->create_sandbox(meta, config, new_id, o->stub_path, stub, &sb);
-	close(stub);
-	if (r >= 0) {
-		struct restore_args a = { dir, o };
-		o->adopt = true;
-		o->ctl = ops->uses_fd ? ctl : -1;
-		o->stub_file = sb.stub_in;
-		r = rt_in_container(sb.pid, restore_inside, &a);
-		if (r < 0)
-			log_error("restore into %s container '%s' failed; the container is removed", type, new_id);
-	}
-	close(ctl);
-	ops->finish(&sb, r >= 0);
-	if (r >= 0) {
-		*ret_pid = sb.pid;
-		log_info("restored into %s container '%s' (init pid %d)", type, new_id, sb.pid);
+	*ret = (struct rt_restored){ 0 };
+	if ((r = image_ops(img, &q, &ops)) >= 0)
+		r = ops->restore(ops, img, &q, ret);
+	image_free(img);
+	if (r >= 0 && ret->wait_for > 0) {
+		ret->status = wait_exit_status(ret->wait_for);
+		ret->waited = true;
 	}
 	return r;
+}
+
+static bool executable_at(char *buf, size_t size, const char *dir, const char *rel)
+{
+	int n = snprintf(buf, size, "%s/%s", dir, rel);
+	return n > 0 && (size_t)n < size && access(buf, X_OK) == 0;
+}
+
+int rt_stub_path(char *buf, size_t size)
+{
+	const char *env = getenv("STASIS_STUB");
+	if (env) {
+		snprintf(buf, size, "%s", env);
+		return 0;
+	}
+	char self[PATH_MAX];
+	ssize_t l = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (l < 0)
+		return -errno;
+	self[l] = 0;
+	const char *dir = dirname(self); /* once: dirname may change self */
+	if (executable_at(buf, size, dir, "stasis-stub") ||
+	    executable_at(buf, size, dir, "../libexec/stasis/stasis-stub"))
+		return 0;
+	return -ENOENT;
 }

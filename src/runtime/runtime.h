@@ -14,6 +14,39 @@
 
 #include "engine/dump.h"
 
+/* What the user names: a process by pid, a container by id (and the
+ * runtime's namespace, for containerd). */
+struct rt_target {
+	pid_t pid;
+	const char *id;
+	const char *ns;
+};
+
+/* What an adapter finds of its target. */
+struct rt_found {
+	pid_t pid;      /* the tree's root (a container's init), host pid */
+	json_t *meta;   /* the manifest's "container" object, or NULL */
+	json_t *config; /* the runtime's own description (config.json), or NULL */
+};
+
+/* A restore as the user asked for it. */
+struct rt_restore_req {
+	const char *dir;
+	const char *type;   /* the image must be of this type; NULL: any */
+	const char *ns;     /* and of this runtime namespace; NULL: any */
+	const char *new_id; /* a container's new name; NULL: its old one */
+	struct restore_opts o;
+};
+
+/* What the restore gave: the root's pid and, when the command waited for
+ * it (a process restored without --detach), its exit status. */
+struct rt_restored {
+	pid_t pid;
+	pid_t wait_for; /* set by the adapter: our child to wait for, or 0 */
+	bool waited;
+	int status;
+};
+
 /* A container being restored into. */
 struct rt_sandbox {
 	char id[256];
@@ -21,35 +54,62 @@ struct rt_sandbox {
 	char bundle[PATH_MAX];   /* runc: our bundle directory, removed on failure */
 	char stub_file[PATH_MAX]; /* the stub's copy in the container's root (host path) */
 	char stub_in[64];        /* the same, as the container sees it */
-	char dir[PATH_MAX];      /* the image */
 	bool created;            /* the runtime made it: remove it on failure */
+};
+
+enum rt_target_kind {
+	RT_BY_PID,   /* --pid PID */
+	RT_BY_ID,    /* --id ID */
+	RT_BY_ID_NS, /* --namespace NS --id ID */
 };
 
 struct rt_ops {
 	const char *name;
-	/* The container's init (host pid) and what the image keeps about it:
-	 * the manifest's "container" object and the runtime's files. */
-	int (*locate)(const char *id, const char *ns, pid_t *ret_pid, json_t **ret_meta, json_t **ret_config);
-	/* A new container (named new_id) from the image's description, its
-	 * first process the stub at stub_path, with stub_tfd as its fd 3. */
-	int (*create_sandbox)(const json_t *meta, const json_t *config, const char *new_id, const char *stub_path,
-			      int stub_tfd, struct rt_sandbox *ret);
+	enum rt_target_kind target;
+	/* Finds the target: its root pid and what the image keeps about it. */
+	int (*locate)(const struct rt_target *t, struct rt_found *ret);
+	/* The engine runs inside the target's pid and network namespaces
+	 * (rt_in_container), where a container's init is pid 1. */
+	bool in_container;
+	/* Optional, at dump with the tree frozen, from where the engine runs:
+	 * saves more into the image (arg: the "container" object). */
+	int (*before_commit)(struct image *img, void *arg);
+	/* The whole restore of an opened image: rt_restore_sandbox for
+	 * containers, the process adapter's own for processes. */
+	int (*restore)(const struct rt_ops *ops, struct image *img, const struct rt_restore_req *req,
+		       struct rt_restored *ret);
+	/* Containers: a new container (named new_id) from the image's
+	 * description, its first process the stub at stub_path, with
+	 * stub_tfd as its fd 3 when uses_fd. */
+	int (*create_sandbox)(struct image *img, const json_t *meta, const json_t *config, const char *new_id,
+			      const char *stub_path, int stub_tfd, struct rt_sandbox *ret);
 	/* ok: the restore succeeded (remove the stub's file); else remove the
 	 * container. */
 	void (*finish)(struct rt_sandbox *sb, bool ok);
-	/* Optional, at dump with the tree frozen, from inside the container's
-	 * pid namespace: saves more into the image (arg: the description). */
-	int (*before_commit)(struct image *img, void *arg);
 	/* The runtime gives the stub our transport as its fd 3 (runc
 	 * --preserve-fds); else the stub connects to us itself. */
 	bool uses_fd;
 };
 
+/* The adapter of that name, or NULL; rt_names lists them for messages. */
 const struct rt_ops *rt_find(const char *name);
-/* Checkpoint and restore of a container of the given runtime. */
-/* ns: the runtime's namespace (containerd), or NULL. */
-int rt_dump(const struct rt_ops *ops, const char *id, const char *ns, const char *dir, struct dump_opts *o);
-int rt_restore(const char *dir, const char *type, const char *new_id, struct restore_opts *o, pid_t *ret_pid);
+const char *rt_names(void);
+
+/* The commands. Each logs its own errors (one line) and returns -errno. */
+int rt_dump(const struct rt_ops *ops, const struct rt_target *t, const char *dir, struct dump_opts *o);
+int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret);
+int rt_inspect(const char *dir, bool as_json);
+
+/* A container's restore: sandbox, then the engine inside it. */
+int rt_restore_sandbox(const struct rt_ops *ops, struct image *img, const struct rt_restore_req *req,
+		       struct rt_restored *ret);
+/* The restore stub: next to the binary, in ../libexec/stasis, or
+ * $STASIS_STUB. */
+int rt_stub_path(char *buf, size_t size);
+
+/* A container's root filesystem, seen from where the engine runs for it
+ * (rt_in_container: its pid namespace, our mounts). */
+#define RT_CONTAINER_ROOT "/proc/1/root"
 
 /* runtime-util.c */
 /* Runs argv, returns its stdout (NUL-terminated) in *ret_out (may be NULL
@@ -60,6 +120,11 @@ int rt_run(char *const argv[], char **ret_out);
  * that pid namespace; the container's files are at /proc/1/root there. */
 int rt_in_container(pid_t pid, int (*fn)(void *), void *arg);
 int rt_copy_file(const char *from, const char *to, mode_t mode);
+
+/* fs-archive.c: the files under dir into the image as name, and back into
+ * dest (after checking name's checksum). */
+int rt_archive_save(struct image *img, const char *dir, const char *name);
+int rt_archive_apply(struct image *img, const char *name, const char *dest);
 /* Waits for our child: 0 when it exited 0, -EIO for another status, -EINTR
  * when a signal ended it, -errno when it cannot be waited for. */
 int rt_wait(pid_t pid);

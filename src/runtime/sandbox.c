@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The restore of a container (DESIGN.md §2.2): its runtime makes a new
+ * container from the saved description whose first process is our stub
+ * (the adapter's create_sandbox); the engine, from inside that container's
+ * namespaces, turns the stub into the saved tree. On failure the container
+ * is removed (the adapter's finish). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/fdpass.h"
+#include "image/image.h"
+#include "runtime/runtime.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+struct restore_args {
+	struct image *img;
+	struct restore_opts *o;
+};
+
+static int restore_inside(void *arg)
+{
+	struct restore_args *a = arg;
+	pid_t pid;
+	return restore_process(a->img, a->o, &pid);
+}
+
+/* By default the container comes back under its old name; either must be
+ * what runtimes accept as a name, and safe in an API path. */
+static int pick_name(const json_t *meta, const char *new_id, const char **ret)
+{
+	const char *id;
+	if (!new_id && json_get_str(meta, "name", &id) == 0 && *id)
+		new_id = id[0] == '/' ? id + 1 : id;
+	if (!new_id && json_get_str(meta, "id", &id) == 0)
+		new_id = id;
+	bool ok = new_id && isalnum((unsigned char)new_id[0]) && strlen(new_id) < 128;
+	for (const char *p = new_id; ok && *p; p++)
+		ok = isalnum((unsigned char)*p) || strchr("_.-", *p);
+	if (!ok)
+		return log_error_errno(-EINVAL, "bad container name '%s' (letters, digits, '_', '.', '-')",
+				       new_id ? new_id : "");
+	*ret = new_id;
+	return 0;
+}
+
+static int load(struct image *img, const char *type, json_t **ret_meta, json_t **ret_config)
+{
+	json_t *meta = json_object_get(image_manifest(img), "container");
+	int r = json_is_object(meta) ? image_get_json(img, "config.json", ret_config) : -EBADMSG;
+	if (r < 0)
+		return log_error_errno(r, "image %s has no %s container description", image_dir(img), type);
+	*ret_meta = json_incref(meta);
+	return 0;
+}
+
+int rt_restore_sandbox(const struct rt_ops *ops, struct image *img, const struct rt_restore_req *req,
+		       struct rt_restored *ret)
+{
+	_cleanup_json_ json_t *meta = NULL, *config = NULL;
+	struct restore_opts o = req->o;
+	struct rt_sandbox sb = { 0 };
+	const char *name;
+	int ctl = -1, stub = -1;
+	if (o.pidns || o.ninherit)
+		return log_error_errno(-EINVAL, "--pidns and --inherit-fd are for process images; %s holds a %s "
+				       "container", req->dir, ops->name);
+	int r = load(img, ops->name, &meta, &config);
+	if (r < 0 || (r = pick_name(meta, req->new_id, &name)) < 0)
+		return r;
+	if ((r = fdpass_open(&ctl, &stub)) < 0)
+		return log_error_errno(r, "cannot make the fd transport: %m");
+	r = ops->create_sandbox(img, meta, config, name, o.stub_path, stub, &sb);
+	close(stub);
+	if (r >= 0) {
+		struct restore_args a = { img, &o };
+		o.adopt = true;
+		o.ctl = ops->uses_fd ? ctl : -1;
+		o.stub_file = sb.stub_in;
+		o.fsroot = RT_CONTAINER_ROOT;
+		r = rt_in_container(sb.pid, restore_inside, &a);
+		if (r < 0)
+			log_error("restore into %s container '%s' failed; the container is removed", ops->name, name);
+	}
+	close(ctl);
+	ops->finish(&sb, r >= 0);
+	if (r < 0)
+		return r;
+	ret->pid = sb.pid;
+	log_info("restored into %s container '%s' (init pid %d)", ops->name, name, sb.pid);
+	return 0;
+}
