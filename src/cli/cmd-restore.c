@@ -33,10 +33,13 @@ static int find_stub(char *buf, size_t size)
 	if (l < 0)
 		return -errno;
 	self[l] = 0;
-	snprintf(buf, size, "%s/stasis-stub", dirname(self));
+	/* once: dirname() cuts self in place, so a second call would give
+	 * the parent */
+	const char *bindir = dirname(self);
+	snprintf(buf, size, "%s/stasis-stub", bindir);
 	if (access(buf, X_OK) == 0)
 		return 0;
-	snprintf(buf, size, "%s/../libexec/stasis/stasis-stub", dirname(self));
+	snprintf(buf, size, "%s/../libexec/stasis/stasis-stub", bindir);
 	return access(buf, X_OK) == 0 ? 0 : -ENOENT;
 }
 
