@@ -10,7 +10,8 @@ FUZZ_SECONDS ?= 60
 # Debian (bookworm) packages needed to build, test, fuzz and benchmark.
 DEB_PACKAGES := build-essential meson ninja-build pkg-config libjansson-dev \
 	libxxhash-dev libzstd-dev libcmocka-dev libcurl4-openssl-dev libmnl-dev \
-	python3 clang libclang-rt-14-dev procps iproute2 runc busybox-static docker.io
+	python3 clang libclang-rt-14-dev procps iproute2 runc busybox-static docker.io \
+	scdoc
 
 .PHONY: all build deps asan demo check fuzz bench clean
 
