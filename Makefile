@@ -6,13 +6,15 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
+PREFIX ?= /usr/local
 
 # Debian (bookworm) packages needed to build, test, fuzz and benchmark.
 DEB_PACKAGES := build-essential meson ninja-build pkg-config libjansson-dev \
 	libxxhash-dev libzstd-dev libcmocka-dev libcurl4-openssl-dev libmnl-dev \
-	python3 clang libclang-rt-14-dev procps iproute2 runc busybox-static docker.io
+	python3 clang libclang-rt-14-dev procps iproute2 runc busybox-static docker.io \
+	scdoc
 
-.PHONY: all build deps asan demo check fuzz bench clean
+.PHONY: all build deps asan demo check install fuzz bench clean
 
 all: build
 
@@ -51,6 +53,13 @@ check:
 	$(MAKE) build
 	$(MAKE) asan
 	python3 tests/run.py --build $(BUILD) --asan-build $(ASAN_BUILD)
+
+# bin/stasis, libexec/stasis/stasis-stub (where the binary looks for it)
+# and share/man/man1/stasis.1 under PREFIX, staged under DESTDIR if given.
+install:
+	@test -f $(BUILD)/build.ninja || $(MESON) setup $(BUILD) --werror
+	$(MESON) configure $(BUILD) -Dprefix=$(PREFIX)
+	$(MESON) install -C $(BUILD) $(if $(DESTDIR),--destdir "$(abspath $(DESTDIR))")
 
 # New corpus entries go to fuzz/out/corpus (ignored by git); crashes to
 # fuzz/out/crash-*: minimize them and keep them in fuzz/regressions/.

@@ -27,6 +27,7 @@ import stasistest as st  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import programs  # noqa: E402
 import containers  # noqa: E402
+import t_manpage  # noqa: E402
 
 
 class TestFail(Exception):
@@ -385,6 +386,7 @@ class Runner:
             ('cli:inspect', self.t_cli_inspect, 60),
             ('fail:unsupported_fd', self.t_unsupported_fd, 60),
         ]
+        tests += [(name, program_test, to, fn) for name, fn, to in t_manpage.TESTS]
         for point in ('dump:after-seize', 'dump:after-memory'):
             for wl in ('mem', 'threads', 'restart'):
                 tests.append(('fail:inject:%s:%s' % (point, wl), self.t_inject_dump, 60, point, wl))

@@ -3,6 +3,8 @@
  * 2 bad usage. */
 #pragma once
 
+#include "cli/cli-options.h"
+
 #define EXIT_USAGE 2
 
 int cmd_dump(int argc, char **argv);
@@ -10,11 +12,10 @@ int cmd_restore(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 
-/* Handles -v and --log-file (shared by all subcommands); returns 1 when
- * the option was one of them, -1 on error. */
-int cli_common_option(int opt, const char *arg);
-int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Each command's name, summary, synopsis and option table, next to its
+ * code; main dispatches on them. */
+extern const struct cli_command cli_dump, cli_restore, cli_inspect, cli_check;
 
-#define COMMON_LONG_OPTIONS \
-	{ "verbose", no_argument, NULL, 'v' }, { "log-file", required_argument, NULL, 'L' }, \
-	{ "help", no_argument, NULL, 'h' }
+/* Prints "stasis CMD: <message> (see 'stasis CMD --help')"; returns
+ * EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,18 +1,36 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
 #include <stdio.h>
 #include <sys/utsname.h>
 
 #include "cli/cli.h"
 #include "engine/kernel.h"
 
+static const struct cli_option options[] = {
+	CLI_COMMON_OPTIONS,
+	{ 0 },
+};
+
+const struct cli_command cli_check = {
+	"check", cmd_check, "list the kernel features stasis needs, and which are here",
+	"[OPTIONS]",
+	options,
+};
+
 int cmd_check(int argc, char **argv)
 {
 	struct utsname u;
+	struct cli_parser parser;
 	size_t n;
-	int missing = 0;
+	int missing = 0, c;
 
-	if (argc > 1 && argv[1][0] != '-')
-		return usage_error("check", "unexpected argument '%s'", argv[1]);
+	cli_parser_init(&parser, &cli_check);
+	while ((c = cli_next(&parser, argc, argv)) > 0)
+		; /* only the common options, which cli_next handles */
+	if (c == CLI_STOP)
+		return parser.status;
+	if (optind < argc)
+		return usage_error("check", "unexpected argument '%s'", argv[optind]);
 	uname(&u);
 	printf("kernel %s %s\n", u.release, u.machine);
 	const struct kfeature *f = kernel_features(&n);

@@ -6,27 +6,36 @@
 #include "runtime/runtime.h"
 #include "util/util.h"
 
+static const struct cli_option options[] = {
+	{ "type", 't', true, "TYPE", "process (the default), runc, docker or containerd" },
+	{ "pid", 'p', true, "PID", "root of the process tree to dump (--type process)" },
+	{ "id", 'i', false, "ID", "the container's id or name (the container types)" },
+	{ "namespace", 'n', false, "NS", "containerd namespace of the container (Docker's: moby)" },
+	{ "checkpoint-dir", 'D', true, "DIR", "write the image into DIR (required)" },
+	{ "leave-running", 'R', false, NULL, "the tree carries on after the dump (default: killed)" },
+	{ "tcp-close", 'T', false, NULL, "save established TCP connections as closed sockets" },
+	CLI_COMMON_OPTIONS,
+	{ 0 },
+};
+
+const struct cli_command cli_dump = {
+	"dump", cmd_dump, "checkpoint a process tree or a container into an image directory",
+	"--type process --pid PID -D DIR [OPTIONS]\n"
+	"--type runc|docker --id ID -D DIR [OPTIONS]\n"
+	"--type containerd --namespace NS --id ID -D DIR [OPTIONS]",
+	options,
+};
+
 int cmd_dump(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "type", required_argument, NULL, 't' }, { "pid", required_argument, NULL, 'p' },
-		{ "checkpoint-dir", required_argument, NULL, 'D' }, { "leave-running", no_argument, NULL, 'R' },
-		{ "tcp-close", no_argument, NULL, 'T' }, { "id", required_argument, NULL, 'i' },
-		{ "namespace", required_argument, NULL, 'n' },
-		COMMON_LONG_OPTIONS, { 0 },
-	};
 	struct dump_opts o = { 0 };
 	const char *type = "process", *dir = NULL, *id = NULL, *ns = NULL;
 	pid_t pid = 0;
+	struct cli_parser parser;
 	int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:p:D:vh", opts, NULL)) >= 0) {
-		int r = cli_common_option(c, optarg);
-		if (r < 0)
-			return 1;
-		if (r)
-			continue;
+	cli_parser_init(&parser, &cli_dump);
+	while ((c = cli_next(&parser, argc, argv)) > 0) {
 		switch (c) {
 		case 't': type = optarg; break;
 		case 'p':
@@ -38,14 +47,10 @@ int cmd_dump(int argc, char **argv)
 		case 'T': o.tcp_close = true; break;
 		case 'i': id = optarg; break;
 		case 'n': ns = optarg; break;
-		case 'h':
-			printf("usage: stasis dump --type process --pid PID -D DIR [--leave-running] [--tcp-close] [-v] [--log-file F]\n"
-			       "       stasis dump --type runc|docker --id ID -D DIR [...]\n"
-			       "       stasis dump --type containerd --namespace NS --id ID -D DIR [...]\n");
-			return 0;
-		default: return usage_error("dump", "bad option");
 		}
 	}
+	if (c == CLI_STOP)
+		return parser.status;
 	if (optind < argc)
 		return usage_error("dump", "unexpected argument '%s'", argv[optind]);
 	const struct rt_ops *ops = rt_find(type);

@@ -49,27 +49,30 @@ static void print_fds(const json_t *fds)
 		       json_is_true(json_object_get(f, "shared")) ? " [shared with other processes]" : "");
 }
 
+static const struct cli_option options[] = {
+	{ "json", 'j', false, NULL, "print it all as one JSON document" },
+	CLI_COMMON_OPTIONS,
+	{ 0 },
+};
+
+const struct cli_command cli_inspect = {
+	"inspect", cmd_inspect, "show what an image holds: tree, memory maps, fds",
+	"DIR [--json] [OPTIONS]",
+	options,
+};
+
 int cmd_inspect(int argc, char **argv)
 {
-	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, COMMON_LONG_OPTIONS, { 0 } };
 	bool as_json = false;
+	struct cli_parser parser;
 	int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) >= 0) {
-		int r = cli_common_option(c, optarg);
-		if (r < 0)
-			return 1;
-		if (r)
-			continue;
+	cli_parser_init(&parser, &cli_inspect);
+	while ((c = cli_next(&parser, argc, argv)) > 0)
 		if (c == 'j')
 			as_json = true;
-		else if (c == 'h') {
-			printf("usage: stasis inspect DIR [--json]\n");
-			return 0;
-		} else
-			return usage_error("inspect", "bad option");
-	}
+	if (c == CLI_STOP)
+		return parser.status;
 	if (optind + 1 != argc)
 		return usage_error("inspect", "expected one checkpoint directory");
 	struct image *img;

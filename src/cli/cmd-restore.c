@@ -25,27 +25,34 @@ static int parse_inherit(const char *arg, struct inherit_fd *ret)
 	return 0;
 }
 
+static const struct cli_option options[] = {
+	{ "checkpoint-dir", 'D', true, "DIR", "the image to restore (required); its type comes from it" },
+	{ "detach", 'd', false, NULL, "print the root's pid and return once the tree runs" },
+	{ "pidns", 'P', false, NULL, "restore into a new pid namespace (when a pid is taken)" },
+	{ "inherit-fd", 'I', false, "FD:OURFD", "fd FD that led outside the tree becomes our OURFD" },
+	{ "id", 'i', false, "NEW", "name of the new container (default: the old name)" },
+	CLI_COMMON_OPTIONS,
+	{ 0 },
+};
+
+const struct cli_command cli_restore = {
+	"restore", cmd_restore, "restore a process tree or a container from an image directory",
+	"-D DIR [--detach] [--pidns] [--inherit-fd FD:OURFD] [OPTIONS]\n"
+	"-D DIR [--id NEW] [OPTIONS]    (a container image)",
+	options,
+};
+
 int cmd_restore(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "checkpoint-dir", required_argument, NULL, 'D' }, { "detach", no_argument, NULL, 'd' },
-		{ "inherit-fd", required_argument, NULL, 'I' }, { "pidns", no_argument, NULL, 'P' },
-		{ "id", required_argument, NULL, 'i' },
-		COMMON_LONG_OPTIONS, { 0 },
-	};
 	struct inherit_fd inh[MAX_INHERIT];
 	struct rt_restore_req q = { .o = { .inherit = inh } };
 	struct restore_opts *o = &q.o;
 	struct rt_restored res;
+	struct cli_parser parser;
 	int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "D:vh", opts, NULL)) >= 0) {
-		int r = cli_common_option(c, optarg);
-		if (r < 0)
-			return 1;
-		if (r)
-			continue;
+	cli_parser_init(&parser, &cli_restore);
+	while ((c = cli_next(&parser, argc, argv)) > 0) {
 		switch (c) {
 		case 'D': q.dir = optarg; break;
 		case 'd': o->detach = true; break;
@@ -56,12 +63,10 @@ int cmd_restore(int argc, char **argv)
 				return usage_error("restore", "bad --inherit-fd '%s' (want TARGETFD:OURFD)", optarg);
 			o->ninherit++;
 			break;
-		case 'h':
-			printf("usage: stasis restore -D DIR [--detach] [--pidns] [--inherit-fd N:M] [--id NEW] [-v] [--log-file F]\n");
-			return 0;
-		default: return usage_error("restore", "bad option");
 		}
 	}
+	if (c == CLI_STOP)
+		return parser.status;
 	if (optind < argc)
 		return usage_error("restore", "unexpected argument '%s'", argv[optind]);
 	if (!q.dir)

@@ -1,56 +1,31 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "cli/cli.h"
 #include "util/log.h"
 #include "util/util.h"
 
-static const struct {
-	const char *name;
-	int (*run)(int argc, char **argv);
-	const char *summary;
-} commands[] = {
-	{ "dump", cmd_dump, "checkpoint a process: dump --type process --pid PID -D DIR [--leave-running]" },
-	{ "restore", cmd_restore, "restore a checkpoint: restore -D DIR [--detach] [--inherit-fd N:M]" },
-	{ "inspect", cmd_inspect, "show what a checkpoint holds: inspect DIR [--json]" },
-	{ "check", cmd_check, "show which kernel features stasis needs and has" },
-};
+static const struct cli_command *const commands[] = { &cli_dump, &cli_restore, &cli_inspect, &cli_check };
 
 static void print_usage(FILE *f)
 {
-	fprintf(f, "usage: stasis COMMAND [OPTIONS]\n\ncommands:\n");
+	fprintf(f, "usage: stasis COMMAND [OPTIONS]\n"
+		   "       stasis COMMAND --help, stasis help COMMAND\n"
+		   "       stasis --version\n\n"
+		   "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\ncommon options: -v/--verbose, --log-file FILE, -h/--help\n");
+		fprintf(f, "  %-8s %s\n", commands[i]->name, commands[i]->summary);
+	fprintf(f, "\nEvery command takes -v/--verbose, --log-file FILE and -h/--help.\n"
+		   "'stasis COMMAND --help' lists a command's options; 'man stasis' tells more.\n"
+		   "Exit status: 0 done, 1 failed, 2 bad usage.\n");
 }
 
-int usage_error(const char *cmd, const char *fmt, ...)
+static const struct cli_command *find_command(const char *name)
 {
-	va_list ap;
-	fprintf(stderr, "stasis %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see 'stasis --help')\n");
-	return EXIT_USAGE;
-}
-
-int cli_common_option(int opt, const char *arg)
-{
-	if (opt == 'v') {
-		log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
-		return 1;
-	}
-	if (opt == 'L') {
-		if (log_open_file(arg) < 0) {
-			fprintf(stderr, "stasis: cannot open log file %s\n", arg);
-			return -1;
-		}
-		return 1;
-	}
-	return 0;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (streq(name, commands[i]->name))
+			return commands[i];
+	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -61,20 +36,24 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (streq(argv[1], "-h") || streq(argv[1], "--help") || streq(argv[1], "help")) {
-		print_usage(stdout);
+		const struct cli_command *about = argc > 2 ? find_command(argv[2]) : NULL;
+		if (about)
+			cli_print_help(stdout, about);
+		else
+			print_usage(stdout);
 		return 0;
 	}
 	if (streq(argv[1], "--version")) {
 		printf("stasis %s\n", STASIS_VERSION);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (streq(argv[1], commands[i].name)) {
-			int r = commands[i].run(argc - 1, argv + 1);
-			log_close_file();
-			return r;
-		}
-	fprintf(stderr, "stasis: unknown command '%s'\n", argv[1]);
-	print_usage(stderr);
-	return EXIT_USAGE;
+	const struct cli_command *cmd = find_command(argv[1]);
+	if (!cmd) {
+		fprintf(stderr, "stasis: unknown command '%s'\n", argv[1]);
+		print_usage(stderr);
+		return EXIT_USAGE;
+	}
+	int r = cmd->run(argc - 1, argv + 1);
+	log_close_file();
+	return r;
 }
