@@ -4,7 +4,7 @@
 #include <sys/utsname.h>
 
 #include "cli/cli.h"
-#include "engine/kernel.h"
+#include "runtime/runtime.h"
 
 static const struct cli_option options[] = {
 	CLI_COMMON_OPTIONS,
@@ -33,7 +33,7 @@ int cmd_check(int argc, char **argv)
 		return usage_error("check", "unexpected argument '%s'", argv[optind]);
 	uname(&u);
 	printf("kernel %s %s\n", u.release, u.machine);
-	const struct kfeature *f = kernel_features(&n);
+	const struct kfeature *f = rt_kernel_features(&n);
 	for (size_t i = 0; i < n; i++) {
 		printf("  %-4s %-34s %s%s\n", f[i].present ? "yes" : "NO", f[i].name, f[i].why,
 		       f[i].required ? "" : " [optional]");

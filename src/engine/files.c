@@ -26,6 +26,11 @@
 
 static const char *const kind_names[FD_KIND_MAX] = { "reg",     "dir",    "chr",  "external", "eventfd", "signalfd",
 							"timerfd", "epoll",  "pipe", "socket",   "inotify" };
+const char *fd_kind_name(const struct fd_rec *o)
+{
+	return o->kind < FD_KIND_MAX ? kind_names[o->kind] : "?";
+}
+
 static const char *const safe_chr[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom" };
 
 void files_rec_free(struct files_rec *f)

@@ -79,6 +79,8 @@ struct files_rec {
 
 
 void files_rec_free(struct files_rec *f);
+/* The kind's name as the image writes it ("reg", "pipe", ...). */
+const char *fd_kind_name(const struct fd_rec *o);
 
 /* files-anon.c: eventfd, signalfd, timerfd. */
 bool anon_kind(const char *link, enum fd_kind *ret);

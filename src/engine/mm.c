@@ -26,6 +26,11 @@ static const char *const kind_names[VMA_KIND_MAX] = {
 	[VMA_SYSVSHM] = "sysvshm",
 };
 
+const char *vma_kind_name(enum vma_kind k)
+{
+	return k < VMA_KIND_MAX && kind_names[k] ? kind_names[k] : "?";
+}
+
 void mm_rec_free(struct mm_rec *m)
 {
 	if (!m)

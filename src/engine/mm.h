@@ -52,6 +52,8 @@ struct mm_rec {
 };
 
 void mm_rec_free(struct mm_rec *m);
+/* The kind as the image writes it ("anon", "file", ...). */
+const char *vma_kind_name(enum vma_kind k);
 /* Reads the mappings and mm fields and refuses (naming pid, address and
  * kind) what cannot be saved. Runs before any change to the process. */
 int mm_collect(int procfd, pid_t pid, struct mm_rec *m);

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "engine/fdpass.h"
+#include "engine/inspect.h"
+#include "engine/kernel.h"
 #include "image/image.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -171,4 +173,36 @@ int rt_stub_path(char *buf, size_t size)
 	    executable_at(buf, size, dir, "../libexec/stasis/stasis-stub"))
 		return 0;
 	return -ENOENT;
+}
+
+/* What the runtime layer knows of a container image, before the engine's
+ * view of its processes. */
+static void print_container(struct image *img)
+{
+	const json_t *meta = json_object_get(image_manifest(img), "container");
+	const char *runtime = NULL, *name = NULL, *id = NULL, *image = NULL;
+	if (!json_is_object(meta))
+		return;
+	(void)json_get_str(meta, "runtime", &runtime), (void)json_get_str(meta, "name", &name);
+	(void)json_get_str(meta, "id", &id), (void)json_get_str(meta, "image", &image);
+	printf("container %s (%s runtime, id %.12s%s%s)\n", name && *name ? name : id ? id : "?", runtime ? runtime : "?",
+	       id ? id : "?", image ? ", image " : "", image ? image : "");
+}
+
+int rt_inspect(const char *dir, bool as_json)
+{
+	struct image *img;
+	int r = image_open(dir, &img);
+	if (r < 0)
+		return r;
+	if (!as_json)
+		print_container(img);
+	r = inspect_image(img, as_json, stdout);
+	image_free(img);
+	return r;
+}
+
+const struct kfeature *rt_kernel_features(size_t *ret_n)
+{
+	return kernel_features(ret_n);
 }

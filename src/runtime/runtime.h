@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "engine/dump.h"
+#include "engine/kernel.h"
 
 /* What the user names: a process by pid, a container by id (and the
  * runtime's namespace, for containerd). */
@@ -98,7 +99,10 @@ const char *rt_names(void);
 /* The commands. Each logs its own errors (one line) and returns -errno. */
 int rt_dump(const struct rt_ops *ops, const struct rt_target *t, const char *dir, struct dump_opts *o);
 int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret);
+/* Prints what the image in dir holds (as_json: as JSON). */
 int rt_inspect(const char *dir, bool as_json);
+/* What this kernel offers of what stasis needs (stasis check). */
+const struct kfeature *rt_kernel_features(size_t *ret_n);
 
 /* A container's restore: sandbox, then the engine inside it. */
 int rt_restore_sandbox(const struct rt_ops *ops, struct image *img, const struct rt_restore_req *req,
