@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "cli/cli-options.h"
-#include "cli/cli.h"
 #include "util/log.h"
 #include "util/util.h"
 

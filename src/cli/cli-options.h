@@ -53,3 +53,9 @@ void cli_parser_init(struct cli_parser *p, const struct cli_command *cmd);
 int cli_next(struct cli_parser *p, int argc, char **argv);
 
 void cli_print_help(FILE *f, const struct cli_command *cmd);
+
+#define EXIT_USAGE 2
+
+/* Prints "stasis CMD: <message> (see 'stasis CMD --help')"; returns
+ * EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

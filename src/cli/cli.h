@@ -5,8 +5,6 @@
 
 #include "cli/cli-options.h"
 
-#define EXIT_USAGE 2
-
 int cmd_dump(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_check(int argc, char **argv);
@@ -16,6 +14,3 @@ int cmd_inspect(int argc, char **argv);
  * code; main dispatches on them. */
 extern const struct cli_command cli_dump, cli_restore, cli_inspect, cli_check;
 
-/* Prints "stasis CMD: <message> (see 'stasis CMD --help')"; returns
- * EXIT_USAGE. */
-int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

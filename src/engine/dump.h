@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Checkpoint of one process with all its threads. */
+/* The engine's entry points for the runtime layer: checkpoint and restore
+ * of a process tree, given an image object the runtime created or opened. */
 #pragma once
 
 #include <stdbool.h>
 #include <sys/types.h>
 
 #include <jansson.h>
+
+#include "engine/inherit-fd.h"
 
 struct image;
 
@@ -28,12 +31,6 @@ struct dump_opts {
  * as they were, the files written are removed (image_rollback) and no
  * manifest is written; the caller still owns img. */
 int dump_process(struct image *img, pid_t pid, const struct dump_opts *o);
-
-/* --inherit-fd: an fd of ours that the restored root gets. */
-struct inherit_fd {
-	int target_fd; /* fd number in the restored process */
-	int our_fd;    /* fd of the restorer that it gets */
-};
 
 struct restore_opts {
 	bool detach;

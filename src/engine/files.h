@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "engine/dump.h"
+#include "engine/inherit-fd.h"
 #include "engine/remote.h"
 #include "engine/shobj.h"
 #include "engine/sockets.h"
