@@ -267,7 +267,7 @@ static int shm_save_data(struct image *img, int id, uint64_t size)
 	uint64_t len = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	_cleanup_free_ unsigned char *vec = malloc(len / PAGE_SIZE);
 	struct image_stream *s = NULL;
-	char name[64];
+	char name[IMAGE_NAME_MAX];
 	int r = 0;
 	if (!vec)
 		return -ENOMEM;
@@ -276,7 +276,7 @@ static int shm_save_data(struct image *img, int id, uint64_t size)
 		return -errno;
 	if (mincore(p, len, vec) < 0)
 		r = -errno;
-	snprintf(name, sizeof(name), "sysvshm-%d.data", id);
+	image_name_sysvshm(name, id);
 	for (uint64_t i = 0; r >= 0 && i < len / PAGE_SIZE;) {
 		static const uint8_t zero[PAGE_SIZE];
 		uint64_t k = i;
@@ -446,7 +446,7 @@ static int collect_ns(struct image *img)
 	if (r >= 0)
 		r = collect_msg(&rec);
 	if (r >= 0 && (r = ipc_to_json(&rec, &j)) >= 0)
-		r = image_put_json(img, "ipc.json", j);
+		r = image_put_json(img, IMAGE_IPC, j);
 	if (r >= 0)
 		log_debug("IPC namespace: %zu shared memory segments, %zu semaphore sets, %zu message queues saved "
 			 "(semaphore undo values and last-operation pids/times are not)", rec.nshm, rec.nsem, rec.nmsq);

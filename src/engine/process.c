@@ -22,15 +22,9 @@ void process_rec_free(struct process_rec *p)
 	locks_rec_free(&p->locks);
 }
 
-static int put(struct image *img, const char *fmt, pid_t pid, const json_t *j)
-{
-	char name[64];
-	snprintf(name, sizeof(name), fmt, pid);
-	return image_put_json(img, name, j);
-}
-
 static int write_core(struct image *img, const struct process_rec *p)
 {
+	char name[IMAGE_NAME_MAX];
 	_cleanup_json_ json_t *core = json_object();
 	json_t *threads = json_array();
 	int r = 0;
@@ -47,25 +41,19 @@ static int write_core(struct image *img, const struct process_rec *p)
 	    signals_to_json(&p->sig, core) < 0 || timers_to_json(&p->timers, core) < 0 ||
 	    locks_to_json(&p->locks, core) < 0)
 		return -ENOMEM;
-	return put(img, "core-%d.json", p->pid, core);
+	return image_put_json(img, image_name_core(name, p->pid), core);
 }
 
 int process_write(struct image *img, const struct process_rec *p)
 {
 	_cleanup_json_ json_t *mm = NULL, *fds = NULL;
+	char name[IMAGE_NAME_MAX];
 	int r;
 
 	if ((r = write_core(img, p)) < 0 || (r = mm_to_json(&p->mm, &mm)) < 0 ||
-	    (r = put(img, "mm-%d.json", p->pid, mm)) < 0 || (r = files_to_json(&p->files, &fds)) < 0)
+	    (r = image_put_json(img, image_name_mm(name, p->pid), mm)) < 0 || (r = files_to_json(&p->files, &fds)) < 0)
 		return r;
-	return put(img, "fds-%d.json", p->pid, fds);
-}
-
-static int get(struct image *img, const char *fmt, pid_t pid, json_t **ret)
-{
-	char name[64];
-	snprintf(name, sizeof(name), fmt, pid);
-	return image_get_json(img, name, ret);
+	return image_put_json(img, image_name_fds(name, p->pid), fds);
 }
 
 static int bad_record(int r, pid_t pid, const char *what)
@@ -78,7 +66,8 @@ static int read_core(struct image *img, struct process_rec *p)
 {
 	_cleanup_json_ json_t *core = NULL;
 	json_t *threads;
-	int r = get(img, "core-%d.json", p->pid, &core);
+	char name[IMAGE_NAME_MAX];
+	int r = image_get_json(img, image_name_core(name, p->pid), &core);
 	if (r < 0)
 		return r;
 	if (json_get_array(core, "threads", 65536, &threads) < 0 || json_array_size(threads) == 0)
@@ -109,14 +98,15 @@ static int read_core(struct image *img, struct process_rec *p)
 int process_read(struct image *img, pid_t pid, struct process_rec *p)
 {
 	_cleanup_json_ json_t *mm = NULL, *fds = NULL;
+	char name[IMAGE_NAME_MAX];
 	int r;
 
 	p->pid = pid;
-	if ((r = read_core(img, p)) < 0 || (r = get(img, "mm-%d.json", pid, &mm)) < 0)
+	if ((r = read_core(img, p)) < 0 || (r = image_get_json(img, image_name_mm(name, pid), &mm)) < 0)
 		return r;
 	if ((r = mm_from_json(mm, &p->mm)) < 0)
 		return bad_record(r, pid, "mm");
-	if ((r = get(img, "fds-%d.json", pid, &fds)) < 0)
+	if ((r = image_get_json(img, image_name_fds(name, pid), &fds)) < 0)
 		return r;
 	if ((r = files_from_json(fds, &p->files)) < 0)
 		return bad_record(r, pid, "fds");
