@@ -8,7 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
-#include "engine/rec.h"
+#include "image/json.h"
 #include "util/log.h"
 
 void creds_from_status(const struct proc_status *st, struct creds_rec *c)

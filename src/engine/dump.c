@@ -16,13 +16,14 @@
 
 #include "engine/ipc.h"
 #include "engine/process.h"
-#include "engine/rec.h"
 #include "engine/seize.h"
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/thread.h"
 #include "engine/tree.h"
+#include "image/image.h"
 #include "util/cleanup.h"
+#include "util/inject.h"
 #include "util/log.h"
 #include "util/util.h"
 

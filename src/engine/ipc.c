@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "engine/mm.h"
-#include "engine/rec.h"
+#include "image/image.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"

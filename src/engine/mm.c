@@ -15,7 +15,7 @@
 #include <xxhash.h>
 
 #include "engine/ipc.h"
-#include "engine/rec.h"
+#include "image/image.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"

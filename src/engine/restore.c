@@ -18,13 +18,14 @@
 #include <unistd.h>
 
 #include "engine/fdpass.h"
-#include "engine/rec.h"
 #include "engine/restore-int.h"
 #include "engine/seize.h"
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/thread.h"
+#include "image/image.h"
 #include "util/cleanup.h"
+#include "util/inject.h"
 #include "util/log.h"
 #include "util/util.h"
 

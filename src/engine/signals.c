@@ -7,8 +7,8 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 
-#include "engine/rec.h"
 #include "engine/thread.h"
+#include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"

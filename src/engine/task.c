@@ -11,7 +11,7 @@
 #include <sys/syscall.h>
 
 #include "engine/proc.h"
-#include "engine/rec.h"
+#include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"

@@ -15,7 +15,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
-#include "engine/rec.h"
+#include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"

@@ -14,8 +14,8 @@
 
 #include "engine/freezer.h"
 #include "engine/proc.h"
-#include "engine/rec.h"
 #include "engine/seize.h"
+#include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
