@@ -8,7 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
-#include "engine/rec.h"
+#include "image/json.h"
 #include "util/log.h"
 
 void creds_from_status(const struct proc_status *st, struct creds_rec *c)
@@ -27,31 +27,29 @@ void creds_from_status(const struct proc_status *st, struct creds_rec *c)
 	c->cap_amb = st->cap_amb;
 }
 
-static json_t *u32_array(const uint32_t *v, size_t n)
+static void u32_array(struct json_builder *b, const char *key, const uint32_t *v, size_t n)
 {
-	json_t *a = json_array();
+	json_t *a = jb_array(b, key);
 	for (size_t i = 0; a && i < n; i++)
-		json_array_append_new(a, json_integer(v[i]));
-	return a;
+		jb_append(b, a, json_integer(v[i]));
 }
 
-int creds_to_json(const struct creds_rec *c, json_t *core)
+void creds_to_json(const struct creds_rec *c, struct json_builder *core)
 {
-	json_t *o = json_object();
-	int r = 0;
-	r |= json_object_set_new(o, "uid", u32_array(c->uid, 3));
-	r |= json_object_set_new(o, "gid", u32_array(c->gid, 3));
-	r |= json_object_set_new(o, "fsuid", json_integer(c->fsuid));
-	r |= json_object_set_new(o, "fsgid", json_integer(c->fsgid));
-	r |= json_object_set_new(o, "groups", u32_array(c->groups, c->ngroups));
-	r |= json_set_x64(o, "cap_inh", c->cap_inh);
-	r |= json_set_x64(o, "cap_prm", c->cap_prm);
-	r |= json_set_x64(o, "cap_eff", c->cap_eff);
-	r |= json_set_x64(o, "cap_bnd", c->cap_bnd);
-	r |= json_set_x64(o, "cap_amb", c->cap_amb);
-	r |= json_object_set_new(o, "securebits", json_integer(c->securebits));
-	r |= json_object_set_new(core, "creds", o);
-	return r ? -ENOMEM : 0;
+	struct json_builder o;
+	jb_begin(&o);
+	u32_array(&o, "uid", c->uid, 3);
+	u32_array(&o, "gid", c->gid, 3);
+	jb_i64(&o, "fsuid", c->fsuid);
+	jb_i64(&o, "fsgid", c->fsgid);
+	u32_array(&o, "groups", c->groups, c->ngroups);
+	jb_x64(&o, "cap_inh", c->cap_inh);
+	jb_x64(&o, "cap_prm", c->cap_prm);
+	jb_x64(&o, "cap_eff", c->cap_eff);
+	jb_x64(&o, "cap_bnd", c->cap_bnd);
+	jb_x64(&o, "cap_amb", c->cap_amb);
+	jb_i64(&o, "securebits", c->securebits);
+	jb_obj(core, "creds", &o);
 }
 
 static int get_u32_array(const json_t *o, const char *key, uint32_t *v, size_t max, size_t *ret_n)

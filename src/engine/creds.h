@@ -4,11 +4,11 @@
  * everything else that needs the restorer's privileges. */
 #pragma once
 
-#include <jansson.h>
 #include <stdint.h>
 
 #include "engine/proc.h"
 #include "engine/remote.h"
+#include "image/json.h"
 
 struct creds_rec {
 	uint32_t uid[3], gid[3], fsuid, fsgid; /* real, effective, saved */
@@ -19,6 +19,7 @@ struct creds_rec {
 };
 
 void creds_from_status(const struct proc_status *st, struct creds_rec *c);
-int creds_to_json(const struct creds_rec *c, json_t *core);
+/* Adds "creds" to the core record; an error stays in the builder. */
+void creds_to_json(const struct creds_rec *c, struct json_builder *core);
 int creds_from_json(const json_t *core, struct creds_rec *c);
 int creds_restore(struct remote *r, pid_t tid, const struct creds_rec *c);

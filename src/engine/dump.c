@@ -16,13 +16,14 @@
 
 #include "engine/ipc.h"
 #include "engine/process.h"
-#include "engine/rec.h"
 #include "engine/seize.h"
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/thread.h"
 #include "engine/tree.h"
+#include "image/image.h"
 #include "util/cleanup.h"
+#include "util/inject.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -179,6 +180,21 @@ static int write_records(struct image *img, struct dump_ctx *c)
 	return r < 0 ? r : process_write(img, &c->p);
 }
 
+/* What restore checks the CPU against: vendor and XSAVE features. */
+static void cpu_to_json(struct json_builder *body)
+{
+	struct json_builder cpu;
+	char vendor[13] = { 0 };
+	unsigned a, b, c, d;
+	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0));
+	memcpy(vendor, &b, 4), memcpy(vendor + 4, &d, 4), memcpy(vendor + 8, &c, 4);
+	jb_begin(&cpu);
+	jb_str(&cpu, "vendor", vendor);
+	jb_x64(&cpu, "xsave_mask", xsave_features());
+	jb_i64(&cpu, "xsave_size", xsave_size());
+	jb_obj(body, "cpu", &cpu);
+}
+
 static int write_manifest(struct image *img, const struct tree *t, uint64_t pages, bool ipcns,
 			  const struct dump_opts *o)
 {
@@ -187,28 +203,20 @@ static int write_manifest(struct image *img, const struct tree *t, uint64_t page
 		if (e < 0)
 			return e;
 	}
-	_cleanup_json_ json_t *body = json_object();
-	json_t *tree = NULL, *cpu = json_object();
-	char vendor[13] = { 0 };
-	unsigned a, b, cc, d;
-	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(cc), "=d"(d) : "a"(0));
-	memcpy(vendor, &b, 4), memcpy(vendor + 4, &d, 4), memcpy(vendor + 8, &cc, 4);
-	int r = tree_to_json(t, &tree);
-	if (r < 0)
-		return r;
-	r |= json_set_str(cpu, "vendor", vendor);
-	r |= json_set_x64(cpu, "xsave_mask", xsave_features());
-	r |= json_object_set_new(cpu, "xsave_size", json_integer(xsave_size()));
-	r |= json_set_str(body, "type", o->type ? o->type : "process");
+	_cleanup_json_ json_t *body = NULL;
+	struct json_builder b;
+	jb_begin(&b);
+	jb_str(&b, "type", o->type ? o->type : "process");
 	if (o->container)
-		r |= json_object_set(body, "container", o->container);
-	r |= json_object_set_new(body, "tree", tree);
-	r |= json_object_set_new(body, "cpu", cpu);
-	r |= json_set_u64(body, "pages", pages);
+		jb_put(&b, "container", json_incref(o->container));
+	tree_to_json(t, &b);
+	cpu_to_json(&b);
+	jb_u64(&b, "pages", pages);
 	if (ipcns)
-		r |= json_object_set_new(body, "ipcns", json_true());
-	if (r)
-		return -ENOMEM;
+		jb_bool(&b, "ipcns", true);
+	int r = jb_end(&b, &body);
+	if (r < 0)
+		return log_error_errno(r, "cannot encode the manifest (%s): %m", jb_key(&b));
 	return image_commit(img, body);
 }
 

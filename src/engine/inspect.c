@@ -53,16 +53,17 @@ static void print_process(FILE *out, const struct tree_node *n, const struct pro
 /* The process as JSON: the validated records written out again. */
 static int process_json(const struct tree_node *n, const struct process_rec *p, json_t **ret)
 {
-	struct json_builder b;
-	json_t *mm = NULL, *fds = NULL;
+	struct json_builder b, mm;
+	json_t *fds = NULL;
 	jb_begin(&b);
 	jb_int(&b, "pid", n->pid);
 	jb_str(&b, "comm", p->task.comm);
 	json_t *threads = jb_array(&b, "threads");
 	for (size_t k = 0; k < p->nthreads; k++)
 		jb_append(&b, threads, json_integer(p->threads[k].tid));
-	jb_fail(&b, "mm", mm_to_json(&p->mm, &mm));
-	jb_put(&b, "mm", mm);
+	jb_begin(&mm);
+	mm_to_json(&p->mm, &mm);
+	jb_obj(&b, "mm", &mm);
 	jb_fail(&b, "fds", files_to_json(&p->files, &fds));
 	jb_put(&b, "fds", fds);
 	return jb_end(&b, ret);

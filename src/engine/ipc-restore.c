@@ -68,9 +68,8 @@ static int got_id(const char *what, int want, int got)
 
 static int shm_fill(struct image *img, int id, uint64_t size)
 {
-	char name[64];
-	snprintf(name, sizeof(name), "sysvshm-%d.data", id);
-	if (!image_has(img, name))
+	char name[IMAGE_NAME_MAX];
+	if (!image_has(img, image_name_sysvshm(name, id)))
 		return 0;
 	uint64_t len, limit = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	_cleanup_close_ int in = -1;
@@ -183,12 +182,12 @@ int ipc_restore(struct image *img, pid_t root)
 	char path[64];
 	if (!ipc_image_owns_ns(img))
 		return 0;
-	int r = image_get_json(img, "ipc.json", &j);
+	int r = image_get_json(img, IMAGE_IPC, &j);
 	if (r < 0)
 		return r;
 	if ((r = ipc_from_json(j, &rec)) < 0) {
 		ipc_rec_free(&rec);
-		return log_error_errno(r, "ipc.json: bad record");
+		return log_error_errno(r, "%s: bad record", IMAGE_IPC);
 	}
 	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", root);
 	_cleanup_close_ int self = open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC);

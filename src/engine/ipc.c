@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "engine/mm.h"
-#include "engine/rec.h"
+#include "image/image.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -62,17 +62,15 @@ void ipc_rec_free(struct ipc_rec *rec)
 
 /* --- the record --- */
 
-static int perm_to_json(const struct ipc_perm_rec *p, json_t *o)
+static void perm_to_json(const struct ipc_perm_rec *p, struct json_builder *o)
 {
 	const struct {
 		const char *k;
 		int64_t v;
 	} f[] = { { "id", p->id }, { "key", p->key }, { "uid", p->uid }, { "gid", p->gid },
 		  { "cuid", p->cuid }, { "cgid", p->cgid }, { "mode", p->mode } };
-	int r = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(f); i++)
-		r |= json_object_set_new(o, f[i].k, json_integer(f[i].v));
-	return r ? -ENOMEM : 0;
+		jb_i64(o, f[i].k, f[i].v);
 }
 
 static int perm_from_json(const json_t *o, struct ipc_perm_rec *p)
@@ -88,63 +86,53 @@ static int perm_from_json(const json_t *o, struct ipc_perm_rec *p)
 	return p->mode > 07777 ? -EBADMSG : 0;
 }
 
-static json_t *sem_to_json(const struct ipc_sem_rec *s)
+static void sem_to_json(const struct ipc_sem_rec *s, struct json_builder *o)
 {
-	json_t *o = json_object(), *a = json_array();
-	int r = perm_to_json(&s->perm, o);
-	for (size_t i = 0; i < s->nsems; i++)
-		r |= json_array_append_new(a, json_integer(s->vals[i]));
-	r |= json_object_set_new(o, "values", a);
-	if (r) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
+	perm_to_json(&s->perm, o);
+	json_t *a = jb_array(o, "values");
+	for (size_t i = 0; a && i < s->nsems; i++)
+		jb_append(o, a, json_integer(s->vals[i]));
 }
 
-static json_t *msq_to_json(const struct ipc_msq_rec *q)
+static void msq_to_json(const struct ipc_msq_rec *q, struct json_builder *o)
 {
-	json_t *o = json_object(), *a = json_array();
-	int r = perm_to_json(&q->perm, o) | json_set_u64(o, "qbytes", q->qbytes);
-	for (size_t i = 0; i < q->nmsgs; i++) {
-		json_t *m = json_object();
-		r |= json_object_set_new(m, "mtype", json_integer(q->msgs[i].mtype));
-		r |= json_set_hex(m, "data", q->msgs[i].data, q->msgs[i].len);
-		r |= json_array_append_new(a, m);
+	perm_to_json(&q->perm, o);
+	jb_u64(o, "qbytes", q->qbytes);
+	json_t *a = jb_array(o, "messages");
+	for (size_t i = 0; a && i < q->nmsgs; i++) {
+		struct json_builder m;
+		jb_begin(&m);
+		jb_i64(&m, "mtype", q->msgs[i].mtype);
+		jb_hex(&m, "data", q->msgs[i].data, q->msgs[i].len);
+		jb_append_obj(o, a, &m);
 	}
-	r |= json_object_set_new(o, "messages", a);
-	if (r) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
 }
 
-int ipc_to_json(const struct ipc_rec *rec, json_t **ret)
+void ipc_to_json(const struct ipc_rec *rec, struct json_builder *b)
 {
-	_cleanup_json_ json_t *j = json_object();
-	json_t *sys = json_object(), *shm = json_array(), *sem = json_array(), *msq = json_array();
-	int r = 0;
+	struct json_builder sys, o;
+	jb_begin(&sys);
 	for (size_t i = 0; i < IPC_NSYSCTL; i++)
 		if (rec->sysctl[i])
-			r |= json_set_str(sys, ipc_sysctls[i], rec->sysctl[i]);
-	for (size_t i = 0; i < rec->nshm; i++) {
-		json_t *o = json_object();
-		r |= perm_to_json(&rec->shm[i].perm, o) | json_set_u64(o, "size", rec->shm[i].size);
-		r |= json_array_append_new(shm, o);
+			jb_str(&sys, ipc_sysctls[i], rec->sysctl[i]);
+	jb_obj(b, "sysctl", &sys);
+	json_t *shm = jb_array(b, "shm"), *sem = jb_array(b, "sem"), *msq = jb_array(b, "msg");
+	for (size_t i = 0; shm && i < rec->nshm; i++) {
+		jb_begin(&o);
+		perm_to_json(&rec->shm[i].perm, &o);
+		jb_u64(&o, "size", rec->shm[i].size);
+		jb_append_obj(b, shm, &o);
 	}
-	for (size_t i = 0; i < rec->nsem; i++)
-		r |= json_array_append_new(sem, sem_to_json(&rec->sem[i]));
-	for (size_t i = 0; i < rec->nmsq; i++)
-		r |= json_array_append_new(msq, msq_to_json(&rec->msq[i]));
-	r |= json_object_set_new(j, "sysctl", sys);
-	r |= json_object_set_new(j, "shm", shm);
-	r |= json_object_set_new(j, "sem", sem);
-	r |= json_object_set_new(j, "msg", msq);
-	if (r)
-		return -ENOMEM;
-	*ret = TAKE_PTR(j);
-	return 0;
+	for (size_t i = 0; sem && i < rec->nsem; i++) {
+		jb_begin(&o);
+		sem_to_json(&rec->sem[i], &o);
+		jb_append_obj(b, sem, &o);
+	}
+	for (size_t i = 0; msq && i < rec->nmsq; i++) {
+		jb_begin(&o);
+		msq_to_json(&rec->msq[i], &o);
+		jb_append_obj(b, msq, &o);
+	}
 }
 
 static bool sysctl_ok(const char *s)
@@ -267,7 +255,7 @@ static int shm_save_data(struct image *img, int id, uint64_t size)
 	uint64_t len = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	_cleanup_free_ unsigned char *vec = malloc(len / PAGE_SIZE);
 	struct image_stream *s = NULL;
-	char name[64];
+	char name[IMAGE_NAME_MAX];
 	int r = 0;
 	if (!vec)
 		return -ENOMEM;
@@ -276,7 +264,7 @@ static int shm_save_data(struct image *img, int id, uint64_t size)
 		return -errno;
 	if (mincore(p, len, vec) < 0)
 		r = -errno;
-	snprintf(name, sizeof(name), "sysvshm-%d.data", id);
+	image_name_sysvshm(name, id);
 	for (uint64_t i = 0; r >= 0 && i < len / PAGE_SIZE;) {
 		static const uint8_t zero[PAGE_SIZE];
 		uint64_t k = i;
@@ -434,19 +422,30 @@ static int ns_ino(const char *path, uint64_t *ret)
 	return 0;
 }
 
+static int write_record(struct image *img, const struct ipc_rec *rec)
+{
+	_cleanup_json_ json_t *j = NULL;
+	struct json_builder b;
+	jb_begin(&b);
+	ipc_to_json(rec, &b);
+	int r = jb_end(&b, &j);
+	if (r < 0)
+		return log_error_errno(r, "cannot encode the IPC namespace (%s): %m", jb_key(&b));
+	return image_put_json(img, IMAGE_IPC, j);
+}
+
 /* In the tree's namespace (we are, for this call). */
 static int collect_ns(struct image *img)
 {
 	struct ipc_rec rec = { 0 };
-	_cleanup_json_ json_t *j = NULL;
 	collect_sysctls(&rec);
 	int r = collect_shm(img, &rec);
 	if (r >= 0)
 		r = collect_sem(&rec);
 	if (r >= 0)
 		r = collect_msg(&rec);
-	if (r >= 0 && (r = ipc_to_json(&rec, &j)) >= 0)
-		r = image_put_json(img, "ipc.json", j);
+	if (r >= 0)
+		r = write_record(img, &rec);
 	if (r >= 0)
 		log_debug("IPC namespace: %zu shared memory segments, %zu semaphore sets, %zu message queues saved "
 			 "(semaphore undo values and last-operation pids/times are not)", rec.nshm, rec.nsem, rec.nmsq);

@@ -7,7 +7,6 @@
  * namespace or, when it shares ours, to the segment that still exists. */
 #pragma once
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -16,6 +15,7 @@
 #include "engine/remote.h"
 #include "engine/tree.h"
 #include "image/image.h"
+#include "image/json.h"
 
 #define IPC_MAX_OBJS 32768     /* per kind; the kernel's IPCMNI */
 #define IPC_MAX_SEMS 32000     /* semaphores in one set (SEMMSL cap) */
@@ -66,7 +66,8 @@ struct ipc_rec {
 extern const char *const ipc_sysctls[IPC_NSYSCTL];
 
 void ipc_rec_free(struct ipc_rec *rec);
-int ipc_to_json(const struct ipc_rec *rec, json_t **ret);
+/* Fills b, the ipc.json record; an error stays in the builder. */
+void ipc_to_json(const struct ipc_rec *rec, struct json_builder *b);
 int ipc_from_json(const json_t *j, struct ipc_rec *rec);
 
 /* Dump: when the root's IPC namespace is not ours, saves all of it and

@@ -19,7 +19,7 @@
 #include <sys/syscall.h>
 
 #include "engine/proc.h"
-#include "engine/rec.h"
+#include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -138,22 +138,20 @@ int locks_collect(int procfd, pid_t pid, const struct files_rec *f, struct locks
 	return 0;
 }
 
-int locks_to_json(const struct locks_rec *l, json_t *core)
+void locks_to_json(const struct locks_rec *l, struct json_builder *core)
 {
-	json_t *a = json_array();
-	int r = a ? 0 : -1;
+	json_t *a = jb_array(core, "file_locks");
 	for (size_t i = 0; a && i < l->n; i++) {
 		const struct file_lock_rec *x = &l->l[i];
-		json_t *o = json_object();
-		r |= json_object_set_new(o, "fd", json_integer(x->fd));
-		r |= json_set_str(o, "kind", kind_names[x->kind]);
-		r |= json_set_str(o, "type", x->write ? "write" : "read");
-		r |= json_set_u64(o, "start", x->start);
-		r |= json_set_u64(o, "len", x->len);
-		r |= json_array_append_new(a, o);
+		struct json_builder o;
+		jb_begin(&o);
+		jb_int(&o, "fd", x->fd);
+		jb_str(&o, "kind", kind_names[x->kind]);
+		jb_str(&o, "type", x->write ? "write" : "read");
+		jb_u64(&o, "start", x->start);
+		jb_u64(&o, "len", x->len);
+		jb_append_obj(core, a, &o);
 	}
-	r |= json_object_set_new(core, "file_locks", a);
-	return r ? -ENOMEM : 0;
 }
 
 static int lock_from_json(const json_t *o, struct file_lock_rec *x)

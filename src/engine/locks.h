@@ -4,13 +4,13 @@
  * it is reached through and taken again on that fd after restore. */
 #pragma once
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "engine/files.h"
 #include "engine/remote.h"
+#include "image/json.h"
 
 #define MAX_FILE_LOCKS 65536
 
@@ -39,7 +39,8 @@ int locks_parse_fdinfo(const char *buf, size_t len, int fd, pid_t pid, struct lo
 /* Reads the locks of every fd of f (one fd per open file description). */
 int locks_collect(int procfd, pid_t pid, const struct files_rec *f, struct locks_rec *l);
 /* As the "file_locks" array of core-PID.json (absent: none). */
-int locks_to_json(const struct locks_rec *l, json_t *core);
+/* Adds "file_locks" to the core record; an error stays in the builder. */
+void locks_to_json(const struct locks_rec *l, struct json_builder *core);
 int locks_from_json(const json_t *core, struct locks_rec *l);
 /* Takes the locks again; the fds must be in place. */
 int locks_restore(struct remote *r, pid_t pid, const struct locks_rec *l);

@@ -297,7 +297,7 @@ static int dump_shmem(struct image *img, pid_t pid, int procfd, const struct mm_
 
 int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m)
 {
-	char name[64];
+	char name[IMAGE_NAME_MAX];
 	_cleanup_close_ int pagemap_fd = openat(procfd, "pagemap", O_RDONLY | O_CLOEXEC);
 	struct page_writer w = { .pid = pid, .mem_fd = r->mem_fd };
 	_cleanup_free_ void *enc = NULL;
@@ -311,8 +311,7 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 		return log_error_errno(ret, "pid %d: cannot read vdso: %m", pid);
 	if ((ret = dump_shmem(img, pid, procfd, m)) < 0)
 		return ret;
-	snprintf(name, sizeof(name), "pages-%d.img", pid);
-	ret = image_stream_open(img, name, &w.out);
+	ret = image_stream_open(img, image_name_pages(name, pid), &w.out);
 	if (ret < 0)
 		return ret;
 	ret = writer_start(&w);
@@ -335,8 +334,7 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	ret = pagemap_encode(w.pm, w.npm, &enc, &enc_len);
 	if (ret < 0)
 		goto out;
-	snprintf(name, sizeof(name), "pagemap-%d.img", pid);
-	ret = image_put(img, name, enc, enc_len);
+	ret = image_put(img, image_name_pagemap(name, pid), enc, enc_len);
 	m->pages = w.pages;
 	log_debug("pid %d: %" PRIu64 " pages in %zu runs", pid, w.pages, w.npm);
 out:
@@ -347,20 +345,18 @@ out:
 /* Restore: the process reads its own pages from the page file. */
 int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m, int ctl, int tfd)
 {
-	char name[64], pages[64];
+	char name[IMAGE_NAME_MAX], pages[IMAGE_NAME_MAX];
 	_cleanup_free_ void *buf = NULL;
 	_cleanup_free_ struct pagemap_entry *pm = NULL;
 	size_t len, n;
 	uint64_t size;
 	int ret;
 
-	snprintf(pages, sizeof(pages), "pages-%d.img", r->pid);
 	_cleanup_close_ int pages_fd = -1;
-	ret = image_open_file(img, pages, &pages_fd, &size);
+	ret = image_open_file(img, image_name_pages(pages, r->pid), &pages_fd, &size);
 	if (ret < 0)
 		return ret;
-	snprintf(name, sizeof(name), "pagemap-%d.img", r->pid);
-	ret = image_get(img, name, (size_t)PAGEMAP_MAX_ENTRIES * sizeof(struct pagemap_entry) + 64, &buf, &len);
+	ret = image_get(img, image_name_pagemap(name, r->pid), (size_t)PAGEMAP_MAX_ENTRIES * sizeof(struct pagemap_entry) + 64, &buf, &len);
 	if (ret < 0)
 		return ret;
 	ret = pagemap_decode(buf, len, size, &pm, &n);

@@ -15,7 +15,7 @@
 #include <xxhash.h>
 
 #include "engine/ipc.h"
-#include "engine/rec.h"
+#include "image/image.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -179,45 +179,42 @@ int mm_collect(int procfd, pid_t pid, struct mm_rec *m)
 	return collect_fields(procfd, pid, m);
 }
 
-static json_t *vma_to_json(const struct vma_rec *v)
+static void vma_to_json(const struct vma_rec *v, struct json_builder *o)
 {
-	json_t *o = json_object();
-	int r = 0;
-	r |= json_set_u64(o, "start", v->start);
-	r |= json_set_u64(o, "end", v->end);
-	r |= json_set_u64(o, "pgoff", v->pgoff);
-	r |= json_object_set_new(o, "prot", json_integer(v->prot));
-	r |= json_object_set_new(o, "vmflags", json_integer(v->vmflags));
-	r |= json_object_set_new(o, "shared", json_boolean(v->shared));
-	r |= json_set_str(o, "kind", kind_names[v->kind]);
+	jb_u64(o, "start", v->start);
+	jb_u64(o, "end", v->end);
+	jb_u64(o, "pgoff", v->pgoff);
+	jb_i64(o, "prot", v->prot);
+	jb_i64(o, "vmflags", v->vmflags);
+	jb_bool(o, "shared", v->shared);
+	jb_str(o, "kind", kind_names[v->kind]);
 	if (v->kind == VMA_FILE) {
-		r |= json_set_str(o, "path", v->path);
-		r |= json_set_u64(o, "fsize", v->fsize);
-		r |= json_object_set_new(o, "mtime_ns", json_integer(v->mtime_ns));
+		jb_str(o, "path", v->path);
+		jb_u64(o, "fsize", v->fsize);
+		jb_i64(o, "mtime_ns", v->mtime_ns);
 	}
 	if (v->kind == VMA_SHMEM) {
-		r |= json_set_str(o, "path", v->path);
-		r |= shobj_to_json(&v->obj, o);
+		jb_str(o, "path", v->path);
+		/* shmem.c writes into a plain object (until the fd kinds
+		 * take the builder too). */
+		if (!o->err)
+			jb_fail(o, "obj", shobj_to_json(&v->obj, o->obj));
 	}
 	if (v->kind == VMA_SYSVSHM) {
-		r |= json_object_set_new(o, "shmid", json_integer(v->shmid));
-		r |= json_object_set_new(o, "shmkey", json_integer(v->shmkey));
+		jb_i64(o, "shmid", v->shmid);
+		jb_i64(o, "shmkey", v->shmkey);
 	}
-	if (r) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
 }
 
-int mm_to_json(const struct mm_rec *m, json_t **ret)
+void mm_to_json(const struct mm_rec *m, struct json_builder *b)
 {
-	_cleanup_json_ json_t *j = json_object();
-	json_t *a = json_array();
-	int r = 0;
-	for (size_t i = 0; i < m->nvmas; i++)
-		r |= json_array_append_new(a, vma_to_json(&m->vmas[i]));
-	r |= json_object_set_new(j, "vmas", a);
+	json_t *a = jb_array(b, "vmas");
+	for (size_t i = 0; a && i < m->nvmas; i++) {
+		struct json_builder o;
+		jb_begin(&o);
+		vma_to_json(&m->vmas[i], &o);
+		jb_append_obj(b, a, &o);
+	}
 	const struct {
 		const char *k;
 		uint64_t v;
@@ -228,14 +225,10 @@ int mm_to_json(const struct mm_rec *m, json_t **ret)
 		{ "env_start", m->env_start }, { "env_end", m->env_end }, { "pages", m->pages },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(f); i++)
-		r |= json_set_u64(j, f[i].k, f[i].v);
-	r |= json_set_hex(j, "auxv", m->auxv, m->auxv_len);
-	r |= json_set_str(j, "exe", m->exe);
-	r |= json_set_x64(j, "vdso_hash", m->vdso_hash);
-	if (r)
-		return -ENOMEM;
-	*ret = TAKE_PTR(j);
-	return 0;
+		jb_u64(b, f[i].k, f[i].v);
+	jb_hex(b, "auxv", m->auxv, m->auxv_len);
+	jb_str(b, "exe", m->exe);
+	jb_x64(b, "vdso_hash", m->vdso_hash);
 }
 
 static int vma_from_json(const json_t *o, struct vma_rec *v)

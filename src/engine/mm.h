@@ -3,13 +3,13 @@
  * special vdso/vvar mappings and the mm fields of PR_SET_MM_MAP. */
 #pragma once
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "engine/proc.h"
 #include "engine/remote.h"
 #include "image/image.h"
+#include "image/json.h"
 #include "image/pagemap.h"
 #include "engine/shmem.h"
 
@@ -59,7 +59,8 @@ const char *vma_kind_name(enum vma_kind k);
 int mm_collect(int procfd, pid_t pid, struct mm_rec *m);
 /* Saves the pages that exist into pages-PID.img / pagemap-PID.img. */
 int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m);
-int mm_to_json(const struct mm_rec *m, json_t **ret);
+/* Fills b, the mm-PID.json record; an error stays in the builder. */
+void mm_to_json(const struct mm_rec *m, struct json_builder *b);
 int mm_from_json(const json_t *j, struct mm_rec *m);
 
 /* Restore, in this order, all through remote syscalls in the stub. */

@@ -22,50 +22,60 @@ void process_rec_free(struct process_rec *p)
 	locks_rec_free(&p->locks);
 }
 
-static int put(struct image *img, const char *fmt, pid_t pid, const json_t *j)
+static void core_to_json(const struct process_rec *p, struct json_builder *core)
 {
-	char name[64];
-	snprintf(name, sizeof(name), fmt, pid);
-	return image_put_json(img, name, j);
+	jb_int(core, "pid", p->pid);
+	json_t *threads = jb_array(core, "threads");
+	for (size_t i = 0; threads && i < p->nthreads; i++) {
+		struct json_builder t;
+		jb_begin(&t);
+		thread_to_json(&p->threads[i], &t);
+		jb_append_obj(core, threads, &t);
+	}
+	task_to_json(&p->task, core);
+	creds_to_json(&p->creds, core);
+	signals_to_json(&p->sig, core);
+	timers_to_json(&p->timers, core);
+	locks_to_json(&p->locks, core);
 }
 
 static int write_core(struct image *img, const struct process_rec *p)
 {
-	_cleanup_json_ json_t *core = json_object();
-	json_t *threads = json_array();
-	int r = 0;
+	_cleanup_json_ json_t *core = NULL;
+	char name[IMAGE_NAME_MAX];
+	struct json_builder b;
 
-	r |= json_object_set_new(core, "pid", json_integer(p->pid));
-	r |= json_object_set_new(core, "threads", threads);
-	for (size_t i = 0; i < p->nthreads && !r; i++) {
-		json_t *t;
-		r = thread_to_json(&p->threads[i], &t);
-		if (!r)
-			r = json_array_append_new(threads, t);
-	}
-	if (r || task_to_json(&p->task, core) < 0 || creds_to_json(&p->creds, core) < 0 ||
-	    signals_to_json(&p->sig, core) < 0 || timers_to_json(&p->timers, core) < 0 ||
-	    locks_to_json(&p->locks, core) < 0)
-		return -ENOMEM;
-	return put(img, "core-%d.json", p->pid, core);
+	jb_begin(&b);
+	core_to_json(p, &b);
+	int r = jb_end(&b, &core);
+	if (r < 0)
+		return log_error_errno(r, "cannot encode the state of pid %d (%s): %m", p->pid, jb_key(&b));
+	return image_put_json(img, image_name_core(name, p->pid), core);
+}
+
+static int write_mm(struct image *img, const struct process_rec *p)
+{
+	_cleanup_json_ json_t *mm = NULL;
+	char name[IMAGE_NAME_MAX];
+	struct json_builder b;
+
+	jb_begin(&b);
+	mm_to_json(&p->mm, &b);
+	int r = jb_end(&b, &mm);
+	if (r < 0)
+		return log_error_errno(r, "cannot encode the memory map of pid %d (%s): %m", p->pid, jb_key(&b));
+	return image_put_json(img, image_name_mm(name, p->pid), mm);
 }
 
 int process_write(struct image *img, const struct process_rec *p)
 {
-	_cleanup_json_ json_t *mm = NULL, *fds = NULL;
+	_cleanup_json_ json_t *fds = NULL;
+	char name[IMAGE_NAME_MAX];
 	int r;
 
-	if ((r = write_core(img, p)) < 0 || (r = mm_to_json(&p->mm, &mm)) < 0 ||
-	    (r = put(img, "mm-%d.json", p->pid, mm)) < 0 || (r = files_to_json(&p->files, &fds)) < 0)
+	if ((r = write_core(img, p)) < 0 || (r = write_mm(img, p)) < 0 || (r = files_to_json(&p->files, &fds)) < 0)
 		return r;
-	return put(img, "fds-%d.json", p->pid, fds);
-}
-
-static int get(struct image *img, const char *fmt, pid_t pid, json_t **ret)
-{
-	char name[64];
-	snprintf(name, sizeof(name), fmt, pid);
-	return image_get_json(img, name, ret);
+	return image_put_json(img, image_name_fds(name, p->pid), fds);
 }
 
 static int bad_record(int r, pid_t pid, const char *what)
@@ -78,7 +88,8 @@ static int read_core(struct image *img, struct process_rec *p)
 {
 	_cleanup_json_ json_t *core = NULL;
 	json_t *threads;
-	int r = get(img, "core-%d.json", p->pid, &core);
+	char name[IMAGE_NAME_MAX];
+	int r = image_get_json(img, image_name_core(name, p->pid), &core);
 	if (r < 0)
 		return r;
 	if (json_get_array(core, "threads", 65536, &threads) < 0 || json_array_size(threads) == 0)
@@ -109,14 +120,15 @@ static int read_core(struct image *img, struct process_rec *p)
 int process_read(struct image *img, pid_t pid, struct process_rec *p)
 {
 	_cleanup_json_ json_t *mm = NULL, *fds = NULL;
+	char name[IMAGE_NAME_MAX];
 	int r;
 
 	p->pid = pid;
-	if ((r = read_core(img, p)) < 0 || (r = get(img, "mm-%d.json", pid, &mm)) < 0)
+	if ((r = read_core(img, p)) < 0 || (r = image_get_json(img, image_name_mm(name, pid), &mm)) < 0)
 		return r;
 	if ((r = mm_from_json(mm, &p->mm)) < 0)
 		return bad_record(r, pid, "mm");
-	if ((r = get(img, "fds-%d.json", pid, &fds)) < 0)
+	if ((r = image_get_json(img, image_name_fds(name, pid), &fds)) < 0)
 		return r;
 	if ((r = files_from_json(fds, &p->files)) < 0)
 		return bad_record(r, pid, "fds");

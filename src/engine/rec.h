@@ -1,11 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What the engine's record writers share besides image/json.h. */
+/* Kept only for the fd-kind files (files*.c, inotify.c, shmem.c, sk-*.c)
+ * while they are restructured: they should include image/image.h (or
+ * image/json.h) themselves, and this header then goes. */
 #pragma once
 
-#include <jansson.h>
-#include <stdint.h>
-
 #include "image/image.h"
-
-/* Fail-injection points for tests (env STASIS_INJECT_FAIL=name). */
-int inject_fail(const char *point);

@@ -18,13 +18,14 @@
 #include <unistd.h>
 
 #include "engine/fdpass.h"
-#include "engine/rec.h"
 #include "engine/restore-int.h"
 #include "engine/seize.h"
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/thread.h"
+#include "image/image.h"
 #include "util/cleanup.h"
+#include "util/inject.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -163,12 +164,11 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 static void *verify_main(void *arg)
 {
 	struct restore_ctx *c = arg;
-	char name[64];
+	char name[IMAGE_NAME_MAX];
 	for (size_t i = 0; i < c->n && c->verify_result >= 0; i++) {
 		if (c->procs[i].node->zombie)
 			continue;
-		snprintf(name, sizeof(name), "pages-%d.img", c->procs[i].node->pid);
-		c->verify_result = image_verify_file(c->img, name);
+		c->verify_result = image_verify_file(c->img, image_name_pages(name, c->procs[i].node->pid));
 	}
 	return NULL;
 }

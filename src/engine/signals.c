@@ -7,8 +7,8 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 
-#include "engine/rec.h"
 #include "engine/thread.h"
+#include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -45,33 +45,37 @@ int signals_dump(struct remote *r, pid_t tid, struct signals_rec *s)
 	return pending_dump(tid, true, &s->shared, &s->nshared);
 }
 
-int signals_to_json(const struct signals_rec *s, json_t *core)
+static void sigactions_to_json(const struct signals_rec *s, struct json_builder *core)
 {
-	json_t *acts = json_array(), *timers = json_array();
-	int r = 0;
-	for (int sig = 1; sig <= NSIG_K; sig++) {
+	json_t *acts = jb_array(core, "sigactions");
+	for (int sig = 1; acts && sig <= NSIG_K; sig++) {
 		const struct k_sigaction *a = &s->act[sig];
 		if (!a->handler && !a->flags && !a->mask && !a->restorer)
 			continue;
-		json_t *o = json_object();
-		r |= json_object_set_new(o, "sig", json_integer(sig));
-		r |= json_set_u64(o, "handler", a->handler);
-		r |= json_set_x64(o, "flags", a->flags);
-		r |= json_set_u64(o, "restorer", a->restorer);
-		r |= json_set_x64(o, "mask", a->mask);
-		r |= json_array_append_new(acts, o);
+		struct json_builder o;
+		jb_begin(&o);
+		jb_int(&o, "sig", sig);
+		jb_u64(&o, "handler", a->handler);
+		jb_x64(&o, "flags", a->flags);
+		jb_u64(&o, "restorer", a->restorer);
+		jb_x64(&o, "mask", a->mask);
+		jb_append_obj(core, acts, &o);
 	}
-	for (int w = 0; w < 3; w++) {
+}
+
+void signals_to_json(const struct signals_rec *s, struct json_builder *core)
+{
+	sigactions_to_json(s, core);
+	json_t *timers = jb_array(core, "itimers");
+	for (int w = 0; timers && w < 3; w++) {
 		const struct itimerval *it = &s->itimer[w];
-		json_t *o = json_object();
-		r |= json_set_u64(o, "interval_us", (uint64_t)it->it_interval.tv_sec * 1000000 + it->it_interval.tv_usec);
-		r |= json_set_u64(o, "value_us", (uint64_t)it->it_value.tv_sec * 1000000 + it->it_value.tv_usec);
-		r |= json_array_append_new(timers, o);
+		struct json_builder o;
+		jb_begin(&o);
+		jb_u64(&o, "interval_us", (uint64_t)it->it_interval.tv_sec * 1000000 + it->it_interval.tv_usec);
+		jb_u64(&o, "value_us", (uint64_t)it->it_value.tv_sec * 1000000 + it->it_value.tv_usec);
+		jb_append_obj(core, timers, &o);
 	}
-	r |= json_object_set_new(core, "sigactions", acts);
-	r |= json_object_set_new(core, "itimers", timers);
-	r |= json_object_set_new(core, "shared_pending", pending_to_json(s->shared, s->nshared));
-	return r ? -ENOMEM : 0;
+	pending_to_json(core, "shared_pending", s->shared, s->nshared);
 }
 
 static int us_to_tv(uint64_t us, struct timeval *tv)

@@ -3,12 +3,12 @@
  * the shared pending queue. Per-thread masks live in thread.c. */
 #pragma once
 
-#include <jansson.h>
 #include <signal.h>
 #include <sys/time.h>
 
 #include "engine/remote.h"
 #include "engine/syscalls.h"
+#include "image/json.h"
 
 #define NSIG_K 64
 
@@ -21,7 +21,8 @@ struct signals_rec {
 
 void signals_rec_free(struct signals_rec *s);
 int signals_dump(struct remote *r, pid_t tid, struct signals_rec *s);
-int signals_to_json(const struct signals_rec *s, json_t *core);
+/* Adds "sigactions", "itimers" and "shared_pending" to the core record. */
+void signals_to_json(const struct signals_rec *s, struct json_builder *core);
 int signals_from_json(const json_t *core, struct signals_rec *s);
 /* Handlers and timers; pending signals are queued by signals_restore_pending. */
 int signals_restore(struct remote *r, pid_t tid, const struct signals_rec *s);

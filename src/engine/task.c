@@ -11,7 +11,7 @@
 #include <sys/syscall.h>
 
 #include "engine/proc.h"
-#include "engine/rec.h"
+#include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -82,25 +82,23 @@ int task_dump_remote(struct remote *r, pid_t tid, struct task_rec *t)
 	return e;
 }
 
-int task_to_json(const struct task_rec *t, json_t *core)
+void task_to_json(const struct task_rec *t, struct json_builder *core)
 {
-	int r = 0;
-	json_t *lim = json_array();
-	for (int i = 0; i < NLIMITS; i++) {
-		json_t *o = json_object();
-		r |= json_set_x64(o, "cur", t->rlim[i].cur);
-		r |= json_set_x64(o, "max", t->rlim[i].max);
-		r |= json_array_append_new(lim, o);
+	jb_str(core, "comm", t->comm);
+	jb_str(core, "cwd", t->cwd);
+	jb_str(core, "root", t->root);
+	jb_i64(core, "umask", t->umask);
+	jb_i64(core, "personality", t->personality);
+	jb_int(core, "no_new_privs", t->no_new_privs);
+	jb_int(core, "pdeathsig", t->pdeathsig);
+	json_t *lim = jb_array(core, "rlimits");
+	for (int i = 0; lim && i < NLIMITS; i++) {
+		struct json_builder o;
+		jb_begin(&o);
+		jb_x64(&o, "cur", t->rlim[i].cur);
+		jb_x64(&o, "max", t->rlim[i].max);
+		jb_append_obj(core, lim, &o);
 	}
-	r |= json_set_str(core, "comm", t->comm);
-	r |= json_set_str(core, "cwd", t->cwd);
-	r |= json_set_str(core, "root", t->root);
-	r |= json_object_set_new(core, "umask", json_integer(t->umask));
-	r |= json_object_set_new(core, "personality", json_integer(t->personality));
-	r |= json_object_set_new(core, "no_new_privs", json_integer(t->no_new_privs));
-	r |= json_object_set_new(core, "pdeathsig", json_integer(t->pdeathsig));
-	r |= json_object_set_new(core, "rlimits", lim);
-	return r ? -ENOMEM : 0;
 }
 
 int task_from_json(const json_t *core, struct task_rec *t)

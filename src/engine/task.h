@@ -3,12 +3,12 @@
  * resource limits, no_new_privs, parent-death signal. */
 #pragma once
 
-#include <jansson.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
 #include "engine/remote.h"
+#include "image/json.h"
 
 #define NLIMITS 16
 
@@ -27,7 +27,8 @@ struct task_rec {
 void task_rec_free(struct task_rec *t);
 int task_collect(int procfd, pid_t pid, struct task_rec *t);
 int task_dump_remote(struct remote *r, pid_t tid, struct task_rec *t);
-int task_to_json(const struct task_rec *t, json_t *core);
+/* Adds its fields to the core record; an error stays in the builder. */
+void task_to_json(const struct task_rec *t, struct json_builder *core);
 int task_from_json(const json_t *core, struct task_rec *t);
 int task_restore(struct remote *r, pid_t tid, const struct task_rec *t);
 /* no_new_privs is per thread, and must be set before seccomp filters. */

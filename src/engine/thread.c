@@ -15,7 +15,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
-#include "engine/rec.h"
+#include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -178,51 +178,37 @@ int thread_dump_remote(struct remote *r, struct thread_rec *t)
 	return 0;
 }
 
-json_t *pending_to_json(const siginfo_t *si, size_t n)
+void pending_to_json(struct json_builder *b, const char *key, const siginfo_t *si, size_t n)
 {
-	json_t *a = json_array();
+	json_t *a = jb_array(b, key);
 	for (size_t i = 0; a && i < n; i++) {
-		char *h = hex_encode(&si[i], sizeof(si[i]));
-		if (!h || json_array_append_new(a, json_string(h)) < 0) {
-			free(h);
-			json_decref(a);
-			return NULL;
-		}
-		free(h);
+		_cleanup_free_ char *h = hex_encode(&si[i], sizeof(si[i]));
+		jb_append(b, a, h ? json_string(h) : NULL);
 	}
-	return a;
 }
 
-int thread_to_json(const struct thread_rec *t, json_t **ret)
+void thread_to_json(const struct thread_rec *t, struct json_builder *b)
 {
-	_cleanup_json_ json_t *j = json_object();
-	if (!j)
-		return -ENOMEM;
-	int r = 0;
-	r |= json_object_set_new(j, "tid", json_integer(t->tid));
-	r |= json_object_set_new(j, "comm", json_string(t->comm));
-	r |= json_set_hex(j, "regs", &t->regs, sizeof(t->regs));
-	r |= json_set_hex(j, "xstate", t->xstate, t->xstate_len);
-	r |= json_set_x64(j, "sigmask", t->sigmask);
-	r |= json_set_u64(j, "clear_tid", t->clear_tid);
-	r |= json_set_u64(j, "robust_head", t->robust_head);
-	r |= json_set_u64(j, "robust_len", t->robust_len);
-	r |= json_set_hex(j, "rseq", &t->rseq, sizeof(t->rseq));
-	r |= json_set_u64(j, "ss_sp", t->ss_sp);
-	r |= json_set_u64(j, "ss_size", t->ss_size);
-	r |= json_object_set_new(j, "ss_flags", json_integer(t->ss_flags));
-	r |= json_object_set_new(j, "pending", pending_to_json(t->pending, t->npending));
-	json_t *f = json_array();
+	jb_int(b, "tid", t->tid);
+	jb_str(b, "comm", t->comm);
+	jb_hex(b, "regs", &t->regs, sizeof(t->regs));
+	jb_hex(b, "xstate", t->xstate, t->xstate_len);
+	jb_x64(b, "sigmask", t->sigmask);
+	jb_u64(b, "clear_tid", t->clear_tid);
+	jb_u64(b, "robust_head", t->robust_head);
+	jb_u64(b, "robust_len", t->robust_len);
+	jb_hex(b, "rseq", &t->rseq, sizeof(t->rseq));
+	jb_u64(b, "ss_sp", t->ss_sp);
+	jb_u64(b, "ss_size", t->ss_size);
+	jb_int(b, "ss_flags", t->ss_flags);
+	pending_to_json(b, "pending", t->pending, t->npending);
+	json_t *f = jb_array(b, "seccomp");
 	for (size_t i = 0; f && i < t->nfilters; i++) {
-		json_t *o = json_object();
-		r |= json_set_hex(o, "insns", t->filters[i].insns, t->filters[i].len * sizeof(struct sock_filter));
-		r |= json_array_append_new(f, o);
+		struct json_builder o;
+		jb_begin(&o);
+		jb_hex(&o, "insns", t->filters[i].insns, t->filters[i].len * sizeof(struct sock_filter));
+		jb_append_obj(b, f, &o);
 	}
-	r |= json_object_set_new(j, "seccomp", f);
-	if (r)
-		return -ENOMEM;
-	*ret = TAKE_PTR(j);
-	return 0;
 }
 
 int pending_from_json(const json_t *j, const char *key, siginfo_t **ret, size_t *ret_n)

@@ -4,7 +4,6 @@
  * sigaltstack and seccomp filters. */
 #pragma once
 
-#include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,6 +12,7 @@
 
 #include "engine/remote.h"
 #include "engine/syscalls.h"
+#include "image/json.h"
 
 #define XSTATE_MAX 16384
 #define MAX_PENDING 1024
@@ -46,7 +46,8 @@ void thread_rec_free(struct thread_rec *t);
 
 /* Pending signal queues (a thread's own, or the process's shared one). */
 int pending_dump(pid_t tid, bool shared, siginfo_t **ret, size_t *ret_n);
-json_t *pending_to_json(const siginfo_t *si, size_t n);
+/* Puts the queue under key, as an array of hex siginfo. */
+void pending_to_json(struct json_builder *b, const char *key, const siginfo_t *si, size_t n);
 int pending_from_json(const json_t *j, const char *key, siginfo_t **ret, size_t *ret_n);
 
 /* Reads what ptrace gives without running code in the thread. The raw
@@ -59,7 +60,8 @@ int thread_dump_remote(struct remote *r, struct thread_rec *t);
  * not carried over, so the original call is re-issued). */
 void regs_rewind_syscall(struct user_regs_struct *regs, bool image);
 
-int thread_to_json(const struct thread_rec *t, json_t **ret);
+/* Fills b, the thread's object; an error stays in the builder. */
+void thread_to_json(const struct thread_rec *t, struct json_builder *b);
 int thread_from_json(const json_t *j, struct thread_rec *t);
 
 /* Restore: state set by remote syscalls in the thread itself. */

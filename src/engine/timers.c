@@ -19,7 +19,7 @@
 #include <time.h>
 
 #include "engine/proc.h"
-#include "engine/rec.h"
+#include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -179,26 +179,24 @@ int timers_dump_remote(struct remote *r, pid_t pid, struct timers_rec *t)
 	return 0;
 }
 
-int timers_to_json(const struct timers_rec *t, json_t *core)
+void timers_to_json(const struct timers_rec *t, struct json_builder *core)
 {
-	json_t *a = json_array();
-	int r = a ? 0 : -1;
+	json_t *a = jb_array(core, "posix_timers");
 	for (size_t i = 0; a && i < t->n; i++) {
 		const struct posix_timer_rec *p = &t->t[i];
-		json_t *o = json_object();
-		r |= json_object_set_new(o, "id", json_integer(p->id));
-		r |= json_object_set_new(o, "clock", json_integer(p->clockid));
-		r |= json_object_set_new(o, "notify", json_integer(p->notify));
-		r |= json_object_set_new(o, "signo", json_integer(p->signo));
-		r |= json_set_x64(o, "sigval", p->sigval);
-		r |= json_object_set_new(o, "tid", json_integer(p->tid));
-		r |= json_set_u64(o, "value_ns", p->value_ns);
-		r |= json_set_u64(o, "interval_ns", p->interval_ns);
-		r |= json_object_set_new(o, "overrun", json_integer(p->overrun));
-		r |= json_array_append_new(a, o);
+		struct json_builder o;
+		jb_begin(&o);
+		jb_int(&o, "id", p->id);
+		jb_int(&o, "clock", p->clockid);
+		jb_int(&o, "notify", p->notify);
+		jb_int(&o, "signo", p->signo);
+		jb_x64(&o, "sigval", p->sigval);
+		jb_int(&o, "tid", p->tid);
+		jb_u64(&o, "value_ns", p->value_ns);
+		jb_u64(&o, "interval_ns", p->interval_ns);
+		jb_int(&o, "overrun", p->overrun);
+		jb_append_obj(core, a, &o);
 	}
-	r |= json_object_set_new(core, "posix_timers", a);
-	return r ? -ENOMEM : 0;
 }
 
 static int timer_from_json(const json_t *o, struct posix_timer_rec *p)

@@ -5,12 +5,12 @@
  * under its old id (PR_TIMER_CREATE_RESTORE_IDS) and arms it again. */
 #pragma once
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "engine/remote.h"
+#include "image/json.h"
 
 #define MAX_POSIX_TIMERS 65536
 
@@ -38,7 +38,8 @@ int timers_collect(int procfd, pid_t pid, struct timers_rec *t);
 /* Remaining time, interval and overrun of each timer, from inside. */
 int timers_dump_remote(struct remote *r, pid_t pid, struct timers_rec *t);
 /* As the "posix_timers" array of core-PID.json (absent: none). */
-int timers_to_json(const struct timers_rec *t, json_t *core);
+/* Adds "posix_timers" to the core record; an error stays in the builder. */
+void timers_to_json(const struct timers_rec *t, struct json_builder *core);
 int timers_from_json(const json_t *core, struct timers_rec *t);
 /* Creates and arms the timers; the threads must exist (SIGEV_THREAD_ID). */
 int timers_restore(struct remote *r, pid_t pid, const struct timers_rec *t);

@@ -14,8 +14,8 @@
 
 #include "engine/freezer.h"
 #include "engine/proc.h"
-#include "engine/rec.h"
 #include "engine/seize.h"
+#include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -264,31 +264,31 @@ int tree_check(const struct tree *t)
 	return check_escapees(t);
 }
 
-int tree_to_json(const struct tree *t, json_t **ret)
+static void node_to_json(const struct tree_node *n, struct json_builder *o)
 {
-	_cleanup_json_ json_t *a = json_array();
-	int r = a ? 0 : -1;
-	for (size_t i = 0; r == 0 && i < t->n; i++) {
-		const struct tree_node *n = &t->v[i];
-		json_t *o = json_object(), *tids = json_array();
-		for (size_t k = 0; k < n->ntids; k++)
-			r |= json_array_append_new(tids, json_integer(n->tids[k]));
-		r |= json_object_set_new(o, "pid", json_integer(n->pid));
-		r |= json_object_set_new(o, "ppid", json_integer(n->ppid));
-		r |= json_object_set_new(o, "pgid", json_integer(n->pgid));
-		r |= json_object_set_new(o, "sid", json_integer(n->sid));
-		r |= json_set_str(o, "comm", n->comm);
-		r |= json_object_set_new(o, "threads", tids);
-		if (n->zombie) {
-			r |= json_object_set_new(o, "zombie", json_true());
-			r |= json_object_set_new(o, "exit_status", json_integer(n->exit_status));
-		}
-		r |= json_array_append_new(a, o);
+	jb_int(o, "pid", n->pid);
+	jb_int(o, "ppid", n->ppid);
+	jb_int(o, "pgid", n->pgid);
+	jb_int(o, "sid", n->sid);
+	jb_str(o, "comm", n->comm);
+	json_t *tids = jb_array(o, "threads");
+	for (size_t k = 0; tids && k < n->ntids; k++)
+		jb_append(o, tids, json_integer(n->tids[k]));
+	if (n->zombie) {
+		jb_bool(o, "zombie", true);
+		jb_int(o, "exit_status", n->exit_status);
 	}
-	if (r)
-		return -ENOMEM;
-	*ret = TAKE_PTR(a);
-	return 0;
+}
+
+void tree_to_json(const struct tree *t, struct json_builder *body)
+{
+	json_t *a = jb_array(body, "tree");
+	for (size_t i = 0; a && i < t->n; i++) {
+		struct json_builder o;
+		jb_begin(&o);
+		node_to_json(&t->v[i], &o);
+		jb_append_obj(body, a, &o);
+	}
 }
 
 static int node_from_json(const json_t *o, struct tree_node *n)

@@ -4,9 +4,10 @@
  * (parent, session, process group, zombies). */
 #pragma once
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
+
+#include "image/json.h"
 
 #define MAX_TREE 4096
 
@@ -39,7 +40,8 @@ struct tree_node *tree_find(const struct tree *t, pid_t pid);
 /* The root's session is the restorer's when it was not the root's own. */
 bool tree_sid_external(const struct tree *t, pid_t sid);
 
-int tree_to_json(const struct tree *t, json_t **ret);
+/* Adds "tree" to the manifest's body; an error stays in the builder. */
+void tree_to_json(const struct tree *t, struct json_builder *body);
 /* Reads and validates the manifest's tree (root first, parents before
  * children, unique pids). */
 int tree_from_json(const json_t *j, struct tree *ret);

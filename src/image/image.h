@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The checkpoint image: a directory holding manifest.json and the files it
  * lists, each with its size and XXH3-64 checksum. The format is described
- * in docs/FORMAT.md. Writers create files 0600 and write manifest.json last
- * (so an interrupted dump leaves no valid image); readers never trust a
- * size from disk without checking it against the manifest and a cap. */
+ * in docs/FORMAT.md, the names of the files in image/layout.h. Writers
+ * create files 0600 and write manifest.json last (so an interrupted dump
+ * leaves no valid image); readers never trust a size from disk without
+ * checking it against the manifest and a cap. */
 #pragma once
 
 #include <jansson.h>
@@ -12,10 +13,10 @@
 #include <stdint.h>
 
 #include "image/json.h"
+#include "image/layout.h"
 
 #define IMAGE_FORMAT "stasis-image"
 #define IMAGE_VERSION 2
-#define IMAGE_MANIFEST "manifest.json"
 #define IMAGE_MAX_JSON (64u << 20) /* cap for any JSON file we parse */
 
 struct image;

@@ -253,6 +253,17 @@ void jb_append(struct json_builder *b, json_t *array, json_t *v)
 		jb_fail(b, "(array element)", -ENOMEM);
 }
 
+void jb_append_obj(struct json_builder *b, json_t *array, struct json_builder *sub)
+{
+	json_t *v = NULL;
+	int r = jb_end(sub, &v);
+	if (r < 0) {
+		jb_fail(b, sub->err_key ? sub->err_key : "(array element)", r);
+		return;
+	}
+	jb_append(b, array, v);
+}
+
 int jb_end(struct json_builder *b, json_t **ret)
 {
 	if (b->err) {

@@ -49,7 +49,8 @@ int json_set_hex(json_t *obj, const char *key, const void *buf, size_t len);
  *	if (r < 0)
  *		return log_error_errno(r, "cannot encode %s: %m", jb_key(&b));
  *
- * After the first error every later call does nothing. */
+ * After the first error every later call does nothing. Keys must outlive
+ * the builder (string literals), since the key of the error is kept. */
 struct json_builder {
 	json_t *obj;
 	int err;             /* the first error, 0 while none */
@@ -75,6 +76,9 @@ void jb_obj(struct json_builder *b, const char *key, struct json_builder *sub);
  * it: v is taken over, NULL means out of memory. */
 json_t *jb_array(struct json_builder *b, const char *key);
 void jb_append(struct json_builder *b, json_t *array, json_t *v);
+/* Ends a nested builder and appends its object to array, keeping its
+ * error (an array of records: one sub-builder per element). */
+void jb_append_obj(struct json_builder *b, json_t *array, struct json_builder *sub);
 /* The object (on success, *ret owns it) or the first error (everything
  * built is freed). */
 int jb_end(struct json_builder *b, json_t **ret);

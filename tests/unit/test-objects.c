@@ -69,8 +69,11 @@ static void test_timers_json(void **state)
 	assert_int_equal(timers_parse(timers_text, sizeof(timers_text) - 1, &t), 0);
 	t.t[2].value_ns = 1500000000ULL;
 	t.t[2].interval_ns = 20000000ULL;
-	json_t *core = json_object();
-	assert_int_equal(timers_to_json(&t, core), 0);
+	json_t *core = NULL;
+	struct json_builder b;
+	jb_begin(&b);
+	timers_to_json(&t, &b);
+	assert_int_equal(jb_end(&b, &core), 0);
 	assert_int_equal(timers_from_json(core, &back), 0);
 	assert_int_equal(back.n, 3);
 	for (size_t i = 0; i < 3; i++) {
@@ -126,9 +129,12 @@ static void test_locks_parse(void **state)
 	assert_false(l.l[3].write);
 	assert_int_equal(l.l[3].len, 5);
 
-	json_t *core = json_object();
+	json_t *core = NULL;
 	struct locks_rec back;
-	assert_int_equal(locks_to_json(&l, core), 0);
+	struct json_builder b;
+	jb_begin(&b);
+	locks_to_json(&l, &b);
+	assert_int_equal(jb_end(&b, &core), 0);
 	assert_int_equal(locks_from_json(core, &back), 0);
 	assert_int_equal(back.n, 4);
 	for (size_t i = 0; i < 4; i++) {
