@@ -91,11 +91,6 @@ int moby_locate(const char *id, struct rt_found *ret)
 	return ret->meta ? 0 : -ENOMEM;
 }
 
-static void tmpfs_name(size_t i, char *buf, size_t size)
-{
-	snprintf(buf, size, "tmpfs-%zu.tar", i);
-}
-
 /* The writable layer's changes (overlay upper dir), and the contents of
  * the container's tmpfs mounts, reached through its init's root (we are in
  * its pid namespace: pid 1). */
@@ -103,13 +98,12 @@ int moby_save_diff(struct image *img, void *arg)
 {
 	const json_t *meta = arg, *mp;
 	size_t i;
-	int r = rt_archive_save(img, json_string_value(json_object_get(meta, "upper")), "rootfs-diff.tar");
+	int r = rt_archive_save(img, json_string_value(json_object_get(meta, "upper")), IMAGE_ROOTFS_DIFF);
 	json_array_foreach(json_object_get(meta, "tmpfs"), i, mp) {
-		char dir[PATH_MAX], name[64];
+		char dir[PATH_MAX], name[IMAGE_NAME_MAX];
 		snprintf(dir, sizeof(dir), "%s%s", RT_CONTAINER_ROOT, json_string_value(mp));
-		tmpfs_name(i, name, sizeof(name));
 		if (r >= 0)
-			r = rt_archive_save(img, dir, name);
+			r = rt_archive_save(img, dir, image_name_tmpfs(name, i));
 	}
 	return r;
 }
@@ -188,7 +182,7 @@ int moby_create_sandbox(struct image *img, const json_t *meta, const json_t *ins
 		return log_error_errno(-EOPNOTSUPP, "the new container has no overlay2 upper directory");
 	/* The saved layer changes go into the new container's upper
 	 * directory as they were (whiteouts and opaque directories too). */
-	if ((r = rt_archive_apply(img, "rootfs-diff.tar", upper)) < 0)
+	if ((r = rt_archive_apply(img, IMAGE_ROOTFS_DIFF, upper)) < 0)
 		return r;
 	snprintf(sb->stub_file, sizeof(sb->stub_file), "%s%s", upper, sb->stub_in);
 	if ((r = rt_copy_file(stub_path, sb->stub_file, 0755)) < 0)
@@ -213,10 +207,9 @@ int moby_create_sandbox(struct image *img, const json_t *meta, const json_t *ins
 	const json_t *mp;
 	size_t i;
 	json_array_foreach(json_object_get(meta, "tmpfs"), i, mp) {
-		char dest[PATH_MAX], name[64];
+		char dest[PATH_MAX], name[IMAGE_NAME_MAX];
 		snprintf(dest, sizeof(dest), "/proc/%d/root%s", sb->pid, json_string_value(mp));
-		tmpfs_name(i, name, sizeof(name));
-		if ((r = rt_archive_apply(img, name, dest)) < 0)
+		if ((r = rt_archive_apply(img, image_name_tmpfs(name, i), dest)) < 0)
 			return r;
 	}
 	return 0;

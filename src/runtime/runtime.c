@@ -59,7 +59,7 @@ static int dump_inside(void *arg)
 
 static int dump_found(const struct rt_ops *ops, const struct rt_found *f, struct image *img, struct dump_opts *o)
 {
-	int r = f->config ? image_put_json(img, "config.json", f->config) : 0;
+	int r = f->config ? image_put_json(img, IMAGE_CONFIG, f->config) : 0;
 	if (r < 0)
 		return r;
 	o->type = ops->name;

@@ -51,7 +51,7 @@ static int pick_name(const json_t *meta, const char *new_id, const char **ret)
 static int load(struct image *img, const char *type, json_t **ret_meta, json_t **ret_config)
 {
 	json_t *meta = json_object_get(image_manifest(img), "container");
-	int r = json_is_object(meta) ? image_get_json(img, "config.json", ret_config) : -EBADMSG;
+	int r = json_is_object(meta) ? image_get_json(img, IMAGE_CONFIG, ret_config) : -EBADMSG;
 	if (r < 0)
 		return log_error_errno(r, "image %s has no %s container description", image_dir(img), type);
 	*ret_meta = json_incref(meta);
