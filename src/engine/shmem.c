@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "engine/fsroot.h"
-#include "engine/rec.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -84,11 +83,29 @@ int shobj_save(struct image *img, int fd, const struct shobj *o)
 	return image_stream_close(s);
 }
 
+void shobj_to_jb(struct json_builder *b, const struct shobj *o)
+{
+	struct json_builder x;
+	jb_begin(&x);
+	jb_u64(&x, "dev", o->dev);
+	jb_u64(&x, "ino", o->ino);
+	jb_u64(&x, "size", o->size);
+	jb_obj(b, "obj", &x);
+}
+
+/* For mm.c until it writes with a builder too. */
 int shobj_to_json(const struct shobj *o, json_t *j)
 {
-	json_t *x = json_object();
-	int r = json_set_u64(x, "dev", o->dev) | json_set_u64(x, "ino", o->ino) | json_set_u64(x, "size", o->size);
-	return (r | json_object_set_new(j, "obj", x)) ? -ENOMEM : 0;
+	struct json_builder b;
+	json_t *x;
+	jb_begin(&b);
+	shobj_to_jb(&b, o);
+	int r = jb_end(&b, &x);
+	if (r < 0)
+		return r;
+	r = json_object_update(j, x) < 0 ? -ENOMEM : 0;
+	json_decref(x);
+	return r;
 }
 
 int shobj_from_json(const json_t *j, struct shobj *o)

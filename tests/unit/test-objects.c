@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "engine/files.h"
+#include "engine/inotify.h"
 #include "engine/locks.h"
 #include "engine/timers.h"
 
@@ -157,7 +158,7 @@ static void test_inotify_parse(void **state)
 		"f_handle:7621a700099c6c60\n"
 		"inotify wd:1 ino:a7216c sdev:800001 mask:300 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 "
 		"f_handle:6c21a700d5f84ce7\n";
-	struct fd_rec o = { 0 };
+	struct inotify_rec o = { 0 };
 	assert_int_equal(inotify_parse_fdinfo(text, sizeof(text) - 1, &o), 0);
 	assert_int_equal(o.nwatches, 2);
 	assert_int_equal(o.watches[0].wd, 1);
@@ -171,33 +172,36 @@ static void test_inotify_parse(void **state)
 	assert_int_equal(o.watches[1].handle_type, 1);
 	assert_int_equal(o.watches[1].handle[0], 0x76);
 	assert_int_equal(o.watches[1].handle[7], 0x60);
-	inotify_free(&o);
+	inotify_rec_free(&o);
 
 	static const char bad[] = "inotify wd:1 ino:1 sdev:1 mask:1 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 "
 				  "f_handle:6c21\n";
 	assert_int_equal(inotify_parse_fdinfo(bad, sizeof(bad) - 1, &o), -EBADMSG);
-	inotify_free(&o);
+	inotify_rec_free(&o);
 }
 
 static void test_inotify_json(void **state)
 {
-	struct fd_rec o = { 0 }, back = { 0 };
+	struct inotify_rec o = { 0 }, back = { 0 };
 	struct inotify_watch w[2] = { { .wd = 1, .mask = 0x300, .ino = 5, .dev = 7, .path = (char *)"/tmp/a" },
 				      { .wd = 3, .mask = 0x80000002u, .ino = 6, .dev = 7, .path = (char *)"/tmp/b" } };
 	o.watches = w;
 	o.nwatches = 2;
-	json_t *j = json_object();
-	assert_int_equal(inotify_to_json(&o, j), 0);
+	struct json_builder b;
+	json_t *j = NULL;
+	jb_begin(&b);
+	inotify_to_json(&o, &b);
+	assert_int_equal(jb_end(&b, &j), 0);
 	assert_int_equal(inotify_from_json(j, &back), 0);
 	assert_int_equal(back.nwatches, 2);
 	assert_int_equal(back.watches[1].wd, 3);
 	assert_true(back.watches[1].mask == 0x80000002u);
 	assert_string_equal(back.watches[0].path, "/tmp/a");
-	inotify_free(&back);
+	inotify_rec_free(&back);
 	/* wds must ascend */
 	json_object_set_new(json_array_get(json_object_get(j, "watches"), 1), "wd", json_integer(1));
 	assert_int_equal(inotify_from_json(j, &back), -EBADMSG);
-	inotify_free(&back);
+	inotify_rec_free(&back);
 	json_decref(j);
 }
 
