@@ -24,7 +24,9 @@
 /* Every kind, in the order they are tried on an fd (the first whose
  * match() takes it wins): the anonymous-inode kinds by their link text,
  * then pipes (FIFOs too) before external (a pipe on fd 0-2 is decided
- * once the whole tree is known), before sockets and files. */
+ * once the whole tree is known), before sockets and files. A new kind
+ * is one line here (anywhere, as its match() needs) for its
+ * `const struct fd_ops fd_NAME_ops`. */
 #define FD_KINDS(X) \
 	X(eventfd)  \
 	X(signalfd) \
@@ -36,7 +38,8 @@
 	X(socket)   \
 	X(reg)      \
 	X(dir)      \
-	X(chr)
+	X(chr)      \
+	/* the end of the list */
 
 #define FD_KIND_DECLARE(k) extern const struct fd_ops fd_##k##_ops;
 FD_KINDS(FD_KIND_DECLARE)
