@@ -7,7 +7,6 @@
  * (a pipe whose other end is outside, files-tree.c and pipes.c). */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -33,10 +32,7 @@ bool fd_is_external(const struct fd_rec *o)
 
 void fd_set_external(struct fd_rec *o)
 {
-	if (o->state && o->ops->free)
-		o->ops->free(o->state);
-	free(o->state);
-	o->state = NULL;
+	fd_state_free(o);
 	o->ops = &fd_external_ops;
 }
 

@@ -51,14 +51,19 @@ const char *fd_kind_name(const struct fd_rec *o)
 	return o->ops->name;
 }
 
-static void fd_rec_free(struct fd_rec *o)
+void fd_state_free(struct fd_rec *o)
 {
-	free(o->path);
 	if (o->state && o->ops && o->ops->free)
 		o->ops->free(o->state);
 	free(o->state);
-	o->path = NULL;
 	o->state = NULL;
+}
+
+static void fd_rec_free(struct fd_rec *o)
+{
+	fd_state_free(o);
+	free(o->path);
+	o->path = NULL;
 }
 
 void files_rec_free(struct files_rec *f)

@@ -220,8 +220,10 @@ struct fd_anon {
 };
 void fd_anon_to_json(struct json_builder *b, const struct fd_anon *a);
 int fd_anon_from_json(const json_t *j, struct fd_anon *ret);
-/* The kind's state for from_json(): a zeroed size bytes at o->state. */
+/* The kind's state for collect() or from_json(): size zeroed bytes at
+ * o->state. fd_state_free: the kind's free(), then the memory. */
 int fd_state_alloc(struct fd_rec *o, size_t size);
+void fd_state_free(struct fd_rec *o);
 /* Appends the object of item (ended here) to array, keeping its error. */
 void fd_json_append(struct json_builder *b, json_t *array, struct json_builder *item);
 /* Our fd, passed into the task; logs. */

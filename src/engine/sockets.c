@@ -4,17 +4,16 @@
  * addresses. The fd kind restores a connected unix pair at once, with
  * both ends, and a dgram socket connected to a named one after that one. */
 #include <arpa/inet.h>
-#include <inttypes.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "engine/sockets.h"
