@@ -52,7 +52,8 @@ static int ext_make(const struct fd_restore *x, const struct fd_rec *o)
 	if (inh < 0)
 		return log_error_errno(-EBADF, "pid %d: fd %d was %s outside the process; give it one with "
 				       "--inherit-fd %d:FD", x->r->pid, o->fd, o->path, o->fd);
-	if ((e = files_ctx_add(x->c, o->desc, fcntl(inh, F_DUPFD_CLOEXEC, 3))) < 0)
+	int copy = fcntl(inh, F_DUPFD_CLOEXEC, 3);
+	if ((e = copy < 0 ? -errno : files_ctx_add(x->c, o->desc, copy)) < 0)
 		return log_error_errno(e, "pid %d: cannot use our fd %d for its fd %d: %m", x->r->pid, inh, o->fd);
 	return 0;
 }
