@@ -1,131 +1,70 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* File descriptors: regular files (including ones deleted while open, whose
- * content is saved), directories, harmless character devices, and
- * "external" descriptors (a terminal, pipe or socket on fds 0-2, leading
- * outside the process) which are reattached to the restorer's own fds. */
+/* File descriptors: the generic walk and the operations table of the fd
+ * kinds.
+ *
+ * Every fd of a process is a struct fd_rec: what all kinds share (number,
+ * open flags, offset, open file description) and a pointer to its kind,
+ * a struct fd_ops. What only one kind keeps (a pipe's inode, a socket's
+ * queue, epoll's targets) is that kind's own record behind fd_rec.state,
+ * defined in the kind's file and unknown to everyone else.
+ *
+ * Where things are (docs/ARCHITECTURE-fds.md has the table):
+ *   files.c          the table of kinds, dump (collect, save, JSON)
+ *   files-tree.c     the fds of the whole tree side by side (shared
+ *                    descriptions, dups)
+ *   files-restore.c  restore: the table of things made, placing fds
+ *   files-reg.c      regular files (also deleted ones), directories,
+ *                    harmless character devices
+ *   files-ext.c      fds 0-2 that lead outside the process
+ *   pipes.c          pipes and FIFOs
+ *   sockets.c        sockets (sk-unix.c, sk-inet.c: the families)
+ *   eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c
+ *
+ * Adding a kind: one file defining `const struct fd_ops fd_NAME_ops`,
+ * one line in FD_KINDS (files.c), its line in meson.build. */
 #pragma once
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "engine/inherit-fd.h"
 #include "engine/remote.h"
-#include "engine/shobj.h"
-#include "engine/sockets.h"
 #include "image/image.h"
+#include "image/json.h"
 
 #define MAX_FDS 65536
 
-enum fd_kind {
-	FD_REG, FD_DIR, FD_CHR, FD_EXTERNAL, FD_EVENTFD, FD_SIGNALFD, FD_TIMERFD, FD_EPOLL, FD_PIPE, FD_SOCKET, FD_INOTIFY,
-	FD_KIND_MAX
-};
+/* files_collect flags. */
+#define SK_TCP_CLOSE 1 /* --tcp-close: keep a TCP connection as a closed socket (sockets.c) */
 
-/* State of the anonymous-inode fds, from fdinfo (files-anon.c). */
-struct fd_anon {
-	uint64_t count;     /* eventfd counter */
-	uint64_t semaphore; /* eventfd EFD_SEMAPHORE */
-	uint64_t sigmask;   /* signalfd */
-	uint64_t clockid, ticks, value_ns, interval_ns; /* timerfd */
-};
-
-#define MAX_EPOLL_TARGETS 65536
-struct epoll_target {
-	int tfd;
-	uint32_t events;
-	uint64_t data;
-};
-
-#define MAX_INOTIFY_WATCHES 65536
-struct inotify_watch {
-	int wd;
-	uint32_t mask;   /* as fdinfo shows it (IN_ONESHOT, IN_EXCL_UNLINK kept) */
-	uint64_t ino, dev; /* the watched inode (dev as userspace dev_t) */
-	char *path;      /* where restore finds it again */
-	/* dump only: the file handle fdinfo shows */
-	int handle_type;
-	unsigned handle_bytes;
-	unsigned char handle[128];
-};
+struct fd_ops;
 
 struct fd_rec {
 	int fd;
-	enum fd_kind kind;
+	const struct fd_ops *ops; /* the kind */
 	char *path;       /* link target as /proc shows it */
 	uint32_t flags;   /* open flags from fdinfo, O_CLOEXEC included */
 	uint64_t pos;
 	int dup_of;       /* -1, or an earlier fd sharing this open file description */
 	uint64_t desc;    /* the open file description, numbered across the tree */
 	bool shared;      /* desc is held by more than one process */
-	bool deleted;     /* a file deleted while open, or a memfd: a shared memory object (shmem.h) */
-	struct shobj obj; /* deleted: the object and its saved content */
-	struct fd_anon anon;
-	struct epoll_target *tgts; /* epoll: the watched fds */
-	size_t ntgts;
-	uint64_t pipe_id;   /* pipe: inode, shared by both ends */
-	uint32_t pipe_size; /* pipe: capacity (F_GETPIPE_SZ) */
-	struct sk_rec *sk;  /* socket (sockets.h) */
-	struct inotify_watch *watches; /* inotify: in ascending wd order */
-	size_t nwatches;
-	char *data;
+	void *state;      /* the kind's own record (owned; NULL when it keeps none) */
 };
 
 struct files_rec {
-	struct fd_rec *fds;
+	struct fd_rec *fds; /* in ascending fd order */
 	size_t n;
 };
 
 
-void files_rec_free(struct files_rec *f);
-/* The kind's name as the image writes it ("reg", "pipe", ...). */
-const char *fd_kind_name(const struct fd_rec *o);
-
-/* files-anon.c: eventfd, signalfd, timerfd. */
-bool anon_kind(const char *link, enum fd_kind *ret);
-int anon_parse_fdinfo(const char *buf, size_t len, enum fd_kind kind, struct fd_anon *ret);
-long anon_restore(struct remote *r, pid_t tid, const struct fd_rec *o);
-/* pipes.c: pipes with both ends in the tree, and the bytes in them. */
-int pipes_dump_data(struct image *img, pid_t pid, struct files_rec *f);
-/* Makes o's pipe in the restorer, sized and filled; ends[0] reads. */
-int pipe_make(struct image *img, const struct fd_rec *o, int ends[2]);
-/* Writes the bytes saved for o's pipe (or FIFO) into wfd. */
-int pipe_fill(struct image *img, const struct fd_rec *o, int wfd);
-bool pipe_is_read_end(const struct fd_rec *o);
-/* files-anon.c: epoll, restored after every fd it may watch. */
-int epoll_parse_fdinfo(const char *buf, size_t len, struct fd_rec *o);
-int epoll_check(pid_t pid, const struct files_rec *f, const struct fd_rec *o);
-int epoll_to_json(const struct fd_rec *o, json_t *j);
-int epoll_from_json(const json_t *j, struct fd_rec *o);
-int epoll_restore_targets(struct remote *r, pid_t tid, const struct fd_rec *o);
-/* inotify.c: inotify instances and their watches (by path). */
-int inotify_parse_fdinfo(const char *buf, size_t len, struct fd_rec *o);
-int inotify_collect(int procfd, pid_t pid, const char *buf, size_t len, struct fd_rec *o);
-void inotify_free(struct fd_rec *o);
-int inotify_to_json(const struct fd_rec *o, json_t *j);
-int inotify_from_json(const json_t *j, struct fd_rec *o);
-long inotify_restore(struct remote *r, pid_t tid, const struct fd_rec *o);
-/* Lists and classifies the fds; refuses unsupported ones (naming pid, fd
- * and kind) before anything is changed. */
-/* sk_flags: SK_TCP_CLOSE (sockets.h) or 0. */
-int files_collect(int procfd, pid_t pid, unsigned sk_flags, struct files_rec *f);
-
-/* files-tree.c: the fds of the whole tree, side by side. */
+/* The fds of the whole tree, side by side. */
 struct files_proc {
 	pid_t pid;
 	struct files_rec *f;
 };
-/* Numbers the open file descriptions across the tree (kcmp), marks dups
- * and shared ones, and decides which pipes lead outside: those are kept
- * as external on fds 0-2 of the root (and fds sharing them), refused
- * elsewhere. v[0] is the root; root_stdio: its fds 0-2 are external
- * whatever they are (a container's, set up by its runtime). */
-int files_link(struct files_proc *v, size_t n, bool root_stdio);
-/* Saves the content of deleted files into the image. */
-int files_dump_data(struct image *img, int procfd, pid_t pid, struct files_rec *f);
-int files_to_json(const struct files_rec *f, json_t **ret);
-int files_from_json(const json_t *j, struct files_rec *f);
 
 /* Restore state shared by all processes of the tree. */
 struct files_ctx {
@@ -142,10 +81,31 @@ struct files_ctx {
 	} *made;  /* descriptions made so far, for the processes still to come */
 	size_t nmade;
 };
+
+/* --- the entry points (dump.c, process.c, restore.c) --- */
+
+void files_rec_free(struct files_rec *f);
+/* Lists and classifies the fds; refuses unsupported ones (naming pid, fd
+ * and kind) before anything is changed. flags: SK_TCP_CLOSE or 0. */
+int files_collect(int procfd, pid_t pid, unsigned flags, struct files_rec *f);
+/* files-tree.c. Numbers the open file descriptions across the tree
+ * (kcmp), marks dups and shared ones, and lets the kinds look at the
+ * whole tree (which pipes lead outside: those are kept as external on
+ * fds 0-2 of the root, refused elsewhere). v[0] is the root; root_stdio:
+ * its fds 0-2 are external whatever they are (a container's, set up by
+ * its runtime). */
+int files_link(struct files_proc *v, size_t n, bool root_stdio);
+/* Saves what the kinds keep outside the records (pipe bytes, the content
+ * of deleted files) into the image. */
+int files_dump_data(struct image *img, int procfd, pid_t pid, struct files_rec *f);
+int files_to_json(const struct files_rec *f, json_t **ret);
+int files_from_json(const json_t *j, struct files_rec *f);
+
+/* files-restore.c */
 void files_ctx_done(struct files_ctx *c);
 /* The table of things made: our fd for key, or -1; adding takes fd over
  * (closing it on failure). Keys of fd descriptions are their desc; others
- * (shmem.c) set the top bit. */
+ * set a top bit (shmem.c: bit 63, pipes.c: bit 62). */
 int files_ctx_find(const struct files_ctx *c, uint64_t key);
 int files_ctx_add(struct files_ctx *c, uint64_t key, int fd);
 /* Restores f into the process; tfd is its end of the transport, pidfd
@@ -153,3 +113,119 @@ int files_ctx_add(struct files_ctx *c, uint64_t key, int fd);
  * whose external fds come from us. */
 int files_restore(struct files_ctx *c, struct remote *r, pid_t tid, const struct files_rec *f, int tfd, int pidfd,
 		  bool root);
+
+/* The kind's name as the image writes it ("reg", "pipe", ...). */
+const char *fd_kind_name(const struct fd_rec *o);
+/* The fd leads outside the tree and is given back by the restorer
+ * (files-ext.c); file locks are not looked at on those. */
+bool fd_is_external(const struct fd_rec *o);
+
+/* --- for the kinds --- */
+
+/* What a kind sees of one fd at dump. */
+struct fd_probe {
+	int procfd; /* /proc/PID */
+	pid_t pid;
+	int fd;
+	const char *link;      /* /proc/PID/fd/N as text */
+	const struct stat *st; /* NULL when it cannot be stat'ed (some anon inodes) */
+	const char *fdinfo;    /* /proc/PID/fdinfo/N: only for collect() */
+	size_t fdinfo_len;
+	unsigned flags;        /* files_collect's */
+};
+
+/* The data pass of one process (files_dump_data). */
+struct fd_dump {
+	struct image *img;
+	int procfd;
+	pid_t pid;
+	const struct files_rec *f;
+	int pidfd; /* -1 until fd_dump_pidfd() */
+};
+
+/* Restoring one process's fds (files_restore). */
+struct fd_restore {
+	struct files_ctx *c;
+	struct remote *r;
+	pid_t tid;
+	int tfd;   /* the process's end of the transport (fdpass.h) */
+	bool root; /* the tree's root */
+};
+
+/* One kind of fd. A kind restores either by open() (it makes a new open
+ * file description inside the task, or in the restorer and passes it
+ * in; a description other processes share is then copied from the first
+ * holder) or by make() (the restorer makes the object once, for every
+ * holder at once: pipe ends, socket pairs, fds it inherited). Every hook
+ * but match, open or make may be NULL. Hooks that fail log, naming pid,
+ * fd and what. */
+struct fd_ops {
+	const char *name; /* "kind" in the image (docs/FORMAT.md) */
+	/* Restored after every fd that is not late: epoll, whose targets
+	 * must exist first. */
+	bool late;
+
+	/* --- dump --- */
+	/* Takes the fd? The first kind of the table that does gets it. */
+	bool (*match)(const struct fd_probe *p);
+	/* Fills o->state; may refuse with -EOPNOTSUPP. */
+	int (*collect)(const struct fd_probe *p, struct fd_rec *o);
+	/* Once every fd of the process is collected. */
+	int (*check)(pid_t pid, const struct files_rec *f, const struct fd_rec *o);
+	/* Once every fd of the tree is collected, before descriptions are
+	 * numbered: may turn fds external (fd_set_external) or refuse. Called
+	 * once per kind, not per fd. */
+	int (*link)(struct files_proc *v, size_t n);
+	/* Saves content into the image; also called for dups (o->dup_of). */
+	int (*dump_data)(struct fd_dump *d, struct fd_rec *o);
+	/* The kind's keys of the fd's object (the common ones are written and
+	 * read by files.c). from_json validates: -EBADMSG on anything out of
+	 * range. */
+	void (*to_json)(const struct fd_rec *o, struct json_builder *b);
+	int (*from_json)(const json_t *j, struct fd_rec *o);
+	void (*free)(void *state);
+
+	/* --- restore --- */
+	/* Returns the fd number it got in the task (not yet at o->fd). */
+	long (*open)(const struct fd_restore *x, const struct fd_rec *o);
+	/* Makes o's description in the restorer and adds it (and any other
+	 * it makes along, such as the other end) with files_ctx_add. */
+	int (*make)(const struct fd_restore *x, const struct fd_rec *o);
+	/* After open(), with the fd at o->fd: the offset, epoll's targets. */
+	int (*setup)(const struct fd_restore *x, const struct fd_rec *o);
+};
+
+extern const struct fd_ops fd_external_ops;
+/* A terminal (pty, console, serial line). */
+bool fd_stat_is_tty(const struct stat *st);
+/* Frees o's kind state and makes it external (files-ext.c). */
+void fd_set_external(struct fd_rec *o);
+/* Calls every kind's link() (files-tree.c). */
+int fd_kinds_link(struct files_proc *v, size_t n);
+/* Our copy of fd `fd` of the process; the pidfd is opened once per pass. */
+int fd_dump_take(struct fd_dump *d, int fd);
+/* The record of fd `fd` in f, or NULL. */
+const struct fd_rec *files_find(const struct files_rec *f, int fd);
+
+/* Format 2 writes a 7-u64 "anon" blob (hex) for eventfd, signalfd and
+ * timerfd, and an all-zero one for pipes, sockets and inotify; the zero
+ * one is still written so that older readers take our images. */
+struct fd_anon {
+	uint64_t count;     /* eventfd counter */
+	uint64_t semaphore; /* eventfd EFD_SEMAPHORE */
+	uint64_t sigmask;   /* signalfd */
+	uint64_t clockid, ticks, value_ns, interval_ns; /* timerfd */
+};
+void fd_anon_to_json(struct json_builder *b, const struct fd_anon *a);
+int fd_anon_from_json(const json_t *j, struct fd_anon *ret);
+/* The kind's state for collect() or from_json(): size zeroed bytes at
+ * o->state. fd_state_free: the kind's free(), then the memory. */
+int fd_state_alloc(struct fd_rec *o, size_t size);
+void fd_state_free(struct fd_rec *o);
+/* Appends the object of item (ended here) to array, keeping its error. */
+void fd_json_append(struct json_builder *b, json_t *array, struct json_builder *item);
+/* Our fd, passed into the task; logs. */
+long fd_push(const struct fd_restore *x, const struct fd_rec *o, int ours);
+/* open() made fd in the task but could not give it o's state (err):
+ * closes it there and logs. Returns err. */
+long fd_state_failed(const struct fd_restore *x, const struct fd_rec *o, long fd, int err);

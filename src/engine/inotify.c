@@ -26,21 +26,31 @@
 #include <unistd.h>
 
 #include "engine/files.h"
+#include "engine/inotify.h"
 #include "engine/proc.h"
-#include "engine/rec.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
 
 #define MAX_WD_GAPS 65536
 
-void inotify_free(struct fd_rec *o)
+void inotify_rec_free(struct inotify_rec *o)
 {
 	for (size_t i = 0; o->watches && i < o->nwatches; i++)
 		free(o->watches[i].path);
 	free(o->watches);
 	o->watches = NULL;
 	o->nwatches = 0;
+}
+
+static void inotify_free(void *state)
+{
+	inotify_rec_free(state);
+}
+
+static bool inotify_match(const struct fd_probe *p)
+{
+	return streq(p->link, "anon_inode:inotify");
 }
 
 static int cmp_wd(const void *a, const void *b)
@@ -67,7 +77,7 @@ static int parse_watch(const char *line, struct inotify_watch *w)
 	return hex_decode(hex, w->handle, bytes) < 0 ? -EBADMSG : 0;
 }
 
-int inotify_parse_fdinfo(const char *buf, size_t len, struct fd_rec *o)
+int inotify_parse_fdinfo(const char *buf, size_t len, struct inotify_rec *o)
 {
 	size_t pos = 0, cap = 0;
 	char line[512];
@@ -164,15 +174,14 @@ static int resolve(int procfd, int mfd, struct inotify_watch *w)
 	return w->path ? 0 : -ENOMEM;
 }
 
-int inotify_collect(int procfd, pid_t pid, const char *buf, size_t len, struct fd_rec *o)
+/* Each watch's inode, found by its handle, kept as a path. */
+static int find_paths(int procfd, pid_t pid, int fd, struct inotify_rec *o)
 {
 	_cleanup_free_ char *mi = NULL;
 	size_t milen;
-	int r = inotify_parse_fdinfo(buf, len, o);
-	if (r < 0)
-		return r;
+	int r;
 	if (o->nwatches && (r = proc_read(procfd, "mountinfo", &mi, &milen)) < 0)
-		return r;
+		return log_error_errno(r, "pid %d: cannot read its mountinfo: %m", pid);
 	for (size_t i = 0; i < o->nwatches; i++) {
 		struct inotify_watch *w = &o->watches[i];
 		int mfd = open_mount(procfd, mi, milen, w->dev);
@@ -183,7 +192,7 @@ int inotify_collect(int procfd, pid_t pid, const char *buf, size_t len, struct f
 			return r;
 		if (r < 0) {
 			log_error("pid %d: inotify fd %d: watch %d is on inode %llu of device %u:%u, whose path cannot "
-				  "be found (%s); it cannot be checkpointed", pid, o->fd, w->wd,
+				  "be found (%s); it cannot be checkpointed", pid, fd, w->wd,
 				  (unsigned long long)w->ino, major(w->dev), minor(w->dev),
 				  r == -ENOENT ? "deleted or not mounted" : r == -ESTALE ? "not the same file from the "
 				  "process's root" : strerror(-r));
@@ -193,25 +202,33 @@ int inotify_collect(int procfd, pid_t pid, const char *buf, size_t len, struct f
 	return 0;
 }
 
-int inotify_to_json(const struct fd_rec *o, json_t *j)
+static int inotify_collect(const struct fd_probe *p, struct fd_rec *o)
 {
-	json_t *a = json_array();
-	int r = a ? 0 : -1;
-	for (size_t i = 0; a && i < o->nwatches; i++) {
-		const struct inotify_watch *w = &o->watches[i];
-		json_t *t = json_object();
-		r |= json_object_set_new(t, "wd", json_integer(w->wd));
-		r |= json_set_x64(t, "mask", w->mask);
-		r |= json_set_u64(t, "ino", w->ino);
-		r |= json_set_u64(t, "dev", w->dev);
-		r |= json_set_str(t, "path", w->path);
-		r |= json_array_append_new(a, t);
-	}
-	r |= json_object_set_new(j, "watches", a);
-	return r ? -ENOMEM : 0;
+	int r = fd_state_alloc(o, sizeof(struct inotify_rec));
+	if (r < 0)
+		return r;
+	if ((r = inotify_parse_fdinfo(p->fdinfo, p->fdinfo_len, o->state)) < 0)
+		return log_error_errno(r, "pid %d: cannot parse the state of fd %d (%s): %m", p->pid, p->fd, p->link);
+	return find_paths(p->procfd, p->pid, p->fd, o->state);
 }
 
-int inotify_from_json(const json_t *j, struct fd_rec *o)
+void inotify_to_json(const struct inotify_rec *o, struct json_builder *b)
+{
+	json_t *a = jb_array(b, "watches");
+	for (size_t i = 0; a && i < o->nwatches; i++) {
+		const struct inotify_watch *w = &o->watches[i];
+		struct json_builder t;
+		jb_begin(&t);
+		jb_int(&t, "wd", w->wd);
+		jb_x64(&t, "mask", w->mask);
+		jb_u64(&t, "ino", w->ino);
+		jb_u64(&t, "dev", w->dev);
+		jb_str(&t, "path", w->path);
+		fd_json_append(b, a, &t);
+	}
+}
+
+int inotify_from_json(const json_t *j, struct inotify_rec *o)
 {
 	json_t *a;
 	int r = json_get_array(j, "watches", MAX_INOTIFY_WATCHES, &a);
@@ -241,10 +258,25 @@ int inotify_from_json(const json_t *j, struct fd_rec *o)
 	return 0;
 }
 
+/* Format 2 also writes an all-zero "anon" for inotify fds. */
+static void inotify_fd_to_json(const struct fd_rec *o, struct json_builder *b)
+{
+	fd_anon_to_json(b, NULL);
+	inotify_to_json(o->state, b);
+}
+
+static int inotify_fd_from_json(const json_t *j, struct fd_rec *o)
+{
+	int r = fd_anon_from_json(j, NULL);
+	if (r < 0 || (r = fd_state_alloc(o, sizeof(struct inotify_rec))) < 0)
+		return r;
+	return inotify_from_json(j, o->state);
+}
+
 /* --- restore --- */
 
 /* A directory no watch is on, to burn wds with. */
-static const char *pick_dummy(const struct fd_rec *o)
+static const char *pick_dummy(const struct inotify_rec *o)
 {
 	static const char *const cand[] = { "/", "/proc", "/sys", "/dev", "/tmp", "/etc", "/usr", "/var" };
 	for (size_t c = 0; c < ARRAY_SIZE(cand); c++) {
@@ -271,7 +303,7 @@ static long add_watch(struct remote *r, pid_t tid, long fd, const char *path, ui
 /* Advances the wd allocator from next to want with a dummy watch. */
 static int burn_wds(struct remote *r, pid_t tid, long fd, const struct fd_rec *o, int next, int want)
 {
-	const char *dummy = pick_dummy(o);
+	const char *dummy = pick_dummy(o->state);
 	if (!dummy)
 		return log_error_errno(-EOPNOTSUPP, "pid %d: inotify fd %d: no unwatched directory to skip wd %d with",
 				       r->pid, o->fd, next);
@@ -307,10 +339,11 @@ static int drain(struct remote *r, pid_t tid, long fd)
 
 static int add_all(struct remote *r, pid_t tid, long fd, const struct fd_rec *o)
 {
+	const struct inotify_rec *s = o->state;
 	int next = 1, e;
 	bool burned = false;
-	for (size_t i = 0; i < o->nwatches; i++) {
-		const struct inotify_watch *w = &o->watches[i];
+	for (size_t i = 0; i < s->nwatches; i++) {
+		const struct inotify_watch *w = &s->watches[i];
 		if (w->wd > next) {
 			if (w->wd - next > MAX_WD_GAPS)
 				return log_error_errno(-EOPNOTSUPP, "pid %d: inotify fd %d: watch %d lies too far past "
@@ -334,15 +367,25 @@ static int add_all(struct remote *r, pid_t tid, long fd, const struct fd_rec *o)
 	return 0;
 }
 
-long inotify_restore(struct remote *r, pid_t tid, const struct fd_rec *o)
+static long inotify_open(const struct fd_restore *x, const struct fd_rec *o)
 {
-	long fd = remote_syscall(r, tid, SYS_inotify_init1, (o->flags & O_NONBLOCK) ? IN_NONBLOCK : 0);
+	long fd = remote_syscall(x->r, x->tid, SYS_inotify_init1, (o->flags & O_NONBLOCK) ? IN_NONBLOCK : 0);
 	if (fd < 0)
-		return fd;
-	int e = add_all(r, tid, fd, o);
+		return log_error_errno((int)fd, "pid %d: cannot reopen fd %d (%s): %m", x->r->pid, o->fd, o->path);
+	int e = add_all(x->r, x->tid, fd, o);
 	if (e < 0) {
-		remote_syscall(r, tid, SYS_close, fd);
+		remote_syscall(x->r, x->tid, SYS_close, fd);
 		return e;
 	}
 	return fd;
 }
+
+const struct fd_ops fd_inotify_ops = {
+	.name = "inotify",
+	.match = inotify_match,
+	.collect = inotify_collect,
+	.to_json = inotify_fd_to_json,
+	.from_json = inotify_fd_from_json,
+	.free = inotify_free,
+	.open = inotify_open,
+};

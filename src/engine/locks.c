@@ -121,7 +121,7 @@ int locks_collect(int procfd, pid_t pid, const struct files_rec *f, struct locks
 		size_t len;
 		char p[64];
 		/* A dup shows the same locks as the fd it duplicates. */
-		if (o->dup_of >= 0 || o->kind == FD_EXTERNAL)
+		if (o->dup_of >= 0 || fd_is_external(o))
 			continue;
 		snprintf(p, sizeof(p), "fdinfo/%d", o->fd);
 		int r = proc_read(procfd, p, &buf, &len);

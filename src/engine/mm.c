@@ -195,10 +195,7 @@ static void vma_to_json(const struct vma_rec *v, struct json_builder *o)
 	}
 	if (v->kind == VMA_SHMEM) {
 		jb_str(o, "path", v->path);
-		/* shmem.c writes into a plain object (until the fd kinds
-		 * take the builder too). */
-		if (!o->err)
-			jb_fail(o, "obj", shobj_to_json(&v->obj, o->obj));
+		shobj_to_jb(o, &v->obj);
 	}
 	if (v->kind == VMA_SYSVSHM) {
 		jb_i64(o, "shmid", v->shmid);

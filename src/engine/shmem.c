@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "engine/fsroot.h"
-#include "engine/rec.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -22,11 +21,6 @@
 struct extent {
 	uint64_t off, len;
 };
-
-static void obj_name(const struct shobj *o, char *buf, size_t size)
-{
-	snprintf(buf, size, "shmem-%llx-%llu.data", (unsigned long long)o->dev, (unsigned long long)o->ino);
-}
 
 /* Keys in files_ctx's table of made things: apart from fd descriptions. */
 static uint64_t obj_key(const struct shobj *o)
@@ -47,9 +41,8 @@ int shobj_stat(int fd, struct shobj *ret)
 
 int shobj_save(struct image *img, int fd, const struct shobj *o)
 {
-	char name[96];
-	obj_name(o, name, sizeof(name));
-	if (image_has(img, name))
+	char name[IMAGE_NAME_MAX];
+	if (image_has(img, image_name_shmem(name, o->dev, o->ino)))
 		return 0;
 	struct image_stream *s;
 	int r = image_stream_open(img, name, &s);
@@ -84,11 +77,14 @@ int shobj_save(struct image *img, int fd, const struct shobj *o)
 	return image_stream_close(s);
 }
 
-int shobj_to_json(const struct shobj *o, json_t *j)
+void shobj_to_jb(struct json_builder *b, const struct shobj *o)
 {
-	json_t *x = json_object();
-	int r = json_set_u64(x, "dev", o->dev) | json_set_u64(x, "ino", o->ino) | json_set_u64(x, "size", o->size);
-	return (r | json_object_set_new(j, "obj", x)) ? -ENOMEM : 0;
+	struct json_builder x;
+	jb_begin(&x);
+	jb_u64(&x, "dev", o->dev);
+	jb_u64(&x, "ino", o->ino);
+	jb_u64(&x, "size", o->size);
+	jb_obj(b, "obj", &x);
 }
 
 int shobj_from_json(const json_t *j, struct shobj *o)
@@ -102,8 +98,8 @@ int shobj_from_json(const json_t *j, struct shobj *o)
 
 static int fill(struct image *img, int fd, const struct shobj *o)
 {
-	char name[96];
-	obj_name(o, name, sizeof(name));
+	char name[IMAGE_NAME_MAX];
+	image_name_shmem(name, o->dev, o->ino);
 	if (ftruncate(fd, (off_t)o->size) < 0)
 		return -errno;
 	if (!image_has(img, name))

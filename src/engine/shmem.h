@@ -13,13 +13,14 @@
 #include "engine/files.h"
 #include "engine/shobj.h"
 #include "image/image.h"
-
+#include "image/json.h"
 
 /* Fills o from our fd to the object. */
 int shobj_stat(int fd, struct shobj *ret);
 /* Saves the content (the parts that are not holes) once per image. */
 int shobj_save(struct image *img, int fd, const struct shobj *o);
-int shobj_to_json(const struct shobj *o, json_t *j);
+/* The "obj" key of a mapping's or fd's record. */
+void shobj_to_jb(struct json_builder *b, const struct shobj *o);
 int shobj_from_json(const json_t *j, struct shobj *o);
 /* Our fd to the object, made and filled the first time; path is how
  * /proc showed it ("/dev/zero (deleted)", "/memfd:NAME (deleted)",

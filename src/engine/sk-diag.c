@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "engine/sk-internal.h"
+#include "engine/sk-diag.h"
 #include "util/cleanup.h"
 
 #ifndef INET_DIAG_NOCOOKIE

@@ -17,7 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "engine/sk-internal.h"
+#include "engine/sk-opts.h"
+#include "engine/sockets.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "engine/rec.h"
-#include "engine/sk-internal.h"
+#include "engine/sk-opts.h"
+#include "engine/sockets.h"
 #include "util/cleanup.h"
 #include "util/util.h"
 
@@ -36,14 +36,16 @@ static int value_index(const int *v, size_t n, int x)
 	return -1;
 }
 
-static int addr_to_json(json_t *j, const char *key, int family, const struct sk_addr *a)
+/* The key's string must outlive the builder (it names the first error). */
+static void addr_to_json(struct json_builder *b, const char *key, const char *tkey, int family,
+			 const struct sk_addr *a)
 {
-	char text[256], tkey[32];
+	char text[256];
 	if (a->len == 0)
-		return 0;
+		return;
 	sk_addr_format(family, a, text, sizeof(text));
-	snprintf(tkey, sizeof(tkey), "%s_text", key);
-	return json_set_hex(j, key, &a->ss, a->len) | json_set_str(j, tkey, text);
+	jb_hex(b, key, &a->ss, a->len);
+	jb_str(b, tkey, text);
 }
 
 static int addr_from_json(const json_t *j, const char *key, int family, struct sk_addr *a)
@@ -69,14 +71,14 @@ static int addr_from_json(const json_t *j, const char *key, int family, struct s
 	return 0;
 }
 
-static int opts_to_json(const struct sk_rec *s, json_t *j)
+static void opts_to_json(const struct sk_rec *s, struct json_builder *b)
 {
-	json_t *o = json_object();
-	int r = 0;
-	for (int i = 0; o && i < SK_OPT_MAX; i++)
+	struct json_builder o;
+	jb_begin(&o);
+	for (int i = 0; i < SK_OPT_MAX; i++)
 		if (s->opts_set & (1u << i))
-			r |= json_object_set_new(o, sk_opt_key(i), json_integer(s->opts[i]));
-	return r | json_object_set_new(j, "opts", o) ? -ENOMEM : 0;
+			jb_int(&o, sk_opt_key(i), s->opts[i]);
+	jb_obj(b, "opts", &o);
 }
 
 static int opts_from_json(const json_t *j, struct sk_rec *s)
@@ -95,15 +97,14 @@ static int opts_from_json(const json_t *j, struct sk_rec *s)
 	return 0;
 }
 
-static int queue_to_json(const struct sk_rec *s, json_t *j)
+static void queue_to_json(const struct sk_rec *s, struct json_builder *b)
 {
-	int r = json_set_hex(j, "queue", s->queue, s->queue_len);
-	if (r < 0 || s->type == SOCK_STREAM)
-		return r;
-	json_t *a = json_array();
+	jb_hex(b, "queue", s->queue, s->queue_len);
+	if (s->type == SOCK_STREAM)
+		return;
+	json_t *a = jb_array(b, "msgs");
 	for (size_t i = 0; a && i < s->nmsgs; i++)
-		r |= json_array_append_new(a, json_integer(s->msg_len[i]));
-	return r | json_object_set_new(j, "msgs", a) ? -ENOMEM : 0;
+		jb_append(b, a, json_integer(s->msg_len[i]));
 }
 
 static int queue_from_json(const json_t *j, struct sk_rec *s)
@@ -133,26 +134,30 @@ static int queue_from_json(const json_t *j, struct sk_rec *s)
 	return total == s->queue_len ? 0 : -EBADMSG;
 }
 
-int sk_to_json(const struct sk_rec *s, json_t *obj)
+void sk_to_json(const struct sk_rec *s, struct json_builder *b)
 {
 	int fi = value_index(families, ARRAY_SIZE(families), s->family);
 	int ti = value_index(types, ARRAY_SIZE(types), s->type);
-	if (fi < 0 || ti < 0 || s->state >= SK_STATE_MAX)
-		return -EINVAL;
-	json_t *j = json_object();
-	if (!j)
-		return -ENOMEM;
-	int r = json_set_u64(j, "ino", s->ino) | json_set_str(j, "family", family_names[fi]) |
-		json_set_str(j, "type", type_names[ti]) | json_object_set_new(j, "protocol", json_integer(s->protocol)) |
-		json_set_str(j, "state", state_names[s->state]) | json_set_u64(j, "peer_ino", s->peer_ino) |
-		json_object_set_new(j, "connect_by_name", json_boolean(s->connect_by_name)) |
-		json_object_set_new(j, "backlog", json_integer(s->backlog)) |
-		json_object_set_new(j, "shutdown", json_integer(s->shutdown)) |
-		addr_to_json(j, "name", s->family, &s->name) | addr_to_json(j, "peer_name", s->family, &s->peer_name) |
-		opts_to_json(s, j) | queue_to_json(s, j);
-	if (json_object_set_new(obj, "socket", j) < 0 || r)
-		return -ENOMEM;
-	return 0;
+	if (fi < 0 || ti < 0 || s->state >= SK_STATE_MAX) {
+		jb_fail(b, "socket", -EINVAL);
+		return;
+	}
+	struct json_builder j;
+	jb_begin(&j);
+	jb_u64(&j, "ino", s->ino);
+	jb_str(&j, "family", family_names[fi]);
+	jb_str(&j, "type", type_names[ti]);
+	jb_int(&j, "protocol", s->protocol);
+	jb_str(&j, "state", state_names[s->state]);
+	jb_u64(&j, "peer_ino", s->peer_ino);
+	jb_bool(&j, "connect_by_name", s->connect_by_name);
+	jb_int(&j, "backlog", s->backlog);
+	jb_int(&j, "shutdown", s->shutdown);
+	addr_to_json(&j, "name", "name_text", s->family, &s->name);
+	addr_to_json(&j, "peer_name", "peer_name_text", s->family, &s->peer_name);
+	opts_to_json(s, &j);
+	queue_to_json(s, &j);
+	jb_obj(b, "socket", &j);
 }
 
 /* Combinations the restore code relies on. */

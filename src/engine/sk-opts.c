@@ -12,7 +12,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "engine/sk-internal.h"
+#include "engine/sk-opts.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 

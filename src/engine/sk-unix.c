@@ -28,7 +28,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "engine/sk-internal.h"
+#include "engine/sk-diag.h"
+#include "engine/sk-opts.h"
+#include "engine/sockets.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What unix and inet sockets share: the entry points, socket options, and
- * the receive queue (copied by peeking, refilled by sending). */
+/* Sockets as an fd kind, and what unix and inet sockets share: the entry
+ * points that hand a socket to its family (sk-unix.c, sk-inet.c) and
+ * addresses. The fd kind restores a connected unix pair at once, with
+ * both ends, and a dgram socket connected to a named one after that one. */
 #include <arpa/inet.h>
-#include <inttypes.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +16,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "engine/sk-internal.h"
+#include "engine/sockets.h"
 #include "engine/syscalls.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
 
-#ifndef SCM_PIDFD
-#define SCM_PIDFD 0x04
-#endif
+extern const struct fd_ops fd_socket_ops;
 
 int sk_get_addr(int fd, bool peer, struct sk_addr *ret)
 {
@@ -138,190 +138,149 @@ int sk_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, i
 	return sk_inet_restore(s, ret_fd);
 }
 
-/* --- receive queue --- */
 
-/* One MSG_PEEK. fds in flight come along as SCM_RIGHTS (installed in our
- * table: closed at once); *has_fds tells the caller to refuse. */
-static ssize_t peek_one(int fd, void *buf, size_t len, int flags, bool *has_fds)
+/* --- the fd kind --- */
+
+static struct sk_rec *sk_of(const struct fd_rec *o)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 253) + CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} c;
-	struct iovec iov = { buf, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf) };
-
-	ssize_t n = recvmsg(fd, &mh, flags | MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	if (n < 0)
-		return -errno;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || (cm->cmsg_type != SCM_RIGHTS && cm->cmsg_type != SCM_PIDFD))
-			continue;
-		size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < nfd; i++) {
-			int x;
-			memcpy(&x, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			close(x);
-		}
-		if (cm->cmsg_type == SCM_RIGHTS)
-			*has_fds = true;
-	}
-	if (mh.msg_flags & MSG_CTRUNC)
-		*has_fds = true;
-	return n;
+	return o->ops == &fd_socket_ops ? o->state : NULL;
 }
 
-/* Grows *buf to hold need bytes; never past SK_MAX_QUEUE + 1, the one
- * byte over the bound telling "too much". */
-static int grow(uint8_t **buf, size_t *cap, size_t need)
+static bool socket_match(const struct fd_probe *p)
 {
-	if (need <= *cap)
-		return 0;
-	if (need > SK_MAX_QUEUE + 1)
-		return -EFBIG;
-	size_t n = *cap ? *cap : 65536;
-	while (n < need)
-		n *= 2;
-	if (n > SK_MAX_QUEUE + 1)
-		n = SK_MAX_QUEUE + 1;
-	uint8_t *p = realloc(*buf, n);
-	if (!p)
-		return -ENOMEM;
-	*buf = p;
-	*cap = n;
+	return p->st && S_ISSOCK(p->st->st_mode);
+}
+
+static int socket_collect(const struct fd_probe *p, struct fd_rec *o)
+{
+	_cleanup_close_ int pidfd = sys_pidfd_open(p->pid, 0);
+	if (pidfd < 0)
+		return log_error_errno(-errno, "pid %d: cannot open a pidfd: %m", p->pid);
+	int r = fd_state_alloc(o, sizeof(struct sk_rec));
+	return r < 0 ? r : sk_collect(p->pid, pidfd, p->fd, p->flags, o->state);
+}
+
+static bool has_socket(const struct files_proc *v, size_t n, uint64_t ino)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].f->n; k++)
+			if (sk_of(&v[i].f->fds[k]) && sk_of(&v[i].f->fds[k])->ino == ino)
+				return true;
+	return false;
+}
+
+/* A connected unix socket is restored with its peer: both must be ours. */
+static int socket_link(struct files_proc *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].f->n; k++) {
+			const struct fd_rec *o = &v[i].f->fds[k];
+			const struct sk_rec *s = sk_of(o);
+			if (s && sk_needs_peer(s) && !has_socket(v, n, s->peer_ino))
+				return log_error_errno(-EOPNOTSUPP, "pid %d: fd %d (%s) is a unix socket connected to "
+						       "a process outside the tree (peer socket:[%llu]), which cannot "
+						       "be checkpointed yet", v[i].pid, o->fd, o->path,
+						       (unsigned long long)s->peer_ino);
+		}
 	return 0;
 }
 
-static int peek_stream(int fd, struct sk_rec *s, size_t *cap)
+/* Format 2 also writes an all-zero "anon" for sockets. */
+static void socket_to_json(const struct fd_rec *o, struct json_builder *b)
 {
-	bool fds = false;
-	for (;;) {
-		int r = grow(&s->queue, cap, s->queue_len + 1);
-		if (r < 0)
-			return r;
-		ssize_t n = peek_one(fd, s->queue + s->queue_len, *cap - s->queue_len, 0, &fds);
-		if (fds)
-			return -EXDEV;
-		if (n == -EAGAIN || n == 0)
-			return 0;
-		if (n < 0)
-			return (int)n;
-		s->queue_len += (size_t)n;
-		if (s->queue_len > SK_MAX_QUEUE)
-			return -EFBIG;
-	}
+	sk_to_json(sk_of(o), b);
+	fd_anon_to_json(b, NULL);
 }
 
-static int peek_dgram(int fd, struct sk_rec *s, size_t *cap)
+static int socket_from_json(const json_t *j, struct fd_rec *o)
 {
-	size_t lcap = 0;
-	bool fds = false;
-	for (;;) {
-		/* The length first (MSG_TRUNC, no buffer): a smaller buffer
-		 * would move the peek offset into the middle of the message. */
-		ssize_t n = peek_one(fd, NULL, 0, MSG_TRUNC, &fds);
-		if (fds)
-			return -EXDEV;
-		if (n == -EAGAIN)
-			return 0;
-		if (n < 0)
-			return (int)n;
-		if (s->nmsgs == lcap) {
-			if (lcap >= SK_MAX_MSGS)
-				return -E2BIG;
-			lcap = lcap ? lcap * 2 : 16;
-			uint32_t *p = realloc(s->msg_len, lcap * sizeof(*p));
-			if (!p)
-				return -ENOMEM;
-			s->msg_len = p;
+	int r = fd_anon_from_json(j, NULL);
+	if (r < 0 || (r = fd_state_alloc(o, sizeof(struct sk_rec))) < 0)
+		return r;
+	return sk_from_json(j, o->state);
+}
+
+static void socket_free(void *state)
+{
+	sk_rec_free(state);
+}
+
+/* --- restore --- */
+
+/* The first holder (in tree order) of the socket with this inode. */
+static const struct fd_rec *find_socket(const struct files_ctx *c, uint64_t ino)
+{
+	for (size_t i = 0; i < c->nall; i++)
+		for (size_t k = 0; k < c->all[i].f->n; k++) {
+			const struct fd_rec *x = &c->all[i].f->fds[k];
+			if (sk_of(x) && x->dup_of < 0 && sk_of(x)->ino == ino)
+				return x;
 		}
-		/* A message of length 0 was returned (and passed) by the probe. */
-		if (n > 0) {
-			int r = grow(&s->queue, cap, s->queue_len + (size_t)n);
-			if (r < 0)
-				return r;
-			ssize_t m = peek_one(fd, s->queue + s->queue_len, (size_t)n, 0, &fds);
-			if (fds)
-				return -EXDEV;
-			if (m != n)
-				return m < 0 ? (int)m : -EIO;
+	return NULL;
+}
+
+static int made_socket(struct files_ctx *c, const struct fd_rec *o, int fd)
+{
+	if (fcntl(fd, F_SETFL, o->flags & O_NONBLOCK) < 0) {
+		close(fd);
+		return -errno;
+	}
+	return files_ctx_add(c, o->desc, fd);
+}
+
+static int make_socket(struct files_ctx *c, const struct fd_rec *o);
+
+/* A dgram socket connected to a named one needs that one to exist first. */
+static int make_named_peer(struct files_ctx *c, const struct fd_rec *o)
+{
+	const struct sk_rec *s = sk_of(o);
+	for (size_t i = 0; i < c->nall; i++)
+		for (size_t k = 0; k < c->all[i].f->n; k++) {
+			const struct fd_rec *x = &c->all[i].f->fds[k];
+			const struct sk_rec *xs = sk_of(x);
+			int e;
+			if (xs && x->dup_of < 0 && x != o && xs->name.len && xs->name.len == s->peer_name.len &&
+			    !memcmp(&xs->name.ss, &s->peer_name.ss, s->peer_name.len) &&
+			    files_ctx_find(c, x->desc) < 0 && (e = make_socket(c, x)) < 0)
+				return e;
 		}
-		s->queue_len += (size_t)n;
-		s->msg_len[s->nmsgs++] = (uint32_t)n;
-	}
-}
-
-int sk_queue_peek(int fd, struct sk_rec *s)
-{
-	int old, zero = 0;
-	socklen_t l = sizeof(old);
-	size_t cap = 0;
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, &l) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) < 0)
-		return -errno;
-	int r = s->type == SOCK_STREAM ? peek_stream(fd, s, &cap) : peek_dgram(fd, s, &cap);
-	/* The copy shares the socket: the target's peek offset is put back. */
-	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof(old)) < 0 && r >= 0)
-		r = -errno;
-	return r;
-}
-
-static int raise_sndbuf(int fd)
-{
-	int cur, now;
-	socklen_t l = sizeof(cur);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &l) < 0)
-		return -errno;
-	if (cur >= (int)SK_MAX_QUEUE * 2)
-		return -ENOBUFS;
-	int want = cur; /* getsockopt shows twice the value set: this doubles it */
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
-	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &now, &l) < 0)
-		return -errno;
-	return now > cur ? 0 : -ENOBUFS;
-}
-
-/* The bytes go into the new socket's queue from `from`; on a full send
- * buffer that one grows (with CAP_NET_ADMIN past wmem_max), since the
- * original queue may have been filled by a sender with a bigger one. */
-static int send_one(int from, const uint8_t *p, size_t len, const struct sockaddr *to, socklen_t tolen)
-{
-	for (;;) {
-		ssize_t n = sendto(from, p, len, MSG_DONTWAIT | MSG_NOSIGNAL, to, tolen);
-		if (n >= 0)
-			return (int)(n > INT32_MAX ? INT32_MAX : n);
-		if (errno != EAGAIN)
-			return -errno;
-		int r = raise_sndbuf(from);
-		if (r < 0)
-			return r;
-	}
-}
-
-int sk_queue_fill(int from, const struct sk_rec *s, const struct sockaddr *to, socklen_t tolen)
-{
-	size_t off = 0;
-
-	if (s->type == SOCK_STREAM) {
-		while (off < s->queue_len) {
-			size_t chunk = s->queue_len - off > 65536 ? 65536 : s->queue_len - off;
-			int n = send_one(from, s->queue + off, chunk, to, tolen);
-			if (n < 0)
-				return n;
-			off += (size_t)n;
-		}
-		return 0;
-	}
-	for (size_t i = 0; i < s->nmsgs; i++) {
-		int n = send_one(from, s->queue + off, s->msg_len[i], to, tolen);
-		if (n < 0)
-			return n;
-		if ((size_t)n != s->msg_len[i])
-			return -EMSGSIZE;
-		off += s->msg_len[i];
-	}
 	return 0;
 }
+
+/* Makes o's socket (with its peer, for a pair) in the restorer. */
+static int make_socket(struct files_ctx *c, const struct fd_rec *o)
+{
+	const struct sk_rec *s = sk_of(o);
+	const struct fd_rec *peer = NULL;
+	int fd = -1, pfd = -1, e;
+	if (s->connect_by_name && (e = make_named_peer(c, o)) < 0)
+		return e;
+	if (sk_needs_peer(s) && !(peer = find_socket(c, s->peer_ino)))
+		return -ENOTCONN;
+	if ((e = sk_restore(s, peer ? sk_of(peer) : NULL, &fd, peer ? &pfd : NULL)) < 0)
+		return e;
+	if (peer && (e = made_socket(c, peer, pfd)) < 0) {
+		close(fd);
+		return e;
+	}
+	return made_socket(c, o, fd);
+}
+
+static int socket_make(const struct fd_restore *x, const struct fd_rec *o)
+{
+	int e = make_socket(x->c, o);
+	if (e < 0)
+		return log_error_errno(e, "pid %d: cannot recreate the socket of fd %d: %m", x->r->pid, o->fd);
+	return 0;
+}
+
+const struct fd_ops fd_socket_ops = {
+	.name = "socket",
+	.match = socket_match,
+	.collect = socket_collect,
+	.link = socket_link,
+	.to_json = socket_to_json,
+	.from_json = socket_from_json,
+	.free = socket_free,
+	.make = socket_make,
+};

@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Sockets: unix (stream, dgram, seqpacket) and inet (TCP, UDP over IPv4 and
- * IPv6). Both sides run in the controller: dump inspects a copy of the
+ * IPv6), the fd kind "socket" (files.h).
+ *   sockets.c  the fd kind, the entry points below, addresses
+ *   sk-queue.c the receive queue (peeked at dump, sent again at restore)
+ *   sk-unix.c  unix sockets: dump and restore
+ *   sk-inet.c  TCP and UDP: dump and restore
+ *   sk-opts.c  socket options;  sk-diag.c  sock_diag for unix sockets
+ *   sk-json.c  the "socket" object of the fd's record
+ * Both sides run in the controller: dump inspects a copy of the
  * target's socket (pidfd_getfd) while the target is frozen, and changes
  * nothing on it for good; restore creates sockets locally and returns fds
  * that the caller passes into the restored process (SCM_RIGHTS).
@@ -31,6 +38,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+
+#include "engine/files.h"
+#include "image/json.h"
 
 #define SK_MAX_QUEUE (64u << 20) /* bytes kept per socket */
 #define SK_MAX_MSGS (1u << 20)   /* datagrams kept per socket */
@@ -111,10 +121,10 @@ struct sk_rec {
  * connected or connecting, listeners with connections not yet accepted,
  * unix sockets with fds in flight (SCM_RIGHTS) in their queue, unix
  * sockets bound to a relative path, queues above SK_MAX_QUEUE. */
-#define SK_TCP_CLOSE 1 /* --tcp-close: keep a TCP connection as a closed socket */
+/* flags: SK_TCP_CLOSE (files.h) or 0. */
 int sk_collect(pid_t pid, int pidfd, int fd, unsigned flags, struct sk_rec *ret);
 /* Adds a "socket" object to the fd's JSON object. */
-int sk_to_json(const struct sk_rec *s, json_t *obj);
+void sk_to_json(const struct sk_rec *s, struct json_builder *b);
 /* Reads the "socket" object of the fd's JSON object; -EBADMSG on anything
  * out of range (image input is untrusted). *s is filled even on failure
  * as far as it got, so sk_rec_free() must be called either way. */
@@ -128,3 +138,25 @@ bool sk_is_pair(const struct sk_rec *a, const struct sk_rec *b);
  * when sk_needs_peer(s) (then *ret_peer_fd gets the peer's fd). Logs its
  * errors. */
 int sk_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, int *ret_peer_fd);
+
+/* --- shared by the socket files --- */
+
+/* "unix stream socket", "TCPv6 socket", ... for messages. */
+const char *sk_kind_name(const struct sk_rec *s);
+/* fd's own address (peer: its peer's) into *ret; an unconnected socket's
+ * peer leaves *ret as it is. */
+int sk_get_addr(int fd, bool peer, struct sk_addr *ret);
+/* "127.0.0.1:80", "[::1]:80", "/run/x.sock", "@abstract", "(unbound)". */
+void sk_addr_format(int family, const struct sk_addr *a, char *buf, size_t size);
+/* sk-queue.c. Copies the receive queue of fd without consuming it.
+ * -EXDEV when it holds fds in flight, -EFBIG/-E2BIG past the bounds. */
+int sk_queue_peek(int fd, struct sk_rec *s);
+/* Sends s's queue from `from` (connected to the new s, or to `to`). */
+int sk_queue_fill(int from, const struct sk_rec *s, const struct sockaddr *to, socklen_t tolen);
+
+/* sk-unix.c, sk-inet.c: the family parts of sk_collect and sk_restore.
+ * sk: our copy of the target's fd. */
+int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s);
+int sk_unix_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, int *ret_peer_fd);
+int sk_inet_collect(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s);
+int sk_inet_restore(const struct sk_rec *s, int *ret_fd);
