@@ -25,7 +25,7 @@ def make_subreaper():
 def proc_state(pid):
     """State letter from /proc/PID/stat, or None when there is no such pid."""
     try:
-        with open('/proc/%d/stat' % pid) as f:
+        with open('/proc/%d/stat' % pid, errors='replace') as f:
             data = f.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
@@ -34,7 +34,7 @@ def proc_state(pid):
 
 def proc_ppid(pid):
     try:
-        with open('/proc/%d/stat' % pid) as f:
+        with open('/proc/%d/stat' % pid, errors='replace') as f:
             data = f.read()
     except OSError:
         return None
@@ -127,7 +127,7 @@ def reap_zombie_children():
 
 def proc_sid(pid):
     try:
-        with open('/proc/%d/stat' % pid) as f:
+        with open('/proc/%d/stat' % pid, errors='replace') as f:
             return int(f.read().rsplit(')', 1)[1].split()[3])
     except (OSError, IndexError, ValueError):
         return None
@@ -139,7 +139,7 @@ def tree_info(root):
     while todo:
         pid = todo.pop()
         try:
-            with open('/proc/%d/stat' % pid) as f:
+            with open('/proc/%d/stat' % pid, errors='replace') as f:
                 rest = f.read().rsplit(')', 1)[1].split()
             out[pid] = (int(rest[1]), int(rest[2]), int(rest[3]), rest[0] == 'Z')
             for tid in os.listdir('/proc/%d/task' % pid):
