@@ -16,10 +16,17 @@ DEB_PACKAGES := build-essential meson ninja-build pkg-config libjansson-dev \
 
 .PHONY: all build deps asan demo check install fuzz bench clean
 
+# Meson does not look into tests/zdtm/ by itself: reconfigure a build dir
+# when the workload list (tests/lib/workloads.py) differs from the one it
+# was configured with.
+zdtm_fresh = python3 tests/lib/workloads.py meson | cmp -s - $(1)/tests/zdtm/workloads.txt || \
+	$(MESON) setup --reconfigure $(1)
+
 all: build
 
 build:
 	@test -f $(BUILD)/build.ninja || $(MESON) setup $(BUILD) --werror
+	@$(call zdtm_fresh,$(BUILD))
 	$(MESON) compile -C $(BUILD)
 
 # Installs only what is missing, so a prepared machine never calls apt.
@@ -40,6 +47,7 @@ deps:
 asan:
 	@test -f $(ASAN_BUILD)/build.ninja || \
 		$(MESON) setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
+	@$(call zdtm_fresh,$(ASAN_BUILD))
 	$(MESON) compile -C $(ASAN_BUILD)
 
 demo:

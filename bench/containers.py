@@ -17,7 +17,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,8 @@ sys.path.insert(0, os.path.join(here, '..', 'tests', 'lib'))
 sys.path.insert(0, os.path.join(here, '..', 'tests'))
 import stasistest as st  # noqa: E402
 import containers as ct  # noqa: E402
+import dockerd  # noqa: E402
+from runner import TestFail, TestSkip  # noqa: E402
 
 
 class Ctx:
@@ -84,18 +85,17 @@ def main():
     build = os.path.abspath(opts.build)
     st.make_subreaper()
     ctx = Ctx(build)
-    try:
-        d = ct.Dockerd(ctx)
-    except (ct.ContainerSkip, ct.ContainerFail) as e:
-        print('containers.py: %s' % e)
+    if not shutil.which('dockerd') or not shutil.which('docker') or not shutil.which('busybox'):
+        print('containers.py: docker.io or busybox is not installed (make deps installs them)')
         return 1
+    d = dockerd.Dockerd(ctx.dir)
     try:
-        d.import_busybox(ctx, 'stasis-bench:0')
-        # The same image with memhog added.
-        rootfs = ctx.path('rootfs-stasis-bench_0')
+        d.wait_up()
+        # The busybox image with memhog added.
+        rootfs = ctx.path('rootfs')
+        dockerd.busybox_rootfs(rootfs)
         shutil.copy(os.path.join(build, 'bench', 'memhog'), os.path.join(rootfs, 'bin', 'memhog'))
-        tar = subprocess.run(['tar', '-C', rootfs, '-c', '.'], capture_output=True, check=True).stdout
-        d.docker('import', '-', 'stasis-bench:1', inp=tar)
+        d.import_dir(rootfs, 'stasis-bench:1')
         print('%-14s %5s | %8s %9s' % ('container', 'runs', 'dump s', 'restore s'))
         for what, args, check in (('counter', ['sh', '-c', ct.COUNTER], check_counter),
                                   ('memhog-%dM' % opts.mib, ['memhog', str(opts.mib)], check_running)):
@@ -104,6 +104,9 @@ def main():
                                                statistics.median(t[1] for t in times)))
         print('(medians; dump: until `stasis dump` returns, the container stopped; restore: until the new '
               'container runs the restored tree)')
+    except (TestSkip, TestFail) as e:
+        print('containers.py: %s' % e)
+        return 1
     finally:
         d.stop()
         shutil.rmtree(ctx.dir, ignore_errors=True)

@@ -2,7 +2,7 @@
 """Real programs (not written by us) dumped and restored as whole trees:
 a bash loop forking children, a shell pipeline, a python3 multiprocessing
 pool and busybox httpd. Each is checked by what it does after the restore
-(its output carries on with no gap, the server answers). Used by run.py."""
+(its output carries on with no gap, the server answers)."""
 import json
 import os
 import shutil
@@ -12,10 +12,7 @@ import subprocess
 import time
 
 import stasistest as st
-
-
-class ProgramFail(Exception):
-    pass
+from runner import Test, TestFail
 
 
 BASH_LOOP = 'i=0; while :; do i=$((i+1)); echo "$i $(date +%s)" >> out; sleep 0.05; done'
@@ -59,13 +56,13 @@ class Program:
         end = time.monotonic() + timeout
         while self.out().count('\n') < lines:
             if time.monotonic() > end:
-                raise ProgramFail('%s wrote %d lines in %d s' % (self.name, self.out().count('\n'), timeout))
+                raise TestFail('%s wrote %d lines in %d s' % (self.name, self.out().count('\n'), timeout))
             time.sleep(0.05)
 
     def dump_restore(self, min_procs=1):
         tree = st.tree_info(self.pid)
         if len(tree) < min_procs:
-            raise ProgramFail('%s has %d processes, expected %d or more' % (self.name, len(tree), min_procs))
+            raise TestFail('%s has %d processes, expected %d or more' % (self.name, len(tree), min_procs))
         img = self.ctx.path('img')
         self.ctx.dump(self.pid, img)
         self.p.wait(10)
@@ -75,16 +72,16 @@ class Program:
         lasting = {p['pid'] for p in nodes if p['comm'] not in ('sleep', 'date') and not p.get('zombie')}
         for pid in set(tree) | dumped:
             if not st.pid_gone(pid, 3):
-                raise ProgramFail('pid %d is still there after the dump' % pid)
+                raise TestFail('pid %d is still there after the dump' % pid)
         _, pid, _ = self.ctx.restore(img)
         if pid != self.pid:
-            raise ProgramFail('restore gave pid %s, expected %d' % (pid, self.pid))
+            raise TestFail('restore gave pid %s, expected %d' % (pid, self.pid))
         after = st.tree_info(self.pid)
         self.pids = set(after) | dumped
         # Short-lived children (sleep, date) may be gone or new by now; the
         # others must all be back.
         if not lasting <= set(after):
-            raise ProgramFail('tree after restore %s lacks some of %s' % (sorted(after), sorted(lasting)))
+            raise TestFail('tree after restore %s lacks some of %s' % (sorted(after), sorted(lasting)))
         return len(dumped)
 
     def stop(self):
@@ -103,7 +100,7 @@ def numbers(text, step=1):
     nums = [int(l.split()[0]) for l in text.splitlines()]
     for a, b in zip(nums, nums[1:]):
         if b != a + step:
-            raise ProgramFail('sequence broken: %d then %d' % (a, b))
+            raise TestFail('sequence broken: %d then %d' % (a, b))
     return nums
 
 
@@ -116,7 +113,7 @@ def run_counting(ctx, name, argv, step=1, min_procs=1):
         prog.wait_out(before + 8)
         nums = numbers(prog.out(), step)
         if st.proc_state(prog.pid) in (None, 'Z'):
-            raise ProgramFail('%s died after the restore' % name)
+            raise TestFail('%s died after the restore' % name)
         return n, nums
     finally:
         prog.stop()
@@ -155,7 +152,7 @@ def free_port():
 def t_httpd(ctx):
     bb = shutil.which('busybox')
     if not bb:
-        raise ProgramFail('busybox is not installed (make deps installs busybox-static)')
+        raise TestFail('busybox is not installed (make deps installs busybox-static)')
     www = os.path.join(ctx.workdir, 'www')
     os.mkdir(www)
     body = b'written before the dump %d\n' % time.monotonic_ns()
@@ -172,16 +169,16 @@ def t_httpd(ctx):
             except OSError:
                 pass
             if time.monotonic() > end:
-                raise ProgramFail('httpd did not answer before the dump')
+                raise TestFail('httpd did not answer before the dump')
             time.sleep(0.05)
         prog.dump_restore()
         for i in range(3):
             got = http_get(port)
             if body not in got:
-                raise ProgramFail('request %d after restore got %r' % (i, got[:200]))
+                raise TestFail('request %d after restore got %r' % (i, got[:200]))
     finally:
         prog.stop()
 
 
-TESTS = [('prog:bash-loop', t_bash_loop, 60), ('prog:pipeline', t_pipeline, 60),
-         ('prog:python-multiprocessing', t_python_pool, 90), ('prog:busybox-httpd', t_httpd, 60)]
+TESTS = [Test('prog:bash-loop', t_bash_loop, 60), Test('prog:pipeline', t_pipeline, 60),
+         Test('prog:python-multiprocessing', t_python_pool, 90), Test('prog:busybox-httpd', t_httpd, 60)]

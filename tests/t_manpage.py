@@ -11,7 +11,7 @@ import shutil
 import subprocess
 
 import stasistest as st
-from programs import ProgramFail as TestFail  # the runner turns it into a failure
+from runner import Test, TestFail
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANPAGE = os.path.join(ROOT, 'docs', 'stasis.1.scd')
@@ -156,4 +156,4 @@ def t_install(ctx):
             p.wait()
 
 
-TESTS = [('cli:manpage', t_manpage, 30), ('cli:install', t_install, 60)]
+TESTS = [Test('cli:manpage', t_manpage, 30), Test('cli:install', t_install, 60)]

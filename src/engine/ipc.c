@@ -5,6 +5,7 @@
  * a read-only attachment of its own, semaphores with GETALL, messages with
  * msgrcv(MSG_COPY), which copies a message and leaves it queued. */
 #include "engine/ipc.h"
+#include "engine/shobj.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/mm.h"
 #include "image/image.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -484,29 +484,4 @@ int ipc_dump(struct image *img, const struct tree *t, bool *ret_owned)
 		r = r < 0 ? r : -errno;
 	}
 	return r;
-}
-
-int ipc_shm_classify(pid_t pid, int procfd, const struct vma *v, struct vma_rec *out)
-{
-	char link[64];
-	unsigned key;
-	struct stat st;
-	if (sscanf(v->path, "/SYSV%8x", &key) != 1)
-		return log_error_errno(-EOPNOTSUPP, "pid %d: mapping %" PRIx64 " (%s) is not a System V segment",
-				       pid, v->start, v->path);
-	snprintf(link, sizeof(link), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
-	if (fstatat(procfd, link, &st, 0) < 0)
-		return log_error_errno(-errno, "pid %d: cannot stat System V segment mapping %" PRIx64 ": %m", pid,
-				       v->start);
-	uint64_t whole = ((uint64_t)st.st_size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-	if (v->pgoff || v->end - v->start != whole)
-		return log_error_errno(-EOPNOTSUPP, "pid %d: mapping %" PRIx64 "-%" PRIx64 " covers part of System V "
-				       "shared memory segment %" PRIu64 " (split by mprotect or munmap); this cannot "
-				       "be checkpointed yet", pid, v->start, v->end, v->ino);
-	if (v->ino > INT32_MAX)
-		return -EBADMSG;
-	out->kind = VMA_SYSVSHM;
-	out->shmid = (int32_t)v->ino;
-	out->shmkey = (int32_t)key;
-	return 0;
 }

@@ -73,9 +73,6 @@ int ipc_from_json(const json_t *j, struct ipc_rec *rec);
 /* Dump: when the root's IPC namespace is not ours, saves all of it and
  * sets *ret_owned; refuses a tree whose processes are in different ones. */
 int ipc_dump(struct image *img, const struct tree *t, bool *ret_owned);
-/* A "/SYSV..." mapping (mm.c's classify): its segment id and key. */
-struct vma_rec;
-int ipc_shm_classify(pid_t pid, int procfd, const struct vma *v, struct vma_rec *out);
 
 /* Restore: whether the image holds its own IPC namespace (manifest
  * "ipcns"); the root stub is then made with CLONE_NEWIPC. */
@@ -83,4 +80,5 @@ bool ipc_image_owns_ns(struct image *img);
 /* Fills the root stub's new namespace (before anything forks from it). */
 int ipc_restore(struct image *img, pid_t root);
 /* Attaches the segment of a VMA_SYSVSHM mapping in the stub. */
+struct vma_rec;
 int ipc_shm_attach(struct remote *r, pid_t tid, const struct vma_rec *v);

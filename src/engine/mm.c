@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
-#include "engine/ipc.h"
 #include "image/image.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -48,6 +47,34 @@ static bool endswith(const char *s, const char *suffix)
 	return l >= k && streq(s + l - k, suffix);
 }
 
+/* A mapping of a System V segment ("/SYSV%08x"): attached again by id
+ * on restore (ipc-restore.c), so only whole segments can be. */
+static int classify_sysvshm(pid_t pid, int procfd, const struct vma *v, struct vma_rec *out)
+{
+	char link[64];
+	unsigned key;
+	struct stat st;
+	if (sscanf(v->path, "/SYSV%8x", &key) != 1)
+		return log_error_errno(-EOPNOTSUPP, "pid %d: mapping %" PRIx64 " (%s) is not a System V segment",
+				       pid, v->start, v->path);
+	snprintf(link, sizeof(link), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
+	if (fstatat(procfd, link, &st, 0) < 0)
+		return log_error_errno(-errno, "pid %d: cannot stat System V segment mapping %" PRIx64 ": %m", pid,
+				       v->start);
+	uint64_t whole = ((uint64_t)st.st_size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	if (v->pgoff || v->end - v->start != whole)
+		return log_error_errno(-EOPNOTSUPP, "pid %d: mapping %" PRIx64 "-%" PRIx64 " covers part of System V "
+				       "shared memory segment %" PRIu64 " (split by mprotect or munmap); this cannot "
+				       "be checkpointed yet", pid, v->start, v->end, v->ino);
+	if (v->ino > INT32_MAX)
+		return -EBADMSG;
+	out->kind = VMA_SYSVSHM;
+	out->shmid = (int32_t)v->ino;
+	out->shmkey = (int32_t)key;
+	return 0;
+}
+
+
 /* Decides the kind of one mapping; -EOPNOTSUPP (logged) for what we
  * cannot save. *skip is set for mappings that are not ours to save. */
 static int classify(pid_t pid, int procfd, const struct vma *v, struct vma_rec *out, bool *skip)
@@ -72,7 +99,7 @@ static int classify(pid_t pid, int procfd, const struct vma *v, struct vma_rec *
 	char link[64];
 	snprintf(link, sizeof(link), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
 	if (v->shared && startswith(p, "/SYSV"))
-		return ipc_shm_classify(pid, procfd, v, out);
+		return classify_sysvshm(pid, procfd, v, out);
 	if (v->shared && endswith(p, " (deleted)") && !startswith(p, "/SYSV")) {
 		_cleanup_close_ int fd = openat(procfd, link, O_RDONLY | O_CLOEXEC);
 		int r = fd < 0 ? -errno : shobj_stat(fd, &out->obj);

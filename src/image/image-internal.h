@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Shared between the image writer (image.c) and reader (image-read.c). */
+/* Shared between the image writer (image.c) and reader (image-read.c),
+ * which include image/image.h first; this header includes nothing of ours,
+ * so the two stay one module without a circle. */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
-
-#include "image/image.h"
 
 #define IMAGE_MAX_NAME 255
 

@@ -4,6 +4,7 @@
  * must exist with exactly the listed size, and its checksum is verified
  * before its content is used. Problems are logged here, naming the file,
  * and returned as -EBADMSG (damaged or foreign) or -ENOENT (no image). */
+#include "image/image.h"
 #include "image/image-internal.h"
 
 #include <errno.h>

@@ -2,6 +2,7 @@
 /* Writing a checkpoint image: files first, manifest.json last, so an
  * interrupted dump never looks like a valid image. Every error is logged
  * here, with the file name: callers only pass the code on. */
+#include "image/image.h"
 #include "image/image-internal.h"
 
 #include <errno.h>

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* eventfd (counter, semaphore mode), signalfd (mask, a pending signal read
  * through it), timerfd (armed: remaining time and interval; expired:
- * unread ticks). All must be as they were after restore. */
+ * unread ticks). All must be as they were after restore.
+ *
+ * stasis-test: zdtm:anonfds
+ */
 #include "zdtmtst.h"
 
 #include <errno.h>

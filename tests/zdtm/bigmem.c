@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bigmem SIZE_MB: touches SIZE_MB MiB of anonymous memory with a per-page
  * pattern and verifies every page after SIGUSR1. Used by the 1 GiB test
- * and the benchmark. */
+ * and the benchmark.
+ *
+ * stasis-test: zdtm:bigmem args=64
+ * stasis-test: bigmem-1g args=1024 timeout=180 asan=no
+ */
 #include "zdtmtst.h"
 
 #include <errno.h>

@@ -2,7 +2,10 @@
 /* Process attributes: umask, cwd in a subdirectory, lowered rlimits,
  * personality, comm, PR_SET_PDEATHSIG, dumpable, no_new_privs with a
  * seccomp filter (getpriority fails with EPERM), and non-root credentials
- * (groups 1000,1001,1002; gid 1000/1001/1002; uid 1000/1001/1002). */
+ * (groups 1000,1001,1002; gid 1000/1001/1002; uid 1000/1001/1002).
+ *
+ * stasis-test: zdtm:creds
+ */
 #include "zdtmtst.h"
 
 #include <errno.h>

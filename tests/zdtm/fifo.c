@@ -2,7 +2,10 @@
 /* A FIFO (named pipe) read by the parent and written by its child, with
  * bytes queued in it at dump time and a larger capacity. After restore the
  * bytes are there, the child's writes still reach the parent, and the FIFO
- * can still be opened by its path. */
+ * can still be opened by its path.
+ *
+ * stasis-test: zdtm:fifo
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>

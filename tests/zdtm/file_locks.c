@@ -2,7 +2,10 @@
 /* File locks: an exclusive and a shared flock (the exclusive one also
  * reached through a dup), POSIX write and read locks on ranges of one
  * file, an OFD write lock. After restore another process (and another open
- * file description) must find each still held, with its range. */
+ * file description) must find each still held, with its range.
+ *
+ * stasis-test: zdtm:file_locks
+ */
 #include "zdtmtst.h"
 
 #include <errno.h>

@@ -2,7 +2,10 @@
 /* Regular file descriptors: offsets (read and write), O_APPEND, access
  * modes, O_NONBLOCK, FD_CLOEXEC, a dup at fd 100 sharing its file
  * description, a directory fd, /dev/null, /dev/zero, /dev/urandom, and a
- * file deleted while open (content and offset preserved). */
+ * file deleted while open (content and offset preserved).
+ *
+ * stasis-test: zdtm:files
+ */
 #include "zdtmtst.h"
 
 #include <dirent.h>

@@ -3,7 +3,10 @@
  * (a removed watch) and a second, blocking instance. After restore,
  * creating a file in the directory and writing the file report events with
  * the old watch numbers, nothing else is queued, and a new watch gets the
- * number that comes next. */
+ * number that comes next.
+ *
+ * stasis-test: zdtm:inotify
+ */
 #include "zdtmtst.h"
 
 #include <errno.h>

@@ -2,7 +2,11 @@
 /* Memory of all kinds: heap (malloc, sbrk), anonymous mappings with
  * patterns, a PROT_NONE guard, a read-only region, never-touched pages,
  * private file mapping (some pages COWed, some not), shared file mapping,
- * shared anonymous mapping, and data in main's stack frame. */
+ * shared anonymous mapping, and data in main's stack frame.
+ *
+ * stasis-test: zdtm:mem
+ * stasis-test: zdtm:mem:2-iterations iterations=2 asan=no
+ */
 #include "zdtmtst.h"
 
 #include <errno.h>

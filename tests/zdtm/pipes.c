@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Pipes with both ends in the process and bytes in flight: a small
  * self-pipe with a non-blocking write end and a dup of its read end, and
- * a 1 MiB pipe holding 300 KB. The bytes, sizes and flags must survive. */
+ * a 1 MiB pipe holding 300 KB. The bytes, sizes and flags must survive.
+ *
+ * stasis-test: zdtm:pipes
+ */
 #include "zdtmtst.h"
 
 #include <errno.h>

@@ -3,7 +3,10 @@
  * CLOCK_REALTIME one-shot far away, one aimed at a thread (SIGEV_THREAD_ID),
  * a SIGEV_NONE one, and a gap in the ids (a deleted timer). After restore
  * the ids are the same, the periodic one keeps firing with its value, and
- * the others have no more time left than before. */
+ * the others have no more time left than before.
+ *
+ * stasis-test: zdtm:posix_timers
+ */
 #include "zdtmtst.h"
 
 #include <errno.h>

@@ -4,7 +4,10 @@
  * read(0) returns the line the runner writes to stdin after restore
  * ("wake up\n"), pause() returns only for the SIGUSR2 sent after SIGUSR1,
  * a futex wait only returns after the wake. The main thread waits in
- * sigsuspend. */
+ * sigsuspend.
+ *
+ * stasis-test: zdtm:restart stdin="wake up\n"
+ */
 #include "zdtmtst.h"
 
 #include <errno.h>

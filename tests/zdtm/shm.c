@@ -3,7 +3,10 @@
  * inherited over fork, a memfd (mapped, and kept open by both), a POSIX
  * shared memory file in /dev/shm, and one deleted right after mapping (as
  * sem_open does). After the restore the child writes into each and the
- * parent must see it: the memory is still one object, not two copies. */
+ * parent must see it: the memory is still one object, not two copies.
+ *
+ * stasis-test: zdtm:shm
+ */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>

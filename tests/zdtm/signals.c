@@ -2,7 +2,10 @@
 /* Signal state: handlers with flags and masks, ignored signals, the blocked
  * mask, pending blocked signals (shared and thread-directed, queued
  * realtime signals with values), ITIMER_REAL / ITIMER_VIRTUAL with
- * intervals, and a sigaltstack used by an SA_ONSTACK handler. */
+ * intervals, and a sigaltstack used by an SA_ONSTACK handler.
+ *
+ * stasis-test: zdtm:signals
+ */
 #include "zdtmtst.h"
 
 #include <errno.h>

@@ -4,7 +4,10 @@
  * accepted from a named unix listener, listeners on a path and on an
  * abstract name, TCP listeners on 127.0.0.1 and ::1 and a bound UDP
  * socket. After the restore the queued bytes must be there, the pairs
- * still connected, and the listeners accept new connections. */
+ * still connected, and the listeners accept new connections.
+ *
+ * stasis-test: zdtm:sockets
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

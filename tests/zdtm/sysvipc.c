@@ -6,7 +6,12 @@
  * first ones (objects made and removed before), owners and modes are
  * changed. After the restore every id, key, mode, content and value must
  * be the same, the child's write must be seen by the parent, and the
- * messages must come out in their order. */
+ * messages must come out in their order.
+ *
+ * stasis-test: zdtm:sysvipc
+ * stasis-test: zdtm:sysvipc:hostns args=hostns asan=no
+ * stasis-test: zdtm:sysvipc:2-iterations iterations=2 asan=no
+ */
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>

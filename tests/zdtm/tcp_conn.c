@@ -2,7 +2,10 @@
 /* An established TCP connection over loopback (both ends in the process)
  * next to a listener. Without a dump the connection works; dumped with
  * --tcp-close (argument "closed") both ends must come back as closed
- * sockets while the listener still accepts. A plain dump must refuse. */
+ * sockets while the listener still accepts. A plain dump must refuse.
+ *
+ * stasis-build:  # started by fail:tcp-established and tcp-close (tests/t_failures.py)
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

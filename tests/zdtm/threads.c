@@ -2,7 +2,11 @@
 /* 8 threads, each spinning with distinct values live in its zmm0-31, k1-7
  * and r12-r15 (ymm0-15 without AVX-512), with __thread values and its tid
  * recorded. After SIGUSR1 each thread checks its registers, TLS and tid;
- * main checks /proc/self/task lists the same tids. */
+ * main checks /proc/self/task lists the same tids.
+ *
+ * stasis-test: zdtm:threads
+ * stasis-test: zdtm:threads:2-iterations iterations=2 asan=no
+ */
 #include "zdtmtst.h"
 #include "threads_regs.h"
 

@@ -4,7 +4,10 @@
  * partly in sched_yield) until *flag is set, then store the registers.
  * Built with -mavx512f; regs_spin_avx512 is only called when the CPU has
  * it. Layout of in/out (uint64_t): [0,256) zmm0-31 (or ymm0-15 in the
- * first 64), [256,263) k1-k7, [263,267) r12-r15. */
+ * first 64), [256,263) k1-k7, [263,267) r12-r15.
+ *
+ * stasis-build: part-of=threads c_args=-mavx512f
+ */
 #include "threads_regs.h"
 
 #define SPIN_LOOP                                                                \

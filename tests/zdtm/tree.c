@@ -7,7 +7,10 @@
  * Each process checks its pid, parent, group and session itself and
  * reports to the root over a pipe.
  *
- * Shape (index: parent): 1,2,3: 0; 4,5: 1; 6,7: 2; 8: 3; 9: 8. */
+ * Shape (index: parent): 1,2,3: 0; 4,5: 1; 6,7: 2; 8: 3; 9: 8.
+ *
+ * stasis-test: zdtm:tree
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

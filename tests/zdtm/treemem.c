@@ -9,7 +9,10 @@
  * each verifies its own memory (and its pid and parent) and sends a
  * fixed-size report (< PIPE_BUF, so writes never interleave) to the root,
  * which reaps them all and prints PASS only if every process passed.
- * Children die with the root (PR_SET_PDEATHSIG). */
+ * Children die with the root (PR_SET_PDEATHSIG).
+ *
+ * stasis-build:  # started by bench/tree.py
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

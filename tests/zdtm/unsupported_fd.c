@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Holds a userfaultfd (unsupported): dump must fail naming the pid, the fd
  * and its kind, and leave this process running; it then passes when
- * signalled. */
+ * signalled.
+ *
+ * stasis-test: zdtm:unsupported_fd dump=no  # dumping it is fail:unsupported_fd
+ */
 #include "zdtmtst.h"
 
 #include <errno.h>

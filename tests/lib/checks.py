@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Checks shared by the test modules: the dump/restore cycle that compares
+a process before and after, and what a refused or failed operation must
+leave behind (nothing changed, nothing left running)."""
+import os
+import re
+import signal
+import time
+
+import stasistest as st
+from runner import TestFail
+
+
+def expect_killed(pid, what='original', timeout=10):
+    """The dumped original must have been killed with SIGKILL; reaps it."""
+    status = st.wait_pid(pid, timeout)
+    if status is None:
+        raise TestFail('%s %d still running after dump' % (what, pid))
+    if status != 'not-a-child' and not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL):
+        raise TestFail('%s %d ended with %s after dump, expected SIGKILL' % (what, pid, st.describe_status(status)))
+
+
+def expect_refused_unharmed(ctx, w, before, img):
+    """After a refused dump: no image, the workload unharmed and passing."""
+    if os.path.exists(os.path.join(img, 'manifest.json')):
+        raise TestFail('a failed dump left a complete image (manifest.json)')
+    expect_alive_unharmed(w.pid, before, 'the failed dump')
+    err = w.finish(ctx.left(30))
+    if err:
+        raise TestFail('after the failed dump: %s' % err)
+
+
+def expect_alive_unharmed(pid, before, what):
+    s = st.proc_state(pid)
+    if s is None or s in 'ZX':
+        raise TestFail('process %d is gone after %s' % (pid, what))
+    time.sleep(0.05)
+    s = st.proc_state(pid)
+    if s in ('t', 'T'):
+        raise TestFail('process %d left stopped (state %s) after %s' % (pid, s, what))
+    diffs = st.compare_snapshots(before, st.snapshot(pid))
+    if diffs:
+        raise TestFail('process changed by %s: %s' % (what, '; '.join(diffs)))
+
+
+def dump_restore_cycle(ctx, w, tag, binary=None, dump_extra=(), running=False):
+    """Snapshot, dump (kills), reap, restore --detach, compare. Returns the
+    new stdin write end."""
+    pid = w.pid
+    before = st.snapshot(pid)
+    tree_before = st.tree_info(pid)
+    img = ctx.path('img-%s' % tag)
+    res = ctx.stasis(['dump', '--type', 'process', '--pid', str(pid), '-D', img, '-v', '--log-file',
+                      img + '-dump.log'] + list(dump_extra), binary=binary)
+    if res.rc != 0:
+        raise TestFail('dump %s' % res.what())
+    expect_killed(pid)
+    for p in tree_before:
+        if not st.pid_gone(p, 3):
+            raise TestFail('pid %d still exists after the dumped tree was killed' % p)
+    r, wfd = os.pipe()
+    ctx.fds.append(wfd)
+    try:
+        res = ctx.stasis(['restore', '-D', img, '--detach', '-v', '--log-file', img + '-restore.log'],
+                         binary=binary, stdin=r)
+    finally:
+        os.close(r)
+    if res.rc != 0:
+        raise TestFail('restore %s' % res.what())
+    m = re.search(r'^\s*(\d+)\s*$', res.out, re.M)
+    if not m:
+        raise TestFail('restore printed no pid: %r' % res.out[:200])
+    if int(m.group(1)) != pid:
+        raise TestFail('restore printed pid %s, expected %d' % (m.group(1), pid))
+    if st.proc_ppid(pid) != os.getpid():
+        s = st.proc_state(pid)
+        raise TestFail('restored pid %d is %s' % (pid, 'gone' if s is None else
+                                                   'not our child (ppid %s)' % st.proc_ppid(pid)))
+    # The restored threads may not have re-entered their interrupted syscalls
+    # yet (sigsuspend's temporary mask shows in SigBlk only then): let the
+    # state settle for up to 1 s before calling a difference real.
+    end = time.monotonic() + 1.0
+    while True:
+        if st.proc_state(pid) in (None, 'Z', 'X'):
+            raise TestFail('restored process %d died right after restore (%s)'
+                           % (pid, st.describe_status(st.wait_pid(pid, 2))))
+        try:
+            after = st.snapshot(pid)
+        except OSError as e:
+            raise TestFail('cannot read /proc/%d after restore: %s' % (pid, e))
+        if running:  # a process that keeps writing: positions move
+            for s in (before, after):
+                s['fds'] = {fd: v[:2] + ('-',) for fd, v in s['fds'].items()}
+        diffs = st.compare_snapshots(before, after)
+        if not diffs or time.monotonic() > end:
+            break
+        time.sleep(0.05)
+    if diffs:
+        raise TestFail('after restore: %s' % '; '.join(diffs))
+    tree_after = st.tree_info(pid)
+    if tree_after != tree_before:
+        lost = sorted(set(tree_before) - set(tree_after))
+        changed = ['%d: %s -> %s' % (p, tree_before[p], tree_after.get(p)) for p in sorted(tree_before)
+                   if p in tree_after and tree_before[p] != tree_after[p]]
+        raise TestFail('tree after restore differs: lost %s; (ppid, pgid, sid, zombie) changed: %s'
+                       % (lost, '; '.join(changed[:4])))
+    w.set_stdin(wfd)
+    ctx.fds.remove(wfd)
+    return wfd
+
+
+def restore_img_and_pass(ctx, img, pid, w):
+    if not st.pid_gone(pid, 3):
+        raise TestFail('pid %d is not free for the final restore' % pid)
+    _, pid2, wfd = ctx.restore(img)
+    if pid2 != pid:
+        raise TestFail('restore gave pid %s, expected %d' % (pid2, pid))
+    w.set_stdin(wfd)
+    ctx.fds.remove(wfd)
+    err = w.finish(ctx.left(30))
+    if err:
+        raise TestFail('restore of the intact image: %s' % err)
