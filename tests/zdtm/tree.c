@@ -82,7 +82,7 @@ static const char *check_self(int idx, pid_t pid, pid_t ppid, pid_t pgid, pid_t 
 		return snprintf(why, sizeof(why), "pid %d: extra bytes in the pipe from %d", pid, prev), why;
 	free(buf);
 	char line[LINE + 1];
-	snprintf(line, sizeof(line), "process %5d.\n", idx);
+	snprintf(line, sizeof(line), "process %5d.\n", idx % 100000); /* idx < 100000: the line is LINE bytes */
 	if (write(shared_fd, line, LINE) != LINE)
 		return "write to the shared file failed";
 	return NULL;
