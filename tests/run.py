@@ -27,6 +27,7 @@ import stasistest as st  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import programs  # noqa: E402
 import containers  # noqa: E402
+import t_containers_pids  # noqa: E402
 import t_manpage  # noqa: E402
 
 
@@ -410,6 +411,7 @@ class Runner:
             tests.append((name, program_test, to, fn))
         for name, fn, to in containers.TESTS:
             tests.append((name, container_test, to, fn))
+        tests += [(name, container_test, to, fn) for name, fn, to in t_containers_pids.TESTS]
         if self.opts.asan_build:
             asan = os.path.join(os.path.abspath(self.opts.asan_build), 'stasis')
             for name, args, line, to in w:
