@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 import time
@@ -261,8 +262,130 @@ def t_docker_multi(ctx):
         d.stop()
 
 
+def import_redis(ctx, d, tag):
+    """An image of Debian's redis-server and the libraries ldd names, made
+    offline with `docker import` (plus busybox, for docker exec)."""
+    server = shutil.which('redis-server')
+    if not server:
+        raise ContainerSkip('redis-server is not installed (make deps installs it)')
+    rootfs = ctx.path('rootfs-redis')
+    libs = [w for w in subprocess.run(['ldd', server], capture_output=True, text=True, check=True).stdout.split()
+            if w.startswith('/')]
+    for path in [server, shutil.which('busybox')] + libs:
+        dest = rootfs + path
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copy(path, dest)
+    for d_ in ('data', 'tmp', 'bin'):
+        os.makedirs(os.path.join(rootfs, d_), exist_ok=True)
+    for a in ('sh', 'cat', 'ls'):
+        os.symlink('../usr/bin/busybox', os.path.join(rootfs, 'bin', a))
+    tar = subprocess.run(['tar', '-C', rootfs, '-c', '.'], capture_output=True, check=True).stdout
+    d.docker('import', '-', tag, inp=tar)
+
+
+class Resp:
+    """A few Redis commands over RESP, pipelined."""
+
+    def __init__(self, ip, timeout=10):
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                self.s = socket.create_connection((ip, 6379), timeout=timeout)
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    raise ContainerFail('redis does not answer at %s' % ip)
+                time.sleep(0.1)
+        self.buf = b''
+
+    def send(self, *cmds):
+        out = []
+        for c in cmds:
+            out.append(b'*%d\r\n' % len(c) + b''.join(b'$%d\r\n%s\r\n' % (len(a), a) for a in
+                                                      (x.encode() if isinstance(x, str) else x for x in c)))
+        self.s.sendall(b''.join(out))
+        return [self.reply() for _ in cmds]
+
+    def line(self):
+        while b'\r\n' not in self.buf:
+            more = self.s.recv(1 << 16)
+            if not more:
+                raise ContainerFail('redis closed the connection')
+            self.buf += more
+        line, self.buf = self.buf.split(b'\r\n', 1)
+        return line
+
+    def reply(self):
+        line = self.line()
+        if line[:1] in (b'+', b':'):
+            return line[1:].decode()
+        if line[:1] == b'$':
+            n = int(line[1:])
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self.buf += self.s.recv(1 << 16)
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data.decode()
+        raise ContainerFail('redis answered %r' % line[:200])
+
+    def close(self):
+        self.s.close()
+
+
+def run_id(r):
+    info = r.send(('INFO', 'server'))[0]
+    return dict(x.split(':', 1) for x in info.split('\r\n') if ':' in x)['run_id']
+
+
+KEYS = 20000
+
+
+def t_docker_redis(ctx):
+    d = Dockerd(ctx)
+    try:
+        import_redis(ctx, d, 'stasis-redis:test')
+        name, new = 'stasis-r1-%d' % os.getpid(), 'stasis-r2-%d' % os.getpid()
+        d.docker('run', '-d', '--name', name, 'stasis-redis:test', '/usr/bin/redis-server', '--io-threads', '2',
+                 '--bind', '0.0.0.0', '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--dir', '/tmp')
+        r = Resp(d.inspect(name)['NetworkSettings']['IPAddress'])
+        for base in range(0, KEYS, 1000):
+            got = r.send(*[('SET', 'key:%d' % i, 'value-%d' % (i * 7)) for i in range(base, base + 1000)])
+            if got != ['OK'] * 1000:
+                raise ContainerFail('SET answered %r' % [g for g in got if g != 'OK'][:3])
+        rid = run_id(r)
+        r.close()
+        img = ctx.path('img')
+        res = stasis(ctx, d, 'dump', '--type', 'docker', '--id', name, '-D', img, '-v', '--log-file',
+                     img + '-dump.log')
+        if res.returncode != 0:
+            raise ContainerFail('dump exit %d: %s' % (res.returncode, res.stderr[-300:]))
+        tree = image_tree(img, lambda t: None if len(t[0]['threads']) > 1 else 'redis has one thread only')
+        d.docker('rm', '-f', name)
+        res = stasis(ctx, d, 'restore', '-D', img, '--id', new, '-v', '--log-file', img + '-restore.log')
+        if res.returncode != 0:
+            raise ContainerFail('restore exit %d: %s' % (res.returncode, res.stderr[-300:]))
+        check_tasks(tree, ns_tasks(d.inspect(new)['State']['Pid']))
+        r = Resp(d.inspect(new)['NetworkSettings']['IPAddress'])
+        if r.send(('DBSIZE',))[0] != str(KEYS):
+            raise ContainerFail('the restored redis holds %s keys, not %d' % (r.send(('DBSIZE',))[0], KEYS))
+        sample = list(range(0, KEYS, 997)) + [KEYS - 1]
+        got = r.send(*[('GET', 'key:%d' % i) for i in sample])
+        if got != ['value-%d' % (i * 7) for i in sample]:
+            raise ContainerFail('the restored redis answers other values: %r' % got[:3])
+        if run_id(r) != rid:
+            raise ContainerFail('run_id changed: the restored redis is not the same process')
+        if r.send(('SET', 'after', 'restore'), ('GET', 'after')) != ['OK', 'restore']:
+            raise ContainerFail('the restored redis does not take new writes')
+        r.close()
+        d.docker('rm', '-f', new)
+    finally:
+        d.stop()
+
+
 TESTS = [
     ('runc:pids:9-processes', t_runc_multi, 90),
     ('runc:pids:threads', t_runc_threads, 90),
     ('docker:pids:9-processes', t_docker_multi, 180),
+    ('docker:pids:redis', t_docker_redis, 180),
 ]
