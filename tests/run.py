@@ -29,8 +29,9 @@ import programs  # noqa: E402
 import containers  # noqa: E402
 import t_manpage  # noqa: E402
 import t_source  # noqa: E402
+import t_containers_pids  # noqa: E402
 
-MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, programs, containers)
+MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, programs, containers, t_containers_pids)
 
 
 def collect(r):

@@ -44,3 +44,6 @@ int tree_create(struct restore_ctx *c, const struct restore_opts *o);
 /* Kills and reaps what tree_create made. */
 void tree_kill(struct restore_ctx *c);
 int rproc_map_scratch(struct rproc *p);
+/* 0 when pid is free (after waiting a little for a zombie's reaping),
+ * else -EBUSY, logged naming what holds it. */
+int restore_check_pid_free(pid_t pid, bool container);

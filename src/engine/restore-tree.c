@@ -31,8 +31,10 @@
 #include "util/util.h"
 
 /* A pid held by a zombie is freed once its parent reaps it; init here
- * reaps late (DESIGN.md §7), so wait a little for that. */
-static int check_pid_free(pid_t pid)
+ * reaps late (DESIGN.md §7), so wait a little for that. In a container,
+ * whatever holds it was started by its runtime (our own helpers stay
+ * above the image's pids), and --pidns is not for containers. */
+int restore_check_pid_free(pid_t pid, bool container)
 {
 	char path[64];
 	struct proc_stat st = { .comm = "?" };
@@ -50,6 +52,9 @@ static int check_pid_free(pid_t pid)
 	if (st.state == 'Z')
 		return log_error_errno(-EBUSY, "pid %d is still held by an unreaped zombie (%s); its parent has to "
 				       "reap it before the restore", pid, st.comm);
+	if (container)
+		return log_error_errno(-EBUSY, "pid %d, which the image needs, is held in the new container by '%s' "
+				       "(child of pid %d), which its runtime started", pid, st.comm, st.ppid);
 	return log_error_errno(-EBUSY, "pid %d is in use by another process (%s); stop it, or restore with "
 			       "--pidns into a new pid namespace", pid, st.comm);
 }
@@ -90,7 +95,7 @@ static int spawn_root(struct restore_ctx *c, const struct restore_opts *o, bool 
 	if (pid < 0) {
 		close(p[0]);
 		if (e == EEXIST)
-			return check_pid_free(want) < 0 ? -EBUSY : -EAGAIN;
+			return restore_check_pid_free(want, false) < 0 ? -EBUSY : -EAGAIN;
 		return log_error_errno(-e, "cannot create a process with pid %d: %m", want);
 	}
 	int err = 0;
@@ -189,7 +194,7 @@ static int start_root(struct restore_ctx *c, const struct restore_opts *o)
 		goto seize;
 	}
 	for (int tries = 0;; tries++) {
-		if ((r = check_pid_free(pid)) < 0)
+		if ((r = restore_check_pid_free(pid, false)) < 0)
 			return r;
 		r = spawn_root(c, o, &spawned);
 		if (r != -EAGAIN || tries > 3)
@@ -224,7 +229,7 @@ static int fork_child(struct restore_ctx *c, struct rproc *parent, struct rproc 
 		return e;
 	long ret = remote_syscall(r, ppid, SYS_clone3, r->scratch + 8192, sizeof(a));
 	if (ret == -EEXIST) {
-		e = check_pid_free(pid);
+		e = restore_check_pid_free(pid, c->adopted);
 		return e < 0 ? e : log_error_errno(-EAGAIN, "pid %d was taken while the tree was made; try again", pid);
 	}
 	if (ret < 0)

@@ -86,7 +86,7 @@ static int load_image(struct restore_ctx *c, const struct restore_opts *o)
 	return 0;
 }
 
-static int clone_threads(struct rproc *rp)
+static int clone_threads(const struct restore_ctx *c, struct rproc *rp)
 {
 	const uint64_t flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
 	struct remote *r = &rp->rem;
@@ -99,9 +99,11 @@ static int clone_threads(struct rproc *rp)
 		if (e < 0 || (e = remote_write(r, r->scratch + 8192, &a, sizeof(a))) < 0)
 			return e;
 		long ret = remote_syscall(r, pid, SYS_clone3, r->scratch + 8192, sizeof(a));
+		if (ret == -EEXIST)
+			return restore_check_pid_free(tid, c->adopted) < 0 ? -EBUSY
+				: log_error_errno(-EAGAIN, "tid %d was taken while the tree was made; try again", tid);
 		if (ret < 0)
-			return log_error_errno((int)ret, "pid %d: cannot create thread %d: %m%s", pid, tid,
-					       ret == -EEXIST ? " (tid in use)" : "");
+			return log_error_errno((int)ret, "pid %d: cannot create thread %d: %m", pid, tid);
 		/* The new thread is traced from birth and stops before running. */
 		if ((e = wait_stop(tid, &status)) < 0)
 			return log_error_errno(e, "thread %d did not stop after creation: %m", tid);
@@ -137,7 +139,7 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	}
 	if ((e = files_restore(&c->files, r, pid, &p->files, FDPASS_STUB_FD, rp->pidfd, rp == c->procs)) < 0 ||
 	    (e = locks_restore(r, pid, &p->locks)) < 0 || (e = task_restore(r, pid, &p->task)) < 0 ||
-	    (e = signals_restore(r, pid, &p->sig)) < 0 || (e = clone_threads(rp)) < 0 ||
+	    (e = signals_restore(r, pid, &p->sig)) < 0 || (e = clone_threads(c, rp)) < 0 ||
 	    (e = timers_restore(r, pid, &p->timers)) < 0 || (e = inject_fail("restore:after-threads")) < 0)
 		return e;
 	for (size_t i = 0; i < p->nthreads; i++) {

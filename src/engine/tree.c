@@ -39,6 +39,17 @@ struct tree_node *tree_find(const struct tree *t, pid_t pid)
 	return NULL;
 }
 
+pid_t tree_max_pid(const struct tree *t)
+{
+	pid_t max = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		max = t->v[i].pid > max ? t->v[i].pid : max;
+		for (size_t k = 0; k < t->v[i].ntids; k++)
+			max = t->v[i].tids[k] > max ? t->v[i].tids[k] : max;
+	}
+	return max;
+}
+
 bool tree_sid_external(const struct tree *t, pid_t sid)
 {
 	return !tree_find(t, sid);

@@ -37,6 +37,9 @@ void tree_detach(const struct tree *t);
  * and processes of the tree's sessions that are not in it (reparented). */
 int tree_check(const struct tree *t);
 struct tree_node *tree_find(const struct tree *t, pid_t pid);
+/* The highest pid or tid of the tree: a restore needs every one up to it
+ * free, so whatever helps it in the same pid namespace stays above. */
+pid_t tree_max_pid(const struct tree *t);
 /* The root's session is the restorer's when it was not the root's own. */
 bool tree_sid_external(const struct tree *t, pid_t sid);
 

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/syscalls.h"
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -81,7 +82,53 @@ int rt_wait(pid_t pid)
 	return -EINTR;
 }
 
-int rt_in_container(pid_t pid, int (*fn)(void *), void *arg)
+/* The next pids the kernel hands out in our pid namespace come after
+ * ours: a pid given by clone3's set_tid does not move the kernel's cursor
+ * (the restored tree's pids do not either), so without this our threads
+ * (the page verifier) would take the lowest free pids, which the image may
+ * need. ns_last_pid acts on the writer's own pid namespace. */
+static int pids_after_us(void)
+{
+	char buf[16];
+	int n = snprintf(buf, sizeof(buf), "%d", getpid());
+	_cleanup_close_ int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, buf, (size_t)n) != n)
+		return -errno;
+	return 0;
+}
+
+/* In the inner child: our own view of the container's pids, then fn. */
+static int run_inner(pid_t above, int (*fn)(void *), void *arg)
+{
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return log_error_errno(-errno, "cannot mount /proc for the container's pid namespace: %m");
+	int r = above ? pids_after_us() : 0;
+	if (r < 0)
+		return log_error_errno(r, "cannot set ns_last_pid in the container's pid namespace (our threads "
+				       "would take pids up to %d that the image needs): %m", above);
+	return fn(arg);
+}
+
+/* Forks, into the pid namespace joined, on the first free pid above
+ * `above` there (any pid when 0). Pids held there are the runtime's own
+ * processes: any free one above the image's does. */
+static pid_t fork_above(pid_t above)
+{
+	if (!above)
+		return fork();
+	for (pid_t want = above + 1; want <= above + 64; want++) {
+		struct clone_args_v2 a = { .exit_signal = SIGCHLD, .set_tid = (uint64_t)&want, .set_tid_size = 1 };
+		long pid = sys_clone3(&a);
+		if (pid >= 0 || errno != EEXIST)
+			return (pid_t)pid;
+		log_debug("pid %d of the container is taken; trying the next", want);
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+int rt_in_container(pid_t pid, pid_t above, int (*fn)(void *), void *arg)
 {
 	fflush(NULL);
 	pid_t child = fork();
@@ -91,15 +138,12 @@ int rt_in_container(pid_t pid, int (*fn)(void *), void *arg)
 		/* Joining a pid namespace only places our children in it. */
 		if (join(pid, "net", CLONE_NEWNET) < 0 || join(pid, "pid", CLONE_NEWPID) < 0)
 			_exit(1);
-		pid_t inner = fork();
-		if (inner == 0) {
-			if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-			    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
-				log_error_errno(-errno, "cannot mount /proc for the container's pid namespace: %m");
-				_exit(1);
-			}
-			_exit(fn(arg) < 0 ? 1 : 0);
-		}
+		pid_t inner = fork_above(above);
+		if (inner == 0)
+			_exit(run_inner(above, fn, arg) < 0 ? 1 : 0);
+		if (inner < 0)
+			log_error_errno(-errno, "cannot start the restorer in the pid namespace of pid %d on a pid "
+					"above %d (those the image needs): %m", pid, above);
 		_exit(inner < 0 || rt_wait(inner) < 0 ? 1 : 0);
 	}
 	return rt_wait(child);

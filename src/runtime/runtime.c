@@ -72,7 +72,9 @@ static int dump_found(const struct rt_ops *ops, const struct rt_found *f, struct
 		return dump_process(img, f->pid, o);
 	struct dump_args a = { img, o };
 	o->fsroot = RT_CONTAINER_ROOT;
-	return rt_in_container(f->pid, dump_inside, &a);
+	/* Any pid will do: the tree is not known yet, and it is not made
+	 * again there. */
+	return rt_in_container(f->pid, 0, dump_inside, &a);
 }
 
 int rt_dump(const struct rt_ops *ops, const struct rt_target *t, const char *dir, struct dump_opts *o)

@@ -121,8 +121,10 @@ int rt_stub_path(char *buf, size_t size);
 int rt_run(char *const argv[], char **ret_out);
 /* Runs fn(arg) in a child that has joined the pid and network namespaces
  * of host pid `pid`, with a mount namespace of its own whose /proc shows
- * that pid namespace; the container's files are at /proc/1/root there. */
-int rt_in_container(pid_t pid, int (*fn)(void *), void *arg);
+ * that pid namespace; the container's files are at /proc/1/root there.
+ * With `above` > 0 (a restore: the image's highest pid or tid), that child
+ * and every task it makes there get pids above it (DESIGN.md §5a). */
+int rt_in_container(pid_t pid, pid_t above, int (*fn)(void *), void *arg);
 int rt_copy_file(const char *from, const char *to, mode_t mode);
 
 /* fs-archive.c: the files under dir into the image as name, and back into

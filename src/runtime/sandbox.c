@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine/fdpass.h"
+#include "engine/tree.h"
 #include "image/image.h"
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
@@ -48,6 +49,19 @@ static int pick_name(const json_t *meta, const char *new_id, const char **ret)
 	return 0;
 }
 
+/* The image's highest pid or tid: in the new container, the restorer
+ * stays above it (DESIGN.md §5a). */
+static int image_max_pid(struct image *img, pid_t *ret)
+{
+	struct tree t;
+	int r = tree_from_json(json_object_get(image_manifest(img), "tree"), &t);
+	if (r < 0)
+		return log_error_errno(r, "manifest.json in %s: missing or bad tree", image_dir(img));
+	*ret = tree_max_pid(&t);
+	tree_free(&t);
+	return 0;
+}
+
 static int load(struct image *img, const char *type, json_t **ret_meta, json_t **ret_config)
 {
 	json_t *meta = json_object_get(image_manifest(img), "container");
@@ -66,11 +80,12 @@ int rt_restore_sandbox(const struct rt_ops *ops, struct image *img, const struct
 	struct rt_sandbox sb = { 0 };
 	const char *name;
 	int ctl = -1, stub = -1;
+	pid_t max;
 	if (o.pidns || o.ninherit)
 		return log_error_errno(-EINVAL, "--pidns and --inherit-fd are for process images; %s holds a %s "
 				       "container", req->dir, ops->name);
 	int r = load(img, ops->name, &meta, &config);
-	if (r < 0 || (r = pick_name(meta, req->new_id, &name)) < 0)
+	if (r < 0 || (r = pick_name(meta, req->new_id, &name)) < 0 || (r = image_max_pid(img, &max)) < 0)
 		return r;
 	if ((r = fdpass_open(&ctl, &stub)) < 0)
 		return log_error_errno(r, "cannot make the fd transport: %m");
@@ -82,7 +97,7 @@ int rt_restore_sandbox(const struct rt_ops *ops, struct image *img, const struct
 		o.ctl = ops->uses_fd ? ctl : -1;
 		o.stub_file = sb.stub_in;
 		o.fsroot = RT_CONTAINER_ROOT;
-		r = rt_in_container(sb.pid, restore_inside, &a);
+		r = rt_in_container(sb.pid, max, restore_inside, &a);
 		if (r < 0)
 			log_error("restore into %s container '%s' failed; the container is removed", ops->name, name);
 	}
