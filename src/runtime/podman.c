@@ -63,7 +63,7 @@ static size_t subcommand(const json_t *cmd)
 			return i;
 		if (streq(s, "container"))
 			continue;
-		if (s[0] != '-')
+		if (s[0] != '-' || !s[1])
 			return 0;
 		bool flag_long = s[1] == '-', has_value = strchr(s, '=') || (!flag_long && s[2]);
 		if (!has_value && !(flag_long ? in(global_bools, ARRAY_SIZE(global_bools), s + 2, strlen(s + 2))
