@@ -7,7 +7,7 @@
 #include "util/util.h"
 
 static const struct cli_option options[] = {
-	{ "type", 't', true, "TYPE", "process (the default), runc, docker or containerd" },
+	{ "type", 't', true, "TYPE", "process (the default), runc, docker, containerd or podman" },
 	{ "pid", 'p', true, "PID", "root of the process tree to dump (--type process)" },
 	{ "id", 'i', false, "ID", "the container's id or name (the container types)" },
 	{ "namespace", 'n', false, "NS", "containerd namespace of the container (Docker's: moby)" },
@@ -21,7 +21,7 @@ static const struct cli_option options[] = {
 const struct cli_command cli_dump = {
 	"dump", cmd_dump, "checkpoint a process tree or a container into an image directory",
 	"--type process --pid PID -D DIR [OPTIONS]\n"
-	"--type runc|docker --id ID -D DIR [OPTIONS]\n"
+	"--type runc|docker|podman --id ID -D DIR [OPTIONS]\n"
 	"--type containerd --namespace NS --id ID -D DIR [OPTIONS]",
 	options,
 };

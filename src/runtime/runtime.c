@@ -24,9 +24,9 @@
 #include "util/log.h"
 #include "util/util.h"
 
-extern const struct rt_ops rt_process, rt_runc, rt_docker, rt_containerd;
+extern const struct rt_ops rt_process, rt_runc, rt_docker, rt_containerd, rt_podman;
 
-static const struct rt_ops *const table[] = { &rt_process, &rt_runc, &rt_docker, &rt_containerd };
+static const struct rt_ops *const table[] = { &rt_process, &rt_runc, &rt_docker, &rt_containerd, &rt_podman };
 
 const struct rt_ops *rt_find(const char *name)
 {
