@@ -10,7 +10,7 @@ PREFIX ?= /usr/local
 
 # Debian (bookworm) packages needed to build, test, fuzz and benchmark.
 DEB_PACKAGES := build-essential meson ninja-build pkg-config libjansson-dev \
-	libxxhash-dev libzstd-dev libcmocka-dev libcurl4-openssl-dev libmnl-dev \
+	libxxhash-dev libzstd-dev libcmocka-dev libcurl4-openssl-dev libmnl-dev libarchive-dev \
 	python3 clang libclang-rt-14-dev procps iproute2 runc busybox-static docker.io \
 	podman scdoc redis-server
 

@@ -286,7 +286,8 @@ def docker_restore_fails(ctx, d, img, new, tag):
 
 
 def t_containerd_moby(ctx):
-    # A Docker container found through containerd (Docker's namespace).
+    # A Docker container found through containerd (Docker's namespace), by
+    # its name, at the address given with --address.
     d = dockerd.shared(ctx)
     name, new = 'stasis-c3-%d' % os.getpid(), 'stasis-c4-%d' % os.getpid()
     try:
@@ -298,8 +299,8 @@ def t_containerd_moby(ctx):
         tasks = subprocess.run(['ctr', '--namespace', 'moby', 'task', 'ls'], env=env, capture_output=True, text=True)
         if full not in tasks.stdout:
             raise TestFail('ctr task ls does not show the container: %r' % tasks.stdout[-200:])
-        r = subprocess.run([ctx.r.stasis, 'dump', '--type', 'containerd', '--namespace', 'moby', '--id', full,
-                            '-D', img], env=env, capture_output=True, text=True, timeout=120)
+        r = stasis(ctx, d, 'dump', '--type', 'containerd', '--namespace', 'moby', '--id', name,
+                   '--address', env['CONTAINERD_ADDRESS'], '-D', img)
         if r.returncode != 0:
             raise TestFail('containerd dump exit %d: %s' % (r.returncode, r.stderr[-300:]))
         d.docker('rm', '-f', name)
@@ -314,8 +315,73 @@ def t_containerd_moby(ctx):
         nums = [int(x) for x in d.docker('exec', new, 'cat', '/data/count').stdout.decode().split()]
         if nums != list(range(1, len(nums) + 1)):
             raise TestFail('containerd restore: the count did not carry on: %s' % nums[-8:])
+        r = stasis(ctx, d, 'dump', '--type', 'containerd', '--namespace', 'moby', '--id', new,
+                   '--address', ctx.path('nothing.sock'), '-D', ctx.path('img2'))
+        if r.returncode != 1 or 'nothing.sock' not in r.stderr:
+            raise TestFail('dump with a wrong --address: exit %d %r' % (r.returncode, r.stderr))
     finally:
         remove(d, name, new)
+
+
+CHECKPOINT_ROOT = '/var/lib/stasis/checkpoints'
+
+
+def t_containerd_seed(ctx):
+    # The two commands of the seeds typed as written there: no -D (the dump
+    # prints the directory it made under the default root), no
+    # CONTAINERD_ADDRESS (the dockerd's own containerd is found), the short
+    # id `docker ps` shows, and restore with --type containerd.
+    d = dockerd.shared(ctx)
+    name = 'stasis-c5-%d' % os.getpid()
+    env = {k: v for k, v in d.env.items() if k != 'CONTAINERD_ADDRESS'}
+    made = [p for p in ('/var/lib/stasis', CHECKPOINT_ROOT) if not os.path.exists(p)]
+    img = None
+    try:
+        d.docker('run', '-d', '--name', name, dockerd.IMAGE, 'sh', '-c', COUNTER)
+        cid = d.docker('ps', '-q', '--filter', 'name=' + name).stdout.decode().strip()
+        time.sleep(1)
+        r = subprocess.run([ctx.r.stasis, 'dump', '--type', 'containerd', '--namespace', 'moby', '--id', cid],
+                           env=env, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise TestFail('seed dump exit %d: %s' % (r.returncode, r.stderr[-300:]))
+        img = r.stdout.strip()
+        if r.stdout.count('\n') != 1 or not img.startswith('%s/containerd-%s-' % (CHECKPOINT_ROOT, cid)):
+            raise TestFail('the dump printed %r, not one new directory under %s' % (r.stdout, CHECKPOINT_ROOT))
+        for p in [img] + made:
+            if os.stat(p).st_mode & 0o777 != 0o700:
+                raise TestFail('%s is mode %o, not 700' % (p, os.stat(p).st_mode & 0o777))
+        before = d.docker('logs', name).stdout.decode().split()
+        d.docker('rm', '-f', name)
+        seed_restore_refusals(ctx, env, img)
+        r = subprocess.run([ctx.r.stasis, 'restore', '--type', 'containerd', '--checkpoint-dir', img],
+                           env=env, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise TestFail('seed restore exit %d: %s' % (r.returncode, r.stderr[-300:]))
+        time.sleep(1.5)
+        nums = [int(x) for x in d.docker('exec', name, 'cat', '/data/count').stdout.decode().split()]
+        if nums != list(range(1, len(nums) + 1)) or len(nums) < len(before) // 2 + 3:
+            raise TestFail('seed restore: the count did not carry on: %s' % nums[-8:])
+    finally:
+        remove(d, name)
+        if img and img.startswith(CHECKPOINT_ROOT + '/'):
+            shutil.rmtree(img, ignore_errors=True)
+        for p in reversed(made):
+            try:
+                os.rmdir(p)
+            except OSError:
+                pass
+
+
+def seed_restore_refusals(ctx, env, img):
+    """restore --type/--namespace that do not match the image: exit 1, both
+    named, nothing created."""
+    for args, want in ((['--type', 'docker'], ('containerd', 'docker')),
+                       (['--type', 'containerd', '--namespace', 'k8s.io'], ('moby', 'k8s.io'))):
+        r = subprocess.run([ctx.r.stasis, 'restore'] + args + ['--checkpoint-dir', img], env=env,
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 1 or not all(w in r.stderr for w in want):
+            raise TestFail('restore %s of a containerd moby image: exit %d %r' % (' '.join(args), r.returncode,
+                                                                                    r.stderr))
 
 
 def http_get(ip, timeout=5):
@@ -368,5 +434,6 @@ TESTS = [
     Test('runc:unknown-container', t_runc_bad, 30),
     Test('docker:counter', t_docker_counter, 180),
     Test('containerd:moby', t_containerd_moby, 150),
+    Test('containerd:seed-commands', t_containerd_seed, 150),
     Test('docker:httpd', t_docker_httpd, 150),
 ]

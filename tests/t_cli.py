@@ -162,10 +162,44 @@ def t_inherit_fd(ctx):
         raise TestFail('restore exit %s, output %r' % (rc, text))
 
 
+def t_default_dir(ctx):
+    # dump without -D: a new directory under the checkpoint root (made 0700
+    # with its parents), printed as the one line on stdout; restore --type
+    # checks the image's type, naming both.
+    p = subprocess.Popen(['sleep', '1000'], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    root = ctx.path('ckpt', 'root')
+    env = {'STASIS_CHECKPOINT_ROOT': root}
+    try:
+        res = ctx.stasis(['dump', '--type', 'process', '--pid', str(p.pid)], env=env)
+        if res.rc != 0:
+            raise TestFail('dump without -D %s' % res.what())
+        img = res.out.strip()
+        if res.out.count('\n') != 1 or not re.fullmatch(r'%s/process-%d-\d{8}T\d{6}Z' % (re.escape(root), p.pid),
+                                                          img):
+            raise TestFail('dump without -D printed %r' % res.out)
+        p.wait(10)
+        for d in (ctx.path('ckpt'), root, img):
+            if os.stat(d).st_mode & 0o777 != 0o700:
+                raise TestFail('%s is mode %o, not 700' % (d, os.stat(d).st_mode & 0o777))
+        res = ctx.stasis(['restore', '--type', 'docker', '-D', img], env=env)
+        if res.rc != 1 or 'process' not in res.err or 'docker' not in res.err:
+            raise TestFail('restore --type docker of a process image %s' % res.what())
+        res = ctx.stasis(['restore', '--type', 'process', '-D', img, '--detach'], env=env)
+        if res.rc != 0 or int(res.out.split()[-1]) != p.pid:
+            raise TestFail('restore --type process %s' % res.what())
+        os.kill(p.pid, 9)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 TESTS = [
     Test('cli:usage', t_cli_usage, 30),
     Test('cli:check', t_cli_check, 30),
     Test('cli:inspect', t_cli_inspect, 60),
     Test('python3', t_python, 60),
     Test('inherit-fd', t_inherit_fd, 60),
+    Test('cli:default-dir', t_default_dir, 60),
 ]

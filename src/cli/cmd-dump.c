@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 
 #include "cli/cli.h"
@@ -11,7 +12,10 @@ static const struct cli_option options[] = {
 	{ "pid", 'p', true, "PID", "root of the process tree to dump (--type process)" },
 	{ "id", 'i', false, "ID", "the container's id or name (the container types)" },
 	{ "namespace", 'n', false, "NS", "containerd namespace of the container (Docker's: moby)" },
-	{ "checkpoint-dir", 'D', true, "DIR", "write the image into DIR (required)" },
+	{ "address", 'A', false, "SOCKET", "containerd's socket (default: $CONTAINERD_ADDRESS, dockerd's, "
+					    "/run/containerd/containerd.sock)" },
+	{ "checkpoint-dir", 'D', true, "DIR", "write the image into DIR (default: a new directory under "
+					       RT_CHECKPOINT_ROOT ", printed)" },
 	{ "leave-running", 'R', false, NULL, "the tree carries on after the dump (default: killed)" },
 	{ "tcp-close", 'T', false, NULL, "save established TCP connections as closed sockets" },
 	CLI_COMMON_OPTIONS,
@@ -20,16 +24,32 @@ static const struct cli_option options[] = {
 
 const struct cli_command cli_dump = {
 	"dump", cmd_dump, "checkpoint a process tree or a container into an image directory",
-	"--type process --pid PID -D DIR [OPTIONS]\n"
-	"--type runc|docker|podman --id ID -D DIR [OPTIONS]\n"
-	"--type containerd --namespace NS --id ID -D DIR [OPTIONS]",
+	"--type process --pid PID [-D DIR] [OPTIONS]\n"
+	"--type runc|docker|podman --id ID [-D DIR] [OPTIONS]\n"
+	"--type containerd --namespace NS --id ID [--address SOCKET] [-D DIR] [OPTIONS]",
 	options,
 };
+
+/* Without -D the image goes into a new directory under the checkpoint
+ * root, which is then the one line on stdout. */
+static int dump_to(const struct rt_ops *ops, const struct rt_target *t, const char *dir, struct dump_opts *o)
+{
+	char path[PATH_MAX];
+	if (!dir && rt_default_dir(ops, t, path, sizeof(path)) < 0)
+		return 1;
+	if (rt_dump(ops, t, dir ? dir : path, o) < 0)
+		return 1;
+	if (!dir) {
+		printf("%s\n", path);
+		fflush(stdout);
+	}
+	return 0;
+}
 
 int cmd_dump(int argc, char **argv)
 {
 	struct dump_opts o = { 0 };
-	const char *type = "process", *dir = NULL, *id = NULL, *ns = NULL;
+	const char *type = "process", *dir = NULL, *id = NULL, *ns = NULL, *address = NULL;
 	pid_t pid = 0;
 	struct cli_parser parser;
 	int c;
@@ -47,6 +67,7 @@ int cmd_dump(int argc, char **argv)
 		case 'T': o.tcp_close = true; break;
 		case 'i': id = optarg; break;
 		case 'n': ns = optarg; break;
+		case 'A': address = optarg; break;
 		}
 	}
 	if (c == CLI_STOP)
@@ -62,8 +83,8 @@ int cmd_dump(int argc, char **argv)
 		return usage_error("dump", "--type %s takes --id ID (and no --pid)", type);
 	if ((ops->target == RT_BY_ID_NS) != (ns != NULL))
 		return usage_error("dump", "--namespace goes with --type containerd (and is required there)");
-	if (!dir)
-		return usage_error("dump", "-D/--checkpoint-dir is required");
-	struct rt_target t = { .pid = pid, .id = id, .ns = ns };
-	return rt_dump(ops, &t, dir, &o) < 0 ? 1 : 0;
+	if (address && ops->target != RT_BY_ID_NS)
+		return usage_error("dump", "--address goes with --type containerd");
+	struct rt_target t = { .pid = pid, .id = id, .ns = ns, .address = address };
+	return dump_to(ops, &t, dir, &o);
 }

@@ -27,6 +27,8 @@ static int parse_inherit(const char *arg, struct inherit_fd *ret)
 
 static const struct cli_option options[] = {
 	{ "checkpoint-dir", 'D', true, "DIR", "the image to restore (required); its type comes from it" },
+	{ "type", 't', true, "TYPE", "refuse an image of another type (process, runc, docker, containerd)" },
+	{ "namespace", 'n', false, "NS", "refuse a containerd image of another namespace" },
 	{ "detach", 'd', false, NULL, "print the root's pid and return once the tree runs" },
 	{ "pidns", 'P', false, NULL, "restore into a new pid namespace (when a pid is taken)" },
 	{ "inherit-fd", 'I', false, "FD:OURFD", "fd FD that led outside the tree becomes our OURFD" },
@@ -38,7 +40,7 @@ static const struct cli_option options[] = {
 const struct cli_command cli_restore = {
 	"restore", cmd_restore, "restore a process tree or a container from an image directory",
 	"-D DIR [--detach] [--pidns] [--inherit-fd FD:OURFD] [OPTIONS]\n"
-	"-D DIR [--id NEW] [OPTIONS]    (a container image)",
+	"-D DIR [--type TYPE] [--namespace NS] [--id NEW] [OPTIONS]    (a container image)",
 	options,
 };
 
@@ -58,6 +60,8 @@ int cmd_restore(int argc, char **argv)
 		case 'd': o->detach = true; break;
 		case 'P': o->pidns = true; break;
 		case 'i': q.new_id = optarg; break;
+		case 't': q.type = optarg; break;
+		case 'n': q.ns = optarg; break;
 		case 'I':
 			if (o->ninherit == MAX_INHERIT || parse_inherit(optarg, &inh[o->ninherit]) < 0)
 				return usage_error("restore", "bad --inherit-fd '%s' (want TARGETFD:OURFD)", optarg);
@@ -71,6 +75,11 @@ int cmd_restore(int argc, char **argv)
 		return usage_error("restore", "unexpected argument '%s'", argv[optind]);
 	if (!q.dir)
 		return usage_error("restore", "-D/--checkpoint-dir is required");
+	const struct rt_ops *ops = q.type ? rt_find(q.type) : NULL;
+	if (q.type && !ops)
+		return usage_error("restore", "--type %s is not supported (supported: %s)", q.type, rt_names());
+	if (q.ns && ops && ops->target != RT_BY_ID_NS)
+		return usage_error("restore", "--namespace goes with --type containerd");
 	if (rt_restore(&q, &res) < 0)
 		return 1;
 	if (res.waited)

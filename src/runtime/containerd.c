@@ -1,17 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* containerd, through its own client (`ctr`, as there is no C client
- * library): the task is found with `ctr --namespace NS task ls`. Docker's
+ * library): the task is found with `ctr --address A --namespace NS task
+ * ls`, A found as containerd-address.c says. Docker's
  * containers live in the "moby" namespace: for those, the container's
  * description and restore go through Docker (which owns their image and
  * configuration, reached through the same Engine API steps, moby.c), so a
  * restore gives a first-class Docker container. Other
  * namespaces are checkpointed the same way but cannot be restored yet. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "image/image.h"
+#include "runtime/containerd.h"
 #include "runtime/moby.h"
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
@@ -19,16 +22,17 @@
 #include "util/util.h"
 
 /* The pid of task id from `ctr task ls`: "TASK PID STATUS" lines. */
-static int task_pid(const char *ns, const char *id, pid_t *ret)
+static int task_pid(const char *address, const char *ns, const char *id, pid_t *ret)
 {
-	char *const argv[] = { (char *)"ctr", (char *)"--namespace", (char *)ns, (char *)"task", (char *)"ls", NULL };
+	char *const argv[] = { (char *)"ctr", (char *)"--address", (char *)address, (char *)"--namespace", (char *)ns,
+			       (char *)"task", (char *)"ls", NULL };
 	_cleanup_free_ char *out = NULL;
 	int r = rt_run(argv, &out);
 	if (r == -ENOENT)
 		return log_error_errno(r, "ctr (containerd's client) is not installed");
 	if (r < 0)
-		return log_error_errno(r, "cannot list containerd tasks in namespace '%s'; is containerd running "
-				       "(CONTAINERD_ADDRESS)?", ns);
+		return log_error_errno(r, "cannot list containerd tasks in namespace '%s' at %s; is containerd running "
+				       "there (--address, CONTAINERD_ADDRESS)?", ns, address);
 	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
 		char task[256], status[64];
 		long pid;
@@ -39,25 +43,26 @@ static int task_pid(const char *ns, const char *id, pid_t *ret)
 		*ret = (pid_t)pid;
 		return 0;
 	}
-	return log_error_errno(-ENOENT, "no containerd task '%s' in namespace '%s'", id, ns);
+	return log_error_errno(-ENOENT, "no containerd task '%s' in namespace '%s' at %s", id, ns, address);
 }
 
-static int containerd_locate(const struct rt_target *t, struct rt_found *ret)
+/* A Docker container in the moby namespace, named as docker accepts it
+ * (name, full or short id): Docker resolves the name to the full id, which
+ * is containerd's id of the task, and both must agree on its pid. */
+static int locate_moby(const char *address, const char *id, struct rt_found *ret)
 {
-	const char *id = t->id, *ns = t->ns;
+	struct rt_found f = { 0 };
+	const char *full;
 	pid_t pid;
-	int r = task_pid(ns, id, &pid);
+	int r = moby_locate(id, &f);
 	if (r < 0)
 		return r;
-	if (!streq(ns, "moby"))
-		return log_error_errno(-EOPNOTSUPP, "containerd namespace '%s': only Docker's (moby) containers can be "
-				       "checkpointed yet", ns);
-	struct rt_found f = { 0 };
-	if ((r = moby_locate(id, &f)) < 0)
-		return r;
-	if (f.pid != pid)
+	if (json_get_str(f.meta, "id", &full) < 0)
+		r = log_error_errno(-EBADMSG, "Docker gave no id for container '%s'", id);
+	else if ((r = task_pid(address, "moby", full, &pid)) >= 0 && f.pid != pid)
 		r = log_error_errno(-ESRCH, "containerd and Docker disagree about container '%s'", id);
-	else if (json_set_str(f.meta, "runtime", "containerd") < 0 || json_set_str(f.meta, "namespace", ns) < 0)
+	else if (r >= 0 && (json_set_str(f.meta, "runtime", "containerd") < 0 ||
+			    json_set_str(f.meta, "namespace", "moby") < 0))
 		r = log_error_errno(-ENOMEM, "cannot describe container '%s': %m", id);
 	if (r < 0) {
 		json_decref(f.meta), json_decref(f.config);
@@ -65,6 +70,22 @@ static int containerd_locate(const struct rt_target *t, struct rt_found *ret)
 	}
 	*ret = f;
 	return 0;
+}
+
+static int containerd_locate(const struct rt_target *t, struct rt_found *ret)
+{
+	char address[PATH_MAX];
+	pid_t pid;
+	int r = containerd_address(t->address, t->ns, address, sizeof(address));
+	if (r < 0)
+		return r;
+	log_debug("containerd at %s", address);
+	if (streq(t->ns, "moby"))
+		return locate_moby(address, t->id, ret);
+	if ((r = task_pid(address, t->ns, t->id, &pid)) < 0)
+		return r;
+	return log_error_errno(-EOPNOTSUPP, "containerd namespace '%s': only Docker's (moby) containers can be "
+			       "checkpointed yet", t->ns);
 }
 
 const struct rt_ops rt_containerd = {

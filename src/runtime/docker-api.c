@@ -33,7 +33,7 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
 	return add;
 }
 
-static const char *socket_path(void)
+const char *docker_socket_path(void)
 {
 	const char *h = getenv("DOCKER_HOST");
 	if (h && startswith(h, "unix://"))
@@ -56,7 +56,7 @@ int docker_call(const char *method, const char *path, const json_t *body, json_t
 	_cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
 	struct buf b = { 0 };
-	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket_path());
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, docker_socket_path());
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
@@ -74,7 +74,7 @@ int docker_call(const char *method, const char *path, const json_t *body, json_t
 	if (cr != CURLE_OK) {
 		free(b.p);
 		return log_error_errno(-ECONNREFUSED, "cannot reach the Docker daemon at %s (%s); is dockerd running?",
-				       socket_path(), curl_easy_strerror(cr));
+				       docker_socket_path(), curl_easy_strerror(cr));
 	}
 	if (ret)
 		*ret = b.p ? json_loads(b.p, 0, NULL) : NULL;

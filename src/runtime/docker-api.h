@@ -11,3 +11,6 @@
 int docker_call(const char *method, const char *path, const json_t *body, json_t **ret);
 /* The daemon's error message in a reply, or a placeholder. */
 const char *docker_message(const json_t *reply);
+/* The Docker socket's path: $DOCKER_HOST's when it is unix://PATH, else
+ * /var/run/docker.sock. */
+const char *docker_socket_path(void);

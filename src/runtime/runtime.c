@@ -120,8 +120,12 @@ static int image_ops(struct image *img, const struct rt_restore_req *req, const 
 	if (req->type && !streq(req->type, type))
 		return log_error_errno(-EINVAL, "%s holds a %s checkpoint, not %s", req->dir, type, req->type);
 	json_t *meta = json_object_get(image_manifest(img), "container");
-	if (req->ns && (json_get_str(meta, "namespace", &ns) < 0 || !streq(ns, req->ns)))
-		return log_error_errno(-EINVAL, "%s is not a checkpoint of namespace '%s'", req->dir, req->ns);
+	if (req->ns && json_get_str(meta, "namespace", &ns) < 0)
+		return log_error_errno(-EINVAL, "%s holds a %s checkpoint, which has no containerd namespace (not '%s')",
+				       req->dir, type, req->ns);
+	if (req->ns && !streq(ns, req->ns))
+		return log_error_errno(-EINVAL, "%s holds a checkpoint of containerd namespace '%s', not '%s'", req->dir,
+				       ns, req->ns);
 	*ret = rt_find(type);
 	if (!*ret)
 		return log_error_errno(-EOPNOTSUPP, "image type '%s' cannot be restored by this version", type);

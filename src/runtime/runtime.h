@@ -21,6 +21,7 @@ struct rt_target {
 	pid_t pid;
 	const char *id;
 	const char *ns;
+	const char *address; /* containerd's socket (--address); NULL: found */
 };
 
 /* What an adapter finds of its target. */
@@ -103,6 +104,15 @@ int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret);
 int rt_inspect(const char *dir, bool as_json);
 /* What this kernel offers of what stasis needs (stasis check). */
 const struct kfeature *rt_kernel_features(size_t *ret_n);
+
+/* checkpoint-dir.c: where a dump goes without -D. The root is
+ * $STASIS_CHECKPOINT_ROOT, else RT_CHECKPOINT_ROOT; it and its missing
+ * parents are made 0700. rt_default_dir writes into buf a path below it
+ * that does not exist yet, TYPE-NAME-YYYYMMDDTHHMMSSZ (NAME: the pid or
+ * the id as given), for image_create to make. */
+#define RT_CHECKPOINT_ROOT "/var/lib/stasis/checkpoints"
+const char *rt_checkpoint_root(void);
+int rt_default_dir(const struct rt_ops *ops, const struct rt_target *t, char *buf, size_t size);
 
 /* A container's restore: sandbox, then the engine inside it. */
 int rt_restore_sandbox(const struct rt_ops *ops, struct image *img, const struct rt_restore_req *req,
