@@ -65,5 +65,5 @@ int cmd_dump(int argc, char **argv)
 	if (!dir)
 		return usage_error("dump", "-D/--checkpoint-dir is required");
 	struct rt_target t = { .pid = pid, .id = id, .ns = ns };
-	return rt_dump(ops, &t, dir, &o) < 0 ? 1 : 0;
+	return rt_dump(ops, &t, dir, &o) < 0 ? cli_failed("dump") : 0;
 }

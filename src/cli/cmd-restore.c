@@ -72,7 +72,7 @@ int cmd_restore(int argc, char **argv)
 	if (!q.dir)
 		return usage_error("restore", "-D/--checkpoint-dir is required");
 	if (rt_restore(&q, &res) < 0)
-		return 1;
+		return cli_failed("restore");
 	if (res.waited)
 		return res.status;
 	printf("%d\n", res.pid);
