@@ -25,12 +25,13 @@ from runner import Runner  # noqa: E402
 import t_zdtm  # noqa: E402
 import t_cli  # noqa: E402
 import t_failures  # noqa: E402
+import t_trust  # noqa: E402
 import programs  # noqa: E402
 import containers  # noqa: E402
 import t_manpage  # noqa: E402
 import t_source  # noqa: E402
 
-MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, programs, containers)
+MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, programs, containers)
 
 
 def collect(r):
