@@ -25,6 +25,7 @@ from runner import Runner  # noqa: E402
 import t_zdtm  # noqa: E402
 import t_cli  # noqa: E402
 import t_failures  # noqa: E402
+import t_trust  # noqa: E402
 import programs  # noqa: E402
 import containers  # noqa: E402
 import t_podman  # noqa: E402
@@ -32,7 +33,7 @@ import t_manpage  # noqa: E402
 import t_source  # noqa: E402
 import t_containers_pids  # noqa: E402
 
-MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, programs, containers, t_containers_pids,
+MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, programs, containers, t_containers_pids,
            t_podman)
 
 

@@ -16,8 +16,8 @@ import time
 
 import stasistest as st
 from runner import Test, TestFail, TestSkip
-from checks import (dump_restore_cycle, expect_alive_unharmed, expect_killed, expect_refused_unharmed,
-                    restore_img_and_pass)
+from checks import (dump_restore_cycle, expect_alive_unharmed, expect_killed, expect_one_line,
+                    expect_refused_unharmed, restore_img_and_pass)
 
 def t_unsupported_fd(ctx, binary=None):
     w = ctx.workload('unsupported_fd')
@@ -294,11 +294,8 @@ def t_damaged(ctx, kind):
         os.mkdir(dmg)
     elif kind == 'nonexistent-dir':
         shutil.rmtree(dmg)
-    res, _, _ = ctx.restore(dmg, expect_ok=False)
-    if res.timed_out:
-        raise TestFail('restore of a damaged image timed out')
-    if res.rc != 1:
-        raise TestFail('restore of a damaged image %s, expected exit 1' % res.what())
+    res, _, _ = ctx.restore(dmg, expect_ok=False, quiet=True)
+    expect_one_line(res, 'restore of a damaged image')
     if not st.pid_gone(pid, 3):
         raise TestFail('a process with pid %d is left after the failed restore' % pid)
     # the intact image still restores

@@ -221,9 +221,11 @@ LOOPS = ('for n in 1 2 3 4 5 6 7 8; do (i=0; while :; do i=$((i+1)); echo $i > /
 
 
 def shells(p, name):
-    """The pids of the container's shells (not of their short-lived sleeps)."""
-    rows = [l.split() for l in p.podman('top', name, 'pid', 'comm').stdout.decode().splitlines()[1:]]
-    return sorted(int(r[0]) for r in rows if len(r) == 2 and r[1] != 'sleep')
+    """The pids of the container's shells: pid 1 and the loops it started.
+    A loop's short-lived child (a sleep, or a shell just forked to run one,
+    which is still called sh) is not counted."""
+    rows = [l.split() for l in p.podman('top', name, 'pid', 'ppid', 'comm').stdout.decode().splitlines()[1:]]
+    return sorted(int(r[0]) for r in rows if len(r) == 3 and r[2] == 'sh' and (r[0] == '1' or r[1] == '1'))
 
 
 def t_loops(ctx):

@@ -10,6 +10,10 @@ int cmd_restore(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 
+/* A command's engine call failed: exit status 1, and the one line that
+ * says why if the failure printed none. */
+int cli_failed(const char *cmd);
+
 /* Each command's name, summary, synopsis and option table, next to its
  * code; main dispatches on them. */
 extern const struct cli_command cli_dump, cli_restore, cli_inspect, cli_check;

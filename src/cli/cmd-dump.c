@@ -36,9 +36,9 @@ static int dump_to(const struct rt_ops *ops, const struct rt_target *t, const ch
 {
 	char path[PATH_MAX];
 	if (!dir && rt_default_dir(ops, t, path, sizeof(path)) < 0)
-		return 1;
+		return cli_failed("dump");
 	if (rt_dump(ops, t, dir ? dir : path, o) < 0)
-		return 1;
+		return cli_failed("dump");
 	if (!dir) {
 		printf("%s\n", path);
 		fflush(stdout);

@@ -31,5 +31,5 @@ int cmd_inspect(int argc, char **argv)
 		return parser.status;
 	if (optind + 1 != argc)
 		return usage_error("inspect", "expected one checkpoint directory");
-	return rt_inspect(argv[optind], as_json) < 0 ? 1 : 0;
+	return rt_inspect(argv[optind], as_json) < 0 ? cli_failed("inspect") : 0;
 }

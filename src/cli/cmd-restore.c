@@ -81,7 +81,7 @@ int cmd_restore(int argc, char **argv)
 	if (q.ns && ops && ops->target != RT_BY_ID_NS)
 		return usage_error("restore", "--namespace goes with --type containerd");
 	if (rt_restore(&q, &res) < 0)
-		return 1;
+		return cli_failed("restore");
 	if (res.waited)
 		return res.status;
 	printf("%d\n", res.pid);

@@ -20,6 +20,16 @@ static void print_usage(FILE *f)
 		   "Exit status: 0 done, 1 failed, 2 bad usage.\n");
 }
 
+int cli_failed(const char *cmd)
+{
+	/* Every failure says why in one line; a path that forgot to is a bug,
+	 * but the user still gets a line to act on. */
+	if (log_errors_shown() == 0)
+		log_error("%s failed without saying why (a bug in stasis): run it again with -v "
+			  "--log-file FILE and report what the log shows", cmd);
+	return 1;
+}
+
 static const struct cli_command *find_command(const char *name)
 {
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,7 +27,45 @@ struct reg_state {
 	struct shobj obj; /* the object and its saved content */
 };
 
-static const char *const safe_chr[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom" };
+/* The character devices we reopen, with the numbers Linux gives them
+ * (Documentation/admin-guide/devices.txt): a record names one of these,
+ * and what restore opens must be that device, not whatever lies at the
+ * path now. */
+static const struct {
+	const char *path;
+	unsigned major, minor;
+} safe_chr[] = {
+	{ "/dev/null", 1, 3 }, { "/dev/zero", 1, 5 }, { "/dev/full", 1, 7 }, { "/dev/random", 1, 8 }, { "/dev/urandom", 1, 9 },
+};
+
+/* The kernel's own O_LARGEFILE on x86-64, set on every open there (glibc's
+ * is 0 with 64-bit offsets). */
+#define KERNEL_O_LARGEFILE 0100000
+
+/* The open flags the kernel keeps for a file (fdinfo's "flags", O_CLOEXEC
+ * included): O_CREAT, O_EXCL, O_NOCTTY and O_TRUNC are dropped by open
+ * itself, so a record holding them, or any bit not named here, was not
+ * written by a dump and is refused. */
+#define FILE_FLAGS                                                                                         \
+	(O_ACCMODE | O_APPEND | O_NONBLOCK | O_SYNC | FASYNC | O_DIRECT | KERNEL_O_LARGEFILE |        \
+	 O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH | O_TMPFILE)
+/* O_TMPFILE is this bit with O_DIRECTORY. */
+#define TMPFILE_BIT (O_TMPFILE & ~O_DIRECTORY)
+
+extern const struct fd_ops fd_reg_ops, fd_dir_ops;
+
+static int chr_index(const char *path)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(safe_chr); i++)
+		if (streq(path, safe_chr[i].path))
+			return (int)i;
+	return -1;
+}
+
+static dev_t chr_rdev(int i)
+{
+	return makedev(safe_chr[i].major, safe_chr[i].minor);
+}
 
 static bool deleted(const char *link)
 {
@@ -46,10 +85,8 @@ static bool dir_match(const struct fd_probe *p)
 
 static bool chr_match(const struct fd_probe *p)
 {
-	for (size_t i = 0; p->st && S_ISCHR(p->st->st_mode) && i < ARRAY_SIZE(safe_chr); i++)
-		if (streq(p->link, safe_chr[i]))
-			return true;
-	return false;
+	int i = chr_index(p->link);
+	return i >= 0 && p->st && S_ISCHR(p->st->st_mode) && p->st->st_rdev == chr_rdev(i);
 }
 
 static int reg_collect(const struct fd_probe *p, struct fd_rec *o)
@@ -80,18 +117,44 @@ static void reg_to_json(const struct fd_rec *o, struct json_builder *b)
 		shobj_to_jb(b, &s->obj);
 }
 
-static int path_from_json(const json_t *j, struct fd_rec *o)
+/* Format 2 has no rdev (a reader may ignore it): it is fixed by the path. */
+static void chr_to_json(const struct fd_rec *o, struct json_builder *b)
 {
-	return o->path[0] == '/' ? 0 : -EBADMSG;
+	int i = chr_index(o->path);
+	if (i >= 0)
+		jb_u64(b, "rdev", (uint64_t)chr_rdev(i));
+}
+
+/* Flags a dump writes, the access mode one a file can have. */
+static bool flags_valid(const struct fd_rec *o)
+{
+	return !(o->flags & ~(uint32_t)FILE_FLAGS) && (o->flags & O_ACCMODE) != O_ACCMODE;
+}
+
+static int dir_from_json(const json_t *j, struct fd_rec *o)
+{
+	bool ok = path_is_normal(o->path) && flags_valid(o) && !(o->flags & TMPFILE_BIT);
+	return ok && ((o->flags & O_ACCMODE) == O_RDONLY || (o->flags & O_PATH)) ? 0 : -EBADMSG;
+}
+
+static int chr_from_json(const json_t *j, struct fd_rec *o)
+{
+	int i = chr_index(o->path);
+	uint64_t rdev;
+	if (i < 0 || !flags_valid(o) || o->flags & (O_DIRECTORY | TMPFILE_BIT))
+		return -EBADMSG;
+	if (json_object_get(j, "rdev") && (json_get_u64(j, "rdev", &rdev) < 0 || rdev != (uint64_t)chr_rdev(i)))
+		return -EBADMSG;
+	return 0;
 }
 
 static int reg_from_json(const json_t *j, struct fd_rec *o)
 {
 	int r;
-	if (o->path[0] != '/')
+	if (!path_is_normal(o->path) || !flags_valid(o) || (o->flags & O_DIRECTORY && !(o->flags & TMPFILE_BIT)))
 		return -EBADMSG;
 	if (!json_object_get(j, "obj"))
-		return 0;
+		return o->flags & TMPFILE_BIT ? -EBADMSG : 0;
 	if ((r = fd_state_alloc(o, sizeof(struct reg_state))) < 0)
 		return r;
 	return shobj_from_json(j, &((struct reg_state *)o->state)->obj);
@@ -99,10 +162,57 @@ static int reg_from_json(const json_t *j, struct fd_rec *o)
 
 /* --- restore --- */
 
+static const char *type_name(mode_t m)
+{
+	return S_ISREG(m) ? "a regular file" : S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device"
+	       : S_ISLNK(m) ? "a symbolic link" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+	       : S_ISBLK(m) ? "a block device" : "a special file";
+}
+
+/* What the task got at path (an O_PATH fd there) is what the record says:
+ * the same type, and for a device the same device. */
+static int check_opened(const struct fd_restore *x, const struct fd_rec *o, long pfd)
+{
+	char p[64];
+	struct stat st;
+	mode_t want = o->ops == &fd_reg_ops ? S_IFREG : o->ops == &fd_dir_ops ? S_IFDIR : S_IFCHR;
+	int i = chr_index(o->path);
+
+	snprintf(p, sizeof(p), "/proc/%d/fd/%ld", x->r->pid, pfd);
+	if (stat(p, &st) < 0)
+		return log_error_errno(-errno, "pid %d: cannot look at what fd %d (%s) opened: %m", x->r->pid, o->fd,
+				       o->path);
+	if ((st.st_mode & S_IFMT) != want)
+		return log_error_errno(-EBADMSG, "pid %d: fd %d: %s is %s here, the image says %s; refusing it",
+				       x->r->pid, o->fd, o->path, type_name(st.st_mode), type_name(want));
+	if (want == S_IFCHR && (i < 0 || st.st_rdev != chr_rdev(i)))
+		return log_error_errno(-EBADMSG, "pid %d: fd %d: %s is device %u:%u here, not %u:%u; refusing it",
+				       x->r->pid, o->fd, o->path, major(st.st_rdev), minor(st.st_rdev),
+				       i < 0 ? 0 : safe_chr[i].major, i < 0 ? 0 : safe_chr[i].minor);
+	return 0;
+}
+
+/* Opened in the task by path, in two steps so that nothing but the
+ * object the record describes is ever opened for real: an O_PATH open
+ * that follows no final symlink (a path from /proc is already resolved)
+ * and blocks on nothing, the check, then the open with the record's flags
+ * of that very inode through /proc/self/fd. */
 static long path_open(const struct fd_restore *x, const struct fd_rec *o)
 {
-	int flags = (int)(o->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC));
-	long fd = remote_open(x->r, x->tid, o->path, flags, 0);
+	char p[64];
+	long fd, pfd = remote_open(x->r, x->tid, o->path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (pfd < 0)
+		return log_error_errno((int)pfd, "pid %d: cannot reopen fd %d (%s): %m", x->r->pid, o->fd, o->path);
+	int e = check_opened(x, o, pfd);
+	if (e < 0 || (o->flags & O_PATH)) {
+		fd = e < 0 ? e : pfd;
+		if (e < 0)
+			remote_syscall(x->r, x->tid, SYS_close, pfd);
+		return fd;
+	}
+	snprintf(p, sizeof(p), "/proc/self/fd/%ld", pfd);
+	fd = remote_open(x->r, x->tid, p, (int)(o->flags & ~(uint32_t)(O_CLOEXEC | O_NOFOLLOW)), 0);
+	remote_syscall(x->r, x->tid, SYS_close, pfd);
 	if (fd < 0)
 		log_error_errno((int)fd, "pid %d: cannot reopen fd %d (%s): %m", x->r->pid, o->fd, o->path);
 	return fd;
@@ -117,7 +227,8 @@ static long open_deleted(const struct fd_restore *x, const struct fd_rec *o, con
 	if (obj < 0)
 		return obj;
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", obj);
-	int flags = (int)(o->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_CLOEXEC;
+	uint32_t fl = o->flags & ~(uint32_t)O_NOFOLLOW;
+	int flags = (int)(fl & TMPFILE_BIT ? fl & ~(uint32_t)O_TMPFILE : fl) | O_CLOEXEC;
 	_cleanup_close_ int fd = open(p, flags);
 	if (fd < 0)
 		return log_error_errno(-errno, "pid %d: cannot reopen deleted file of fd %d (%s): %m", x->r->pid,
@@ -154,7 +265,7 @@ const struct fd_ops fd_reg_ops = {
 const struct fd_ops fd_dir_ops = {
 	.name = "dir",
 	.match = dir_match,
-	.from_json = path_from_json,
+	.from_json = dir_from_json,
 	.open = path_open,
 	.setup = seek,
 };
@@ -163,6 +274,7 @@ const struct fd_ops fd_dir_ops = {
 const struct fd_ops fd_chr_ops = {
 	.name = "chr",
 	.match = chr_match,
-	.from_json = path_from_json,
+	.to_json = chr_to_json,
+	.from_json = chr_from_json,
 	.open = path_open,
 };

@@ -248,8 +248,7 @@ int inotify_from_json(const json_t *j, struct inotify_rec *o)
 		    (r = json_get_u64(t, "ino", &w->ino)) < 0 || (r = json_get_u64(t, "dev", &w->dev)) < 0 ||
 		    (r = json_get_str(t, "path", &path)) < 0)
 			return r;
-		if (w->wd <= 0 || (i && w->wd <= o->watches[i - 1].wd) || mask > UINT32_MAX || path[0] != '/' ||
-		    strlen(path) >= PATH_MAX)
+		if (w->wd <= 0 || (i && w->wd <= o->watches[i - 1].wd) || mask > UINT32_MAX || !path_is_normal(path))
 			return -EBADMSG;
 		w->mask = (uint32_t)mask;
 		if (!(w->path = strdup(path)))

@@ -13,6 +13,7 @@
 
 #include "engine/syscalls.h"
 #include "util/cleanup.h"
+#include "util/log.h"
 #include "util/util.h"
 
 static bool have_cap(int cap)
@@ -96,4 +97,19 @@ const struct kfeature *kernel_features(size_t *ret_n)
 	f[9].present = probe_file("/dev/userfaultfd");
 	*ret_n = sizeof(f) / sizeof(f[0]);
 	return f;
+}
+
+int kernel_need_privileges(const char *what)
+{
+#ifndef CAP_CHECKPOINT_RESTORE
+#define CAP_CHECKPOINT_RESTORE 40
+#endif
+	bool ptrace_ok = have_cap(CAP_SYS_PTRACE);
+	bool cr_ok = have_cap(CAP_SYS_ADMIN) || have_cap(CAP_CHECKPOINT_RESTORE);
+	if (ptrace_ok && cr_ok)
+		return 0;
+	return log_error_errno(-EPERM, "stasis %s needs root (it runs as uid %u without %s%s%s): run it as root, "
+			       "e.g. with sudo", what, (unsigned)geteuid(), ptrace_ok ? "" : "CAP_SYS_PTRACE",
+			       ptrace_ok || cr_ok ? "" : " and ",
+			       cr_ok ? "" : "CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE");
 }

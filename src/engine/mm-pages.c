@@ -356,6 +356,9 @@ int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struc
 	ret = image_open_file(img, image_name_pages(pages, r->pid), &pages_fd, &size);
 	if (ret < 0)
 		return ret;
+	if (size != m->pages * PAGE_SIZE)
+		return log_error_errno(-EBADMSG, "image file '%s' holds %" PRIu64 " bytes where mm-%d.json says %"
+				       PRIu64 " pages were saved", pages, size, r->pid, m->pages);
 	ret = image_get(img, image_name_pagemap(name, r->pid), (size_t)PAGEMAP_MAX_ENTRIES * sizeof(struct pagemap_entry) + 64, &buf, &len);
 	if (ret < 0)
 		return ret;

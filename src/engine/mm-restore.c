@@ -271,7 +271,9 @@ int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m, struct 
 			if (fd >= 0)
 				remote_syscall(r, tid, SYS_close, fd);
 			fd_flags = file_flags(v);
-			fd = remote_open(r, tid, v->path, fd_flags, 0);
+			/* The path from /proc is resolved: a symlink there now is not
+			 * the file that was mapped. */
+			fd = remote_open(r, tid, v->path, fd_flags | O_NOFOLLOW, 0);
 			fd_path = v->path;
 			if (fd < 0) {
 				e = log_error_errno((int)fd, "pid %d: cannot open mapped file %s: %m", r->pid, v->path);
@@ -293,6 +295,21 @@ int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m, struct 
 	return e;
 }
 
+/* The executable is a regular file (not a FIFO or device someone put at
+ * the path since). */
+static int check_exe(struct remote *r, const struct mm_rec *m, long fd)
+{
+	char p[64];
+	struct stat st;
+	snprintf(p, sizeof(p), "/proc/%d/fd/%ld", r->pid, fd);
+	if (stat(p, &st) < 0)
+		return log_error_errno(-errno, "pid %d: cannot look at executable %s: %m", r->pid, m->exe);
+	if (!S_ISREG(st.st_mode))
+		return log_error_errno(-EBADMSG, "pid %d: executable %s is not a regular file here; refusing it",
+				       r->pid, m->exe);
+	return 0;
+}
+
 int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m)
 {
 	for (size_t i = 0; i < m->nvmas; i++) {
@@ -303,16 +320,21 @@ int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m)
 		if (ret < 0)
 			return log_error_errno((int)ret, "pid %d: cannot protect %" PRIx64 ": %m", r->pid, v->start);
 	}
-	long exe_fd = remote_open(r, tid, m->exe, O_RDONLY | O_CLOEXEC, 0);
+	long exe_fd = remote_open(r, tid, m->exe, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
 	if (exe_fd < 0)
 		return log_error_errno((int)exe_fd, "pid %d: cannot open executable %s: %m", r->pid, m->exe);
+	int e = check_exe(r, m, exe_fd);
+	if (e < 0) {
+		remote_syscall(r, tid, SYS_close, exe_fd);
+		return e;
+	}
 	struct prctl_mm_map map = {
 		.start_code = m->start_code, .end_code = m->end_code, .start_data = m->start_data,
 		.end_data = m->end_data, .start_brk = m->start_brk, .brk = m->brk, .start_stack = m->start_stack,
 		.arg_start = m->arg_start, .arg_end = m->arg_end, .env_start = m->env_start, .env_end = m->env_end,
 		.auxv = (__u64 *)(r->scratch + 16384), .auxv_size = (uint32_t)m->auxv_len, .exe_fd = (uint32_t)exe_fd,
 	};
-	int e = remote_write(r, r->scratch + 16384, m->auxv, m->auxv_len);
+	e = remote_write(r, r->scratch + 16384, m->auxv, m->auxv_len);
 	if (e >= 0)
 		e = remote_write(r, r->scratch + 8192, &map, sizeof(map));
 	if (e < 0)

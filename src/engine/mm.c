@@ -289,7 +289,7 @@ static int vma_from_json(const json_t *o, struct vma_rec *v)
 	    ((r = json_get_str(o, "path", &path)) < 0 || (r = json_get_u64(o, "fsize", &v->fsize)) < 0 ||
 	     (r = json_get_i64(o, "mtime_ns", &v->mtime_ns)) < 0))
 		return r;
-	if (path[0] != '/' || strlen(path) >= 4096)
+	if (!path_is_normal(path) || strlen(path) >= 4096)
 		return -EBADMSG;
 	v->path = strdup(path);
 	return v->path ? 0 : -ENOMEM;
@@ -335,6 +335,10 @@ int mm_from_json(const json_t *j, struct mm_rec *m)
 	free(auxv);
 	if ((r = json_get_str(j, "exe", &exe)) < 0 || (r = json_get_x64(j, "vdso_hash", &m->vdso_hash)) < 0)
 		return r;
+	/* Opened by the restorer's stub as it is: never relative to some
+	 * working directory, never through "..". */
+	if (!path_is_normal(exe) || m->pages > MAX_PAGES)
+		return -EBADMSG;
 	m->exe = strdup(exe);
 	return m->exe ? 0 : -ENOMEM;
 }

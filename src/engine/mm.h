@@ -15,6 +15,7 @@
 
 #define MAX_VMAS 65536
 #define MAX_AUXV 1024
+#define MAX_PAGES (1ULL << 35) /* every page below 2^47 */
 
 enum vma_kind {
 	VMA_ANON,       /* private anonymous (heap, stacks, arenas) */

@@ -13,6 +13,7 @@
  * are saved like a pipe's. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -197,6 +198,13 @@ static int pipe_from_json(const json_t *j, struct fd_rec *o)
 		return r;
 	if (sz < 4096 || sz > (1 << 30))
 		return -EBADMSG;
+	/* A pipe shows as pipe:[ID], its own; a FIFO by a normal path. A pipe
+	 * end has an access mode like any file. */
+	char own[32];
+	snprintf(own, sizeof(own), "pipe:[%" PRIu64 "]", pipe_of(o)->id);
+	int acc = (int)(o->flags & O_ACCMODE);
+	if (acc == O_ACCMODE || !(is_fifo(o) ? path_is_normal(o->path) : streq(o->path, own)))
+		return -EBADMSG;
 	pipe_of(o)->size = (uint32_t)sz;
 	return 0;
 }
@@ -239,15 +247,33 @@ static int pipe_new(struct image *img, const struct fd_rec *o, int ends[2])
 /* A FIFO is opened again by path, once for each open file description;
  * our own read-write open keeps it alive meanwhile, takes the bytes, and is
  * closed with the other made things once every process has its ends. */
-static int make_fifo(struct files_ctx *c, const struct fd_rec *o)
+/* The FIFO at o's path, read-write: checked to be a FIFO (through an
+ * O_PATH open that follows no final link) before it is opened for real,
+ * so a record never writes its bytes into some other file. */
+static int open_fifo(struct files_ctx *c, const struct fd_rec *o)
 {
 	char p[PATH_MAX + 64];
-	uint64_t id = pipe_of(o)->id;
+	struct stat st;
 	if (!fsroot_path(c->fsroot, o->path, p, sizeof(p)))
-		return -ENAMETOOLONG;
-	int keep = open(p, O_RDWR | O_NONBLOCK | O_CLOEXEC), e;
-	if (keep < 0)
+		return log_error_errno(-ENAMETOOLONG, "cannot open FIFO %s: %m", o->path);
+	_cleanup_close_ int pfd = open(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (pfd < 0 || fstat(pfd, &st) < 0)
 		return log_error_errno(-errno, "cannot open FIFO %s: %m", o->path);
+	if (!S_ISFIFO(st.st_mode))
+		return log_error_errno(-EBADMSG, "%s is not a FIFO here, the image says it is; refusing it", o->path);
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", pfd);
+	int fd = open(p, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	return fd < 0 ? log_error_errno(-errno, "cannot open FIFO %s: %m", o->path) : fd;
+}
+
+static int make_fifo(struct files_ctx *c, const struct fd_rec *o)
+{
+	char p[64];
+	uint64_t id = pipe_of(o)->id;
+	int keep = open_fifo(c, o), e;
+	if (keep < 0)
+		return keep;
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", keep);
 	if ((e = files_ctx_add(c, (1ULL << 62) | id, keep)) < 0 ||
 	    (fcntl(keep, F_SETPIPE_SZ, pipe_of(o)->size) < 0 && (e = -errno)) || (e = pipe_fill(c->img, o, keep)) < 0)
 		return e;

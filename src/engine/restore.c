@@ -6,6 +6,7 @@
  * any point kills every stub, so nothing half-built survives. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -55,6 +56,7 @@ static int load_image(struct restore_ctx *c, const struct restore_opts *o)
 {
 	const char *type, *dir = image_dir(c->img);
 	json_t *cpu;
+	uint64_t pages = 0, mpages;
 	int r, xs;
 
 	json_t *man = image_manifest(c->img);
@@ -82,7 +84,12 @@ static int load_image(struct restore_ctx *c, const struct restore_opts *o)
 		if (p->p.nthreads != p->node->ntids)
 			return log_error_errno(-EBADMSG, "core-%d.json: thread list differs from the manifest",
 					       p->node->pid);
+		pages += p->p.mm.pages;
 	}
+	/* Nothing unchecked: the manifest's count is the records' sum. */
+	if (json_get_u64(man, "pages", &mpages) < 0 || mpages != pages)
+		return log_error_errno(-EBADMSG, "manifest.json in %s: \"pages\" is not the %" PRIu64
+				       " pages its processes saved", dir, pages);
 	return 0;
 }
 

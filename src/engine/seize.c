@@ -3,6 +3,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,4 +182,35 @@ fail:
 	for (size_t i = 0; i < ndone; i++)
 		detach_thread(done[i]);
 	return r;
+}
+
+/* TracerPid of pid's main thread, and the tracer's command; 0 if none. */
+static pid_t tracer_of(pid_t pid, char comm[64])
+{
+	char path[64], line[256];
+	long tracer = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "TracerPid: %ld", &tracer) == 1)
+			break;
+	snprintf(comm, 64, "?");
+	snprintf(path, sizeof(path), "/proc/%ld/comm", tracer);
+	_cleanup_fclose_ FILE *c = tracer > 0 ? fopen(path, "re") : NULL;
+	if (c && fgets(comm, 64, c))
+		comm[strcspn(comm, "\n")] = 0;
+	return (pid_t)tracer;
+}
+
+int seize_refused(pid_t pid, int r)
+{
+	char comm[64];
+	pid_t tracer = r == -EPERM ? tracer_of(pid, comm) : 0;
+	if (tracer > 0 && tracer != getpid())
+		return log_error_errno(-EBUSY, "pid %d is already traced by pid %d (%s): detach that debugger or "
+				       "tracer first, then try again", pid, tracer, comm);
+	if (r == -EPERM)
+		return log_error_errno(r, "cannot stop pid %d with ptrace: %m (stasis needs root, with "
+				       "CAP_SYS_PTRACE, and no LSM or Yama ptrace_scope 3 in the way)", pid);
+	return log_error_errno(r == -ESRCH ? -EAGAIN : r, "cannot freeze pid %d: %m", pid);
 }

@@ -26,5 +26,9 @@ int seize_all(pid_t pid, int which, pid_t **ret_tids, size_t *ret_n);
 void detach_thread(pid_t tid);
 /* The thread is killed when we exit (and stays stopped until then). */
 int seize_set_exitkill(pid_t tid);
+/* The seize of pid failed with r: logs why in words a user can act on (a
+ * tracer already attached, named by pid and command; missing privilege)
+ * and returns the error to pass on. */
+int seize_refused(pid_t pid, int r);
 /* The threads of pid, as /proc/PID/task lists them. */
 int list_tids(pid_t pid, pid_t **ret, size_t *ret_n);

@@ -111,7 +111,7 @@ int task_from_json(const json_t *core, struct task_rec *t)
 	if ((r = json_get_str(core, "comm", &comm)) < 0 || (r = json_get_str(core, "cwd", &cwd)) < 0 ||
 	    (r = json_get_str(core, "root", &root)) < 0)
 		return r;
-	if (strlen(comm) >= sizeof(t->comm) || cwd[0] != '/' || root[0] != '/')
+	if (strlen(comm) >= sizeof(t->comm) || !path_is_normal(cwd) || !path_is_normal(root))
 		return -EBADMSG;
 	memcpy(t->comm, comm, strlen(comm) + 1);
 	if ((r = json_get_int(core, "umask", &v)) < 0 || v & ~0777)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <errno.h>
 #include <linux/filter.h>
+#include <linux/futex.h>
 #include <linux/seccomp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,6 +289,10 @@ int thread_from_json(const json_t *j, struct thread_rec *t)
 	    (r = json_get_u64(j, "ss_flags", &v)) < 0)
 		return r < 0 ? r : -EBADMSG;
 	t->ss_flags = (int)v;
+	/* The kernel knows one size of robust list head; anything else would
+	 * only fail later, inside the restore. */
+	if (t->robust_len != sizeof(struct robust_list_head))
+		return -EBADMSG;
 	if ((r = pending_from_json(j, "pending", &t->pending, &t->npending)) < 0)
 		return r;
 	return filters_from_json(j, t);
@@ -303,11 +308,11 @@ int thread_restore_remote(struct remote *r, const struct thread_rec *t)
 		return log_error_errno((int)ret, "tid %d: cannot restore its name: %m", t->tid);
 	ret = remote_syscall(r, t->tid, SYS_set_tid_address, t->clear_tid);
 	if (ret < 0)
-		return (int)ret;
+		return log_error_errno((int)ret, "tid %d: cannot restore its clear_child_tid address: %m", t->tid);
 	if (t->robust_head) {
 		ret = remote_syscall(r, t->tid, SYS_set_robust_list, t->robust_head, t->robust_len);
 		if (ret < 0)
-			return (int)ret;
+			return log_error_errno((int)ret, "tid %d: cannot restore its robust futex list: %m", t->tid);
 	}
 	if (t->rseq.rseq_abi_pointer) {
 		ret = remote_syscall(r, t->tid, SYS_rseq, t->rseq.rseq_abi_pointer, t->rseq.rseq_abi_size, 0,

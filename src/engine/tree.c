@@ -163,7 +163,7 @@ static int seize_node(struct tree *t, size_t i, bool frozen)
 		}
 		/* Alive but not seizable (a thread left mid-seize...): never
 		 * "gone", which would drop it from the tree. */
-		return log_error_errno(r == -ESRCH ? -EAGAIN : r, "cannot freeze pid %d: %m", n->pid);
+		return seize_refused(n->pid, r);
 	}
 	/* Read again now that it is stopped: these cannot change any more. */
 	if (!n->zombie && (r = read_stat(n->pid, &st)) < 0)

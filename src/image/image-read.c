@@ -3,7 +3,13 @@
  * manifest is size-capped and checked field by field, every listed file
  * must exist with exactly the listed size, and its checksum is verified
  * before its content is used. Problems are logged here, naming the file,
- * and returned as -EBADMSG (damaged or foreign) or -ENOENT (no image). */
+ * and returned as -EBADMSG (damaged or foreign) or -ENOENT (no image).
+ *
+ * An image is a program (DESIGN.md §5a): restoring it as root runs it as
+ * root. So the directory and every file must belong to the reading user
+ * or root and be writable by nobody else (-EPERM otherwise), and every
+ * file is opened O_NOFOLLOW|O_NONBLOCK and checked to be a regular file
+ * before a byte is read: a symlink is not followed, a FIFO does not hang. */
 #include "image/image.h"
 #include "image/image-internal.h"
 
@@ -21,15 +27,66 @@
 
 #define VERIFY_CHUNK (8u << 20)
 
+static const char *file_type(mode_t m)
+{
+	return S_ISDIR(m) ? "a directory" : S_ISLNK(m) ? "a symbolic link" : S_ISFIFO(m) ? "a FIFO"
+	       : S_ISSOCK(m) ? "a socket" : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
+							    : "not a regular file";
+}
+
+/* Owned by us or root, writable by nobody else: what another user could
+ * change is not restored. name is NULL for the directory itself. */
+static int check_trusted(const struct image *img, const char *name, const struct stat *st)
+{
+	if ((st->st_uid == geteuid() || st->st_uid == 0) && !(st->st_mode & (S_IWGRP | S_IWOTH)))
+		return 0;
+	return log_error_errno(EPERM, "%s%s%s is owned by uid %u with mode %04o: an image must belong to you "
+			       "or root and be writable by no one else; refusing it", name ? "image file '" : "image directory '",
+			       name ? name : img->dir, name ? "' in " : "'", (unsigned)st->st_uid,
+			       (unsigned)(st->st_mode & 07777));
+}
+
+/* The open of every image file: never follows a link, never blocks on a
+ * FIFO, and only a trusted regular file comes back. Logs every failure but
+ * -ENOENT, which the callers word. */
+static int open_checked(struct image *img, const char *name, struct stat *ret_st)
+{
+	_cleanup_close_ int fd = openat(img->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	struct stat st;
+
+	if (fd < 0 && errno == ELOOP)
+		return log_error_errno(EBADMSG, "image file '%s' in %s is a symbolic link; refusing it", name, img->dir);
+	if (fd < 0 && errno == ENOENT)
+		return -ENOENT;
+	if (fd < 0)
+		return log_error_errno(errno, "cannot open image file '%s/%s': %m", img->dir, name);
+	if (fstat(fd, &st) < 0)
+		return log_error_errno(errno, "cannot stat image file '%s/%s': %m", img->dir, name);
+	if (!S_ISREG(st.st_mode))
+		return log_error_errno(EBADMSG, "image file '%s' in %s is %s; refusing it", name, img->dir,
+				       file_type(st.st_mode));
+	int r = check_trusted(img, name, &st);
+	if (r < 0)
+		return r;
+	if (ret_st)
+		*ret_st = st;
+	return TAKE_FD(fd);
+}
+
 static int load_manifest(struct image *img)
 {
 	_cleanup_free_ char *buf = NULL;
+	_cleanup_close_ int fd = -1;
 	size_t len;
 	json_error_t err;
 
-	int r = read_file_at(img->dirfd, IMAGE_MANIFEST, IMAGE_MAX_JSON, &buf, &len);
+	int r = fd = open_checked(img, IMAGE_MANIFEST, NULL);
+	if (r >= 0)
+		r = read_fd_capped(fd, IMAGE_MAX_JSON, &buf, &len);
 	if (r == -ENOENT)
 		return log_error_errno(r, "no checkpoint image in '%s': manifest.json is missing", img->dir);
+	if (fd < 0)
+		return r; /* logged */
 	if (r == -EFBIG)
 		return log_error_errno(EBADMSG, "manifest.json in %s is larger than %u MiB",
 				       img->dir, IMAGE_MAX_JSON >> 20);
@@ -91,7 +148,11 @@ static int check_entry(struct image *img, size_t i, json_t *e)
 				       name, img->dir, size);
 	}
 	if (!S_ISREG(st.st_mode))
-		return log_error_errno(EBADMSG, "image file '%s' in %s is not a regular file", name, img->dir);
+		return log_error_errno(EBADMSG, "image file '%s' in %s is %s; refusing it", name, img->dir,
+				       file_type(st.st_mode));
+	int r = check_trusted(img, name, &st);
+	if (r < 0)
+		return r;
 	if (st.st_size != size)
 		return log_error_errno(EBADMSG, "image file '%s' in %s is %s (expected %" PRId64
 				       " bytes, found %" PRId64 ")", name, img->dir,
@@ -124,10 +185,15 @@ int image_open(const char *dir, struct image **ret)
 		return log_error_errno(ENOMEM, "cannot open image '%s': %m", dir);
 	img->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int r = img->dirfd < 0 ? -errno : 0;
+	struct stat st;
 	if (r == -ENOENT || r == -ENOTDIR)
 		r = log_error_errno(ENOENT, "no checkpoint image at '%s': %m", dir);
 	else if (r < 0)
 		r = log_error_errno(r, "cannot open image directory '%s': %m", dir);
+	else if (fstat(img->dirfd, &st) < 0)
+		r = log_error_errno(errno, "cannot stat image directory '%s': %m", dir);
+	else
+		r = check_trusted(img, NULL, &st);
 	if (r >= 0)
 		r = load_manifest(img);
 	if (r >= 0)
@@ -165,9 +231,17 @@ int image_open_file(struct image *img, const char *name, int *ret_fd, uint64_t *
 	int r = lookup(img, name, &size, &hash);
 	if (r < 0)
 		return r;
-	int fd = openat(img->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	struct stat st;
+	int fd = open_checked(img, name, &st);
+	if (fd == -ENOENT)
+		return log_error_errno(EBADMSG, "image file '%s' in %s is missing", name, img->dir);
 	if (fd < 0)
-		return log_error_errno(errno, "cannot open image file '%s/%s': %m", img->dir, name);
+		return fd; /* logged */
+	if ((uint64_t)st.st_size != size) {
+		close(fd);
+		return log_error_errno(EBADMSG, "image file '%s' in %s changed size while the image was read",
+				       name, img->dir);
+	}
 	*ret_fd = fd;
 	*ret_size = size;
 	return 0;

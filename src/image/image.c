@@ -132,6 +132,13 @@ static int create_dir(const char *dir, int *ret_fd, bool *ret_created)
 		return log_error_errno(EEXIST, "'%s' already holds a checkpoint image (manifest.json); "
 					       "choose an empty directory", dir);
 	}
+	/* An existing directory too: the image holds a process's memory, and
+	 * a restore refuses a directory others may write. */
+	if (!created && fchmod(fd, 0700) < 0) {
+		int e = errno;
+		close(fd);
+		return log_error_errno(e, "cannot set the mode of image directory '%s' to 0700: %m", dir);
+	}
 	*ret_fd = fd;
 	*ret_created = created;
 	return 0;

@@ -23,22 +23,6 @@
 
 #define BUNDLES "/run/stasis/runc"
 
-static int state(const char *id, json_t **ret)
-{
-	char *const argv[] = { (char *)"runc", (char *)"state", (char *)id, NULL };
-	_cleanup_free_ char *out = NULL;
-	int r = rt_run(argv, &out);
-	if (r == -ENOENT)
-		return log_error_errno(r, "runc is not installed");
-	if (r < 0)
-		return log_error_errno(r, "no runc container '%s'", id);
-	json_t *j = json_loads(out, 0, NULL);
-	if (!j)
-		return log_error_errno(-EBADMSG, "runc state %s: not JSON", id);
-	*ret = j;
-	return 0;
-}
-
 /* `runc state ID` succeeds: quietly, as "does not exist" is the hope. */
 static bool exists(const char *id)
 {
@@ -51,6 +35,26 @@ static bool exists(const char *id)
 		_exit(127);
 	}
 	return pid > 0 && rt_wait(pid) == 0;
+}
+
+static int state(const char *id, json_t **ret)
+{
+	char *const argv[] = { (char *)"runc", (char *)"state", (char *)id, NULL };
+	_cleanup_free_ char *out = NULL;
+	/* Asked quietly first: a container that is not there is this
+	 * message, not runc's own line before it (one failure, one line). */
+	if (!exists(id))
+		return log_error_errno(-ESRCH, "no runc container '%s' (runc state %s fails; is runc installed?)", id, id);
+	int r = rt_run(argv, &out);
+	if (r == -ENOENT)
+		return log_error_errno(r, "runc is not installed");
+	if (r < 0)
+		return log_error_errno(r, "no runc container '%s'", id);
+	json_t *j = json_loads(out, 0, NULL);
+	if (!j)
+		return log_error_errno(-EBADMSG, "runc state %s: not JSON", id);
+	*ret = j;
+	return 0;
 }
 
 static int runc_locate(const struct rt_target *t, struct rt_found *ret)

@@ -81,6 +81,8 @@ int rt_dump(const struct rt_ops *ops, const struct rt_target *t, const char *dir
 {
 	struct rt_found f = { 0 };
 	struct image *img = NULL;
+	if (kernel_need_privileges("dump") < 0)
+		return -EPERM;
 	int r = ops->locate(t, &f);
 	if (r >= 0 && (r = image_create(dir, &img)) >= 0)
 		r = dump_found(ops, &f, img, o);
@@ -138,6 +140,8 @@ int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret)
 	struct rt_restore_req q = *req;
 	const struct rt_ops *ops;
 	struct image *img;
+	if (kernel_need_privileges("restore") < 0)
+		return -EPERM;
 	if (rt_stub_path(stub, sizeof(stub)) < 0)
 		return log_error_errno(-ENOENT, "cannot find the restore stub (stasis-stub next to the stasis binary, "
 				       "or set STASIS_STUB)");

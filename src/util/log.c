@@ -1,12 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Logging to stderr (filtered by level) and to an optional log file (every
- * message, with time and level, so a failed run can be diagnosed later). */
+ * message, with time and level, so a failed run can be diagnosed later).
+ *
+ * One failure, one line: at the default verbosity only the first error
+ * reaches stderr; what follows it (the callers' view of the same failure,
+ * warnings from the cleanup) goes to the log file, and to stderr with -v.
+ * The first is the one that knows the cause. The count lives in shared
+ * memory so that children we fork (a pid namespace's init, a helper
+ * inside a container) and we keep one count between us. */
 #include "util/log.h"
 
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,11 +23,36 @@
 static int log_level = LOG_WARN; /* errors and warnings until -v */
 static FILE *log_file;
 
+static unsigned errors_local;
+static unsigned *errors_shown = &errors_local;
+
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 void log_set_level(int level)
 {
 	log_level = level;
+	if (errors_shown == &errors_local) {
+		void *p = mmap(NULL, sizeof(unsigned), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (p != MAP_FAILED)
+			errors_shown = p;
+	}
+}
+
+unsigned log_errors_shown(void)
+{
+	return __atomic_load_n(errors_shown, __ATOMIC_SEQ_CST);
+}
+
+/* After the first error, quiet unless -v: see the top of the file. */
+static bool shown_on_stderr(int level)
+{
+	if (level > log_level)
+		return false;
+	if (level > LOG_WARN || log_level >= LOG_INFO)
+		return true;
+	if (level == LOG_ERR)
+		return __atomic_fetch_add(errors_shown, 1, __ATOMIC_SEQ_CST) == 0;
+	return log_errors_shown() == 0;
 }
 
 int log_get_level(void)
@@ -94,7 +127,7 @@ void log_msg(int level, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (level <= log_level)
+	if (shown_on_stderr(level))
 		log_to_stderr(level, msg);
 	if (log_file)
 		log_to_file(level, msg);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Logging. Errors go to stderr as one line "stasis: ..." and to the log
+/* Logging. Errors go to stderr as one line "stasis: ..." (only the first
+ * error of a run, unless -v) and to the log
  * file; info and debug go to stderr only with -v, and always to the log
  * file when one is open. Messages may use %m: errno is set from the error
  * code before formatting. */
@@ -17,8 +18,13 @@ enum log_level {
 	LOG_DEBUG = 3,
 };
 
+/* Sets the level; the first call also sets up the count of errors shown,
+ * shared with the children forked later. */
 void log_set_level(int level);
 int log_get_level(void);
+/* Errors shown on stderr so far: at the default level only the first of
+ * them is, the rest go to the log file (one failure, one line). */
+unsigned log_errors_shown(void);
 /* Opens (appends to) a log file that receives every message at debug level. */
 int log_open_file(const char *path);
 void log_close_file(void);

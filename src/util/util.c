@@ -242,3 +242,21 @@ bool startswith(const char *s, const char *prefix)
 {
 	return s && prefix && strncmp(s, prefix, strlen(prefix)) == 0;
 }
+
+bool path_is_normal(const char *p)
+{
+	if (!p || p[0] != '/' || strlen(p) >= PATH_MAX)
+		return false;
+	if (streq(p, "/"))
+		return true;
+	for (const char *c = p; *c; c++) {
+		if (*c != '/')
+			continue;
+		/* c starts a component: it must be neither empty, "." nor "..". */
+		const char *e = strchrnul(c + 1, '/');
+		size_t l = (size_t)(e - c - 1);
+		if (l == 0 || (l == 1 && c[1] == '.') || (l == 2 && c[1] == '.' && c[2] == '.'))
+			return false;
+	}
+	return true;
+}

@@ -40,4 +40,8 @@ int hex_decode(const char *hex, void *buf, size_t len);
 
 uint64_t now_ns(void);           /* CLOCK_MONOTONIC */
 bool streq(const char *a, const char *b);
+/* An absolute path in normal form, as /proc shows one: starts with '/',
+ * no empty, "." or ".." component (so no "//", "/./", "/../"), no
+ * trailing '/' but in "/" itself, shorter than PATH_MAX. What a record may hold before the kernel is handed it. */
+bool path_is_normal(const char *p);
 bool startswith(const char *s, const char *prefix);

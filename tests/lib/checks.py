@@ -120,3 +120,33 @@ def restore_img_and_pass(ctx, img, pid, w):
     err = w.finish(ctx.left(30))
     if err:
         raise TestFail('restore of the intact image: %s' % err)
+
+
+def expect_one_line(res, what, pattern=None):
+    """A refusal as a user sees it (no -v): exit 1 and exactly one line on
+    stderr, "stasis: ...", matching pattern (a regex) when given."""
+    if res.timed_out:
+        raise TestFail('%s timed out' % what)
+    if res.rc != 1:
+        raise TestFail('%s %s, expected exit 1' % (what, res.what()))
+    lines = res.err.splitlines()
+    if len(lines) != 1 or not lines[0].startswith('stasis: '):
+        raise TestFail('%s: expected one "stasis: ..." line on stderr, got %d: %r'
+                       % (what, len(lines), res.err[:400]))
+    if pattern and not re.search(pattern, lines[0]):
+        raise TestFail('%s: the line does not say %r: %s' % (what, pattern, lines[0]))
+    return lines[0]
+
+
+def image_digest(img):
+    """Name -> (mode, uid, content) of every file of an image directory."""
+    out = {}
+    for name in sorted(os.listdir(img)):
+        p = os.path.join(img, name)
+        s = os.lstat(p)
+        if not os.path.isfile(p) or os.path.islink(p):  # never open a FIFO or follow a link
+            out[name] = (s.st_mode, s.st_uid, os.readlink(p) if os.path.islink(p) else None)
+            continue
+        with open(p, 'rb') as f:
+            out[name] = (s.st_mode, s.st_uid, f.read())
+    return out

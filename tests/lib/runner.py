@@ -122,13 +122,15 @@ class Ctx:
             raise TestFail('dump %s' % res.what())
         return res
 
-    def restore(self, img, env=None, expect_ok=True, extra=()):
-        """restore --detach with a fresh stdin pipe; returns (res, pid, stdin_w)."""
+    def restore(self, img, env=None, expect_ok=True, extra=(), quiet=False, timeout=None):
+        """restore --detach with a fresh stdin pipe; returns (res, pid, stdin_w).
+        quiet: at the default verbosity (no -v), as a user sees a failure."""
         r, w = os.pipe()
         self.fds.append(w)
         try:
-            res = self.stasis(['restore', '-D', img, '--detach', '-v', '--log-file',
-                               img.rstrip('/') + '-restore.log'] + list(extra), env=env, stdin=r)
+            res = self.stasis(['restore', '-D', img, '--detach'] + ([] if quiet else ['-v']) +
+                              ['--log-file', img.rstrip('/') + '-restore.log'] + list(extra),
+                              env=env, stdin=r, timeout=timeout)
         finally:
             os.close(r)
         pid = None

@@ -227,7 +227,7 @@ static const char fds_v2[] =
 	"{\"fd\":7,\"kind\":\"dir\",\"path\":\"/tmp/work\",\"flags\":622592,\"pos\":0,\"desc\":7},"
 	"{\"fd\":8,\"kind\":\"epoll\",\"path\":\"anon_inode:[eventpoll]\",\"flags\":524290,\"pos\":0,\"desc\":8,\"targets\":"
 	"[{\"tfd\":3,\"events\":25,\"data\":\"feedfacecafe0001\"},{\"tfd\":6,\"events\":2147483673,\"data\":\"feedfacecafe0002\"}]},"
-	"{\"fd\":9,\"kind\":\"chr\",\"path\":\"/dev/null\",\"flags\":32769,\"pos\":0,\"desc\":9},"
+	"{\"fd\":9,\"kind\":\"chr\",\"path\":\"/dev/null\",\"flags\":32769,\"pos\":0,\"desc\":9,\"rdev\":259},"
 	"{\"fd\":10,\"kind\":\"reg\",\"path\":\"/memfd:zdtm-shm (deleted)\",\"flags\":557058,\"pos\":0,"
 	"\"obj\":{\"dev\":1,\"ino\":1505,\"size\":262144},\"desc\":10,\"shared\":true},"
 	"{\"fd\":11,\"kind\":\"pipe\",\"path\":\"pipe:[300005]\",\"flags\":0,\"pos\":0,\"desc\":11,\"shared\":true,"
@@ -282,6 +282,12 @@ static void test_fds_json(void **state)
 	files_rec_free(&f);
 	json_decref(out);
 
+	/* format 2 wrote no rdev: the path fixes it */
+	json_object_del(json_array_get(j, 8), "rdev");
+	assert_int_equal(files_from_json(j, &f), 0);
+	files_rec_free(&f);
+	json_object_set_new(json_array_get(j, 8), "rdev", json_integer(259));
+
 	/* damaged one field at a time */
 	static const struct {
 		int fd;
@@ -291,6 +297,12 @@ static void test_fds_json(void **state)
 		{ 11, "anon", NULL },        { 11, "pipe_size", "100" },    { 3, "anon", "\"00\"" },
 		{ 8, "targets", NULL },      { 13, "watches", NULL },       { 14, "socket", NULL },
 		{ 2, "dup_of", "2" },        { 1, "desc", "0" },            { 10, "obj", "{}" },
+		/* what a dump never writes: another device, a path not normal,
+		 * flags open() drops (O_TRUNC), a directory open for writing, a
+		 * pipe named for another pipe */
+		{ 9, "rdev", "5" },          { 9, "path", "\"/etc/shadow\"" }, { 1, "flags", "33281" },
+		{ 1, "path", "\"/tmp/../etc/shadow\"" }, { 1, "path", "\"/tmp//x.log\"" }, { 7, "flags", "622594" },
+		{ 11, "path", "\"pipe:[1]\"" }, { 12, "path", "\"/tmp/./fifo\"" }, { 1, "flags", "3" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		json_t *o = NULL;

@@ -96,6 +96,20 @@ static void test_strings(void **state)
 	assert_true(now_ns() > 0);
 }
 
+static void test_path_is_normal(void **state)
+{
+	static const char *const good[] = { "/", "/etc/hostname", "/a/b c/.hidden", "/memfd:x (deleted)", "/a/..b" };
+	static const char *const bad[] = { "", "rel", "bin/sh", "../../../bin/sh", "/a//b", "/a/./b", "/a/../b",
+					   "/..", "/.", "/a/", "//", "/a/.." };
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (!path_is_normal(good[i]))
+			fail_msg("'%s' refused", good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (path_is_normal(bad[i]))
+			fail_msg("'%s' taken", bad[i]);
+	assert_false(path_is_normal(NULL));
+}
+
 static void test_read_file_cap(void **state)
 {
 	char dir[] = "/tmp/stasis-test-XXXXXX", path[64];
@@ -151,6 +165,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_u64),
+		cmocka_unit_test(test_path_is_normal),
 		cmocka_unit_test(test_parse_int),
 		cmocka_unit_test(test_parse_pid),
 		cmocka_unit_test(test_hex),
