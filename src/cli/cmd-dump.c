@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "runtime/runtime.h"
+#include "util/interrupt.h"
 #include "util/util.h"
 
 static const struct cli_option options[] = {
@@ -65,5 +66,8 @@ int cmd_dump(int argc, char **argv)
 	if (!dir)
 		return usage_error("dump", "-D/--checkpoint-dir is required");
 	struct rt_target t = { .pid = pid, .id = id, .ns = ns };
+	/* From here on these signals roll the dump back instead of killing us
+	 * in the middle of it (util/interrupt.h). */
+	interrupt_arm();
 	return rt_dump(ops, &t, dir, &o) < 0 ? 1 : 0;
 }

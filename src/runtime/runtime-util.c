@@ -14,6 +14,7 @@
 
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -92,6 +93,7 @@ int rt_in_container(pid_t pid, int (*fn)(void *), void *arg)
 		if (join(pid, "net", CLONE_NEWNET) < 0 || join(pid, "pid", CLONE_NEWPID) < 0)
 			_exit(1);
 		pid_t inner = fork();
+		interrupt_forward(inner > 0 ? inner : 0); /* the work is done there */
 		if (inner == 0) {
 			if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 			    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
@@ -102,7 +104,10 @@ int rt_in_container(pid_t pid, int (*fn)(void *), void *arg)
 		}
 		_exit(inner < 0 || rt_wait(inner) < 0 ? 1 : 0);
 	}
-	return rt_wait(child);
+	interrupt_forward(child);
+	int r = rt_wait(child);
+	interrupt_forward(0);
+	return r;
 }
 
 int rt_copy_file(const char *from, const char *to, mode_t mode)
