@@ -11,7 +11,7 @@ CI=true a skip counts as a failure. tests/README.md says how to add a test.
 
 The tests live in modules that each expose TESTS (a list of runner.Test)
 or tests(runner) returning one: t_zdtm (the workloads of tests/zdtm/, from
-what each declares), t_cli, t_failures, programs and containers. The
+what each declares), t_cli, t_failures, t_interrupt, programs and containers. The
 machinery (Runner, Ctx, timeouts, cleanup) is tests/lib/runner.py.
 """
 import argparse
@@ -25,12 +25,13 @@ from runner import Runner  # noqa: E402
 import t_zdtm  # noqa: E402
 import t_cli  # noqa: E402
 import t_failures  # noqa: E402
+import t_interrupt  # noqa: E402
 import programs  # noqa: E402
 import containers  # noqa: E402
 import t_manpage  # noqa: E402
 import t_source  # noqa: E402
 
-MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, programs, containers)
+MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_interrupt, programs, containers)
 
 
 def collect(r):

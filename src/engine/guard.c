@@ -17,6 +17,7 @@
 
 #include "engine/seize.h"
 #include "engine/syscalls.h"
+#include "engine/thread.h"
 #include "util/cleanup.h"
 #include "util/interrupt.h"
 #include "util/log.h"
@@ -67,6 +68,35 @@ static void put_back_thread(const struct remote *r, struct remote_thread *t)
 		t->flags &= ~RT_BLOCKED;
 }
 
+/* The main thread has run since the dumper died: what its calls put back
+ * is what it is doing now (its system call rewound), with its real mask,
+ * read after a first call as the dump does. Then our pages go. */
+static int unmap_ours(struct remote *r)
+{
+	struct remote_thread *t = &r->threads[0]; /* the main thread, tid == pid */
+	uint64_t mask;
+	if (!r->nthreads || (t->flags & RT_BORROWED))
+		return -EBUSY;
+	int e = regs_get(t->tid, &t->regs);
+	if (e < 0)
+		return e;
+	regs_rewind_syscall(&t->regs, false);
+	t->flags &= ~RT_MASK_KNOWN;
+	r->nstash = 0;
+	long ret = remote_syscall(r, t->tid, SYS_getpid, 0);
+	if (ret < 0)
+		return (int)ret;
+	if (ptrace(PTRACE_GETSIGMASK, t->tid, sizeof(mask), &mask) < 0)
+		return -errno;
+	t->mask = mask;
+	t->flags |= RT_MASK_KNOWN;
+	if (r->scratch && (e = remote_requeue_signals(r)) < 0)
+		return e;
+	if ((e = remote_unmap_scratch(r, t->tid)) < 0)
+		return e;
+	return remote_unmap_trap(r, t->tid);
+}
+
 static int put_back(struct guard_proc *p)
 {
 	struct remote *r = &p->rem;
@@ -84,9 +114,8 @@ static int put_back(struct guard_proc *p)
 		put_back_thread(r, &r->threads[k]);
 	snprintf(path, sizeof(path), "/proc/%d/mem", p->pid);
 	r->mem_fd = open(path, O_RDWR | O_CLOEXEC);
-	r->nstash = 0;
-	if (r->mem_fd >= 0 && ((e = remote_unmap_scratch(r, p->pid)) < 0 || (e = remote_unmap_trap(r, p->pid)) < 0))
-		log_warn_errno(e, "pid %d: cannot remove the dump's scratch pages: %m", p->pid);
+	if (r->mem_fd < 0 || (e = unmap_ours(r)) < 0)
+		log_warn_errno(r->mem_fd < 0 ? -errno : e, "pid %d: cannot remove the dump's pages: %m", p->pid);
 	if (r->mem_fd >= 0)
 		close(r->mem_fd);
 	for (size_t k = 0; k < n; k++)
