@@ -106,10 +106,11 @@ def judge(ctx, slot, before, img, leave, sig, rc, err):
             raise TestFail('exit %s but a manifest was left: %s' % (rc, err.strip()))
         if leave:
             expect_alive_unharmed(w.pid, before, 'a --leave-running dump')
-        elif not st.pid_gone(w.pid, 0) and st.proc_state(w.pid) != 'Z':
-            raise TestFail('image complete but pid %d still runs' % w.pid)
         else:
-            slot.gone()
+            # SIGKILL was sent; freeing its memory takes a moment.
+            if st.wait_pid(w.pid, 10) is None:
+                raise TestFail('image complete but pid %d still runs' % w.pid)
+            slot.w = None
         return 'completed'
     if rc == 0:
         raise TestFail('exit 0 without an image')
