@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <signal.h>
@@ -141,6 +142,21 @@ static int dump_remote(struct dump_ctx *c)
 		return log_error_errno(-errno, "pid %d: cannot open its memory: %m", c->pid);
 	if (!vdso || remote_find_syscall(rem, vdso->start, vdso->end) < 0)
 		return log_error_errno(-ENOEXEC, "pid %d: no vdso with a syscall instruction found", c->pid);
+	/* The calls before our trap page exists go through the process's own
+	 * code, set to end in a "jmp ." if we die meanwhile (remote.c). */
+	for (size_t i = 0; i < c->p.mm.nvmas; i++) {
+		const struct vma_rec *v = &c->p.mm.vmas[i];
+		if ((v->prot & PROT_EXEC) && (v->kind == VMA_FILE || v->kind == VMA_VDSO) &&
+		    remote_find_escape(rem, v->start, v->end) > 0)
+			break;
+	}
+	/* Our trap page first, with the main thread's first call: from then
+	 * on a thread let go in mid-call waits there (remote.c). A process
+	 * whose policy refuses an executable page keeps using the vdso's
+	 * syscall: only a SIGKILL of ours in mid-call costs more then. */
+	bool trap = (r = remote_map_trap(rem, c->pid)) >= 0;
+	if (!trap)
+		log_debug("pid %d: no trap page (%s); calls go through the vdso", c->pid, strerror(-r));
 	for (size_t i = 0; i < c->ntids; i++) {
 		pid_t tid = c->tids[i];
 		/* A thread stopped in sigsuspend/ppoll/pselect has a temporary
@@ -149,7 +165,7 @@ static int dump_remote(struct dump_ctx *c)
 		 * From then on every call blocks all signals while it runs (a
 		 * handler must not run in the middle of our calls) and puts
 		 * the thread's own mask back after (remote.c). */
-		long ret = remote_syscall(rem, tid, SYS_getpid, 0);
+		long ret = i == 0 && trap ? 0 : remote_syscall(rem, tid, SYS_getpid, 0);
 		if (ret < 0)
 			return log_error_errno((int)ret, "tid %d: cannot run a call in the thread: %m", tid);
 		if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(uint64_t), &c->p.threads[i].sigmask) < 0)
@@ -157,10 +173,6 @@ static int dump_remote(struct dump_ctx *c)
 		rem->threads[i].mask = c->p.threads[i].sigmask;
 		rem->threads[i].flags |= RT_MASK_KNOWN;
 	}
-	/* A process whose policy refuses an executable page keeps using the
-	 * vdso's syscall: only a SIGKILL of ours in mid-call costs more. */
-	if ((r = remote_map_trap(rem, c->pid)) < 0)
-		log_debug("pid %d: no trap page (%s); calls go through the vdso", c->pid, strerror(-r));
 	r = remote_map_scratch(rem, c->pid, 0, false);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot map scratch memory: %m", c->pid);

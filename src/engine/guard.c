@@ -33,7 +33,7 @@ static size_t guard_size(void)
 
 static bool needs_put_back(const struct remote *r)
 {
-	bool any = r->trap || r->scratch;
+	bool any = r->trap || r->scratch || r->esc_at;
 	for (size_t k = 0; k < r->nthreads; k++)
 		any |= (r->threads[k].flags & (RT_BORROWED | RT_BLOCKED)) != 0;
 	return any;
@@ -52,13 +52,29 @@ static int seize_again(pid_t pid, pid_t **ret, size_t *ret_n)
 	return r;
 }
 
-/* A thread let go in the middle of a call has run it and spins in the
- * trap page ("jmp ."): its own registers and mask go back. */
+/* Where a thread let go in the middle of a call can be that has run
+ * nothing but the call: on the borrowed instruction (not run yet) or
+ * right after it; in the trap page that is where it spins ("jmp ."), as
+ * it does at the spin after the gadget. Past the vdso's instruction (no
+ * gadget found) it runs on with our registers: lost. */
+static bool only_the_call(const struct remote *r, uint64_t ip)
+{
+	if (r->spin && ip == r->spin)
+		return true; /* went through the gadget: it spins */
+	if (r->gadget && (ip == r->gadget || ip == r->gadget + 2))
+		return true;
+	return (r->trap && (ip == r->trap || ip == r->trap + 2)) ||
+	       (r->vdso_ip && (ip == r->vdso_ip || ip == r->vdso_ip + 2)) || ip == r->syscall_ip ||
+	       ip == r->syscall_ip + 2;
+}
+
+/* A thread caught in a call gets its own registers back, and every
+ * thread whose mask was ours its own mask. */
 static void put_back_thread(const struct remote *r, struct remote_thread *t)
 {
 	struct user_regs_struct now;
 	if ((t->flags & RT_BORROWED) && regs_get(t->tid, &now) == 0) {
-		if (r->trap && now.rip == r->trap + 2 && regs_set(t->tid, &t->regs) == 0)
+		if (only_the_call(r, now.rip) && regs_set(t->tid, &t->regs) == 0)
 			t->flags &= ~RT_BORROWED;
 		else
 			log_warn("tid %d was let go in the middle of a call (at %#llx) and may not survive", t->tid,
@@ -114,6 +130,8 @@ static int put_back(struct guard_proc *p)
 		put_back_thread(r, &r->threads[k]);
 	snprintf(path, sizeof(path), "/proc/%d/mem", p->pid);
 	r->mem_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (r->mem_fd >= 0)
+		remote_escape_done(r);
 	if (r->mem_fd < 0 || (e = unmap_ours(r)) < 0)
 		log_warn_errno(r->mem_fd < 0 ? -errno : e, "pid %d: cannot remove the dump's pages: %m", p->pid);
 	if (r->mem_fd >= 0)

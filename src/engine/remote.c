@@ -111,7 +111,7 @@ static int run_call(struct remote *r, pid_t tid, struct user_regs_struct *regs)
 static int guarded_call(struct remote *r, struct remote_thread *t, struct user_regs_struct *regs)
 {
 	static const uint64_t all = ~0ULL;
-	bool vdso = r->syscall_ip != r->trap;
+	bool vdso = regs->rip != r->trap && regs->rip != r->gadget; /* no way back if we die */
 	uint64_t t0 = vdso ? now_ns() : 0;
 	if (t->flags & RT_MASK_KNOWN) {
 		t->flags |= RT_BLOCKED;
@@ -127,6 +127,32 @@ static int guarded_call(struct remote *r, struct remote_thread *t, struct user_r
 	if (vdso)
 		r->unsafe_ns += now_ns() - t0;
 	return ret;
+}
+
+/* Not through the trap page (before it exists, and to unmap it): through
+ * the gadget, returning into the spin. The word the stack pointer is set
+ * to is put back right after the call (by the guardian if we die): every
+ * other thread is stopped, none sees it meanwhile. */
+static void escape_via_gadget(struct remote *r, struct user_regs_struct *regs)
+{
+	uint64_t sp = ((regs->rsp - 256) & ~15ULL) - 8, old;
+	if ((r->trap && r->syscall_ip == r->trap) || !r->gadget || !r->spin ||
+	    remote_read(r, sp, &old, sizeof(old)) < 0)
+		return;
+	r->esc_word = old;
+	r->esc_at = sp;
+	if (remote_write(r, sp, &r->spin, sizeof(r->spin)) < 0) {
+		r->esc_at = 0;
+		return;
+	}
+	regs->rip = r->gadget;
+	regs->rsp = sp;
+}
+
+void remote_escape_done(struct remote *r)
+{
+	if (r->esc_at && remote_write(r, r->esc_at, &r->esc_word, sizeof(r->esc_word)) == 0)
+		r->esc_at = 0;
 }
 
 long remote_syscall6(struct remote *r, pid_t tid, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
@@ -151,8 +177,11 @@ long remote_syscall6(struct remote *r, pid_t tid, long nr, uint64_t a0, uint64_t
 	regs.r10 = a3;
 	regs.r8 = a4;
 	regs.r9 = a5;
+	if (t)
+		escape_via_gadget(r, &regs);
 	r->calls++;
 	ret = t ? guarded_call(r, t, &regs) : run_call(r, tid, &regs);
+	remote_escape_done(r);
 	return ret < 0 ? ret : (long)regs.rax;
 }
 
@@ -196,7 +225,7 @@ int remote_find_syscall(struct remote *r, uint64_t vdso_start, uint64_t vdso_end
 		return ret;
 	for (size_t i = 0; i + 1 < len; i++)
 		if (buf[i] == 0x0f && buf[i + 1] == 0x05) {
-			r->syscall_ip = vdso_start + i;
+			r->syscall_ip = r->vdso_ip = vdso_start + i;
 			return 0;
 		}
 	return -ENOENT;
@@ -233,6 +262,27 @@ int remote_unmap_scratch(struct remote *r, pid_t tid)
 		return (int)ret;
 	r->scratch = 0;
 	return 0;
+}
+
+int remote_find_escape(struct remote *r, uint64_t start, uint64_t end)
+{
+	static const uint8_t gadget[] = { 0x0f, 0x05, 0xc3 }, spin[] = { 0xeb, 0xfe };
+	const size_t chunk = 1u << 20;
+	_cleanup_free_ uint8_t *buf = malloc(chunk + 2);
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t at = start; at < end && (!r->gadget || !r->spin); at += chunk) {
+		size_t len = end - at < chunk + 2 ? end - at : chunk + 2;
+		if (remote_read(r, at, buf, len) < 0)
+			return 0;
+		uint8_t *g = r->gadget ? NULL : memmem(buf, len, gadget, sizeof(gadget));
+		uint8_t *j = r->spin ? NULL : memmem(buf, len, spin, sizeof(spin));
+		if (g)
+			r->gadget = at + (uint64_t)(g - buf);
+		if (j)
+			r->spin = at + (uint64_t)(j - buf);
+	}
+	return r->gadget && r->spin;
 }
 
 int remote_map_trap(struct remote *r, pid_t tid)

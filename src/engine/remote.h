@@ -39,6 +39,12 @@ struct remote {
 	 * spins there instead of running on in the vdso, and its guardian
 	 * can put it back. vdso_ip: the vdso's syscall, for unmapping it. */
 	uint64_t trap, vdso_ip;
+	/* Dump, before the trap page exists: a "syscall; ret" (gadget) and a
+	 * "jmp ." (spin) found in the process's code. A call through the
+	 * gadget runs with the stack pointer on a word holding spin, so a
+	 * thread let go in mid-call spins there too. 0: not found. */
+	uint64_t gadget, spin;
+	uint64_t esc_at, esc_word; /* the stack word holding spin meanwhile, and what it held */
 	/* Dump: each call in a thread listed here restores the thread's
 	 * registers and mask as soon as the call returns (NULL: restore). */
 	struct remote_thread *threads;
@@ -73,6 +79,11 @@ int remote_find_syscall(struct remote *r, uint64_t vdso_start, uint64_t vdso_end
 /* Maps the scratch area (anywhere, or at `at` if nonzero). */
 int remote_map_scratch(struct remote *r, pid_t tid, uint64_t at, bool exec);
 int remote_unmap_scratch(struct remote *r, pid_t tid);
+/* Looks for the gadget and spin (struct remote) in [start, end) of the
+ * task's code; returns 1 once both are known. */
+int remote_find_escape(struct remote *r, uint64_t start, uint64_t end);
+/* Puts back the stack word a call through the gadget used (guardian). */
+void remote_escape_done(struct remote *r);
 /* Maps the trap page (see struct remote) and makes it syscall_ip; unmaps
  * it again with the vdso's syscall. */
 int remote_map_trap(struct remote *r, pid_t tid);
