@@ -102,7 +102,13 @@ int rt_in_container(pid_t pid, int (*fn)(void *), void *arg)
 			}
 			_exit(fn(arg) < 0 ? 1 : 0);
 		}
-		_exit(inner < 0 || rt_wait(inner) < 0 ? 1 : 0);
+		int r = inner < 0 || rt_wait(inner) < 0 ? 1 : 0;
+		/* The dump's guardian is our child too (CLONE_PARENT, engine/
+		 * guard.h): reap it, or wait while it puts back what a killed
+		 * dumper left, before the container's init can be gone. */
+		while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+			;
+		_exit(r);
 	}
 	interrupt_forward(child);
 	int r = rt_wait(child);
