@@ -8,7 +8,11 @@ pause, so the hypervisor reclaims the freed memory; see DESIGN.md 7).
                            [--dirs /dev/shm,/var/tmp]
 
 For each size/dir/mode it prints the median dump time and restore time
-(until `stasis restore --detach` returns), their throughput in GB/s, and
+(until `stasis restore --detach` returns), their throughput in GB/s, the
+dump time without the flush to disk (--leave-running dumps of the same
+process just before, with STASIS_NOSYNC=1) and what the flush costs per
+GiB (a flushed --leave-running dump minus the mean of the unflushed ones
+made just before and after it: fsync of every file and the directory), and
 the ratio to copying the same bytes in the same run: `cp` of the page file
 for the dump, memcpy (bench/memcpy_bw) for the restore. Every restored
 process is checked (bigmem verifies all its pages and prints PASS); a run
@@ -51,7 +55,21 @@ def one_run(opts, size_mb, target, cold):
         w.start()
         w.wait_ready(120)
         pid = w.pid
-        d = st.run_cmd([stasis, 'dump', '--type', 'process', '--pid', str(pid), '-D', img], timeout=300)
+        # --leave-running dumps without, with, and again without the flush:
+        # the flushed one sits between the two it is compared with.
+        lr = {}
+        for tag, nosync in (('a', True), ('sync', False), ('b', True)):
+            env = dict(os.environ, STASIS_NOSYNC='1') if nosync else dict(os.environ)
+            os.sync()  # no writeback of the one before in this one's time
+            x = st.run_cmd([stasis, 'dump', '--type', 'process', '--pid', str(pid), '-D', img + '-' + tag,
+                            '--leave-running'], timeout=300, env=env)
+            if x.rc != 0:
+                raise RunError('--leave-running dump %s' % x.what())
+            shutil.rmtree(img + '-' + tag)
+            lr[tag] = x.elapsed
+        env = dict(os.environ)
+        os.sync()
+        d = st.run_cmd([stasis, 'dump', '--type', 'process', '--pid', str(pid), '-D', img], timeout=300, env=env)
         if d.rc != 0:
             raise RunError('dump %s' % d.what())
         if st.wait_pid(pid, 10) is None or not st.pid_gone(pid, 5):
@@ -80,7 +98,7 @@ def one_run(opts, size_mb, target, cold):
         err = w.finish(300)
         if err:
             raise RunError('restored process: %s' % err)
-        return {'dump': d.elapsed, 'restore': res.elapsed, 'cp': cp_s, 'memcpy': memcpy_s,
+        return {'dump': d.elapsed, 'nosync': (lr['a'] + lr['b']) / 2, 'lrsync': lr['sync'], 'restore': res.elapsed, 'cp': cp_s, 'memcpy': memcpy_s,
                 'image': image_bytes}
     finally:
         if w.pid:
@@ -105,9 +123,9 @@ def main():
     opts.build = os.path.abspath(opts.build)
     st.make_subreaper()
     modes = ['warm'] if opts.no_cold else ['warm', 'cold']
-    print('%6s %-10s %-4s %4s | %9s %7s %6s | %9s %7s %8s | %7s %7s' % (
-        'MiB', 'dir', 'mode', 'ok', 'dump s', 'GB/s', 'x cp', 'restore s', 'GB/s', 'x memcpy', 'cp s',
-        'memcpy'))
+    print('%6s %-10s %-4s %4s | %9s %7s %6s | %8s %11s | %9s %7s %8s | %7s %7s' % (
+        'MiB', 'dir', 'mode', 'ok', 'dump s', 'GB/s', 'x cp', 'nosync s', 'flush s/GiB', 'restore s', 'GB/s',
+        'x memcpy', 'cp s', 'memcpy'))
     failed = 0
     for size in [int(s) for s in opts.sizes.split(',')]:
         nbytes = size << 20
@@ -127,15 +145,17 @@ def main():
                 # ratios per run, then the median: copy and stasis in the same run
                 rd = statistics.median(r['dump'] / r['cp'] for r in runs)
                 rr = statistics.median(r['restore'] / r['memcpy'] for r in runs)
-                print('%6d %-10s %-4s %4s | %9.3f %7.2f %6.1f | %9.3f %7.2f %8.1f | %7.3f %7.3f' % (
+                flush = statistics.median(r['lrsync'] - r['nosync'] for r in runs) / (size / 1024)
+                print('%6d %-10s %-4s %4s | %9.3f %7.2f %6.1f | %8.3f %11.3f | %9.3f %7.2f %8.1f | %7.3f %7.3f' % (
                     size, target, mode, '%d/%d' % (len(runs), opts.runs), med['dump'], nbytes / med['dump'] / 1e9,
-                    rd, med['restore'], nbytes / med['restore'] / 1e9, rr, med['cp'], med['memcpy']))
+                    rd, med['nosync'], flush, med['restore'], nbytes / med['restore'] / 1e9, rr, med['cp'], med['memcpy']))
                 for e in errors:
                     print('       run failed: %s' % e)
                     failed += 1
                 sys.stdout.flush()
     print('(times are medians; "x cp" = dump time / cp of the page file, "x memcpy" = restore time / memcpy '
-          'of the same bytes, both measured in the same run)')
+          'of the same bytes, both measured in the same run; "nosync s" = a --leave-running dump with STASIS_NOSYNC=1, '
+          '"flush s/GiB" = flushed minus unflushed --leave-running dump, per GiB of memory)')
     return 1 if failed else 0
 
 

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "runtime/runtime.h"
+#include "util/interrupt.h"
 #include "util/util.h"
 
 static const struct cli_option options[] = {
@@ -86,5 +87,8 @@ int cmd_dump(int argc, char **argv)
 	if (address && ops->target != RT_BY_ID_NS)
 		return usage_error("dump", "--address goes with --type containerd");
 	struct rt_target t = { .pid = pid, .id = id, .ns = ns, .address = address };
+	/* From here on these signals roll the dump back instead of killing us
+	 * in the middle of it (util/interrupt.h). */
+	interrupt_arm();
 	return dump_to(ops, &t, dir, &o);
 }

@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include "engine/guard.h"
 #include "engine/ipc.h"
 #include "engine/process.h"
 #include "engine/seize.h"
@@ -24,6 +26,7 @@
 #include "image/image.h"
 #include "util/cleanup.h"
 #include "util/inject.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -35,9 +38,7 @@ struct dump_ctx {
 	pid_t *tids; /* node->tids */
 	size_t ntids;
 	struct process_rec p; /* p.threads[i] is tids[i] */
-	struct user_regs_struct *orig_regs; /* as seized, for letting go */
-	bool *touched;
-	struct remote rem;
+	struct remote *rem;   /* in the guard's shared memory; rem->threads[i] is tids[i] */
 	struct proc_stat stat;
 	unsigned sk_flags;
 };
@@ -45,34 +46,37 @@ struct dump_ctx {
 static void ctx_free(struct dump_ctx *c)
 {
 	process_rec_free(&c->p);
-	free(c->orig_regs);
-	free(c->touched);
-	if (c->rem.mem_fd >= 0)
-		close(c->rem.mem_fd);
+	if (c->rem && c->rem->mem_fd >= 0)
+		close(c->rem->mem_fd);
 	if (c->procfd >= 0)
 		close(c->procfd);
 	if (c->pidfd >= 0)
 		close(c->pidfd);
 }
 
-/* Puts every thread back as it was (the detach is tree_detach's). */
+/* Puts every thread back as it was (the detach is tree_detach's). Each
+ * remote call already put back its thread's registers and mask; this is
+ * for a call that failed half way, and for our pages. */
 static void dump_release(struct dump_ctx *c)
 {
-	if (c->rem.scratch && remote_requeue_signals(&c->rem) < 0)
+	struct remote *r = c->rem;
+	if (!r)
+		return;
+	if (r->scratch && remote_requeue_signals(r) < 0)
 		log_warn("pid %d: signals that came during the dump are lost", c->pid);
-	if (c->rem.scratch && remote_unmap_scratch(&c->rem, c->pid) < 0)
+	if (r->scratch && remote_unmap_scratch(r, c->pid) < 0)
 		log_warn("pid %d: could not remove the scratch mapping", c->pid);
-	for (size_t i = 0; i < c->ntids; i++) {
-		pid_t tid = c->tids[i];
-		if (c->touched && c->touched[i]) {
-			struct user_regs_struct regs = c->orig_regs[i];
-			regs_rewind_syscall(&regs, false);
-			if (regs_set(tid, &regs) < 0)
-				log_warn("tid %d: could not put registers back", tid);
-			if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(uint64_t), &c->p.threads[i].sigmask) < 0)
-				log_warn("tid %d: could not put signal mask back", tid);
-		}
+	if (r->trap && remote_unmap_trap(r, c->pid) < 0)
+		log_warn("pid %d: could not remove the trap page", c->pid);
+	for (size_t i = 0; i < r->nthreads; i++) {
+		struct remote_thread *t = &r->threads[i];
+		if ((t->flags & RT_BORROWED) && regs_set(t->tid, &t->regs) < 0)
+			log_warn("tid %d: could not put registers back", t->tid);
+		if ((t->flags & RT_BLOCKED) && ptrace(PTRACE_SETSIGMASK, t->tid, sizeof(t->mask), &t->mask) < 0)
+			log_warn("tid %d: could not put signal mask back", t->tid);
 	}
+	log_debug("pid %d: %llu remote calls, %llu us of them through the vdso", c->pid, (unsigned long long)r->calls,
+		  (unsigned long long)(r->unsafe_ns / 1000));
 }
 
 static int collect(struct dump_ctx *c)
@@ -103,15 +107,16 @@ static int collect(struct dump_ctx *c)
 		return r;
 	c->p.threads = calloc(c->ntids, sizeof(*c->p.threads));
 	c->p.nthreads = c->ntids;
-	c->orig_regs = calloc(c->ntids, sizeof(*c->orig_regs));
-	c->touched = calloc(c->ntids, sizeof(*c->touched));
-	if (!c->p.threads || !c->orig_regs || !c->touched)
+	if (!c->p.threads)
 		return -ENOMEM;
 	for (size_t i = 0; i < c->ntids; i++) {
 		r = thread_dump_ptrace(c->tids[i], &c->p.threads[i]);
 		if (r < 0)
 			return log_error_errno(r, "tid %d: cannot read thread state: %m", c->tids[i]);
-		c->orig_regs[i] = c->p.threads[i].regs;
+		/* What the thread gets back after each of our calls: the call
+		 * it was in, if any, set to run again. */
+		c->rem->threads[i].regs = c->p.threads[i].regs;
+		regs_rewind_syscall(&c->rem->threads[i].regs, false);
 		regs_rewind_syscall(&c->p.threads[i].regs, true);
 	}
 	return 0;
@@ -129,45 +134,60 @@ static const struct vma_rec *find_vdso(const struct mm_rec *m)
 static int dump_remote(struct dump_ctx *c)
 {
 	const struct vma_rec *vdso = find_vdso(&c->p.mm);
-	uint64_t all = ~0ULL;
+	struct remote *rem = c->rem;
 	int r;
 
-	c->rem.mem_fd = openat(c->procfd, "mem", O_RDWR | O_CLOEXEC);
-	if (c->rem.mem_fd < 0)
+	rem->mem_fd = openat(c->procfd, "mem", O_RDWR | O_CLOEXEC);
+	if (rem->mem_fd < 0)
 		return log_error_errno(-errno, "pid %d: cannot open its memory: %m", c->pid);
-	if (!vdso || remote_find_syscall(&c->rem, vdso->start, vdso->end) < 0)
+	if (!vdso || remote_find_syscall(rem, vdso->start, vdso->end) < 0)
 		return log_error_errno(-ENOEXEC, "pid %d: no vdso with a syscall instruction found", c->pid);
+	/* The calls before our trap page exists go through the process's own
+	 * code, set to end in a "jmp ." if we die meanwhile (remote.c). */
+	for (size_t i = 0; i < c->p.mm.nvmas; i++) {
+		const struct vma_rec *v = &c->p.mm.vmas[i];
+		if ((v->prot & PROT_EXEC) && (v->kind == VMA_FILE || v->kind == VMA_VDSO) &&
+		    remote_find_escape(rem, v->start, v->end) > 0)
+			break;
+	}
+	/* Our trap page first, with the main thread's first call: from then
+	 * on a thread let go in mid-call waits there (remote.c). A process
+	 * whose policy refuses an executable page keeps using the vdso's
+	 * syscall: only a SIGKILL of ours in mid-call costs more then. */
+	bool trap = (r = remote_map_trap(rem, c->pid)) >= 0;
+	if (!trap)
+		log_debug("pid %d: no trap page (%s); calls go through the vdso", c->pid, strerror(-r));
 	for (size_t i = 0; i < c->ntids; i++) {
 		pid_t tid = c->tids[i];
 		/* A thread stopped in sigsuspend/ppoll/pselect has a temporary
 		 * mask; the kernel puts its real one back as the thread leaves
-		 * the stop, i.e. during a first harmless call. Read it then. */
-		c->touched[i] = true;
-		long ret = remote_syscall(&c->rem, tid, SYS_getpid, 0);
+		 * the stop, i.e. during a first harmless call. Read it then.
+		 * From then on every call blocks all signals while it runs (a
+		 * handler must not run in the middle of our calls) and puts
+		 * the thread's own mask back after (remote.c). */
+		long ret = i == 0 && trap ? 0 : remote_syscall(rem, tid, SYS_getpid, 0);
 		if (ret < 0)
 			return log_error_errno((int)ret, "tid %d: cannot run a call in the thread: %m", tid);
 		if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(uint64_t), &c->p.threads[i].sigmask) < 0)
 			return log_error_errno(-errno, "tid %d: cannot read signal mask: %m", tid);
-		/* Block everything while we borrow the thread: a signal must
-		 * not run a handler in the middle of our calls. */
-		if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(all), &all) < 0)
-			return log_error_errno(-errno, "tid %d: cannot block signals: %m", tid);
+		rem->threads[i].mask = c->p.threads[i].sigmask;
+		rem->threads[i].flags |= RT_MASK_KNOWN;
 	}
-	r = remote_map_scratch(&c->rem, c->pid, 0, false);
+	r = remote_map_scratch(rem, c->pid, 0, false);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot map scratch memory: %m", c->pid);
-	if ((r = remote_requeue_signals(&c->rem)) < 0)
+	if ((r = remote_requeue_signals(c->rem)) < 0)
 		return log_error_errno(r, "pid %d: cannot queue again the signals that came during the dump: %m", c->pid);
 	for (size_t i = 0; i < c->ntids; i++)
-		if ((r = thread_dump_remote(&c->rem, &c->p.threads[i])) < 0)
+		if ((r = thread_dump_remote(c->rem, &c->p.threads[i])) < 0)
 			return log_error_errno(r, "tid %d: cannot read thread state: %m", c->tids[i]);
-	if ((r = signals_dump(&c->rem, c->pid, &c->p.sig)) < 0)
+	if ((r = signals_dump(c->rem, c->pid, &c->p.sig)) < 0)
 		return log_error_errno(r, "pid %d: cannot read signal state: %m", c->pid);
-	if ((r = task_dump_remote(&c->rem, c->pid, &c->p.task)) < 0)
+	if ((r = task_dump_remote(c->rem, c->pid, &c->p.task)) < 0)
 		return log_error_errno(r, "pid %d: cannot read process state: %m", c->pid);
-	if ((r = timers_dump_remote(&c->rem, c->pid, &c->p.timers)) < 0)
+	if ((r = timers_dump_remote(c->rem, c->pid, &c->p.timers)) < 0)
 		return r;
-	long brk = remote_syscall(&c->rem, c->pid, SYS_brk, 0);
+	long brk = remote_syscall(c->rem, c->pid, SYS_brk, 0);
 	if (brk < 0)
 		return log_error_errno((int)brk, "pid %d: cannot read brk: %m", c->pid);
 	c->p.mm.brk = (uint64_t)brk;
@@ -256,18 +276,64 @@ static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v,
 		struct dump_ctx *c = &v[i];
 		if (c->node->zombie)
 			continue;
-		if ((r = dump_remote(c)) < 0 || (r = mm_dump_pages(img, c->pid, c->procfd, &c->rem, &c->p.mm)) < 0 ||
+		if ((r = interrupt_check()) < 0 || (r = dump_remote(c)) < 0 || (r = mm_dump_pages(img, c->pid, c->procfd, c->rem, &c->p.mm)) < 0 ||
 		    (r = inject_fail("dump:after-memory")) < 0 || (r = write_records(img, c)) < 0)
 			return r;
 		*ret_pages += c->p.mm.pages;
 	}
-	return write_manifest(img, t, *ret_pages, ipcns, o);
+	return (r = interrupt_check()) < 0 ? r : write_manifest(img, t, *ret_pages, ipcns, o);
 }
 
+/* The contexts, each process's remote state in the guard's memory. */
+static int make_ctxs(struct guard *g, const struct tree *t, const struct dump_opts *o, struct dump_ctx **ret)
+{
+	struct dump_ctx *v = calloc(t->n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	*ret = v;
+	for (size_t i = 0; i < t->n; i++) {
+		v[i] = (struct dump_ctx){ .node = &t->v[i], .pid = t->v[i].pid, .procfd = -1, .pidfd = -1,
+					  .tids = t->v[i].tids, .ntids = t->v[i].ntids, .p = { .pid = t->v[i].pid },
+					  .sk_flags = o->tcp_close ? SK_TCP_CLOSE : 0 };
+		if (t->v[i].zombie)
+			continue;
+		int r = guard_add(g, v[i].pid, v[i].tids, v[i].ntids, &v[i].rem);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The image is complete and on disk: let the tree go, or kill it. */
+static void finish(struct guard *g, const struct tree *t, struct dump_ctx *v, pid_t pid, bool leave_running)
+{
+	if (leave_running) {
+		for (size_t i = 0; i < t->n; i++)
+			dump_release(&v[i]);
+		tree_detach(t);
+		return;
+	}
+	guard_set_phase(g, GUARD_KILLING);
+	for (size_t i = 0; i < t->n; i++)
+		if (!t->v[i].zombie && sys_pidfd_send_signal(v[i].pidfd, SIGKILL) < 0)
+			log_warn("pid %d: image written but the process could not be killed: %m", t->v[i].pid);
+	/* A pid namespace's init ignores SIGKILL from inside it (where a
+	 * container's dump runs): it stays stopped, and dies by
+	 * PTRACE_O_EXITKILL when we exit. */
+	for (size_t k = 0; pid == 1 && k < t->v[0].ntids; k++)
+		if (seize_set_exitkill(t->v[0].tids[k]) < 0)
+			log_warn("tid %d: image written but it could not be killed: %m", t->v[0].tids[k]);
+}
+
+/* A dump is a transaction (DESIGN.md §5a): until finish() the processes
+ * are put back exactly as they were on any failure, on SIGINT, SIGTERM,
+ * SIGHUP and SIGPIPE (util/interrupt.h: looked at between steps), and by
+ * the guardian if we die. */
 int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 {
 	struct tree t = { 0 };
 	struct dump_ctx *v = NULL;
+	struct guard *g = NULL;
 	uint64_t pages = 0;
 	int r;
 
@@ -275,35 +341,16 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 		return log_error_errno(-EINVAL, "refusing to checkpoint pid %d", pid);
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return log_error_errno(-ESRCH, "no process with pid %d", pid);
-	if ((r = tree_seize(pid, &t)) < 0)
-		return r == -ESRCH ? log_error_errno(r, "no process with pid %d", pid) : r;
-	v = calloc(t.n, sizeof(*v));
-	if (!v) {
-		r = -ENOMEM;
+	if ((r = guard_start(img, o->container != NULL, &g)) < 0)
+		return r;
+	if ((r = tree_seize(pid, &t, &g->fz)) < 0) {
+		r = r == -ESRCH ? log_error_errno(r, "no process with pid %d", pid) : r;
 		goto fail;
 	}
-	for (size_t i = 0; i < t.n; i++)
-		v[i] = (struct dump_ctx){ .node = &t.v[i], .pid = t.v[i].pid, .procfd = -1, .pidfd = -1,
-					  .tids = t.v[i].tids, .ntids = t.v[i].ntids, .p = { .pid = t.v[i].pid },
-					  .rem = { .pid = t.v[i].pid, .mem_fd = -1 },
-					  .sk_flags = o->tcp_close ? SK_TCP_CLOSE : 0 };
-	if ((r = dump_all(img, &t, v, t.n, &pages, o)) < 0)
+	if ((r = interrupt_check()) < 0 || (r = make_ctxs(g, &t, o, &v)) < 0 ||
+	    (r = dump_all(img, &t, v, t.n, &pages, o)) < 0 || (r = interrupt_check()) < 0)
 		goto fail;
-	if (o->leave_running) {
-		for (size_t i = 0; i < t.n; i++)
-			dump_release(&v[i]);
-		tree_detach(&t);
-	} else {
-		for (size_t i = 0; i < t.n; i++)
-			if (!t.v[i].zombie && sys_pidfd_send_signal(v[i].pidfd, SIGKILL) < 0)
-				log_warn("pid %d: image written but the process could not be killed: %m", t.v[i].pid);
-		/* A pid namespace's init ignores SIGKILL from inside it (where a
-		 * container's dump runs): it stays stopped, and dies by
-		 * PTRACE_O_EXITKILL when we exit. */
-		for (size_t k = 0; pid == 1 && k < t.v[0].ntids; k++)
-			if (seize_set_exitkill(t.v[0].tids[k]) < 0)
-				log_warn("tid %d: image written but it could not be killed: %m", t.v[0].tids[k]);
-	}
+	finish(g, &t, v, pid, o->leave_running);
 	log_info("pid %d: checkpoint of %zu processes written to %s (%llu pages)", pid, t.n, image_dir(img),
 		 (unsigned long long)pages);
 	goto out;
@@ -312,9 +359,12 @@ fail:
 		dump_release(&v[i]);
 	tree_detach(&t);
 	image_rollback(img);
+	if (r == -EINTR && interrupt_pending())
+		log_error("dump interrupted by SIG%s; pid %d left running as it was", sigabbrev_np(interrupt_pending()), pid);
 out:
 	for (size_t i = 0; v && i < t.n; i++)
 		ctx_free(&v[i]);
+	guard_end(g); /* after: the contexts' remote state is in its memory */
 	free(v);
 	tree_free(&t);
 	return r;

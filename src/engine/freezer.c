@@ -80,16 +80,20 @@ static bool is_frozen(const struct freezer *f)
 	return f->v2 ? strstr(buf, "frozen 1") != NULL : startswith(buf, "FROZEN");
 }
 
-int freezer_set(const struct freezer *f, bool frozen)
+int freezer_set(struct freezer *f, bool frozen)
 {
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/%s", f->dir, f->v2 ? "cgroup.freeze" : "freezer.state");
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
 	const char *v = f->v2 ? (frozen ? "1" : "0") : (frozen ? "FROZEN" : "THAWED");
+	if (frozen)
+		f->frozen = true; /* before: a guardian thaws what may be frozen */
 	if (fd < 0 || write_all(fd, v, strlen(v)) < 0)
 		return log_error_errno(-errno, "cannot %s cgroup %s: %m", frozen ? "freeze" : "thaw", f->dir);
-	if (!frozen)
+	if (!frozen) {
+		f->frozen = false;
 		return 0;
+	}
 	for (int i = 0; i < 500; i++) {
 		if (is_frozen(f))
 			return 0;

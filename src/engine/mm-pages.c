@@ -21,6 +21,7 @@
 #include "engine/mm.h"
 #include "engine/syscalls.h"
 #include "util/cleanup.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -97,6 +98,8 @@ static int hand_over(struct page_writer *w, size_t len)
 
 static int writer_flush(struct page_writer *w)
 {
+	if (interrupt_pending())
+		return -EINTR; /* every few MiB: a safe point to stop at */
 	if (!w->nremote)
 		return 0;
 	struct iovec local = { w->bufs[w->cur], w->used };
@@ -324,7 +327,8 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	if (ret >= 0)
 		ret = wret;
 	if (ret < 0) {
-		log_error_errno(ret, "pid %d: cannot save memory pages: %m", pid);
+		if (ret != -EINTR || !interrupt_pending())
+			log_error_errno(ret, "pid %d: cannot save memory pages: %m", pid);
 		image_stream_abort(w.out);
 		goto out;
 	}

@@ -83,14 +83,88 @@ static int step_to_syscall_stop(struct remote *r, pid_t tid)
 	}
 }
 
+static struct remote_thread *find_thread(const struct remote *r, pid_t tid)
+{
+	for (size_t i = 0; i < r->nthreads; i++)
+		if (r->threads[i].tid == tid)
+			return &r->threads[i];
+	return NULL;
+}
+
+/* Runs the call set up in regs; regs receives the registers after it. */
+static int run_call(struct remote *r, pid_t tid, struct user_regs_struct *regs)
+{
+	int ret = regs_set(tid, regs);
+	if (ret >= 0)
+		ret = step_to_syscall_stop(r, tid); /* entry */
+	if (ret >= 0)
+		ret = step_to_syscall_stop(r, tid); /* exit */
+	return ret < 0 ? ret : regs_get(tid, regs);
+}
+
+/* A dumped thread gets its own registers and mask back as soon as the call
+ * returns, so that if we die between calls the kernel's detach lets it run
+ * on as if nothing happened. During the call every signal is blocked (a
+ * handler must not run on our registers); if we die then, it finishes the
+ * call in the trap page and spins there for the guardian. The flags say
+ * which of the two is ours at any moment. */
+static int guarded_call(struct remote *r, struct remote_thread *t, struct user_regs_struct *regs)
+{
+	static const uint64_t all = ~0ULL;
+	bool vdso = regs->rip != r->trap && regs->rip != r->gadget; /* no way back if we die */
+	uint64_t t0 = vdso ? now_ns() : 0;
+	if (t->flags & RT_MASK_KNOWN) {
+		t->flags |= RT_BLOCKED;
+		if (ptrace(PTRACE_SETSIGMASK, t->tid, sizeof(all), &all) < 0)
+			return -errno;
+	}
+	t->flags |= RT_BORROWED;
+	int ret = run_call(r, t->tid, regs);
+	if (regs_set(t->tid, &t->regs) == 0)
+		t->flags &= ~RT_BORROWED;
+	if ((t->flags & RT_BLOCKED) && ptrace(PTRACE_SETSIGMASK, t->tid, sizeof(t->mask), &t->mask) == 0)
+		t->flags &= ~RT_BLOCKED;
+	if (vdso)
+		r->unsafe_ns += now_ns() - t0;
+	return ret;
+}
+
+/* Not through the trap page (before it exists, and to unmap it): through
+ * the gadget, returning into the spin. The word the stack pointer is set
+ * to is put back right after the call (by the guardian if we die): every
+ * other thread is stopped, none sees it meanwhile. */
+static void escape_via_gadget(struct remote *r, struct user_regs_struct *regs)
+{
+	uint64_t sp = ((regs->rsp - 256) & ~15ULL) - 8, old;
+	if ((r->trap && r->syscall_ip == r->trap) || !r->gadget || !r->spin ||
+	    remote_read(r, sp, &old, sizeof(old)) < 0)
+		return;
+	r->esc_word = old;
+	r->esc_at = sp;
+	if (remote_write(r, sp, &r->spin, sizeof(r->spin)) < 0) {
+		r->esc_at = 0;
+		return;
+	}
+	regs->rip = r->gadget;
+	regs->rsp = sp;
+}
+
+void remote_escape_done(struct remote *r)
+{
+	if (r->esc_at && remote_write(r, r->esc_at, &r->esc_word, sizeof(r->esc_word)) == 0)
+		r->esc_at = 0;
+}
+
 long remote_syscall6(struct remote *r, pid_t tid, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
 		     uint64_t a4, uint64_t a5)
 {
+	struct remote_thread *t = find_thread(r, tid);
 	struct user_regs_struct regs;
 	int ret;
 
-	ret = regs_get(tid, &regs);
-	if (ret < 0)
+	if (t)
+		regs = t->regs;
+	else if ((ret = regs_get(tid, &regs)) < 0)
 		return ret;
 	regs.rip = r->syscall_ip;
 	regs.rax = (uint64_t)nr;
@@ -103,19 +177,12 @@ long remote_syscall6(struct remote *r, pid_t tid, long nr, uint64_t a0, uint64_t
 	regs.r10 = a3;
 	regs.r8 = a4;
 	regs.r9 = a5;
-	ret = regs_set(tid, &regs);
-	if (ret < 0)
-		return ret;
-	ret = step_to_syscall_stop(r, tid); /* entry */
-	if (ret < 0)
-		return ret;
-	ret = step_to_syscall_stop(r, tid); /* exit */
-	if (ret < 0)
-		return ret;
-	ret = regs_get(tid, &regs);
-	if (ret < 0)
-		return ret;
-	return (long)regs.rax;
+	if (t)
+		escape_via_gadget(r, &regs);
+	r->calls++;
+	ret = t ? guarded_call(r, t, &regs) : run_call(r, tid, &regs);
+	remote_escape_done(r);
+	return ret < 0 ? ret : (long)regs.rax;
 }
 
 int remote_requeue_signals(struct remote *r)
@@ -158,7 +225,7 @@ int remote_find_syscall(struct remote *r, uint64_t vdso_start, uint64_t vdso_end
 		return ret;
 	for (size_t i = 0; i + 1 < len; i++)
 		if (buf[i] == 0x0f && buf[i + 1] == 0x05) {
-			r->syscall_ip = vdso_start + i;
+			r->syscall_ip = r->vdso_ip = vdso_start + i;
 			return 0;
 		}
 	return -ENOENT;
@@ -194,6 +261,55 @@ int remote_unmap_scratch(struct remote *r, pid_t tid)
 	if (ret < 0)
 		return (int)ret;
 	r->scratch = 0;
+	return 0;
+}
+
+int remote_find_escape(struct remote *r, uint64_t start, uint64_t end)
+{
+	static const uint8_t gadget[] = { 0x0f, 0x05, 0xc3 }, spin[] = { 0xeb, 0xfe };
+	const size_t chunk = 1u << 20;
+	_cleanup_free_ uint8_t *buf = malloc(chunk + 2);
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t at = start; at < end && (!r->gadget || !r->spin); at += chunk) {
+		size_t len = end - at < chunk + 2 ? end - at : chunk + 2;
+		if (remote_read(r, at, buf, len) < 0)
+			return 0;
+		uint8_t *g = r->gadget ? NULL : memmem(buf, len, gadget, sizeof(gadget));
+		uint8_t *j = r->spin ? NULL : memmem(buf, len, spin, sizeof(spin));
+		if (g)
+			r->gadget = at + (uint64_t)(g - buf);
+		if (j)
+			r->spin = at + (uint64_t)(j - buf);
+	}
+	return r->gadget && r->spin;
+}
+
+int remote_map_trap(struct remote *r, pid_t tid)
+{
+	static const uint8_t code[] = { 0x0f, 0x05, 0xeb, 0xfe }; /* syscall; jmp . */
+	long a = remote_syscall(r, tid, SYS_mmap, 0, TRAP_LEN, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a < 0 && a > -4096)
+		return (int)a;
+	r->trap = (uint64_t)a; /* known before it is used: the guardian unmaps it */
+	int ret = remote_write(r, r->trap, code, sizeof(code)); /* mem ignores PROT_WRITE */
+	if (ret < 0)
+		return ret;
+	r->vdso_ip = r->syscall_ip;
+	r->syscall_ip = r->trap;
+	return 0;
+}
+
+int remote_unmap_trap(struct remote *r, pid_t tid)
+{
+	if (!r->trap)
+		return 0;
+	if (r->vdso_ip)
+		r->syscall_ip = r->vdso_ip;
+	long ret = remote_syscall(r, tid, SYS_munmap, r->trap, TRAP_LEN);
+	if (ret < 0)
+		return (int)ret;
+	r->trap = 0;
 	return 0;
 }
 

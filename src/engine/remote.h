@@ -13,12 +13,43 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
+/* A dumped thread as it must look whenever it is not running one of our
+ * calls: its own registers (a system call it was in rewound so that it
+ * runs again) and its own signal mask. The dump keeps these in memory it
+ * shares with its guardian (guard.h), so that a detached thread is always
+ * runnable, and one that was in the middle of a call can be put back. */
+struct remote_thread {
+	pid_t tid;
+	uint32_t flags; /* RT_* */
+	uint64_t mask;
+	struct user_regs_struct regs;
+};
+#define RT_MASK_KNOWN 1u /* mask is the thread's own: block all during calls */
+#define RT_BORROWED 2u   /* the registers are a call's, not regs */
+#define RT_BLOCKED 4u    /* the mask is ours (everything blocked) */
+
 struct remote {
 	pid_t pid;
 	int mem_fd;           /* /proc/pid/mem, read-write */
 	uint64_t syscall_ip;  /* address of a 0f 05 (syscall) instruction */
 	uint64_t scratch;     /* our scratch mapping in the task, 0 if none */
 	uint64_t scratch_len;
+	/* Dump: our own page "syscall; jmp ." (remote_map_trap), used as
+	 * syscall_ip once mapped: a thread let go in the middle of a call
+	 * spins there instead of running on in the vdso, and its guardian
+	 * can put it back. vdso_ip: the vdso's syscall, for unmapping it. */
+	uint64_t trap, vdso_ip;
+	/* Dump, before the trap page exists: a "syscall; ret" (gadget) and a
+	 * "jmp ." (spin) found in the process's code. A call through the
+	 * gadget runs with the stack pointer on a word holding spin, so a
+	 * thread let go in mid-call spins there too. 0: not found. */
+	uint64_t gadget, spin;
+	uint64_t esc_at, esc_word; /* the stack word holding spin meanwhile, and what it held */
+	/* Dump: each call in a thread listed here restores the thread's
+	 * registers and mask as soon as the call returns (NULL: restore). */
+	struct remote_thread *threads;
+	size_t nthreads;
+	uint64_t calls, unsafe_ns; /* calls made; time spent in the vdso window */
 	/* Set by remote_syscall when the call made a new thread (clone). */
 	pid_t new_tid;
 	/* Signals that came for delivery while a call ran with them unblocked
@@ -30,6 +61,7 @@ struct remote {
 };
 
 #define SCRATCH_LEN (256u << 10)
+#define TRAP_LEN 4096u
 
 long remote_syscall6(struct remote *r, pid_t tid, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
 		     uint64_t a4, uint64_t a5);
@@ -47,6 +79,15 @@ int remote_find_syscall(struct remote *r, uint64_t vdso_start, uint64_t vdso_end
 /* Maps the scratch area (anywhere, or at `at` if nonzero). */
 int remote_map_scratch(struct remote *r, pid_t tid, uint64_t at, bool exec);
 int remote_unmap_scratch(struct remote *r, pid_t tid);
+/* Looks for the gadget and spin (struct remote) in [start, end) of the
+ * task's code; returns 1 once both are known. */
+int remote_find_escape(struct remote *r, uint64_t start, uint64_t end);
+/* Puts back the stack word a call through the gadget used (guardian). */
+void remote_escape_done(struct remote *r);
+/* Maps the trap page (see struct remote) and makes it syscall_ip; unmaps
+ * it again with the vdso's syscall. */
+int remote_map_trap(struct remote *r, pid_t tid);
+int remote_unmap_trap(struct remote *r, pid_t tid);
 
 /* Queues the kept-back signals again, each by its own thread to itself;
  * the threads must block all signals and the scratch must be mapped. */

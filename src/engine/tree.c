@@ -191,13 +191,12 @@ void tree_detach(const struct tree *t)
 			detach_thread(t->v[i].tids[k]);
 }
 
-int tree_seize(pid_t root, struct tree *ret)
+int tree_seize(pid_t root, struct tree *ret, struct freezer *fz)
 {
 	struct tree t = { 0 };
-	struct freezer fz;
-	bool frozen = freezer_find(root, &fz) == 1 && freezer_set(&fz, true) == 0;
+	bool frozen = freezer_find(root, fz) == 1 && freezer_set(fz, true) == 0;
 	if (frozen)
-		log_debug("pid %d: cgroup %s frozen while the tree is seized", root, fz.dir);
+		log_debug("pid %d: cgroup %s frozen while the tree is seized", root, fz->dir);
 	int r = add_node(&t, root, 0);
 	for (size_t i = 0; r >= 0 && i < t.n; i++) {
 		r = seize_node(&t, i, frozen);
@@ -212,7 +211,7 @@ int tree_seize(pid_t root, struct tree *ret)
 			r = 0;
 		}
 	}
-	if (frozen && freezer_set(&fz, false) < 0 && r >= 0)
+	if (frozen && freezer_set(fz, false) < 0 && r >= 0)
 		r = -EIO;
 	if (frozen && r >= 0)
 		r = wait_all(&t);

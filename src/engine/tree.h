@@ -28,9 +28,11 @@ struct tree {
 };
 
 void tree_free(struct tree *t);
+struct freezer;
 /* Seizes root and every descendant, thread by thread, until no process
- * can fork or exit unseen. On failure nothing stays seized. */
-int tree_seize(pid_t root, struct tree *ret);
+ * can fork or exit unseen. On failure nothing stays seized. fz receives
+ * the tree's own cgroup, frozen while the tree is seized (fz->frozen). */
+int tree_seize(pid_t root, struct tree *ret, struct freezer *fz);
 void tree_detach(const struct tree *t);
 /* Refuses (naming the pid) what the restore could not rebuild: a session
  * or group whose leader is outside the tree, a session with a terminal,

@@ -15,6 +15,8 @@ struct image {
 	int dirfd;
 	bool writing;
 	bool created;     /* writing: the directory was made by us */
+	bool nosync;      /* writing: STASIS_NOSYNC set, no fsync (benchmarks) */
+	struct image_journal *journal; /* writing: names recorded before creation */
 	json_t *manifest; /* reading: the parsed manifest */
 	json_t *files;    /* the "files" array (writing: built up here) */
 	json_t *index;    /* name -> entry in files, for lookups and duplicates */

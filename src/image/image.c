@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -88,6 +89,10 @@ void image_rollback(struct image *img)
 		return;
 	json_array_foreach(img->files, i, f)
 		unlinkat(img->dirfd, json_string_value(json_object_get(f, "name")), 0);
+	/* A dump rolled back after its commit; image_create refused a
+	 * directory with a manifest, so one here is ours. */
+	unlinkat(img->dirfd, IMAGE_MANIFEST, 0);
+	unlinkat(img->dirfd, IMAGE_MANIFEST ".tmp", 0);
 	json_array_clear(img->files);
 	json_object_clear(img->index);
 }
@@ -150,6 +155,7 @@ int image_create(const char *dir, struct image **ret)
 	if (!img)
 		return log_error_errno(ENOMEM, "cannot create image in '%s': %m", dir);
 	img->writing = true;
+	img->nosync = getenv("STASIS_NOSYNC") && *getenv("STASIS_NOSYNC") && !streq(getenv("STASIS_NOSYNC"), "0");
 	img->files = json_array();
 	int r = img->files ? create_dir(dir, &img->dirfd, &img->created) : -ENOMEM;
 	if (r < 0) {
@@ -184,14 +190,65 @@ static int record_file(struct image *img, const char *name, uint64_t size, uint6
 	return 0;
 }
 
+void image_set_journal(struct image *img, struct image_journal *j)
+{
+	img->journal = j;
+}
+
+/* Before the file exists: a guardian must know every name it may find. */
+static int journal_add(struct image *img, const char *name)
+{
+	struct image_journal *j = img->journal;
+	size_t l = strlen(name) + 1;
+	if (!j)
+		return 0;
+	if (l > sizeof(j->names) - j->len)
+		return log_error_errno(ENOSPC, "image '%s': too many files for the dump's journal", img->dir);
+	memcpy(j->names + j->len, name, l);
+	__atomic_store_n(&j->len, j->len + l, __ATOMIC_RELEASE); /* the name first, then its length */
+	return 0;
+}
+
+void image_journal_undo(struct image *img, const struct image_journal *j)
+{
+	uint64_t len = __atomic_load_n(&j->len, __ATOMIC_ACQUIRE);
+	for (uint64_t at = 0; at < len && at < sizeof(j->names);) {
+		const char *name = j->names + at;
+		size_t l = strnlen(name, sizeof(j->names) - at);
+		if (image_name_valid(name) || streq(name, IMAGE_MANIFEST ".tmp"))
+			unlinkat(img->dirfd, name, 0);
+		at += l + 1;
+	}
+	unlinkat(img->dirfd, IMAGE_MANIFEST, 0);
+	if (img->created)
+		rmdir(img->dir); /* only if we left it empty */
+}
+
+static int sync_fd(const struct image *img, int fd)
+{
+	return img->nosync || fsync(fd) == 0 ? 0 : -errno;
+}
+
+/* Written, flushed and closed; the name journaled before it exists. */
+static int put_file(struct image *img, const char *name, const void *buf, size_t len)
+{
+	int r = journal_add(img, name);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int fd = openat(img->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
+					0600);
+	if (fd < 0)
+		return log_error_errno(errno, "cannot create image file '%s/%s': %m", img->dir, name);
+	if ((r = write_all(fd, buf, len)) < 0 || (r = sync_fd(img, fd)) < 0 || (close(TAKE_FD(fd)) < 0 && (r = -errno)))
+		return log_error_errno(r, "cannot write image file '%s/%s': %m", img->dir, name);
+	return 0;
+}
+
 int image_put(struct image *img, const char *name, const void *buf, size_t len)
 {
 	int r = check_new_name(img, name);
-	if (r < 0)
+	if (r < 0 || (r = put_file(img, name, buf, len)) < 0)
 		return r;
-	r = write_file_at(img->dirfd, name, buf, len);
-	if (r < 0)
-		return log_error_errno(r, "cannot write image file '%s/%s': %m", img->dir, name);
 	return record_file(img, name, len, XXH3_64bits(buf, len));
 }
 
@@ -219,6 +276,11 @@ int image_stream_open(struct image *img, const char *name, struct image_stream *
 	if (!s->name || !s->hash || !s->buf || XXH3_64bits_reset(s->hash) != XXH_OK) {
 		image_stream_abort(s);
 		return log_error_errno(ENOMEM, "cannot open image file '%s': %m", name);
+	}
+	r = journal_add(img, name);
+	if (r < 0) {
+		image_stream_abort(s);
+		return r;
 	}
 	s->fd = openat(img->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
 	if (s->fd < 0) {
@@ -282,6 +344,8 @@ uint64_t image_stream_offset(const struct image_stream *s)
 int image_stream_close(struct image_stream *s)
 {
 	int r = stream_flush(s);
+	if (r >= 0 && (r = sync_fd(s->img, s->fd)) < 0)
+		log_error_errno(r, "cannot flush image file '%s/%s' to disk: %m", s->img->dir, s->name);
 	if (r >= 0 && close(TAKE_FD(s->fd)) < 0)
 		r = log_error_errno(errno, "cannot write image file '%s/%s': %m", s->img->dir, s->name);
 	if (r >= 0)
@@ -303,6 +367,20 @@ void image_stream_abort(struct image_stream *s)
 	free(s->buf);
 	free(s->name);
 	free(s);
+}
+
+/* The directory's entries (the files, the rename), and the directory's
+ * own entry in its parent when we made it. */
+static int sync_dirs(struct image *img)
+{
+	int r = sync_fd(img, img->dirfd);
+	if (r >= 0 && img->created) {
+		_cleanup_close_ int p = openat(img->dirfd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		r = p < 0 ? -errno : sync_fd(img, p);
+	}
+	if (r < 0)
+		return log_error_errno(r, "cannot flush image directory '%s' to disk: %m", img->dir);
+	return 0;
 }
 
 static int manifest_header(json_t *m)
@@ -333,12 +411,12 @@ static int write_manifest(struct image *img, const json_t *m)
 	_cleanup_free_ char *s = json_dumps(m, JSON_INDENT(2));
 	if (!s)
 		return log_error_errno(ENOMEM, "cannot encode manifest.json: %m");
-	int r = write_file_at(img->dirfd, tmp, s, strlen(s));
+	int r = put_file(img, tmp, s, strlen(s));
 	if (r < 0)
-		return log_error_errno(r, "cannot write '%s/%s': %m", img->dir, tmp);
+		return r;
 	if (renameat(img->dirfd, tmp, img->dirfd, IMAGE_MANIFEST) < 0)
 		return log_error_errno(errno, "cannot write '%s/%s': %m", img->dir, IMAGE_MANIFEST);
-	return 0;
+	return sync_dirs(img);
 }
 
 int image_commit(struct image *img, const json_t *body)

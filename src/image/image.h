@@ -49,6 +49,25 @@ void image_stream_abort(struct image_stream *s);
  * file list. Steals no reference. After this the image is complete. */
 int image_commit(struct image *img, const json_t *body);
 
+/* Durability: every file is fsync'ed as it is closed, and image_commit
+ * flushes manifest.json, the directory and (when image_create made it) its
+ * parent, so that a committed image survives a power cut. STASIS_NOSYNC=1
+ * in the environment skips the flushes (for benchmarks that compare). */
+
+/* The names of the files being written, each recorded before its file is
+ * created, in memory the writer shares with a process that outlives it
+ * (the dump's guardian): if the writer dies, that process removes them. */
+#define IMAGE_JOURNAL_SIZE (1u << 20)
+struct image_journal {
+	uint64_t len; /* bytes of names used: "a\0b\0" */
+	char names[IMAGE_JOURNAL_SIZE];
+};
+void image_set_journal(struct image *img, struct image_journal *j);
+/* Removes the files the journal names, any manifest, and the directory
+ * when image_create made it and it is left empty. For the writer's
+ * guardian (which has a copy of img from before the writer died). */
+void image_journal_undo(struct image *img, const struct image_journal *j);
+
 /* --- reading --- */
 
 /* Opens and validates manifest.json: format name, version, file list

@@ -15,6 +15,7 @@
 #include "engine/syscalls.h"
 #include "runtime/runtime.h"
 #include "util/cleanup.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -139,14 +140,24 @@ int rt_in_container(pid_t pid, pid_t above, int (*fn)(void *), void *arg)
 		if (join(pid, "net", CLONE_NEWNET) < 0 || join(pid, "pid", CLONE_NEWPID) < 0)
 			_exit(1);
 		pid_t inner = fork_above(above);
+		interrupt_forward(inner > 0 ? inner : 0); /* the work is done there */
 		if (inner == 0)
 			_exit(run_inner(above, fn, arg) < 0 ? 1 : 0);
 		if (inner < 0)
 			log_error_errno(-errno, "cannot start the restorer in the pid namespace of pid %d on a pid "
 					"above %d (those the image needs): %m", pid, above);
-		_exit(inner < 0 || rt_wait(inner) < 0 ? 1 : 0);
+		int r = inner < 0 || rt_wait(inner) < 0 ? 1 : 0;
+		/* The dump's guardian is our child too (CLONE_PARENT, engine/
+		 * guard.h): reap it, or wait while it puts back what a killed
+		 * dumper left, before the container's init can be gone. */
+		while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+			;
+		_exit(r);
 	}
-	return rt_wait(child);
+	interrupt_forward(child);
+	int r = rt_wait(child);
+	interrupt_forward(0);
+	return r;
 }
 
 int rt_copy_file(const char *from, const char *to, mode_t mode)
