@@ -18,6 +18,8 @@ import subprocess
 import time
 
 import dockerd
+from ctrcases import multi_case, redis_case
+from engines import PodmanEngine
 from runner import Test, TestFail, TestSkip
 
 COUNTER = 'i=0; while :; do i=$((i+1)); echo $i >> /data/count; echo tick $i; sleep 0.2; done'
@@ -210,57 +212,20 @@ def t_unknown(ctx):
         raise TestFail('a failed dump left an image')
 
 
+def t_multi(ctx):
+    # A shell with eight background loops: nine processes, each on its pid
+    # and counting on after the restore (the scenario of ctrcases.py).
+    multi_case(ctx, PodmanEngine(shared(ctx)))
+
+
+def t_redis(ctx):
+    # Redis with two I/O threads and 20,000 keys: same keys, same run_id.
+    redis_case(ctx, PodmanEngine(shared(ctx)))
+
+
 TESTS = [
     Test('podman:counter', t_counter, 180),
     Test('podman:unknown-container', t_unknown, 60),
+    Test('podman:pids:9-processes', t_multi, 180),
+    Test('podman:pids:redis', t_redis, 180),
 ]
-
-
-LOOPS = ('for n in 1 2 3 4 5 6 7 8; do (i=0; while :; do i=$((i+1)); echo $i > /data/loop$n; sleep 0.2; done) & done; '
-         'wait')
-
-
-def shells(p, name):
-    """The pids of the container's shells: pid 1 and the loops it started.
-    A loop's short-lived child (a sleep, or a shell just forked to run one,
-    which is still called sh) is not counted."""
-    rows = [l.split() for l in p.podman('top', name, 'pid', 'ppid', 'comm').stdout.decode().splitlines()[1:]]
-    return sorted(int(r[0]) for r in rows if len(r) == 3 and r[2] == 'sh' and (r[0] == '1' or r[1] == '1'))
-
-
-def t_loops(ctx):
-    # A shell with eight background loops: nine processes, each counting on
-    # after the restore, on the pids they had.
-    p = shared(ctx)
-    name, new = 'stasis-p3-%d' % os.getpid(), 'stasis-p4-%d' % os.getpid()
-    try:
-        p.run(name, IMAGE, 'sh', '-c', LOOPS)
-        p.podman('exec', name, 'sh', '-c', 'while [ ! -s /data/loop8 ]; do sleep 0.1; done')
-        pids = shells(p, name)
-        img = ctx.path('img')
-        r = stasis(ctx, p, 'dump', '--type', 'podman', '--id', name, '-D', img, '-v', '--log-file',
-                   img + '-dump.log')
-        if r.returncode != 0:
-            raise TestFail('dump exit %d: %s' % (r.returncode, r.stderr[-300:]))
-        p.podman('rm', '-f', '-t', '0', name)
-        r = stasis(ctx, p, 'restore', '-D', img, '--id', new, '-v', '--log-file', img + '-restore.log')
-        if r.returncode != 0 and 'in use by another process (stasis)' in r.stderr:
-            # Until restore keeps its helpers off the image's pids (issue 9).
-            raise TestSkip('a pid of the container is taken by stasis\'s own helper: %s'
-                           % r.stderr.splitlines()[0])
-        if r.returncode != 0:
-            raise TestFail('restore exit %d: %s' % (r.returncode, r.stderr[-300:]))
-        after = shells(p, new)
-        if len(pids) != 9 or after != pids:
-            raise TestFail('pids before %s, after %s' % (pids, after))
-        read = 'cat /data/loop1 /data/loop2 /data/loop3 /data/loop4 /data/loop5 /data/loop6 /data/loop7 /data/loop8'
-        first = p.podman('exec', new, 'sh', '-c', read).stdout.split()
-        time.sleep(1)
-        second = p.podman('exec', new, 'sh', '-c', read).stdout.split()
-        if len(first) != 8 or any(int(b) <= int(a) for a, b in zip(first, second)):
-            raise TestFail('not every loop counts on: %s then %s' % (first, second))
-    finally:
-        remove(p, name, new)
-
-
-TESTS.append(Test('podman:loops', t_loops, 180))

@@ -1,0 +1,301 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The container scenarios of issue 9, written once for any engine
+(engines.py: Docker, containerd's moby namespace, Podman), and what they
+check with: a shell with eight background loops (nine processes, each on
+its dumped pid, each counting on) and a Redis server with two I/O threads
+and 20,000 keys (all there, same run_id: the same process). The runc tests
+(t_containers_pids.py) and bench/containers.py use the helpers too."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+from runner import TestFail, TestSkip
+
+LOOPS = 8
+LOOP_FILES = ['c%d' % k for k in range(1, LOOPS + 1)]
+
+# Each loop learns its own pid (a builtin read of /proc/self/stat runs in
+# the subshell itself) and appends "pid count" to its file; pid 1 waits.
+MULTI = ('for k in %s; do (read me rest < /proc/self/stat; i=0; while :; do i=$((i+1)); '
+         'echo "$me $i" >> /data/c$k; sleep 0.2; done) & done; wait' % ' '.join(str(k) for k in range(1, LOOPS + 1)))
+
+
+# --- processes and the files they count in ------------------------------
+def ns_tasks(host_pid):
+    """{pid: [tids]} of host_pid and its descendants, as the container's
+    pid namespace numbers them (the last NSpid field)."""
+    def nspid(path):
+        with open(path) as f:
+            for line in f:
+                if line.startswith('NSpid:'):
+                    return int(line.split()[-1])
+        raise TestFail('no NSpid in %s' % path)
+
+    out, todo = {}, [host_pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tids = os.listdir('/proc/%d/task' % p)
+            out[nspid('/proc/%d/status' % p)] = sorted(nspid('/proc/%d/task/%s/status' % (p, t)) for t in tids)
+            for t in tids:
+                with open('/proc/%d/task/%s/children' % (p, t)) as f:
+                    todo += [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            continue  # gone meanwhile (a loop's sleep)
+    return out
+
+
+def parse_counts(text):
+    """'id count' lines -> (set of ids, counts)."""
+    ids, nums = set(), []
+    for line in text.split('\n'):
+        if line.strip():
+            a, b = line.split()
+            ids.add(int(a))
+            nums.append(int(b))
+    return ids, nums
+
+
+def at_dump(files):
+    """{name: (writer ids, count)} of the files as the dump left them."""
+    out = {}
+    for name, text in files.items():
+        ids, nums = parse_counts(text)
+        out[name] = (ids, len(nums))
+    return out
+
+
+def check_files(files, before, what):
+    """files: {name: text} now; before: at_dump() of them at the dump.
+    Each file kept its one writer (same pid or tid) and counted on."""
+    for name, text in files.items():
+        ids, nums = parse_counts(text)
+        if nums != list(range(1, len(nums) + 1)):
+            raise TestFail('%s %s: the count did not carry on: %s' % (what, name, nums[-8:]))
+        if len(ids) != 1 or ids != before[name][0]:
+            raise TestFail('%s %s: written by %s, before the dump by %s' % (what, name, ids, before[name][0]))
+        if len(nums) < before[name][1] + 3:
+            raise TestFail('%s %s: counted only %d after the restore' % (what, name, len(nums) - before[name][1]))
+
+
+def wait_files(read, names, n, timeout=15):
+    """read() -> {name: text}, retried until each file has n lines."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            files = read()
+            if all(len(parse_counts(files[k])[1]) >= n for k in names):
+                return files
+        except (OSError, KeyError, ValueError, TestFail):
+            pass
+        if time.monotonic() > end:
+            raise TestFail('the container did not write %d lines to each of %s' % (n, ' '.join(names)))
+        time.sleep(0.1)
+
+
+def image_tree(img, expect):
+    """The manifest's tree, checked by expect(tree) -> None or what is wrong."""
+    with open(os.path.join(img, 'manifest.json')) as f:
+        tree = json.load(f)['tree']
+    err = expect(tree)
+    if err:
+        raise TestFail('the image does not hold the container as made: %s' % err)
+    return tree
+
+
+def check_tasks(tree, now):
+    """Every live process and thread of the image's tree is there, under
+    its pid and tids (a loop's short-lived sleep may have ended since)."""
+    for node in tree:
+        if node.get('zombie') or node['comm'] == 'sleep':
+            continue
+        if node['pid'] not in now:
+            raise TestFail('pid %d (%s) is not in the restored container: %s' % (node['pid'], node['comm'],
+                                                                                sorted(now)))
+        if sorted(node['threads']) != now[node['pid']]:
+            raise TestFail('pid %d has threads %s, before %s' % (node['pid'], now[node['pid']],
+                                                                 sorted(node['threads'])))
+
+
+def expect_multi(tree):
+    # pid 1 and its loops; a loop's child just forked to run sleep is
+    # still called sh, and is not one of them.
+    shells = [n['pid'] for n in tree if n['comm'] == 'sh' and not n.get('zombie') and 1 in (n['pid'], n['ppid'])]
+    return None if len(shells) == LOOPS + 1 else 'shells %s, expected %d' % (shells, LOOPS + 1)
+
+
+def exec_files(eng, cid, names):
+    """{name: text} of /data/NAME in the container, through one exec."""
+    script = ' '.join('echo "== %s"; cat /data/%s;' % (n, n) for n in names)
+    files, cur = {}, None
+    for line in eng.exec(cid, 'sh', '-c', script).split('\n'):
+        if line.startswith('== '):
+            cur = line[3:]
+            files[cur] = ''
+        elif cur:
+            files[cur] += line + '\n'
+    return files
+
+
+def multi_case(ctx, eng):
+    """The shell with eight background loops, dumped, removed and restored
+    as a new container: all nine processes on their pids, each counting on."""
+    name, new = 'stasis-m1-%d' % os.getpid(), 'stasis-m2-%d' % os.getpid()
+    try:
+        eng.run(name, eng.busybox, 'sh', '-c', MULTI)
+        wait_files(lambda: exec_files(eng, name, LOOP_FILES), LOOP_FILES, 3)
+        img = ctx.path('img')
+        eng.dump(ctx, name, img)
+        tree = image_tree(img, expect_multi)
+        tar = eng.cp_tar(name, '/data')
+        before = at_dump({os.path.basename(m.name): tar.extractfile(m).read().decode()
+                          for m in tar.getmembers() if os.path.basename(m.name) in LOOP_FILES})
+        eng.remove(name)
+        eng.restore(ctx, img, new)
+        check_tasks(tree, ns_tasks(eng.pid(new)))
+        files = wait_files(lambda: exec_files(eng, new, LOOP_FILES), LOOP_FILES,
+                           max(b[1] for b in before.values()) + 6)
+        check_files(files, before, eng.name)
+    finally:
+        eng.remove(name, new)
+
+
+# --- Redis ----------------------------------------------------------------
+KEYS = 20000
+REDIS_IMAGE = 'stasis-redis:test'
+REDIS_ARGS = ('/usr/bin/redis-server', '--io-threads', '2', '--bind', '0.0.0.0', '--protected-mode', 'no',
+              '--save', '', '--appendonly', 'no', '--dir', '/tmp')
+
+
+def redis_rootfs(rootfs):
+    """A root file system of Debian's redis-server and the libraries ldd
+    names (plus busybox, for exec), to import offline as an image."""
+    server = shutil.which('redis-server')
+    if not server or not shutil.which('busybox'):
+        raise TestSkip('redis-server or busybox is not installed (make deps installs them)')
+    libs = [w for w in subprocess.run(['ldd', server], capture_output=True, text=True, check=True).stdout.split()
+            if w.startswith('/')]
+    for path in [server, shutil.which('busybox')] + libs:
+        dest = rootfs + path
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copy(path, dest)
+    for d in ('data', 'tmp', 'bin'):
+        os.makedirs(os.path.join(rootfs, d), exist_ok=True)
+    for a in ('sh', 'cat', 'ls'):
+        os.symlink('../usr/bin/busybox', os.path.join(rootfs, 'bin', a))
+
+
+def import_redis(ctx, eng, tag=REDIS_IMAGE):
+    rootfs = ctx.path('rootfs-redis')
+    redis_rootfs(rootfs)
+    eng.import_dir(rootfs, tag)
+    shutil.rmtree(rootfs, ignore_errors=True)
+
+
+class Resp:
+    """A few Redis commands over RESP, pipelined."""
+
+    def __init__(self, ip, timeout=10):
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                self.s = socket.create_connection((ip, 6379), timeout=timeout)
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    raise TestFail('redis does not answer at %s' % ip)
+                time.sleep(0.1)
+        self.buf = b''
+
+    def send(self, *cmds):
+        out = []
+        for c in cmds:
+            out.append(b'*%d\r\n' % len(c) + b''.join(b'$%d\r\n%s\r\n' % (len(a), a) for a in
+                                                      (x.encode() if isinstance(x, str) else x for x in c)))
+        self.s.sendall(b''.join(out))
+        return [self.reply() for _ in cmds]
+
+    def line(self):
+        while b'\r\n' not in self.buf:
+            more = self.s.recv(1 << 16)
+            if not more:
+                raise TestFail('redis closed the connection')
+            self.buf += more
+        line, self.buf = self.buf.split(b'\r\n', 1)
+        return line
+
+    def reply(self):
+        line = self.line()
+        if line[:1] in (b'+', b':'):
+            return line[1:].decode()
+        if line[:1] == b'$':
+            n = int(line[1:])
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self.buf += self.s.recv(1 << 16)
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data.decode()
+        raise TestFail('redis answered %r' % line[:200])
+
+    def close(self):
+        self.s.close()
+
+
+def run_id(r):
+    info = r.send(('INFO', 'server'))[0]
+    return dict(x.split(':', 1) for x in info.split('\r\n') if ':' in x)['run_id']
+
+
+def redis_fill(ip):
+    """KEYS keys into the Redis at ip; returns its run_id."""
+    r = Resp(ip)
+    for base in range(0, KEYS, 1000):
+        got = r.send(*[('SET', 'key:%d' % i, 'value-%d' % (i * 7)) for i in range(base, base + 1000)])
+        if got != ['OK'] * 1000:
+            raise TestFail('SET answered %r' % [g for g in got if g != 'OK'][:3])
+    rid = run_id(r)
+    r.close()
+    return rid
+
+
+def redis_check(ip, rid):
+    """The Redis at ip holds what redis_fill wrote, is the process of run_id
+    rid, and takes new writes."""
+    r = Resp(ip)
+    n = r.send(('DBSIZE',))[0]
+    if n != str(KEYS):
+        raise TestFail('the restored redis holds %s keys, not %d' % (n, KEYS))
+    sample = list(range(0, KEYS, 997)) + [KEYS - 1]
+    got = r.send(*[('GET', 'key:%d' % i) for i in sample])
+    if got != ['value-%d' % (i * 7) for i in sample]:
+        raise TestFail('the restored redis answers other values: %r' % got[:3])
+    if run_id(r) != rid:
+        raise TestFail('run_id changed: the restored redis is not the same process')
+    if r.send(('SET', 'after', 'restore'), ('GET', 'after')) != ['OK', 'restore']:
+        raise TestFail('the restored redis does not take new writes')
+    r.close()
+
+
+def redis_case(ctx, eng):
+    """Redis with --io-threads 2 and KEYS keys, dumped, removed and restored
+    as a new container: every thread on its tid, the keys there, the same
+    run_id. Imports REDIS_IMAGE into the engine and removes it."""
+    name, new = 'stasis-r1-%d' % os.getpid(), 'stasis-r2-%d' % os.getpid()
+    try:
+        import_redis(ctx, eng)
+        eng.run(name, REDIS_IMAGE, *REDIS_ARGS)
+        rid = redis_fill(eng.ip(name))
+        img = ctx.path('img')
+        eng.dump(ctx, name, img)
+        tree = image_tree(img, lambda t: None if len(t[0]['threads']) > 1 else 'redis has one thread only')
+        eng.remove(name)
+        eng.restore(ctx, img, new)
+        check_tasks(tree, ns_tasks(eng.pid(new)))
+        redis_check(eng.ip(new), rid)
+    finally:
+        eng.remove(name, new)
+        eng.rmi(REDIS_IMAGE)
