@@ -339,6 +339,9 @@ def docker_cycle(ctx, d, name, new, img, old):
     sec = d.docker('exec', new, 'sh', '-c', SEC).stdout
     if sec != old['sec']:
         raise TestFail('%s: credentials, capabilities or seccomp differ: %r vs %r' % (new, sec, old['sec']))
+    if d.docker('exec', new, 'sh', '-c', 'test -f /bin/sh -a ! -L /bin/sh && busybox cmp /bin/sh /bin/busybox',
+                check=False).returncode != 0:
+        raise TestFail('%s: /bin/sh is not the copy the container made' % new)
     exe = d.docker('exec', new, 'ls', '-l', '/proc/1/exe').stdout.decode().strip()
     if not exe.endswith('-> /bin/busybox'):
         raise TestFail('%s: the restored process\'s executable is not the original: %r' % (new, exe))
@@ -384,6 +387,10 @@ def t_docker_fidelity(ctx):
                  'NET_RAW', '--memory', '64m', '--cpus', '0.5', '--restart', 'unless-stopped', dockerd.IMAGE,
                  'sh', '-c', W_COUNTER)
         wait_w_count(d, names[0], 2)
+        # The command's own file in the writable layer: /bin/sh becomes a
+        # copy of busybox instead of the image's link to it (the restore
+        # must put the stub there and give the copy back).
+        d.docker('exec', '--user', '0', names[0], 'sh', '-c', 'cp /bin/busybox /bin/sh.new && mv /bin/sh.new /bin/sh')
         old = d.inspect(names[0])
         old['sec'] = d.docker('exec', names[0], 'sh', '-c', SEC).stdout
         docker_cycle(ctx, d, names[0], names[1], ctx.path('img1'), old)
