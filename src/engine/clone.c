@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "engine/restore-int.h"
+#include "engine/seize.h"
 #include "engine/syscalls.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -46,13 +47,17 @@ static int set_last_pid(pid_t pid)
 }
 
 /* The plain clone made another pid than asked for (someone took it in
- * between, or it was in use): that process goes again. */
-static long wrong_pid(long got, uint64_t flags)
+ * between, or it was in use): it goes again, reaped by us, its tracer. A
+ * thread ends itself: a kill would take its whole process, and a
+ * container's init ignores one sent from inside its namespace. */
+static long wrong_pid(struct remote *r, pid_t got, uint64_t flags)
 {
-	if (!(flags & CLONE_THREAD)) {
-		kill((pid_t)got, SIGKILL);
-		waitpid((pid_t)got, NULL, __WALL);
-	}
+	int status;
+	if (!(flags & CLONE_THREAD))
+		kill(got, SIGKILL);
+	else if (wait_stop(got, &status) >= 0)
+		remote_syscall(r, got, SYS_exit, 0);
+	waitpid(got, NULL, __WALL);
 	return -EEXIST;
 }
 
@@ -65,7 +70,7 @@ static long by_last_pid(struct remote *r, pid_t tid, uint64_t flags, uint64_t st
 	uint64_t f = flags & CLONE_THREAD ? flags : flags | SIGCHLD;
 	long got = remote_syscall(r, tid, SYS_clone, f, stack_top, 0, 0, 0);
 	if (got > 0 && got != want)
-		return wrong_pid(got, flags);
+		return wrong_pid(r, (pid_t)got, flags);
 	return got;
 }
 
