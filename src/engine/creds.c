@@ -2,13 +2,17 @@
 #include "engine/creds.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/securebits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
+#include "engine/proc.h"
 #include "image/json.h"
+#include "util/cleanup.h"
 #include "util/log.h"
 
 void creds_from_status(const struct proc_status *st, struct creds_rec *c)
@@ -100,10 +104,12 @@ int creds_from_json(const json_t *core, struct creds_rec *c)
 	return 0;
 }
 
-static int drop_bounding(struct remote *r, pid_t tid, uint64_t bnd)
+/* Only what is in the set now: dropping needs CAP_SETPCAP, which a
+ * container's process may lack when there is nothing to drop. */
+static int drop_bounding(struct remote *r, pid_t tid, uint64_t want, uint64_t have)
 {
 	for (int cap = 0; cap < 64; cap++) {
-		if (bnd & (1ULL << cap))
+		if ((want & (1ULL << cap)) || !(have & (1ULL << cap)))
 			continue;
 		long ret = remote_syscall(r, tid, SYS_prctl, PR_CAPBSET_DROP, cap);
 		if (ret == -EINVAL)
@@ -114,21 +120,37 @@ static int drop_bounding(struct remote *r, pid_t tid, uint64_t bnd)
 	return 0;
 }
 
+/* The thread's credentials now (the stub's: those its runtime gave it). */
+static int creds_now(pid_t tid, struct proc_status *ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	char path[64];
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/status", tid);
+	int e = proc_read(AT_FDCWD, path, &buf, &len);
+	return e < 0 ? e : proc_parse_status(buf, len, ret);
+}
+
 /* Order matters: groups and gids while we still have CAP_SETGID, uids with
- * KEEP_CAPS so the permitted set survives, then the capability sets. */
+ * KEEP_CAPS so the permitted set survives, then the capability sets. What
+ * is as it should be already is left alone: a process that a container's
+ * runtime started unprivileged may not even set it to what it is. */
 int creds_restore(struct remote *r, pid_t tid, const struct creds_rec *c)
 {
 	uint64_t buf = r->scratch + 8192;
-	long ret;
-	int e;
-
-	e = drop_bounding(r, tid, c->cap_bnd);
+	struct proc_status now;
+	long ret = 0;
+	int e = creds_now(tid, &now);
+	if (e < 0)
+		return log_error_errno(e, "tid %d: cannot read its credentials: %m", tid);
+	e = drop_bounding(r, tid, c->cap_bnd, now.cap_bnd);
 	if (e < 0)
 		return log_error_errno(e, "tid %d: cannot restore capability bounding set: %m", tid);
+	bool same_groups = now.ngroups == c->ngroups && !memcmp(now.groups, c->groups, c->ngroups * sizeof(uint32_t));
 	e = remote_write(r, buf, c->groups, c->ngroups * sizeof(uint32_t));
 	if (e < 0)
 		return e;
-	if ((ret = remote_syscall(r, tid, SYS_setgroups, c->ngroups, buf)) < 0 ||
+	if ((!same_groups && (ret = remote_syscall(r, tid, SYS_setgroups, c->ngroups, buf)) < 0) ||
 	    (ret = remote_syscall(r, tid, SYS_setresgid, c->gid[0], c->gid[1], c->gid[2])) < 0 ||
 	    (ret = remote_syscall(r, tid, SYS_setfsgid, c->fsgid)) < 0)
 		return log_error_errno((int)ret, "tid %d: cannot restore group ids: %m", tid);

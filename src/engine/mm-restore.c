@@ -310,7 +310,7 @@ static int check_exe(struct remote *r, const struct mm_rec *m, long fd)
 	return 0;
 }
 
-int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m)
+int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m, bool exe_is_set)
 {
 	for (size_t i = 0; i < m->nvmas; i++) {
 		const struct vma_rec *v = &m->vmas[i];
@@ -320,10 +320,11 @@ int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m)
 		if (ret < 0)
 			return log_error_errno((int)ret, "pid %d: cannot protect %" PRIx64 ": %m", r->pid, v->start);
 	}
-	long exe_fd = remote_open(r, tid, m->exe, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
-	if (exe_fd < 0)
+	/* -1: no change (the process executed the file itself). */
+	long exe_fd = exe_is_set ? -1 : remote_open(r, tid, m->exe, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
+	if (exe_fd < 0 && !exe_is_set)
 		return log_error_errno((int)exe_fd, "pid %d: cannot open executable %s: %m", r->pid, m->exe);
-	int e = check_exe(r, m, exe_fd);
+	int e = exe_fd >= 0 ? check_exe(r, m, exe_fd) : 0;
 	if (e < 0) {
 		remote_syscall(r, tid, SYS_close, exe_fd);
 		return e;
@@ -340,7 +341,8 @@ int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m)
 	if (e < 0)
 		return e;
 	long ret = remote_syscall(r, tid, SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, r->scratch + 8192, sizeof(map), 0);
-	remote_syscall(r, tid, SYS_close, exe_fd);
+	if (exe_fd >= 0)
+		remote_syscall(r, tid, SYS_close, exe_fd);
 	if (ret < 0)
 		return log_error_errno((int)ret, "pid %d: cannot set memory layout fields (PR_SET_MM_MAP): %m", r->pid);
 	return 0;

@@ -74,4 +74,4 @@ int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procf
  * the process's transport fd tfd. */
 int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m, struct files_ctx *fc, int tfd);
 int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m, int ctl, int tfd);
-int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m);
+int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m, bool exe_is_set);

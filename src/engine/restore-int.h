@@ -38,6 +38,11 @@ struct restore_ctx {
 	int verify_result;
 };
 
+/* clone.c: the stopped stub tid makes a thread (flags with CLONE_THREAD,
+ * on that stack) or a child process (flags 0) whose pid is want; -EEXIST
+ * when that pid is taken. */
+long restore_clone(struct remote *r, pid_t tid, uint64_t flags, uint64_t stack, uint64_t stack_size, pid_t want);
+
 /* restore-tree.c: every process of the tree exists, stopped, with its
  * pid, parent, session and group, zombies dead; each has a scratch area. */
 int tree_create(struct restore_ctx *c, const struct restore_opts *o);

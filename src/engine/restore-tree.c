@@ -223,11 +223,8 @@ static int fork_child(struct restore_ctx *c, struct rproc *parent, struct rproc 
 {
 	struct remote *r = &parent->rem;
 	pid_t pid = p->node->pid, ppid = parent->node->pid;
-	struct clone_args_v2 a = { .exit_signal = SIGCHLD, .set_tid = r->scratch + 12288, .set_tid_size = 1 };
-	int status, e = remote_write(r, r->scratch + 12288, &pid, sizeof(pid));
-	if (e < 0 || (e = remote_write(r, r->scratch + 8192, &a, sizeof(a))) < 0)
-		return e;
-	long ret = remote_syscall(r, ppid, SYS_clone3, r->scratch + 8192, sizeof(a));
+	int status, e;
+	long ret = restore_clone(r, ppid, 0, 0, 0, pid);
 	if (ret == -EEXIST) {
 		e = restore_check_pid_free(pid, c->adopted);
 		return e < 0 ? e : log_error_errno(-EAGAIN, "pid %d was taken while the tree was made; try again", pid);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,11 +20,13 @@
 #include <unistd.h>
 
 #include "engine/fdpass.h"
+#include "engine/proc.h"
 #include "engine/restore-int.h"
 #include "engine/seize.h"
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/thread.h"
+#include "engine/remote.h"
 #include "image/image.h"
 #include "util/cleanup.h"
 #include "util/inject.h"
@@ -100,12 +103,8 @@ static int clone_threads(const struct restore_ctx *c, struct rproc *rp)
 	pid_t pid = rp->node->pid;
 	for (size_t i = 1; i < rp->p.nthreads; i++) {
 		pid_t tid = rp->p.threads[i].tid;
-		struct clone_args_v2 a = { .flags = flags, .stack = r->scratch + SCRATCH_LEN - 65536,
-					   .stack_size = 32768, .set_tid = r->scratch + 12288, .set_tid_size = 1 };
-		int status, e = remote_write(r, r->scratch + 12288, &tid, sizeof(tid));
-		if (e < 0 || (e = remote_write(r, r->scratch + 8192, &a, sizeof(a))) < 0)
-			return e;
-		long ret = remote_syscall(r, pid, SYS_clone3, r->scratch + 8192, sizeof(a));
+		int status, e;
+		long ret = restore_clone(r, pid, flags, r->scratch + SCRATCH_LEN - 65536, 32768, tid);
 		if (ret == -EEXIST)
 			return restore_check_pid_free(tid, c->adopted) < 0 ? -EBUSY
 				: log_error_errno(-EAGAIN, "tid %d was taken while the tree was made; try again", tid);
@@ -122,17 +121,61 @@ static int clone_threads(const struct restore_ctx *c, struct rproc *rp)
 	return 0;
 }
 
+/* PR_SET_MM_MAP names the executable only for a caller with CAP_SYS_ADMIN
+ * or CAP_CHECKPOINT_RESTORE, which a stub in a container has only when
+ * the container's own configuration grants it. */
+static bool can_set_exe(struct rproc *rp)
+{
+	_cleanup_free_ char *buf = NULL;
+	struct proc_status st;
+	size_t len;
+	if (proc_read(rp->procfd, "status", &buf, &len) < 0 || proc_parse_status(buf, len, &st) < 0)
+		return false;
+	return st.cap_eff & ((1ULL << CAP_SYS_ADMIN) | (1ULL << CAP_CHECKPOINT_RESTORE));
+}
+
+/* Else the stub executes the file itself, and we take it at the exit of
+ * that execve, before the program's first instruction: a syscall
+ * instruction written at its entry point maps a new scratch area. */
+static int exec_exe(struct rproc *rp)
+{
+	struct remote *r = &rp->rem;
+	pid_t pid = rp->node->pid;
+	const char *exe = rp->p.mm.exe;
+	uint64_t argv[2] = { r->scratch + 4096, 0 };
+	static const uint8_t insn[] = { 0x0f, 0x05 };
+	struct user_regs_struct regs;
+	int e = remote_write(r, r->scratch + 4096, exe, strlen(exe) + 1);
+	if (e < 0 || (e = remote_write(r, r->scratch + 8192, argv, sizeof(argv))) < 0)
+		return e;
+	long ret = remote_syscall(r, pid, SYS_execve, r->scratch + 4096, r->scratch + 8192, r->scratch + 8200);
+	if (ret < 0)
+		return log_error_errno((int)ret, "pid %d: cannot execute %s, its executable: %m", pid, exe);
+	/* A new address space: /proc/PID/mem must be opened again. */
+	close(r->mem_fd);
+	r->mem_fd = openat(rp->procfd, "mem", O_RDWR | O_CLOEXEC);
+	if (r->mem_fd < 0 || (e = regs_get(pid, &regs)) < 0 || (e = remote_write(r, regs.rip, insn, sizeof(insn))) < 0)
+		return log_error_errno(r->mem_fd < 0 ? -errno : e, "pid %d: cannot take over after execve: %m", pid);
+	r->syscall_ip = regs.rip;
+	r->scratch = 0;
+	if ((e = rproc_map_scratch(rp)) < 0)
+		return log_error_errno(e, "pid %d: cannot map scratch memory after execve: %m", pid);
+	log_debug("pid %d: executed %s", pid, exe);
+	return 0;
+}
+
 /* Turns one stub into its process; it stays stopped until all are done. */
 static int restore_body(struct restore_ctx *c, struct rproc *rp)
 {
 	struct remote *r = &rp->rem;
 	struct process_rec *p = &rp->p;
 	pid_t pid = rp->node->pid;
+	bool exe_is_set = !can_set_exe(rp);
 	int e;
 
-	if ((e = mm_clear_stub(r, pid, &p->mm, rp->procfd)) < 0 || (e = mm_restore_vmas(r, pid, &p->mm, &c->files, FDPASS_STUB_FD)) < 0 ||
+	if ((exe_is_set && (e = exec_exe(rp)) < 0) || (e = mm_clear_stub(r, pid, &p->mm, rp->procfd)) < 0 || (e = mm_restore_vmas(r, pid, &p->mm, &c->files, FDPASS_STUB_FD)) < 0 ||
 	    (e = mm_restore_pages(r, pid, c->img, &p->mm, c->files.ctl, FDPASS_STUB_FD)) < 0 || (e = inject_fail("restore:after-mm")) < 0 ||
-	    (e = mm_restore_finish(r, pid, &p->mm)) < 0)
+	    (e = mm_restore_finish(r, pid, &p->mm, exe_is_set)) < 0)
 		return e;
 	log_debug("pid %d: memory restored", pid);
 	if (rp == c->procs && c->stub_file) {

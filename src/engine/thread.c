@@ -332,15 +332,56 @@ int thread_restore_remote(struct remote *r, const struct thread_rec *t)
 	return 0;
 }
 
+/* The same profile, built again: runc (through libseccomp) does not emit
+ * its rules in the same order each time, so the programs of two starts of
+ * one configuration have the same length but not always the same bytes. */
+static bool same_filter(pid_t tid, const struct seccomp_blob *a, const struct seccomp_blob *b)
+{
+	if (a->len != b->len)
+		return false;
+	if (memcmp(a->insns, b->insns, a->len * sizeof(struct sock_filter)))
+		log_debug("tid %d: its runtime's seccomp filter has the image's length, not its order", tid);
+	return true;
+}
+
+/* The filters the thread has already: a container's runtime installs its
+ * profile in the stub as it did in the original (the restore asks for the
+ * original's security options), so the image's list starts with them and
+ * only the rest is installed. A filter the image lacks cannot be taken
+ * off. */
+static int filters_in_place(const struct thread_rec *t, size_t *ret_n)
+{
+	struct thread_rec now = { .tid = t->tid };
+	int e = dump_seccomp(t->tid, &now);
+	size_t k = 0;
+	while (e >= 0 && k < now.nfilters && k < t->nfilters && same_filter(t->tid, &now.filters[k], &t->filters[k]))
+		k++;
+	if (e >= 0 && k < now.nfilters)
+		e = log_error_errno(-EPERM, "tid %d: its runtime gave it a seccomp filter the image does not have "
+				    "(%zu filters, %zu in the image, %zu the same); restore with the original's "
+				    "security options", t->tid, now.nfilters, t->nfilters, k);
+	for (size_t i = 0; i < now.nfilters; i++)
+		free(now.filters[i].insns);
+	free(now.filters);
+	if (e < 0)
+		return e;
+	*ret_n = k;
+	return 0;
+}
+
 int thread_restore_seccomp(struct remote *r, const struct thread_rec *t)
 {
-	for (size_t i = 0; i < t->nfilters; i++) {
+	size_t first;
+	int e = filters_in_place(t, &first);
+	if (e < 0)
+		return e;
+	for (size_t i = first; i < t->nfilters; i++) {
 		size_t bytes = t->filters[i].len * sizeof(struct sock_filter);
 		uint64_t insns = r->scratch + 16384;
 		struct sock_fprog prog = { .len = t->filters[i].len, .filter = (struct sock_filter *)insns };
 		if (16384 + bytes + sizeof(prog) > r->scratch_len)
 			return -E2BIG;
-		int e = remote_write(r, insns, t->filters[i].insns, bytes);
+		e = remote_write(r, insns, t->filters[i].insns, bytes);
 		if (e < 0)
 			return e;
 		e = remote_write(r, r->scratch + 8192, &prog, sizeof(prog));

@@ -54,6 +54,13 @@ static const char *upper_dir(const json_t *insp)
 						 "UpperDir"));
 }
 
+static const char *lower_dirs(const json_t *insp)
+{
+	const char *l = json_string_value(
+		json_object_get(json_object_get(json_object_get(insp, "GraphDriver"), "Data"), "LowerDir"));
+	return l ? l : "";
+}
+
 /* Its tmpfs mounts, as Docker lists them (--tmpfs, or mounts of type tmpfs). */
 static json_t *tmpfs_mounts(const json_t *insp)
 {
@@ -109,110 +116,138 @@ int moby_save_diff(struct image *img, void *arg)
 }
 
 
-/* The create request: the original's Config and HostConfig, but the stub
- * as entrypoint, run as root with our capabilities and no seccomp filter
- * (the restore puts back exactly the original's), and no hostname of its
- * own: the new container gets Docker's, as any new container. */
-static json_t *create_body(const json_t *insp, const char *stub)
+/* The create request: the original's Config and HostConfig as they are
+ * (entrypoint, command, user, capabilities, security options, limits,
+ * restart policy), but no hostname of its own: the new container gets
+ * Docker's, as any new container. */
+static json_t *create_body(const json_t *insp)
 {
 	json_t *cfg = json_deep_copy(json_object_get(insp, "Config"));
 	json_t *host = json_deep_copy(json_object_get(insp, "HostConfig"));
-	/* Docker 20.10 knows the capabilities up to CAP_AUDIT_READ (37);
-	 * CAP_SYS_ADMIN covers what the restore needs of the newer ones. */
-	json_t *caps = rt_our_caps("", 37), *sec = json_array();
-	if (!cfg || !host || !caps || !sec)
-		goto fail;
-	json_array_append_new(sec, json_string("seccomp=unconfined"));
+	if (!cfg || !host || json_object_set_new(cfg, "HostConfig", host)) {
+		json_decref(cfg), json_decref(host);
+		return NULL;
+	}
 	json_object_del(cfg, "Hostname");
 	json_object_del(cfg, "Domainname");
-	if (json_object_set_new(cfg, "Entrypoint", json_pack("[s]", stub)) || json_object_set_new(cfg, "Cmd", json_null()) ||
-	    json_object_set_new(cfg, "User", json_string("0")) || json_object_set_new(host, "CapAdd", caps) ||
-	    json_object_set_new(host, "SecurityOpt", sec) || json_object_set_new(host, "AutoRemove", json_false()) ||
-	    json_object_set_new(cfg, "HostConfig", host))
-		goto fail;
 	return cfg;
-fail:
-	json_decref(cfg), json_decref(host), json_decref(caps), json_decref(sec);
-	return NULL;
 }
 
-int moby_create_sandbox(struct image *img, const json_t *meta, const json_t *insp, const char *new_id,
-			const char *stub_path, int stub_tfd, struct rt_sandbox *sb)
+static int image_present(const char *image)
 {
-	const char *image = json_string_value(json_object_get(meta, "image"));
 	char path[PATH_MAX];
-	json_t *reply = NULL;
-	int st, r;
-	(void)stub_tfd; /* Docker cannot hand fds over: the stub connects to us */
-	if (!image)
-		return log_error_errno(-EBADMSG, "the image lacks the container's image name");
+	_cleanup_json_ json_t *reply = NULL;
 	snprintf(path, sizeof(path), "/images/%s/json", image);
-	if ((st = docker_call("GET", path, NULL, &reply)) < 0)
+	int st = docker_call("GET", path, NULL, &reply);
+	if (st < 0)
 		return st;
-	if (st == 404) {
-		json_decref(reply);
+	if (st == 404)
 		return log_error_errno(-ENOENT, "image '%s' is not on this host; pull or load it first", image);
-	}
 	if (st != 200) {
 		log_error("docker image inspect %s: HTTP %d: %s", image, st, docker_message(reply));
-		json_decref(reply);
 		return -EIO;
 	}
-	json_decref(reply);
-	snprintf(sb->stub_in, sizeof(sb->stub_in), "/.stasis-stub-%d", getpid());
-	_cleanup_json_ json_t *body = create_body(insp, sb->stub_in);
+	return 0;
+}
+
+static int create(const json_t *insp, const char *new_id, struct rt_sandbox *sb)
+{
+	char path[PATH_MAX];
+	_cleanup_json_ json_t *body = create_body(insp), *reply = NULL;
 	if (!body)
 		return -ENOMEM;
+	if (json_is_true(json_object_get(json_object_get(insp, "HostConfig"), "Init")))
+		return log_error_errno(-EOPNOTSUPP, "containers run with --init cannot be restored yet");
 	snprintf(path, sizeof(path), "/containers/create?name=%s", new_id);
-	if ((st = docker_call("POST", path, body, &reply)) < 0)
+	int st = docker_call("POST", path, body, &reply);
+	if (st < 0)
 		return st;
 	const char *id = json_string_value(json_object_get(reply, "Id"));
 	if (st != 201 || !id) {
 		log_error("docker create %s: HTTP %d: %s", new_id, st, docker_message(reply));
-		json_decref(reply);
 		return -EIO;
 	}
 	snprintf(sb->id, sizeof(sb->id), "%s", id);
-	json_decref(reply);
-	_cleanup_json_ json_t *now = NULL;
-	if ((r = inspect(sb->id, &now)) < 0)
-		return r;
-	const char *upper = upper_dir(now);
-	if (!upper)
-		return log_error_errno(-EOPNOTSUPP, "the new container has no overlay2 upper directory");
-	/* The saved layer changes go into the new container's upper
-	 * directory as they were (whiteouts and opaque directories too). */
-	if ((r = rt_archive_apply(img, IMAGE_ROOTFS_DIFF, upper)) < 0)
-		return r;
-	snprintf(sb->stub_file, sizeof(sb->stub_file), "%s%s", upper, sb->stub_in);
-	if ((r = rt_copy_file(stub_path, sb->stub_file, 0755)) < 0)
-		return log_error_errno(r, "cannot place the restore stub in %s: %m", upper);
+	return 0;
+}
+
+/* What Docker will execute as the container's first process (inspect's
+ * Path: the entrypoint's first word, or the command's), in the environment
+ * and working directory of its Config. */
+static struct rt_exec_args exec_args(const json_t *now)
+{
+	const json_t *cfg = json_object_get(now, "Config"), *e;
+	const char *cwd = json_string_value(json_object_get(cfg, "WorkingDir"));
+	struct rt_exec_args a = { json_string_value(json_object_get(now, "Path")), NULL, cwd && *cwd ? cwd : "/" };
+	size_t i;
+	json_array_foreach(json_object_get(cfg, "Env"), i, e)
+		if (startswith(json_string_value(e) ?: "", "PATH="))
+			a.path = json_string_value(e) + 5;
+	return a;
+}
+
+static int start(const char *new_id, struct rt_sandbox *sb)
+{
+	char path[512];
+	_cleanup_json_ json_t *reply = NULL, *now = NULL;
 	snprintf(path, sizeof(path), "/containers/%s/start", sb->id);
-	if ((st = docker_call("POST", path, NULL, &reply)) < 0)
+	int st = docker_call("POST", path, NULL, &reply);
+	if (st < 0)
 		return st;
 	if (st != 204) {
 		log_error("docker start %s: HTTP %d: %s", new_id, st, docker_message(reply));
-		json_decref(reply);
 		return -EIO;
 	}
-	json_decref(reply);
-	json_decref(now);
-	now = NULL;
-	if ((r = inspect(sb->id, &now)) < 0)
+	int r = inspect(sb->id, &now);
+	if (r < 0)
 		return r;
 	sb->pid = (pid_t)json_integer_value(json_object_get(json_object_get(now, "State"), "Pid"));
 	if (sb->pid <= 0)
 		return log_error_errno(-ESRCH, "the new container %s did not start", new_id);
-	/* Its tmpfs mounts exist now: fill them through the stub's root. */
+	return 0;
+}
+
+/* Its tmpfs mounts exist once it runs: filled through the stub's root. */
+static int fill_tmpfs(struct image *img, const json_t *meta, pid_t pid)
+{
 	const json_t *mp;
 	size_t i;
 	json_array_foreach(json_object_get(meta, "tmpfs"), i, mp) {
 		char dest[PATH_MAX], name[IMAGE_NAME_MAX];
-		snprintf(dest, sizeof(dest), "/proc/%d/root%s", sb->pid, json_string_value(mp));
-		if ((r = rt_archive_apply(img, image_name_tmpfs(name, i), dest)) < 0)
+		snprintf(dest, sizeof(dest), "/proc/%d/root%s", pid, json_string_value(mp));
+		int r = rt_archive_apply(img, image_name_tmpfs(name, i), dest);
+		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+/* The new container runs the stub once, from its writable layer
+ * (exec-stub.c): its configuration stays the original's, and so does
+ * every later start of it. */
+int moby_create_sandbox(struct image *img, const json_t *meta, const json_t *insp, const char *new_id,
+			const char *stub_path, int stub_tfd, struct rt_sandbox *sb)
+{
+	const char *image = json_string_value(json_object_get(meta, "image"));
+	_cleanup_json_ json_t *now = NULL;
+	struct rt_exec_stub es;
+	int r;
+	(void)stub_tfd; /* Docker cannot hand fds over: the stub connects to us */
+	if (!image)
+		return log_error_errno(-EBADMSG, "the image lacks the container's image name");
+	if ((r = image_present(image)) < 0 || (r = create(insp, new_id, sb)) < 0 || (r = inspect(sb->id, &now)) < 0)
+		return r;
+	const char *upper = upper_dir(now), *lowers = lower_dirs(now);
+	struct rt_exec_args a = exec_args(now);
+	if (!upper || !a.arg0)
+		return log_error_errno(-EOPNOTSUPP, "the new container has no overlay2 upper directory or command");
+	/* The saved layer changes go into the new container's upper
+	 * directory as they were (whiteouts and opaque directories too). */
+	if ((r = rt_archive_apply(img, IMAGE_ROOTFS_DIFF, upper)) < 0 ||
+	    (r = rt_exec_stub_place(&a, upper, lowers, stub_path, &es)) < 0 || (r = start(new_id, sb)) < 0 ||
+	    (r = rt_exec_stub_unplace(&es, upper, sb->pid)) < 0)
+		return r;
+	return fill_tmpfs(img, meta, sb->pid);
 }
 
 void moby_finish(struct rt_sandbox *sb, bool ok)
@@ -221,6 +256,7 @@ void moby_finish(struct rt_sandbox *sb, bool ok)
 		return;
 	char path[512];
 	snprintf(path, sizeof(path), "/containers/%s?force=true", sb->id);
+	/* 404: gone already (the original's --rm). */
 	if (docker_call("DELETE", path, NULL, NULL) < 0)
 		log_warn("could not remove the half-made container %s", sb->id);
 }

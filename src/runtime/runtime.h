@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "engine/dump.h"
 #include "engine/kernel.h"
@@ -136,6 +137,28 @@ int rt_run(char *const argv[], char **ret_out);
  * and every task it makes there get pids above it (DESIGN.md §5a). */
 int rt_in_container(pid_t pid, pid_t above, int (*fn)(void *), void *arg);
 int rt_copy_file(const char *from, const char *to, mode_t mode);
+
+/* exec-stub.c: the stub at the path a container's runtime executes, for
+ * its first start only. */
+struct rt_exec_args {
+	const char *arg0; /* the process's argv[0] */
+	const char *path; /* PATH of its environment, or NULL */
+	const char *cwd;  /* its working directory */
+};
+struct rt_exec_stub {
+	char dir[PATH_MAX];       /* the path's directory, symlinks resolved, from the root ("" for /) */
+	char name[NAME_MAX + 1];  /* its last component */
+	char saved[64];           /* the upper entry the stub hides, kept beside the upper directory, or "" */
+	struct timespec times[2]; /* the directory's times as the container sees it */
+};
+/* Before the first start: the stub (stub_path) into the upper directory
+ * `upper` (lowers: the image's layers, colon-separated, topmost first) at
+ * the path the runtime will execute for a. */
+int rt_exec_stub_place(const struct rt_exec_args *a, const char *upper, const char *lowers, const char *stub_path,
+		       struct rt_exec_stub *ret);
+/* Once started (host pid `pid`, the container's first process): waits
+ * until it runs the stub, then gives the path back what it held. */
+int rt_exec_stub_unplace(const struct rt_exec_stub *s, const char *upper, pid_t pid);
 
 /* fs-archive.c: the files under dir into the image as name, and back into
  * dest (after checking name's checksum). */

@@ -95,7 +95,7 @@ int rt_restore_sandbox(const struct rt_ops *ops, struct image *img, const struct
 		struct restore_args a = { img, &o };
 		o.adopt = true;
 		o.ctl = ops->uses_fd ? ctl : -1;
-		o.stub_file = sb.stub_in;
+		o.stub_file = sb.stub_in[0] ? sb.stub_in : NULL;
 		o.fsroot = RT_CONTAINER_ROOT;
 		r = rt_in_container(sb.pid, max, restore_inside, &a);
 		if (r < 0)

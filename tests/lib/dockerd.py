@@ -51,7 +51,8 @@ def shared(ctx):
 
 def busybox_rootfs(rootfs):
     """A root filesystem of the static busybox and its applets, with a file
-    /data/fromimage for the tests to delete."""
+    /data/fromimage for the tests to delete, and a directory /w that any
+    user may write to."""
     os.makedirs(os.path.join(rootfs, 'bin'))
     os.makedirs(os.path.join(rootfs, 'data'))
     shutil.copy(shutil.which('busybox'), os.path.join(rootfs, 'bin', 'busybox'))
@@ -59,6 +60,9 @@ def busybox_rootfs(rootfs):
         os.symlink('busybox', os.path.join(rootfs, 'bin', a))
     with open(os.path.join(rootfs, 'data', 'fromimage'), 'w') as f:
         f.write('in the image\n')
+    # Writable by any user, as /tmp is.
+    os.makedirs(os.path.join(rootfs, 'w'))
+    os.chmod(os.path.join(rootfs, 'w'), 0o1777)
 
 
 class Dockerd:
