@@ -296,6 +296,22 @@ def redis_case(ctx, eng):
         eng.restore(ctx, img, new)
         check_tasks(tree, ns_tasks(eng.pid(new)))
         redis_check(eng.ip(new), rid)
+        if eng.restarts_afresh:
+            redis_restarted(eng, new, rid)
     finally:
         eng.remove(name, new)
         eng.rmi(REDIS_IMAGE)
+
+
+def redis_restarted(eng, cid, rid):
+    """A restart of the restored container runs Redis afresh: a new run_id
+    and an empty store (the test's Redis saves nothing to disk)."""
+    eng.cli('restart', '-t', '1', cid)
+    r = Resp(eng.ip(cid))
+    try:
+        if run_id(r) == rid:
+            raise TestFail('after restart the run_id is the restored process\'s: it did not start afresh')
+        if r.send(('DBSIZE',))[0] != '0':
+            raise TestFail('after restart redis still holds keys: it did not start afresh')
+    finally:
+        r.close()

@@ -68,6 +68,7 @@ class DockerEngine(Engine):
     containerd (`--type containerd --namespace moby`, found at --address),
     and the restore makes a Docker container, as for any moby image."""
     busybox = 'stasis-busybox:test'
+    restarts_afresh = True  # a restored container keeps its configuration
 
     def __init__(self, d, containerd=False):
         self.d, self.env = d, d.env
@@ -97,6 +98,7 @@ class PodmanEngine(Engine):
     busybox = 'stasis-busybox:test'
     name = 'podman'
     dump_type = ['--type', 'podman']
+    restarts_afresh = False  # the restored container's entrypoint is still the stub
 
     def __init__(self, p):
         self.p, self.env = p, p.env
