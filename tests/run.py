@@ -11,7 +11,7 @@ CI=true a skip counts as a failure. tests/README.md says how to add a test.
 
 The tests live in modules that each expose TESTS (a list of runner.Test)
 or tests(runner) returning one: t_zdtm (the workloads of tests/zdtm/, from
-what each declares), t_cli, t_failures, programs, containers and t_podman. The
+what each declares), t_cli, t_failures, programs, t_terminals, containers and t_podman. The
 machinery (Runner, Ctx, timeouts, cleanup) is tests/lib/runner.py.
 """
 import argparse
@@ -26,14 +26,15 @@ import t_zdtm  # noqa: E402
 import t_cli  # noqa: E402
 import t_failures  # noqa: E402
 import programs  # noqa: E402
+import t_terminals  # noqa: E402
 import containers  # noqa: E402
 import t_podman  # noqa: E402
 import t_manpage  # noqa: E402
 import t_source  # noqa: E402
 import t_containers_pids  # noqa: E402
 
-MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, programs, containers, t_containers_pids,
-           t_podman)
+MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, programs, t_terminals, containers,
+           t_containers_pids, t_podman)
 
 
 def collect(r):
