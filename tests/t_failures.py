@@ -353,7 +353,7 @@ DAMAGE = ('truncated-pages', 'flipped-page-byte', 'missing-file', 'flipped-json-
 def tests(r):
     out = [Test('fail:unsupported_fd', t_unsupported_fd, 60)]
     for point in ('dump:after-seize', 'dump:after-memory'):
-        for wl in ('mem', 'threads', 'restart'):
+        for wl in ('mem', 'threads', 'restart', 'pty_session'):
             out.append(Test('fail:inject:%s:%s' % (point, wl), t_inject_dump, 60, point, wl))
     for point in ('restore:after-mm', 'restore:after-threads'):
         out.append(Test('fail:inject:%s' % point, t_inject_restore, 60, point))

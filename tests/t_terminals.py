@@ -16,6 +16,7 @@ import time
 
 import stasistest as st
 from runner import Test, TestFail, TestSkip
+from checks import expect_alive_unharmed, restore_img_and_pass
 
 LOOP = 'i=0; while :; do i=$((i+1)); echo "n $i"; sleep 0.1; done'
 
@@ -216,5 +217,22 @@ def t_external_tty(ctx):
         t.join(2)
 
 
+def t_leave_running(ctx, wl):
+    # The queues are read by taking the bytes out and putting them back:
+    # a dump that lets the tree run on must leave every byte and setting
+    # where it was (the workload checks them), and the image restores too.
+    w = ctx.workload(wl)
+    before = st.snapshot(w.pid)
+    img = ctx.path('img')
+    ctx.dump(w.pid, img, ['--leave-running'])
+    expect_alive_unharmed(w.pid, before, 'dump --leave-running')
+    err = w.finish(ctx.left(30))
+    if err:
+        raise TestFail('original after --leave-running: %s' % err)
+    restore_img_and_pass(ctx, img, w.pid, w)
+
+
 TESTS = [Test('prog:tmux', t_tmux, 60), Test('prog:script', t_script, 60),
-         Test('term:external-tty', t_external_tty, 60)]
+         Test('term:external-tty', t_external_tty, 60),
+         Test('term:leave-running:pty', t_leave_running, 60, 'pty'),
+         Test('term:leave-running:pty_session', t_leave_running, 60, 'pty_session')]
