@@ -446,6 +446,8 @@ static int open_ptmx(const char *path, uint32_t want, int *ret)
 	int fds[PTY_MAX_INDEX + 1], n = 0, r = 0, idx = -1;
 	while (n <= (int)want) {
 		int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0 && n > 0)
+			break; /* out of fds or ptys on the way: the last one will do */
 		if (fd < 0 || (r = xioctl(fd, TIOCGPTN, &idx)) < 0) {
 			r = fd < 0 ? -errno : r;
 			if (fd >= 0)
@@ -584,36 +586,46 @@ int tty_restore_fg(struct files_ctx *c, struct remote *r, pid_t pid)
 
 /* --- the sessions of the tree --- */
 
-/* The terminal a session leader controls must be one of the tree's
- * ptys; a foreground group that no process of the tree is in any more
- * (a job that ended) is left to the leader's. */
-int tty_check_sessions(const struct tree *t, struct files_proc *v, size_t n)
+/* A session leader's terminal must be one of the tree's ptys. */
+static int check_leaders(const struct tree *t, const struct files_proc *v, size_t n)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		const struct tree_node *x = &t->v[i];
-		unsigned maj = major((dev_t)x->tty), idx = (maj - PTY_SLAVE_MAJOR) * 256 + minor((dev_t)x->tty);
-		const struct fd_rec *m = maj >= PTY_SLAVE_MAJOR && maj < PTY_SLAVE_MAJOR + 8 ? find_master(v, n, idx, 0, false) : NULL;
+		unsigned maj = major((dev_t)x->tty), mnr = minor((dev_t)x->tty);
+		bool pty = maj >= PTY_SLAVE_MAJOR && maj < PTY_SLAVE_MAJOR + 8;
+		const struct fd_rec *m = pty ? find_master(v, n, (maj - PTY_SLAVE_MAJOR) * 256 + mnr, 0, false) : NULL;
 		if (x->sid == x->pid && x->tty && (!m || pty_of(m)->sid != x->pid))
 			return log_error_errno(-EOPNOTSUPP, "pid %d leads a session with a controlling terminal (tty "
 					       "%u:%u) whose master is not held by the tree, which cannot be "
-					       "checkpointed", x->pid, maj, minor((dev_t)x->tty));
+					       "checkpointed", x->pid, maj, mnr);
 	}
-	for (size_t i = 0; i < n; i++)
+	return 0;
+}
+
+/* A pty of the tree must control a session of the tree, if any; a
+ * foreground group that no process of the tree is in any more (a job
+ * that ended) is left to the leader's. */
+int tty_check_sessions(const struct tree *t, struct files_proc *v, size_t n)
+{
+	int r = check_leaders(t, v, n);
+	for (size_t i = 0; r >= 0 && i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++) {
 			struct fd_rec *o = &v[i].f->fds[k];
 			struct pty_state *s = is_master(o) ? o->state : NULL;
 			const struct tree_node *leader = s && s->sid ? tree_find(t, s->sid) : NULL;
-			if (s && s->sid && (!leader || leader->sid != s->sid))
+			if (!s || !s->sid)
+				continue;
+			if (!leader || leader->sid != s->sid)
 				return log_error_errno(-EOPNOTSUPP, "pid %d: fd %d: /dev/pts/%u is the terminal of "
 						       "session %d, which is not part of the tree", v[i].pid, o->fd,
 						       s->index, s->sid);
 			bool fg_known = false;
-			for (size_t j = 0; s && j < t->n; j++)
+			for (size_t j = 0; j < t->n; j++)
 				fg_known |= !t->v[j].zombie && t->v[j].pgid == s->fg && t->v[j].sid == s->sid;
-			if (s && !fg_known)
+			if (!fg_known)
 				s->fg = 0;
 		}
-	return 0;
+	return r;
 }
 
 /* --- /dev/tty --- */
