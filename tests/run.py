@@ -11,8 +11,8 @@ CI=true a skip counts as a failure. tests/README.md says how to add a test.
 
 The tests live in modules that each expose TESTS (a list of runner.Test)
 or tests(runner) returning one: t_zdtm (the workloads of tests/zdtm/, from
-what each declares), t_cli, t_failures, t_trust, t_interrupt, programs, containers,
-t_containers_pids and t_podman. The
+what each declares), t_cli, t_failures, t_trust, t_interrupt, programs, t_terminals,
+containers, t_containers_pids and t_podman. The
 machinery (Runner, Ctx, timeouts, cleanup) is tests/lib/runner.py.
 """
 import argparse
@@ -29,13 +29,14 @@ import t_failures  # noqa: E402
 import t_trust  # noqa: E402
 import t_interrupt  # noqa: E402
 import programs  # noqa: E402
+import t_terminals  # noqa: E402
 import containers  # noqa: E402
 import t_podman  # noqa: E402
 import t_manpage  # noqa: E402
 import t_source  # noqa: E402
 import t_containers_pids  # noqa: E402
 
-MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, containers,
+MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, t_terminals, containers,
            t_containers_pids, t_podman)
 
 

@@ -23,6 +23,7 @@
 #include "engine/task.h"
 #include "engine/thread.h"
 #include "engine/tree.h"
+#include "engine/tty.h"
 #include "image/image.h"
 #include "util/cleanup.h"
 #include "util/inject.h"
@@ -242,7 +243,7 @@ static int write_manifest(struct image *img, const struct tree *t, uint64_t page
 
 /* Looks at every process, then links their fds across the tree. Nothing
  * is changed in any process yet: a refusal here costs them nothing. */
-static int collect_all(struct dump_ctx *v, size_t n, bool root_stdio)
+static int collect_all(const struct tree *t, struct dump_ctx *v, size_t n, bool root_stdio)
 {
 	_cleanup_free_ struct files_proc *all = calloc(n, sizeof(*all));
 	size_t nall = 0;
@@ -257,6 +258,8 @@ static int collect_all(struct dump_ctx *v, size_t n, bool root_stdio)
 		all[nall++] = (struct files_proc){ v[i].pid, &v[i].p.files };
 	}
 	int r = files_link(all, nall, root_stdio);
+	if (r >= 0)
+		r = tty_check_sessions(t, all, nall);
 	/* Locks are per open file description: dups (known now) count once. */
 	for (size_t i = 0; r >= 0 && i < n; i++)
 		if (!v[i].node->zombie)
@@ -269,7 +272,7 @@ static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v,
 {
 	bool ipcns = false;
 	int r;
-	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = collect_all(v, n, o->container != NULL)) < 0 ||
+	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = collect_all(t, v, n, o->container != NULL)) < 0 ||
 	    (r = ipc_dump(img, t, &ipcns)) < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {

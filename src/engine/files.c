@@ -23,9 +23,9 @@
 
 /* Every kind, in the order they are tried on an fd (the first whose
  * match() takes it wins): the anonymous-inode kinds by their link text,
- * then pipes (FIFOs too) before external (a pipe on fd 0-2 is decided
- * once the whole tree is known), before sockets and files. A new kind
- * is one line here (anywhere, as its match() needs) for its
+ * then pipes (FIFOs too) and terminals before external (a pipe or a
+ * pty slave on fd 0-2 is decided once the whole tree is known), before
+ * sockets and files. A new kind is one line here (anywhere, as its match() needs) for its
  * `const struct fd_ops fd_NAME_ops`. */
 #define FD_KINDS(X) \
 	X(eventfd)  \
@@ -34,6 +34,9 @@
 	X(epoll)    \
 	X(inotify)  \
 	X(pipe)     \
+	X(ptmx)     \
+	X(pts)      \
+	X(tty)      \
 	X(external) \
 	X(socket)   \
 	X(reg)      \

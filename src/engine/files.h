@@ -18,6 +18,7 @@
  *   files-ext.c      fds 0-2 that lead outside the process
  *   pipes.c          pipes and FIFOs
  *   sockets.c        sockets (sk-unix.c, sk-inet.c: the families)
+ *   tty.c            pty masters and slaves, /dev/tty
  *   eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c
  *
  * Adding a kind: one file defining `const struct fd_ops fd_NAME_ops`,

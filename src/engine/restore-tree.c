@@ -26,6 +26,7 @@
 #include "engine/restore-int.h"
 #include "engine/seize.h"
 #include "engine/syscalls.h"
+#include "engine/tty.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -269,6 +270,14 @@ static int lead(struct rproc *p)
 	return 0;
 }
 
+/* A session leader takes its terminal before it forks: a child copies
+ * its parent's controlling terminal at fork, never later. */
+static int lead_tty(struct restore_ctx *c, struct rproc *p)
+{
+	const struct tree_node *n = p->node;
+	return n->sid == n->pid && !n->zombie ? tty_restore_ctty(&c->files, &p->rem, n->pid) : 0;
+}
+
 /* Joins a group led by another process (which exists by now). */
 static int join(struct restore_ctx *c, struct rproc *p)
 {
@@ -377,16 +386,23 @@ int tree_create(struct restore_ctx *c, const struct restore_opts *o)
 	if (o->adopt && c->files.ctl < 0 && (e = connect_transport(c)) < 0)
 		return e;
 	/* Before anyone forks from the root: they are born into its IPC namespace. */
-	if ((e = ipc_restore(c->img, c->procs[0].node->pid)) < 0 || (e = lead(&c->procs[0])) < 0)
+	if ((e = ipc_restore(c->img, c->procs[0].node->pid)) < 0 || (e = lead(&c->procs[0])) < 0 ||
+	    (e = lead_tty(c, &c->procs[0])) < 0)
 		return e;
 	for (size_t i = 1; i < c->n; i++) {
 		struct rproc *p = &c->procs[i], *parent = find_rproc(c, p->node->ppid);
-		if ((e = fork_child(c, parent, p)) < 0 || (e = lead(p)) < 0)
+		if ((e = fork_child(c, parent, p)) < 0 || (e = lead(p)) < 0 || (e = lead_tty(c, p)) < 0)
 			return e;
 	}
 	for (size_t i = 0; i < c->n; i++)
 		if ((e = join(c, &c->procs[i])) < 0)
 			return e;
+	/* A foreground group must exist before it is made one. */
+	for (size_t i = 0; i < c->n; i++) {
+		const struct tree_node *n = c->procs[i].node;
+		if (n->sid == n->pid && !n->zombie && (e = tty_restore_fg(&c->files, &c->procs[i].rem, n->pid)) < 0)
+			return e;
+	}
 	for (size_t i = 0; i < c->n; i++) {
 		if (!c->procs[i].node->zombie)
 			continue;

@@ -253,10 +253,6 @@ int tree_check(const struct tree *t)
 	const struct tree_node *root = &t->v[0];
 	for (size_t i = 0; i < t->n; i++) {
 		const struct tree_node *n = &t->v[i], *p = i ? tree_find(t, n->ppid) : NULL;
-		if (n->sid == n->pid && n->tty)
-			return log_error_errno(-EOPNOTSUPP, "pid %d leads a session with a controlling terminal (tty "
-					       "%d:%d), which cannot be checkpointed yet", n->pid, (n->tty >> 8) & 0xfff,
-					       (n->tty & 0xff) | ((n->tty >> 12) & 0xfff00));
 		if (n->sid == n->pid && n->zombie)
 			return log_error_errno(-EOPNOTSUPP, "pid %d: a zombie session leader cannot be restored", n->pid);
 		if (p && n->sid != n->pid && n->sid != p->sid)

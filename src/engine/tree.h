@@ -35,8 +35,9 @@ struct freezer;
 int tree_seize(pid_t root, struct tree *ret, struct freezer *fz);
 void tree_detach(const struct tree *t);
 /* Refuses (naming the pid) what the restore could not rebuild: a session
- * or group whose leader is outside the tree, a session with a terminal,
- * and processes of the tree's sessions that are not in it (reparented). */
+ * or group whose leader is outside the tree, and processes of the tree's
+ * sessions that are not in it (reparented). A session's terminal is
+ * checked with the fds (tty_check_sessions, tty.h). */
 int tree_check(const struct tree *t);
 struct tree_node *tree_find(const struct tree *t, pid_t pid);
 /* The highest pid or tid of the tree: a restore needs every one up to it
