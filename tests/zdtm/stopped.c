@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Stopped tasks: one child stopped by SIGSTOP from its parent, one that
- * stopped itself with SIGTSTP (its thread stops too). Neither stop has
+ * stopped itself with SIGTSTP in a process group of its own (its thread
+ * stops too). Neither stop has
  * been waited for. After restore both are still stopped, the parent sees
  * each in waitpid(WUNTRACED), and after SIGCONT both run again.
  *
@@ -44,8 +45,10 @@ static pid_t spawn(bool self_stop, bool thread)
 	signal(SIGUSR1, SIG_IGN);
 	if (thread && pthread_create(&t, NULL, idle, NULL) != 0)
 		_exit(2);
-	if (self_stop)
-		raise(SIGTSTP);
+	/* A group of its own, whose parent is in another group of the same
+	 * session, is not orphaned: the kernel would drop SIGTSTP there. */
+	if (self_stop && (setpgid(0, 0) < 0 || raise(SIGTSTP) != 0))
+		_exit(3);
 	for (;;)
 		pause();
 }
