@@ -139,6 +139,7 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	}
 	if ((e = files_restore(&c->files, r, pid, &p->files, FDPASS_STUB_FD, rp->pidfd, rp == c->procs)) < 0 ||
 	    (e = locks_restore(r, pid, &p->locks)) < 0 || (e = task_restore(r, pid, &p->task)) < 0 ||
+	    (e = prctl_restore(r, pid, rp->procfd, &p->prctl)) < 0 ||
 	    (e = signals_restore(r, pid, &p->sig)) < 0 || (e = clone_threads(c, rp)) < 0 ||
 	    (e = timers_restore(r, pid, &p->timers)) < 0 || (e = inject_fail("restore:after-threads")) < 0)
 		return e;
