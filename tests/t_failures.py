@@ -38,6 +38,24 @@ def t_unsupported_fd(ctx, binary=None):
     expect_refused_unharmed(ctx, w, before, img)
 
 
+def t_foreign_fd(ctx, arg, kind):
+    """A pidfd or namespace fd naming something outside the tree: the dump
+    refuses with one line naming pid, fd and kind, the workload unharmed."""
+    w = ctx.workload('foreign_fds', args=(arg,))
+    before = st.snapshot(w.pid)
+    fd = max(before['fds'])
+    img = ctx.path('img')
+    res = ctx.stasis(['dump', '--type', 'process', '--pid', str(w.pid), '-D', img])
+    if res.rc != 1:
+        raise TestFail('dump %s, expected exit 1' % res.what())
+    for need in (str(w.pid), str(fd), kind):
+        if not re.search(r'\b%s\b' % re.escape(need), res.err):
+            raise TestFail('error does not name %s: %s' % (need, res.last_err()))
+    if len([l for l in res.err.splitlines() if l.startswith('stasis:')]) != 1:
+        raise TestFail('expected one "stasis: ..." line on stderr, got: %r' % res.err[:300])
+    expect_refused_unharmed(ctx, w, before, img)
+
+
 def t_inject_dump(ctx, point, wl):
     w = ctx.workload(wl)
     before = st.snapshot(w.pid)
@@ -361,6 +379,8 @@ def tests(r):
         Test('pidns', t_pidns, 60),
         Test('fail:ctty', t_ctty, 60),
         Test('fail:reparented', t_escapee, 60),
+        Test('fail:foreign-pidfd', t_foreign_fd, 60, 'pidfd', 'pidfd'),
+        Test('fail:foreign-ns', t_foreign_fd, 60, 'ns', 'uts'),
         Test('freezer', t_freezer, 60),
     ]
     out += [Test('fail:damaged:%s' % kind, t_damaged, 60, kind) for kind in DAMAGE]

@@ -104,6 +104,26 @@ int creds_from_json(const json_t *core, struct creds_rec *c)
 	return 0;
 }
 
+int creds_dump_remote(struct remote *r, pid_t tid, struct creds_rec *c)
+{
+	long ret = remote_syscall(r, tid, SYS_prctl, PR_GET_SECUREBITS, 0, 0, 0, 0);
+	if (ret < 0)
+		return (int)ret;
+	c->securebits = (uint32_t)ret;
+	return 0;
+}
+
+/* Set while we still have CAP_SETPCAP (the capset may drop it), with
+ * KEEP_CAPS on until the capset unless it is locked as it was. */
+static int restore_securebits(struct remote *r, pid_t tid, const struct creds_rec *c)
+{
+	uint32_t sb = c->securebits | ((c->securebits & SECBIT_KEEP_CAPS_LOCKED) ? 0 : SECBIT_KEEP_CAPS);
+	long ret = c->securebits ? remote_syscall(r, tid, SYS_prctl, PR_SET_SECUREBITS, sb, 0, 0, 0) : 0;
+	if (ret < 0)
+		return log_error_errno((int)ret, "tid %d: cannot restore securebits %#x: %m", tid, c->securebits);
+	return 0;
+}
+
 /* Only what is in the set now: dropping needs CAP_SETPCAP, which a
  * container's process may lack when there is nothing to drop. */
 static int drop_bounding(struct remote *r, pid_t tid, uint64_t want, uint64_t have)
@@ -158,6 +178,8 @@ int creds_restore(struct remote *r, pid_t tid, const struct creds_rec *c)
 	    (ret = remote_syscall(r, tid, SYS_setresuid, c->uid[0], c->uid[1], c->uid[2])) < 0 ||
 	    (ret = remote_syscall(r, tid, SYS_setfsuid, c->fsuid)) < 0)
 		return log_error_errno((int)ret, "tid %d: cannot restore user ids: %m", tid);
+	if ((e = restore_securebits(r, tid, c)) < 0)
+		return e;
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2] = {
 		{ (uint32_t)c->cap_eff, (uint32_t)c->cap_prm, (uint32_t)c->cap_inh },
@@ -167,7 +189,8 @@ int creds_restore(struct remote *r, pid_t tid, const struct creds_rec *c)
 		return e;
 	if ((ret = remote_syscall(r, tid, SYS_capset, buf, buf + 64)) < 0)
 		return log_error_errno((int)ret, "tid %d: cannot restore capabilities: %m", tid);
-	if ((ret = remote_syscall(r, tid, SYS_prctl, PR_SET_KEEPCAPS, 0)) < 0)
+	if (!(c->securebits & SECBIT_KEEP_CAPS_LOCKED) &&
+	    (ret = remote_syscall(r, tid, SYS_prctl, PR_SET_KEEPCAPS, !!(c->securebits & SECBIT_KEEP_CAPS))) < 0)
 		return (int)ret;
 	for (int cap = 0; cap < 64; cap++) {
 		if (!(c->cap_amb & (1ULL << cap)))

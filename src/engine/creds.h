@@ -22,4 +22,6 @@ void creds_from_status(const struct proc_status *st, struct creds_rec *c);
 /* Adds "creds" to the core record; an error stays in the builder. */
 void creds_to_json(const struct creds_rec *c, struct json_builder *core);
 int creds_from_json(const json_t *core, struct creds_rec *c);
+/* What only the task can tell: its securebits (PR_GET_SECUREBITS). */
+int creds_dump_remote(struct remote *r, pid_t tid, struct creds_rec *c);
 int creds_restore(struct remote *r, pid_t tid, const struct creds_rec *c);

@@ -104,7 +104,8 @@ static int collect(struct dump_ctx *c)
 	creds_from_status(&st, &c->p.creds);
 	if ((r = task_collect(c->procfd, c->pid, &c->p.task)) < 0 || (r = mm_collect(c->procfd, c->pid, &c->p.mm)) < 0 ||
 	    (r = files_collect(c->procfd, c->pid, c->sk_flags, &c->p.files)) < 0 ||
-	    (r = timers_collect(c->procfd, c->pid, &c->p.timers)) < 0)
+	    (r = timers_collect(c->procfd, c->pid, &c->p.timers)) < 0 ||
+	    (r = prctl_collect(c->procfd, c->pid, &c->p.prctl)) < 0)
 		return r;
 	c->p.threads = calloc(c->ntids, sizeof(*c->p.threads));
 	c->p.nthreads = c->ntids;
@@ -188,6 +189,9 @@ static int dump_remote(struct dump_ctx *c)
 		return log_error_errno(r, "pid %d: cannot read process state: %m", c->pid);
 	if ((r = timers_dump_remote(c->rem, c->pid, &c->p.timers)) < 0)
 		return r;
+	if ((r = prctl_dump_remote(c->rem, c->pid, &c->p.prctl)) < 0 ||
+	    (r = creds_dump_remote(c->rem, c->pid, &c->p.creds)) < 0)
+		return log_error_errno(r, "pid %d: cannot read its prctl settings: %m", c->pid);
 	long brk = remote_syscall(c->rem, c->pid, SYS_brk, 0);
 	if (brk < 0)
 		return log_error_errno((int)brk, "pid %d: cannot read brk: %m", c->pid);

@@ -28,11 +28,14 @@
  * sockets and files. A new kind is one line here (anywhere, as its match() needs) for its
  * `const struct fd_ops fd_NAME_ops`. */
 #define FD_KINDS(X) \
+	X(path)     \
 	X(eventfd)  \
 	X(signalfd) \
 	X(timerfd)  \
 	X(epoll)    \
 	X(inotify)  \
+	X(pidfd)    \
+	X(nsfd)     \
 	X(pipe)     \
 	X(ptmx)     \
 	X(pts)      \
@@ -153,15 +156,17 @@ static int collect_one(int procfd, pid_t pid, int fd, unsigned flags, struct fd_
 	 * every case: their kinds go by the link text. */
 	struct fd_probe pr = { .procfd = procfd, .pid = pid, .fd = fd, .link = link,
 			       .st = fstatat(procfd, p, &st, 0) == 0 ? &st : NULL, .flags = flags };
-	const struct fd_ops *ops = find_kind(&pr);
-	if (!ops)
-		return refuse(&pr);
+	/* Read first: some kinds go by the open flags (O_PATH). */
 	snprintf(p, sizeof(p), "fdinfo/%d", fd);
 	int r = proc_read(procfd, p, &buf, &len);
 	if (r < 0 || (r = proc_parse_fdinfo(buf, len, &fi)) < 0)
 		return log_error_errno(r, "pid %d: cannot read fdinfo of fd %d: %m", pid, fd);
 	pr.fdinfo = buf;
 	pr.fdinfo_len = len;
+	pr.open_flags = fi.flags;
+	const struct fd_ops *ops = find_kind(&pr);
+	if (!ops)
+		return refuse(&pr);
 	*o = (struct fd_rec){ .fd = fd, .ops = ops, .flags = fi.flags, .pos = fi.pos, .dup_of = -1 };
 	if (ops->collect && (r = ops->collect(&pr, o)) < 0) {
 		fd_rec_free(o);

@@ -20,6 +20,9 @@
  *   sockets.c        sockets (sk-unix.c, sk-inet.c: the families)
  *   tty.c            pty masters and slaves, /dev/tty
  *   eventfd.c, signalfd.c, timerfd.c, epoll.c, inotify.c
+ *   pidfd.c          pidfds (of live and of reaped processes)
+ *   files-path.c     O_PATH fds (also on a symlink itself)
+ *   nsfd.c           namespace fds (the entries of /proc/PID/ns)
  *
  * Adding a kind: one file defining `const struct fd_ops fd_NAME_ops`,
  * one line in FD_KINDS (files.c), its line in meson.build. */
@@ -130,8 +133,9 @@ struct fd_probe {
 	int fd;
 	const char *link;      /* /proc/PID/fd/N as text */
 	const struct stat *st; /* NULL when it cannot be stat'ed (some anon inodes) */
-	const char *fdinfo;    /* /proc/PID/fdinfo/N: only for collect() */
+	const char *fdinfo;    /* /proc/PID/fdinfo/N */
 	size_t fdinfo_len;
+	uint32_t open_flags;   /* from fdinfo */
 	unsigned flags;        /* files_collect's */
 };
 

@@ -37,6 +37,7 @@ static void core_to_json(const struct process_rec *p, struct json_builder *core)
 	signals_to_json(&p->sig, core);
 	timers_to_json(&p->timers, core);
 	locks_to_json(&p->locks, core);
+	prctl_to_json(&p->prctl, core);
 }
 
 static int write_core(struct image *img, const struct process_rec *p)
@@ -114,6 +115,8 @@ static int read_core(struct image *img, struct process_rec *p)
 		return bad_record(r, p->pid, "core (posix_timers)");
 	if ((r = locks_from_json(core, &p->locks)) < 0)
 		return bad_record(r, p->pid, "core (file_locks)");
+	if ((r = prctl_from_json(core, &p->prctl)) < 0)
+		return bad_record(r, p->pid, "core (prctl)");
 	return 0;
 }
 

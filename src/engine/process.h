@@ -10,6 +10,7 @@
 #include "engine/files.h"
 #include "engine/locks.h"
 #include "engine/mm.h"
+#include "engine/prctl.h"
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/thread.h"
@@ -27,6 +28,7 @@ struct process_rec {
 	struct signals_rec sig;
 	struct timers_rec timers; /* in core-PID.json */
 	struct locks_rec locks;   /* in core-PID.json */
+	struct prctl_rec prctl;   /* in core-PID.json */
 };
 
 void process_rec_free(struct process_rec *p);

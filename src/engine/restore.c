@@ -189,6 +189,7 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	}
 	if ((e = files_restore(&c->files, r, pid, &p->files, FDPASS_STUB_FD, rp->pidfd, rp == c->procs)) < 0 ||
 	    (e = locks_restore(r, pid, &p->locks)) < 0 || (e = task_restore(r, pid, &p->task)) < 0 ||
+	    (e = prctl_restore(r, pid, rp->procfd, &p->prctl)) < 0 ||
 	    (e = signals_restore(r, pid, &p->sig)) < 0 || (e = clone_threads(c, rp)) < 0 ||
 	    (e = timers_restore(r, pid, &p->timers)) < 0 || (e = inject_fail("restore:after-threads")) < 0)
 		return e;
@@ -273,6 +274,21 @@ static int restore_all(struct restore_ctx *c, const struct restore_opts *o)
 	return r < 0 ? r : 0;
 }
 
+/* Processes that were stopped by a signal stop again as we let them
+ * go, and their parents see it (waitpid WUNTRACED). Always SIGSTOP: the
+ * kernel drops SIGTSTP, SIGTTIN and SIGTTOU in an orphaned process
+ * group, which the restored root's may be. */
+static void stop_again(const struct restore_ctx *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		const struct rproc *p = &c->procs[i];
+		if (!p->node->stop_sig || p->exited)
+			continue;
+		if (sys_pidfd_send_signal(p->pidfd, SIGSTOP) < 0)
+			log_warn("pid %d: was stopped at dump time but cannot be stopped again: %m", p->node->pid);
+	}
+}
+
 int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_pid)
 {
 	struct restore_ctx c = { .img = img, .stub_tfd = -1, .files = { .ctl = -1 } };
@@ -307,6 +323,7 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 		tree_kill(&c);
 		goto out;
 	}
+	stop_again(&c);
 	/* Children first: a parent that runs may wait for them at once. */
 	for (size_t i = c.n; i-- > 0;)
 		for (size_t k = 0; !c.procs[i].exited && k < c.procs[i].nlive; k++)

@@ -18,6 +18,9 @@
 
 /* Content file: records of (offset, length) followed by the bytes, one
  * per data extent; holes are not stored. */
+/* F_SEAL_SEAL ... F_SEAL_EXEC */
+#define SEALS_ALL 0x3f
+
 struct extent {
 	uint64_t off, len;
 };
@@ -35,7 +38,9 @@ int shobj_stat(int fd, struct shobj *ret)
 		return -errno;
 	if ((uint64_t)st.st_size > MAX_SHOBJ_SIZE)
 		return -EFBIG;
-	*ret = (struct shobj){ .dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino, .size = (uint64_t)st.st_size };
+	int seals = fcntl(fd, F_GET_SEALS);
+	*ret = (struct shobj){ .dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino, .size = (uint64_t)st.st_size,
+			       .seals = seals > 0 ? (uint32_t)seals : 0 };
 	return 0;
 }
 
@@ -84,6 +89,8 @@ void shobj_to_jb(struct json_builder *b, const struct shobj *o)
 	jb_u64(&x, "dev", o->dev);
 	jb_u64(&x, "ino", o->ino);
 	jb_u64(&x, "size", o->size);
+	if (o->seals)
+		jb_int(&x, "seals", (int)o->seals);
 	jb_obj(b, "obj", &x);
 }
 
@@ -93,6 +100,10 @@ int shobj_from_json(const json_t *j, struct shobj *o)
 	if (!json_is_object(x) || json_get_u64(x, "dev", &o->dev) < 0 || json_get_u64(x, "ino", &o->ino) < 0 ||
 	    json_get_u64(x, "size", &o->size) < 0 || o->size > MAX_SHOBJ_SIZE || o->dev >= (1ULL << 23))
 		return -EBADMSG;
+	int seals = 0;
+	if (json_object_get(x, "seals") && (json_get_int(x, "seals", &seals) < 0 || seals < 0 || seals > SEALS_ALL))
+		return -EBADMSG;
+	o->seals = (uint32_t)seals;
 	return 0;
 }
 
@@ -183,6 +194,17 @@ static int make(const char *fsroot, const char *path)
 	return make_deleted(fsroot, path);
 }
 
+/* Seals go on once the content is in (a memfd made here allows sealing;
+ * one that did not comes back with F_SEAL_SEAL). */
+static int seal(int fd, uint32_t seals)
+{
+	int cur = fcntl(fd, F_GET_SEALS);
+	if (cur < 0)
+		return seals ? -errno : 0;
+	uint32_t add = seals & ~(uint32_t)cur;
+	return add && fcntl(fd, F_ADD_SEALS, (int)add) < 0 ? -errno : 0;
+}
+
 int shobj_get(struct files_ctx *c, const char *path, const struct shobj *o)
 {
 	uint64_t key = obj_key(o);
@@ -195,9 +217,11 @@ int shobj_get(struct files_ctx *c, const char *path, const struct shobj *o)
 	if (fd < 0)
 		return log_error_errno(fd, "cannot recreate shared memory object %s: %m", path);
 	int r = fill(c->img, fd, o);
+	if (r >= 0)
+		r = seal(fd, o->seals);
 	if (r < 0) {
 		close(fd);
-		return log_error_errno(r, "cannot fill shared memory object %s: %m", path);
+		return log_error_errno(r, "cannot fill or seal shared memory object %s: %m", path);
 	}
 	return (r = files_ctx_add(c, key, fd)) < 0 ? r : fd;
 }

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,10 @@ static int seize_node(struct tree *t, size_t i, bool frozen)
 	int r = read_stat(n->pid, &st);
 	if (r < 0)
 		return r == -ENOENT ? -ESRCH : r;
+	/* Stopped by a signal before we came (stat shows the signal as its
+	 * exit code); the restore stops it again. */
+	if (st.state == 'T')
+		n->stop_sig = st.exit_code > 0 && st.exit_code < 65 ? st.exit_code : SIGSTOP;
 	if (st.state == 'Z') {
 		if (st.num_threads > 1)
 			return log_error_errno(-EOPNOTSUPP, "pid %d: its main thread has exited while %ld other "
@@ -280,6 +285,8 @@ static void node_to_json(const struct tree_node *n, struct json_builder *o)
 	json_t *tids = jb_array(o, "threads");
 	for (size_t k = 0; tids && k < n->ntids; k++)
 		jb_append(o, tids, json_integer(n->tids[k]));
+	if (n->stop_sig)
+		jb_int(o, "stopped", n->stop_sig);
 	if (n->zombie) {
 		jb_bool(o, "zombie", true);
 		jb_int(o, "exit_status", n->exit_status);
@@ -308,6 +315,9 @@ static int node_from_json(const json_t *o, struct tree_node *n)
 	(void)json_get_str(o, "comm", &comm);
 	snprintf(n->comm, sizeof(n->comm), "%s", comm);
 	n->zombie = json_is_true(z);
+	if (json_object_get(o, "stopped") &&
+	    (json_get_int(o, "stopped", &n->stop_sig) < 0 || n->stop_sig < 1 || n->stop_sig > 64 || n->zombie))
+		return -EBADMSG;
 	if (n->zombie && (json_get_int(o, "exit_status", &n->exit_status) < 0 || json_array_size(tids)))
 		return -EBADMSG;
 	if (!n->zombie && !json_array_size(tids))

@@ -17,6 +17,7 @@ struct tree_node {
 	int exit_status; /* zombies: the wait status their parent will read */
 	char comm[16];
 	int tty;          /* controlling terminal (tty_nr), 0 for none */
+	int stop_sig;     /* stopped (SIGSTOP, SIGTSTP...): the signal, else 0 */
 	pid_t *tids;     /* live processes: every thread, main thread first */
 	size_t ntids;
 };

@@ -16,7 +16,7 @@
 #include "image/layout.h"
 
 #define IMAGE_FORMAT "stasis-image"
-#define IMAGE_VERSION 2
+#define IMAGE_VERSION 3
 #define IMAGE_MAX_JSON (64u << 20) /* cap for any JSON file we parse */
 
 struct image;

@@ -272,7 +272,7 @@ static void test_garbage(void **state)
 	open_fails(f, -EBADMSG);
 	set_manifest(f, "{\"format\":\"stasis-image\",\"version\":2,\"format\":\"x\",\"files\":[]}");
 	open_fails(f, -EBADMSG); /* duplicate key */
-	set_manifest(f, "{\"format\":\"stasis-image\",\"version\":2,\"files\":[]}");
+	set_manifest(f, "{\"format\":\"stasis-image\",\"version\":3,\"files\":[]}");
 	struct image *img;
 	assert_int_equal(image_open(f->dir, &img), 0); /* minimal but valid */
 	image_free(img);
