@@ -13,10 +13,9 @@ signal: a complete image, and the process killed (or running, with
 line on stderr; SIGKILL must leave at least 99% intact (the window left is
 a call through the vdso, see README). The test prints the counts.
 
-STASIS_INTERRUPT_TRIES (default 36) and STASIS_INTERRUPT_MB (default 64)
-size it; the issue's full run is STASIS_INTERRUPT_TRIES=100
-STASIS_INTERRUPT_MB=512 (about 3 minutes here). STASIS_INTERRUPT_SEED
-repeats a run."""
+By default it is the issue's full run, 100 dumps of 512 MiB (about two
+minutes here); STASIS_INTERRUPT_TRIES and STASIS_INTERRUPT_MB make it
+smaller while working on it, and STASIS_INTERRUPT_SEED repeats a run."""
 import os
 import random
 import re
@@ -137,8 +136,8 @@ def judge(ctx, slot, before, img, leave, sig, rc, err):
 
 
 def t_interrupted_dumps(ctx):
-    tries = int(os.environ.get('STASIS_INTERRUPT_TRIES', '36'))
-    mb = int(os.environ.get('STASIS_INTERRUPT_MB', '64'))
+    tries = int(os.environ.get('STASIS_INTERRUPT_TRIES', '100'))
+    mb = int(os.environ.get('STASIS_INTERRUPT_MB', '512'))
     seed = int(os.environ.get('STASIS_INTERRUPT_SEED', str(int(time.time()))))
     base = cgroup_base()
     if not base:
