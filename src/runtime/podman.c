@@ -8,10 +8,12 @@
  * the new container with the command that made the original
  * (Config.CreateCommand, `podman run` turned into `podman create`), so
  * it gets the same options: network, ulimits, limits, mounts, tmpfs, env,
- * restart policy. Only the entrypoint (the stub, placed in the upper
- * directory before the start and removed by the restore), the user (root)
- * and the capabilities and seccomp filter the restore needs are changed,
- * as for Docker: the restore puts back the original's credentials. */
+ * restart policy, and the same entrypoint, user, capabilities and
+ * security options (DESIGN.md §5a). Only --pull is ours (never: the image
+ * must be here). The stub gets in once, as for Docker (exec-stub.c): at
+ * the path the runtime will execute, in the new container's writable
+ * layer, given back as soon as the stub runs, so `podman restart` runs
+ * the original application. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,19 +147,17 @@ static int push(json_t *out, const char *const *args, size_t n)
 	return 0;
 }
 
-/* What the restore changes: the stub as entrypoint, run as root with the
- * capabilities it needs and no seccomp filter (the restore puts back the
- * original's), and no pull: the image must be here. */
-static int append_overrides(json_t *out, const char *stub)
+/* What the restore adds: no pull, the image must be here. Everything else
+ * (entrypoint, user, capabilities, seccomp) stays the original's. */
+static int append_overrides(json_t *out)
 {
-	const char *const o[] = { "--entrypoint", stub, "--user", "0", "--cap-add", "all", "--security-opt",
-				  "seccomp=unconfined", "--pull", "never" };
+	const char *const o[] = { "--pull", "never" };
 	return push(out, o, ARRAY_SIZE(o));
 }
 
 /* `podman create` with the options of the command that made the
  * container (CreateCommand): -EBADMSG when it cannot be read. */
-static int create_argv(const json_t *insp, const char *name, const char *stub, json_t **ret)
+static int create_argv(const json_t *insp, const char *name, json_t **ret)
 {
 	const json_t *config = json_object_get(insp, "Config"), *cmd = json_object_get(config, "CreateCommand");
 	const char *runtime = json_string_value(json_object_get(insp, "OCIRuntime"));
@@ -175,7 +175,7 @@ static int create_argv(const json_t *insp, const char *name, const char *stub, j
 		return r;
 	if (i >= n || !tail_is_cmd(cmd, i + 1, json_object_get(config, "Cmd")))
 		return -EBADMSG;
-	if ((r = append_overrides(out, stub)) < 0)
+	if ((r = append_overrides(out)) < 0)
 		return r;
 	for (; i < n; i++)
 		if (json_array_append(out, json_array_get(cmd, i)) < 0)
@@ -276,7 +276,12 @@ static int check_recreatable(const json_t *insp, const char *id)
 	_cleanup_json_ json_t *argv = NULL;
 	if (!upper_dir(insp))
 		return log_error_errno(-EOPNOTSUPP, "Podman container '%s' is not on the overlay storage driver", id);
-	int r = create_argv(insp, "check", "/check", &argv);
+	/* Its first process is Podman's init, bind-mounted where the stub
+	 * would have to be. */
+	if (json_is_true(json_object_get(json_object_get(insp, "HostConfig"), "Init")))
+		return log_error_errno(-EOPNOTSUPP, "Podman container '%s' runs with --init, which cannot be "
+				       "restored yet", id);
+	int r = create_argv(insp, "check", &argv);
 	if (r == -EBADMSG)
 		return log_error_errno(r, "Podman container '%s' was not made by `podman run` or `podman create` "
 				       "as stasis can read them (Config.CreateCommand); it cannot be restored", id);
@@ -331,7 +336,7 @@ static int create(const json_t *insp, const char *name, struct rt_sandbox *sb)
 {
 	_cleanup_json_ json_t *argv = NULL;
 	_cleanup_free_ char *out = NULL;
-	int r = create_argv(insp, name, sb->stub_in, &argv);
+	int r = create_argv(insp, name, &argv);
 	if (r < 0)
 		return log_error_errno(r, "cannot make the podman create command of '%s' from the image", name);
 	if ((r = podman_json(argv, &out)) < 0)
@@ -344,49 +349,80 @@ static int create(const json_t *insp, const char *name, struct rt_sandbox *sb)
 	return 0;
 }
 
-/* The saved layer changes and the stub into its upper directory, before
- * it starts; then started, its tmpfs mounts filled through the stub's
- * root. */
-static int fill_and_start(struct image *img, const json_t *meta, const char *stub_path, struct rt_sandbox *sb)
+static const char *lower_dirs(const json_t *insp)
+{
+	const json_t *data = json_object_get(json_object_get(insp, "GraphDriver"), "Data");
+	return json_string_value(json_object_get(data, "LowerDir")) ?: "";
+}
+
+/* What Podman will execute as the container's first process (inspect's
+ * Path), in the environment and working directory of its Config. */
+static struct rt_exec_args exec_args(const json_t *now)
+{
+	const json_t *cfg = json_object_get(now, "Config"), *e;
+	const char *cwd = json_string_value(json_object_get(cfg, "WorkingDir"));
+	struct rt_exec_args a = { json_string_value(json_object_get(now, "Path")), NULL, cwd && *cwd ? cwd : "/" };
+	size_t i;
+	json_array_foreach(json_object_get(cfg, "Env"), i, e)
+		if (startswith(json_string_value(e) ?: "", "PATH="))
+			a.path = json_string_value(e) + 5;
+	return a;
+}
+
+/* Started: its first process's host pid in sb. */
+static int start(struct rt_sandbox *sb)
 {
 	_cleanup_json_ json_t *now = NULL;
-	const json_t *mp;
-	size_t i;
-	int r = inspect(sb->id, &now);
+	int r = podman(NULL, "start", sb->id, NULL, NULL);
 	if (r < 0)
-		return r;
-	const char *upper = upper_dir(now);
-	if (!upper)
-		return log_error_errno(-EOPNOTSUPP, "the new Podman container has no overlay upper directory");
-	if ((r = rt_archive_apply(img, IMAGE_ROOTFS_DIFF, upper)) < 0)
-		return r;
-	snprintf(sb->stub_file, sizeof(sb->stub_file), "%s%s", upper, sb->stub_in);
-	if ((r = rt_copy_file(stub_path, sb->stub_file, 0755)) < 0)
-		return log_error_errno(r, "cannot place the restore stub in %s: %m", upper);
-	if ((r = podman(NULL, "start", sb->id, NULL, NULL)) < 0)
 		return log_error_errno(r, "podman could not start the new container %.12s", sb->id);
-	json_decref(TAKE_PTR(now));
 	if ((r = inspect(sb->id, &now)) < 0)
 		return r;
 	sb->pid = (pid_t)json_integer_value(json_object_get(json_object_get(now, "State"), "Pid"));
 	if (sb->pid <= 0)
 		return log_error_errno(-ESRCH, "the new Podman container %.12s did not start", sb->id);
+	return 0;
+}
+
+/* Its tmpfs mounts exist once it runs: filled through the stub's root. */
+static int fill_tmpfs(struct image *img, const json_t *meta, pid_t pid)
+{
+	const json_t *mp;
+	size_t i;
 	json_array_foreach(json_object_get(meta, "tmpfs"), i, mp) {
 		char dest[PATH_MAX], name[IMAGE_NAME_MAX];
-		snprintf(dest, sizeof(dest), "/proc/%d/root%s", sb->pid, json_string_value(mp));
-		if ((r = rt_archive_apply(img, image_name_tmpfs(name, i), dest)) < 0)
+		snprintf(dest, sizeof(dest), "/proc/%d/root%s", pid, json_string_value(mp));
+		int r = rt_archive_apply(img, image_name_tmpfs(name, i), dest);
+		if (r < 0)
 			return r;
 	}
 	return 0;
 }
 
+/* The new container runs the stub once, from its writable layer
+ * (exec-stub.c): its configuration stays the original's, and so does
+ * every later start of it. */
 static int podman_create_sandbox(struct image *img, const json_t *meta, const json_t *insp, const char *new_id,
 				 const char *stub_path, int stub_tfd, struct rt_sandbox *sb)
 {
+	_cleanup_json_ json_t *now = NULL;
+	struct rt_exec_stub es;
 	(void)stub_tfd; /* `podman start` hands no fds over: the stub connects to us */
-	snprintf(sb->stub_in, sizeof(sb->stub_in), "/.stasis-stub-%d", getpid());
 	int r = create(insp, new_id, sb);
-	return r < 0 ? r : fill_and_start(img, meta, stub_path, sb);
+	if (r < 0 || (r = inspect(sb->id, &now)) < 0)
+		return r;
+	const char *upper = upper_dir(now);
+	struct rt_exec_args a = exec_args(now);
+	if (!upper || !a.arg0)
+		return log_error_errno(-EOPNOTSUPP, "the new Podman container %.12s has no overlay upper directory "
+				       "or command", sb->id);
+	/* The saved layer changes go into the new upper directory as they
+	 * were (whiteouts and opaque directories too). */
+	if ((r = rt_archive_apply(img, IMAGE_ROOTFS_DIFF, upper)) < 0 ||
+	    (r = rt_exec_stub_place(&a, upper, lower_dirs(now), stub_path, &es)) < 0 || (r = start(sb)) < 0 ||
+	    (r = rt_exec_stub_unplace(&es, upper, sb->pid)) < 0)
+		return r;
+	return fill_tmpfs(img, meta, sb->pid);
 }
 
 static void podman_finish(struct rt_sandbox *sb, bool ok)

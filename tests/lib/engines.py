@@ -98,7 +98,7 @@ class PodmanEngine(Engine):
     busybox = 'stasis-busybox:test'
     name = 'podman'
     dump_type = ['--type', 'podman']
-    restarts_afresh = False  # the restored container's entrypoint is still the stub
+    restarts_afresh = True  # a restored container keeps its configuration
 
     def __init__(self, p):
         self.p, self.env = p, p.env
