@@ -593,6 +593,72 @@ def t_docker_hostconfig(ctx):
         remove(d, name, new)
 
 
+# restore --keep-ip's network: a subnet of its own, so that Docker gives
+# fixed addresses on it (172.30.77.0/24: no other test or host route uses it).
+KEEP_IP_SUBNET, KEEP_IP = '172.30.77.0/24', '172.30.77.17'
+
+
+def stasis_refused(ctx, d, what, words, *args):
+    """A stasis command that must fail with one line holding every word of
+    words, and create no container."""
+    n_before = n_containers(d)
+    r = stasis(ctx, d, *args)
+    lines = [x for x in r.stderr.split('\n') if x.strip()]
+    if r.returncode != 1 or len(lines) != 1 or not all(w in r.stderr for w in words):
+        raise TestFail('%s: exit %d, want 1 and one line naming %s: %r' % (what, r.returncode, words, r.stderr))
+    if n_containers(d) != n_before:
+        raise TestFail('%s left a container behind' % what)
+
+
+def keep_ip_refused_on_bridge(ctx, d, name):
+    """A container of the default bridge: --keep-ip is refused, nothing made."""
+    d.docker('run', '-d', '--name', name, dockerd.IMAGE, 'sh', '-c', 'while :; do sleep 0.2; done')
+    img = ctx.path('img-bridge')
+    r = stasis(ctx, d, 'dump', '--type', 'docker', '--id', name, '-D', img)
+    if r.returncode != 0:
+        raise TestFail('dump of %s exit %d: %s' % (name, r.returncode, r.stderr[-300:]))
+    d.docker('rm', '-f', name)
+    stasis_refused(ctx, d, 'restore --keep-ip of a default-bridge container', ['default bridge', '--subnet'],
+                   'restore', '-D', img, '--keep-ip')
+
+
+def t_docker_keep_ip(ctx):
+    # restore --keep-ip on a user-defined network: refused while the
+    # original holds the address (it is named), then the restored container
+    # has the original's address and counts on; refused for a container of
+    # the default bridge.
+    d = dockerd.shared(ctx)
+    net = 'stasis-net-%d' % os.getpid()
+    name, new, br = ('stasis-ip%d-%d' % (i, os.getpid()) for i in range(3))
+    d.docker('network', 'create', '--subnet', KEEP_IP_SUBNET, net)
+    try:
+        d.docker('run', '-d', '--name', name, '--network', net, '--ip', KEEP_IP, dockerd.IMAGE, 'sh', '-c', W_COUNTER)
+        before = wait_w_count(d, name, 3)
+        img = ctx.path('img')
+        r = stasis(ctx, d, 'dump', '--type', 'docker', '--id', name, '-D', img, '-v', '--log-file', img + '-dump.log')
+        if r.returncode != 0:
+            raise TestFail('dump of %s exit %d: %s' % (name, r.returncode, r.stderr[-300:]))
+        d.docker('start', name)  # the original is back, on its address
+        stasis_refused(ctx, d, 'restore --keep-ip while the original runs', [KEEP_IP, name], 'restore', '-D', img,
+                       '--id', new, '--keep-ip')
+        d.docker('rm', '-f', name)
+        r = stasis(ctx, d, 'restore', '-D', img, '--id', new, '--keep-ip', '-v', '--log-file', img + '-restore.log')
+        if r.returncode != 0:
+            raise TestFail('restore --keep-ip exit %d: %s' % (r.returncode, r.stderr[-300:]))
+        ip = d.inspect(new)['NetworkSettings']['Networks'].get(net, {}).get('IPAddress')
+        if ip != KEEP_IP:
+            raise TestFail('the restored container is at %r on %s, not %s' % (ip, net, KEEP_IP))
+        if KEEP_IP not in d.docker('exec', new, 'cat', '/etc/hosts').stdout.decode():
+            raise TestFail('/etc/hosts of the restored container lacks %s' % KEEP_IP)
+        nums = wait_w_count(d, new, len(before) + 3)
+        if nums[:len(before)] != before or nums != list(range(1, len(nums) + 1)):
+            raise TestFail('the count did not carry on: %s' % nums[-8:])
+        keep_ip_refused_on_bridge(ctx, d, br)
+    finally:
+        remove(d, name, new, br)
+        d.docker('network', 'rm', net, check=False)
+
+
 # The first Docker test starts the shared dockerd (up to a minute).
 TESTS = [
     Test('runc:counter', t_runc, 90),
@@ -603,4 +669,5 @@ TESTS = [
     Test('containerd:seed-commands', t_containerd_seed, 150),
     Test('docker:httpd', t_docker_httpd, 150),
     Test('docker:hostconfig', t_docker_hostconfig, 150),
+    Test('docker:keep-ip', t_docker_keep_ip, 180),
 ]

@@ -165,7 +165,7 @@ def t_inherit_fd(ctx):
 def t_default_dir(ctx):
     # dump without -D: a new directory under the checkpoint root (made 0700
     # with its parents), printed as the one line on stdout; restore --type
-    # checks the image's type, naming both.
+    # checks the image's type, naming both; --keep-ip is refused for it.
     p = subprocess.Popen(['sleep', '1000'], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     root = ctx.path('ckpt', 'root')
@@ -185,6 +185,9 @@ def t_default_dir(ctx):
         res = ctx.stasis(['restore', '--type', 'docker', '-D', img], env=env)
         if res.rc != 1 or 'process' not in res.err or 'docker' not in res.err:
             raise TestFail('restore --type docker of a process image %s' % res.what())
+        res = ctx.stasis(['restore', '-D', img, '--keep-ip'], env=env)
+        if res.rc != 1 or '--keep-ip' not in res.err or res.err.strip().count('\n'):
+            raise TestFail('restore --keep-ip of a process image %s' % res.what())
         res = ctx.stasis(['restore', '--type', 'process', '-D', img, '--detach'], env=env)
         if res.rc != 0 or int(res.out.split()[-1]) != p.pid:
             raise TestFail('restore --type process %s' % res.what())

@@ -33,6 +33,7 @@ static const struct cli_option options[] = {
 	{ "pidns", 'P', false, NULL, "restore into a new pid namespace (when a pid is taken)" },
 	{ "inherit-fd", 'I', false, "FD:OURFD", "fd FD that led outside the tree becomes our OURFD" },
 	{ "id", 'i', false, "NEW", "name of the new container (default: the old name)" },
+	{ "keep-ip", 'K', false, NULL, "the container keeps its IP address (Docker, user-defined network)" },
 	CLI_COMMON_OPTIONS,
 	{ 0 },
 };
@@ -40,7 +41,7 @@ static const struct cli_option options[] = {
 const struct cli_command cli_restore = {
 	"restore", cmd_restore, "restore a process tree or a container from an image directory",
 	"-D DIR [--detach] [--pidns] [--inherit-fd FD:OURFD] [OPTIONS]\n"
-	"-D DIR [--type TYPE] [--namespace NS] [--id NEW] [OPTIONS]    (a container image)",
+	"-D DIR [--type TYPE] [--namespace NS] [--id NEW] [--keep-ip] [OPTIONS]    (a container image)",
 	options,
 };
 
@@ -60,6 +61,7 @@ int cmd_restore(int argc, char **argv)
 		case 'd': o->detach = true; break;
 		case 'P': o->pidns = true; break;
 		case 'i': q.new_id = optarg; break;
+		case 'K': q.keep_ip = true; break;
 		case 't': q.type = optarg; break;
 		case 'n': q.ns = optarg; break;
 		case 'I':

@@ -97,4 +97,5 @@ const struct rt_ops rt_containerd = {
 	.restore = rt_restore_sandbox,
 	.create_sandbox = moby_create_sandbox,
 	.finish = moby_finish,
+	.keeps_ip = true,
 };

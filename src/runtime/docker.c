@@ -19,5 +19,6 @@ const struct rt_ops rt_docker = {
 	.restore = rt_restore_sandbox,
 	.create_sandbox = moby_create_sandbox,
 	.finish = moby_finish,
+	.keeps_ip = true,
 	.uses_fd = false,
 };

@@ -158,6 +158,9 @@ static int create(const json_t *insp, const char *new_id, struct rt_sandbox *sb)
 		return -ENOMEM;
 	if (json_is_true(json_object_get(json_object_get(insp, "HostConfig"), "Init")))
 		return log_error_errno(-EOPNOTSUPP, "containers run with --init cannot be restored yet");
+	int r = sb->keep_ip ? moby_keep_ip(insp, body) : 0;
+	if (r < 0)
+		return r;
 	snprintf(path, sizeof(path), "/containers/create?name=%s", new_id);
 	int st = docker_call("POST", path, body, &reply);
 	if (st < 0)

@@ -12,3 +12,7 @@ int moby_save_diff(struct image *img, void *arg);
 int moby_create_sandbox(struct image *img, const json_t *meta, const json_t *insp, const char *new_id,
 			const char *stub_path, int stub_tfd, struct rt_sandbox *sb);
 void moby_finish(struct rt_sandbox *sb, bool ok);
+/* moby-net.c: restore --keep-ip: the original's address on its network
+ * (from its saved inspect) into the create request body; refused, with
+ * the reason logged, where Docker cannot give it. */
+int moby_keep_ip(const json_t *insp, json_t *body);

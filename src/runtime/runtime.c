@@ -131,6 +131,9 @@ static int image_ops(struct image *img, const struct rt_restore_req *req, const 
 	*ret = rt_find(type);
 	if (!*ret)
 		return log_error_errno(-EOPNOTSUPP, "image type '%s' cannot be restored by this version", type);
+	if (req->keep_ip && !(*ret)->keeps_ip)
+		return log_error_errno(-EOPNOTSUPP, "--keep-ip is for Docker containers (docker, containerd in "
+				       "namespace moby); %s holds a %s checkpoint", req->dir, type);
 	return 0;
 }
 

@@ -38,6 +38,7 @@ struct rt_restore_req {
 	const char *type;   /* the image must be of this type; NULL: any */
 	const char *ns;     /* and of this runtime namespace; NULL: any */
 	const char *new_id; /* a container's new name; NULL: its old one */
+	bool keep_ip;       /* the container keeps its address (--keep-ip) */
 	struct restore_opts o;
 };
 
@@ -58,6 +59,7 @@ struct rt_sandbox {
 	char stub_file[PATH_MAX]; /* the stub's copy in the container's root (host path) */
 	char stub_in[64];        /* the same, as the container sees it */
 	bool created;            /* the runtime made it: remove it on failure */
+	bool keep_ip;            /* in: give it the original's address (rt_restore_req) */
 };
 
 enum rt_target_kind {
@@ -92,6 +94,9 @@ struct rt_ops {
 	/* The runtime gives the stub our transport as its fd 3 (runc
 	 * --preserve-fds); else the stub connects to us itself. */
 	bool uses_fd;
+	/* create_sandbox can give the container the original's IP address
+	 * (sb->keep_ip); restore --keep-ip is refused for the others. */
+	bool keeps_ip;
 };
 
 /* The adapter of that name, or NULL; rt_names lists them for messages. */

@@ -77,7 +77,7 @@ int rt_restore_sandbox(const struct rt_ops *ops, struct image *img, const struct
 {
 	_cleanup_json_ json_t *meta = NULL, *config = NULL;
 	struct restore_opts o = req->o;
-	struct rt_sandbox sb = { 0 };
+	struct rt_sandbox sb = { .keep_ip = req->keep_ip };
 	const char *name;
 	int ctl = -1, stub = -1;
 	pid_t max;
