@@ -38,6 +38,7 @@ struct rt_restore_req {
 	const char *type;   /* the image must be of this type; NULL: any */
 	const char *ns;     /* and of this runtime namespace; NULL: any */
 	const char *new_id; /* a container's new name; NULL: its old one */
+	const char *address; /* containerd's socket (--address); NULL: found */
 	struct restore_opts o;
 };
 
@@ -58,6 +59,8 @@ struct rt_sandbox {
 	char stub_file[PATH_MAX]; /* the stub's copy in the container's root (host path) */
 	char stub_in[64];        /* the same, as the container sees it */
 	bool created;            /* the runtime made it: remove it on failure */
+	char ns[128];            /* containerd: the namespace, "" for others (and Docker's) */
+	char address[PATH_MAX];  /* containerd: its socket; set before create_sandbox from --address */
 };
 
 enum rt_target_kind {
