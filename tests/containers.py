@@ -659,6 +659,113 @@ def t_docker_keep_ip(ctx):
         d.docker('network', 'rm', net, check=False)
 
 
+NATIVE_NS = 'stasis-test'
+
+
+def ctr(env, *args, check=True, inp=None):
+    r = subprocess.run(['ctr', '--namespace', NATIVE_NS] + list(args), env=env, capture_output=True, input=inp,
+                       timeout=60)
+    if check and r.returncode != 0:
+        raise TestFail('ctr %s: %s' % (' '.join(args[:3]), r.stderr.decode(errors='replace')[-300:]))
+    return r.stdout.decode(errors='replace')
+
+
+def ctr_task_pid(env, cid):
+    """The pid of task cid when it is RUNNING, else 0."""
+    for line in ctr(env, 'tasks', 'ls').splitlines()[1:]:
+        f = line.split()
+        if len(f) == 3 and f[0] == cid and f[2] == 'RUNNING':
+            return int(f[1])
+    return 0
+
+
+def ctr_count(env, cid):
+    pid = ctr_task_pid(env, cid)
+    if not pid:
+        raise TestFail('containerd task %s is not running: %r' % (cid, ctr(env, 'tasks', 'ls')[-300:]))
+    with open('/proc/%d/root/data/count' % pid) as f:
+        return [int(x) for x in f.read().split()]
+
+
+def ctr_clean_namespace(env, ref):
+    """Every task, container, image and snapshot of NATIVE_NS, then the
+    namespace (its content goes with the image, collected shortly after)."""
+    for line in ctr(env, 'containers', 'ls', '-q', check=False).split():
+        ctr(env, 'tasks', 'rm', '-f', line, check=False)
+        ctr(env, 'containers', 'rm', line, check=False)
+    ctr(env, 'images', 'rm', ref, check=False)
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        snaps = [line.split() for line in ctr(env, 'snapshots', 'ls', check=False).splitlines()[1:]]
+        parents = {s[1] for s in snaps if len(s) > 2}
+        for s in snaps:
+            if s and s[0] not in parents:
+                ctr(env, 'snapshots', 'rm', s[0], check=False)
+        r = subprocess.run(['ctr', 'namespaces', 'rm', NATIVE_NS], env=env, capture_output=True, timeout=30)
+        if r.returncode == 0 or NATIVE_NS not in ctr(env, 'namespaces', 'ls', check=False):
+            return
+        time.sleep(0.5)
+    raise TestFail('containerd namespace %s could not be removed: %s' % (NATIVE_NS, r.stderr[-200:]))
+
+
+def ctr_failed_restore(ctx, env, cid):
+    """A restore from an image whose biggest data file is damaged (found
+    once the container is made): exit 1, and no container or snapshot of
+    that id is left."""
+    dmg = ctx.path('dmg')
+    shutil.copytree(ctx.path('img'), dmg)
+    data = [f for f in os.listdir(dmg) if not f.endswith('.json')]
+    p = os.path.join(dmg, max(data, key=lambda f: os.path.getsize(os.path.join(dmg, f))))
+    b = bytearray(open(p, 'rb').read())
+    b[len(b) // 3] ^= 0x10
+    open(p, 'wb').write(bytes(b))
+    r = subprocess.run([ctx.r.stasis, 'restore', '-D', dmg, '--id', cid], env=env, capture_output=True, text=True,
+                       timeout=120)
+    left = [x for x in (ctr(env, 'containers', 'ls', '-q') + ctr(env, 'snapshots', 'ls')).split() if x == cid]
+    if r.returncode != 1 or left:
+        raise TestFail('restore of a damaged image: exit %d %r, left: %s' % (r.returncode, r.stderr[-300:], left))
+
+
+def t_containerd_native(ctx):
+    # A task of containerd's own (namespace stasis-test, image imported with
+    # ctr), dumped, removed and restored as a new containerd container: the
+    # count carries on, ctr shows the task running; a restore under a taken
+    # id fails and leaves the running one alone.
+    d = dockerd.shared(ctx)
+    env = d.containerd_env()
+    name, new = 'stasis-n1-%d' % os.getpid(), 'stasis-n2-%d' % os.getpid()
+    ref = 'docker.io/library/' + dockerd.IMAGE
+    try:
+        ctr(env, 'images', 'import', '-', inp=d.docker('save', dockerd.IMAGE).stdout)
+        ctr(env, 'run', '-d', '--null-io', ref, name, 'sh', '-c', COUNTER)
+        time.sleep(1)
+        before = ctr_count(env, name)
+        r = stasis(ctx, d, 'dump', '--type', 'containerd', '--namespace', NATIVE_NS, '--id', name,
+                   '--address', env['CONTAINERD_ADDRESS'], '-D', ctx.path('img'))
+        if r.returncode != 0:
+            raise TestFail('containerd dump exit %d: %s' % (r.returncode, r.stderr[-300:]))
+        ctr(env, 'tasks', 'rm', '-f', name)
+        ctr(env, 'containers', 'rm', name)
+        r = subprocess.run([ctx.r.stasis, 'restore', '--type', 'containerd', '--namespace', NATIVE_NS, '--address',
+                            env['CONTAINERD_ADDRESS'], '-D', ctx.path('img'), '--id', new],
+                           env={k: v for k, v in env.items() if k != 'CONTAINERD_ADDRESS'}, capture_output=True,
+                           text=True, timeout=120)
+        if r.returncode != 0:
+            raise TestFail('containerd restore exit %d: %s' % (r.returncode, r.stderr[-300:]))
+        time.sleep(1.5)
+        nums = ctr_count(env, new)
+        if nums != list(range(1, len(nums) + 1)) or len(nums) < len(before) + 3:
+            raise TestFail('containerd restore: the count did not carry on: %s (before: %d)' % (nums[-8:],
+                                                                                                len(before)))
+        r = subprocess.run([ctx.r.stasis, 'restore', '-D', ctx.path('img'), '--id', new], env=env,
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 1 or new not in r.stderr or not ctr_task_pid(env, new):
+            raise TestFail('restore under a taken id: exit %d %r' % (r.returncode, r.stderr[-300:]))
+        ctr_failed_restore(ctx, env, 'stasis-n3-%d' % os.getpid())
+    finally:
+        ctr_clean_namespace(env, ref)
+
+
 # The first Docker test starts the shared dockerd (up to a minute).
 TESTS = [
     Test('runc:counter', t_runc, 90),
@@ -667,6 +774,7 @@ TESTS = [
     Test('docker:fidelity', t_docker_fidelity, 180),
     Test('containerd:moby', t_containerd_moby, 150),
     Test('containerd:seed-commands', t_containerd_seed, 150),
+    Test('containerd:native', t_containerd_native, 150),
     Test('docker:httpd', t_docker_httpd, 150),
     Test('docker:hostconfig', t_docker_hostconfig, 150),
     Test('docker:keep-ip', t_docker_keep_ip, 180),

@@ -34,6 +34,8 @@ static const struct cli_option options[] = {
 	{ "inherit-fd", 'I', false, "FD:OURFD", "fd FD that led outside the tree becomes our OURFD" },
 	{ "id", 'i', false, "NEW", "name of the new container (default: the old name)" },
 	{ "keep-ip", 'K', false, NULL, "the container keeps its IP address (Docker, user-defined network)" },
+	{ "address", 'A', false, "SOCKET", "containerd's socket, for an image of a containerd namespace other "
+					   "than moby (default: as for dump)" },
 	CLI_COMMON_OPTIONS,
 	{ 0 },
 };
@@ -41,7 +43,7 @@ static const struct cli_option options[] = {
 const struct cli_command cli_restore = {
 	"restore", cmd_restore, "restore a process tree or a container from an image directory",
 	"-D DIR [--detach] [--pidns] [--inherit-fd FD:OURFD] [OPTIONS]\n"
-	"-D DIR [--type TYPE] [--namespace NS] [--id NEW] [--keep-ip] [OPTIONS]    (a container image)",
+	"-D DIR [--type TYPE] [--namespace NS] [--address SOCKET] [--id NEW] [--keep-ip] [OPTIONS]    (a container image)",
 	options,
 };
 
@@ -64,6 +66,7 @@ int cmd_restore(int argc, char **argv)
 		case 'K': q.keep_ip = true; break;
 		case 't': q.type = optarg; break;
 		case 'n': q.ns = optarg; break;
+		case 'A': q.address = optarg; break;
 		case 'I':
 			if (o->ninherit == MAX_INHERIT || parse_inherit(optarg, &inh[o->ninherit]) < 0)
 				return usage_error("restore", "bad --inherit-fd '%s' (want TARGETFD:OURFD)", optarg);
@@ -82,6 +85,8 @@ int cmd_restore(int argc, char **argv)
 		return usage_error("restore", "--type %s is not supported (supported: %s)", q.type, rt_names());
 	if (q.ns && ops && ops->target != RT_BY_ID_NS)
 		return usage_error("restore", "--namespace goes with --type containerd");
+	if (q.address && ops && ops->target != RT_BY_ID_NS)
+		return usage_error("restore", "--address goes with --type containerd");
 	if (rt_restore(&q, &res) < 0)
 		return cli_failed("restore");
 	if (res.waited)

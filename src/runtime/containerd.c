@@ -5,8 +5,9 @@
  * containers live in the "moby" namespace: for those, the container's
  * description and restore go through Docker (which owns their image and
  * configuration, reached through the same Engine API steps, moby.c), so a
- * restore gives a first-class Docker container. Other
- * namespaces are checkpointed the same way but cannot be restored yet. */
+ * restore gives a first-class Docker container. Containers of other
+ * namespaces are containerd's own: described and restored through ctr
+ * (containerd-native.c). The image's "namespace" chooses the path. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@
 #include "util/util.h"
 
 /* The pid of task id from `ctr task ls`: "TASK PID STATUS" lines. */
-static int task_pid(const char *address, const char *ns, const char *id, pid_t *ret)
+int containerd_task_pid(const char *address, const char *ns, const char *id, pid_t *ret)
 {
 	char *const argv[] = { (char *)"ctr", (char *)"--address", (char *)address, (char *)"--namespace", (char *)ns,
 			       (char *)"task", (char *)"ls", NULL };
@@ -59,7 +60,7 @@ static int locate_moby(const char *address, const char *id, struct rt_found *ret
 		return r;
 	if (json_get_str(f.meta, "id", &full) < 0)
 		r = log_error_errno(-EBADMSG, "Docker gave no id for container '%s'", id);
-	else if ((r = task_pid(address, "moby", full, &pid)) >= 0 && f.pid != pid)
+	else if ((r = containerd_task_pid(address, "moby", full, &pid)) >= 0 && f.pid != pid)
 		r = log_error_errno(-ESRCH, "containerd and Docker disagree about container '%s'", id);
 	else if (r >= 0 && (json_set_str(f.meta, "runtime", "containerd") < 0 ||
 			    json_set_str(f.meta, "namespace", "moby") < 0))
@@ -82,10 +83,35 @@ static int containerd_locate(const struct rt_target *t, struct rt_found *ret)
 	log_debug("containerd at %s", address);
 	if (streq(t->ns, "moby"))
 		return locate_moby(address, t->id, ret);
-	if ((r = task_pid(address, t->ns, t->id, &pid)) < 0)
+	if ((r = containerd_task_pid(address, t->ns, t->id, &pid)) < 0)
 		return r;
-	return log_error_errno(-EOPNOTSUPP, "containerd namespace '%s': only Docker's (moby) containers can be "
-			       "checkpointed yet", t->ns);
+	return ctrd_native_locate(address, t->ns, t->id, pid, ret);
+}
+
+static bool is_moby(const json_t *meta)
+{
+	const char *ns;
+	return json_get_str(meta, "namespace", &ns) < 0 || streq(ns, "moby");
+}
+
+static int containerd_create_sandbox(struct image *img, const json_t *meta, const json_t *config,
+				     const char *new_id, const char *stub_path, int stub_tfd, struct rt_sandbox *sb)
+{
+	if (is_moby(meta))
+		return moby_create_sandbox(img, meta, config, new_id, stub_path, stub_tfd, sb);
+	if (sb->keep_ip)
+		return log_error_errno(-EOPNOTSUPP, "--keep-ip is for Docker's containers (namespace moby); this image "
+				       "holds a container of containerd's own");
+	return ctrd_native_create_sandbox(img, meta, config, new_id, stub_path, stub_tfd, sb);
+}
+
+/* Only the native path sets sb->ns. */
+static void containerd_finish(struct rt_sandbox *sb, bool ok)
+{
+	if (sb->ns[0])
+		ctrd_native_finish(sb, ok);
+	else
+		moby_finish(sb, ok);
 }
 
 const struct rt_ops rt_containerd = {
@@ -93,9 +119,10 @@ const struct rt_ops rt_containerd = {
 	.target = RT_BY_ID_NS,
 	.locate = containerd_locate,
 	.in_container = true,
+	/* Both paths describe the writable layer and tmpfs mounts alike. */
 	.before_commit = moby_save_diff,
 	.restore = rt_restore_sandbox,
-	.create_sandbox = moby_create_sandbox,
-	.finish = moby_finish,
-	.keeps_ip = true,
+	.create_sandbox = containerd_create_sandbox,
+	.finish = containerd_finish,
+	.keeps_ip = true, /* for moby; refused for containerd's own (containerd_create_sandbox) */
 };

@@ -39,6 +39,7 @@ struct rt_restore_req {
 	const char *ns;     /* and of this runtime namespace; NULL: any */
 	const char *new_id; /* a container's new name; NULL: its old one */
 	bool keep_ip;       /* the container keeps its address (--keep-ip) */
+	const char *address; /* containerd's socket (--address); NULL: found */
 	struct restore_opts o;
 };
 
@@ -60,6 +61,8 @@ struct rt_sandbox {
 	char stub_in[64];        /* the same, as the container sees it */
 	bool created;            /* the runtime made it: remove it on failure */
 	bool keep_ip;            /* in: give it the original's address (rt_restore_req) */
+	char ns[128];            /* containerd: the namespace, "" for others (and Docker's) */
+	char address[PATH_MAX];  /* containerd: its socket; set before create_sandbox from --address */
 };
 
 enum rt_target_kind {

@@ -87,6 +87,8 @@ int rt_restore_sandbox(const struct rt_ops *ops, struct image *img, const struct
 	int r = load(img, ops->name, &meta, &config);
 	if (r < 0 || (r = pick_name(meta, req->new_id, &name)) < 0 || (r = image_max_pid(img, &max)) < 0)
 		return r;
+	if (req->address && (size_t)snprintf(sb.address, sizeof(sb.address), "%s", req->address) >= sizeof(sb.address))
+		return log_error_errno(-ENAMETOOLONG, "--address %s: too long", req->address);
 	if ((r = fdpass_open(&ctl, &stub)) < 0)
 		return log_error_errno(r, "cannot make the fd transport: %m");
 	r = ops->create_sandbox(img, meta, config, name, o.stub_path, stub, &sb);
