@@ -120,7 +120,7 @@ const struct rt_ops rt_containerd = {
 	.locate = containerd_locate,
 	.in_container = true,
 	/* Both paths describe the writable layer and tmpfs mounts alike. */
-	.before_commit = moby_save_diff,
+	.before_commit = rt_ovl_save,
 	.restore = rt_restore_sandbox,
 	.create_sandbox = containerd_create_sandbox,
 	.finish = containerd_finish,

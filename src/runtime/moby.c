@@ -54,13 +54,6 @@ static const char *upper_dir(const json_t *insp)
 						 "UpperDir"));
 }
 
-static const char *lower_dirs(const json_t *insp)
-{
-	const char *l = json_string_value(
-		json_object_get(json_object_get(json_object_get(insp, "GraphDriver"), "Data"), "LowerDir"));
-	return l ? l : "";
-}
-
 /* Its tmpfs mounts, as Docker lists them (--tmpfs, or mounts of type tmpfs). */
 static json_t *tmpfs_mounts(const json_t *insp)
 {
@@ -97,24 +90,6 @@ int moby_locate(const char *id, struct rt_found *ret)
 	ret->pid = pid;
 	return ret->meta ? 0 : -ENOMEM;
 }
-
-/* The writable layer's changes (overlay upper dir), and the contents of
- * the container's tmpfs mounts, reached through its init's root (we are in
- * its pid namespace: pid 1). */
-int moby_save_diff(struct image *img, void *arg)
-{
-	const json_t *meta = arg, *mp;
-	size_t i;
-	int r = rt_archive_save(img, json_string_value(json_object_get(meta, "upper")), IMAGE_ROOTFS_DIFF);
-	json_array_foreach(json_object_get(meta, "tmpfs"), i, mp) {
-		char dir[PATH_MAX], name[IMAGE_NAME_MAX];
-		snprintf(dir, sizeof(dir), "%s%s", RT_CONTAINER_ROOT, json_string_value(mp));
-		if (r >= 0)
-			r = rt_archive_save(img, dir, image_name_tmpfs(name, i));
-	}
-	return r;
-}
-
 
 /* The create request: the original's Config and HostConfig as they are
  * (entrypoint, command, user, capabilities, security options, limits,
@@ -174,21 +149,6 @@ static int create(const json_t *insp, const char *new_id, struct rt_sandbox *sb)
 	return 0;
 }
 
-/* What Docker will execute as the container's first process (inspect's
- * Path: the entrypoint's first word, or the command's), in the environment
- * and working directory of its Config. */
-static struct rt_exec_args exec_args(const json_t *now)
-{
-	const json_t *cfg = json_object_get(now, "Config"), *e;
-	const char *cwd = json_string_value(json_object_get(cfg, "WorkingDir"));
-	struct rt_exec_args a = { json_string_value(json_object_get(now, "Path")), NULL, cwd && *cwd ? cwd : "/" };
-	size_t i;
-	json_array_foreach(json_object_get(cfg, "Env"), i, e)
-		if (startswith(json_string_value(e) ?: "", "PATH="))
-			a.path = json_string_value(e) + 5;
-	return a;
-}
-
 static int start(const char *new_id, struct rt_sandbox *sb)
 {
 	char path[512];
@@ -210,21 +170,6 @@ static int start(const char *new_id, struct rt_sandbox *sb)
 	return 0;
 }
 
-/* Its tmpfs mounts exist once it runs: filled through the stub's root. */
-static int fill_tmpfs(struct image *img, const json_t *meta, pid_t pid)
-{
-	const json_t *mp;
-	size_t i;
-	json_array_foreach(json_object_get(meta, "tmpfs"), i, mp) {
-		char dest[PATH_MAX], name[IMAGE_NAME_MAX];
-		snprintf(dest, sizeof(dest), "/proc/%d/root%s", pid, json_string_value(mp));
-		int r = rt_archive_apply(img, image_name_tmpfs(name, i), dest);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
 /* The new container runs the stub once, from its writable layer
  * (exec-stub.c): its configuration stays the original's, and so does
  * every later start of it. */
@@ -240,8 +185,8 @@ int moby_create_sandbox(struct image *img, const json_t *meta, const json_t *ins
 		return log_error_errno(-EBADMSG, "the image lacks the container's image name");
 	if ((r = image_present(image)) < 0 || (r = create(insp, new_id, sb)) < 0 || (r = inspect(sb->id, &now)) < 0)
 		return r;
-	const char *upper = upper_dir(now), *lowers = lower_dirs(now);
-	struct rt_exec_args a = exec_args(now);
+	const char *upper = upper_dir(now), *lowers = rt_ovl_lower_dirs(now);
+	struct rt_exec_args a = rt_ovl_exec_args(now);
 	if (!upper || !a.arg0)
 		return log_error_errno(-EOPNOTSUPP, "the new container has no overlay2 upper directory or command");
 	/* The saved layer changes go into the new container's upper
@@ -250,7 +195,7 @@ int moby_create_sandbox(struct image *img, const json_t *meta, const json_t *ins
 	    (r = rt_exec_stub_place(&a, upper, lowers, stub_path, &es)) < 0 || (r = start(new_id, sb)) < 0 ||
 	    (r = rt_exec_stub_unplace(&es, upper, sb->pid)) < 0)
 		return r;
-	return fill_tmpfs(img, meta, sb->pid);
+	return rt_ovl_fill_tmpfs(img, meta, sb->pid);
 }
 
 void moby_finish(struct rt_sandbox *sb, bool ok)

@@ -8,7 +8,6 @@
 /* The running container id (name or id) and what the image keeps of it. */
 int moby_locate(const char *id, struct rt_found *ret);
 /* rt_ops steps (runtime.h). */
-int moby_save_diff(struct image *img, void *arg);
 int moby_create_sandbox(struct image *img, const json_t *meta, const json_t *insp, const char *new_id,
 			const char *stub_path, int stub_tfd, struct rt_sandbox *sb);
 void moby_finish(struct rt_sandbox *sb, bool ok);

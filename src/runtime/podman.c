@@ -315,22 +315,6 @@ static int podman_locate(const struct rt_target *t, struct rt_found *ret)
 	return 0;
 }
 
-/* At dump, the tree frozen: the writable layer's changes and the tmpfs
- * contents (through its init's root: we are in its pid namespace). */
-static int podman_save_diff(struct image *img, void *arg)
-{
-	const json_t *meta = arg, *mp;
-	size_t i;
-	int r = rt_archive_save(img, json_string_value(json_object_get(meta, "upper")), IMAGE_ROOTFS_DIFF);
-	json_array_foreach(json_object_get(meta, "tmpfs"), i, mp) {
-		char dir[PATH_MAX], name[IMAGE_NAME_MAX];
-		snprintf(dir, sizeof(dir), "%s%s", RT_CONTAINER_ROOT, json_string_value(mp));
-		if (r >= 0)
-			r = rt_archive_save(img, dir, image_name_tmpfs(name, i));
-	}
-	return r;
-}
-
 /* The new container, made and not started: its id in sb. */
 static int create(const json_t *insp, const char *name, struct rt_sandbox *sb)
 {
@@ -349,26 +333,6 @@ static int create(const json_t *insp, const char *name, struct rt_sandbox *sb)
 	return 0;
 }
 
-static const char *lower_dirs(const json_t *insp)
-{
-	const json_t *data = json_object_get(json_object_get(insp, "GraphDriver"), "Data");
-	return json_string_value(json_object_get(data, "LowerDir")) ?: "";
-}
-
-/* What Podman will execute as the container's first process (inspect's
- * Path), in the environment and working directory of its Config. */
-static struct rt_exec_args exec_args(const json_t *now)
-{
-	const json_t *cfg = json_object_get(now, "Config"), *e;
-	const char *cwd = json_string_value(json_object_get(cfg, "WorkingDir"));
-	struct rt_exec_args a = { json_string_value(json_object_get(now, "Path")), NULL, cwd && *cwd ? cwd : "/" };
-	size_t i;
-	json_array_foreach(json_object_get(cfg, "Env"), i, e)
-		if (startswith(json_string_value(e) ?: "", "PATH="))
-			a.path = json_string_value(e) + 5;
-	return a;
-}
-
 /* Started: its first process's host pid in sb. */
 static int start(struct rt_sandbox *sb)
 {
@@ -381,21 +345,6 @@ static int start(struct rt_sandbox *sb)
 	sb->pid = (pid_t)json_integer_value(json_object_get(json_object_get(now, "State"), "Pid"));
 	if (sb->pid <= 0)
 		return log_error_errno(-ESRCH, "the new Podman container %.12s did not start", sb->id);
-	return 0;
-}
-
-/* Its tmpfs mounts exist once it runs: filled through the stub's root. */
-static int fill_tmpfs(struct image *img, const json_t *meta, pid_t pid)
-{
-	const json_t *mp;
-	size_t i;
-	json_array_foreach(json_object_get(meta, "tmpfs"), i, mp) {
-		char dest[PATH_MAX], name[IMAGE_NAME_MAX];
-		snprintf(dest, sizeof(dest), "/proc/%d/root%s", pid, json_string_value(mp));
-		int r = rt_archive_apply(img, image_name_tmpfs(name, i), dest);
-		if (r < 0)
-			return r;
-	}
 	return 0;
 }
 
@@ -412,17 +361,17 @@ static int podman_create_sandbox(struct image *img, const json_t *meta, const js
 	if (r < 0 || (r = inspect(sb->id, &now)) < 0)
 		return r;
 	const char *upper = upper_dir(now);
-	struct rt_exec_args a = exec_args(now);
+	struct rt_exec_args a = rt_ovl_exec_args(now);
 	if (!upper || !a.arg0)
 		return log_error_errno(-EOPNOTSUPP, "the new Podman container %.12s has no overlay upper directory "
 				       "or command", sb->id);
 	/* The saved layer changes go into the new upper directory as they
 	 * were (whiteouts and opaque directories too). */
 	if ((r = rt_archive_apply(img, IMAGE_ROOTFS_DIFF, upper)) < 0 ||
-	    (r = rt_exec_stub_place(&a, upper, lower_dirs(now), stub_path, &es)) < 0 || (r = start(sb)) < 0 ||
+	    (r = rt_exec_stub_place(&a, upper, rt_ovl_lower_dirs(now), stub_path, &es)) < 0 || (r = start(sb)) < 0 ||
 	    (r = rt_exec_stub_unplace(&es, upper, sb->pid)) < 0)
 		return r;
-	return fill_tmpfs(img, meta, sb->pid);
+	return rt_ovl_fill_tmpfs(img, meta, sb->pid);
 }
 
 static void podman_finish(struct rt_sandbox *sb, bool ok)
@@ -438,7 +387,7 @@ const struct rt_ops rt_podman = {
 	.target = RT_BY_ID,
 	.locate = podman_locate,
 	.in_container = true,
-	.before_commit = podman_save_diff,
+	.before_commit = rt_ovl_save,
 	.restore = rt_restore_sandbox,
 	.create_sandbox = podman_create_sandbox,
 	.finish = podman_finish,

@@ -168,6 +168,16 @@ int rt_exec_stub_place(const struct rt_exec_args *a, const char *upper, const ch
  * until it runs the stub, then gives the path back what it held. */
 int rt_exec_stub_unplace(const struct rt_exec_stub *s, const char *upper, pid_t pid);
 
+/* overlay-ctr.c: Docker's and Podman's overlay containers, from their
+ * inspect: the writable layer and tmpfs contents saved (a before_commit:
+ * arg is the manifest's "container" object with "upper" and "tmpfs") and
+ * the tmpfs filled again in the new container (its first process pid);
+ * what its runtime executes first, and the image's layers. */
+int rt_ovl_save(struct image *img, void *arg);
+int rt_ovl_fill_tmpfs(struct image *img, const json_t *meta, pid_t pid);
+struct rt_exec_args rt_ovl_exec_args(const json_t *insp);
+const char *rt_ovl_lower_dirs(const json_t *insp);
+
 /* fs-archive.c: the files under dir into the image as name, and back into
  * dest (after checking name's checksum). */
 int rt_archive_save(struct image *img, const char *dir, const char *name);
