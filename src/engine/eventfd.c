@@ -35,23 +35,7 @@ static int parse(const char *buf, size_t len, struct fd_anon *a)
 
 static int eventfd_collect(const struct fd_probe *p, struct fd_rec *o)
 {
-	int r = fd_state_alloc(o, sizeof(struct fd_anon));
-	if (r < 0)
-		return r;
-	if ((r = parse(p->fdinfo, p->fdinfo_len, o->state)) < 0)
-		return log_error_errno(r, "pid %d: cannot parse the state of fd %d (%s): %m", p->pid, p->fd, p->link);
-	return 0;
-}
-
-static void eventfd_to_json(const struct fd_rec *o, struct json_builder *b)
-{
-	fd_anon_to_json(b, o->state);
-}
-
-static int eventfd_from_json(const json_t *j, struct fd_rec *o)
-{
-	int r = fd_state_alloc(o, sizeof(struct fd_anon));
-	return r < 0 ? r : fd_anon_from_json(j, o->state);
+	return fd_anon_collect(p, o, parse);
 }
 
 static long eventfd_open(const struct fd_restore *x, const struct fd_rec *o)
@@ -75,7 +59,7 @@ const struct fd_ops fd_eventfd_ops = {
 	.name = "eventfd",
 	.match = eventfd_match,
 	.collect = eventfd_collect,
-	.to_json = eventfd_to_json,
-	.from_json = eventfd_from_json,
+	.to_json = fd_anon_state_to_json,
+	.from_json = fd_anon_state_from_json,
 	.open = eventfd_open,
 };

@@ -272,6 +272,28 @@ int fd_anon_from_json(const json_t *j, struct fd_anon *ret)
 	return r;
 }
 
+int fd_anon_collect(const struct fd_probe *p, struct fd_rec *o,
+		    int (*parse)(const char *buf, size_t len, struct fd_anon *ret))
+{
+	int r = fd_state_alloc(o, sizeof(struct fd_anon));
+	if (r < 0)
+		return r;
+	if ((r = parse(p->fdinfo, p->fdinfo_len, o->state)) < 0)
+		return log_error_errno(r, "pid %d: cannot parse the state of fd %d (%s): %m", p->pid, p->fd, p->link);
+	return 0;
+}
+
+void fd_anon_state_to_json(const struct fd_rec *o, struct json_builder *b)
+{
+	fd_anon_to_json(b, o->state);
+}
+
+int fd_anon_state_from_json(const json_t *j, struct fd_rec *o)
+{
+	int r = fd_state_alloc(o, sizeof(struct fd_anon));
+	return r < 0 ? r : fd_anon_from_json(j, o->state);
+}
+
 void fd_json_append(struct json_builder *b, json_t *array, struct json_builder *item)
 {
 	json_t *v = NULL;

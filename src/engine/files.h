@@ -223,6 +223,13 @@ struct fd_anon {
 };
 void fd_anon_to_json(struct json_builder *b, const struct fd_anon *a);
 int fd_anon_from_json(const json_t *j, struct fd_anon *ret);
+/* The hooks of the kinds whose whole state is a struct fd_anon (eventfd,
+ * signalfd, timerfd): collect with the kind's fdinfo parser, and the
+ * record both ways. */
+int fd_anon_collect(const struct fd_probe *p, struct fd_rec *o,
+		    int (*parse)(const char *buf, size_t len, struct fd_anon *ret));
+void fd_anon_state_to_json(const struct fd_rec *o, struct json_builder *b);
+int fd_anon_state_from_json(const json_t *j, struct fd_rec *o);
 /* The kind's state for collect() or from_json(): size zeroed bytes at
  * o->state. fd_state_free: the kind's free(), then the memory. */
 int fd_state_alloc(struct fd_rec *o, size_t size);
