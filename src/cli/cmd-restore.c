@@ -34,6 +34,7 @@ static const struct cli_option options[] = {
 	{ "inherit-fd", 'I', false, "FD:OURFD", "fd FD that led outside the tree becomes our OURFD" },
 	{ "id", 'i', false, "NEW", "name of the new container (default: the old name)" },
 	{ "keep-ip", 'K', false, NULL, "the container keeps its IP address (Docker, user-defined network)" },
+	{ "tcp-established", 'E', false, NULL, "restore the image's established TCP connections (network locked meanwhile)" },
 	{ "address", 'A', false, "SOCKET", "containerd's socket, for an image of a containerd namespace other "
 					   "than moby (default: as for dump)" },
 	CLI_COMMON_OPTIONS,
@@ -64,6 +65,7 @@ int cmd_restore(int argc, char **argv)
 		case 'P': o->pidns = true; break;
 		case 'i': q.new_id = optarg; break;
 		case 'K': q.keep_ip = true; break;
+		case 'E': o->tcp_established = true; break;
 		case 't': q.type = optarg; break;
 		case 'n': q.ns = optarg; break;
 		case 'A': q.address = optarg; break;

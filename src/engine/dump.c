@@ -17,6 +17,7 @@
 
 #include "engine/guard.h"
 #include "engine/ipc.h"
+#include "engine/netlock.h"
 #include "engine/process.h"
 #include "engine/seize.h"
 #include "engine/signals.h"
@@ -221,7 +222,7 @@ static void cpu_to_json(struct json_builder *body)
 }
 
 static int write_manifest(struct image *img, const struct tree *t, uint64_t pages, bool ipcns,
-			  const struct dump_opts *o)
+			  const struct dump_opts *o, const struct netlock *lock)
 {
 	if (o->before_commit) {
 		int e = o->before_commit(img, o->arg);
@@ -239,6 +240,7 @@ static int write_manifest(struct image *img, const struct tree *t, uint64_t page
 	jb_u64(&b, "pages", pages);
 	if (ipcns)
 		jb_bool(&b, "ipcns", true);
+	netlock_to_json(lock, !o->leave_running, &b);
 	int r = jb_end(&b, &body);
 	if (r < 0)
 		return log_error_errno(r, "cannot encode the manifest (%s): %m", jb_key(&b));
@@ -272,7 +274,7 @@ static int collect_all(const struct tree *t, struct dump_ctx *v, size_t n, bool 
 }
 
 static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages,
-		    const struct dump_opts *o)
+		    const struct dump_opts *o, const struct netlock *lock)
 {
 	bool ipcns = false;
 	int r;
@@ -288,7 +290,7 @@ static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v,
 			return r;
 		*ret_pages += c->p.mm.pages;
 	}
-	return (r = interrupt_check()) < 0 ? r : write_manifest(img, t, *ret_pages, ipcns, o);
+	return (r = interrupt_check()) < 0 ? r : write_manifest(img, t, *ret_pages, ipcns, o, lock);
 }
 
 /* The contexts, each process's remote state in the guard's memory. */
@@ -309,6 +311,45 @@ static int make_ctxs(struct guard *g, const struct tree *t, const struct dump_op
 			return r;
 	}
 	return 0;
+}
+
+/* --tcp-established: the tree is frozen; its connections' packets are
+ * dropped from now on (netlock.h), and the guardian knows the table. */
+static int lock_network(struct guard *g, const struct tree *t, struct netlock *lock)
+{
+	_cleanup_free_ pid_t *pids = calloc(t->n, sizeof(*pids));
+	size_t n = 0;
+	if (!pids)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->n; i++)
+		if (!t->v[i].zombie)
+			pids[n++] = t->v[i].pid;
+	int r = netlock_find(pids, n, &lock->conns, &lock->n);
+	if (r < 0)
+		return log_error_errno(r, "pid %d: cannot list the tree's TCP connections: %m", t->v[0].pid);
+	lock->ns_pid = t->v[0].pid;
+	/* The guardian knows the name before the table exists: it removes
+	 * nothing of anyone else's, and a table made just before we die. */
+	char name[NETLOCK_NAME_MAX];
+	netlock_own_name(name, sizeof(name));
+	struct netlock future = { .ns_pid = lock->ns_pid };
+	memcpy(future.table, name, sizeof(name));
+	if (lock->n)
+		guard_set_netlock(g, &future);
+	if ((r = netlock_take(lock)) < 0)
+		return r;
+	return inject_pause("dump:locked");
+}
+
+/* The image is on disk: the lock goes to the image, or (the tree runs
+ * on) goes away, before the tree is let go. */
+static void unlock_network(struct guard *g, struct netlock *lock, bool keep)
+{
+	if (keep && netlock_hand_over(lock) < 0)
+		keep = false;
+	if (!keep)
+		(void)netlock_release(lock);
+	guard_set_netlock(g, lock);
 }
 
 /* The image is complete and on disk: let the tree go, or kill it. */
@@ -341,6 +382,7 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 	struct tree t = { 0 };
 	struct dump_ctx *v = NULL;
 	struct guard *g = NULL;
+	struct netlock lock = { 0 };
 	uint64_t pages = 0;
 	int r;
 
@@ -348,6 +390,7 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 		return log_error_errno(-EINVAL, "refusing to checkpoint pid %d", pid);
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return log_error_errno(-ESRCH, "no process with pid %d", pid);
+	netlock_sweep();
 	if ((r = guard_start(img, o->container != NULL, &g)) < 0)
 		return r;
 	if ((r = tree_seize(pid, &t, &g->fz)) < 0) {
@@ -355,8 +398,10 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 		goto fail;
 	}
 	if ((r = interrupt_check()) < 0 || (r = make_ctxs(g, &t, o, &v)) < 0 ||
-	    (r = dump_all(img, &t, v, t.n, &pages, o)) < 0 || (r = interrupt_check()) < 0)
+	    (o->tcp_established && (r = lock_network(g, &t, &lock)) < 0) ||
+	    (r = dump_all(img, &t, v, t.n, &pages, o, &lock)) < 0 || (r = interrupt_check()) < 0)
 		goto fail;
+	unlock_network(g, &lock, !o->leave_running);
 	finish(g, &t, v, pid, o->leave_running);
 	log_info("pid %d: checkpoint of %zu processes written to %s (%llu pages)", pid, t.n, image_dir(img),
 		 (unsigned long long)pages);
@@ -364,6 +409,7 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 fail:
 	for (size_t i = 0; v && i < t.n; i++)
 		dump_release(&v[i]);
+	unlock_network(g, &lock, false);
 	tree_detach(&t);
 	image_rollback(img);
 	if (r == -EINTR && interrupt_pending())
@@ -372,6 +418,7 @@ out:
 	for (size_t i = 0; v && i < t.n; i++)
 		ctx_free(&v[i]);
 	guard_end(g); /* after: the contexts' remote state is in its memory */
+	netlock_free(&lock);
 	free(v);
 	tree_free(&t);
 	return r;

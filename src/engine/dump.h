@@ -15,6 +15,9 @@ struct image;
 struct dump_opts {
 	bool leave_running;
 	bool tcp_close; /* established TCP connections are restored closed */
+	bool tcp_established; /* established TCP connections are kept (and locked: netlock.h) */
+	bool unix_close;      /* unix stream connections to a process outside the tree: restored closed */
+	bool unix_reconnect;  /* ...and those to a named socket: connected to that name again */
 	/* Set by the runtime layer: the manifest's type and, for a
 	 * container, its "container" object. */
 	const char *type;
@@ -46,6 +49,7 @@ struct restore_opts {
 		  * to us (an abstract socket in its network namespace) */
 	const char *stub_file; /* adopt: the stub's file in the container, removed */
 	const char *fsroot;    /* where the processes' paths are (fsroot.h); NULL: ours */
+	bool tcp_established; /* established TCP connections come back (and are locked: netlock.h) */
 };
 
 /* Restores the image (opened by image_open; the caller owns it). Returns

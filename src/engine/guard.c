@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -141,11 +142,27 @@ static int put_back(struct guard_proc *p)
 	return needs_put_back(r) ? -EIO : 0;
 }
 
+/* Read once: the dumper may be changing them as it dies. */
+static void unlock(struct guard *g, bool with_image)
+{
+	char live[NETLOCK_NAME_MAX], img[NETLOCK_NAME_MAX];
+	memcpy(live, g->netlock, sizeof(live));
+	memcpy(img, g->netlock_image, sizeof(img));
+	live[sizeof(live) - 1] = img[sizeof(img) - 1] = 0;
+	if (live[0] && netlock_remove(g->netlock_ns, live) < 0)
+		log_warn("cannot remove the network lock (nftables table inet %s); remove it with 'nft delete table "
+			 "inet %s'", live, live);
+	if (with_image && img[0] && netlock_remove(g->netlock_ns, img) < 0)
+		log_warn("cannot remove the network lock (nftables table inet %s); remove it with 'nft delete table "
+			 "inet %s'", img, img);
+}
+
 static void recover(struct guard *g, struct image *img, int phase)
 {
 	size_t n = __atomic_load_n(&g->nprocs, __ATOMIC_ACQUIRE);
 	pid_t root = n ? g->procs[0].pid : 0;
 	bool ok = true;
+	unlock(g, phase != GUARD_KILLING);
 	if (phase == GUARD_KILLING) {
 		for (size_t i = 0; i < n; i++)
 			kill(g->procs[i].pid, SIGKILL);
@@ -252,6 +269,17 @@ int guard_add(struct guard *g, pid_t pid, const pid_t *tids, size_t ntids, struc
 void guard_set_phase(struct guard *g, enum guard_phase phase)
 {
 	__atomic_store_n(&g->phase, (int)phase, __ATOMIC_RELEASE);
+}
+
+void guard_set_netlock(struct guard *g, const struct netlock *l)
+{
+	g->netlock_ns = l->ns_pid;
+	__atomic_store_n(&g->netlock[0], 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&g->netlock_image[0], 0, __ATOMIC_RELEASE);
+	memcpy(g->netlock + 1, l->table + 1, sizeof(g->netlock) - 1);
+	memcpy(g->netlock_image + 1, l->image_table + 1, sizeof(g->netlock_image) - 1);
+	__atomic_store_n(&g->netlock[0], l->table[0], __ATOMIC_RELEASE);
+	__atomic_store_n(&g->netlock_image[0], l->image_table[0], __ATOMIC_RELEASE);
 }
 
 void guard_end(struct guard *g)

@@ -7,13 +7,15 @@
  * image files being written. If the dumper dies (SIGKILL, a crash) before
  * the dump is done, the guardian thaws the cgroup, seizes the threads
  * again, puts back what was changed, removes the partial image, and exits;
- * if the dumper was killing the tree, it finishes the kill instead. */
+ * if the dumper was killing the tree, it finishes the kill instead. Either
+ * way it removes the network lock the dumper held (netlock.h). */
 #pragma once
 
 #include <stdbool.h>
 #include <sys/types.h>
 
 #include "engine/freezer.h"
+#include "engine/netlock.h"
 #include "engine/remote.h"
 #include "engine/tree.h"
 #include "image/image.h"
@@ -38,6 +40,11 @@ struct guard {
 	size_t nprocs, nthreads;
 	struct guard_proc procs[MAX_TREE];
 	struct image_journal journal;
+	/* The network lock's tables in netlock_ns's namespace: ours (removed
+	 * whatever the phase) and the one handed over to the image (removed
+	 * with the image, while GUARD_WORKING). "" when none. */
+	pid_t netlock_ns;
+	char netlock[NETLOCK_NAME_MAX], netlock_image[NETLOCK_NAME_MAX];
 	struct remote_thread threads[];
 };
 
@@ -49,6 +56,8 @@ int guard_start(struct image *img, bool sibling, struct guard **ret);
  * thread records zeroed but for their tids. */
 int guard_add(struct guard *g, pid_t pid, const pid_t *tids, size_t ntids, struct remote **ret);
 void guard_set_phase(struct guard *g, enum guard_phase phase);
+/* What the guardian removes of the network lock if we die (l's tables). */
+void guard_set_netlock(struct guard *g, const struct netlock *l);
 /* The dump is over (done or rolled back by us): the guardian exits
  * without doing anything, and we wait for it. NULL-safe. */
 void guard_end(struct guard *g);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "engine/fdpass.h"
+#include "engine/netlock.h"
 #include "engine/proc.h"
 #include "engine/restore-int.h"
 #include "engine/seize.h"
@@ -289,12 +290,33 @@ static void stop_again(const struct restore_ctx *c)
 	}
 }
 
+/* --tcp-established: the image's connections stay locked (a table of
+ * ours, before any socket is made) until the tree runs; the dump's table,
+ * which kept them locked until now, goes when the restore succeeds. */
+static int lock_network(struct restore_ctx *c, const struct restore_opts *o, struct netlock *lock)
+{
+	int r = netlock_from_json(json_object_get(image_manifest(c->img), "netlock"), lock);
+	if (r < 0)
+		return log_error_errno(r, "manifest.json in %s: bad \"netlock\" record", image_dir(c->img));
+	return o->tcp_established ? netlock_take(lock) : 0;
+}
+
+static void unlock_network(struct netlock *lock, bool ok)
+{
+	if (!ok)
+		lock->image_table[0] = 0; /* a second try finds the peers waiting */
+	(void)netlock_release(lock);
+	netlock_free(lock);
+}
+
 int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_pid)
 {
 	struct restore_ctx c = { .img = img, .stub_tfd = -1, .files = { .ctl = -1 } };
 	_cleanup_free_ struct files_proc *all = NULL;
+	struct netlock lock = { 0 };
+	netlock_sweep();
 	int r = load_image(&c, o);
-	if (r < 0)
+	if (r < 0 || (r = lock_network(&c, o, &lock)) < 0)
 		goto out;
 	all = calloc(c.n, sizeof(*all));
 	if (!all) {
@@ -323,6 +345,7 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 		tree_kill(&c);
 		goto out;
 	}
+	unlock_network(&lock, true);
 	stop_again(&c);
 	/* Children first: a parent that runs may wait for them at once. */
 	for (size_t i = c.n; i-- > 0;)
@@ -331,6 +354,7 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	*ret_pid = c.procs[0].node->pid;
 	log_info("restored %zu processes, root pid %d", c.n, *ret_pid);
 out:
+	unlock_network(&lock, r >= 0);
 	verify_join(&c);
 	ctx_free(&c);
 	return r;
