@@ -303,7 +303,9 @@ static int make_ctxs(struct guard *g, const struct tree *t, const struct dump_op
 	for (size_t i = 0; i < t->n; i++) {
 		v[i] = (struct dump_ctx){ .node = &t->v[i], .pid = t->v[i].pid, .procfd = -1, .pidfd = -1,
 					  .tids = t->v[i].tids, .ntids = t->v[i].ntids, .p = { .pid = t->v[i].pid },
-					  .sk_flags = o->tcp_close ? SK_TCP_CLOSE : 0 };
+					  .sk_flags = (o->tcp_close ? SK_TCP_CLOSE : 0) |
+						      (o->unix_close ? SK_UNIX_CLOSE : 0) |
+						      (o->unix_reconnect ? SK_UNIX_RECONNECT : 0) };
 		if (t->v[i].zombie)
 			continue;
 		int r = guard_add(g, v[i].pid, v[i].tids, v[i].ntids, &v[i].rem);

@@ -43,6 +43,8 @@
 
 /* files_collect flags. */
 #define SK_TCP_CLOSE 1 /* --tcp-close: keep a TCP connection as a closed socket (sockets.c) */
+#define SK_UNIX_CLOSE 2     /* --unix-close: a unix connection leaving the tree comes back closed (sk-unix-ext.c) */
+#define SK_UNIX_RECONNECT 4 /* --unix-reconnect: ... to a named socket, connected to it again */
 
 struct fd_ops;
 

@@ -172,7 +172,7 @@ static bool consistent(const struct sk_rec *s)
 	if (s->family != AF_UNIX && (s->peer_ino || s->connect_by_name || s->queue_len || s->nmsgs ||
 				     (s->state == SK_CONNECTED && (s->type != SOCK_DGRAM || !s->peer_name.len))))
 		return false;
-	if (s->connect_by_name && (s->type != SOCK_DGRAM || s->state != SK_CONNECTED || s->peer_name.len <=
+	if (s->connect_by_name && (s->state != SK_CONNECTED || s->peer_name.len <=
 				   offsetof(struct sockaddr_un, sun_path)))
 		return false;
 	return s->backlog >= 0 && s->backlog <= SK_MAX_BACKLOG && s->shutdown >= 0 && s->shutdown <= 3;

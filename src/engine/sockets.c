@@ -103,6 +103,7 @@ int sk_collect(pid_t pid, int pidfd, int fd, unsigned flags, struct sk_rec *ret)
 		sk_rec_free(&s);
 		return r;
 	}
+	s.outside = flags & (SK_UNIX_CLOSE | SK_UNIX_RECONNECT);
 	*ret = s;
 	return 0;
 }
@@ -175,12 +176,11 @@ static int socket_link(struct files_proc *v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++) {
 			const struct fd_rec *o = &v[i].f->fds[k];
-			const struct sk_rec *s = sk_of(o);
-			if (s && sk_needs_peer(s) && !has_socket(v, n, s->peer_ino))
-				return log_error_errno(-EOPNOTSUPP, "pid %d: fd %d (%s) is a unix socket connected to "
-						       "a process outside the tree (peer socket:[%llu]), which cannot "
-						       "be checkpointed yet", v[i].pid, o->fd, o->path,
-						       (unsigned long long)s->peer_ino);
+			struct sk_rec *s = sk_of(o);
+			int e;
+			if (s && sk_needs_peer(s) && !has_socket(v, n, s->peer_ino) &&
+			    (e = sk_unix_outside(v[i].pid, o->fd, s)) < 0)
+				return e;
 		}
 	return 0;
 }

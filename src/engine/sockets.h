@@ -113,6 +113,7 @@ struct sk_rec {
 	size_t queue_len;
 	uint32_t *msg_len;
 	size_t nmsgs;
+	unsigned outside; /* dump only: SK_UNIX_CLOSE/RECONNECT asked for (sk-unix-ext.c) */
 };
 
 /* Dump side: fills *ret for fd `fd` of process pid (pidfd: the process'
@@ -160,3 +161,6 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s);
 int sk_unix_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, int *ret_peer_fd);
 int sk_inet_collect(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s);
 int sk_inet_restore(const struct sk_rec *s, int *ret_fd);
+/* sk-unix-ext.c: s (of pid's fd) is connected to a socket outside the
+ * tree: turned into what s->outside asks for, or refused (logged). */
+int sk_unix_outside(pid_t pid, int fd, struct sk_rec *s);
