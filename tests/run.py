@@ -12,7 +12,7 @@ CI=true a skip counts as a failure. tests/README.md says how to add a test.
 The tests live in modules that each expose TESTS (a list of runner.Test)
 or tests(runner) returning one: t_zdtm (the workloads of tests/zdtm/, from
 what each declares), t_cli, t_failures, t_trust, t_interrupt, programs, t_terminals,
-containers, t_containers_pids and t_podman. The
+containers, t_containers_pids, t_podman and t_netlock. The
 machinery (Runner, Ctx, timeouts, cleanup) is tests/lib/runner.py.
 """
 import argparse
@@ -35,9 +35,10 @@ import t_podman  # noqa: E402
 import t_manpage  # noqa: E402
 import t_source  # noqa: E402
 import t_containers_pids  # noqa: E402
+import t_netlock  # noqa: E402
 
 MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, t_terminals, containers,
-           t_containers_pids, t_podman)
+           t_containers_pids, t_podman, t_netlock)
 
 
 def collect(r):
