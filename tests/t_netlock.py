@@ -298,6 +298,61 @@ def t_handover(ctx):
         srv.close()
 
 
+NETNS_TREE = r'''
+import os, socket, subprocess, sys
+subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)
+ls = socket.socket()
+ls.bind(('127.0.0.1', 0))
+ls.listen(1)
+if os.fork() == 0:
+    c = socket.create_connection(ls.getsockname())
+    while True:
+        d = c.recv(100)
+        if not d:
+            os._exit(0)
+        c.sendall(d)
+s, _ = ls.accept()
+print('READY', flush=True)
+for line in sys.stdin:
+    s.sendall(line.encode())
+    got = b''
+    while not got.endswith(b'\n'):
+        got += s.recv(100)
+    print('echo', got.decode().strip(), flush=True)
+'''
+
+
+def netns_tables(pid):
+    r = st.run_cmd(['nsenter', '--net=/proc/%d/ns/net' % pid, 'nft', 'list', 'tables'], timeout=30)
+    if r.rc != 0:
+        raise TestFail('nft in the tree\'s network namespace %s' % r.what())
+    return re.findall(r'^table inet (stasis-\S+)$', r.out, re.M)
+
+
+def t_netns(ctx):
+    """A tree in a network namespace of its own (both ends of a loopback
+    connection in it): the lock is in that namespace's ruleset, not the
+    host's, and the guardian removes it there when the dumper is killed."""
+    need_nft()
+    if not shutil.which('unshare') or not shutil.which('nsenter'):
+        raise TestSkip('unshare/nsenter (util-linux) missing')
+    w = ctx.workload(shutil.which('unshare'), ['-n', shutil.which('python3'), '-c', NETNS_TREE],
+                     binary=shutil.which('unshare'))
+    expect_echo(w, 'before')
+    p = start_dump(ctx, w.pid, ctx.path('img'), ['--leave-running'], {'STASIS_INJECT_PAUSE': 'dump:locked'})
+    ctx.r.at_end(lambda: p.poll() is None and p.kill())
+    wait_text(ctx.path('dump.err'), 'paused at dump:locked', ctx.left(30))
+    mine = lambda ts: [t for t in ts if t.startswith('stasis-%d-' % p.pid)]
+    if len(mine(netns_tables(w.pid))) != 1 or mine(tables()):
+        raise TestFail('while locked: the namespace has %s, the host %s' % (netns_tables(w.pid), tables()))
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(ctx.left(30))
+    wait_text(ctx.path('dump.err'), 'guardian left the processes as they were', ctx.left(30))
+    if mine(netns_tables(w.pid)):
+        raise TestFail('the guardian left %s in the namespace' % netns_tables(w.pid))
+    expect_echo(w, 'after')
+
+
 def t_sweep(ctx):
     """A table left by a stasis that died (its guardian too) is removed by
     the next run; a live owner's table is not."""
@@ -473,6 +528,7 @@ TESTS = [
     Test('netlock:kill-SIGINT', t_paused, 90, signal.SIGINT),
     Test('netlock:kill-SIGTERM', t_paused, 90, signal.SIGTERM),
     Test('netlock:handover', t_handover, 90),
+    Test('netlock:netns', t_netns, 90),
     Test('netlock:sweep', t_sweep, 60),
     Test('unix:outside-refused', t_unix_refused, 60),
     Test('unix:reconnect', t_unix_reconnect, 90),

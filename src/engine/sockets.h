@@ -4,6 +4,7 @@
  *   sockets.c  the fd kind, the entry points below, addresses
  *   sk-queue.c the receive queue (peeked at dump, sent again at restore)
  *   sk-unix.c  unix sockets: dump and restore
+ *   sk-unix-ext.c  unix connections to a process outside the tree
  *   sk-inet.c  TCP and UDP: dump and restore
  *   sk-opts.c  socket options;  sk-diag.c  sock_diag for unix sockets
  *   sk-json.c  the "socket" object of the fd's record
