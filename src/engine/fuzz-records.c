@@ -10,6 +10,7 @@
 #include "engine/locks.h"
 #include "engine/ipc.h"
 #include "engine/mm.h"
+#include "engine/netlock.h"
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/thread.h"
@@ -84,6 +85,9 @@ int fuzz_records(const uint8_t *data, size_t len)
 	default: {
 		struct creds_rec c;
 		creds_from_json(j, &c);
+		struct netlock l; /* the manifest's "netlock", on the same input */
+		netlock_from_json(j, &l);
+		netlock_free(&l);
 		break;
 	}
 	}
