@@ -258,6 +258,27 @@ def t_paused(ctx, sig):
         srv.close()
 
 
+def dump_handover(ctx, w, img):
+    """Dumps w with --tcp-established (killed): the lock goes to the image;
+    returns the manifest's record of it."""
+    res = ctx.dump(w.pid, img, ['--tcp-established'], expect_ok=False)
+    if refused_established(res):  # no TCP repair here yet: the closed kind
+        shutil.rmtree(img, ignore_errors=True)
+        res = ctx.dump(w.pid, img, ['--tcp-established', '--tcp-close'], expect_ok=False)
+    if res.rc != 0:
+        raise TestFail('dump %s' % res.what())
+    expect_killed(w.pid)
+    import json
+    with open(os.path.join(img, 'manifest.json')) as f:
+        lock = json.load(f).get('netlock')
+    if not lock or len(lock.get('conns', [])) != 1 or not lock.get('table'):
+        raise TestFail('the manifest does not record the lock: %r' % lock)
+    if lock['table'] not in tables():
+        raise TestFail('the image\'s table %s is not in the ruleset after the dump' % lock['table'])
+    ctx.r.at_end(lambda: st.run_cmd(['nft', 'delete', 'table', 'inet', lock['table']], timeout=30))
+    return lock
+
+
 def t_handover(ctx):
     """A dump that kills the tree hands the lock to its image; the restore
     with --tcp-established removes it (and its own) just before the tree
@@ -268,20 +289,7 @@ def t_handover(ctx):
         w = client(ctx, 'tcp', srv.addr)
         expect_echo(w, 'before')
         img = ctx.path('img')
-        res = ctx.dump(w.pid, img, ['--tcp-established'], expect_ok=False)
-        if refused_established(res):  # no TCP repair here yet: the closed kind
-            shutil.rmtree(img, ignore_errors=True)
-            res = ctx.dump(w.pid, img, ['--tcp-established', '--tcp-close'], expect_ok=False)
-        if res.rc != 0:
-            raise TestFail('dump %s' % res.what())
-        expect_killed(w.pid)
-        import json
-        with open(os.path.join(img, 'manifest.json')) as f:
-            lock = json.load(f).get('netlock')
-        if not lock or len(lock.get('conns', [])) != 1 or not lock.get('table'):
-            raise TestFail('the manifest does not record the lock: %r' % lock)
-        if lock['table'] not in tables():
-            raise TestFail('the image\'s table %s is not in the ruleset after the dump' % lock['table'])
+        lock = dump_handover(ctx, w, img)
         res, pid, _ = ctx.restore(img, extra=['--tcp-established'])
         if lock['table'] in tables():
             raise TestFail('the image\'s table %s is still there after the restore' % lock['table'])
@@ -351,6 +359,42 @@ def t_netns(ctx):
     if mine(netns_tables(w.pid)):
         raise TestFail('the guardian left %s in the namespace' % netns_tables(w.pid))
     expect_echo(w, 'after')
+
+
+def t_restore_killed(ctx):
+    """A restore killed by SIGKILL while it holds its lock: its table goes
+    with it (the kernel's, "flags owner"), the dump's stays for a second
+    try, which removes both."""
+    need_nft()
+    srv = Echo()
+    try:
+        w = client(ctx, 'tcp', srv.addr)
+        expect_echo(w, 'before')
+        img = ctx.path('img')
+        lock = dump_handover(ctx, w, img)
+        e = dict(os.environ, STASIS_INJECT_PAUSE='restore:locked')
+        err = open(ctx.path('restore.err'), 'w+')
+        p = subprocess.Popen([ctx.r.stasis, 'restore', '-D', img, '--detach', '--tcp-established'],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=e, cwd=ctx.dir)
+        err.close()
+        ctx.r.at_end(lambda: p.poll() is None and p.kill())
+        wait_text(ctx.path('restore.err'), 'paused at restore:locked', ctx.left(30))
+        if not [t for t in tables() if t.startswith('stasis-%d-' % p.pid)]:
+            raise TestFail('the restore holds no table while paused: %s' % tables())
+        p.kill()
+        p.wait(ctx.left(30))
+        expect_no_table(p.pid, 'after the restore was killed')
+        if lock['table'] not in tables():
+            raise TestFail('the dump\'s table %s went with the killed restore' % lock['table'])
+        st.reap_zombie_children()
+        if not st.pid_gone(w.pid, 10):
+            raise TestFail('the killed restore left pid %d behind' % w.pid)
+        res, pid, _ = ctx.restore(img, extra=['--tcp-established'])
+        if lock['table'] in tables():
+            raise TestFail('the second restore left the dump\'s table %s' % lock['table'])
+        st.kill_reap(pid)
+    finally:
+        srv.close()
 
 
 def t_sweep(ctx):
@@ -529,6 +573,7 @@ TESTS = [
     Test('netlock:kill-SIGTERM', t_paused, 90, signal.SIGTERM),
     Test('netlock:handover', t_handover, 90),
     Test('netlock:netns', t_netns, 90),
+    Test('netlock:restore-killed', t_restore_killed, 90),
     Test('netlock:sweep', t_sweep, 60),
     Test('unix:outside-refused', t_unix_refused, 60),
     Test('unix:reconnect', t_unix_reconnect, 90),

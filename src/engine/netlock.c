@@ -6,6 +6,7 @@
  * netlink socket belongs to the namespace it was opened in). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <nftables/libnftables.h>
@@ -143,10 +144,10 @@ static void add_elements(struct strbuf *b, const char *name, const struct netloc
 
 /* Before connection tracking (priority raw, -300): a dropped packet
  * leaves no trace anywhere. The sets hold both directions. */
-static void add_table(struct strbuf *b, const char *name, const struct netlock_conn *v, size_t n)
+static void add_table(struct strbuf *b, const char *name, const struct netlock_conn *v, size_t n, bool owned)
 {
 	static const char *const hooks[] = { "input", "output" };
-	sb_add(b, "add table inet %s\n", name);
+	sb_add(b, "add table inet %s%s\n", name, owned ? " { flags owner; }" : "");
 	sb_add(b, "add set inet %s c4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }\n", name);
 	sb_add(b, "add set inet %s c6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }\n", name);
 	for (size_t h = 0; h < 2; h++) {
@@ -163,7 +164,7 @@ static void add_table(struct strbuf *b, const char *name, const struct netlock_c
 char *netlock_script(const char *name, const struct netlock_conn *v, size_t n)
 {
 	struct strbuf b = { 0 };
-	add_table(&b, name, v, n);
+	add_table(&b, name, v, n, true);
 	if (b.err) {
 		free(b.s);
 		return NULL;
@@ -175,13 +176,8 @@ char *netlock_script(const char *name, const struct netlock_conn *v, size_t n)
 
 /* Runs script in our network namespace; *ret_out: what nft printed
  * (lists), when asked. The error text goes to err (may be cut). */
-static int nft_run(const char *script, char **ret_out, char *err, size_t errsize)
+static int nft_cmd(struct nft_ctx *nft, const char *script, char **ret_out, char *err, size_t errsize)
 {
-	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	if (!nft)
-		return -ENOMEM;
-	nft_ctx_buffer_output(nft);
-	nft_ctx_buffer_error(nft);
 	int r = nft_run_cmd_from_buffer(nft, script) == 0 ? 0 : -EIO;
 	if (r < 0) {
 		const char *e = nft_ctx_get_error_buffer(nft);
@@ -196,6 +192,25 @@ static int nft_run(const char *script, char **ret_out, char *err, size_t errsize
 		if (!*ret_out)
 			r = -ENOMEM;
 	}
+	return r;
+}
+
+static struct nft_ctx *ctx_new(void)
+{
+	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	if (nft) {
+		nft_ctx_buffer_output(nft);
+		nft_ctx_buffer_error(nft);
+	}
+	return nft;
+}
+
+static int nft_run(const char *script, char **ret_out, char *err, size_t errsize)
+{
+	struct nft_ctx *nft = ctx_new();
+	if (!nft)
+		return -ENOMEM;
+	int r = nft_cmd(nft, script, ret_out, err, errsize);
 	nft_ctx_free(nft);
 	return r;
 }
@@ -245,6 +260,83 @@ static int nft_run_in(pid_t pid, const char *script, char *err, size_t errsize)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -(WIFEXITED(status) ? WEXITSTATUS(status) : EIO);
 }
 
+/* The fds libnftables opened (its netlink socket) get O_CLOEXEC: a stub
+ * we execute must not keep our table alive. before: our fds, sorted. */
+static int fd_list(int **ret, size_t *ret_n)
+{
+	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
+	int *v = NULL;
+	size_t n = 0;
+	if (!d)
+		return -errno;
+	for (struct dirent *e; (e = readdir(d));) {
+		int fd;
+		if (parse_int(e->d_name, &fd) < 0 || fd == dirfd(d))
+			continue;
+		int *nv = realloc(v, (n + 1) * sizeof(*v));
+		if (!nv) {
+			free(v);
+			return -ENOMEM;
+		}
+		(v = nv)[n++] = fd;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static bool in_list(const int *v, size_t n, int fd)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == fd)
+			return true;
+	return false;
+}
+
+static struct nft_ctx *ctx_new_cloexec(void)
+{
+	_cleanup_free_ int *before = NULL, *after = NULL;
+	size_t nb = 0, na = 0;
+	if (fd_list(&before, &nb) < 0)
+		return NULL;
+	struct nft_ctx *nft = ctx_new();
+	if (!nft || fd_list(&after, &na) < 0)
+		return nft;
+	for (size_t i = 0; i < na; i++)
+		if (!in_list(before, nb, after[i]))
+			(void)fcntl(after[i], F_SETFD, FD_CLOEXEC);
+	return nft;
+}
+
+/* Our table lives as long as the netlink socket that made it ("flags
+ * owner"): the kernel removes it when we die, however we die. The socket
+ * belongs to the namespace it is opened in: this thread joins the
+ * tree's for that moment. */
+static int open_ctx(struct netlock *l)
+{
+	if (same_netns(l->ns_pid)) {
+		l->nft = ctx_new_cloexec();
+		return l->nft ? 0 : -ENOMEM;
+	}
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", l->ns_pid);
+	_cleanup_close_ int ns = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int ours = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (ns < 0 || ours < 0 || setns(ns, CLONE_NEWNET) < 0)
+		return -errno;
+	l->nft = ctx_new_cloexec();
+	if (setns(ours, CLONE_NEWNET) < 0)
+		abort(); /* we would go on in the wrong namespace */
+	return l->nft ? 0 : -ENOMEM;
+}
+
+static void close_ctx(struct netlock *l)
+{
+	if (l->nft)
+		nft_ctx_free(l->nft);
+	l->nft = NULL;
+}
+
 static int sort_conns(const void *a, const void *b)
 {
 	return memcmp(a, b, sizeof(struct netlock_conn));
@@ -281,7 +373,9 @@ int netlock_take(struct netlock *l)
 	if (!script)
 		return log_error_errno(-ENOMEM, "cannot build the network lock for %zu connections: %m", l->n);
 	uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
-	int r = nft_run_in(l->ns_pid, script, err, sizeof(err));
+	int r = open_ctx(l);
+	if (r >= 0 && (r = nft_cmd(l->nft, script, NULL, err, sizeof(err))) < 0)
+		close_ctx(l);
 	if (r < 0)
 		return log_error_errno(r, "cannot lock the network of %zu TCP connection(s) with nftables (%s): %m; "
 				       "is nf_tables available and are we root?", l->n, err);
@@ -313,9 +407,15 @@ int netlock_release(struct netlock *l)
 	int r = 0, e;
 	if (!l || (!l->table[0] && !l->image_table[0]))
 		return 0;
-	if (l->table[0] && (r = netlock_remove(l->ns_pid, l->table)) < 0)
-		log_error_errno(r, "cannot remove the network lock (nftables table inet %s): %m; remove it with "
-			       "'nft delete table inet %s'", l->table, l->table);
+	if (l->table[0]) {
+		char script[NETLOCK_NAME_MAX + 32], err[512] = "";
+		snprintf(script, sizeof(script), "delete table inet %s\n", l->table);
+		if ((r = nft_cmd(l->nft, script, NULL, err, sizeof(err))) < 0)
+			log_warn_errno(r, "cannot remove the network lock (nftables table inet %s: %s): %m; it goes "
+				       "with our netlink socket", l->table, err);
+		r = 0;
+		close_ctx(l);
+	}
 	if (l->image_table[0] && (e = netlock_remove(l->ns_pid, l->image_table)) < 0) {
 		log_error_errno(e, "cannot remove the dump's network lock (nftables table inet %s): %m; remove it "
 			       "with 'nft delete table inet %s'", l->image_table, l->image_table);
@@ -333,10 +433,12 @@ int netlock_hand_over(struct netlock *l)
 	if (!l->table[0])
 		return 0;
 	netlock_image_name(name, sizeof(name));
-	add_table(&b, name, l->conns, l->n);
+	add_table(&b, name, l->conns, l->n, false);
 	sb_add(&b, "delete table inet %s\n", l->table);
-	int r = b.err ? b.err : nft_run_in(l->ns_pid, b.s, err, sizeof(err));
+	int r = b.err ? b.err : nft_cmd(l->nft, b.s, NULL, err, sizeof(err));
 	free(b.s);
+	if (r >= 0)
+		close_ctx(l);
 	if (r < 0)
 		return log_error_errno(r, "cannot hand the network lock over to the image (%s): %m", err);
 	log_info("network lock kept for the restore: nftables table inet %s", name);

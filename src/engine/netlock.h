@@ -10,10 +10,13 @@
  *
  * Table names say who owns them, so that nothing of ours outlives us:
  *   stasis-PID-START        held by the stasis process PID (START: its
- *                           start time in /proc/PID/stat). Removed on
- *                           release, by the dump's guardian if the dumper
- *                           dies, and by netlock_sweep() at the next run
- *                           once that process is gone.
+ *                           start time in /proc/PID/stat), made with
+ *                           "flags owner": the kernel removes it with our
+ *                           netlink socket, whenever we die. Also removed
+ *                           on release, by the dump's guardian if the
+ *                           dumper dies, and by netlock_sweep() at the
+ *                           next run once that process is gone (a table
+ *                           made some other way: belt and braces).
  *   stasis-image-PID-START  the lock a completed dump hands over to its
  *                           image (the tree is gone, its sockets are in
  *                           the image); named in the manifest and removed
@@ -27,6 +30,8 @@
 #include <sys/types.h>
 
 #include "image/json.h"
+
+struct nft_ctx;
 
 #define NETLOCK_NAME_MAX 64
 #define NETLOCK_MAX_CONNS 65536
@@ -48,6 +53,7 @@ struct netlock {
 	size_t n;
 	uint64_t locked_mono_ns; /* CLOCK_MONOTONIC when taken */
 	uint64_t locked_real_ns; /* CLOCK_REALTIME when the first lock was taken (the dump's) */
+	struct nft_ctx *nft; /* held: the netlink socket our table lives by ("flags owner") */
 };
 
 /* The TCP connections (with a peer: established or closing) of the

@@ -298,7 +298,9 @@ static int lock_network(struct restore_ctx *c, const struct restore_opts *o, str
 	int r = netlock_from_json(json_object_get(image_manifest(c->img), "netlock"), lock);
 	if (r < 0)
 		return log_error_errno(r, "manifest.json in %s: bad \"netlock\" record", image_dir(c->img));
-	return o->tcp_established ? netlock_take(lock) : 0;
+	if (!o->tcp_established || (r = netlock_take(lock)) < 0)
+		return r;
+	return inject_pause("restore:locked");
 }
 
 static void unlock_network(struct netlock *lock, bool ok)

@@ -66,7 +66,7 @@ static void test_script(void **state)
 	inet_pton(AF_INET, "10.1.2.3", c.dst);
 	char *s = netlock_script("stasis-1-2", &c, 1);
 	assert_non_null(s);
-	assert_non_null(strstr(s, "add table inet stasis-1-2\n"));
+	assert_non_null(strstr(s, "add table inet stasis-1-2 { flags owner; }\n"));
 	assert_non_null(strstr(s, "hook input priority -300"));
 	assert_non_null(strstr(s, "hook output priority -300"));
 	/* both directions, as the output and the input hook see them */
