@@ -411,7 +411,7 @@ def t_sweep(ctx):
     try:
         w = ctx.workload('python3', ['-c', 'import time; print("READY", flush=True); time.sleep(600)'],
                          binary=shutil.which('python3'))
-        ctx.dump(w.pid, ctx.path('img'), ['--leave-running'])
+        ctx.dump(w.pid, ctx.path('img'), ['--leave-running', '--tcp-established'])
         left = tables()
         if stale in left:
             raise TestFail('the stale table %s was not removed by the next run' % stale)

@@ -392,7 +392,8 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 		return log_error_errno(-EINVAL, "refusing to checkpoint pid %d", pid);
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return log_error_errno(-ESRCH, "no process with pid %d", pid);
-	netlock_sweep();
+	if (o->tcp_established)
+		netlock_sweep(); /* ~10 ms: only where nftables is ours to use */
 	if ((r = guard_start(img, o->container != NULL, &g)) < 0)
 		return r;
 	if ((r = tree_seize(pid, &t, &g->fz)) < 0) {

@@ -316,7 +316,8 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	struct restore_ctx c = { .img = img, .stub_tfd = -1, .files = { .ctl = -1 } };
 	_cleanup_free_ struct files_proc *all = NULL;
 	struct netlock lock = { 0 };
-	netlock_sweep();
+	if (o->tcp_established)
+		netlock_sweep();
 	int r = load_image(&c, o);
 	if (r < 0 || (r = lock_network(&c, o, &lock)) < 0)
 		goto out;
