@@ -34,7 +34,7 @@
 struct report {
 	int idx;
 	int ok;
-	char msg[112];
+	char msg[200];
 };
 
 static int rdy[2], res[2];
