@@ -6,13 +6,15 @@
  * range (MADV_DONTNEED: zeros for it alone), and the root rewrites a few
  * pages after the forks (the workers keep the old content there). After
  * restore every process checks every page: the shared pattern, its own
- * pages, zeros, the root's rewrite. t_cowshare.py also measures the
+ * pages, zeros, the root's rewrite. The last worker forks a grandchild
+ * that shares the same pages through it, and its own pages too. t_cowshare.py also measures the
  * tree's memory (PSS) before and after, and the image's size.
  *
  * stasis-test: zdtm:cowshare args="9 64" timeout=120
  * stasis-test: zdtm:cowshare:2-iterations args="3 16" iterations=2 asan=no
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,12 @@ struct report {
 };
 
 static int rdy[2], res[2];
+static long grandchild; /* its idx: NWORKERS + 1, a child of worker NWORKERS */
+
+static bool own_range(long idx, size_t p)
+{
+	return idx > 0 && p >= OWN_AT + 16 * (size_t)idx && p < OWN_AT + 16 * (size_t)idx + OWN_PAGES;
+}
 
 /* What process idx expects in page p: its seed, or 0 for zeros. */
 static uint64_t expected(long idx, size_t p, int *zero)
@@ -45,8 +53,10 @@ static uint64_t expected(long idx, size_t p, int *zero)
 	*zero = 0;
 	if (idx == 0 && p < ROOT_PAGES)
 		return (3ULL << 40) + p * (PG / 8);
-	if (idx > 0 && p >= OWN_AT + 16 * (size_t)idx && p < OWN_AT + 16 * (size_t)idx + OWN_PAGES)
+	if (own_range(idx, p))
 		return ((uint64_t)idx + 4) << 40 | p * (PG / 8);
+	if (idx == grandchild && own_range(idx - 1, p)) /* its parent's, from before its fork */
+		return ((uint64_t)idx + 3) << 40 | p * (PG / 8);
 	if (idx == 1 && p >= DROP_AT && p < DROP_AT + DROP_PAGES)
 		return *zero = 1, 0;
 	return SHARED_SEED + p * (PG / 8);
@@ -81,21 +91,49 @@ static const char *check_all(long idx, const unsigned char *mem, size_t npages, 
 	return NULL;
 }
 
-static void __attribute__((noreturn)) worker(long idx, unsigned char *mem, size_t npages, pid_t root)
+static void report(long idx, const unsigned char *mem, size_t npages, pid_t ppid)
 {
 	struct report rep = { .idx = (int)idx };
-	close(rdy[0]);
-	close(res[0]);
-	write_own(idx, mem, npages);
-	if (write(rdy[1], "r", 1) != 1)
-		_exit(2);
-	close(rdy[1]);
-	test_wait();
-	const char *why = check_all(idx, mem, npages, root);
+	const char *why = check_all(idx, mem, npages, ppid);
 	rep.ok = !why;
 	snprintf(rep.msg, sizeof(rep.msg), "%s", why ? why : "");
 	if (write(res[1], &rep, sizeof(rep)) != sizeof(rep))
 		_exit(3);
+}
+
+/* The grandchild: forked by the last worker after it wrote its pages. */
+static void __attribute__((noreturn)) grandchild_main(unsigned char *mem, size_t npages, pid_t parent)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+	write_own(grandchild, mem, npages);
+	if (write(rdy[1], "r", 1) != 1)
+		_exit(2);
+	close(rdy[1]);
+	test_wait();
+	report(grandchild, mem, npages, parent);
+	_exit(0);
+}
+
+static void __attribute__((noreturn)) worker(long idx, unsigned char *mem, size_t npages, pid_t root)
+{
+	pid_t g = 0;
+	close(rdy[0]);
+	close(res[0]);
+	write_own(idx, mem, npages);
+	if (idx == grandchild - 1 && (g = fork()) == 0)
+		grandchild_main(mem, npages, getppid());
+	if (g < 0 || write(rdy[1], "r", 1) != 1)
+		_exit(2);
+	close(rdy[1]);
+	test_wait();
+	if (g > 0)
+		kill(g, SIGUSR1);
+	report(idx, mem, npages, root);
+	int status = 0;
+	if (g > 0 && (waitpid(g, &status, 0) != g || !WIFEXITED(status) || WEXITSTATUS(status)))
+		_exit(4);
 	_exit(0);
 }
 
@@ -113,7 +151,7 @@ static void collect(long nworkers, const pid_t *kids)
 		if (!rep.ok)
 			fail("%.*s", (int)sizeof(rep.msg), rep.msg);
 	}
-	check(seen == nworkers, "%ld of %ld workers reported", seen, nworkers);
+	check(seen == nworkers + 1, "%ld of %ld workers (and the grandchild) reported", seen, nworkers + 1);
 	for (long i = 1; i <= nworkers; i++) {
 		int status = 0;
 		pid_t w;
@@ -132,7 +170,8 @@ int main(int argc, char **argv)
 	pid_t root = getpid(), root_parent = getppid();
 
 	test_init(argc, argv);
-	if (nworkers < 1 || nworkers > 1000 || mib < 1 || npages < OWN_AT + 16 * (size_t)(nworkers + 1))
+	grandchild = nworkers + 1;
+	if (nworkers < 2 || nworkers > 1000 || mib < 1 || npages < OWN_AT + 16 * (size_t)(nworkers + 2))
 		test_die("usage: cowshare [NWORKERS [MIB]] (MIB large enough for the workers' pages)");
 	pid_t *kids = calloc((size_t)nworkers + 1, sizeof(*kids));
 	unsigned char *mem = mmap(NULL, npages * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -154,13 +193,13 @@ int main(int argc, char **argv)
 	close(rdy[1]);
 	close(res[1]);
 	write_own(0, mem, npages);
-	for (long got = 0; got < nworkers;) {
+	for (long got = 0; got < nworkers + 1;) {
 		char b[64];
 		ssize_t n = read(rdy[0], b, sizeof(b));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			test_die("only %ld of %ld workers got ready", got, nworkers);
+			test_die("only %ld of %ld workers (and the grandchild) got ready", got, nworkers + 1);
 		got += n;
 	}
 	close(rdy[0]);
