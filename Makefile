@@ -83,6 +83,7 @@ bench:
 	$(MAKE) deps
 	$(MAKE) build
 	python3 bench/bench.py
+	python3 bench/cowshare.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) fuzz/out

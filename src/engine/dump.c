@@ -273,6 +273,19 @@ static int collect_all(const struct tree *t, struct dump_ctx *v, size_t n, bool 
 	return r;
 }
 
+/* The parent a process may share pages with: in the tree, not a zombie,
+ * dumped before it (tree order). */
+static const struct mm_parent *parent_of(const struct dump_ctx *v, size_t n, const struct dump_ctx *c,
+					 struct mm_parent *ret)
+{
+	for (size_t i = 0; i < n && &v[i] != c; i++)
+		if (v[i].pid == c->node->ppid && !v[i].node->zombie) {
+			*ret = (struct mm_parent){ .procfd = v[i].procfd, .mm = &v[i].p.mm };
+			return ret;
+		}
+	return NULL;
+}
+
 static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages,
 		    const struct dump_opts *o, const struct netlock *lock)
 {
@@ -283,9 +296,11 @@ static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v,
 		return r;
 	for (size_t i = 0; i < n; i++) {
 		struct dump_ctx *c = &v[i];
+		struct mm_parent par;
 		if (c->node->zombie)
 			continue;
-		if ((r = interrupt_check()) < 0 || (r = dump_remote(c)) < 0 || (r = mm_dump_pages(img, c->pid, c->procfd, c->rem, &c->p.mm)) < 0 ||
+		if ((r = interrupt_check()) < 0 || (r = dump_remote(c)) < 0 ||
+		    (r = mm_dump_pages(img, c->pid, c->procfd, c->rem, &c->p.mm, parent_of(v, n, c, &par))) < 0 ||
 		    (r = inject_fail("dump:after-memory")) < 0 || (r = write_records(img, c)) < 0)
 			return r;
 		*ret_pages += c->p.mm.pages;

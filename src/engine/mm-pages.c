@@ -53,6 +53,13 @@ struct page_writer {
 	struct pagemap_entry *pm;
 	size_t npm, cap;
 	uint64_t pages;
+	/* Pages that are the parent's own (mm-cow.c): runs, no data. */
+	struct pagemap_entry *refs;
+	size_t nrefs, refcap;
+	uint64_t ref_pages;
+	int parent_fd; /* the parent's pagemap, -1: no parent to share with */
+	const struct mm_rec *parent;
+	bool readable; /* the mapping being saved */
 };
 
 static void *writer_main(void *arg)
@@ -128,22 +135,28 @@ static int writer_finish(struct page_writer *w)
 	return w->werr;
 }
 
-static int add_entry(struct page_writer *w, uint64_t addr, uint64_t npages, uint64_t off)
+/* Appends a run to v, or extends the last one it continues. */
+static int add_run(struct pagemap_entry **v, size_t *n, size_t *cap, uint64_t addr, uint64_t npages, uint64_t off)
 {
-	if (w->npm && w->pm[w->npm - 1].vaddr + w->pm[w->npm - 1].nr_pages * PAGE_SIZE == addr) {
-		w->pm[w->npm - 1].nr_pages += npages;
+	if (*n && (*v)[*n - 1].vaddr + (*v)[*n - 1].nr_pages * PAGE_SIZE == addr) {
+		(*v)[*n - 1].nr_pages += npages;
 		return 0;
 	}
-	if (w->npm == w->cap) {
-		size_t nc = w->cap ? w->cap * 2 : 256;
-		struct pagemap_entry *n = realloc(w->pm, nc * sizeof(*n));
-		if (!n)
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 256;
+		struct pagemap_entry *e = realloc(*v, nc * sizeof(*e));
+		if (!e)
 			return -ENOMEM;
-		w->pm = n;
-		w->cap = nc;
+		*v = e;
+		*cap = nc;
 	}
-	w->pm[w->npm++] = (struct pagemap_entry){ addr, npages, off };
+	(*v)[(*n)++] = (struct pagemap_entry){ addr, npages, off };
 	return 0;
+}
+
+static int add_entry(struct page_writer *w, uint64_t addr, uint64_t npages, uint64_t off)
+{
+	return add_run(&w->pm, &w->npm, &w->cap, addr, npages, off);
 }
 
 /* Copies [addr, addr+len) into the page file, batched. Unreadable
@@ -190,11 +203,30 @@ static void scan_categories(const struct vma_rec *v, struct pm_scan_arg *a)
 	}
 }
 
+/* A run of one class: the parent's pages are only named; pages mapped
+ * by other processes too are read through /proc/PID/mem, because
+ * process_vm_readv pins them, and the kernel gives a process its own
+ * copy of a shared anonymous page it pins: the dump would break the
+ * original's copy-on-write sharing (and its parent's page would no
+ * longer be the child's when the child's turn comes). */
+static int page_run(void *arg, uint64_t addr, uint64_t len, enum mm_page_class k)
+{
+	struct page_writer *w = arg;
+	if (k != MM_PAGE_PARENTS)
+		return copy_range(w, addr, len, w->readable && k == MM_PAGE_OWN);
+	int r = add_run(&w->refs, &w->nrefs, &w->refcap, addr, len / PAGE_SIZE, w->ref_pages * PAGE_SIZE);
+	if (r >= 0)
+		w->ref_pages += len / PAGE_SIZE;
+	return r;
+}
+
 static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const struct vma_rec *v)
 {
 	struct page_region vec[SCAN_VEC];
 	uint64_t start = v->start;
+	int parent_fd = mm_cow_vma_ok(w->parent, v) ? w->parent_fd : -1;
 
+	w->readable = v->prot & PROT_READ;
 	for (;;) {
 		struct pm_scan_arg a = { .size = sizeof(a), .start = start, .end = v->end,
 					 .vec = (uint64_t)vec, .vec_len = SCAN_VEC };
@@ -203,7 +235,7 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const struct vm
 		if (n < 0)
 			return -errno;
 		for (long i = 0; i < n; i++) {
-			int r = copy_range(w, vec[i].start, vec[i].end - vec[i].start, v->prot & PROT_READ);
+			int r = mm_cow_split(pagemap_fd, parent_fd, vec[i].start, vec[i].end - vec[i].start, page_run, w);
 			if (r < 0)
 				return r;
 		}
@@ -276,6 +308,9 @@ static void writer_free(struct page_writer *w)
 			munmap(w->bufs[i], COPY_BUF);
 	}
 	free(w->pm);
+	free(w->refs);
+	if (w->parent_fd >= 0)
+		close(w->parent_fd);
 }
 
 /* Shared memory objects are saved whole, once per image (shmem.h),
@@ -298,11 +333,38 @@ static int dump_shmem(struct image *img, pid_t pid, int procfd, const struct mm_
 	return 0;
 }
 
-int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m)
+/* The parent's pagemap, for the pages this process still shares with
+ * it; without one (root, no permission to see frame numbers) every page
+ * is saved here. */
+static void open_parent(struct page_writer *w, pid_t pid, const struct mm_parent *parent)
+{
+	if (!parent)
+		return;
+	w->parent = parent->mm;
+	w->parent_fd = openat(parent->procfd, "pagemap", O_RDONLY | O_CLOEXEC);
+	if (w->parent_fd < 0)
+		log_debug("pid %d: cannot open its parent's pagemap (%m): its shared pages are saved here", pid);
+}
+
+/* The index of the pages shared with the parent: written only when there
+ * are some, so images without sharing stay as they were. */
+static int put_refs(struct image *img, pid_t pid, const struct page_writer *w)
+{
+	char name[IMAGE_NAME_MAX];
+	_cleanup_free_ void *enc = NULL;
+	size_t enc_len;
+	if (!w->nrefs)
+		return 0;
+	int r = pagemap_encode(w->refs, w->nrefs, &enc, &enc_len);
+	return r < 0 ? r : image_put(img, image_name_pagerefs(name, pid), enc, enc_len);
+}
+
+int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m,
+		  const struct mm_parent *parent)
 {
 	char name[IMAGE_NAME_MAX];
 	_cleanup_close_ int pagemap_fd = openat(procfd, "pagemap", O_RDONLY | O_CLOEXEC);
-	struct page_writer w = { .pid = pid, .mem_fd = r->mem_fd };
+	struct page_writer w = { .pid = pid, .mem_fd = r->mem_fd, .parent_fd = -1 };
 	_cleanup_free_ void *enc = NULL;
 	size_t enc_len;
 	int ret;
@@ -317,6 +379,7 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	ret = image_stream_open(img, image_name_pages(name, pid), &w.out);
 	if (ret < 0)
 		return ret;
+	open_parent(&w, pid, parent);
 	ret = writer_start(&w);
 	for (size_t i = 0; i < m->nvmas && ret >= 0; i++)
 		if (vma_has_pages(&m->vmas[i]))
@@ -339,8 +402,12 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	if (ret < 0)
 		goto out;
 	ret = image_put(img, image_name_pagemap(name, pid), enc, enc_len);
+	if (ret >= 0)
+		ret = put_refs(img, pid, &w);
 	m->pages = w.pages;
-	log_debug("pid %d: %" PRIu64 " pages in %zu runs", pid, w.pages, w.npm);
+	m->parent_pages = w.ref_pages;
+	log_debug("pid %d: %" PRIu64 " pages in %zu runs, %" PRIu64 " shared with its parent in %zu runs", pid,
+		  w.pages, w.npm, w.ref_pages, w.nrefs);
 out:
 	writer_free(&w);
 	return ret;

@@ -131,6 +131,26 @@ int mm_find_gap(const struct mm_rec *m, const struct vma *cur, size_t ncur, uint
 	return 0;
 }
 
+/* Unmaps [start, end) of the stub but the mappings it keeps from its
+ * parent (mm-cow.c); vmas are sorted, kept ones are few. */
+static long unmap_but_kept(struct remote *r, pid_t tid, const struct mm_rec *m, uint64_t start, uint64_t end)
+{
+	long ret = 0;
+	for (size_t i = 0; m->nrefs && i < m->nvmas && start < end && ret >= 0; i++) {
+		const struct vma_rec *v = &m->vmas[i];
+		if (!v->keep || v->end <= start)
+			continue;
+		if (v->start >= end)
+			break;
+		if (v->start > start)
+			ret = remote_syscall(r, tid, SYS_munmap, start, v->start - start);
+		start = v->end;
+	}
+	if (ret >= 0 && start < end)
+		ret = remote_syscall(r, tid, SYS_munmap, start, end - start);
+	return ret;
+}
+
 static long rmremap(struct remote *r, pid_t tid, uint64_t from, uint64_t len, uint64_t to)
 {
 	return remote_syscall(r, tid, SYS_mremap, from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
@@ -161,7 +181,7 @@ int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procf
 			ret = rmremap(r, tid, c->start, c->end - c->start, tmp + (c->start & ((32 << 20) - 1)));
 			c->start = tmp + (c->start & ((32 << 20) - 1));
 		} else {
-			ret = remote_syscall(r, tid, SYS_munmap, c->start, c->end - c->start);
+			ret = unmap_but_kept(r, tid, m, c->start, c->end);
 		}
 		if (ret < 0) {
 			e = log_error_errno((int)ret, "pid %d: cannot clear stub mapping %s: %m", r->pid, c->path);
@@ -280,7 +300,9 @@ int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m, struct 
 				break;
 			}
 		}
-		long ret = v->kind == VMA_SHMEM	 ? map_shmem(r, tid, v, fc, tfd)
+		/* A kept mapping is the parent's, inherited copy-on-write. */
+		long ret = v->keep		 ? remote_syscall(r, tid, SYS_mprotect, v->start, v->end - v->start, fill_prot(v))
+			   : v->kind == VMA_SHMEM	 ? map_shmem(r, tid, v, fc, tfd)
 			   : v->kind == VMA_SYSVSHM ? ipc_shm_attach(r, tid, v)
 						    : map_one(r, tid, v, fd);
 		if (ret < 0) {

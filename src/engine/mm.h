@@ -38,6 +38,7 @@ struct vma_rec {
 	uint64_t fsize;    /* files: size and mtime at dump, checked on restore */
 	int64_t mtime_ns;
 	int32_t shmid, shmkey; /* VMA_SYSVSHM */
+	bool keep;         /* restore: inherited from the parent as it is (mm-cow.c) */
 };
 
 struct mm_rec {
@@ -50,6 +51,17 @@ struct mm_rec {
 	char *exe;
 	uint64_t vdso_hash; /* XXH3 of the vdso text, to refuse another kernel's */
 	uint64_t pages;     /* number of saved pages */
+	/* Pages that are the parent's page at the same address (copy-on-write
+	 * since fork), saved once, by the parent: pagerefs-PID.img. */
+	uint64_t parent_pages;
+	struct pagemap_entry *refs; /* restore: their runs (offsets unused) */
+	size_t nrefs;
+};
+
+/* Dump: the parent of the process being saved, whose pages it may share. */
+struct mm_parent {
+	int procfd;
+	const struct mm_rec *mm;
 };
 
 void mm_rec_free(struct mm_rec *m);
@@ -58,8 +70,11 @@ const char *vma_kind_name(enum vma_kind k);
 /* Reads the mappings and mm fields and refuses (naming pid, address and
  * kind) what cannot be saved. Runs before any change to the process. */
 int mm_collect(int procfd, pid_t pid, struct mm_rec *m);
-/* Saves the pages that exist into pages-PID.img / pagemap-PID.img. */
-int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m);
+/* Saves the pages that exist into pages-PID.img / pagemap-PID.img; with a
+ * parent (NULL: none, or not in the tree), pages that are the parent's
+ * very page go to pagerefs-PID.img instead. */
+int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m,
+		  const struct mm_parent *parent);
 /* Fills b, the mm-PID.json record; an error stays in the builder. */
 void mm_to_json(const struct mm_rec *m, struct json_builder *b);
 int mm_from_json(const json_t *j, struct mm_rec *m);
@@ -75,3 +90,29 @@ int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procf
 int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m, struct files_ctx *fc, int tfd);
 int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m, int ctl, int tfd);
 int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m, bool exe_is_set);
+
+/* mm-cow.c: copy-on-write sharing between a process and its parent.
+ * A mapping whose pages a child may share with its parent: private
+ * anonymous, inherited at fork, the same range and flags in both. */
+bool mm_cow_vma_ok(const struct mm_rec *parent, const struct vma_rec *v);
+/* Dump: splits present pages [addr, addr+len) into runs of one class,
+ * calling fn for each in address order. self_fd and parent_fd (-1: no
+ * parent to share with): their pagemaps. */
+enum mm_page_class {
+	MM_PAGE_OWN,     /* mapped by this process only */
+	MM_PAGE_SHARED,  /* mapped by others too: read without unsharing it */
+	MM_PAGE_PARENTS, /* the parent's very page at the same address */
+};
+typedef int (*mm_cow_fn)(void *arg, uint64_t addr, uint64_t len, enum mm_page_class k);
+int mm_cow_split(int self_fd, int parent_fd, uint64_t addr, uint64_t len, mm_cow_fn fn, void *arg);
+/* Restore, before mm_clear_stub: reads pagerefs-PID.img (checked
+ * against both mm records) and, when the process was forked from its
+ * restored parent (inherit), marks the mappings to keep as they are. */
+int mm_load_refs(struct image *img, pid_t pid, struct mm_rec *m, const struct mm_rec *parent, bool inherit);
+/* After mm_restore_vmas: in the kept mappings, drops what the parent
+ * has there but this process did not share (it reads zero again or gets
+ * its own page from the page file). */
+int mm_restore_kept(struct remote *r, pid_t tid, int procfd, const struct mm_rec *m);
+/* Without inheritance: copies the shared pages from the restored
+ * parent's memory (its /proc/PID/mem, parent_mem_fd). */
+int mm_copy_refs(struct remote *r, const struct mm_rec *m, int parent_mem_fd);

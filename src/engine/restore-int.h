@@ -43,8 +43,15 @@ struct restore_ctx {
  * when that pid is taken. */
 long restore_clone(struct remote *r, pid_t tid, uint64_t flags, uint64_t stack, uint64_t stack_size, pid_t want);
 
+/* restore.c: the memory of one stub (exec if needed, mappings, pages, mm
+ * fields). Called by tree_create before the stub forks its children, so
+ * they inherit its private memory copy-on-write (mm-cow.c); parent is
+ * NULL for the root. */
+int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *parent);
+
 /* restore-tree.c: every process of the tree exists, stopped, with its
- * pid, parent, session and group, zombies dead; each has a scratch area. */
+ * pid, parent, session and group, zombies dead; each has a scratch area
+ * and its memory (restore_mm). */
 int tree_create(struct restore_ctx *c, const struct restore_opts *o);
 /* Kills and reaps what tree_create made. */
 void tree_kill(struct restore_ctx *c);

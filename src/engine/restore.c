@@ -165,20 +165,40 @@ static int exec_exe(struct rproc *rp)
 	return 0;
 }
 
+int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *parent)
+{
+	struct remote *r = &rp->rem;
+	struct mm_rec *m = &rp->p.mm;
+	pid_t pid = rp->node->pid;
+	/* A child has its parent's exe (fork keeps it, and the kernel refuses
+	 * to set it again while it is mapped); executing it again would throw
+	 * away the memory it inherited. */
+	bool exe_inherited = parent && streq(parent->p.mm.exe, m->exe);
+	bool need_exec = !exe_inherited && !can_set_exe(rp);
+	bool inherit = parent && !need_exec;
+	int e;
+
+	if ((e = mm_load_refs(c->img, pid, m, parent ? &parent->p.mm : NULL, inherit)) < 0 ||
+	    (need_exec && (e = exec_exe(rp)) < 0) || (e = mm_clear_stub(r, pid, m, rp->procfd)) < 0 ||
+	    (e = mm_restore_vmas(r, pid, m, &c->files, FDPASS_STUB_FD)) < 0 ||
+	    (e = mm_restore_kept(r, pid, rp->procfd, m)) < 0 ||
+	    (e = mm_restore_pages(r, pid, c->img, m, c->files.ctl, FDPASS_STUB_FD)) < 0 ||
+	    (parent && (e = mm_copy_refs(r, m, parent->rem.mem_fd)) < 0) || (e = inject_fail("restore:after-mm")) < 0 ||
+	    (e = mm_restore_finish(r, pid, m, exe_inherited || need_exec)) < 0)
+		return e;
+	log_debug("pid %d: memory restored (%" PRIu64 " pages shared with its parent%s)", pid, m->parent_pages,
+		  m->parent_pages && !inherit ? ", copied" : "");
+	return 0;
+}
+
 /* Turns one stub into its process; it stays stopped until all are done. */
 static int restore_body(struct restore_ctx *c, struct rproc *rp)
 {
 	struct remote *r = &rp->rem;
 	struct process_rec *p = &rp->p;
 	pid_t pid = rp->node->pid;
-	bool exe_is_set = !can_set_exe(rp);
 	int e;
 
-	if ((exe_is_set && (e = exec_exe(rp)) < 0) || (e = mm_clear_stub(r, pid, &p->mm, rp->procfd)) < 0 || (e = mm_restore_vmas(r, pid, &p->mm, &c->files, FDPASS_STUB_FD)) < 0 ||
-	    (e = mm_restore_pages(r, pid, c->img, &p->mm, c->files.ctl, FDPASS_STUB_FD)) < 0 || (e = inject_fail("restore:after-mm")) < 0 ||
-	    (e = mm_restore_finish(r, pid, &p->mm, exe_is_set)) < 0)
-		return e;
-	log_debug("pid %d: memory restored", pid);
 	if (rp == c->procs && c->stub_file) {
 		/* Through the container's own view, so that an overlay removes it
 		 * properly; it is not mapped any more. */

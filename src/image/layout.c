@@ -18,6 +18,8 @@ const struct image_file image_files[] = {
 	{ "fds-PID.json", "the file descriptors of process PID", "engine/process.c, engine/files.c" },
 	{ "pagemap-PID.img", "page index of process PID (binary)", "engine/mm-pages.c, image/pagemap.c" },
 	{ "pages-PID.img", "page data of process PID (raw)", "engine/mm-pages.c" },
+	{ "pagerefs-PID.img", "pages process PID shares with its parent (binary, optional)",
+	  "engine/mm-pages.c, engine/mm-cow.c" },
 	{ "pipe-INO.data", "bytes queued in pipe INO (saved once per pipe)", "engine/pipes.c" },
 	{ "shmem-DEV-INO.data", "content of a shared memory object or deleted file (saved once)",
 	  "engine/shmem.c" },
@@ -57,6 +59,12 @@ char *image_name_pagemap(char buf[static IMAGE_NAME_MAX], pid_t pid)
 char *image_name_pages(char buf[static IMAGE_NAME_MAX], pid_t pid)
 {
 	snprintf(buf, IMAGE_NAME_MAX, "pages-%d.img", (int)pid);
+	return buf;
+}
+
+char *image_name_pagerefs(char buf[static IMAGE_NAME_MAX], pid_t pid)
+{
+	snprintf(buf, IMAGE_NAME_MAX, "pagerefs-%d.img", (int)pid);
 	return buf;
 }
 
