@@ -317,6 +317,10 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	ret = image_stream_open(img, image_name_pages(name, pid), &w.out);
 	if (ret < 0)
 		return ret;
+	if ((ret = image_stream_sum_blocks(w.out, image_name_pagesums(name, pid))) < 0) {
+		image_stream_abort(w.out);
+		return ret;
+	}
 	ret = writer_start(&w);
 	for (size_t i = 0; i < m->nvmas && ret >= 0; i++)
 		if (vma_has_pages(&m->vmas[i]))
