@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "engine/fdpass.h"
+#include "engine/lazy.h"
 #include "engine/proc.h"
 #include "engine/restore-int.h"
 #include "engine/seize.h"
@@ -88,7 +89,13 @@ static int load_image(struct restore_ctx *c, const struct restore_opts *o)
 			return log_error_errno(-EBADMSG, "core-%d.json: thread list differs from the manifest",
 					       p->node->pid);
 		pages += p->p.mm.pages;
+		p->lazy = o->lazy && lazy_possible(c->img, p->node->pid);
+		if (o->lazy && !p->lazy)
+			log_warn("pid %d: the image has no block checksums of its pages (an older stasis made it): "
+				 "restored eagerly", p->node->pid);
 	}
+	if (o->stats)
+		o->stats->pages = pages;
 	/* Nothing unchecked: the manifest's count is the records' sum. */
 	if (json_get_u64(man, "pages", &mpages) < 0 || mpages != pages)
 		return log_error_errno(-EBADMSG, "manifest.json in %s: \"pages\" is not the %" PRIu64
@@ -174,7 +181,9 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	int e;
 
 	if ((exe_is_set && (e = exec_exe(rp)) < 0) || (e = mm_clear_stub(r, pid, &p->mm, rp->procfd)) < 0 || (e = mm_restore_vmas(r, pid, &p->mm, &c->files, FDPASS_STUB_FD)) < 0 ||
-	    (e = mm_restore_pages(r, pid, c->img, &p->mm, c->files.ctl, FDPASS_STUB_FD)) < 0 || (e = inject_fail("restore:after-mm")) < 0 ||
+	    (e = rp->lazy ? lazy_restore_pages(r, pid, rp->pidfd, c->img, &p->mm, c->files.ctl, FDPASS_STUB_FD, c->lazy_sock)
+			  : mm_restore_pages(r, pid, c->img, &p->mm, c->files.ctl, FDPASS_STUB_FD)) < 0 ||
+	    (e = inject_fail("restore:after-mm")) < 0 ||
 	    (e = mm_restore_finish(r, pid, &p->mm, exe_is_set)) < 0)
 		return e;
 	log_debug("pid %d: memory restored", pid);
@@ -219,7 +228,7 @@ static void *verify_main(void *arg)
 	struct restore_ctx *c = arg;
 	char name[IMAGE_NAME_MAX];
 	for (size_t i = 0; i < c->n && c->verify_result >= 0; i++) {
-		if (c->procs[i].node->zombie)
+		if (c->procs[i].node->zombie || c->procs[i].lazy) /* lazy: block by block, by the filler */
 			continue;
 		c->verify_result = image_verify_file(c->img, image_name_pages(name, c->procs[i].node->pid));
 	}
@@ -291,7 +300,7 @@ static void stop_again(const struct restore_ctx *c)
 
 int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_pid)
 {
-	struct restore_ctx c = { .img = img, .stub_tfd = -1, .files = { .ctl = -1 } };
+	struct restore_ctx c = { .img = img, .stub_tfd = -1, .files = { .ctl = -1 }, .lazy_sock = o->lazy ? o->lazy_sock : -1 };
 	_cleanup_free_ struct files_proc *all = NULL;
 	int r = load_image(&c, o);
 	if (r < 0)
@@ -319,6 +328,8 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	int v = verify_join(&c);
 	if (r >= 0 && v < 0)
 		r = v; /* damaged page data: never let the processes run with it */
+	if (r >= 0 && o->lazy && (r = lazy_go(o->lazy_sock)) < 0)
+		log_error_errno(r, "the lazy filler is gone; the restored processes are killed: %m");
 	if (r < 0) {
 		tree_kill(&c);
 		goto out;
@@ -328,6 +339,9 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	for (size_t i = c.n; i-- > 0;)
 		for (size_t k = 0; !c.procs[i].exited && k < c.procs[i].nlive; k++)
 			detach_thread(c.procs[i].live[k]);
+	if (o->stats)
+		o->stats->resume_ns = now_ns() - o->stats->t0_ns;
+
 	*ret_pid = c.procs[0].node->pid;
 	log_info("restored %zu processes, root pid %d", c.n, *ret_pid);
 out:
