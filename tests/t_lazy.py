@@ -146,7 +146,45 @@ def tests(r):
         Test('lazy:tree', t_tree, 120),
         Test('lazy:damaged', t_damaged, 120, True),
         Test('lazy:damaged-detached', t_damaged, 120, False),
+        Test('lazy:docker', t_docker, 240),
     ]
     if r.asan_stasis:
         out.append(Test('asan:lazy:selfcheck', t_selfcheck, 300, 128, r.asan_stasis))
     return out
+
+
+# A shell holding 32 MiB of random text in a variable (its heap), with its
+# checksum saved; on /data/check it sums the variable again.
+MEMSH = ('echo 1 > /data/count; x=$(busybox head -c 24000000 /dev/urandom | busybox base64); echo "$x" | busybox md5sum > /data/sum; '
+         'while :; do if [ -e /data/check ]; then echo "$x" | busybox md5sum > /data/sum2; rm /data/check; fi; '
+         'echo tick; sleep 0.1; done')
+
+
+def t_docker(ctx):
+    """A Docker container restored lazily (its seccomp profile is
+    Docker's default): it runs, and the memory it sums is what it was."""
+    import dockerd
+    from containers import docker_dump, remove, stasis
+    d = dockerd.shared(ctx)
+    name, new = 'stasis-lz1-%d' % os.getpid(), 'stasis-lz2-%d' % os.getpid()
+    try:
+        d.docker('run', '-d', '--name', name, dockerd.IMAGE, 'sh', '-c', MEMSH)
+        d.docker('exec', name, 'sh', '-c', 'while [ ! -s /data/sum ]; do sleep 0.1; done')
+        sum1 = d.docker('exec', name, 'cat', '/data/sum').stdout.decode().split()[0]
+        img = ctx.path('img')
+        docker_dump(ctx, d, name, img)
+        r = stasis(ctx, d, 'restore', '-D', img, '--id', new, '--lazy', '--wait-lazy', '--print-stats', '-v',
+                   '--log-file', img + '-restore.log')
+        if r.returncode != 0:
+            raise TestFail('restore --lazy exit %d: %s' % (r.returncode, r.stderr[-300:]))
+        s = stats_of(r.stdout)
+        if s.get('lazy_state') != 'done' or s['lazy_bytes'] < (24 << 20):
+            raise TestFail('the container\'s memory was not filled lazily: %s' % s)
+        d.docker('exec', new, 'sh', '-c', 'echo > /data/check; while [ -e /data/check ]; do sleep 0.1; done')
+        sum2 = d.docker('exec', new, 'cat', '/data/sum2').stdout.decode().split()[0]
+        if sum2 != sum1:
+            raise TestFail('the restored container\'s memory differs: md5 %s, was %s' % (sum2, sum1))
+        print('  lazy:docker: resume %.1f ms, full %.1f ms, %d MiB lazy' % (
+            s['resume_time'] / 1e3, s['full_time'] / 1e3, s['lazy_bytes'] >> 20), flush=True)
+    finally:
+        remove(d, name, new)
