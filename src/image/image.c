@@ -340,6 +340,16 @@ int image_stream_write_hashed(struct image_stream *s, const void *buf, size_t le
 	return 0;
 }
 
+static int put_block_sums(struct image_stream *s)
+{
+	_cleanup_free_ void *buf = NULL;
+	size_t len;
+	int r = block_hasher_finish(s->blocks, s->offset, &buf, &len);
+	if (r < 0)
+		return log_error_errno(r, "cannot checksum image file '%s': %m", s->name);
+	return image_put(s->img, block_hasher_name(s->blocks), buf, len);
+}
+
 int image_stream_sum_blocks(struct image_stream *s, const char *sums_name)
 {
 	int r = check_new_name(s->img, sums_name);
@@ -364,7 +374,7 @@ int image_stream_close(struct image_stream *s)
 	if (r >= 0)
 		r = record_file(s->img, s->name, s->offset, XXH3_64bits_digest(s->hash));
 	if (r >= 0 && s->blocks)
-		r = block_hasher_put(s->blocks, s->img, s->offset);
+		r = put_block_sums(s);
 	image_stream_abort(s);
 	return r;
 }

@@ -7,9 +7,6 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "image/image.h"
-#include "util/cleanup.h"
-#include "util/log.h"
 
 #define HDR 16
 
@@ -110,18 +107,17 @@ int block_hasher_update(struct block_hasher *h, const void *buf, size_t len)
 	return 0;
 }
 
-int block_hasher_put(struct block_hasher *h, struct image *img, uint64_t file_size)
+int block_hasher_finish(struct block_hasher *h, uint64_t file_size, void **ret_buf, size_t *ret_len)
 {
-	_cleanup_free_ void *buf = NULL;
-	size_t len;
 	int r = h->used ? end_block(h) : 0;
 	if (r >= 0 && h->n != pagesums_count(file_size))
 		r = -EIO;
-	if (r >= 0)
-		r = pagesums_encode(h->sums, h->n, file_size, &buf, &len);
-	if (r < 0)
-		return log_error_errno(r, "cannot checksum image file '%s': %m", h->name);
-	return image_put(img, h->name, buf, len);
+	return r < 0 ? r : pagesums_encode(h->sums, h->n, file_size, ret_buf, ret_len);
+}
+
+const char *block_hasher_name(const struct block_hasher *h)
+{
+	return h->name;
 }
 
 void block_hasher_free(struct block_hasher *h)

@@ -32,10 +32,11 @@ int pagesums_encode(const uint64_t *sums, uint64_t n, uint64_t file_size, void *
 int pagesums_decode(const void *buf, size_t len, uint64_t file_size, struct pagesums *ret);
 
 /* Writing: the sums of a file as its bytes go through, in order
- * (image_stream_sum_blocks), written as the image file `name` by put. */
-struct image;
+ * (image_stream_sum_blocks); finish encodes them, for the image file
+ * `name`. */
 struct block_hasher;
 int block_hasher_new(const char *name, struct block_hasher **ret);
 int block_hasher_update(struct block_hasher *h, const void *buf, size_t len);
-int block_hasher_put(struct block_hasher *h, struct image *img, uint64_t file_size);
+int block_hasher_finish(struct block_hasher *h, uint64_t file_size, void **ret_buf, size_t *ret_len);
+const char *block_hasher_name(const struct block_hasher *h);
 void block_hasher_free(struct block_hasher *h);
