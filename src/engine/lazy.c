@@ -25,6 +25,7 @@
 #include "image/pagesums.h"
 #include "util/cleanup.h"
 #include "util/log.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 static pid_t filler_pid;
@@ -57,32 +58,22 @@ int lazy_start(struct restore_opts *o)
 	return 0;
 }
 
-static void show_progress(const struct restore_stats *st, uint64_t t0, bool *shown)
-{
-	uint64_t el = now_ns() - t0;
-	if (!isatty(STDERR_FILENO) || el < 1000000000ULL)
-		return;
-	double mib = (double)st->lazy_done / (1 << 20);
-	fprintf(stderr, "\rfilling memory: %.0f of %.0f MiB, %.0f MiB/s   ", mib, (double)st->lazy_bytes / (1 << 20),
-		mib / ((double)el / 1e9));
-	*shown = true;
-}
-
 static int wait_filler(struct restore_stats *st)
 {
-	uint64_t t0 = now_ns();
-	bool shown = false;
-	int status;
+	uint64_t shown = 0;
+	int status = 0;
 	st->attached = 1;
+	progress_start("filling memory", st->lazy_bytes);
 	for (;;) {
 		pid_t w = waitpid(filler_pid, &status, WNOHANG);
 		if (w == filler_pid || (w < 0 && errno != EINTR))
 			break;
-		show_progress(st, t0, &shown);
+		uint64_t d = __atomic_load_n(&st->lazy_done, __ATOMIC_RELAXED);
+		progress_add(d - shown);
+		shown = d;
 		usleep(20000);
 	}
-	if (shown)
-		fprintf(stderr, "\n");
+	progress_end();
 	filler_pid = 0;
 	if (st->lazy_state == LAZY_FAILED)
 		return log_error_errno(-EBADMSG, "%s", st->msg);

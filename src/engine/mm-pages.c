@@ -23,6 +23,7 @@
 #include "util/cleanup.h"
 #include "util/interrupt.h"
 #include "util/log.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 #define COPY_BUF (8u << 20)
@@ -93,6 +94,7 @@ static int hand_over(struct page_writer *w, size_t len)
 	r = w->werr;
 	pthread_mutex_unlock(&w->lock);
 	w->off += len;
+	progress_add(len);
 	return r;
 }
 
@@ -410,6 +412,8 @@ int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struc
 		else if ((uint64_t)got != total)
 			ret = log_error_errno(-EIO, "pid %d: short read of page data (%ld of %" PRIu64 " bytes)",
 					      r->pid, got, total);
+		else
+			progress_add(total);
 	}
 	remote_syscall(r, tid, SYS_close, fd);
 	return ret;

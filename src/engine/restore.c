@@ -32,6 +32,7 @@
 #include "util/cleanup.h"
 #include "util/inject.h"
 #include "util/log.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 static void ctx_free(struct restore_ctx *c)
@@ -274,9 +275,12 @@ static int restore_all(struct restore_ctx *c, const struct restore_opts *o)
 		log_debug("%zu processes created", c->n);
 	if (r >= 0 && o->adopt)
 		r = take_stub_stdio(c, inh);
+	if (!o->lazy)
+		progress_start("restoring memory", o->stats ? o->stats->pages * PAGE_SIZE : 0);
 	for (size_t i = 0; r >= 0 && i < c->n; i++)
 		if (!c->procs[i].node->zombie)
 			r = restore_body(c, &c->procs[i]);
+	progress_end();
 	for (int k = 0; o->adopt && k < 3; k++) /* the made table holds copies */
 		if (inh[k].our_fd >= 0)
 			close(inh[k].our_fd);

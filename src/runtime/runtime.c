@@ -20,6 +20,7 @@
 #include "engine/inspect.h"
 #include "engine/kernel.h"
 #include "engine/lazy.h"
+#include "engine/stats.h"
 #include "image/image.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -84,9 +85,23 @@ int rt_dump(const struct rt_ops *ops, const struct rt_target *t, const char *dir
 	struct image *img = NULL;
 	if (kernel_need_privileges("dump") < 0)
 		return -EPERM;
+	/* The caller's stats, filled through memory the dump's child in a
+	 * container's namespaces shares with us. */
+	struct dump_stats *want = o->stats;
+	uint64_t t0 = now_ns();
+	o->stats = stats_alloc(sizeof(*o->stats));
+	if (!o->stats) {
+		o->stats = want;
+		return log_error_errno(-ENOMEM, "cannot dump: %m");
+	}
 	int r = ops->locate(t, &f);
 	if (r >= 0 && (r = image_create(dir, &img)) >= 0)
 		r = dump_found(ops, &f, img, o);
+	o->stats->total_ns = now_ns() - t0;
+	if (want)
+		*want = *o->stats;
+	stats_free(o->stats, sizeof(*o->stats));
+	o->stats = want;
 	/* The engine removed what it wrote; this removes the rest. */
 	if (r < 0)
 		image_discard(img);
