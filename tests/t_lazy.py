@@ -91,6 +91,17 @@ def t_selfcheck_nowait(ctx):
     finish(ctx, w)
 
 
+def t_fork(ctx):
+    """Told to go as soon as it runs, the process forks, drops and moves
+    its memory while the filler is still at work; parent and child check
+    every page (forkcheck.c)."""
+    w = ctx.workload('forkcheck', ['512'])
+    s = lazy_restore(ctx, w, ctx.path('img'), wait=False)
+    finish(ctx, w)
+    if s.get('lazy_state') == 'done':
+        print('  lazy:fork: the fill was over before the fork; the test proved less', flush=True)
+
+
 def t_tree(ctx):
     w = ctx.workload('treemem', ['8', '32'])
     lazy_restore(ctx, w, ctx.path('img'))
@@ -144,6 +155,7 @@ def tests(r):
         Test('lazy:selfcheck-1g', t_selfcheck, 300, 1024, None),
         Test('lazy:selfcheck-nowait', t_selfcheck_nowait, 120),
         Test('lazy:tree', t_tree, 120),
+        Test('lazy:fork', t_fork, 180),
         Test('lazy:damaged', t_damaged, 120, True),
         Test('lazy:damaged-detached', t_damaged, 120, False),
         Test('lazy:docker', t_docker, 240),

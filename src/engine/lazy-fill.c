@@ -6,7 +6,9 @@
  * else the next block in file order. One filler thread means a fault on a
  * block being filled simply waits for that block, and no block is read
  * twice (unless the process moved memory that was not in yet). */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
@@ -26,6 +28,7 @@
 #include "engine/syscalls.h"
 #include "engine/uffd.h"
 #include "image/pagesums.h"
+#include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -46,6 +49,8 @@ struct target {
 	uint8_t *state; /* per block */
 	uint64_t next;  /* no TODO block before this one */
 	bool gone;
+	bool child; /* forked by a restored process while its memory was filled */
+	struct target *parent; /* child: its pid is found once it is listed */
 };
 
 struct fault {
@@ -156,6 +161,7 @@ static struct seg *seg_find(struct target *t, uint64_t addr)
 /* --- filling --- */
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static pid_t new_child(const struct target *p);
 
 /* Damage or a failure we cannot fill past: no process of the tree may
  * run on with memory it would find missing or wrong. */
@@ -166,8 +172,13 @@ static void fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	for (size_t i = 0; i < F.n; i++)
-		sys_pidfd_send_signal(F.t[i]->pidfd, SIGKILL);
+	for (size_t i = 0; i < F.n; i++) {
+		struct target *t = F.t[i];
+		if (t->child && !t->pid && (t->pid = new_child(t->parent)) > 0)
+			t->pidfd = sys_pidfd_open(t->pid, 0);
+		if (t->pidfd >= 0)
+			sys_pidfd_send_signal(t->pidfd, SIGKILL);
+	}
 	memcpy(F.st->msg, msg, sizeof(msg));
 	__atomic_store_n(&F.st->lazy_state, LAZY_FAILED, __ATOMIC_SEQ_CST);
 	if (!__atomic_load_n(&F.st->attached, __ATOMIC_SEQ_CST)) {
@@ -213,7 +224,7 @@ static void copy_pieces(struct target *t, const struct piece *p, size_t n)
 		else if (e < 0)
 			fail("lazy restore: cannot fill memory of pid %d at %" PRIx64 ": %s; the restored processes "
 			     "were killed", t->pid, p[i].vaddr, strerror(-e));
-		else
+		else if (!t->child)
 			__atomic_add_fetch(&F.st->lazy_done, p[i].len, __ATOMIC_RELAXED);
 	}
 }
@@ -374,9 +385,68 @@ static void queue_fault(struct target *t, uint64_t addr)
 	F.q[F.nq++] = (struct fault){ t, addr };
 }
 
+/* The child a target just forked: the one of its children we do not know
+ * (0 when it is not listed yet). */
+static pid_t new_child(const struct target *p)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/task", p->pid);
+	_cleanup_closedir_ DIR *d = opendir(path);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", p->pid, e->d_name);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = 0;
+		for (char *s = buf, *end; *s; s = end) {
+			long pid = strtol(s, &end, 10);
+			if (end == s)
+				break;
+			bool known = false;
+			for (size_t i = 0; i < F.n && !known; i++)
+				known = F.t[i]->pid == pid;
+			if (!known)
+				return (pid_t)pid;
+		}
+	}
+	return 0;
+}
+
+/* Lock held. The child has what its parent had filled; the rest of its
+ * memory comes from us like its parent's. */
+static int add_child(const struct target *p, int ufd)
+{
+	struct target *t = calloc(1, sizeof(*t));
+	if (!t || F.n == MAX_TARGETS)
+		return -ENOMEM;
+	*t = *p;
+	t->uffd = ufd;
+	t->child = true;
+	t->parent = (struct target *)p;
+	t->pid = new_child(p);
+	t->pidfd = t->pid ? sys_pidfd_open(t->pid, 0) : -1;
+	t->seg = malloc((p->nseg + 1) * sizeof(*t->seg));
+	t->state = malloc(p->nsums + 1);
+	if (!t->seg || !t->state)
+		return -ENOMEM;
+	memcpy(t->seg, p->seg, p->nseg * sizeof(*t->seg));
+	t->cap = p->nseg;
+	for (uint64_t b = 0; b < p->nsums; b++)
+		t->state[b] = p->state[b] == DONE ? DONE : TODO;
+	t->next = 0;
+	F.t[F.n++] = t;
+	log_debug("lazy: pid %d forked pid %d", p->pid, t->pid);
+	return 0;
+}
+
 static void on_event(struct target *t, const struct uffd_msg *m)
 {
 	int r = 0;
+	if (t->child && !t->pid && (t->pid = new_child(t->parent)) > 0)
+		t->pidfd = sys_pidfd_open(t->pid, 0);
+	if (m->event != UFFD_EVENT_PAGEFAULT)
+		log_debug("lazy: pid %d: event %d: %llx %llx %llx", t->pid, m->event,
+			  (unsigned long long)m->arg.remap.from, (unsigned long long)m->arg.remap.to,
+			  (unsigned long long)m->arg.remap.len);
 	pthread_mutex_lock(&F.lock);
 	if (m->event == UFFD_EVENT_PAGEFAULT)
 		queue_fault(t, m->arg.pagefault.address);
@@ -384,6 +454,8 @@ static void on_event(struct target *t, const struct uffd_msg *m)
 		r = seg_remove(t, m->arg.remove.start, m->arg.remove.end);
 	else if (m->event == UFFD_EVENT_REMAP)
 		r = seg_move(t, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+	else if (m->event == UFFD_EVENT_FORK)
+		r = add_child(t, (int)m->arg.fork.ufd);
 	pthread_cond_broadcast(&F.cond);
 	pthread_mutex_unlock(&F.lock);
 	if (r < 0)
@@ -395,8 +467,11 @@ static void read_uffd(struct target *t)
 	struct uffd_msg m[16];
 	for (;;) {
 		ssize_t n = read(t->uffd, m, sizeof(m));
-		if (n <= 0)
+		if (n <= 0) {
+			if (errno != EAGAIN)
+				log_debug("lazy: pid %d: read: %m", t->pid);
 			return; /* EAGAIN: all read */
+		}
 		for (size_t i = 0; i < (size_t)n / sizeof(m[0]); i++)
 			on_event(t, &m[i]);
 	}

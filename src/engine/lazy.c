@@ -278,14 +278,17 @@ static int lazy_part(struct remote *r, pid_t tid, int pidfd, const struct mm_rec
 {
 	_cleanup_close_ int uffd = -1;
 	int e;
+	uint64_t t0 = now_ns();
 	if (sp->neager) {
 		long fd = fdpass_push(r, tid, ctl, tfd, pp->fd);
 		if (fd < 0)
 			return log_error_errno((int)fd, "pid %d: cannot pass the page file in: %m", r->pid);
 		e = fill_eager(r, tid, fd, sp);
 		remote_syscall(r, tid, SYS_close, fd);
+		log_debug("pid %d: eager pages filled (%.1f ms)", r->pid, (double)(now_ns() - t0) / 1e6);
 		if (e < 0 || (e = verify_eager(pp->fd, sp, &pp->sums, pp->name)) < 0)
 			return e;
+		log_debug("pid %d: their blocks checked (%.1f ms)", r->pid, (double)(now_ns() - t0) / 1e6);
 	}
 	if (!sp->nlazy) { /* nothing to fill, but killed with the tree on damage */
 		int fds[3] = { pidfd, pidfd, pp->fd };
@@ -299,7 +302,8 @@ static int lazy_part(struct remote *r, pid_t tid, int pidfd, const struct mm_rec
 	int fds[3] = { uffd, pidfd, pp->fd };
 	if ((e = send_proc(sock, r->pid, fds, sp, pp)) < 0)
 		return log_error_errno(e, "pid %d: cannot hand its memory to the lazy filler: %m", r->pid);
-	log_debug("pid %d: %zu page runs lazy, %zu now", r->pid, sp->nlazy, sp->neager);
+	log_debug("pid %d: %zu page runs lazy, %zu now (%.1f ms)", r->pid, sp->nlazy, sp->neager,
+		  (double)(now_ns() - t0) / 1e6);
 	return 0;
 }
 
@@ -309,6 +313,7 @@ int lazy_restore_pages(struct remote *r, pid_t tid, int pidfd, struct image *img
 	struct proc_pages pp = { .fd = -1 };
 	struct split sp = { 0 };
 	int e = load_pages(img, r->pid, m, &pp);
+	log_debug("pid %d: page index loaded", r->pid);
 	if (e >= 0 && (e = split_runs(m, pp.pm, pp.n, &sp)) < 0)
 		log_error_errno(e, "pid %d: cannot split its page runs: %m", r->pid);
 	if (e >= 0)

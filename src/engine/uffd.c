@@ -19,8 +19,10 @@
 #define PG 4096ULL
 
 /* Events that change the address space reach us, so that a page is never
- * filled where the process removed or moved it meanwhile. */
-#define FEATURES (UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP)
+ * filled where the process removed or moved it meanwhile, and a child it
+ * forks gets the pages not in yet too. */
+#define FEATURES (UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | \
+		  UFFD_FEATURE_EVENT_FORK)
 
 static int api(int uffd)
 {
