@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 
@@ -22,6 +23,7 @@ static const struct cli_option options[] = {
 	{ "tcp-established", 'E', false, NULL, "keep established TCP connections (the network is locked meanwhile)" },
 	{ "unix-close", 'U', false, NULL, "unix connections to a process outside the tree come back closed (EOF)" },
 	{ "unix-reconnect", 'N', false, NULL, "unix connections to a named socket outside the tree connect to it again" },
+	{ "print-stats", 'S', false, NULL, "print the dump's statistics (JSON) on stdout" },
 	CLI_COMMON_OPTIONS,
 	{ 0 },
 };
@@ -43,16 +45,21 @@ static int dump_to(const struct rt_ops *ops, const struct rt_target *t, const ch
 		return cli_failed("dump");
 	if (rt_dump(ops, t, dir ? dir : path, o) < 0)
 		return cli_failed("dump");
-	if (!dir) {
+	if (!dir)
 		printf("%s\n", path);
-		fflush(stdout);
-	}
+	if (o->stats) /* one line of JSON, as Podman's --print-stats: microseconds */
+		printf("{\"dump_time\": %.0f, \"frozen_time\": %.0f, \"pages_written\": %" PRIu64
+		       ", \"pages_skipped\": %" PRIu64 ", \"bytes_written\": %" PRIu64 "}\n",
+		       (double)o->stats->total_ns / 1e3, (double)o->stats->frozen_ns / 1e3, o->stats->pages_written,
+		       o->stats->pages_skipped, o->stats->bytes_written);
+	fflush(stdout);
 	return 0;
 }
 
 int cmd_dump(int argc, char **argv)
 {
 	struct dump_opts o = { 0 };
+	struct dump_stats stats = { 0 };
 	const char *type = "process", *dir = NULL, *id = NULL, *ns = NULL, *address = NULL;
 	pid_t pid = 0;
 	struct cli_parser parser;
@@ -75,6 +82,7 @@ int cmd_dump(int argc, char **argv)
 		case 'i': id = optarg; break;
 		case 'n': ns = optarg; break;
 		case 'A': address = optarg; break;
+		case 'S': o.stats = &stats; break;
 		}
 	}
 	if (c == CLI_STOP)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +26,24 @@ static int parse_inherit(const char *arg, struct inherit_fd *ret)
 	return 0;
 }
 
+static double ms(uint64_t ns)
+{
+	return (double)ns / 1e6;
+}
+
+/* One JSON line, as Podman's --print-stats: durations in microseconds. */
+static void print_restore_stats(const struct restore_stats *s, bool lazy)
+{
+	printf("{\"restore_time\": %.0f, \"resume_time\": %.0f, \"pages_restored\": %" PRIu64, ms(s->resume_ns) * 1e3,
+	       ms(s->resume_ns) * 1e3, s->pages);
+	if (lazy)
+		printf(", \"lazy_bytes\": %" PRIu64 ", \"lazy_filled\": %" PRIu64 ", \"lazy_faults\": %" PRIu64
+		       ", \"full_time\": %.0f, \"lazy_state\": \"%s\"", s->lazy_bytes, s->lazy_done, s->faults,
+		       s->lazy_state == LAZY_DONE ? ms(s->full_ns) * 1e3 : -1.0,
+		       s->lazy_state == LAZY_DONE ? "done" : s->lazy_state == LAZY_FAILED ? "failed" : "filling");
+	printf("}\n");
+}
+
 static const struct cli_option options[] = {
 	{ "checkpoint-dir", 'D', true, "DIR", "the image to restore (required); its type comes from it" },
 	{ "type", 't', true, "TYPE", "refuse an image of another type (process, runc, docker, containerd)" },
@@ -37,6 +56,10 @@ static const struct cli_option options[] = {
 	{ "tcp-established", 'E', false, NULL, "restore the image's established TCP connections (network locked meanwhile)" },
 	{ "address", 'A', false, "SOCKET", "containerd's socket, for an image of a containerd namespace other "
 					   "than moby (default: as for dump)" },
+	{ "lazy", 'l', false, NULL, "resume at once; anonymous memory is filled from the image on use and "
+				    "in the background" },
+	{ "wait-lazy", 'W', false, NULL, "with --lazy: return (or wait for the tree) only once every page is in" },
+	{ "print-stats", 'S', false, NULL, "print the restore's statistics (JSON) on stdout" },
 	CLI_COMMON_OPTIONS,
 	{ 0 },
 };
@@ -55,6 +78,7 @@ int cmd_restore(int argc, char **argv)
 	struct restore_opts *o = &q.o;
 	struct rt_restored res;
 	struct cli_parser parser;
+	bool stats = false;
 	int c;
 
 	cli_parser_init(&parser, &cli_restore);
@@ -69,6 +93,9 @@ int cmd_restore(int argc, char **argv)
 		case 't': q.type = optarg; break;
 		case 'n': q.ns = optarg; break;
 		case 'A': q.address = optarg; break;
+		case 'l': o->lazy = true; break;
+		case 'W': o->wait_lazy = true; break;
+		case 'S': stats = true; break;
 		case 'I':
 			if (o->ninherit == MAX_INHERIT || parse_inherit(optarg, &inh[o->ninherit]) < 0)
 				return usage_error("restore", "bad --inherit-fd '%s' (want TARGETFD:OURFD)", optarg);
@@ -89,11 +116,14 @@ int cmd_restore(int argc, char **argv)
 		return usage_error("restore", "--namespace goes with --type containerd");
 	if (q.address && ops && ops->target != RT_BY_ID_NS)
 		return usage_error("restore", "--address goes with --type containerd");
+	if (o->wait_lazy && !o->lazy)
+		return usage_error("restore", "--wait-lazy goes with --lazy");
 	if (rt_restore(&q, &res) < 0)
 		return cli_failed("restore");
-	if (res.waited)
-		return res.status;
-	printf("%d\n", res.pid);
+	if (!res.waited)
+		printf("%d\n", res.pid);
+	if (stats)
+		print_restore_stats(&res.stats, o->lazy);
 	fflush(stdout);
-	return 0;
+	return res.waited ? res.status : 0;
 }

@@ -30,6 +30,7 @@
 #include "util/inject.h"
 #include "util/interrupt.h"
 #include "util/log.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 /* One process of the tree; zombies have only their node. */
@@ -286,6 +287,25 @@ static const struct mm_parent *parent_of(const struct dump_ctx *v, size_t n, con
 	return NULL;
 }
 
+/* The tree's resident anonymous memory: about what the dump copies, for
+ * its progress on a terminal. */
+static uint64_t rss_anon(const struct dump_ctx *v, size_t n)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *buf = NULL;
+		size_t len, pos = 0;
+		char line[256];
+		unsigned long long kb;
+		if (v[i].node->zombie || proc_read(v[i].procfd, "status", &buf, &len) < 0)
+			continue;
+		while (proc_next_line(buf, len, &pos, line, sizeof(line)))
+			if (sscanf(line, "RssAnon: %llu kB", &kb) == 1)
+				sum += kb * 1024;
+	}
+	return sum;
+}
+
 static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages,
 		    const struct dump_opts *o, const struct netlock *lock)
 {
@@ -294,6 +314,7 @@ static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v,
 	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = collect_all(t, v, n, o->container != NULL)) < 0 ||
 	    (r = ipc_dump(img, t, &ipcns)) < 0)
 		return r;
+	progress_start("saving memory", rss_anon(v, n));
 	for (size_t i = 0; i < n; i++) {
 		struct dump_ctx *c = &v[i];
 		struct mm_parent par;
@@ -302,9 +323,12 @@ static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v,
 		if ((r = interrupt_check()) < 0 || (r = dump_remote(c)) < 0 ||
 		    (r = mm_dump_pages(img, c->pid, c->procfd, c->rem, &c->p.mm, parent_of(v, n, c, &par))) < 0 ||
 		    (r = inject_fail("dump:after-memory")) < 0 || (r = write_records(img, c)) < 0)
-			return r;
+			break;
 		*ret_pages += c->p.mm.pages;
 	}
+	progress_end();
+	if (r < 0)
+		return r;
 	return (r = interrupt_check()) < 0 ? r : write_manifest(img, t, *ret_pages, ipcns, o, lock);
 }
 
@@ -411,6 +435,7 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 		netlock_sweep(); /* ~10 ms: only where nftables is ours to use */
 	if ((r = guard_start(img, o->container != NULL, &g)) < 0)
 		return r;
+	uint64_t t0 = now_ns();
 	if ((r = tree_seize(pid, &t, &g->fz)) < 0) {
 		r = r == -ESRCH ? log_error_errno(r, "no process with pid %d", pid) : r;
 		goto fail;
@@ -421,6 +446,11 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 		goto fail;
 	unlock_network(g, &lock, !o->leave_running);
 	finish(g, &t, v, pid, o->leave_running);
+	if (o->stats) {
+		o->stats->frozen_ns = now_ns() - t0;
+		o->stats->pages_written = pages;
+		o->stats->bytes_written = pages * PAGE_SIZE;
+	}
 	log_info("pid %d: checkpoint of %zu processes written to %s (%llu pages)", pid, t.n, image_dir(img),
 		 (unsigned long long)pages);
 	goto out;

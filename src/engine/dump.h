@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "engine/inherit-fd.h"
+#include "engine/stats.h"
 
 struct image;
 
@@ -27,6 +28,7 @@ struct dump_opts {
 	int (*before_commit)(struct image *img, void *arg);
 	void *arg;
 	const char *fsroot; /* where the processes' paths are (fsroot.h); NULL: ours */
+	struct dump_stats *stats; /* filled when not NULL (stats_alloc) */
 };
 
 /* Writes the checkpoint of pid and its descendants into img (made by
@@ -50,6 +52,11 @@ struct restore_opts {
 	const char *stub_file; /* adopt: the stub's file in the container, removed */
 	const char *fsroot;    /* where the processes' paths are (fsroot.h); NULL: ours */
 	bool tcp_established; /* established TCP connections come back (and are locked: netlock.h) */
+	/* --lazy (lazy.h): private anonymous memory is filled after the tree
+	 * runs, by the filler at the other end of lazy_sock (lazy_start). */
+	bool lazy, wait_lazy;
+	int lazy_sock;
+	struct restore_stats *stats; /* filled when not NULL (stats_alloc) */
 };
 
 /* Restores the image (opened by image_open; the caller owns it). Returns

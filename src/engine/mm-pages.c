@@ -23,6 +23,7 @@
 #include "util/cleanup.h"
 #include "util/interrupt.h"
 #include "util/log.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 #define COPY_BUF (8u << 20)
@@ -100,6 +101,7 @@ static int hand_over(struct page_writer *w, size_t len)
 	r = w->werr;
 	pthread_mutex_unlock(&w->lock);
 	w->off += len;
+	progress_add(len);
 	return r;
 }
 
@@ -379,6 +381,10 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	ret = image_stream_open(img, image_name_pages(name, pid), &w.out);
 	if (ret < 0)
 		return ret;
+	if ((ret = image_stream_sum_blocks(w.out, image_name_pagesums(name, pid))) < 0) {
+		image_stream_abort(w.out);
+		return ret;
+	}
 	open_parent(&w, pid, parent);
 	ret = writer_start(&w);
 	for (size_t i = 0; i < m->nvmas && ret >= 0; i++)
@@ -473,6 +479,8 @@ int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struc
 		else if ((uint64_t)got != total)
 			ret = log_error_errno(-EIO, "pid %d: short read of page data (%ld of %" PRIu64 " bytes)",
 					      r->pid, got, total);
+		else
+			progress_add(total);
 	}
 	remote_syscall(r, tid, SYS_close, fd);
 	return ret;

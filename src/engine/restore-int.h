@@ -20,6 +20,7 @@ struct rproc {
 	pid_t *live; /* threads that exist and are seized by us */
 	size_t nlive;
 	bool exited; /* a zombie made: nothing left to seize or kill */
+	bool lazy;   /* its anonymous memory is filled lazily (lazy.h) */
 };
 
 struct restore_ctx {
@@ -36,6 +37,7 @@ struct restore_ctx {
 	pthread_t verifier;
 	bool verifying;
 	int verify_result;
+	int lazy_sock; /* restore --lazy: the filler's socket, else -1 */
 };
 
 /* clone.c: the stopped stub tid makes a thread (flags with CLONE_THREAD,

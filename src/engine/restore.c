@@ -21,6 +21,7 @@
 
 #include "engine/fdpass.h"
 #include "engine/netlock.h"
+#include "engine/lazy.h"
 #include "engine/proc.h"
 #include "engine/restore-int.h"
 #include "engine/seize.h"
@@ -32,6 +33,7 @@
 #include "util/cleanup.h"
 #include "util/inject.h"
 #include "util/log.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 static void ctx_free(struct restore_ctx *c)
@@ -54,6 +56,27 @@ static void ctx_free(struct restore_ctx *c)
 	if (c->stub_tfd >= 0)
 		close(c->stub_tfd);
 	tree_free(&c->tree);
+}
+
+/* Pages a child shares copy-on-write with its parent come from the
+ * parent's memory when the child is made (restore_mm): that memory must be
+ * in place by then, so neither of them is filled lazily. */
+static void not_lazy_where_shared(struct restore_ctx *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		struct rproc *p = &c->procs[i];
+		if (p->node->zombie || !p->p.mm.parent_pages)
+			continue;
+		for (size_t j = 0; j < c->n; j++)
+			if (c->procs[j].node->pid == p->node->ppid && c->procs[j].lazy) {
+				c->procs[j].lazy = false;
+				log_info("pid %d: shares pages with its child %d: restored eagerly", (int)p->node->ppid,
+					 (int)p->node->pid);
+			}
+		if (p->lazy)
+			log_info("pid %d: shares pages with its parent: restored eagerly", (int)p->node->pid);
+		p->lazy = false;
+	}
 }
 
 static int load_image(struct restore_ctx *c, const struct restore_opts *o)
@@ -89,7 +112,14 @@ static int load_image(struct restore_ctx *c, const struct restore_opts *o)
 			return log_error_errno(-EBADMSG, "core-%d.json: thread list differs from the manifest",
 					       p->node->pid);
 		pages += p->p.mm.pages;
+		p->lazy = o->lazy && lazy_possible(c->img, p->node->pid);
+		if (o->lazy && !p->lazy)
+			log_warn("pid %d: the image has no block checksums of its pages (an older stasis made it): "
+				 "restored eagerly", p->node->pid);
 	}
+	not_lazy_where_shared(c);
+	if (o->stats)
+		o->stats->pages = pages;
 	/* Nothing unchecked: the manifest's count is the records' sum. */
 	if (json_get_u64(man, "pages", &mpages) < 0 || mpages != pages)
 		return log_error_errno(-EBADMSG, "manifest.json in %s: \"pages\" is not the %" PRIu64
@@ -182,7 +212,8 @@ int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *pare
 	    (need_exec && (e = exec_exe(rp)) < 0) || (e = mm_clear_stub(r, pid, m, rp->procfd)) < 0 ||
 	    (e = mm_restore_vmas(r, pid, m, &c->files, FDPASS_STUB_FD)) < 0 ||
 	    (e = mm_restore_kept(r, pid, rp->procfd, m)) < 0 ||
-	    (e = mm_restore_pages(r, pid, c->img, m, c->files.ctl, FDPASS_STUB_FD)) < 0 ||
+	    (e = rp->lazy ? lazy_restore_pages(r, pid, rp->pidfd, c->img, m, c->files.ctl, FDPASS_STUB_FD, c->lazy_sock)
+			  : mm_restore_pages(r, pid, c->img, m, c->files.ctl, FDPASS_STUB_FD)) < 0 ||
 	    (parent && (e = mm_copy_refs(r, m, parent->rem.mem_fd)) < 0) || (e = inject_fail("restore:after-mm")) < 0 ||
 	    (e = mm_restore_finish(r, pid, m, exe_inherited || need_exec)) < 0)
 		return e;
@@ -240,7 +271,7 @@ static void *verify_main(void *arg)
 	struct restore_ctx *c = arg;
 	char name[IMAGE_NAME_MAX];
 	for (size_t i = 0; i < c->n && c->verify_result >= 0; i++) {
-		if (c->procs[i].node->zombie)
+		if (c->procs[i].node->zombie || c->procs[i].lazy) /* lazy: block by block, by the filler */
 			continue;
 		c->verify_result = image_verify_file(c->img, image_name_pages(name, c->procs[i].node->pid));
 	}
@@ -286,9 +317,12 @@ static int restore_all(struct restore_ctx *c, const struct restore_opts *o)
 		log_debug("%zu processes created", c->n);
 	if (r >= 0 && o->adopt)
 		r = take_stub_stdio(c, inh);
+	if (!o->lazy)
+		progress_start("restoring memory", o->stats ? o->stats->pages * PAGE_SIZE : 0);
 	for (size_t i = 0; r >= 0 && i < c->n; i++)
 		if (!c->procs[i].node->zombie)
 			r = restore_body(c, &c->procs[i]);
+	progress_end();
 	for (int k = 0; o->adopt && k < 3; k++) /* the made table holds copies */
 		if (inh[k].our_fd >= 0)
 			close(inh[k].our_fd);
@@ -333,7 +367,7 @@ static void unlock_network(struct netlock *lock, bool ok)
 
 int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_pid)
 {
-	struct restore_ctx c = { .img = img, .stub_tfd = -1, .files = { .ctl = -1 } };
+	struct restore_ctx c = { .img = img, .stub_tfd = -1, .files = { .ctl = -1 }, .lazy_sock = o->lazy ? o->lazy_sock : -1 };
 	_cleanup_free_ struct files_proc *all = NULL;
 	struct netlock lock = { 0 };
 	if (o->tcp_established)
@@ -364,6 +398,8 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	int v = verify_join(&c);
 	if (r >= 0 && v < 0)
 		r = v; /* damaged page data: never let the processes run with it */
+	if (r >= 0 && o->lazy && (r = lazy_go(o->lazy_sock)) < 0)
+		log_error_errno(r, "the lazy filler is gone; the restored processes are killed: %m");
 	if (r < 0) {
 		tree_kill(&c);
 		goto out;
@@ -374,6 +410,9 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	for (size_t i = c.n; i-- > 0;)
 		for (size_t k = 0; !c.procs[i].exited && k < c.procs[i].nlive; k++)
 			detach_thread(c.procs[i].live[k]);
+	if (o->stats)
+		o->stats->resume_ns = now_ns() - o->stats->t0_ns;
+
 	*ret_pid = c.procs[0].node->pid;
 	log_info("restored %zu processes, root pid %d", c.n, *ret_pid);
 out:

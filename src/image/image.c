@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "image/pagesums.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -32,6 +33,7 @@ struct image_stream {
 	XXH3_state_t *hash;
 	char *buf;
 	size_t buf_len;
+	struct block_hasher *blocks; /* image_stream_sum_blocks, or NULL */
 };
 
 /* Plain names only: a manifest must not reach outside its directory, and
@@ -318,6 +320,8 @@ int image_stream_write_hashed(struct image_stream *s, const void *buf, size_t le
 {
 	int r;
 
+	if (s->blocks && (r = block_hasher_update(s->blocks, buf, len)) < 0)
+		return log_error_errno(r, "cannot checksum image file '%s': %m", s->name);
 	s->offset += len;
 	/* Big pieces (page runs) skip the buffer: no copy, one syscall. */
 	if (len >= STREAM_BUF_SIZE / 2 || len > STREAM_BUF_SIZE - s->buf_len) {
@@ -336,6 +340,25 @@ int image_stream_write_hashed(struct image_stream *s, const void *buf, size_t le
 	return 0;
 }
 
+static int put_block_sums(struct image_stream *s)
+{
+	_cleanup_free_ void *buf = NULL;
+	size_t len;
+	int r = block_hasher_finish(s->blocks, s->offset, &buf, &len);
+	if (r < 0)
+		return log_error_errno(r, "cannot checksum image file '%s': %m", s->name);
+	return image_put(s->img, block_hasher_name(s->blocks), buf, len);
+}
+
+int image_stream_sum_blocks(struct image_stream *s, const char *sums_name)
+{
+	int r = check_new_name(s->img, sums_name);
+	if (r < 0)
+		return r;
+	r = block_hasher_new(sums_name, &s->blocks);
+	return r < 0 ? log_error_errno(r, "cannot open image file '%s': %m", sums_name) : 0;
+}
+
 uint64_t image_stream_offset(const struct image_stream *s)
 {
 	return s->offset;
@@ -350,6 +373,8 @@ int image_stream_close(struct image_stream *s)
 		r = log_error_errno(errno, "cannot write image file '%s/%s': %m", s->img->dir, s->name);
 	if (r >= 0)
 		r = record_file(s->img, s->name, s->offset, XXH3_64bits_digest(s->hash));
+	if (r >= 0 && s->blocks)
+		r = put_block_sums(s);
 	image_stream_abort(s);
 	return r;
 }
@@ -364,6 +389,7 @@ void image_stream_abort(struct image_stream *s)
 		unlinkat(s->img->dirfd, s->name, 0);
 	}
 	XXH3_freeState(s->hash);
+	block_hasher_free(s->blocks);
 	free(s->buf);
 	free(s->name);
 	free(s);

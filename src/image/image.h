@@ -40,6 +40,9 @@ int image_stream_write(struct image_stream *s, const void *buf, size_t len);
 int image_stream_hash(struct image_stream *s, const void *buf, size_t len);
 int image_stream_write_hashed(struct image_stream *s, const void *buf, size_t len);
 uint64_t image_stream_offset(const struct image_stream *s);
+/* Also checksums the file in blocks (image/pagesums.h) as it is written,
+ * into the image file sums_name, written when the stream is closed. */
+int image_stream_sum_blocks(struct image_stream *s, const char *sums_name);
 /* Records the file in the image (on success) and frees the stream. */
 int image_stream_close(struct image_stream *s);
 /* Frees a stream without recording it (error paths). NULL-safe. */

@@ -20,6 +20,7 @@ const struct image_file image_files[] = {
 	{ "pages-PID.img", "page data of process PID (raw)", "engine/mm-pages.c" },
 	{ "pagerefs-PID.img", "pages process PID shares with its parent (binary, optional)",
 	  "engine/mm-pages.c, engine/mm-cow.c" },
+	{ "pagesums-PID.img", "checksums of pages-PID.img in 4 MiB blocks (optional)", "engine/mm-pages.c, image/pagesums.c" },
 	{ "pipe-INO.data", "bytes queued in pipe INO (saved once per pipe)", "engine/pipes.c" },
 	{ "shmem-DEV-INO.data", "content of a shared memory object or deleted file (saved once)",
 	  "engine/shmem.c" },
@@ -65,6 +66,12 @@ char *image_name_pages(char buf[static IMAGE_NAME_MAX], pid_t pid)
 char *image_name_pagerefs(char buf[static IMAGE_NAME_MAX], pid_t pid)
 {
 	snprintf(buf, IMAGE_NAME_MAX, "pagerefs-%d.img", (int)pid);
+	return buf;
+}
+
+char *image_name_pagesums(char buf[static IMAGE_NAME_MAX], pid_t pid)
+{
+	snprintf(buf, IMAGE_NAME_MAX, "pagesums-%d.img", (int)pid);
 	return buf;
 }
 

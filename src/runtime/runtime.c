@@ -19,6 +19,8 @@
 #include "engine/fdpass.h"
 #include "engine/inspect.h"
 #include "engine/kernel.h"
+#include "engine/lazy.h"
+#include "engine/stats.h"
 #include "image/image.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -83,9 +85,23 @@ int rt_dump(const struct rt_ops *ops, const struct rt_target *t, const char *dir
 	struct image *img = NULL;
 	if (kernel_need_privileges("dump") < 0)
 		return -EPERM;
+	/* The caller's stats, filled through memory the dump's child in a
+	 * container's namespaces shares with us. */
+	struct dump_stats *want = o->stats;
+	uint64_t t0 = now_ns();
+	o->stats = stats_alloc(sizeof(*o->stats));
+	if (!o->stats) {
+		o->stats = want;
+		return log_error_errno(-ENOMEM, "cannot dump: %m");
+	}
 	int r = ops->locate(t, &f);
 	if (r >= 0 && (r = image_create(dir, &img)) >= 0)
 		r = dump_found(ops, &f, img, o);
+	o->stats->total_ns = now_ns() - t0;
+	if (want)
+		*want = *o->stats;
+	stats_free(o->stats, sizeof(*o->stats));
+	o->stats = want;
 	/* The engine removed what it wrote; this removes the rest. */
 	if (r < 0)
 		image_discard(img);
@@ -143,6 +159,7 @@ int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret)
 	struct rt_restore_req q = *req;
 	const struct rt_ops *ops;
 	struct image *img;
+	uint64_t t0 = now_ns();
 	if (kernel_need_privileges("restore") < 0)
 		return -EPERM;
 	if (rt_stub_path(stub, sizeof(stub)) < 0)
@@ -153,8 +170,20 @@ int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret)
 	if (r < 0)
 		return r;
 	*ret = (struct rt_restored){ 0 };
-	if ((r = image_ops(img, &q, &ops)) >= 0)
+	q.o.stats = stats_alloc(sizeof(*q.o.stats));
+	if (!q.o.stats) {
+		image_free(img);
+		return log_error_errno(-ENOMEM, "cannot restore: %m");
+	}
+	q.o.stats->t0_ns = t0;
+	q.o.lazy_sock = -1;
+	if ((r = image_ops(img, &q, &ops)) >= 0 && (!q.o.lazy || (r = lazy_start(&q.o)) >= 0))
 		r = ops->restore(ops, img, &q, ret);
+	int l = lazy_finish(&q.o, r >= 0);
+	if (r >= 0)
+		r = l;
+	ret->stats = *q.o.stats;
+	stats_free(q.o.stats, sizeof(*q.o.stats));
 	image_free(img);
 	if (r >= 0 && ret->wait_for > 0) {
 		ret->status = wait_exit_status(ret->wait_for);

@@ -49,6 +49,7 @@ struct rt_restored {
 	pid_t pid;
 	pid_t wait_for; /* set by the adapter: our child to wait for, or 0 */
 	bool waited;
+	struct restore_stats stats; /* --print-stats */
 	int status;
 };
 

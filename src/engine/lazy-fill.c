@@ -1,0 +1,524 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The lazy filler (lazy.h): a process of ours, forked by the restoring
+ * command. Its main thread reads the restore's messages and the
+ * processes' userfaultfds (faults, and the events that move or remove
+ * memory); one worker thread does all the filling, a fault's block first,
+ * else the next block in file order. One filler thread means a fault on a
+ * block being filled simply waits for that block, and no block is read
+ * twice (unless the process moved memory that was not in yet). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "engine/lazy.h"
+#include "engine/syscalls.h"
+#include "engine/uffd.h"
+#include "image/pagesums.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define MAX_TARGETS 4096
+enum { TODO = 0, BUSY = 1, DONE = 2, REDO = 4 };
+
+struct seg {
+	uint64_t vaddr, len, off;
+	bool dead; /* unmapped or dropped (MADV_DONTNEED) by the process */
+};
+
+struct target {
+	pid_t pid;
+	int uffd, pidfd, fd;
+	struct seg *seg; /* in page file order */
+	size_t nseg, cap;
+	uint64_t *sums, nsums, size;
+	uint8_t *state; /* per block */
+	uint64_t next;  /* no TODO block before this one */
+	bool gone;
+	bool child; /* forked by a restored process while its memory was filled */
+	struct target *parent; /* child: its pid is found once it is listed */
+};
+
+struct fault {
+	struct target *t;
+	uint64_t addr;
+};
+
+static struct {
+	struct target *t[MAX_TARGETS];
+	size_t n;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct fault *q;
+	size_t nq, capq;
+	bool go;
+	struct restore_stats *st;
+	uint8_t *buf;
+} F = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+/* --- the segments, changed by the process's own munmap, madvise, mremap --- */
+
+static int seg_insert(struct target *t, size_t at, struct seg s)
+{
+	if (t->nseg == t->cap) {
+		size_t nc = t->cap ? t->cap * 2 : 64;
+		struct seg *p = realloc(t->seg, nc * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		t->seg = p, t->cap = nc;
+	}
+	memmove(&t->seg[at + 1], &t->seg[at], (t->nseg - at) * sizeof(*t->seg));
+	t->seg[at] = s;
+	t->nseg++;
+	return 0;
+}
+
+/* Cuts the live segment holding addr (if any) in two at addr. */
+static int seg_cut(struct target *t, uint64_t addr)
+{
+	for (size_t i = 0; i < t->nseg; i++) {
+		struct seg *s = &t->seg[i];
+		if (s->dead || addr <= s->vaddr || addr >= s->vaddr + s->len)
+			continue;
+		uint64_t head = addr - s->vaddr;
+		struct seg tail = { addr, s->len - head, s->off + head, false };
+		s->len = head;
+		return seg_insert(t, i + 1, tail);
+	}
+	return 0;
+}
+
+static int seg_cut2(struct target *t, uint64_t start, uint64_t end)
+{
+	int r = seg_cut(t, start);
+	return r < 0 ? r : seg_cut(t, end);
+}
+
+static bool seg_in(const struct seg *s, uint64_t start, uint64_t end)
+{
+	return !s->dead && s->vaddr >= start && s->vaddr + s->len <= end;
+}
+
+/* The process dropped or unmapped [start, end): never fill it. */
+static int seg_remove(struct target *t, uint64_t start, uint64_t end)
+{
+	int r = seg_cut2(t, start, end);
+	for (size_t i = 0; r >= 0 && i < t->nseg; i++)
+		if (seg_in(&t->seg[i], start, end))
+			t->seg[i].dead = true;
+	return r;
+}
+
+static void block_reset(struct target *t, const struct seg *s)
+{
+	for (uint64_t b = s->off >> PAGESUMS_SHIFT; b <= (s->off + s->len - 1) >> PAGESUMS_SHIFT; b++) {
+		if (t->state[b] == DONE)
+			t->state[b] = TODO;
+		else if (t->state[b] & BUSY)
+			t->state[b] |= REDO;
+		if (b < t->next)
+			t->next = b;
+	}
+}
+
+/* The process moved [from, from+len) to `to`: pages not in yet go there,
+ * and blocks filled meanwhile are filled again (present pages stay). */
+static int seg_move(struct target *t, uint64_t from, uint64_t to, uint64_t len)
+{
+	int r = seg_cut2(t, from, from + len);
+	for (size_t i = 0; r >= 0 && i < t->nseg; i++) {
+		struct seg *s = &t->seg[i];
+		if (!seg_in(s, from, from + len))
+			continue;
+		s->vaddr = s->vaddr - from + to;
+		block_reset(t, s);
+	}
+	return r;
+}
+
+static struct seg *seg_find(struct target *t, uint64_t addr)
+{
+	for (size_t i = 0; i < t->nseg; i++)
+		if (!t->seg[i].dead && addr >= t->seg[i].vaddr && addr < t->seg[i].vaddr + t->seg[i].len)
+			return &t->seg[i];
+	return NULL;
+}
+
+/* --- filling --- */
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static pid_t new_child(const struct target *p);
+
+/* Damage or a failure we cannot fill past: no process of the tree may
+ * run on with memory it would find missing or wrong. */
+static void fail(const char *fmt, ...)
+{
+	char msg[sizeof(F.st->msg)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (size_t i = 0; i < F.n; i++) {
+		struct target *t = F.t[i];
+		if (t->child && !t->pid && (t->pid = new_child(t->parent)) > 0)
+			t->pidfd = sys_pidfd_open(t->pid, 0);
+		if (t->pidfd >= 0)
+			sys_pidfd_send_signal(t->pidfd, SIGKILL);
+	}
+	memcpy(F.st->msg, msg, sizeof(msg));
+	__atomic_store_n(&F.st->lazy_state, LAZY_FAILED, __ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&F.st->attached, __ATOMIC_SEQ_CST)) {
+		stats_syslog(msg);
+		log_error("%s", msg); /* the log file, when there is one */
+	}
+	_exit(1);
+}
+
+struct piece {
+	uint64_t vaddr, len, at; /* at: offset in the block */
+};
+
+/* The live pieces of block b, copied out under the lock. */
+static size_t block_pieces(struct target *t, uint64_t b, struct piece **ret)
+{
+	uint64_t lo = b << PAGESUMS_SHIFT, hi = lo + PAGESUMS_BLOCK;
+	size_t n = 0;
+	struct piece *p = NULL;
+	for (size_t i = 0; i < t->nseg; i++) {
+		const struct seg *s = &t->seg[i];
+		if (s->dead || s->off + s->len <= lo || s->off >= hi)
+			continue;
+		uint64_t a = s->off > lo ? s->off : lo, e = s->off + s->len < hi ? s->off + s->len : hi;
+		struct piece *np = realloc(p, (n + 1) * sizeof(*p));
+		if (!np)
+			fail("lazy restore: out of memory; the restored processes were killed");
+		p = np;
+		p[n++] = (struct piece){ s->vaddr + (a - s->off), e - a, a - lo };
+	}
+	*ret = p;
+	return n;
+}
+
+static void copy_pieces(struct target *t, const struct piece *p, size_t n)
+{
+	for (size_t i = 0; i < n && !t->gone; i++) {
+		int e = uffd_copy(t->uffd, p[i].vaddr, F.buf + p[i].at, p[i].len);
+		if (e == -ESRCH) /* the process is gone */
+			t->gone = true;
+		else if (e == -ENOENT || e == -EFAULT)
+			continue; /* unmapped or moved meanwhile: its event says which */
+		else if (e < 0)
+			fail("lazy restore: cannot fill memory of pid %d at %" PRIx64 ": %s; the restored processes "
+			     "were killed", t->pid, p[i].vaddr, strerror(-e));
+		else if (!t->child)
+			__atomic_add_fetch(&F.st->lazy_done, p[i].len, __ATOMIC_RELAXED);
+	}
+}
+
+/* Called and returns with the lock held. */
+static void fill_block(struct target *t, uint64_t b)
+{
+	struct piece *p;
+	size_t n = block_pieces(t, b, &p);
+	uint64_t at = b << PAGESUMS_SHIFT;
+	size_t len = (size_t)(t->size - at < PAGESUMS_BLOCK ? t->size - at : PAGESUMS_BLOCK);
+	t->state[b] = BUSY;
+	pthread_mutex_unlock(&F.lock);
+	if (n) {
+		int e = pread_exact(t->fd, F.buf, len, (off_t)at);
+		if (e < 0)
+			fail("lazy restore: cannot read the page data of pid %d: %s; the restored processes were "
+			     "killed", t->pid, strerror(-e));
+		if (XXH3_64bits(F.buf, len) != t->sums[b])
+			fail("image file 'pages-%d.img' is damaged: checksum mismatch in block %" PRIu64 " (bytes %"
+			     PRIu64 "+%zu); the restored processes were killed (SIGKILL)", t->pid, b, at, len);
+		copy_pieces(t, p, n);
+	}
+	free(p);
+	pthread_mutex_lock(&F.lock);
+	t->state[b] = t->state[b] & REDO ? TODO : DONE;
+}
+
+/* Lock held. A fault outside every live segment is memory the original
+ * never touched: a zero page. */
+static void serve_fault(struct fault f)
+{
+	struct target *t = f.t;
+	uint64_t page = f.addr & ~(PAGE_SIZE - 1);
+	struct seg *s = seg_find(t, page);
+	__atomic_add_fetch(&F.st->faults, 1, __ATOMIC_RELAXED);
+	if (s) {
+		uint64_t b = (s->off + (page - s->vaddr)) >> PAGESUMS_SHIFT;
+		if (t->state[b] != DONE)
+			fill_block(t, b);
+	}
+	pthread_mutex_unlock(&F.lock);
+	if (!s)
+		uffd_zero(t->uffd, page, PAGE_SIZE);
+	else
+		uffd_wake(t->uffd, page, PAGE_SIZE);
+	pthread_mutex_lock(&F.lock);
+}
+
+/* Lock held. The next block to fill, in file order, process by process. */
+static bool next_block(struct target **ret_t, uint64_t *ret_b)
+{
+	for (size_t i = 0; i < F.n; i++) {
+		struct target *t = F.t[i];
+		while (!t->gone && t->next < t->nsums && t->state[t->next] != TODO)
+			t->next++;
+		if (!t->gone && t->next < t->nsums) {
+			*ret_t = t, *ret_b = t->next;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void finished(void)
+{
+	F.st->full_ns = now_ns() - F.st->t0_ns;
+	__atomic_store_n(&F.st->lazy_state, LAZY_DONE, __ATOMIC_SEQ_CST);
+	/* Closing the userfaultfds (at exit) unregisters the memory: faults on
+	 * pages never touched are the kernel's again. */
+	_exit(0);
+}
+
+static void *worker_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&F.lock);
+	for (;;) {
+		struct target *t;
+		uint64_t b;
+		if (F.nq) {
+			struct fault f = F.q[--F.nq];
+			serve_fault(f);
+		} else if (F.go && next_block(&t, &b)) {
+			fill_block(t, b);
+		} else if (F.go) {
+			finished();
+		} else {
+			pthread_cond_wait(&F.cond, &F.lock);
+		}
+	}
+	return NULL;
+}
+
+/* --- the main thread: messages and userfaultfd events --- */
+
+static int add_target(const struct lazy_msg *m, const int fds[4])
+{
+	struct target *t = calloc(1, sizeof(*t));
+	size_t segs = m->nseg * sizeof(struct lazy_seg), sums = m->nsums * 8;
+	if (!t || F.n == MAX_TARGETS || m->nsums != pagesums_count(m->file_size))
+		return -EINVAL;
+	*t = (struct target){ .pid = m->pid, .uffd = fds[0], .pidfd = fds[1], .fd = fds[2], .size = m->file_size,
+			      .nsums = m->nsums, .gone = !m->nseg };
+	void *map = segs + sums ? mmap(NULL, segs + sums, PROT_READ, MAP_PRIVATE, fds[3], 0) : NULL;
+	t->seg = calloc(m->nseg + 1, sizeof(*t->seg));
+	t->sums = malloc(sums + 8);
+	t->state = calloc(m->nsums + 1, 1);
+	if (map == MAP_FAILED || !t->seg || !t->sums || !t->state)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < m->nseg; i++) {
+		const struct lazy_seg *s = (const struct lazy_seg *)map + i;
+		t->seg[i] = (struct seg){ s->vaddr, s->len, s->off, false };
+		F.st->lazy_bytes += s->len;
+	}
+	t->nseg = t->cap = m->nseg;
+	memcpy(t->sums, (const uint8_t *)map + segs, sums);
+	if (map)
+		munmap(map, segs + sums);
+	close(fds[3]);
+	pthread_mutex_lock(&F.lock);
+	F.t[F.n++] = t;
+	pthread_mutex_unlock(&F.lock);
+	return 0;
+}
+
+/* Returns 1 on LAZY_GO, 0 for a process, -1 at the end of the socket. */
+static int read_sock(int sock)
+{
+	struct lazy_msg m;
+	int fds[4];
+	char cbuf[CMSG_SPACE(sizeof(fds))];
+	struct iovec iov = { &m, sizeof(m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	if (n <= 0)
+		return -1;
+	if (n == sizeof(m) && m.kind == LAZY_GO)
+		return 1;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	if (n != sizeof(m) || m.kind != LAZY_PROC || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(fds)))
+		fail("lazy restore: bad message from the restore; the restored processes were killed");
+	memcpy(fds, CMSG_DATA(c), sizeof(fds));
+	if (add_target(&m, fds) < 0)
+		fail("lazy restore: cannot take over the memory of pid %d; the restored processes were killed", m.pid);
+	return 0;
+}
+
+static void queue_fault(struct target *t, uint64_t addr)
+{
+	if (F.nq == F.capq) {
+		size_t nc = F.capq ? F.capq * 2 : 64;
+		struct fault *q = realloc(F.q, nc * sizeof(*q));
+		if (!q)
+			fail("lazy restore: out of memory; the restored processes were killed");
+		F.q = q, F.capq = nc;
+	}
+	F.q[F.nq++] = (struct fault){ t, addr };
+}
+
+/* The child a target just forked: the one of its children we do not know
+ * (0 when it is not listed yet). */
+static pid_t new_child(const struct target *p)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/task", p->pid);
+	_cleanup_closedir_ DIR *d = opendir(path);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", p->pid, e->d_name);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = 0;
+		for (char *s = buf, *end; *s; s = end) {
+			long pid = strtol(s, &end, 10);
+			if (end == s)
+				break;
+			bool known = false;
+			for (size_t i = 0; i < F.n && !known; i++)
+				known = F.t[i]->pid == pid;
+			if (!known)
+				return (pid_t)pid;
+		}
+	}
+	return 0;
+}
+
+/* Lock held. The child has what its parent had filled; the rest of its
+ * memory comes from us like its parent's. */
+static int add_child(const struct target *p, int ufd)
+{
+	struct target *t = calloc(1, sizeof(*t));
+	if (!t || F.n == MAX_TARGETS)
+		return -ENOMEM;
+	*t = *p;
+	t->uffd = ufd;
+	t->child = true;
+	t->parent = (struct target *)p;
+	t->pid = new_child(p);
+	t->pidfd = t->pid ? sys_pidfd_open(t->pid, 0) : -1;
+	t->seg = malloc((p->nseg + 1) * sizeof(*t->seg));
+	t->state = malloc(p->nsums + 1);
+	if (!t->seg || !t->state)
+		return -ENOMEM;
+	memcpy(t->seg, p->seg, p->nseg * sizeof(*t->seg));
+	t->cap = p->nseg;
+	for (uint64_t b = 0; b < p->nsums; b++)
+		t->state[b] = p->state[b] == DONE ? DONE : TODO;
+	t->next = 0;
+	F.t[F.n++] = t;
+	log_debug("lazy: pid %d forked pid %d", p->pid, t->pid);
+	return 0;
+}
+
+static void on_event(struct target *t, const struct uffd_msg *m)
+{
+	int r = 0;
+	if (t->child && !t->pid && (t->pid = new_child(t->parent)) > 0)
+		t->pidfd = sys_pidfd_open(t->pid, 0);
+	if (m->event != UFFD_EVENT_PAGEFAULT)
+		log_debug("lazy: pid %d: event %d: %llx %llx %llx", t->pid, m->event,
+			  (unsigned long long)m->arg.remap.from, (unsigned long long)m->arg.remap.to,
+			  (unsigned long long)m->arg.remap.len);
+	pthread_mutex_lock(&F.lock);
+	if (m->event == UFFD_EVENT_PAGEFAULT)
+		queue_fault(t, m->arg.pagefault.address);
+	else if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP)
+		r = seg_remove(t, m->arg.remove.start, m->arg.remove.end);
+	else if (m->event == UFFD_EVENT_REMAP)
+		r = seg_move(t, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+	else if (m->event == UFFD_EVENT_FORK)
+		r = add_child(t, (int)m->arg.fork.ufd);
+	pthread_cond_broadcast(&F.cond);
+	pthread_mutex_unlock(&F.lock);
+	if (r < 0)
+		fail("lazy restore: out of memory; the restored processes were killed");
+}
+
+static void read_uffd(struct target *t)
+{
+	struct uffd_msg m[16];
+	for (;;) {
+		ssize_t n = read(t->uffd, m, sizeof(m));
+		if (n <= 0) {
+			if (errno != EAGAIN)
+				log_debug("lazy: pid %d: read: %m", t->pid);
+			return; /* EAGAIN: all read */
+		}
+		for (size_t i = 0; i < (size_t)n / sizeof(m[0]); i++)
+			on_event(t, &m[i]);
+	}
+}
+
+static void serve(int sock)
+{
+	static struct pollfd pf[MAX_TARGETS + 1];
+	static struct target *of[MAX_TARGETS + 1];
+	for (;;) {
+		size_t n = 0;
+		if (sock >= 0)
+			pf[n] = (struct pollfd){ sock, POLLIN, 0 }, of[n++] = NULL;
+		for (size_t i = 0; i < F.n; i++)
+			if (F.t[i]->nseg && !F.t[i]->gone)
+				pf[n] = (struct pollfd){ F.t[i]->uffd, POLLIN, 0 }, of[n++] = F.t[i];
+		if (poll(pf, n, n ? -1 : 1000) < 0 && errno != EINTR)
+			fail("lazy restore: poll: %s; the restored processes were killed", strerror(errno));
+		for (size_t i = 0; i < n; i++) {
+			if (!pf[i].revents)
+				continue;
+			if (of[i]) {
+				read_uffd(of[i]);
+				continue;
+			}
+			int r = read_sock(sock);
+			if (r < 0 && !F.go)
+				_exit(0); /* the restore failed: it kills the tree */
+			if (r < 0)
+				close(sock), sock = -1;
+			if (r == 1) {
+				pthread_mutex_lock(&F.lock);
+				F.go = true;
+				pthread_cond_broadcast(&F.cond);
+				pthread_mutex_unlock(&F.lock);
+			}
+		}
+	}
+}
+
+void lazy_fill_main(int sock, struct restore_stats *st)
+{
+	pthread_t th;
+	F.st = st;
+	F.buf = mmap(NULL, PAGESUMS_BLOCK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (F.buf == MAP_FAILED || pthread_create(&th, NULL, worker_main, NULL) != 0)
+		fail("lazy restore: cannot start the filler: %s", strerror(errno));
+	serve(sock);
+	_exit(0);
+}

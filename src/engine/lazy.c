@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Lazy restore, the restoring command's side (lazy.h): start the filler,
+ * hand it each process's anonymous memory, let it stream once the tree
+ * runs, and (--wait-lazy) wait for it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "engine/fdpass.h"
+#include "engine/lazy.h"
+#include "engine/uffd.h"
+#include "image/pagemap.h"
+#include "image/pagesums.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+#include "util/progress.h"
+#include "util/util.h"
+
+static pid_t filler_pid;
+
+int lazy_start(struct restore_opts *o)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return log_error_errno(-errno, "cannot make the lazy filler's socket: %m");
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(sv[0]), close(sv[1]);
+		return log_error_errno(-errno, "cannot start the lazy filler: %m");
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		/* Nobody waits for its output: a caller reading ours to the end
+		 * must not wait for the fill. Messages: lazy_fill_main. */
+		for (int fd = 0; fd < 3 && null >= 0; fd++)
+			dup2(null, fd);
+		prctl(PR_SET_NAME, "stasis-filler", 0, 0, 0);
+		lazy_fill_main(sv[1], o->stats);
+	}
+	close(sv[1]);
+	filler_pid = pid;
+	o->lazy_sock = sv[0];
+	o->stats->lazy_state = LAZY_FILLING;
+	return 0;
+}
+
+static int wait_filler(struct restore_stats *st)
+{
+	uint64_t shown = 0;
+	int status = 0;
+	st->attached = 1;
+	progress_start("filling memory", st->lazy_bytes);
+	for (;;) {
+		pid_t w = waitpid(filler_pid, &status, WNOHANG);
+		if (w == filler_pid || (w < 0 && errno != EINTR))
+			break;
+		uint64_t d = __atomic_load_n(&st->lazy_done, __ATOMIC_RELAXED);
+		progress_add(d - shown);
+		shown = d;
+		usleep(20000);
+	}
+	progress_end();
+	filler_pid = 0;
+	if (st->lazy_state == LAZY_FAILED)
+		return log_error_errno(-EBADMSG, "%s", st->msg);
+	if (st->lazy_state != LAZY_DONE)
+		return log_error_errno(-EIO, "the lazy filler ended before every page was in (status %d); the "
+				       "restored processes were killed if it found damage", status);
+	return 0;
+}
+
+int lazy_finish(struct restore_opts *o, bool ok)
+{
+	if (!o->lazy || o->lazy_sock < 0)
+		return 0;
+	close(o->lazy_sock);
+	o->lazy_sock = -1;
+	if (!ok || !o->wait_lazy) {
+		if (!ok) /* it quits at the end of its socket */
+			waitpid(filler_pid, NULL, 0);
+		if (!ok && o->stats->lazy_state == LAZY_FAILED)
+			log_error("%s", o->stats->msg);
+		return 0;
+	}
+	return wait_filler(o->stats);
+}
+
+bool lazy_possible(struct image *img, pid_t pid)
+{
+	char name[IMAGE_NAME_MAX];
+	return image_has(img, image_name_pagesums(name, pid));
+}
+
+/* The image's page data of one process, split by the mappings it lands
+ * in: private anonymous memory lazily, the rest (copy-on-write pages of
+ * file mappings) now. */
+struct split {
+	struct lazy_seg *lazy, *eager;
+	size_t nlazy, neager;
+};
+
+static int push_seg(struct lazy_seg **v, size_t *n, struct lazy_seg s)
+{
+	if (!(*n & (*n - 1)) || !*n) { /* grow at powers of two */
+		struct lazy_seg *p = realloc(*v, (*n ? *n * 2 : 16) * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		*v = p;
+	}
+	(*v)[(*n)++] = s;
+	return 0;
+}
+
+static int split_runs(const struct mm_rec *m, const struct pagemap_entry *pm, size_t n, struct split *sp)
+{
+	size_t k = 0;
+	int r = 0;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		uint64_t a = pm[i].vaddr, end = a + pm[i].nr_pages * PAGE_SIZE, off = pm[i].offset;
+		while (a < end && r >= 0) {
+			while (k < m->nvmas && m->vmas[k].end <= a)
+				k++;
+			const struct vma_rec *v = k < m->nvmas && m->vmas[k].start <= a ? &m->vmas[k] : NULL;
+			uint64_t to = v && v->end < end ? v->end : end;
+			struct lazy_seg s = { a, to - a, off };
+			r = v && v->kind == VMA_ANON ? push_seg(&sp->lazy, &sp->nlazy, s)
+						     : push_seg(&sp->eager, &sp->neager, s);
+			off += to - a, a = to;
+		}
+	}
+	return r;
+}
+
+/* The process reads its eager pages itself (as mm_restore_pages does). */
+static int fill_eager(struct remote *r, pid_t tid, long fd, const struct split *sp)
+{
+	const uint64_t iov_at = r->scratch + 128 * 1024;
+	for (size_t i = 0; i < sp->neager; i++) {
+		const struct lazy_seg *s = &sp->eager[i];
+		struct iovec iov = { (void *)s->vaddr, s->len };
+		int e = remote_write(r, iov_at, &iov, sizeof(iov));
+		if (e < 0)
+			return e;
+		long got = remote_syscall(r, tid, SYS_preadv, fd, iov_at, 1, s->off, 0);
+		if (got < 0)
+			return log_error_errno((int)got, "pid %d: cannot fill memory at %" PRIx64 ": %m", r->pid, s->vaddr);
+		if ((uint64_t)got != s->len)
+			return log_error_errno(-EIO, "pid %d: short read of page data at %" PRIx64, r->pid, s->vaddr);
+	}
+	return 0;
+}
+
+/* The blocks the eager pages came from are checked before the tree runs
+ * (the whole file's checksum is not read in a lazy restore). */
+static int verify_eager(int fd, const struct split *sp, const struct pagesums *ps, const char *name)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	uint64_t last = UINT64_MAX;
+	for (size_t i = 0; i < sp->neager; i++) {
+		const struct lazy_seg *s = &sp->eager[i];
+		for (uint64_t b = s->off >> PAGESUMS_SHIFT; b <= (s->off + s->len - 1) >> PAGESUMS_SHIFT; b++) {
+			if (b == last)
+				continue;
+			last = b;
+			uint64_t at = b << PAGESUMS_SHIFT;
+			size_t len = (size_t)(ps->file_size - at < PAGESUMS_BLOCK ? ps->file_size - at : PAGESUMS_BLOCK);
+			if (!buf && !(buf = malloc(PAGESUMS_BLOCK)))
+				return -ENOMEM;
+			int e = pread_exact(fd, buf, len, (off_t)at);
+			if (e < 0)
+				return log_error_errno(e, "cannot read image file '%s': %m", name);
+			if (XXH3_64bits(buf, len) != ps->sums[b])
+				return log_error_errno(-EBADMSG, "image file '%s' is damaged: checksum mismatch in "
+						       "block %" PRIu64 " (bytes %" PRIu64 "+%zu)", name, b, at, len);
+		}
+	}
+	return 0;
+}
+
+struct proc_pages {
+	int fd;
+	uint64_t size;
+	struct pagemap_entry *pm;
+	size_t n;
+	struct pagesums sums;
+	char name[IMAGE_NAME_MAX];
+};
+
+static int load_pages(struct image *img, pid_t pid, const struct mm_rec *m, struct proc_pages *pp)
+{
+	char name[IMAGE_NAME_MAX];
+	_cleanup_free_ void *buf = NULL, *sbuf = NULL;
+	size_t len, slen;
+	int r = image_open_file(img, image_name_pages(pp->name, pid), &pp->fd, &pp->size);
+	if (r < 0)
+		return r;
+	if (pp->size != m->pages * PAGE_SIZE)
+		return log_error_errno(-EBADMSG, "image file '%s' holds %" PRIu64 " bytes where mm-%d.json says %"
+				       PRIu64 " pages were saved", pp->name, pp->size, pid, m->pages);
+	r = image_get(img, image_name_pagemap(name, pid), (size_t)PAGEMAP_MAX_ENTRIES * sizeof(struct pagemap_entry) + 64,
+		      &buf, &len);
+	if (r < 0)
+		return r;
+	if (pagemap_decode(buf, len, pp->size, &pp->pm, &pp->n) < 0)
+		return log_error_errno(-EBADMSG, "image file '%s' is damaged: bad page index", name);
+	r = image_get(img, image_name_pagesums(name, pid), 16 + pagesums_count(pp->size) * 8, &sbuf, &slen);
+	if (r < 0)
+		return r;
+	if (pagesums_decode(sbuf, slen, pp->size, &pp->sums) < 0)
+		return log_error_errno(-EBADMSG, "image file '%s' is damaged: bad block checksums", name);
+	return 0;
+}
+
+static void proc_pages_done(struct proc_pages *pp)
+{
+	if (pp->fd >= 0)
+		close(pp->fd);
+	free(pp->pm);
+	free(pp->sums.sums);
+}
+
+/* Every private anonymous mapping that has saved pages, whole: a page
+ * the original never touched faults to the filler too (a zero page). */
+static int register_all(int uffd, const struct mm_rec *m, const struct split *sp)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < m->nvmas; i++) {
+		const struct vma_rec *v = &m->vmas[i];
+		while (k < sp->nlazy && sp->lazy[k].vaddr < v->start)
+			k++;
+		if (v->kind != VMA_ANON || k == sp->nlazy || sp->lazy[k].vaddr >= v->end)
+			continue;
+		int e = uffd_register(uffd, v->start, v->end - v->start);
+		if (e < 0)
+			return e;
+	}
+	return 0;
+}
+
+static int send_proc(int sock, pid_t pid, int fds[3], const struct split *sp, const struct proc_pages *pp)
+{
+	_cleanup_close_ int mfd = memfd_create("stasis-lazy", MFD_CLOEXEC);
+	size_t segs = sp->nlazy * sizeof(*sp->lazy), sums = pp->sums.n * 8;
+	if (mfd < 0)
+		return -errno;
+	int e = write_all(mfd, sp->lazy, segs);
+	if (e >= 0)
+		e = write_all(mfd, pp->sums.sums, sums);
+	if (e < 0)
+		return e;
+	struct lazy_msg msg = { LAZY_PROC, pid, sp->nlazy, pp->sums.n, pp->size };
+	int all[4] = { fds[0], fds[1], fds[2], mfd };
+	char cbuf[CMSG_SPACE(sizeof(all))] = { 0 };
+	struct iovec iov = { &msg, sizeof(msg) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS, c->cmsg_len = CMSG_LEN(sizeof(all));
+	memcpy(CMSG_DATA(c), all, sizeof(all));
+	return sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+static int lazy_part(struct remote *r, pid_t tid, int pidfd, const struct mm_rec *m, int ctl, int tfd, int sock,
+		     struct split *sp, struct proc_pages *pp)
+{
+	_cleanup_close_ int uffd = -1;
+	int e;
+	uint64_t t0 = now_ns();
+	if (sp->neager) {
+		long fd = fdpass_push(r, tid, ctl, tfd, pp->fd);
+		if (fd < 0)
+			return log_error_errno((int)fd, "pid %d: cannot pass the page file in: %m", r->pid);
+		e = fill_eager(r, tid, fd, sp);
+		remote_syscall(r, tid, SYS_close, fd);
+		log_debug("pid %d: eager pages filled (%.1f ms)", r->pid, (double)(now_ns() - t0) / 1e6);
+		if (e < 0 || (e = verify_eager(pp->fd, sp, &pp->sums, pp->name)) < 0)
+			return e;
+		log_debug("pid %d: their blocks checked (%.1f ms)", r->pid, (double)(now_ns() - t0) / 1e6);
+	}
+	if (!sp->nlazy) { /* nothing to fill, but killed with the tree on damage */
+		int fds[3] = { pidfd, pidfd, pp->fd };
+		e = send_proc(sock, r->pid, fds, sp, pp);
+		return e < 0 ? log_error_errno(e, "pid %d: cannot tell the lazy filler about it: %m", r->pid) : 0;
+	}
+	if ((e = uffd_open_in(r, tid, ctl, tfd, pidfd, &uffd)) < 0)
+		return e;
+	if ((e = register_all(uffd, m, sp)) < 0)
+		return log_error_errno(e, "pid %d: cannot register its memory with userfaultfd: %m", r->pid);
+	int fds[3] = { uffd, pidfd, pp->fd };
+	if ((e = send_proc(sock, r->pid, fds, sp, pp)) < 0)
+		return log_error_errno(e, "pid %d: cannot hand its memory to the lazy filler: %m", r->pid);
+	log_debug("pid %d: %zu page runs lazy, %zu now (%.1f ms)", r->pid, sp->nlazy, sp->neager,
+		  (double)(now_ns() - t0) / 1e6);
+	return 0;
+}
+
+int lazy_restore_pages(struct remote *r, pid_t tid, int pidfd, struct image *img, const struct mm_rec *m, int ctl,
+		       int tfd, int sock)
+{
+	struct proc_pages pp = { .fd = -1 };
+	struct split sp = { 0 };
+	int e = load_pages(img, r->pid, m, &pp);
+	log_debug("pid %d: page index loaded", r->pid);
+	if (e >= 0 && (e = split_runs(m, pp.pm, pp.n, &sp)) < 0)
+		log_error_errno(e, "pid %d: cannot split its page runs: %m", r->pid);
+	if (e >= 0)
+		e = lazy_part(r, tid, pidfd, m, ctl, tfd, sock, &sp, &pp);
+	free(sp.lazy);
+	free(sp.eager);
+	proc_pages_done(&pp);
+	return e;
+}
+
+int lazy_go(int sock)
+{
+	struct lazy_msg msg = { .kind = LAZY_GO };
+	return send(sock, &msg, sizeof(msg), MSG_NOSIGNAL) < 0 ? -errno : 0;
+}

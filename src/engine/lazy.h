@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Lazy restore (restore --lazy): a process runs as soon as everything but
+ * the contents of its private anonymous memory is in place. That memory
+ * is registered with a userfaultfd (uffd.h) made inside the process and
+ * handed to the filler: a small process of ours, forked by the restoring
+ * command before the restore (never inside the restored tree), which
+ * serves each fault from the image and streams everything else in, one
+ * verified 4 MiB block (image/pagesums.h) at a time, then exits. A block
+ * whose checksum is wrong kills every process of the tree (SIGKILL), so
+ * nothing runs on damaged data, and says so in one line: to the command
+ * if it still waits (--wait-lazy), else to syslog and the log file.
+ *
+ * Shared mappings and file mappings (their copy-on-write pages) are
+ * filled before the tree runs, as in an eager restore. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "engine/dump.h"
+#include "engine/mm.h"
+#include "engine/remote.h"
+
+/* Runtime layer, before the restore: forks the filler; sets o->lazy_sock.
+ * o->stats must be set (stats_alloc): the filler reports there. */
+int lazy_start(struct restore_opts *o);
+/* Runtime layer, after the restore: ok false: the filler quits (the
+ * restore killed the tree). ok and o->wait_lazy: waits until every page
+ * is in (progress on a terminal); -EBADMSG when a damaged block killed
+ * the tree. Closes lazy_sock. */
+int lazy_finish(struct restore_opts *o, bool ok);
+
+/* Engine: whether the image can fill pid's pages lazily (it has block
+ * checksums; an older image is restored eagerly). */
+bool lazy_possible(struct image *img, pid_t pid);
+/* Engine, instead of mm_restore_pages: eager pages filled, anonymous
+ * memory registered and handed to the filler, which serves its faults
+ * from now on. */
+int lazy_restore_pages(struct remote *r, pid_t tid, int pidfd, struct image *img, const struct mm_rec *m, int ctl,
+		       int tfd, int sock);
+/* Engine, once the tree runs: the filler streams the rest in. */
+int lazy_go(int sock);
+
+/* The filler's side (lazy-fill.c): runs in the forked child; never returns. */
+void lazy_fill_main(int sock, struct restore_stats *st) __attribute__((noreturn));
+
+/* The message from the restore to the filler: one per process (with its
+ * fds: userfaultfd, pidfd, page file, a memfd holding the segments then
+ * the block sums), then one LAZY_GO. */
+enum { LAZY_PROC = 1, LAZY_GO = 2 };
+struct lazy_msg {
+	uint32_t kind;
+	pid_t pid;
+	uint64_t nseg, nsums, file_size;
+};
+/* A piece of a page run that is filled lazily: len bytes at vaddr are
+ * those at off in the page file. */
+struct lazy_seg {
+	uint64_t vaddr, len, off;
+};

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "engine/uffd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "engine/fdpass.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+#define PG 4096ULL
+
+/* Events that change the address space reach us, so that a page is never
+ * filled where the process removed or moved it meanwhile, and a child it
+ * forks gets the pages not in yet too. */
+#define FEATURES (UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | \
+		  UFFD_FEATURE_EVENT_FORK)
+
+static int api(int uffd)
+{
+	struct uffdio_api a = { .api = UFFD_API, .features = FEATURES };
+	return ioctl(uffd, UFFDIO_API, &a) < 0 ? -errno : 0;
+}
+
+int uffd_open_in(struct remote *r, pid_t tid, int ctl, int tfd, int pidfd, int *ret_uffd)
+{
+	_cleanup_close_ int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return log_error_errno(-errno, "cannot open /dev/userfaultfd for a lazy restore: %m; restore "
+				       "without --lazy");
+	long in = fdpass_push(r, tid, ctl, tfd, dev);
+	if (in < 0)
+		return log_error_errno((int)in, "pid %d: cannot pass /dev/userfaultfd in: %m", r->pid);
+	long u = remote_syscall(r, tid, SYS_ioctl, in, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	remote_syscall(r, tid, SYS_close, in);
+	if (u < 0)
+		return log_error_errno((int)u, "pid %d: cannot make a userfaultfd: %m", r->pid);
+	int ours = fdpass_take(pidfd, (int)u);
+	remote_syscall(r, tid, SYS_close, u);
+	if (ours < 0)
+		return log_error_errno(ours, "pid %d: cannot take its userfaultfd: %m", r->pid);
+	int e = api(ours);
+	if (e < 0) {
+		close(ours);
+		return log_error_errno(e, "pid %d: userfaultfd refuses the events a lazy restore needs: %m", r->pid);
+	}
+	*ret_uffd = ours;
+	return 0;
+}
+
+int uffd_register(int uffd, uint64_t start, uint64_t len)
+{
+	struct uffdio_register g = { .range = { start, len }, .mode = UFFDIO_REGISTER_MODE_MISSING };
+	return ioctl(uffd, UFFDIO_REGISTER, &g) < 0 ? -errno : 0;
+}
+
+int uffd_copy(int uffd, uint64_t dst, const void *src, uint64_t len)
+{
+	uint64_t done = 0;
+	while (done < len) {
+		struct uffdio_copy c = { .dst = dst + done, .src = (uint64_t)src + done, .len = len - done };
+		int e = ioctl(uffd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
+		if (c.copy > 0)
+			done += (uint64_t)c.copy;
+		if (e == -EEXIST && c.copy <= 0)
+			done += PG; /* present already (faulted in, or moved here) */
+		else if (e < 0 && e != -EAGAIN && e != -EEXIST)
+			return e;
+	}
+	return 0;
+}
+
+int uffd_zero(int uffd, uint64_t addr, uint64_t len)
+{
+	struct uffdio_zeropage z = { .range = { addr, len } };
+	int e = ioctl(uffd, UFFDIO_ZEROPAGE, &z) < 0 ? -errno : 0;
+	return e == -EEXIST || e == -EAGAIN ? uffd_wake(uffd, addr, len) : e;
+}
+
+int uffd_wake(int uffd, uint64_t addr, uint64_t len)
+{
+	struct uffdio_range g = { addr, len };
+	return ioctl(uffd, UFFDIO_WAKE, &g) < 0 ? -errno : 0;
+}

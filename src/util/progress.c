@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "util/progress.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+static struct {
+	const char *what;
+	uint64_t total, done, t0, last;
+	bool on, tty, shown;
+} P;
+
+void progress_start(const char *what, uint64_t total)
+{
+	P.what = what, P.total = total, P.done = 0, P.shown = false, P.on = true;
+	P.tty = isatty(STDERR_FILENO);
+	P.t0 = P.last = now_ns();
+}
+
+static void show(uint64_t now)
+{
+	double mib = (double)P.done / (1 << 20), s = (double)(now - P.t0) / 1e9;
+	if (P.total)
+		fprintf(stderr, "\r%s: %.0f of %.0f MiB, %.0f MiB/s   ", P.what, mib, (double)P.total / (1 << 20), mib / s);
+	else
+		fprintf(stderr, "\r%s: %.0f MiB, %.0f MiB/s   ", P.what, mib, mib / s);
+	P.shown = true;
+}
+
+void progress_add(uint64_t bytes)
+{
+	P.done += bytes;
+	if (!P.on || !P.tty)
+		return;
+	uint64_t now = now_ns();
+	if (now - P.t0 < 1000000000ULL || now - P.last < 100000000ULL)
+		return;
+	P.last = now;
+	show(now);
+}
+
+void progress_end(void)
+{
+	if (P.shown) {
+		show(now_ns());
+		fprintf(stderr, "\n");
+	}
+	P.on = P.shown = false;
+}

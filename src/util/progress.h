@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Progress of long work (the page copy of a dump, the fill of a restore)
+ * on stderr, only when it is a terminal and the work has taken more than
+ * a second: "what: 512 of 1024 MiB, 830 MiB/s", rewritten in place at
+ * most ten times a second. Never in a pipe or a log file. One piece of
+ * work at a time, one thread. */
+#pragma once
+
+#include <stdint.h>
+
+/* total: bytes expected (an estimate is fine), 0 when unknown. */
+void progress_start(const char *what, uint64_t total);
+void progress_add(uint64_t bytes);
+/* Ends the line if one was shown. */
+void progress_end(void);

@@ -1,0 +1,202 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""restore --lazy (issue 13): the tree runs before its anonymous memory is
+in; a filler of ours serves faults and streams the rest, checking every
+4 MiB block. The workloads check their own memory while it is filled:
+selfcheck.c reads its pages all the time (faults race the filler),
+treemem.c has each process of a tree check its own. A damaged block kills
+the tree with one line. Container: see containers.py (lazy:docker)."""
+import json
+import os
+import re
+import signal
+import time
+
+import stasistest as st
+from checks import expect_killed
+from runner import Test, TestFail
+
+
+def dump_gone(ctx, w, img, binary=None):
+    """Dump (kills) and wait until the pids are free again."""
+    tree = st.tree_info(w.pid)
+    res = ctx.stasis(['dump', '--type', 'process', '--pid', str(w.pid), '-D', img, '-v', '--log-file',
+                      img + '-dump.log'], binary=binary)
+    if res.rc != 0:
+        raise TestFail('dump %s' % res.what())
+    expect_killed(w.pid)
+    for p in tree:
+        if not st.pid_gone(p, 5):
+            raise TestFail('pid %d still exists after the dumped tree was killed' % p)
+
+
+def stats_of(out):
+    """The --print-stats JSON line of stdout."""
+    for line in out.splitlines():
+        if line.startswith('{'):
+            return json.loads(line)
+    raise TestFail('no --print-stats line on stdout: %r' % out[:300])
+
+
+def lazy_restore(ctx, w, img, binary=None, wait=True):
+    """restore --detach --lazy; checks the pid, the maps and fds, the
+    stats. Returns the stats."""
+    before = st.snapshot(w.pid)
+    dump_gone(ctx, w, img, binary)
+    extra = ['--lazy', '--print-stats'] + (['--wait-lazy'] if wait else [])
+    r, wfd = os.pipe()
+    ctx.fds.append(wfd)
+    try:
+        res = ctx.stasis(['restore', '-D', img, '--detach', '-v', '--log-file', img + '-restore.log'] + extra,
+                         binary=binary, stdin=r, timeout=ctx.left(300))
+    finally:
+        os.close(r)
+    if res.rc != 0:
+        raise TestFail('restore --lazy %s' % res.what())
+    if not re.search(r'^%d$' % w.pid, res.out, re.M):
+        raise TestFail('restore printed no pid %d: %r' % (w.pid, res.out[:200]))
+    w.stdin_w = wfd
+    s = stats_of(res.out)
+    if wait and (s.get('lazy_state') != 'done' or s['lazy_filled'] != s['lazy_bytes'] or not s['lazy_bytes']):
+        raise TestFail('fill not complete after --wait-lazy: %s' % s)
+    if st.proc_state(w.pid) in (None, 'Z', 'X'):
+        raise TestFail('restored process %d died: %s' % (w.pid, w.log_tail()))
+    diffs = st.compare_snapshots(before, st.snapshot(w.pid))
+    if diffs:
+        raise TestFail('after the lazy restore: %s' % '; '.join(diffs))
+    print('  %s: resume %.1f ms, full %.1f ms, %d MiB lazy, %d faults' % (
+        ctx.name, s['resume_time'] / 1e3, s.get('full_time', -1) / 1e3, s['lazy_bytes'] >> 20,
+        s['lazy_faults']), flush=True)
+    return s
+
+
+def finish(ctx, w):
+    err = w.finish(ctx.left(120))
+    if err:
+        raise TestFail(err)
+
+
+def t_selfcheck(ctx, mb, binary):
+    """Its pages are read all the time by the process: faults race the
+    filler; then a final check of every page."""
+    w = ctx.workload('selfcheck', [str(mb)])
+    lazy_restore(ctx, w, ctx.path('img'), binary)
+    finish(ctx, w)
+
+
+def t_selfcheck_nowait(ctx):
+    """Without --wait-lazy the command returns at resume; the process
+    checks its memory while the filler works on."""
+    w = ctx.workload('selfcheck', ['256'])
+    lazy_restore(ctx, w, ctx.path('img'), wait=False)
+    finish(ctx, w)
+
+
+def t_fork(ctx):
+    """Told to go as soon as it runs, the process forks, drops and moves
+    its memory while the filler is still at work; parent and child check
+    every page (forkcheck.c)."""
+    w = ctx.workload('forkcheck', ['512'])
+    s = lazy_restore(ctx, w, ctx.path('img'), wait=False)
+    finish(ctx, w)
+    if s.get('lazy_state') == 'done':
+        print('  lazy:fork: the fill was over before the fork; the test proved less', flush=True)
+
+
+def t_tree(ctx):
+    w = ctx.workload('treemem', ['8', '32'])
+    lazy_restore(ctx, w, ctx.path('img'))
+    finish(ctx, w)
+
+
+def flip(path, at):
+    with open(path, 'r+b') as f:
+        f.seek(at)
+        b = f.read(16)
+        f.seek(at)
+        f.write(bytes(x ^ 0x5a for x in b))
+
+
+def t_damaged(ctx, wait):
+    """Bytes flipped 40 MiB into the page data: the tree (root and
+    children) is killed by SIGKILL, and one line says so: on the restore's
+    stderr with --wait-lazy, else in the log file (and syslog)."""
+    w = ctx.workload('treemem', ['4', '64'])
+    img = ctx.path('img')
+    tree = st.tree_info(w.pid)
+    dump_gone(ctx, w, img)
+    flip(os.path.join(img, 'pages-%d.img' % w.pid), 40 << 20)
+    log = img + '-restore.log'
+    r, wfd = os.pipe()
+    ctx.fds.append(wfd)
+    try:
+        res = ctx.stasis(['restore', '-D', img, '--detach', '--lazy', '--log-file', log] +
+                         (['--wait-lazy'] if wait else []), stdin=r, timeout=ctx.left(120))
+    finally:
+        os.close(r)
+    want = "image file 'pages-%d.img' is damaged" % w.pid
+    if wait:
+        lines = res.err.strip().splitlines()
+        if res.rc != 1 or len(lines) != 1 or want not in lines[0] or 'killed' not in lines[0]:
+            raise TestFail('expected exit 1 and one line "%s ... killed", got %s' % (want, res.what()))
+    elif res.rc != 0:
+        raise TestFail('restore --lazy (damage found later) %s' % res.what())
+    for p in tree:
+        if not st.pid_gone(p, 30):
+            raise TestFail('pid %d of the tree still runs on damaged memory' % p)
+    w.pid = None
+    with open(log, errors='replace') as f:
+        found = [l for l in f if want in l]
+    if not found:
+        raise TestFail('the log file %s does not say %r' % (log, want))
+
+
+def tests(r):
+    out = [
+        Test('lazy:selfcheck-1g', t_selfcheck, 300, 1024, None),
+        Test('lazy:selfcheck-nowait', t_selfcheck_nowait, 120),
+        Test('lazy:tree', t_tree, 120),
+        Test('lazy:fork', t_fork, 180),
+        Test('lazy:damaged', t_damaged, 120, True),
+        Test('lazy:damaged-detached', t_damaged, 120, False),
+        Test('lazy:docker', t_docker, 240),
+    ]
+    if r.asan_stasis:
+        out.append(Test('asan:lazy:selfcheck', t_selfcheck, 300, 128, r.asan_stasis))
+    return out
+
+
+# A shell holding 32 MiB of random text in a variable (its heap), with its
+# checksum saved; on /data/check it sums the variable again.
+MEMSH = ('echo 1 > /data/count; x=$(busybox head -c 24000000 /dev/urandom | busybox base64); echo "$x" | busybox md5sum > /data/sum; '
+         'while :; do if [ -e /data/check ]; then echo "$x" | busybox md5sum > /data/sum2; rm /data/check; fi; '
+         'echo tick; sleep 0.1; done')
+
+
+def t_docker(ctx):
+    """A Docker container restored lazily (its seccomp profile is
+    Docker's default): it runs, and the memory it sums is what it was."""
+    import dockerd
+    from containers import docker_dump, remove, stasis
+    d = dockerd.shared(ctx)
+    name, new = 'stasis-lz1-%d' % os.getpid(), 'stasis-lz2-%d' % os.getpid()
+    try:
+        d.docker('run', '-d', '--name', name, dockerd.IMAGE, 'sh', '-c', MEMSH)
+        d.docker('exec', name, 'sh', '-c', 'while [ ! -s /data/sum ]; do sleep 0.1; done')
+        sum1 = d.docker('exec', name, 'cat', '/data/sum').stdout.decode().split()[0]
+        img = ctx.path('img')
+        docker_dump(ctx, d, name, img)
+        r = stasis(ctx, d, 'restore', '-D', img, '--id', new, '--lazy', '--wait-lazy', '--print-stats', '-v',
+                   '--log-file', img + '-restore.log')
+        if r.returncode != 0:
+            raise TestFail('restore --lazy exit %d: %s' % (r.returncode, r.stderr[-300:]))
+        s = stats_of(r.stdout)
+        if s.get('lazy_state') != 'done' or s['lazy_bytes'] < (24 << 20):
+            raise TestFail('the container\'s memory was not filled lazily: %s' % s)
+        d.docker('exec', new, 'sh', '-c', 'echo > /data/check; while [ -e /data/check ]; do sleep 0.1; done')
+        sum2 = d.docker('exec', new, 'cat', '/data/sum2').stdout.decode().split()[0]
+        if sum2 != sum1:
+            raise TestFail('the restored container\'s memory differs: md5 %s, was %s' % (sum2, sum1))
+        print('  lazy:docker: resume %.1f ms, full %.1f ms, %d MiB lazy' % (
+            s['resume_time'] / 1e3, s['full_time'] / 1e3, s['lazy_bytes'] >> 20), flush=True)
+    finally:
+        remove(d, name, new)
