@@ -153,8 +153,20 @@ static int peek_pipe(int fd, uint32_t size, void **ret_buf, size_t *ret_len)
 	return 0;
 }
 
-/* The size of every end, and the queued bytes once per pipe (from a read
- * end: they are saved before any process runs again). */
+/* A read-write open of the pipe our copy `fd` is an end of, to peek at
+ * its bytes from a write or read-write end (a FIFO opened O_RDWR, a pipe
+ * or FIFO whose reader closed): never blocks, consumes nothing. */
+static int reader_of(int fd)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	int r = open(p, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	return r < 0 ? -errno : r;
+}
+
+/* The size of every end, and the queued bytes once per pipe, from the
+ * first end met, whichever way it was opened (they are saved before any
+ * process runs again). */
 static int pipe_dump_data(struct fd_dump *d, struct fd_rec *o)
 {
 	struct pipe_state *s = pipe_of(o);
@@ -173,11 +185,12 @@ static int pipe_dump_data(struct fd_dump *d, struct fd_rec *o)
 		return log_error_errno(-errno, "pid %d: cannot read the size of pipe fd %d: %m", d->pid, o->fd);
 	s->size = (uint32_t)sz;
 	char name[IMAGE_NAME_MAX];
-	if (!is_read_end(o) || image_has(d->img, image_name_pipe(name, s->id)))
-		return 0; /* saved already from another holder of the read end */
+	if (image_has(d->img, image_name_pipe(name, s->id)))
+		return 0; /* saved already from another end */
 	_cleanup_free_ void *buf = NULL;
 	size_t len = 0;
-	int r = peek_pipe(fd, s->size, &buf, &len);
+	_cleanup_close_ int rfd = is_read_end(o) ? -1 : reader_of(fd);
+	int r = is_read_end(o) || rfd >= 0 ? peek_pipe(is_read_end(o) ? fd : rfd, s->size, &buf, &len) : rfd;
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot read the bytes queued in pipe fd %d: %m", d->pid, o->fd);
 	return len ? image_put(d->img, name, buf, len) : 0;
