@@ -191,6 +191,7 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	    (e = locks_restore(r, pid, &p->locks)) < 0 || (e = task_restore(r, pid, &p->task)) < 0 ||
 	    (e = prctl_restore(r, pid, rp->procfd, &p->prctl)) < 0 ||
 	    (e = signals_restore(r, pid, &p->sig)) < 0 || (e = clone_threads(c, rp)) < 0 ||
+	    (e = files_restore_owners(&c->files, r, pid, &p->files)) < 0 ||
 	    (e = timers_restore(r, pid, &p->timers)) < 0 || (e = inject_fail("restore:after-threads")) < 0)
 		return e;
 	for (size_t i = 0; i < p->nthreads; i++) {
