@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "engine/deleted.h"
 #include "engine/files.h"
 #include "engine/shmem.h"
 #include "util/cleanup.h"
@@ -67,11 +68,10 @@ static dev_t chr_rdev(int i)
 	return makedev(safe_chr[i].major, safe_chr[i].minor);
 }
 
-static bool deleted(const char *link)
-{
-	size_t l = strlen(link);
-	return l > 10 && streq(link + l - 10, " (deleted)");
-}
+/* A directory removed while open: made again, empty and unnamed. */
+struct dir_state {
+	uint64_t ino; /* at dump: the fds of one removed directory share one */
+};
 
 static bool reg_match(const struct fd_probe *p)
 {
@@ -91,7 +91,24 @@ static bool chr_match(const struct fd_probe *p)
 
 static int reg_collect(const struct fd_probe *p, struct fd_rec *o)
 {
-	return deleted(p->link) ? fd_state_alloc(o, sizeof(struct reg_state)) : 0;
+	return path_deleted(p->link) ? fd_state_alloc(o, sizeof(struct reg_state)) : 0;
+}
+
+static int dir_collect(const struct fd_probe *p, struct fd_rec *o)
+{
+	if (!path_deleted(p->link) || p->st->st_nlink)
+		return 0;
+	int r = fd_state_alloc(o, sizeof(struct dir_state));
+	if (r >= 0)
+		((struct dir_state *)o->state)->ino = (uint64_t)p->st->st_ino;
+	return r;
+}
+
+static void dir_to_json(const struct fd_rec *o, struct json_builder *b)
+{
+	const struct dir_state *s = o->state;
+	if (s)
+		jb_u64(b, "deleted_ino", s->ino);
 }
 
 /* The content of a deleted file, once per description (dups share it). */
@@ -104,7 +121,11 @@ static int reg_dump_data(struct fd_dump *d, struct fd_rec *o)
 		return 0;
 	snprintf(p, sizeof(p), "fd/%d", o->fd);
 	_cleanup_close_ int fd = openat(d->procfd, p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || (r = shobj_stat(fd, &s->obj)) < 0 || (r = shobj_save(d->img, fd, &s->obj)) < 0)
+	if (fd >= 0 && (r = shobj_stat(fd, &s->obj)) == -EFBIG)
+		return log_error_errno(r, "pid %d: fd %d (%s) is a deleted file larger than the %llu GiB stasis saves "
+				       "in an image; close it or give it a name again (ln /proc/%d/fd/%d PATH)",
+				       d->pid, o->fd, o->path, MAX_SHOBJ_SIZE >> 30, d->pid, o->fd);
+	if (fd < 0 || r < 0 || (r = shobj_save(d->img, fd, &s->obj)) < 0)
 		return log_error_errno(fd < 0 ? -errno : r, "pid %d: cannot save deleted file of fd %d: %m", d->pid,
 				       o->fd);
 	return 0;
@@ -134,7 +155,14 @@ static bool flags_valid(const struct fd_rec *o)
 static int dir_from_json(const json_t *j, struct fd_rec *o)
 {
 	bool ok = path_is_normal(o->path) && flags_valid(o) && !(o->flags & TMPFILE_BIT);
-	return ok && ((o->flags & O_ACCMODE) == O_RDONLY || (o->flags & O_PATH)) ? 0 : -EBADMSG;
+	if (!ok || !((o->flags & O_ACCMODE) == O_RDONLY || (o->flags & O_PATH)))
+		return -EBADMSG;
+	if (!json_object_get(j, "deleted_ino"))
+		return 0;
+	int r = fd_state_alloc(o, sizeof(struct dir_state));
+	if (r < 0 || (r = json_get_u64(j, "deleted_ino", &((struct dir_state *)o->state)->ino)) < 0)
+		return r;
+	return path_deleted(o->path) ? 0 : -EBADMSG;
 }
 
 static int chr_from_json(const json_t *j, struct fd_rec *o)
@@ -236,6 +264,30 @@ static long open_deleted(const struct fd_restore *x, const struct fd_rec *o, con
 	return fd_push(x, o, fd);
 }
 
+/* A removed directory: made once (keyed by its inode at dump, bit 61),
+ * each description a new open of it. */
+static long open_deleted_dir(const struct fd_restore *x, const struct fd_rec *o, const struct dir_state *s)
+{
+	char p[64];
+	uint64_t key = (1ULL << 61) | (s->ino & ((1ULL << 61) - 1));
+	int dir = files_ctx_find(x->c, key), e;
+	if (dir < 0 && (e = files_ctx_add(x->c, key, deleted_make(x->c->fsroot, o->path, S_IFDIR))) < 0)
+		return log_error_errno(e, "pid %d: cannot make the removed directory of fd %d (%s) again: %m",
+				       x->r->pid, o->fd, o->path);
+	dir = files_ctx_find(x->c, key);
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", dir);
+	_cleanup_close_ int fd = open(p, (int)(o->flags & ~(uint32_t)O_NOFOLLOW) | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(-errno, "pid %d: cannot reopen removed directory of fd %d (%s): %m",
+				       x->r->pid, o->fd, o->path);
+	return fd_push(x, o, fd);
+}
+
+static long dir_open(const struct fd_restore *x, const struct fd_rec *o)
+{
+	return o->state ? open_deleted_dir(x, o, o->state) : path_open(x, o);
+}
+
 static long reg_open(const struct fd_restore *x, const struct fd_rec *o)
 {
 	return o->state ? open_deleted(x, o, o->state) : path_open(x, o);
@@ -265,8 +317,10 @@ const struct fd_ops fd_reg_ops = {
 const struct fd_ops fd_dir_ops = {
 	.name = "dir",
 	.match = dir_match,
+	.collect = dir_collect,
+	.to_json = dir_to_json,
 	.from_json = dir_from_json,
-	.open = path_open,
+	.open = dir_open,
 	.setup = seek,
 };
 

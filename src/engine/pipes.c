@@ -10,7 +10,8 @@
  *
  * A FIFO is opened again by its path (in the container's root, fsroot.h),
  * once per open file description, whoever holds its other end; its bytes
- * are saved like a pipe's. */
+ * are saved like a pipe's. One whose path was unlinked is made again
+ * without a name (deleted.h) and opened the same way. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -23,6 +24,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "engine/deleted.h"
 #include "engine/files.h"
 #include "engine/fsroot.h"
 #include "engine/syscalls.h"
@@ -61,7 +63,7 @@ static bool pipe_match(const struct fd_probe *p)
 		return false;
 	/* A FIFO is reopened by its path, whoever holds the other end; a
 	 * pipe's ends are decided once every fd is known (pipes_link). */
-	return (p->link[0] == '/' && !strstr(p->link, " (deleted)")) || startswith(p->link, "pipe:[");
+	return p->link[0] == '/' || startswith(p->link, "pipe:[");
 }
 
 static int pipe_collect(const struct fd_probe *p, struct fd_rec *o)
@@ -283,7 +285,10 @@ static int make_fifo(struct files_ctx *c, const struct fd_rec *o)
 {
 	char p[64];
 	uint64_t id = pipe_of(o)->id;
-	int keep = open_fifo(c, o), e;
+	/* One whose path was unlinked is made again without a name. */
+	int keep = path_deleted(o->path) ? deleted_make(c->fsroot, o->path, S_IFIFO) : open_fifo(c, o), e;
+	if (keep < 0 && path_deleted(o->path))
+		return log_error_errno(keep, "cannot make the unlinked FIFO %s again: %m", o->path);
 	if (keep < 0)
 		return keep;
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", keep);

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Things that lost their name while open: a file deleted while open with
+ * mode 0751 (its content, offset and mode), a file whose directory was
+ * removed after it (in a nested directory: restore finds the deepest
+ * directory left), two descriptions of one removed directory (the same
+ * inode, empty, still a directory), and a FIFO whose path was unlinked,
+ * with bytes queued and a reader and a writer in two processes. After
+ * restore each is there with no name (st_nlink 0).
+ *
+ * stasis-test: zdtm:deleted
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "zdtmtst.h"
+
+#define SZ 20000
+
+static int make_file(const char *path, mode_t mode, uint64_t seed)
+{
+	char buf[SZ];
+	test_fill(buf, SZ, seed);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, buf, SZ) != SZ || fchmod(fd, mode) < 0 || lseek(fd, 1234, SEEK_SET) != 1234 ||
+	    unlink(path) < 0)
+		test_die("%s: %m", path);
+	return fd;
+}
+
+static void check_file(int fd, mode_t mode, uint64_t seed, const char *what)
+{
+	char buf[SZ];
+	struct stat st;
+	check(fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 0 && st.st_size == SZ,
+	      "%s: not an unlinked file of %d bytes", what, SZ);
+	check((st.st_mode & 07777) == mode, "%s: mode %o, want %o", what, st.st_mode & 07777, mode);
+	check(lseek(fd, 0, SEEK_CUR) == 1234, "%s: offset %ld", what, (long)lseek(fd, 0, SEEK_CUR));
+	check(pread(fd, buf, SZ, 0) == SZ && test_verify(buf, SZ, seed) < 0, "%s: content differs", what);
+	check(pwrite(fd, "w", 1, SZ) == 1, "%s: cannot write: %m", what);
+}
+
+static void check_dir(int a, int b)
+{
+	struct stat sa, sb;
+	check(fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && S_ISDIR(sa.st_mode) && sa.st_nlink == 0,
+	      "the removed directory is not one");
+	check(sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev, "two fds of one removed directory are two now");
+	check(openat(a, "new", O_RDWR | O_CREAT | O_CLOEXEC, 0600) < 0 && errno == ENOENT,
+	      "a file could be made in a removed directory");
+	DIR *d = fdopendir(b);
+	int n = 0;
+	for (struct dirent *de; d && (de = readdir(d));)
+		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	check(d && n == 0, "the removed directory lists %d entries", n);
+}
+
+int main(int argc, char **argv)
+{
+	char buf[32];
+	test_init(argc, argv);
+	int f1 = make_file("gone.dat", 0751, 1);
+	if (mkdir("d1", 0700) < 0 || mkdir("d1/d2", 0700) < 0)
+		test_die("mkdir: %m");
+	int f2 = make_file("d1/d2/in-removed-dir.dat", 0640, 2);
+	if (rmdir("d1/d2") < 0 || rmdir("d1") < 0 || mkdir("rd", 0700) < 0)
+		test_die("rmdir: %m");
+	int d1 = open("rd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), d2 = open("rd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d1 < 0 || d2 < 0 || rmdir("rd") < 0)
+		test_die("removed directory: %m");
+	unlink("gone.fifo");
+	if (mkfifo("gone.fifo", 0600) < 0)
+		test_die("mkfifo: %m");
+	int rd = open("gone.fifo", O_RDONLY | O_NONBLOCK | O_CLOEXEC), wr = open("gone.fifo", O_WRONLY | O_CLOEXEC);
+	if (rd < 0 || wr < 0 || write(wr, "queued", 6) != 6 || unlink("gone.fifo") < 0)
+		test_die("fifo: %m");
+	pid_t kid = fork();
+	if (kid == 0) {
+		close(rd);
+		test_wait();
+		_exit(write(wr, "after", 5) == 5 ? 0 : 1);
+	}
+	close(wr);
+	test_ready();
+	test_wait();
+	check_file(f1, 0751, 1, "the deleted file");
+	check_file(f2, 0640, 2, "the file in a removed directory");
+	check_dir(d1, d2);
+	struct stat st;
+	check(fstat(rd, &st) == 0 && S_ISFIFO(st.st_mode), "the unlinked FIFO is not a FIFO");
+	check(read(rd, buf, 6) == 6 && !memcmp(buf, "queued", 6), "the FIFO's queued bytes are lost");
+	kill(kid, SIGUSR1);
+	int status = 0;
+	check(waitpid(kid, &status, 0) == kid && WIFEXITED(status) && !WEXITSTATUS(status), "writer: %#x", status);
+	ssize_t n = read(rd, buf, sizeof(buf));
+	check(n == 5 && !memcmp(buf, "after", 5), "the writer's bytes did not arrive (%zd)", n);
+	test_done();
+}
