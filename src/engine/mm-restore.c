@@ -191,7 +191,7 @@ out:
 
 static bool has_pages(const struct vma_rec *v)
 {
-	return v->kind == VMA_ANON || (v->kind == VMA_FILE && !v->shared);
+	return v->kind == VMA_ANON || ((v->kind == VMA_FILE || v->kind == VMA_SHMEM) && !v->shared);
 }
 
 /* The prot a mapping is created with: writable while pages are filled. */

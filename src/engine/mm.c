@@ -100,7 +100,9 @@ static int classify(pid_t pid, int procfd, const struct vma *v, struct vma_rec *
 	snprintf(link, sizeof(link), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
 	if (v->shared && startswith(p, "/SYSV"))
 		return classify_sysvshm(pid, procfd, v, out);
-	if (v->shared && endswith(p, " (deleted)") && !startswith(p, "/SYSV")) {
+	/* A private mapping of one too: the object, then its copy-on-write
+	 * pages like a private file mapping's. */
+	if (endswith(p, " (deleted)") && !startswith(p, "/SYSV")) {
 		_cleanup_close_ int fd = openat(procfd, link, O_RDONLY | O_CLOEXEC);
 		int r = fd < 0 ? -errno : shobj_stat(fd, &out->obj);
 		if (r < 0)
