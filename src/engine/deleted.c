@@ -8,8 +8,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "engine/fdpass.h"
+#include "engine/files.h"
 #include "engine/fsroot.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -148,4 +151,31 @@ int deleted_make(const char *fsroot, const char *path, mode_t type)
 	if (fd >= 0)
 		log_debug("%s: its directory is gone too; made without a name elsewhere", path);
 	return fd;
+}
+
+/* Keys of removed working directories in the made table: bit 60 and a
+ * hash of the path (FNV-1a). */
+static uint64_t cwd_key(const char *cwd)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (const char *p = cwd; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+	return (1ULL << 60) | (h & ((1ULL << 60) - 1));
+}
+
+int deleted_restore_cwd(struct files_ctx *c, struct remote *r, pid_t tid, int tfd, const char *cwd)
+{
+	uint64_t key = cwd_key(cwd);
+	int e = 0;
+	if (files_ctx_find(c, key) < 0 && (e = files_ctx_add(c, key, deleted_make(c->fsroot, cwd, S_IFDIR))) < 0)
+		return log_error_errno(e, "pid %d: cannot make its removed working directory %s again: %m", r->pid,
+				       cwd);
+	long fd = fdpass_push(r, tid, c->ctl, tfd, files_ctx_find(c, key));
+	long ret = fd < 0 ? fd : remote_syscall(r, tid, SYS_fchdir, fd);
+	if (fd >= 0)
+		remote_syscall(r, tid, SYS_close, fd);
+	if (ret < 0)
+		return log_error_errno((int)ret, "pid %d: cannot enter its removed working directory %s: %m", r->pid,
+				       cwd);
+	return 0;
 }

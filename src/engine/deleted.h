@@ -18,3 +18,10 @@ bool path_deleted(const char *link);
  * read-only, S_IFIFO: read-write and non-blocking) for path as /proc
  * showed it, in the processes' root fsroot. */
 int deleted_make(const char *fsroot, const char *path, mode_t type);
+
+struct files_ctx;
+struct remote;
+/* A working directory that was removed: made again (once per path for
+ * the whole tree), passed in on the transport fd tfd and entered with
+ * fchdir. task_restore leaves such a cwd alone. */
+int deleted_restore_cwd(struct files_ctx *c, struct remote *r, pid_t tid, int tfd, const char *cwd);

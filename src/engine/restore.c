@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/deleted.h"
 #include "engine/fdpass.h"
 #include "engine/proc.h"
 #include "engine/restore-int.h"
@@ -187,6 +188,8 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 		if (ret < 0)
 			log_warn("cannot remove the stub %s from the container: %s", c->stub_file, strerror((int)-ret));
 	}
+	if (path_deleted(p->task.cwd) && (e = deleted_restore_cwd(&c->files, r, pid, FDPASS_STUB_FD, p->task.cwd)) < 0)
+		return e;
 	if ((e = files_restore(&c->files, r, pid, &p->files, FDPASS_STUB_FD, rp->pidfd, rp == c->procs)) < 0 ||
 	    (e = locks_restore(r, pid, &p->locks)) < 0 || (e = task_restore(r, pid, &p->task)) < 0 ||
 	    (e = prctl_restore(r, pid, rp->procfd, &p->prctl)) < 0 ||

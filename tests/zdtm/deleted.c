@@ -4,8 +4,9 @@
  * removed after it (in a nested directory: restore finds the deepest
  * directory left), two descriptions of one removed directory (the same
  * inode, empty, still a directory), and a FIFO whose path was unlinked,
- * with bytes queued and a reader and a writer in two processes. After
- * restore each is there with no name (st_nlink 0).
+ * with bytes queued and a reader and a writer in two processes; the
+ * writer's working directory was removed. After restore each is there
+ * with no name (st_nlink 0), shown by /proc as before.
  *
  * stasis-test: zdtm:deleted
  */
@@ -59,6 +60,19 @@ static void check_dir(int a, int b)
 	check(d && n == 0, "the removed directory lists %d entries", n);
 }
 
+/* The child's cwd: removed, still a directory, shown as before. */
+static int cwd_removed(void)
+{
+	char link[4096];
+	struct stat st;
+	ssize_t n = readlink("/proc/self/cwd", link, sizeof(link) - 1);
+	if (n < 0 || stat(".", &st) < 0 || !S_ISDIR(st.st_mode) || st.st_nlink)
+		return 3;
+	link[n] = 0;
+	const char *want = "/cwd-gone (deleted)";
+	return (size_t)n > strlen(want) && !strcmp(link + n - strlen(want), want) ? 0 : 4;
+}
+
 int main(int argc, char **argv)
 {
 	char buf[32];
@@ -81,8 +95,10 @@ int main(int argc, char **argv)
 	pid_t kid = fork();
 	if (kid == 0) {
 		close(rd);
+		if (mkdir("cwd-gone", 0700) < 0 || chdir("cwd-gone") < 0 || rmdir("../cwd-gone") < 0)
+			_exit(2);
 		test_wait();
-		_exit(write(wr, "after", 5) == 5 ? 0 : 1);
+		_exit(write(wr, "after", 5) == 5 ? cwd_removed() : 1);
 	}
 	close(wr);
 	test_ready();
@@ -95,7 +111,7 @@ int main(int argc, char **argv)
 	check(read(rd, buf, 6) == 6 && !memcmp(buf, "queued", 6), "the FIFO's queued bytes are lost");
 	kill(kid, SIGUSR1);
 	int status = 0;
-	check(waitpid(kid, &status, 0) == kid && WIFEXITED(status) && !WEXITSTATUS(status), "writer: %#x", status);
+	check(waitpid(kid, &status, 0) == kid && WIFEXITED(status) && !WEXITSTATUS(status), "writer (or its removed cwd): %#x", status);
 	ssize_t n = read(rd, buf, sizeof(buf));
 	check(n == 5 && !memcmp(buf, "after", 5), "the writer's bytes did not arrive (%zd)", n);
 	test_done();
