@@ -10,6 +10,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* The link text ends in " (deleted)". */
@@ -25,3 +26,10 @@ struct remote;
  * the whole tree), passed in on the transport fd tfd and entered with
  * fchdir. task_restore leaves such a cwd alone. */
 int deleted_restore_cwd(struct files_ctx *c, struct remote *r, pid_t tid, int tfd, const char *cwd);
+
+struct files_proc;
+/* files-reg.c: is the deleted file or removed directory that was inode
+ * ino of device dev at dump held open by an fd of the tree (v[0..n))?
+ * And our fd to it on restore (made now if need be), -ENOENT if none. */
+bool deleted_object_held(const struct files_proc *v, size_t n, uint64_t dev, uint64_t ino);
+int deleted_object_get(struct files_ctx *c, uint64_t dev, uint64_t ino);

@@ -91,7 +91,13 @@ static bool chr_match(const struct fd_probe *p)
 
 static int reg_collect(const struct fd_probe *p, struct fd_rec *o)
 {
-	return path_deleted(p->link) ? fd_state_alloc(o, sizeof(struct reg_state)) : 0;
+	if (!path_deleted(p->link))
+		return 0;
+	int r = fd_state_alloc(o, sizeof(struct reg_state));
+	if (r >= 0) /* what an inotify watch on it is matched with; the rest at dump_data */
+		((struct reg_state *)o->state)->obj = (struct shobj){ .dev = (uint64_t)p->st->st_dev,
+								      .ino = (uint64_t)p->st->st_ino };
+	return r;
 }
 
 static int dir_collect(const struct fd_probe *p, struct fd_rec *o)
@@ -264,17 +270,23 @@ static long open_deleted(const struct fd_restore *x, const struct fd_rec *o, con
 	return fd_push(x, o, fd);
 }
 
-/* A removed directory: made once (keyed by its inode at dump, bit 61),
- * each description a new open of it. */
+/* A removed directory: made once (keyed by its inode at dump, bit 61). */
+static int made_dir(struct files_ctx *c, const struct fd_rec *o, const struct dir_state *s)
+{
+	uint64_t key = (1ULL << 61) | (s->ino & ((1ULL << 61) - 1));
+	int e;
+	if (files_ctx_find(c, key) < 0 && (e = files_ctx_add(c, key, deleted_make(c->fsroot, o->path, S_IFDIR))) < 0)
+		return log_error_errno(e, "cannot make the removed directory %s again: %m", o->path);
+	return files_ctx_find(c, key);
+}
+
+/* Each description of a removed directory is a new open of it. */
 static long open_deleted_dir(const struct fd_restore *x, const struct fd_rec *o, const struct dir_state *s)
 {
 	char p[64];
-	uint64_t key = (1ULL << 61) | (s->ino & ((1ULL << 61) - 1));
-	int dir = files_ctx_find(x->c, key), e;
-	if (dir < 0 && (e = files_ctx_add(x->c, key, deleted_make(x->c->fsroot, o->path, S_IFDIR))) < 0)
-		return log_error_errno(e, "pid %d: cannot make the removed directory of fd %d (%s) again: %m",
-				       x->r->pid, o->fd, o->path);
-	dir = files_ctx_find(x->c, key);
+	int dir = made_dir(x->c, o, s);
+	if (dir < 0)
+		return dir;
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", dir);
 	_cleanup_close_ int fd = open(p, (int)(o->flags & ~(uint32_t)O_NOFOLLOW) | O_CLOEXEC);
 	if (fd < 0)
@@ -332,3 +344,40 @@ const struct fd_ops fd_chr_ops = {
 	.from_json = chr_from_json,
 	.open = path_open,
 };
+
+/* The deleted file or removed directory (at dump: dev, ino) held by fd
+ * record o, or NULL. Directories are matched by inode alone. */
+static const struct fd_rec *holds(const struct fd_rec *o, uint64_t dev, uint64_t ino)
+{
+	if (o->ops == &fd_reg_ops && o->state) {
+		const struct shobj *b = &((const struct reg_state *)o->state)->obj;
+		return b->dev == dev && b->ino == ino ? o : NULL;
+	}
+	if (o->ops == &fd_dir_ops && o->state)
+		return ((const struct dir_state *)o->state)->ino == ino ? o : NULL;
+	return NULL;
+}
+
+static const struct fd_rec *find_holder(const struct files_proc *v, size_t n, uint64_t dev, uint64_t ino)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].f->n; k++)
+			if (holds(&v[i].f->fds[k], dev, ino))
+				return &v[i].f->fds[k];
+	return NULL;
+}
+
+bool deleted_object_held(const struct files_proc *v, size_t n, uint64_t dev, uint64_t ino)
+{
+	return find_holder(v, n, dev, ino) != NULL;
+}
+
+int deleted_object_get(struct files_ctx *c, uint64_t dev, uint64_t ino)
+{
+	const struct fd_rec *o = find_holder(c->all, c->nall, dev, ino);
+	if (!o)
+		return -ENOENT;
+	if (o->ops == &fd_dir_ops)
+		return made_dir(c, o, o->state);
+	return shobj_get(c, o->path, &((const struct reg_state *)o->state)->obj);
+}
