@@ -35,6 +35,8 @@ int fd_owners_collect(pid_t pid, struct files_rec *f)
 	for (size_t i = 0; i < f->n; i++) {
 		struct fd_rec *o = &f->fds[i];
 		struct f_owner_ex ex;
+		if (o->flags & O_PATH)
+			continue; /* no I/O, no owner (fcntl says EBADF) */
 		_cleanup_close_ int fd = (int)syscall(SYS_pidfd_getfd, pidfd, o->fd, 0);
 		int sig = fd < 0 ? -1 : fcntl(fd, F_GETSIG);
 		if (sig < 0 || fcntl(fd, F_GETOWN_EX, &ex) < 0)

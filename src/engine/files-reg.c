@@ -144,6 +144,42 @@ static void reg_to_json(const struct fd_rec *o, struct json_builder *b)
 		shobj_to_jb(b, &s->obj);
 }
 
+/* The pid of a /proc/PID/... path, or 0. */
+static pid_t procfs_pid(const char *path)
+{
+	int pid = 0;
+	const char *p = path + 6;
+	if (!startswith(path, "/proc/") || *p < '1' || *p > '9')
+		return 0;
+	for (; *p >= '0' && *p <= '9' && pid < (1 << 22); p++)
+		pid = pid * 10 + (*p - '0');
+	return *p == '/' || !*p ? pid : 0;
+}
+
+/* A /proc/PID entry is opened again by the same path, which names the
+ * restored process when PID is of the tree (same pids, or the tree's own
+ * /proc with --pidns), and anybody else's otherwise: refused then. */
+static int procfs_link(struct files_proc *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].f->n; k++) {
+			const struct fd_rec *o = &v[i].f->fds[k];
+			pid_t pid = o->ops == &fd_reg_ops || o->ops == &fd_dir_ops ? procfs_pid(o->path) : 0;
+			bool ours = !pid;
+			char t[64];
+			for (size_t j = 0; j < n && !ours; j++) {
+				snprintf(t, sizeof(t), "/proc/%d/task/%d", v[j].pid, pid);
+				ours = v[j].pid == pid || access(t, F_OK) == 0; /* a thread's own entry */
+			}
+			if (!ours)
+				return log_error_errno(-EOPNOTSUPP, "pid %d: fd %d is %s, of process %d, which is not "
+						       "part of the tree; after restore that path would name another "
+						       "process. Dump the tree that holds %d too", v[i].pid, o->fd,
+						       o->path, pid, pid);
+		}
+	return 0;
+}
+
 /* Format 2 has no rdev (a reader may ignore it): it is fixed by the path. */
 static void chr_to_json(const struct fd_rec *o, struct json_builder *b)
 {
@@ -319,6 +355,7 @@ const struct fd_ops fd_reg_ops = {
 	.name = "reg",
 	.match = reg_match,
 	.collect = reg_collect,
+	.link = procfs_link,
 	.dump_data = reg_dump_data,
 	.to_json = reg_to_json,
 	.from_json = reg_from_json,

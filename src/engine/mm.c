@@ -194,8 +194,14 @@ static int collect_fields(int procfd, pid_t pid, struct mm_rec *m)
 	if (l < 0)
 		return log_error_errno(-errno, "pid %d: cannot read exe link: %m", pid);
 	exe[l] = 0;
-	if (endswith(exe, " (deleted)"))
-		return log_error_errno(-EOPNOTSUPP, "pid %d: its executable %s was deleted; cannot checkpoint", pid, exe);
+	/* A deleted executable (or a memfd run with execveat) comes back from
+	 * its mapping, saved as a shared memory object (mm-restore.c). */
+	bool mapped = false;
+	for (size_t i = 0; i < m->nvmas && !mapped; i++)
+		mapped = m->vmas[i].kind == VMA_SHMEM && streq(m->vmas[i].path, exe);
+	if (endswith(exe, " (deleted)") && !mapped)
+		return log_error_errno(-EOPNOTSUPP, "pid %d: its executable %s was deleted and is not mapped any "
+				       "more; cannot checkpoint", pid, exe);
 	m->exe = strdup(exe);
 	return m->exe ? 0 : -ENOMEM;
 }

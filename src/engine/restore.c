@@ -146,6 +146,10 @@ static int exec_exe(struct rproc *rp)
 	uint64_t argv[2] = { r->scratch + 4096, 0 };
 	static const uint8_t insn[] = { 0x0f, 0x05 };
 	struct user_regs_struct regs;
+	if (path_deleted(exe))
+		return log_error_errno(-EOPNOTSUPP, "pid %d: its executable %s was deleted (or is a memfd), and the "
+				       "stub here lacks CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE to name it; cannot "
+				       "restore it without them", pid, exe);
 	int e = remote_write(r, r->scratch + 4096, exe, strlen(exe) + 1);
 	if (e < 0 || (e = remote_write(r, r->scratch + 8192, argv, sizeof(argv))) < 0)
 		return e;

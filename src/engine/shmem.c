@@ -213,3 +213,27 @@ int shobj_get(struct files_ctx *c, const char *path, const struct shobj *o)
 	}
 	return (r = files_ctx_add(c, key, fd)) < 0 ? r : fd;
 }
+
+int shobj_reopen_ro(int fd)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	int r = open(p, O_RDONLY | O_CLOEXEC);
+	return r < 0 ? -errno : r;
+}
+
+int shobj_readonly(struct files_ctx *c, const struct shobj *o)
+{
+	uint64_t key = obj_key(o);
+	for (size_t i = 0; i < c->nmade; i++) {
+		if (c->made[i].desc != key)
+			continue;
+		int fd = shobj_reopen_ro(c->made[i].fd);
+		if (fd < 0)
+			return fd;
+		close(c->made[i].fd);
+		c->made[i].fd = fd;
+		return 0;
+	}
+	return -ENOENT;
+}
