@@ -28,6 +28,7 @@ import t_cli  # noqa: E402
 import t_failures  # noqa: E402
 import t_trust  # noqa: E402
 import t_interrupt  # noqa: E402
+import t_deleted  # noqa: E402
 import programs  # noqa: E402
 import t_terminals  # noqa: E402
 import containers  # noqa: E402
@@ -37,7 +38,7 @@ import t_source  # noqa: E402
 import t_containers_pids  # noqa: E402
 
 MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, t_terminals, containers,
-           t_containers_pids, t_podman)
+           t_containers_pids, t_podman, t_deleted)
 
 
 def collect(r):
