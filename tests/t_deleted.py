@@ -3,8 +3,11 @@
 naming the pid and fd, the workload unharmed), zdtm/deleted_refusals.c:
 a SIGIO owner outside the tree, a /proc entry of a process outside the
 tree, an inotify watch on a deleted file no fd holds, a deleted file
-larger than an image takes."""
+larger than an image takes. And /proc entries of the tree restored with
+--pidns (zdtm/procfs.c): they must name the restored processes there."""
+import os
 import re
+import signal
 
 import stasistest as st
 from runner import Test, TestFail
@@ -31,6 +34,25 @@ CASES = (('owner', r'SIGIO.*not part of the tree'), ('procfs', r'/proc/1/status.
          ('inotify', r'no fd of the tree holds'), ('big', r'larger than the 64 GiB'))
 
 
+def t_procfs_pidns(ctx):
+    """The original keeps its pids: --pidns restores the tree in a new pid
+    namespace, whose own /proc the reopened entries must come from."""
+    w = ctx.workload('procfs')
+    img = ctx.path('img')
+    ctx.dump(w.pid, img, ['--leave-running'])
+    res, outer, _ = ctx.restore(img, extra=['--pidns'])
+    start = len(w.log())
+    os.kill(outer, signal.SIGUSR1)
+    if not st.pid_gone(outer, 20):
+        raise TestFail('the restored tree did not finish')
+    if 'PASS' not in w.log()[start:]:
+        raise TestFail('the restored tree did not pass: %r' % w.log()[start:][-300:])
+    err = w.finish(ctx.left(30))
+    if err:
+        raise TestFail('the original, after the --pidns restore: %s' % err)
+
+
 def tests(r):
     out = [Test('fail:deleted:%s' % what, t_refused, 60, what, words) for what, words in CASES]
+    out.append(Test('pidns:procfs', t_procfs_pidns, 60))
     return out
