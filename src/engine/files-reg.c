@@ -386,6 +386,8 @@ const struct fd_ops fd_chr_ops = {
  * record o, or NULL. Directories are matched by inode alone. */
 static const struct fd_rec *holds(const struct fd_rec *o, uint64_t dev, uint64_t ino)
 {
+	if (o->dup_of >= 0)
+		return NULL; /* a dup's record carries no size (reg_dump_data) */
 	if (o->ops == &fd_reg_ops && o->state) {
 		const struct shobj *b = &((const struct reg_state *)o->state)->obj;
 		return b->dev == dev && b->ino == ino ? o : NULL;

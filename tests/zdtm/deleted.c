@@ -3,7 +3,8 @@
  * mode 0751 (its content, offset and mode), a file whose directory was
  * removed after it (in a nested directory: restore finds the deepest
  * directory left), two descriptions of one removed directory (the same
- * inode, empty, still a directory), and a FIFO whose path was unlinked,
+ * inode, empty, still a directory), O_PATH fds of the deleted file and
+ * the removed directory, and a FIFO whose path was unlinked,
  * with bytes queued and a reader and a writer in two processes; the
  * writer's working directory was removed. After restore each is there
  * with no name (st_nlink 0), shown by /proc as before.
@@ -13,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -60,6 +62,12 @@ static void check_dir(int a, int b)
 	check(d && n == 0, "the removed directory lists %d entries", n);
 }
 
+static bool same_inode(int a, int b)
+{
+	struct stat x, y;
+	return fstat(a, &x) == 0 && fstat(b, &y) == 0 && x.st_ino == y.st_ino && x.st_dev == y.st_dev;
+}
+
 /* The child's cwd: removed, still a directory, shown as before. */
 static int cwd_removed(void)
 {
@@ -75,7 +83,7 @@ static int cwd_removed(void)
 
 int main(int argc, char **argv)
 {
-	char buf[32];
+	char buf[64];
 	test_init(argc, argv);
 	int f1 = make_file("gone.dat", 0751, 1);
 	if (mkdir("d1", 0700) < 0 || mkdir("d1/d2", 0700) < 0)
@@ -84,8 +92,13 @@ int main(int argc, char **argv)
 	if (rmdir("d1/d2") < 0 || rmdir("d1") < 0 || mkdir("rd", 0700) < 0)
 		test_die("rmdir: %m");
 	int d1 = open("rd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), d2 = open("rd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d1 < 0 || d2 < 0 || rmdir("rd") < 0)
+	int pd = open("rd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (d1 < 0 || d2 < 0 || pd < 0 || rmdir("rd") < 0)
 		test_die("removed directory: %m");
+	snprintf(buf, sizeof(buf), "/proc/self/fd/%d", f1);
+	int pf = open(buf, O_PATH | O_CLOEXEC);
+	if (pf < 0)
+		test_die("O_PATH of the deleted file: %m");
 	unlink("gone.fifo");
 	if (mkfifo("gone.fifo", 0600) < 0)
 		test_die("mkfifo: %m");
@@ -106,6 +119,8 @@ int main(int argc, char **argv)
 	check_file(f1, 0751, 1, "the deleted file");
 	check_file(f2, 0640, 2, "the file in a removed directory");
 	check_dir(d1, d2);
+	check(same_inode(pf, f1) && same_inode(pd, d1), "an O_PATH fd names another inode than its object's");
+	check(fcntl(pf, F_GETFL) & O_PATH, "the deleted file's O_PATH fd lost O_PATH");
 	struct stat st;
 	check(fstat(rd, &st) == 0 && S_ISFIFO(st.st_mode), "the unlinked FIFO is not a FIFO");
 	check(read(rd, buf, 6) == 6 && !memcmp(buf, "queued", 6), "the FIFO's queued bytes are lost");
