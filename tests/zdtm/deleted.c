@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Things that lost their name while open: a file deleted while open with
  * mode 0751 (its content, offset and mode), a file whose directory was
- * removed after it (in a nested directory: restore finds the deepest
- * directory left), two descriptions of one removed directory (the same
+ * removed after it (two levels: restore makes them again for a moment,
+ * so /proc shows the same path), two descriptions of one removed directory (the same
  * inode, empty, still a directory), O_PATH fds of the deleted file and
  * the removed directory, and a FIFO whose path was unlinked,
  * with bytes queued and a reader and a writer in two processes; the
