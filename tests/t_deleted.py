@@ -52,7 +52,35 @@ def t_procfs_pidns(ctx):
         raise TestFail('the original, after the --pidns restore: %s' % err)
 
 
+def t_fallback(ctx):
+    """The old names cannot be made again (a file stands where their
+    directory was): the deleted file and the FIFO come back unnamed
+    elsewhere, with their content; nothing is left in the way."""
+    w = ctx.workload('deleted_fallback')
+    img = ctx.path('img')
+    ctx.dump(w.pid, img)
+    if not st.pid_gone(w.pid, 10):
+        raise TestFail('the original is still running after the dump')
+    blocker = os.path.join(w.workdir, 'sub')
+    with open(blocker, 'w') as f:
+        f.write('in the way\n')
+    res, pid, _ = ctx.restore(img)
+    links = [os.readlink('/proc/%d/fd/%s' % (pid, fd)) for fd in os.listdir('/proc/%d/fd' % pid)]
+    if any('/sub/' in l for l in links):
+        raise TestFail('an fd was made under the blocked path: %s' % links)
+    start = len(w.log())
+    os.kill(pid, signal.SIGUSR1)
+    if not st.pid_gone(pid, 20):
+        raise TestFail('the restored process did not finish')
+    if 'PASS' not in w.log()[start:]:
+        raise TestFail('the restored process did not pass: %r' % w.log()[start:][-300:])
+    if sorted(os.listdir(w.workdir)) != sorted(set(os.listdir(w.workdir))) or \
+            any(n.startswith('.stasis-') for n in os.listdir(w.workdir)):
+        raise TestFail('restore left something in the work directory: %s' % os.listdir(w.workdir))
+
+
 def tests(r):
     out = [Test('fail:deleted:%s' % what, t_refused, 60, what, words) for what, words in CASES]
     out.append(Test('pidns:procfs', t_procfs_pidns, 60))
+    out.append(Test('deleted:fallback', t_fallback, 60))
     return out

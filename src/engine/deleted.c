@@ -139,8 +139,8 @@ int deleted_make(const char *fsroot, const char *path, mode_t type)
 	if (!fsroot_path(fsroot, name, p, sizeof(p)))
 		return -ENAMETOOLONG;
 	int fd = create_unnamed(p, type);
-	if (fd != -ENOENT)
-		return fd;
+	if (fd != -ENOENT && fd != -ENOTDIR)
+		return fd; /* made, or a failure no other place would mend */
 	char up[PATH_MAX + 64];
 	snprintf(up, sizeof(up), "%s", p);
 	if (existing_parent(up) && (fd = make_through(p, strlen(up), type)) >= 0)
