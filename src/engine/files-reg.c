@@ -96,7 +96,7 @@ static int reg_collect(const struct fd_probe *p, struct fd_rec *o)
 	int r = fd_state_alloc(o, sizeof(struct reg_state));
 	if (r >= 0) /* what an inotify watch on it is matched with; the rest at dump_data */
 		((struct reg_state *)o->state)->obj = (struct shobj){ .dev = (uint64_t)p->st->st_dev,
-								      .ino = (uint64_t)p->st->st_ino };
+								      .ino = (uint64_t)p->st->st_ino, .uid = -1, .gid = -1 };
 	return r;
 }
 

@@ -41,7 +41,8 @@ int shobj_stat(int fd, struct shobj *ret)
 		return -EFBIG;
 	int seals = fcntl(fd, F_GET_SEALS);
 	*ret = (struct shobj){ .dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino, .size = (uint64_t)st.st_size,
-			       .seals = seals > 0 ? (uint32_t)seals : 0, .mode = st.st_mode & 07777 };
+			       .seals = seals > 0 ? (uint32_t)seals : 0, .mode = st.st_mode & 07777, .uid = st.st_uid,
+			       .gid = st.st_gid };
 	return 0;
 }
 
@@ -94,6 +95,10 @@ void shobj_to_jb(struct json_builder *b, const struct shobj *o)
 		jb_int(&x, "seals", (int)o->seals);
 	if (o->mode)
 		jb_int(&x, "mode", (int)o->mode);
+	if (o->uid >= 0 && o->gid >= 0) {
+		jb_i64(&x, "uid", o->uid);
+		jb_i64(&x, "gid", o->gid);
+	}
 	jb_obj(b, "obj", &x);
 }
 
@@ -111,6 +116,10 @@ int shobj_from_json(const json_t *j, struct shobj *o)
 	if (json_object_get(x, "mode") && (json_get_int(x, "mode", &mode) < 0 || mode < 0 || mode > 07777))
 		return -EBADMSG;
 	o->mode = (uint32_t)mode;
+	o->uid = o->gid = -1;
+	if (json_object_get(x, "uid") && (json_get_i64(x, "uid", &o->uid) < 0 || json_get_i64(x, "gid", &o->gid) < 0 ||
+					  o->uid < 0 || o->uid > UINT32_MAX - 1 || o->gid < 0 || o->gid > UINT32_MAX - 1))
+		return -EBADMSG;
 	return 0;
 }
 
@@ -204,9 +213,13 @@ int shobj_get(struct files_ctx *c, const char *path, const struct shobj *o)
 	int r = fill(c->img, fd, o);
 	if (r >= 0)
 		r = seal(fd, o->seals);
-	if (r >= 0 && o->mode && !startswith(path, "/memfd:") && !startswith(path, "/dev/zero") &&
-	    fchmod(fd, o->mode) < 0)
-		r = -errno; /* a deleted file keeps its permission bits */
+	/* A deleted file keeps its owner and permission bits (owner first:
+	 * fchown clears set-id bits). */
+	bool file = !startswith(path, "/memfd:") && !startswith(path, "/dev/zero");
+	if (r >= 0 && file && o->uid >= 0 && fchown(fd, (uid_t)o->uid, (gid_t)o->gid) < 0)
+		r = -errno;
+	if (r >= 0 && file && o->mode && fchmod(fd, o->mode) < 0)
+		r = -errno;
 	if (r < 0) {
 		close(fd);
 		return log_error_errno(r, "cannot fill or seal shared memory object %s: %m", path);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Things that lost their name while open: a file deleted while open with
- * mode 0751 (its content, offset and mode), a file whose directory was
+ * mode 0751 (its content, offset, mode and owner), a file whose directory was
  * removed after it (two levels: restore makes them again for a moment,
  * so /proc shows the same path), two descriptions of one removed directory (the same
  * inode, empty, still a directory), O_PATH fds of the deleted file and
@@ -29,7 +29,8 @@ static int make_file(const char *path, mode_t mode, uint64_t seed)
 	char buf[SZ];
 	test_fill(buf, SZ, seed);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, buf, SZ) != SZ || fchmod(fd, mode) < 0 || lseek(fd, 1234, SEEK_SET) != 1234 ||
+	if (fd < 0 || write(fd, buf, SZ) != SZ || fchown(fd, 1234, 5678) < 0 || fchmod(fd, mode) < 0 ||
+	    lseek(fd, 1234, SEEK_SET) != 1234 ||
 	    unlink(path) < 0)
 		test_die("%s: %m", path);
 	return fd;
@@ -42,6 +43,7 @@ static void check_file(int fd, mode_t mode, uint64_t seed, const char *what)
 	check(fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 0 && st.st_size == SZ,
 	      "%s: not an unlinked file of %d bytes", what, SZ);
 	check((st.st_mode & 07777) == mode, "%s: mode %o, want %o", what, st.st_mode & 07777, mode);
+	check(st.st_uid == 1234 && st.st_gid == 5678, "%s: owner %u:%u, want 1234:5678", what, st.st_uid, st.st_gid);
 	check(lseek(fd, 0, SEEK_CUR) == 1234, "%s: offset %ld", what, (long)lseek(fd, 0, SEEK_CUR));
 	check(pread(fd, buf, SZ, 0) == SZ && test_verify(buf, SZ, seed) < 0, "%s: content differs", what);
 	check(pwrite(fd, "w", 1, SZ) == 1, "%s: cannot write: %m", what);
