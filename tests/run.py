@@ -28,6 +28,7 @@ import t_cli  # noqa: E402
 import t_failures  # noqa: E402
 import t_trust  # noqa: E402
 import t_interrupt  # noqa: E402
+import t_deleted  # noqa: E402
 import programs  # noqa: E402
 import t_terminals  # noqa: E402
 import containers  # noqa: E402
@@ -40,7 +41,7 @@ import t_cowshare  # noqa: E402
 import t_lazy  # noqa: E402
 
 MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, t_terminals,
-           containers, t_containers_pids, t_podman, t_netlock, t_cowshare, t_lazy)
+           containers, t_containers_pids, t_podman, t_netlock, t_cowshare, t_lazy, t_deleted)
 
 
 def collect(r):

@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "engine/deleted.h"
 #include "engine/files.h"
 #include "engine/shmem.h"
 #include "util/cleanup.h"
@@ -67,11 +68,10 @@ static dev_t chr_rdev(int i)
 	return makedev(safe_chr[i].major, safe_chr[i].minor);
 }
 
-static bool deleted(const char *link)
-{
-	size_t l = strlen(link);
-	return l > 10 && streq(link + l - 10, " (deleted)");
-}
+/* A directory removed while open: made again, empty and unnamed. */
+struct dir_state {
+	uint64_t ino; /* at dump: the fds of one removed directory share one */
+};
 
 static bool reg_match(const struct fd_probe *p)
 {
@@ -91,7 +91,30 @@ static bool chr_match(const struct fd_probe *p)
 
 static int reg_collect(const struct fd_probe *p, struct fd_rec *o)
 {
-	return deleted(p->link) ? fd_state_alloc(o, sizeof(struct reg_state)) : 0;
+	if (!path_deleted(p->link))
+		return 0;
+	int r = fd_state_alloc(o, sizeof(struct reg_state));
+	if (r >= 0) /* what an inotify watch on it is matched with; the rest at dump_data */
+		((struct reg_state *)o->state)->obj = (struct shobj){ .dev = (uint64_t)p->st->st_dev,
+								      .ino = (uint64_t)p->st->st_ino, .uid = -1, .gid = -1 };
+	return r;
+}
+
+static int dir_collect(const struct fd_probe *p, struct fd_rec *o)
+{
+	if (!path_deleted(p->link) || p->st->st_nlink)
+		return 0;
+	int r = fd_state_alloc(o, sizeof(struct dir_state));
+	if (r >= 0)
+		((struct dir_state *)o->state)->ino = (uint64_t)p->st->st_ino;
+	return r;
+}
+
+static void dir_to_json(const struct fd_rec *o, struct json_builder *b)
+{
+	const struct dir_state *s = o->state;
+	if (s)
+		jb_u64(b, "deleted_ino", s->ino);
 }
 
 /* The content of a deleted file, once per description (dups share it). */
@@ -104,7 +127,11 @@ static int reg_dump_data(struct fd_dump *d, struct fd_rec *o)
 		return 0;
 	snprintf(p, sizeof(p), "fd/%d", o->fd);
 	_cleanup_close_ int fd = openat(d->procfd, p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || (r = shobj_stat(fd, &s->obj)) < 0 || (r = shobj_save(d->img, fd, &s->obj)) < 0)
+	if (fd >= 0 && (r = shobj_stat(fd, &s->obj)) == -EFBIG)
+		return log_error_errno(r, "pid %d: fd %d (%s) is a deleted file larger than the %llu GiB stasis saves "
+				       "in an image; close it or give it a name again (ln /proc/%d/fd/%d PATH)",
+				       d->pid, o->fd, o->path, MAX_SHOBJ_SIZE >> 30, d->pid, o->fd);
+	if (fd < 0 || r < 0 || (r = shobj_save(d->img, fd, &s->obj)) < 0)
 		return log_error_errno(fd < 0 ? -errno : r, "pid %d: cannot save deleted file of fd %d: %m", d->pid,
 				       o->fd);
 	return 0;
@@ -115,6 +142,42 @@ static void reg_to_json(const struct fd_rec *o, struct json_builder *b)
 	const struct reg_state *s = o->state;
 	if (s)
 		shobj_to_jb(b, &s->obj);
+}
+
+/* The pid of a /proc/PID/... path, or 0. */
+static pid_t procfs_pid(const char *path)
+{
+	int pid = 0;
+	const char *p = path + 6;
+	if (!startswith(path, "/proc/") || *p < '1' || *p > '9')
+		return 0;
+	for (; *p >= '0' && *p <= '9' && pid < (1 << 22); p++)
+		pid = pid * 10 + (*p - '0');
+	return *p == '/' || !*p ? pid : 0;
+}
+
+/* A /proc/PID entry is opened again by the same path, which names the
+ * restored process when PID is of the tree (same pids, or the tree's own
+ * /proc with --pidns), and anybody else's otherwise: refused then. */
+static int procfs_link(struct files_proc *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].f->n; k++) {
+			const struct fd_rec *o = &v[i].f->fds[k];
+			pid_t pid = o->ops == &fd_reg_ops || o->ops == &fd_dir_ops ? procfs_pid(o->path) : 0;
+			bool ours = !pid;
+			char t[64];
+			for (size_t j = 0; j < n && !ours; j++) {
+				snprintf(t, sizeof(t), "/proc/%d/task/%d", v[j].pid, pid);
+				ours = v[j].pid == pid || access(t, F_OK) == 0; /* a thread's own entry */
+			}
+			if (!ours)
+				return log_error_errno(-EOPNOTSUPP, "pid %d: fd %d is %s, of process %d, which is not "
+						       "part of the tree; after restore that path would name another "
+						       "process. Dump the tree that holds %d too", v[i].pid, o->fd,
+						       o->path, pid, pid);
+		}
+	return 0;
 }
 
 /* Format 2 has no rdev (a reader may ignore it): it is fixed by the path. */
@@ -134,7 +197,14 @@ static bool flags_valid(const struct fd_rec *o)
 static int dir_from_json(const json_t *j, struct fd_rec *o)
 {
 	bool ok = path_is_normal(o->path) && flags_valid(o) && !(o->flags & TMPFILE_BIT);
-	return ok && ((o->flags & O_ACCMODE) == O_RDONLY || (o->flags & O_PATH)) ? 0 : -EBADMSG;
+	if (!ok || !((o->flags & O_ACCMODE) == O_RDONLY || (o->flags & O_PATH)))
+		return -EBADMSG;
+	if (!json_object_get(j, "deleted_ino"))
+		return 0;
+	int r = fd_state_alloc(o, sizeof(struct dir_state));
+	if (r < 0 || (r = json_get_u64(j, "deleted_ino", &((struct dir_state *)o->state)->ino)) < 0)
+		return r;
+	return path_deleted(o->path) ? 0 : -EBADMSG;
 }
 
 static int chr_from_json(const json_t *j, struct fd_rec *o)
@@ -236,6 +306,36 @@ static long open_deleted(const struct fd_restore *x, const struct fd_rec *o, con
 	return fd_push(x, o, fd);
 }
 
+/* A removed directory: made once (keyed by its inode at dump, bit 61). */
+static int made_dir(struct files_ctx *c, const struct fd_rec *o, const struct dir_state *s)
+{
+	uint64_t key = (1ULL << 61) | (s->ino & ((1ULL << 61) - 1));
+	int e;
+	if (files_ctx_find(c, key) < 0 && (e = files_ctx_add(c, key, deleted_make(c->fsroot, o->path, S_IFDIR))) < 0)
+		return log_error_errno(e, "cannot make the removed directory %s again: %m", o->path);
+	return files_ctx_find(c, key);
+}
+
+/* Each description of a removed directory is a new open of it. */
+static long open_deleted_dir(const struct fd_restore *x, const struct fd_rec *o, const struct dir_state *s)
+{
+	char p[64];
+	int dir = made_dir(x->c, o, s);
+	if (dir < 0)
+		return dir;
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", dir);
+	_cleanup_close_ int fd = open(p, (int)(o->flags & ~(uint32_t)O_NOFOLLOW) | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(-errno, "pid %d: cannot reopen removed directory of fd %d (%s): %m",
+				       x->r->pid, o->fd, o->path);
+	return fd_push(x, o, fd);
+}
+
+static long dir_open(const struct fd_restore *x, const struct fd_rec *o)
+{
+	return o->state ? open_deleted_dir(x, o, o->state) : path_open(x, o);
+}
+
 static long reg_open(const struct fd_restore *x, const struct fd_rec *o)
 {
 	return o->state ? open_deleted(x, o, o->state) : path_open(x, o);
@@ -255,6 +355,7 @@ const struct fd_ops fd_reg_ops = {
 	.name = "reg",
 	.match = reg_match,
 	.collect = reg_collect,
+	.link = procfs_link,
 	.dump_data = reg_dump_data,
 	.to_json = reg_to_json,
 	.from_json = reg_from_json,
@@ -265,8 +366,10 @@ const struct fd_ops fd_reg_ops = {
 const struct fd_ops fd_dir_ops = {
 	.name = "dir",
 	.match = dir_match,
+	.collect = dir_collect,
+	.to_json = dir_to_json,
 	.from_json = dir_from_json,
-	.open = path_open,
+	.open = dir_open,
 	.setup = seek,
 };
 
@@ -278,3 +381,42 @@ const struct fd_ops fd_chr_ops = {
 	.from_json = chr_from_json,
 	.open = path_open,
 };
+
+/* The deleted file or removed directory (at dump: dev, ino) held by fd
+ * record o, or NULL. Directories are matched by inode alone. */
+static const struct fd_rec *holds(const struct fd_rec *o, uint64_t dev, uint64_t ino)
+{
+	if (o->dup_of >= 0)
+		return NULL; /* a dup's record carries no size (reg_dump_data) */
+	if (o->ops == &fd_reg_ops && o->state) {
+		const struct shobj *b = &((const struct reg_state *)o->state)->obj;
+		return b->dev == dev && b->ino == ino ? o : NULL;
+	}
+	if (o->ops == &fd_dir_ops && o->state)
+		return ((const struct dir_state *)o->state)->ino == ino ? o : NULL;
+	return NULL;
+}
+
+static const struct fd_rec *find_holder(const struct files_proc *v, size_t n, uint64_t dev, uint64_t ino)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].f->n; k++)
+			if (holds(&v[i].f->fds[k], dev, ino))
+				return &v[i].f->fds[k];
+	return NULL;
+}
+
+bool deleted_object_held(const struct files_proc *v, size_t n, uint64_t dev, uint64_t ino)
+{
+	return find_holder(v, n, dev, ino) != NULL;
+}
+
+int deleted_object_get(struct files_ctx *c, uint64_t dev, uint64_t ino)
+{
+	const struct fd_rec *o = find_holder(c->all, c->nall, dev, ino);
+	if (!o)
+		return -ENOENT;
+	if (o->ops == &fd_dir_ops)
+		return made_dir(c, o, o->state);
+	return shobj_get(c, o->path, &((const struct reg_state *)o->state)->obj);
+}

@@ -60,7 +60,7 @@ int files_link(struct files_proc *v, size_t n, bool root_stdio)
 		if (v[0].f->fds[k].fd <= 2)
 			fd_set_external(&v[0].f->fds[k]);
 	int r = fd_kinds_link(v, n);
-	if (r < 0)
+	if (r < 0 || (r = fd_owners_check(v, n)) < 0)
 		return r;
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++) {

@@ -221,6 +221,8 @@ int files_collect(int procfd, pid_t pid, unsigned flags, struct files_rec *f)
 		f->n++;
 	}
 	qsort(f->fds, f->n, sizeof(*f->fds), cmp_fd);
+	if ((r = fd_owners_collect(pid, f)) < 0)
+		return r;
 	for (size_t i = 0; i < f->n; i++) {
 		const struct fd_rec *o = &f->fds[i];
 		if (o->ops->check && (r = o->ops->check(pid, f, o)) < 0)
@@ -320,6 +322,7 @@ static int fd_to_json(const struct fd_rec *o, json_t **ret)
 		jb_bool(&b, "shared", true);
 	if (o->ops->to_json)
 		o->ops->to_json(o, &b);
+	fd_owner_to_json(o, &b);
 	int r = jb_end(&b, ret);
 	if (r < 0)
 		return log_error_errno(r, "cannot write the record of fd %d (%s): field '%s': %m", o->fd, o->path,
@@ -373,6 +376,8 @@ static int fd_from_json(const json_t *j, struct fd_rec *o)
 	o->shared = json_is_true(json_object_get(j, "shared"));
 	if (!(o->path = strdup(path)))
 		return -ENOMEM;
+	if ((r = fd_owner_from_json(j, o)) < 0)
+		return r;
 	return o->ops->from_json ? o->ops->from_json(j, o) : 0;
 }
 

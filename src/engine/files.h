@@ -48,6 +48,12 @@
 
 struct fd_ops;
 
+/* Who gets SIGIO for the description (files-owner.c): F_GETOWN_EX's
+ * type and pid (0: nobody), F_GETSIG's signal (0: SIGIO). */
+struct fd_owner {
+	int type, pid, sig;
+};
+
 struct fd_rec {
 	int fd;
 	const struct fd_ops *ops; /* the kind */
@@ -58,6 +64,7 @@ struct fd_rec {
 	uint64_t desc;    /* the open file description, numbered across the tree */
 	bool shared;      /* desc is held by more than one process */
 	void *state;      /* the kind's own record (owned; NULL when it keeps none) */
+	struct fd_owner owner;
 };
 
 struct files_rec {
@@ -125,6 +132,15 @@ const char *fd_kind_name(const struct fd_rec *o);
 /* The fd leads outside the tree and is given back by the restorer
  * (files-ext.c); file locks are not looked at on those. */
 bool fd_is_external(const struct fd_rec *o);
+
+/* files-owner.c: the SIGIO owner, signal and O_ASYNC of every fd. Read
+ * at collect; refused when the owner is not of the tree; the record's
+ * optional "owner"; set again once the process's threads exist. */
+int fd_owners_collect(pid_t pid, struct files_rec *f);
+int fd_owners_check(const struct files_proc *v, size_t n);
+void fd_owner_to_json(const struct fd_rec *o, struct json_builder *b);
+int fd_owner_from_json(const json_t *j, struct fd_rec *o);
+int files_restore_owners(struct files_ctx *c, struct remote *r, pid_t tid, const struct files_rec *f);
 
 /* --- for the kinds --- */
 

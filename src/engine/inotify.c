@@ -25,6 +25,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "engine/deleted.h"
+#include "engine/fdpass.h"
 #include "engine/files.h"
 #include "engine/inotify.h"
 #include "engine/proc.h"
@@ -163,8 +165,10 @@ static int resolve(int procfd, int mfd, struct inotify_watch *w)
 	if (l < 0)
 		return -errno;
 	link[l] = 0;
-	if (link[0] != '/' || (l > 10 && streq(link + l - 10, " (deleted)")))
+	if (link[0] != '/')
 		return -ENOENT;
+	if (path_deleted(link)) /* no name any more: found again through an fd of the tree (inotify_link) */
+		return (w->path = strdup(link)) ? 0 : -ENOMEM;
 	/* The path must lead to the same inode from the process's root too. */
 	char in_root[PATH_MAX + 24];
 	snprintf(in_root, sizeof(in_root), "root%s", link);
@@ -199,6 +203,29 @@ static int find_paths(int procfd, pid_t pid, int fd, struct inotify_rec *o)
 			return -EOPNOTSUPP;
 		}
 	}
+	return 0;
+}
+
+extern const struct fd_ops fd_inotify_ops;
+
+/* A watch on an inode that has no name any more is kept when an fd of
+ * the tree holds that deleted file or removed directory: restore watches
+ * the object it makes for that fd. */
+static int inotify_link(struct files_proc *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].f->n; k++) {
+			const struct fd_rec *o = &v[i].f->fds[k];
+			const struct inotify_rec *s = o->ops == &fd_inotify_ops ? o->state : NULL;
+			for (size_t j = 0; s && j < s->nwatches; j++) {
+				const struct inotify_watch *w = &s->watches[j];
+				if (path_deleted(w->path) && !deleted_object_held(v, n, w->dev, w->ino))
+					return log_error_errno(-EOPNOTSUPP, "pid %d: inotify fd %d: watch %d is on %s, "
+							       "which no fd of the tree holds open, so it cannot be "
+							       "made again; it cannot be checkpointed", v[i].pid,
+							       o->fd, w->wd, w->path);
+			}
+		}
 	return 0;
 }
 
@@ -336,8 +363,31 @@ static int drain(struct remote *r, pid_t tid, long fd)
 	return -EIO;
 }
 
-static int add_all(struct remote *r, pid_t tid, long fd, const struct fd_rec *o)
+/* A watch on a deleted file or removed directory: on the object the
+ * restorer made for the fd of the tree that holds it, through
+ * /proc/self/fd (followed, so not IN_DONT_FOLLOW). */
+static long add_deleted_watch(const struct fd_restore *x, long fd, const struct inotify_watch *w)
 {
+	char p[64];
+	int ours = deleted_object_get(x->c, w->dev, w->ino);
+	if (ours < 0)
+		return ours;
+	long in = fdpass_push(x->r, x->tid, x->c->ctl, x->tfd, ours);
+	if (in < 0)
+		return in;
+	snprintf(p, sizeof(p), "/proc/self/fd/%ld", in);
+	uint64_t at = x->r->scratch + 16384;
+	long wd = remote_write(x->r, at, p, strlen(p) + 1);
+	if (wd >= 0)
+		wd = remote_syscall(x->r, x->tid, SYS_inotify_add_watch, fd, at, w->mask & ~(uint32_t)IN_DONT_FOLLOW);
+	remote_syscall(x->r, x->tid, SYS_close, in);
+	return wd;
+}
+
+static int add_all(const struct fd_restore *x, long fd, const struct fd_rec *o)
+{
+	struct remote *r = x->r;
+	pid_t tid = x->tid;
 	const struct inotify_rec *s = o->state;
 	int next = 1, e;
 	bool burned = false;
@@ -351,7 +401,7 @@ static int add_all(struct remote *r, pid_t tid, long fd, const struct fd_rec *o)
 				return e;
 			burned = true;
 		}
-		long wd = add_watch(r, tid, fd, w->path, w->mask);
+		long wd = path_deleted(w->path) ? add_deleted_watch(x, fd, w) : add_watch(r, tid, fd, w->path, w->mask);
 		if (wd < 0)
 			return log_error_errno((int)wd, "pid %d: inotify fd %d: cannot watch %s again: %m", r->pid, o->fd,
 					       w->path);
@@ -371,7 +421,7 @@ static long inotify_open(const struct fd_restore *x, const struct fd_rec *o)
 	long fd = remote_syscall(x->r, x->tid, SYS_inotify_init1, (o->flags & O_NONBLOCK) ? IN_NONBLOCK : 0);
 	if (fd < 0)
 		return log_error_errno((int)fd, "pid %d: cannot reopen fd %d (%s): %m", x->r->pid, o->fd, o->path);
-	int e = add_all(x->r, x->tid, fd, o);
+	int e = add_all(x, fd, o);
 	if (e < 0) {
 		remote_syscall(x->r, x->tid, SYS_close, fd);
 		return e;
@@ -383,6 +433,7 @@ const struct fd_ops fd_inotify_ops = {
 	.name = "inotify",
 	.match = inotify_match,
 	.collect = inotify_collect,
+	.link = inotify_link,
 	.to_json = inotify_fd_to_json,
 	.from_json = inotify_fd_from_json,
 	.free = inotify_free,

@@ -199,7 +199,7 @@ static void scan_categories(const struct vma_rec *v, struct pm_scan_arg *a)
 	if (v->kind == VMA_ANON) {
 		/* The shared zero page reads as zero after restore anyway. */
 		a->category_inverted = a->category_mask = PAGE_IS_PFNZERO;
-	} else if (v->kind == VMA_FILE) {
+	} else if (v->kind == VMA_FILE || v->kind == VMA_SHMEM) {
 		/* Only copy-on-write copies; the rest comes from the file. */
 		a->category_inverted = a->category_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO;
 	}
@@ -251,7 +251,7 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const struct vm
 
 static bool vma_has_pages(const struct vma_rec *v)
 {
-	return v->kind == VMA_ANON || (v->kind == VMA_FILE && !v->shared);
+	return v->kind == VMA_ANON || ((v->kind == VMA_FILE || v->kind == VMA_SHMEM) && !v->shared);
 }
 
 static int hash_vdso(struct remote *r, struct mm_rec *m)

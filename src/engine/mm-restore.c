@@ -211,7 +211,7 @@ out:
 
 static bool has_pages(const struct vma_rec *v)
 {
-	return v->kind == VMA_ANON || (v->kind == VMA_FILE && !v->shared);
+	return v->kind == VMA_ANON || ((v->kind == VMA_FILE || v->kind == VMA_SHMEM) && !v->shared);
 }
 
 /* The prot a mapping is created with: writable while pages are filled. */
@@ -269,7 +269,12 @@ static long map_shmem(struct remote *r, pid_t tid, const struct vma_rec *v, stru
 	int ours = shobj_get(fc, v->path, &v->obj);
 	if (ours < 0)
 		return ours;
-	long fd = fdpass_push(r, tid, fc->ctl, tfd, ours);
+	/* A private mapping holds a read-only open, as the original's did:
+	 * a writer would keep a deleted executable from being the exe. */
+	_cleanup_close_ int ro = v->shared ? -1 : shobj_reopen_ro(ours);
+	if (!v->shared && ro < 0)
+		return ro;
+	long fd = fdpass_push(r, tid, fc->ctl, tfd, v->shared ? ours : ro);
 	if (fd < 0)
 		return fd;
 	long ret = map_one(r, tid, v, fd);
@@ -311,6 +316,8 @@ int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m, struct 
 			break;
 		}
 		e = advise(r, tid, v);
+		if (e >= 0 && v->kind == VMA_SHMEM && streq(v->path, m->exe))
+			e = shobj_readonly(fc, &v->obj); /* a deleted executable: no writer (shmem.h) */
 	}
 	if (fd >= 0)
 		remote_syscall(r, tid, SYS_close, fd);
@@ -332,6 +339,22 @@ static int check_exe(struct remote *r, const struct mm_rec *m, long fd)
 	return 0;
 }
 
+/* The executable, opened in the task: by path, or for a deleted one (a
+ * memfd run with execveat) through its restored mapping. */
+static long open_exe(struct remote *r, pid_t tid, const struct mm_rec *m)
+{
+	char p[96];
+	int fl = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+	for (size_t i = 0; i < m->nvmas; i++) {
+		const struct vma_rec *v = &m->vmas[i];
+		if (v->kind != VMA_SHMEM || !streq(v->path, m->exe))
+			continue;
+		snprintf(p, sizeof(p), "/proc/self/map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
+		return remote_open(r, tid, p, fl & ~O_NOFOLLOW, 0);
+	}
+	return remote_open(r, tid, m->exe, fl, 0);
+}
+
 int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m, bool exe_is_set)
 {
 	for (size_t i = 0; i < m->nvmas; i++) {
@@ -343,7 +366,7 @@ int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m, bool 
 			return log_error_errno((int)ret, "pid %d: cannot protect %" PRIx64 ": %m", r->pid, v->start);
 	}
 	/* -1: no change (the process executed the file itself). */
-	long exe_fd = exe_is_set ? -1 : remote_open(r, tid, m->exe, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
+	long exe_fd = exe_is_set ? -1 : open_exe(r, tid, m);
 	if (exe_fd < 0 && !exe_is_set)
 		return log_error_errno((int)exe_fd, "pid %d: cannot open executable %s: %m", r->pid, m->exe);
 	int e = exe_fd >= 0 ? check_exe(r, m, exe_fd) : 0;

@@ -101,7 +101,9 @@ static int classify(pid_t pid, int procfd, const struct vma *v, struct vma_rec *
 	snprintf(link, sizeof(link), "map_files/%" PRIx64 "-%" PRIx64, v->start, v->end);
 	if (v->shared && startswith(p, "/SYSV"))
 		return classify_sysvshm(pid, procfd, v, out);
-	if (v->shared && endswith(p, " (deleted)") && !startswith(p, "/SYSV")) {
+	/* A private mapping of one too: the object, then its copy-on-write
+	 * pages like a private file mapping's. */
+	if (endswith(p, " (deleted)") && !startswith(p, "/SYSV")) {
 		_cleanup_close_ int fd = openat(procfd, link, O_RDONLY | O_CLOEXEC);
 		int r = fd < 0 ? -errno : shobj_stat(fd, &out->obj);
 		if (r < 0)
@@ -193,8 +195,14 @@ static int collect_fields(int procfd, pid_t pid, struct mm_rec *m)
 	if (l < 0)
 		return log_error_errno(-errno, "pid %d: cannot read exe link: %m", pid);
 	exe[l] = 0;
-	if (endswith(exe, " (deleted)"))
-		return log_error_errno(-EOPNOTSUPP, "pid %d: its executable %s was deleted; cannot checkpoint", pid, exe);
+	/* A deleted executable (or a memfd run with execveat) comes back from
+	 * its mapping, saved as a shared memory object (mm-restore.c). */
+	bool mapped = false;
+	for (size_t i = 0; i < m->nvmas && !mapped; i++)
+		mapped = m->vmas[i].kind == VMA_SHMEM && streq(m->vmas[i].path, exe);
+	if (endswith(exe, " (deleted)") && !mapped)
+		return log_error_errno(-EOPNOTSUPP, "pid %d: its executable %s was deleted and is not mapped any "
+				       "more; cannot checkpoint", pid, exe);
 	m->exe = strdup(exe);
 	return m->exe ? 0 : -ENOMEM;
 }

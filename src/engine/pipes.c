@@ -10,7 +10,8 @@
  *
  * A FIFO is opened again by its path (in the container's root, fsroot.h),
  * once per open file description, whoever holds its other end; its bytes
- * are saved like a pipe's. */
+ * are saved like a pipe's. One whose path was unlinked is made again
+ * without a name (deleted.h) and opened the same way. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -23,6 +24,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "engine/deleted.h"
 #include "engine/files.h"
 #include "engine/fsroot.h"
 #include "engine/syscalls.h"
@@ -61,7 +63,7 @@ static bool pipe_match(const struct fd_probe *p)
 		return false;
 	/* A FIFO is reopened by its path, whoever holds the other end; a
 	 * pipe's ends are decided once every fd is known (pipes_link). */
-	return (p->link[0] == '/' && !strstr(p->link, " (deleted)")) || startswith(p->link, "pipe:[");
+	return p->link[0] == '/' || startswith(p->link, "pipe:[");
 }
 
 static int pipe_collect(const struct fd_probe *p, struct fd_rec *o)
@@ -153,8 +155,20 @@ static int peek_pipe(int fd, uint32_t size, void **ret_buf, size_t *ret_len)
 	return 0;
 }
 
-/* The size of every end, and the queued bytes once per pipe (from a read
- * end: they are saved before any process runs again). */
+/* A read-write open of the pipe our copy `fd` is an end of, to peek at
+ * its bytes from a write or read-write end (a FIFO opened O_RDWR, a pipe
+ * or FIFO whose reader closed): never blocks, consumes nothing. */
+static int reader_of(int fd)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	int r = open(p, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	return r < 0 ? -errno : r;
+}
+
+/* The size of every end, and the queued bytes once per pipe, from the
+ * first end met, whichever way it was opened (they are saved before any
+ * process runs again). */
 static int pipe_dump_data(struct fd_dump *d, struct fd_rec *o)
 {
 	struct pipe_state *s = pipe_of(o);
@@ -173,11 +187,12 @@ static int pipe_dump_data(struct fd_dump *d, struct fd_rec *o)
 		return log_error_errno(-errno, "pid %d: cannot read the size of pipe fd %d: %m", d->pid, o->fd);
 	s->size = (uint32_t)sz;
 	char name[IMAGE_NAME_MAX];
-	if (!is_read_end(o) || image_has(d->img, image_name_pipe(name, s->id)))
-		return 0; /* saved already from another holder of the read end */
+	if (image_has(d->img, image_name_pipe(name, s->id)))
+		return 0; /* saved already from another end */
 	_cleanup_free_ void *buf = NULL;
 	size_t len = 0;
-	int r = peek_pipe(fd, s->size, &buf, &len);
+	_cleanup_close_ int rfd = is_read_end(o) ? -1 : reader_of(fd);
+	int r = is_read_end(o) || rfd >= 0 ? peek_pipe(is_read_end(o) ? fd : rfd, s->size, &buf, &len) : rfd;
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot read the bytes queued in pipe fd %d: %m", d->pid, o->fd);
 	return len ? image_put(d->img, name, buf, len) : 0;
@@ -270,7 +285,10 @@ static int make_fifo(struct files_ctx *c, const struct fd_rec *o)
 {
 	char p[64];
 	uint64_t id = pipe_of(o)->id;
-	int keep = open_fifo(c, o), e;
+	/* One whose path was unlinked is made again without a name. */
+	int keep = path_deleted(o->path) ? deleted_make(c->fsroot, o->path, S_IFIFO) : open_fifo(c, o), e;
+	if (keep < 0 && path_deleted(o->path))
+		return log_error_errno(keep, "cannot make the unlinked FIFO %s again: %m", o->path);
 	if (keep < 0)
 		return keep;
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", keep);

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/deleted.h"
 #include "engine/fdpass.h"
 #include "engine/netlock.h"
 #include "engine/lazy.h"
@@ -176,6 +177,10 @@ static int exec_exe(struct rproc *rp)
 	uint64_t argv[2] = { r->scratch + 4096, 0 };
 	static const uint8_t insn[] = { 0x0f, 0x05 };
 	struct user_regs_struct regs;
+	if (path_deleted(exe))
+		return log_error_errno(-EOPNOTSUPP, "pid %d: its executable %s was deleted (or is a memfd), and the "
+				       "stub here lacks CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE to name it; cannot "
+				       "restore it without them", pid, exe);
 	int e = remote_write(r, r->scratch + 4096, exe, strlen(exe) + 1);
 	if (e < 0 || (e = remote_write(r, r->scratch + 8192, argv, sizeof(argv))) < 0)
 		return e;
@@ -239,10 +244,13 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 		if (ret < 0)
 			log_warn("cannot remove the stub %s from the container: %s", c->stub_file, strerror((int)-ret));
 	}
+	if (path_deleted(p->task.cwd) && (e = deleted_restore_cwd(&c->files, r, pid, FDPASS_STUB_FD, p->task.cwd)) < 0)
+		return e;
 	if ((e = files_restore(&c->files, r, pid, &p->files, FDPASS_STUB_FD, rp->pidfd, rp == c->procs)) < 0 ||
 	    (e = locks_restore(r, pid, &p->locks)) < 0 || (e = task_restore(r, pid, &p->task)) < 0 ||
 	    (e = prctl_restore(r, pid, rp->procfd, &p->prctl)) < 0 ||
 	    (e = signals_restore(r, pid, &p->sig)) < 0 || (e = clone_threads(c, rp)) < 0 ||
+	    (e = files_restore_owners(&c->files, r, pid, &p->files)) < 0 ||
 	    (e = timers_restore(r, pid, &p->timers)) < 0 || (e = inject_fail("restore:after-threads")) < 0)
 		return e;
 	for (size_t i = 0; i < p->nthreads; i++) {

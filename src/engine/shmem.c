@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/deleted.h"
 #include "engine/fsroot.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -40,7 +41,8 @@ int shobj_stat(int fd, struct shobj *ret)
 		return -EFBIG;
 	int seals = fcntl(fd, F_GET_SEALS);
 	*ret = (struct shobj){ .dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino, .size = (uint64_t)st.st_size,
-			       .seals = seals > 0 ? (uint32_t)seals : 0 };
+			       .seals = seals > 0 ? (uint32_t)seals : 0, .mode = st.st_mode & 07777, .uid = st.st_uid,
+			       .gid = st.st_gid };
 	return 0;
 }
 
@@ -91,6 +93,12 @@ void shobj_to_jb(struct json_builder *b, const struct shobj *o)
 	jb_u64(&x, "size", o->size);
 	if (o->seals)
 		jb_int(&x, "seals", (int)o->seals);
+	if (o->mode)
+		jb_int(&x, "mode", (int)o->mode);
+	if (o->uid >= 0 && o->gid >= 0) {
+		jb_i64(&x, "uid", o->uid);
+		jb_i64(&x, "gid", o->gid);
+	}
 	jb_obj(b, "obj", &x);
 }
 
@@ -104,6 +112,14 @@ int shobj_from_json(const json_t *j, struct shobj *o)
 	if (json_object_get(x, "seals") && (json_get_int(x, "seals", &seals) < 0 || seals < 0 || seals > SEALS_ALL))
 		return -EBADMSG;
 	o->seals = (uint32_t)seals;
+	int mode = 0;
+	if (json_object_get(x, "mode") && (json_get_int(x, "mode", &mode) < 0 || mode < 0 || mode > 07777))
+		return -EBADMSG;
+	o->mode = (uint32_t)mode;
+	o->uid = o->gid = -1;
+	if (json_object_get(x, "uid") && (json_get_i64(x, "uid", &o->uid) < 0 || json_get_i64(x, "gid", &o->gid) < 0 ||
+					  o->uid < 0 || o->uid > UINT32_MAX - 1 || o->gid < 0 || o->gid > UINT32_MAX - 1))
+		return -EBADMSG;
 	return 0;
 }
 
@@ -153,28 +169,6 @@ static int make_anon(uint64_t size)
 	return fd < 0 ? -e : fd;
 }
 
-/* A file deleted while in use comes back under its old name (so /proc
- * shows the same "(deleted)" path), or a sibling name if that is taken,
- * and is unlinked at once. */
-static int make_deleted(const char *fsroot, const char *path)
-{
-	char p[PATH_MAX + 96], root[PATH_MAX + 64];
-	size_t l = strlen(path) - strlen(" (deleted)");
-	snprintf(p, sizeof(p), "%.*s", (int)l, path);
-	if (!fsroot_path(fsroot, p, root, sizeof(root)))
-		return -ENAMETOOLONG;
-	snprintf(p, sizeof(p), "%s", root);
-	int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	for (int i = 0; fd < 0 && errno == EEXIST && i < 100; i++) {
-		snprintf(p, sizeof(p), "%s.stasis-%d", root, i);
-		fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	}
-	if (fd < 0)
-		return -errno;
-	unlink(p);
-	return fd;
-}
-
 static int make(const char *fsroot, const char *path)
 {
 	if (streq(path, "/dev/zero (deleted)") || streq(path, "/dev/zero"))
@@ -191,7 +185,7 @@ static int make(const char *fsroot, const char *path)
 	size_t l = strlen(path);
 	if (path[0] != '/' || l <= 10 || !streq(path + l - 10, " (deleted)"))
 		return -EINVAL;
-	return make_deleted(fsroot, path);
+	return deleted_make(fsroot, path, S_IFREG);
 }
 
 /* Seals go on once the content is in (a memfd made here allows sealing;
@@ -219,9 +213,40 @@ int shobj_get(struct files_ctx *c, const char *path, const struct shobj *o)
 	int r = fill(c->img, fd, o);
 	if (r >= 0)
 		r = seal(fd, o->seals);
+	/* A deleted file keeps its owner and permission bits (owner first:
+	 * fchown clears set-id bits). */
+	bool file = !startswith(path, "/memfd:") && !startswith(path, "/dev/zero");
+	if (r >= 0 && file && o->uid >= 0 && fchown(fd, (uid_t)o->uid, (gid_t)o->gid) < 0)
+		r = -errno;
+	if (r >= 0 && file && o->mode && fchmod(fd, o->mode) < 0)
+		r = -errno;
 	if (r < 0) {
 		close(fd);
 		return log_error_errno(r, "cannot fill or seal shared memory object %s: %m", path);
 	}
 	return (r = files_ctx_add(c, key, fd)) < 0 ? r : fd;
+}
+
+int shobj_reopen_ro(int fd)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	int r = open(p, O_RDONLY | O_CLOEXEC);
+	return r < 0 ? -errno : r;
+}
+
+int shobj_readonly(struct files_ctx *c, const struct shobj *o)
+{
+	uint64_t key = obj_key(o);
+	for (size_t i = 0; i < c->nmade; i++) {
+		if (c->made[i].desc != key)
+			continue;
+		int fd = shobj_reopen_ro(c->made[i].fd);
+		if (fd < 0)
+			return fd;
+		close(c->made[i].fd);
+		c->made[i].fd = fd;
+		return 0;
+	}
+	return -ENOENT;
 }

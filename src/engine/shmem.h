@@ -26,3 +26,10 @@ int shobj_from_json(const json_t *j, struct shobj *o);
  * /proc showed it ("/dev/zero (deleted)", "/memfd:NAME (deleted)",
  * "/dir/file (deleted)") and decides how it is made. */
 int shobj_get(struct files_ctx *c, const char *path, const struct shobj *o);
+/* Our fd to the object (made already) becomes a read-only one: a file
+ * that is some process's executable may have no writer (the kernel
+ * denies PR_SET_MM_MAP's exe_fd then). Later opens of it go through
+ * /proc/self/fd with their own flags. */
+int shobj_readonly(struct files_ctx *c, const struct shobj *o);
+/* A read-only open of our fd to an object (for a private mapping). */
+int shobj_reopen_ro(int fd);

@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
+#include "engine/deleted.h"
 #include "engine/proc.h"
 #include "image/json.h"
 #include "util/cleanup.h"
@@ -60,9 +61,7 @@ int task_collect(int procfd, pid_t pid, struct task_rec *t)
 	t->personality = (uint32_t)p;
 	if ((r = read_link(procfd, "cwd", &t->cwd)) < 0 || (r = read_link(procfd, "root", &t->root)) < 0)
 		return log_error_errno(r, "pid %d: cannot read cwd/root: %m", pid);
-	if (strstr(t->cwd, " (deleted)"))
-		return log_error_errno(-EOPNOTSUPP, "pid %d: its working directory %s was deleted", pid, t->cwd);
-	return 0;
+	return 0; /* a removed cwd is made again (deleted.h) */
 }
 
 int task_dump_remote(struct remote *r, pid_t tid, struct task_rec *t)
@@ -172,7 +171,7 @@ int task_restore(struct remote *r, pid_t tid, const struct task_rec *t)
 	long ret;
 	if (!streq(t->root, "/") && (ret = rpath(r, tid, SYS_chroot, t->root)) < 0)
 		return log_error_errno((int)ret, "pid %d: cannot restore root %s: %m", r->pid, t->root);
-	if ((ret = rpath(r, tid, SYS_chdir, t->cwd)) < 0)
+	if (!path_deleted(t->cwd) && (ret = rpath(r, tid, SYS_chdir, t->cwd)) < 0)
 		return log_error_errno((int)ret, "pid %d: cannot restore cwd %s: %m", r->pid, t->cwd);
 	remote_syscall(r, tid, SYS_umask, t->umask);
 	if ((ret = remote_syscall(r, tid, SYS_personality, t->personality)) < 0)
