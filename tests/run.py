@@ -35,9 +35,10 @@ import t_podman  # noqa: E402
 import t_manpage  # noqa: E402
 import t_source  # noqa: E402
 import t_containers_pids  # noqa: E402
+import t_process  # noqa: E402
 
 MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, t_terminals, containers,
-           t_containers_pids, t_podman)
+           t_containers_pids, t_podman, t_process)
 
 
 def collect(r):

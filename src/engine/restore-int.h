@@ -46,6 +46,9 @@ long restore_clone(struct remote *r, pid_t tid, uint64_t flags, uint64_t stack, 
 /* restore-tree.c: every process of the tree exists, stopped, with its
  * pid, parent, session and group, zombies dead; each has a scratch area. */
 int tree_create(struct restore_ctx *c, const struct restore_opts *o);
+/* zombie.c: the stopped, freshly forked p ends as its original did
+ * (exit code, or signal with the core bit), a zombie of its parent. */
+int zombie_make(struct restore_ctx *c, struct rproc *p);
 /* Kills and reaps what tree_create made. */
 void tree_kill(struct restore_ctx *c);
 int rproc_map_scratch(struct rproc *p);
