@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Process-level state around the tree: a restore that fails after it made
 zombies (killed by SIGKILL among them) says so in one line and leaves no
-process and no zombie of the tree behind, and the image still restores."""
+process and no zombie of the tree behind, and the image still restores;
+processes sharing memory (CLONE_VM without threads) are refused in one
+line naming both, the workload unharmed."""
 import time
 
 import stasistest as st
 from runner import Test, TestFail
-from checks import expect_killed, expect_one_line, restore_img_and_pass
+from checks import expect_killed, expect_one_line, expect_refused_unharmed, restore_img_and_pass
 
 
 def t_zombies_failed_restore(ctx):
@@ -36,6 +38,20 @@ def t_zombies_failed_restore(ctx):
     restore_img_and_pass(ctx, img, pid, w)
 
 
+def t_shared_vm(ctx):
+    w = ctx.workload('shared_tables', args=('vm',))
+    kids = [p for p in st.tree_info(w.pid) if p != w.pid]
+    before = st.snapshot(w.pid)
+    img = ctx.path('img')
+    res = ctx.stasis(['dump', '--type', 'process', '--pid', str(w.pid), '-D', img])
+    line = expect_one_line(res, 'dump of processes sharing memory', r'CLONE_VM')
+    for need in [w.pid] + kids:
+        if str(need) not in line:
+            raise TestFail('the refusal does not name pid %d: %s' % (need, line))
+    expect_refused_unharmed(ctx, w, before, img)
+
+
 TESTS = [
+    Test('fail:shared-vm', t_shared_vm, 60),
     Test('fail:inject:restore:zombies', t_zombies_failed_restore, 60),
 ]

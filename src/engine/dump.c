@@ -19,6 +19,7 @@
 #include "engine/ipc.h"
 #include "engine/process.h"
 #include "engine/seize.h"
+#include "engine/share.h"
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/thread.h"
@@ -271,12 +272,12 @@ static int collect_all(const struct tree *t, struct dump_ctx *v, size_t n, bool 
 	return r;
 }
 
-static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages,
+static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages,
 		    const struct dump_opts *o)
 {
 	bool ipcns = false;
 	int r;
-	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = collect_all(t, v, n, o->container != NULL)) < 0 ||
+	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = share_collect(t)) < 0 || (r = collect_all(t, v, n, o->container != NULL)) < 0 ||
 	    (r = ipc_dump(img, t, &ipcns)) < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {

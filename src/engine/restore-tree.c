@@ -25,6 +25,7 @@
 #include "engine/ipc.h"
 #include "engine/restore-int.h"
 #include "engine/seize.h"
+#include "engine/share.h"
 #include "engine/syscalls.h"
 #include "engine/tty.h"
 #include "util/cleanup.h"
@@ -225,7 +226,7 @@ static int fork_child(struct restore_ctx *c, struct rproc *parent, struct rproc 
 	struct remote *r = &parent->rem;
 	pid_t pid = p->node->pid, ppid = parent->node->pid;
 	int status, e;
-	long ret = restore_clone(r, ppid, 0, 0, 0, pid);
+	long ret = restore_clone(r, ppid, share_clone_flags(p->node), 0, 0, pid);
 	if (ret == -EEXIST) {
 		e = restore_check_pid_free(pid, c->adopted);
 		return e < 0 ? e : log_error_errno(-EAGAIN, "pid %d was taken while the tree was made; try again", pid);

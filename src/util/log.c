@@ -48,10 +48,12 @@ static bool shown_on_stderr(int level)
 {
 	if (level > log_level)
 		return false;
+	/* Counted at every level: cli_failed() must not add its "without
+	 * saying why" line under -v after an error was shown. */
+	if (level == LOG_ERR)
+		return __atomic_fetch_add(errors_shown, 1, __ATOMIC_SEQ_CST) == 0 || log_level >= LOG_INFO;
 	if (level > LOG_WARN || log_level >= LOG_INFO)
 		return true;
-	if (level == LOG_ERR)
-		return __atomic_fetch_add(errors_shown, 1, __ATOMIC_SEQ_CST) == 0;
 	return log_errors_shown() == 0;
 }
 
