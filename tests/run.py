@@ -36,9 +36,10 @@ import t_manpage  # noqa: E402
 import t_source  # noqa: E402
 import t_containers_pids  # noqa: E402
 import t_process  # noqa: E402
+import t_check  # noqa: E402
 
 MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, t_terminals, containers,
-           t_containers_pids, t_podman, t_process)
+           t_containers_pids, t_podman, t_process, t_check)
 
 
 def collect(r):

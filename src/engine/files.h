@@ -43,6 +43,7 @@
 
 /* files_collect flags. */
 #define SK_TCP_CLOSE 1 /* --tcp-close: keep a TCP connection as a closed socket (sockets.c) */
+#define FILES_CHECK 2  /* stasis check: an fd refused (logged) is skipped, the others looked at */
 
 struct fd_ops;
 

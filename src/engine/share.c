@@ -56,7 +56,7 @@ static const char *probe_one(const struct tree *t, size_t i, int type, pid_t *re
 	return NULL;
 }
 
-int share_probe(const struct tree *t, size_t i, const char **ret_why, pid_t *ret_with)
+static const char *probe(const struct tree *t, size_t i, pid_t *ret_with)
 {
 	static const struct {
 		int type;
@@ -65,21 +65,27 @@ int share_probe(const struct tree *t, size_t i, const char **ret_why, pid_t *ret
 		      { KCMP_SIGHAND, "its signal handlers (CLONE_SIGHAND)" },
 		      { KCMP_FILES, "its fd table (CLONE_FILES)" },
 		      { KCMP_FS, "its cwd, root and umask (CLONE_FS)" } };
-	*ret_why = NULL;
-	if (t->v[i].zombie)
-		return 0;
-	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-		pid_t with = 0;
-		const char *where = probe_one(t, i, kinds[k].type, &with);
+	const struct tree_node *n = &t->v[i];
+	for (size_t k = 0; !n->zombie && k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		bool vm = kinds[k].type == KCMP_VM || kinds[k].type == KCMP_SIGHAND;
-		if (!where && vm && parent_in_tree(t, i) && same(t->v[i].ppid, t->v[i].pid, kinds[k].type))
-			with = t->v[i].ppid, where = "";
-		if (where) {
-			*ret_why = kinds[k].what;
-			*ret_with = with;
-			return 0;
+		if (probe_one(t, i, kinds[k].type, ret_with))
+			return kinds[k].what;
+		if (vm && parent_in_tree(t, i) && same(n->ppid, n->pid, kinds[k].type)) {
+			*ret_with = n->ppid;
+			return kinds[k].what;
 		}
 	}
+	return NULL;
+}
+
+int share_check_node(const struct tree *t, size_t i)
+{
+	pid_t with = 0;
+	const char *why = probe(t, i, &with);
+	if (why)
+		return log_error_errno(-EOPNOTSUPP, "pid %d shares %s with pid %d, which stasis cannot restore "
+				       "(it restores only fd tables and fs info shared with the parent)",
+				       t->v[i].pid, why, with);
 	return 0;
 }
 
@@ -87,13 +93,9 @@ int share_collect(struct tree *t)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		struct tree_node *n = &t->v[i];
-		const char *why;
-		pid_t with;
-		share_probe(t, i, &why, &with);
-		if (why)
-			return log_error_errno(-EOPNOTSUPP, "pid %d shares %s with pid %d, which stasis cannot restore "
-					       "(it restores only fd tables and fs info shared with the parent)",
-					       n->pid, why, with);
+		int r = share_check_node(t, i);
+		if (r < 0)
+			return r;
 		n->share = 0;
 		if (!n->zombie && parent_in_tree(t, i)) {
 			n->share |= same(n->ppid, n->pid, KCMP_FILES) ? SHARE_FILES : 0;

@@ -18,9 +18,9 @@
  * cannot make again: memory (CLONE_VM) between processes, and a table or
  * fs info shared with a process other than the parent. */
 int share_collect(struct tree *t);
-/* The same test without refusing: *ret_why says what the dump would
- * refuse for node i (NULL when nothing), *ret_with the other pid. */
-int share_probe(const struct tree *t, size_t i, const char **ret_why, pid_t *ret_with);
+/* The test of one node: -EOPNOTSUPP (logged) when the dump refuses it
+ * (stasis check goes through them all). */
+int share_check_node(const struct tree *t, size_t i);
 /* clone flags that make node n share what it shared with its parent. */
 unsigned long share_clone_flags(const struct tree_node *n);
 /* Whether process i of the tree restores its fd table: of processes

@@ -31,6 +31,7 @@
 #include "engine/proc.h"
 #include "engine/restore-int.h"
 #include "engine/syscalls.h"
+#include "engine/zombie.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
@@ -57,7 +58,7 @@ static long set_core_limit(struct rproc *p, rlim_t limit)
 
 /* A core written by the kernel lands in the dying process's cwd only for
  * a pattern without a directory and not piped to a helper. */
-static bool core_pattern_local(void)
+bool zombie_core_bit_kept(void)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len;
@@ -133,7 +134,7 @@ static int kill_zombie(struct restore_ctx *c, struct rproc *p, int want)
 	char dir[] = "/tmp/stasis-core-XXXXXX";
 	_cleanup_close_ int dfd = -1;
 	int status = 0, e = 0;
-	if (WCOREDUMP(want) && !core_pattern_local())
+	if (WCOREDUMP(want) && !zombie_core_bit_kept())
 		log_warn("zombie %d: its status loses the core-dump bit: the kernel sets it only for a core it "
 			 "writes, and core_pattern sends cores outside the restore", pid);
 	else if (WCOREDUMP(want) && (!mkdtemp(dir) || (dfd = open(dir, O_DIRECTORY | O_CLOEXEC)) < 0))

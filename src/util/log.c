@@ -23,6 +23,9 @@
 static int log_level = LOG_WARN; /* errors and warnings until -v */
 static FILE *log_file;
 
+static void (*sink)(int level, const char *msg, void *arg);
+static void *sink_arg;
+
 static unsigned errors_local;
 static unsigned *errors_shown = &errors_local;
 
@@ -36,6 +39,12 @@ void log_set_level(int level)
 		if (p != MAP_FAILED)
 			errors_shown = p;
 	}
+}
+
+void log_set_sink(void (*fn)(int level, const char *msg, void *arg), void *arg)
+{
+	sink = fn;
+	sink_arg = arg;
 }
 
 unsigned log_errors_shown(void)
@@ -129,7 +138,9 @@ void log_msg(int level, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (shown_on_stderr(level))
+	if (sink && level <= LOG_WARN)
+		sink(level, msg, sink_arg);
+	else if (shown_on_stderr(level))
 		log_to_stderr(level, msg);
 	if (log_file)
 		log_to_file(level, msg);
