@@ -167,17 +167,14 @@ static int list_tree(pid_t root, struct tree *ret)
 
 /* --- each process --- */
 
-/* What the dump's remote part needs first: a syscall instruction in the
- * vdso (read from /proc/PID/mem, not through the process). */
-static void look_at_vdso(struct cproc *c)
+/* What the dump's remote part needs first: a syscall instruction (read
+ * from /proc/PID/mem, not through the process). */
+static void look_at_syscall(struct cproc *c)
 {
-	const struct vma_rec *vdso = NULL;
-	for (size_t i = 0; i < c->p.mm.nvmas; i++)
-		if (c->p.mm.vmas[i].kind == VMA_VDSO)
-			vdso = &c->p.mm.vmas[i];
 	struct remote r = { .pid = c->pid, .mem_fd = openat(c->procfd, "mem", O_RDONLY | O_CLOEXEC) };
-	if (!vdso || r.mem_fd < 0 || remote_find_syscall(&r, vdso->start, vdso->end) < 0)
-		log_error("pid %d: no vdso with a syscall instruction found", c->pid);
+	if (r.mem_fd < 0 || mm_find_syscall(&c->p.mm, &r) < 0)
+		log_error("pid %d: no syscall instruction in its vdso or any executable mapping, which the dump "
+			  "needs to make calls in it", c->pid);
 	if (r.mem_fd >= 0)
 		close(r.mem_fd);
 }
@@ -199,7 +196,7 @@ static void look_at(struct cproc *c, unsigned fd_flags)
 		log_error("pid %d: strict seccomp mode cannot be checkpointed", c->pid);
 	task_collect(c->procfd, c->pid, &c->p.task);
 	if (mm_collect(c->procfd, c->pid, &c->p.mm) >= 0)
-		look_at_vdso(c);
+		look_at_syscall(c);
 	files_collect(c->procfd, c->pid, fd_flags | FILES_CHECK, &c->p.files);
 	timers_collect(c->procfd, c->pid, &c->p.timers);
 	prctl_collect(c->procfd, c->pid, &c->p.prctl);

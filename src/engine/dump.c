@@ -143,8 +143,12 @@ static int dump_remote(struct dump_ctx *c)
 	rem->mem_fd = openat(c->procfd, "mem", O_RDWR | O_CLOEXEC);
 	if (rem->mem_fd < 0)
 		return log_error_errno(-errno, "pid %d: cannot open its memory: %m", c->pid);
-	if (!vdso || remote_find_syscall(rem, vdso->start, vdso->end) < 0)
-		return log_error_errno(-ENOEXEC, "pid %d: no vdso with a syscall instruction found", c->pid);
+	if (mm_find_syscall(&c->p.mm, rem) < 0)
+		return log_error_errno(-ENOEXEC, "pid %d: no syscall instruction in its vdso or any executable "
+				       "mapping, which the dump needs to make calls in it", c->pid);
+	if (!vdso || rem->syscall_ip < vdso->start || rem->syscall_ip >= vdso->end)
+		log_debug("pid %d: remote calls through %#llx, outside the vdso", c->pid,
+			  (unsigned long long)rem->syscall_ip);
 	/* The calls before our trap page exists go through the process's own
 	 * code, set to end in a "jmp ." if we die meanwhile (remote.c). */
 	for (size_t i = 0; i < c->p.mm.nvmas; i++) {

@@ -136,6 +136,14 @@ static long rmremap(struct remote *r, pid_t tid, uint64_t from, uint64_t len, ui
 	return remote_syscall(r, tid, SYS_mremap, from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
 }
 
+
+static bool has_special(const struct mm_rec *m, const char *path)
+{
+	for (size_t i = 0; i < m->nvmas; i++)
+		if (is_special(m->vmas[i].kind) && streq(special_name(m->vmas[i].kind), path))
+			return true;
+	return false;
+}
 int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procfd)
 {
 	_cleanup_free_ char *buf = NULL;
@@ -181,6 +189,17 @@ int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procf
 						    cur[k].path, v->start);
 				goto out;
 			}
+		}
+	}
+	/* What the program had unmapped itself (a vdso-less program) goes. */
+	for (size_t k = 0; k < ncur; k++) {
+		bool special = streq(cur[k].path, "[vdso]") || streq(cur[k].path, "[vvar]") ||
+			       streq(cur[k].path, "[vvar_vclock]");
+		if (special && !has_special(m, cur[k].path) &&
+		    (ret = remote_syscall(r, tid, SYS_munmap, cur[k].start, cur[k].end - cur[k].start)) < 0) {
+			e = log_error_errno((int)ret, "pid %d: cannot remove %s, which it did not have: %m", r->pid,
+					    cur[k].path);
+			goto out;
 		}
 	}
 	e = 0;

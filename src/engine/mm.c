@@ -342,3 +342,16 @@ int mm_from_json(const json_t *j, struct mm_rec *m)
 	m->exe = strdup(exe);
 	return m->exe ? 0 : -ENOMEM;
 }
+
+int mm_find_syscall(const struct mm_rec *m, struct remote *r)
+{
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < m->nvmas; i++) {
+			const struct vma_rec *v = &m->vmas[i];
+			bool vdso = v->kind == VMA_VDSO;
+			if ((pass == 0) == vdso && (vdso || (v->prot & PROT_EXEC)) &&
+			    remote_find_syscall(r, v->start, v->end) == 0)
+				return 0;
+		}
+	return -ENOENT;
+}

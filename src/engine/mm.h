@@ -58,6 +58,10 @@ const char *vma_kind_name(enum vma_kind k);
 /* Reads the mappings and mm fields and refuses (naming pid, address and
  * kind) what cannot be saved. Runs before any change to the process. */
 int mm_collect(int procfd, pid_t pid, struct mm_rec *m);
+/* Where remote calls will go (r->syscall_ip): a `syscall` in the vdso,
+ * or, for a program without one there (vdso unmapped, or not the usual
+ * one), in any other executable mapping. -ENOENT when none has one. */
+int mm_find_syscall(const struct mm_rec *m, struct remote *r);
 /* Saves the pages that exist into pages-PID.img / pagemap-PID.img. */
 int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m);
 /* Fills b, the mm-PID.json record; an error stays in the builder. */
