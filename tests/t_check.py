@@ -44,8 +44,8 @@ def untouched(pid, what):
 
 def t_check_plain(ctx):
     counter = ctx.path('count')
-    code = ('import time\ni = 0\nwhile True:\n    i += 1\n    open(%r, "w").write(str(i))\n    time.sleep(0.002)\n'
-            % counter)
+    code = ('import os, time\ni = 0\nwhile True:\n    i += 1\n    open(%r, "w").write(str(i))\n'
+            '    os.replace(%r, %r)\n    time.sleep(0.002)\n' % (counter + '.new', counter + '.new', counter))
     p = subprocess.Popen([sys.executable, '-c', code], cwd=ctx.dir, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=())
     try:

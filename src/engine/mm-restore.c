@@ -166,8 +166,10 @@ int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procf
 		if (c->start == r->scratch || streq(c->path, "[vsyscall]"))
 			continue;
 		if (special) {
-			ret = rmremap(r, tid, c->start, c->end - c->start, tmp + (c->start & ((32 << 20) - 1)));
-			c->start = tmp + (c->start & ((32 << 20) - 1));
+			uint64_t to = tmp + (c->start & ((32 << 20) - 1));
+			ret = rmremap(r, tid, c->start, c->end - c->start, to);
+			c->end = to + (c->end - c->start);
+			c->start = to;
 		} else {
 			ret = remote_syscall(r, tid, SYS_munmap, c->start, c->end - c->start);
 		}
