@@ -333,6 +333,9 @@ static int check_exe(struct remote *r, const struct mm_rec *m, long fd)
 
 int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m, bool exe_is_set)
 {
+	int g = mm_guards_restore(r, tid, m);
+	if (g < 0)
+		return g;
 	for (size_t i = 0; i < m->nvmas; i++) {
 		const struct vma_rec *v = &m->vmas[i];
 		if (is_special(v->kind) || fill_prot(v) == v->prot)

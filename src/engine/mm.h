@@ -40,9 +40,15 @@ struct vma_rec {
 	int32_t shmid, shmkey; /* VMA_SYSVSHM */
 };
 
+struct mm_guard {
+	uint64_t start, end;
+};
+
 struct mm_rec {
 	struct vma_rec *vmas;
 	size_t nvmas;
+	struct mm_guard *guards; /* MADV_GUARD_INSTALL ranges (mm-guard.c), in order */
+	size_t nguards;
 	uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
 	uint64_t arg_start, arg_end, env_start, env_end;
 	uint8_t auxv[MAX_AUXV];
@@ -62,6 +68,16 @@ int mm_collect(int procfd, pid_t pid, struct mm_rec *m);
  * or, for a program without one there (vdso unmapped, or not the usual
  * one), in any other executable mapping. -ENOENT when none has one. */
 int mm_find_syscall(const struct mm_rec *m, struct remote *r);
+/* mm-guard.c: the guard pages of the mappings, found, recorded ("guards"
+ * in mm-PID.json, optional) and installed again after the pages. */
+int mm_guards_collect(int procfd, pid_t pid, struct mm_rec *m);
+/* PAGEMAP_SCAN knows PAGE_IS_GUARD here (a guard reads as "swapped"
+ * there: page scans must leave it out). */
+bool mm_guards_known(void);
+#define MM_PAGE_IS_GUARD (1 << 8)
+void mm_guards_to_json(const struct mm_rec *m, struct json_builder *b);
+int mm_guards_from_json(const json_t *j, struct mm_rec *m);
+int mm_guards_restore(struct remote *r, pid_t tid, const struct mm_rec *m);
 /* Saves the pages that exist into pages-PID.img / pagemap-PID.img. */
 int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m);
 /* Fills b, the mm-PID.json record; an error stays in the builder. */
