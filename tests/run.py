@@ -39,9 +39,12 @@ import t_containers_pids  # noqa: E402
 import t_netlock  # noqa: E402
 import t_cowshare  # noqa: E402
 import t_lazy  # noqa: E402
+import t_process  # noqa: E402
+import t_check  # noqa: E402
 
 MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, t_terminals,
-           containers, t_containers_pids, t_podman, t_netlock, t_cowshare, t_lazy, t_deleted)
+           containers, t_containers_pids, t_podman, t_netlock, t_cowshare, t_lazy, t_deleted, t_process,
+           t_check)
 
 
 def collect(r):

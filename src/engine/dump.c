@@ -20,6 +20,7 @@
 #include "engine/netlock.h"
 #include "engine/process.h"
 #include "engine/seize.h"
+#include "engine/share.h"
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/thread.h"
@@ -144,8 +145,12 @@ static int dump_remote(struct dump_ctx *c)
 	rem->mem_fd = openat(c->procfd, "mem", O_RDWR | O_CLOEXEC);
 	if (rem->mem_fd < 0)
 		return log_error_errno(-errno, "pid %d: cannot open its memory: %m", c->pid);
-	if (!vdso || remote_find_syscall(rem, vdso->start, vdso->end) < 0)
-		return log_error_errno(-ENOEXEC, "pid %d: no vdso with a syscall instruction found", c->pid);
+	if (mm_find_syscall(&c->p.mm, rem) < 0)
+		return log_error_errno(-ENOEXEC, "pid %d: no syscall instruction in its vdso or any executable "
+				       "mapping, which the dump needs to make calls in it", c->pid);
+	if (!vdso || rem->syscall_ip < vdso->start || rem->syscall_ip >= vdso->end)
+		log_debug("pid %d: remote calls through %#llx, outside the vdso", c->pid,
+			  (unsigned long long)rem->syscall_ip);
 	/* The calls before our trap page exists go through the process's own
 	 * code, set to end in a "jmp ." if we die meanwhile (remote.c). */
 	for (size_t i = 0; i < c->p.mm.nvmas; i++) {
@@ -306,12 +311,12 @@ static uint64_t rss_anon(const struct dump_ctx *v, size_t n)
 	return sum;
 }
 
-static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages,
+static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages,
 		    const struct dump_opts *o, const struct netlock *lock)
 {
 	bool ipcns = false;
 	int r;
-	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = collect_all(t, v, n, o->container != NULL)) < 0 ||
+	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = share_collect(t)) < 0 || (r = collect_all(t, v, n, o->container != NULL)) < 0 ||
 	    (r = ipc_dump(img, t, &ipcns)) < 0)
 		return r;
 	progress_start("saving memory", rss_anon(v, n));

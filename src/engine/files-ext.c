@@ -44,11 +44,23 @@ static int find_inherited(const struct inherit_fd *inh, size_t ninh, int target)
 	return target <= 2 ? target : -1;
 }
 
-/* Only the root's come from us; another process's is a copy of the
- * root's (files_link refuses any other). */
+/* Another process's external fd is a copy of one of the root's
+ * (files_link refuses any other): the root's number for it, -1 if none. */
+static int root_fd_of(const struct files_ctx *c, const struct fd_rec *o)
+{
+	for (size_t k = 0; c->nall && k < c->all[0].f->n; k++)
+		if (c->all[0].f->fds[k].desc == o->desc)
+			return c->all[0].f->fds[k].fd;
+	return -1;
+}
+
+/* Only the root's come from us; another process may be the first to
+ * need one (the root's table is filled later when it shares it with a
+ * child: share.c), and gets the root's. */
 static int ext_make(const struct fd_restore *x, const struct fd_rec *o)
 {
-	int inh = x->root ? find_inherited(x->c->inh, x->c->ninh, o->fd) : -1, e;
+	int at = x->root ? o->fd : root_fd_of(x->c, o), e;
+	int inh = at >= 0 ? find_inherited(x->c->inh, x->c->ninh, at) : -1;
 	if (inh < 0)
 		return log_error_errno(-EBADF, "pid %d: fd %d was %s outside the process; give it one with "
 				       "--inherit-fd %d:FD", x->r->pid, o->fd, o->path, o->fd);

@@ -75,7 +75,8 @@ static long bring_fd(const struct fd_restore *x, const struct fd_rec *o, bool *o
 		if (e < 0)
 			return e;
 		if ((ours = files_ctx_find(x->c, o->desc)) < 0)
-			return -ENOENT;
+			return log_error_errno(-ENOENT, "pid %d: fd %d (%s): its %s was made without this open file "
+					       "description (a bug in stasis)", x->r->pid, o->fd, o->path, o->ops->name);
 	}
 	return fd_push(x, o, ours);
 }

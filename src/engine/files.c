@@ -216,16 +216,19 @@ int files_collect(int procfd, pid_t pid, unsigned flags, struct files_rec *f)
 		int fd;
 		if (parse_int(de->d_name, &fd) < 0)
 			continue;
-		if ((r = grow(f, &cap, pid)) < 0 || (r = collect_one(procfd, pid, fd, flags, &f->fds[f->n])) < 0)
+		if ((r = grow(f, &cap, pid)) < 0)
 			return r;
-		f->n++;
+		if ((r = collect_one(procfd, pid, fd, flags, &f->fds[f->n])) < 0 && !(flags & FILES_CHECK))
+			return r;
+		if (r >= 0)
+			f->n++;
 	}
 	qsort(f->fds, f->n, sizeof(*f->fds), cmp_fd);
 	if ((r = fd_owners_collect(pid, f)) < 0)
 		return r;
 	for (size_t i = 0; i < f->n; i++) {
 		const struct fd_rec *o = &f->fds[i];
-		if (o->ops->check && (r = o->ops->check(pid, f, o)) < 0)
+		if (o->ops->check && (r = o->ops->check(pid, f, o)) < 0 && !(flags & FILES_CHECK))
 			return r;
 	}
 	return 0;

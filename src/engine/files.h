@@ -45,6 +45,7 @@
 #define SK_TCP_CLOSE 1 /* --tcp-close: keep a TCP connection as a closed socket (sockets.c) */
 #define SK_UNIX_CLOSE 2     /* --unix-close: a unix connection leaving the tree comes back closed (sk-unix-ext.c) */
 #define SK_UNIX_RECONNECT 4 /* --unix-reconnect: ... to a named socket, connected to it again */
+#define FILES_CHECK 8  /* stasis check: an fd refused (logged) is skipped, the others looked at */
 
 struct fd_ops;
 

@@ -203,6 +203,11 @@ static void scan_categories(const struct vma_rec *v, struct pm_scan_arg *a)
 		/* Only copy-on-write copies; the rest comes from the file. */
 		a->category_inverted = a->category_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO;
 	}
+	/* A guard page (mm-guard.c) is a marker the scan calls swapped. */
+	if (mm_guards_known()) {
+		a->category_inverted |= MM_PAGE_IS_GUARD;
+		a->category_mask |= MM_PAGE_IS_GUARD;
+	}
 }
 
 /* A run of one class: the parent's pages are only named; pages mapped

@@ -156,6 +156,14 @@ static long rmremap(struct remote *r, pid_t tid, uint64_t from, uint64_t len, ui
 	return remote_syscall(r, tid, SYS_mremap, from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
 }
 
+
+static bool has_special(const struct mm_rec *m, const char *path)
+{
+	for (size_t i = 0; i < m->nvmas; i++)
+		if (is_special(m->vmas[i].kind) && streq(special_name(m->vmas[i].kind), path))
+			return true;
+	return false;
+}
 int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procfd)
 {
 	_cleanup_free_ char *buf = NULL;
@@ -178,8 +186,10 @@ int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procf
 		if (c->start == r->scratch || streq(c->path, "[vsyscall]"))
 			continue;
 		if (special) {
-			ret = rmremap(r, tid, c->start, c->end - c->start, tmp + (c->start & ((32 << 20) - 1)));
-			c->start = tmp + (c->start & ((32 << 20) - 1));
+			uint64_t to = tmp + (c->start & ((32 << 20) - 1));
+			ret = rmremap(r, tid, c->start, c->end - c->start, to);
+			c->end = to + (c->end - c->start);
+			c->start = to;
 		} else {
 			ret = unmap_but_kept(r, tid, m, c->start, c->end);
 		}
@@ -201,6 +211,17 @@ int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procf
 						    cur[k].path, v->start);
 				goto out;
 			}
+		}
+	}
+	/* What the program had unmapped itself (a vdso-less program) goes. */
+	for (size_t k = 0; k < ncur; k++) {
+		bool special = streq(cur[k].path, "[vdso]") || streq(cur[k].path, "[vvar]") ||
+			       streq(cur[k].path, "[vvar_vclock]");
+		if (special && !has_special(m, cur[k].path) &&
+		    (ret = remote_syscall(r, tid, SYS_munmap, cur[k].start, cur[k].end - cur[k].start)) < 0) {
+			e = log_error_errno((int)ret, "pid %d: cannot remove %s, which it did not have: %m", r->pid,
+					    cur[k].path);
+			goto out;
 		}
 	}
 	e = 0;
@@ -357,6 +378,9 @@ static long open_exe(struct remote *r, pid_t tid, const struct mm_rec *m)
 
 int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m, bool exe_is_set)
 {
+	int g = mm_guards_restore(r, tid, m);
+	if (g < 0)
+		return g;
 	for (size_t i = 0; i < m->nvmas; i++) {
 		const struct vma_rec *v = &m->vmas[i];
 		if (is_special(v->kind) || fill_prot(v) == v->prot)

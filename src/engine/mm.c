@@ -37,6 +37,7 @@ void mm_rec_free(struct mm_rec *m)
 	for (size_t i = 0; i < m->nvmas; i++)
 		free(m->vmas[i].path);
 	free(m->vmas);
+	free(m->guards);
 	free(m->exe);
 	free(m->refs);
 	memset(m, 0, sizeof(*m));
@@ -212,7 +213,9 @@ int mm_collect(int procfd, pid_t pid, struct mm_rec *m)
 	int r = collect_vmas(procfd, pid, m);
 	if (r < 0)
 		return r;
-	return collect_fields(procfd, pid, m);
+	if ((r = collect_fields(procfd, pid, m)) < 0)
+		return r;
+	return mm_guards_collect(procfd, pid, m);
 }
 
 static void vma_to_json(const struct vma_rec *v, struct json_builder *o)
@@ -264,6 +267,7 @@ void mm_to_json(const struct mm_rec *m, struct json_builder *b)
 	jb_hex(b, "auxv", m->auxv, m->auxv_len);
 	jb_str(b, "exe", m->exe);
 	jb_x64(b, "vdso_hash", m->vdso_hash);
+	mm_guards_to_json(m, b);
 }
 
 static int vma_from_json(const json_t *o, struct vma_rec *v)
@@ -354,5 +358,18 @@ int mm_from_json(const json_t *j, struct mm_rec *m)
 	if (!path_is_normal(exe) || m->pages > MAX_PAGES)
 		return -EBADMSG;
 	m->exe = strdup(exe);
-	return m->exe ? 0 : -ENOMEM;
+	return m->exe ? mm_guards_from_json(j, m) : -ENOMEM;
+}
+
+int mm_find_syscall(const struct mm_rec *m, struct remote *r)
+{
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < m->nvmas; i++) {
+			const struct vma_rec *v = &m->vmas[i];
+			bool vdso = v->kind == VMA_VDSO;
+			if ((pass == 0) == vdso && (vdso || (v->prot & PROT_EXEC)) &&
+			    remote_find_syscall(r, v->start, v->end) == 0)
+				return 0;
+		}
+	return -ENOENT;
 }

@@ -41,9 +41,15 @@ struct vma_rec {
 	bool keep;         /* restore: inherited from the parent as it is (mm-cow.c) */
 };
 
+struct mm_guard {
+	uint64_t start, end;
+};
+
 struct mm_rec {
 	struct vma_rec *vmas;
 	size_t nvmas;
+	struct mm_guard *guards; /* MADV_GUARD_INSTALL ranges (mm-guard.c), in order */
+	size_t nguards;
 	uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
 	uint64_t arg_start, arg_end, env_start, env_end;
 	uint8_t auxv[MAX_AUXV];
@@ -70,6 +76,20 @@ const char *vma_kind_name(enum vma_kind k);
 /* Reads the mappings and mm fields and refuses (naming pid, address and
  * kind) what cannot be saved. Runs before any change to the process. */
 int mm_collect(int procfd, pid_t pid, struct mm_rec *m);
+/* Where remote calls will go (r->syscall_ip): a `syscall` in the vdso,
+ * or, for a program without one there (vdso unmapped, or not the usual
+ * one), in any other executable mapping. -ENOENT when none has one. */
+int mm_find_syscall(const struct mm_rec *m, struct remote *r);
+/* mm-guard.c: the guard pages of the mappings, found, recorded ("guards"
+ * in mm-PID.json, optional) and installed again after the pages. */
+int mm_guards_collect(int procfd, pid_t pid, struct mm_rec *m);
+/* PAGEMAP_SCAN knows PAGE_IS_GUARD here (a guard reads as "swapped"
+ * there: page scans must leave it out). */
+bool mm_guards_known(void);
+#define MM_PAGE_IS_GUARD (1 << 8)
+void mm_guards_to_json(const struct mm_rec *m, struct json_builder *b);
+int mm_guards_from_json(const json_t *j, struct mm_rec *m);
+int mm_guards_restore(struct remote *r, pid_t tid, const struct mm_rec *m);
 /* Saves the pages that exist into pages-PID.img / pagemap-PID.img; with a
  * parent (NULL: none, or not in the tree), pages that are the parent's
  * very page go to pagerefs-PID.img instead. */

@@ -312,6 +312,32 @@ static int make_fifo(struct files_ctx *c, const struct fd_rec *o)
 	return 0;
 }
 
+/* An end the process opened a second time (through /proc/PID/fd: a new
+ * open file description of the same pipe, read-write too) is opened
+ * again the same way from the end we made, so it reaches the same pipe. */
+static int reopen_ends(struct files_ctx *c, const struct fd_rec *o, int rfd, const struct fd_rec *end[2])
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", rfd);
+	for (size_t i = 0; i < c->nall; i++)
+		for (size_t k = 0; k < c->all[i].f->n; k++) {
+			const struct fd_rec *x = &c->all[i].f->fds[k];
+			if (!pipe_of(x) || pipe_of(x)->id != pipe_of(o)->id || x->dup_of >= 0 ||
+			    files_ctx_find(c, x->desc) >= 0 || (end[0] && x->desc == end[0]->desc) ||
+			    (end[1] && x->desc == end[1]->desc))
+				continue;
+			int fd = open(p, (int)(x->flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC), e = 0;
+			if (fd < 0 || fcntl(fd, F_SETFL, x->flags & O_NONBLOCK) < 0)
+				e = -errno;
+			if (e < 0 || (e = files_ctx_add(c, x->desc, fd)) < 0) {
+				if (fd >= 0)
+					close(fd);
+				return e;
+			}
+		}
+	return 0;
+}
+
 /* Makes a pipe in the restorer and records both of its ends, with the
  * flags each end had (O_NONBLOCK belongs to the open file description). */
 static int make_pipe(struct files_ctx *c, const struct fd_rec *o)
@@ -320,12 +346,14 @@ static int make_pipe(struct files_ctx *c, const struct fd_rec *o)
 	for (size_t i = 0; i < c->nall; i++)
 		for (size_t k = 0; k < c->all[i].f->n; k++) {
 			const struct fd_rec *x = &c->all[i].f->fds[k];
-			if (pipe_of(x) && pipe_of(x)->id == pipe_of(o)->id && x->dup_of < 0)
-				end[is_read_end(x) ? 0 : 1] = end[is_read_end(x) ? 0 : 1] ?: x;
+			int acc = (int)(x->flags & O_ACCMODE); /* a reopened end may be O_RDWR */
+			if (pipe_of(x) && pipe_of(x)->id == pipe_of(o)->id && x->dup_of < 0 && acc != O_RDWR)
+				end[acc == O_RDONLY ? 0 : 1] = end[acc == O_RDONLY ? 0 : 1] ?: x;
 		}
-	int fds[2], e = pipe_new(c->img, o, fds);
+	int fds[2] = { -1, -1 }, e = pipe_new(c->img, o, fds);
 	if (e < 0)
 		return e;
+	e = reopen_ends(c, o, fds[0], end);
 	for (int k = 0; k < 2; k++) {
 		if (end[k] && fcntl(fds[k], F_SETFL, end[k]->flags & O_NONBLOCK) < 0)
 			e = -errno;

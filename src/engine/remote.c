@@ -212,22 +212,28 @@ int remote_read(struct remote *r, uint64_t addr, void *buf, size_t len)
 	return pread_exact(r->mem_fd, buf, len, (off_t)addr);
 }
 
-int remote_find_syscall(struct remote *r, uint64_t vdso_start, uint64_t vdso_end)
+/* Any `syscall` (0f 05) will do, even inside another instruction: the
+ * thread is sent straight to it and stopped as the call returns. Read in
+ * chunks that overlap by one byte, so a pair across two is found. */
+int remote_find_syscall(struct remote *r, uint64_t start, uint64_t end)
 {
-	size_t len = vdso_end - vdso_start;
-	if (len == 0 || len > (1u << 20))
+	const size_t chunk = 1u << 20;
+	if (end <= start)
 		return -EINVAL;
-	_cleanup_free_ uint8_t *buf = malloc(len);
+	_cleanup_free_ uint8_t *buf = malloc(chunk + 1);
 	if (!buf)
 		return -ENOMEM;
-	int ret = remote_read(r, vdso_start, buf, len);
-	if (ret < 0)
-		return ret;
-	for (size_t i = 0; i + 1 < len; i++)
-		if (buf[i] == 0x0f && buf[i + 1] == 0x05) {
-			r->syscall_ip = r->vdso_ip = vdso_start + i;
-			return 0;
-		}
+	for (uint64_t at = start; at + 1 < end; at += chunk) {
+		size_t len = end - at < chunk + 1 ? end - at : chunk + 1;
+		int ret = remote_read(r, at, buf, len);
+		if (ret < 0)
+			return ret;
+		for (size_t i = 0; i + 1 < len; i++)
+			if (buf[i] == 0x0f && buf[i + 1] == 0x05) {
+				r->syscall_ip = r->vdso_ip = at + i;
+				return 0;
+			}
+	}
 	return -ENOENT;
 }
 

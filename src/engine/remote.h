@@ -74,8 +74,8 @@ long remote_syscall6(struct remote *r, pid_t tid, long nr, uint64_t a0, uint64_t
 int remote_write(struct remote *r, uint64_t addr, const void *buf, size_t len);
 int remote_read(struct remote *r, uint64_t addr, void *buf, size_t len);
 
-/* Finds a syscall instruction in the task's vdso (dump side). */
-int remote_find_syscall(struct remote *r, uint64_t vdso_start, uint64_t vdso_end);
+/* Finds a syscall instruction (0f 05) in [start, end) of the task. */
+int remote_find_syscall(struct remote *r, uint64_t start, uint64_t end);
 /* Maps the scratch area (anywhere, or at `at` if nonzero). */
 int remote_map_scratch(struct remote *r, pid_t tid, uint64_t at, bool exec);
 int remote_unmap_scratch(struct remote *r, pid_t tid);

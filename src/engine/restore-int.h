@@ -55,6 +55,9 @@ int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *pare
  * pid, parent, session and group, zombies dead; each has a scratch area
  * and its memory (restore_mm). */
 int tree_create(struct restore_ctx *c, const struct restore_opts *o);
+/* zombie.c: the stopped, freshly forked p ends as its original did
+ * (exit code, or signal with the core bit), a zombie of its parent. */
+int zombie_make(struct restore_ctx *c, struct rproc *p);
 /* Kills and reaps what tree_create made. */
 void tree_kill(struct restore_ctx *c);
 int rproc_map_scratch(struct rproc *p);

@@ -25,6 +25,7 @@
 #include "engine/ipc.h"
 #include "engine/restore-int.h"
 #include "engine/seize.h"
+#include "engine/share.h"
 #include "engine/syscalls.h"
 #include "engine/tty.h"
 #include "util/cleanup.h"
@@ -225,7 +226,7 @@ static int fork_child(struct restore_ctx *c, struct rproc *parent, struct rproc 
 	struct remote *r = &parent->rem;
 	pid_t pid = p->node->pid, ppid = parent->node->pid;
 	int status, e;
-	long ret = restore_clone(r, ppid, 0, 0, 0, pid);
+	long ret = restore_clone(r, ppid, share_clone_flags(p->node), 0, 0, pid);
 	if (ret == -EEXIST) {
 		e = restore_check_pid_free(pid, c->adopted);
 		return e < 0 ? e : log_error_errno(-EAGAIN, "pid %d was taken while the tree was made; try again", pid);
@@ -288,42 +289,6 @@ static int join(struct restore_ctx *c, struct rproc *p)
 	if (ret < 0)
 		return log_error_errno((int)ret, "pid %d: cannot join process group %d: %m", n->pid, n->pgid);
 	return 0;
-}
-
-/* The zombie ends as it ended before: by exit, or killed by its signal
- * (without a core file). Our wait collects the trace; its parent, still a
- * stub, keeps it as a zombie. */
-static int make_zombie(struct rproc *p)
-{
-	pid_t pid = p->node->pid;
-	int st = p->node->exit_status, status, e;
-	p->exited = true;
-	/* Its name is what its parent's ps shows; it never ran as itself. */
-	if ((e = remote_write(&p->rem, p->rem.scratch + 8192, p->node->comm, sizeof(p->node->comm))) < 0)
-		return e;
-	remote_syscall(&p->rem, pid, SYS_prctl, PR_SET_NAME, p->rem.scratch + 8192, 0, 0, 0);
-	if (WIFEXITED(st) || !WIFSIGNALED(st)) {
-		long ret = remote_syscall(&p->rem, pid, SYS_exit_group, WEXITSTATUS(st));
-		return ret == -ESRCH ? 0 : log_error_errno(-EIO, "zombie %d did not exit", pid);
-	}
-	int sig = WTERMSIG(st);
-	struct rlimit none = { 0, 0 };
-	uint64_t mask = ~0ULL & ~(1ULL << (sig - 1));
-	if ((e = remote_write(&p->rem, p->rem.scratch + 8192, &none, sizeof(none))) < 0)
-		return e;
-	remote_syscall(&p->rem, pid, SYS_prlimit64, 0, RLIMIT_CORE, p->rem.scratch + 8192, 0);
-	if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(mask), &mask) < 0)
-		return -errno;
-	remote_syscall(&p->rem, pid, SYS_kill, pid, sig);
-	if (ptrace(PTRACE_CONT, pid, 0, 0) < 0)
-		return -errno;
-	for (int i = 0; i < 8; i++) {
-		if (wait_stop(pid, &status) < 0)
-			return 0; /* dead */
-		if (ptrace(PTRACE_CONT, pid, 0, WIFSTOPPED(status) && !(status >> 16) ? WSTOPSIG(status) : 0) < 0)
-			return -errno;
-	}
-	return log_error_errno(-EIO, "zombie %d did not die by signal %d", pid, sig);
 }
 
 /* A zombie's exit queued SIGCHLD at its parent (blocked while we work),
@@ -409,15 +374,34 @@ int tree_create(struct restore_ctx *c, const struct restore_opts *o)
 	for (size_t i = 0; i < c->n; i++) {
 		if (!c->procs[i].node->zombie)
 			continue;
-		if ((e = make_zombie(&c->procs[i])) < 0)
+		if ((e = zombie_make(c, &c->procs[i])) < 0)
 			return e;
 		drain_sigchld(find_rproc(c, c->procs[i].node->ppid));
 	}
 	return 0;
 }
 
+/* The zombies we made stay for their parents to reap; with the parents
+ * killed they would go to init, which reaps late here (DESIGN.md §7) and
+ * so holds their pids. As a subreaper for the moment (our tree is below
+ * us unless a runtime started it), we are who they go to. */
+static void reap_zombies(const struct restore_ctx *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		if (!c->procs[i].node->zombie || !c->procs[i].exited)
+			continue;
+		for (int k = 0; k < 100 && waitpid(c->procs[i].node->pid, NULL, __WALL | WNOHANG) == 0; k++) {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
 void tree_kill(struct restore_ctx *c)
 {
+	int was = 0;
+	bool mine = !c->adopted && prctl(PR_GET_CHILD_SUBREAPER, &was) == 0 &&
+		    (was || prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
 	/* An adopted stub is its pid namespace's init, which no signal from
 	 * inside can kill: PTRACE_O_EXITKILL ends it when we exit, and its
 	 * runtime removes the container. */
@@ -434,4 +418,8 @@ void tree_kill(struct restore_ctx *c)
 		if (p->nlive && !p->exited)
 			waitpid(p->live[0], NULL, __WALL);
 	}
+	if (mine)
+		reap_zombies(c);
+	if (mine && !was)
+		prctl(PR_SET_CHILD_SUBREAPER, 0);
 }

@@ -26,6 +26,7 @@
 #include "engine/proc.h"
 #include "engine/restore-int.h"
 #include "engine/seize.h"
+#include "engine/share.h"
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/thread.h"
@@ -246,11 +247,14 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	}
 	if (path_deleted(p->task.cwd) && (e = deleted_restore_cwd(&c->files, r, pid, FDPASS_STUB_FD, p->task.cwd)) < 0)
 		return e;
-	if ((e = files_restore(&c->files, r, pid, &p->files, FDPASS_STUB_FD, rp->pidfd, rp == c->procs)) < 0 ||
-	    (e = locks_restore(r, pid, &p->locks)) < 0 || (e = task_restore(r, pid, &p->task)) < 0 ||
+	/* A shared fd table (and the locks it owns) is filled by its last sharer. */
+	size_t idx = (size_t)(rp - c->procs);
+	bool table = share_restores_files(&c->tree, idx), root = share_files_owner(&c->tree, idx) == 0;
+	if ((table && (e = files_restore(&c->files, r, pid, &p->files, FDPASS_STUB_FD, rp->pidfd, root)) < 0) ||
+	    (table && (e = locks_restore(r, pid, &p->locks)) < 0) || (e = task_restore(r, pid, &p->task)) < 0 ||
 	    (e = prctl_restore(r, pid, rp->procfd, &p->prctl)) < 0 ||
 	    (e = signals_restore(r, pid, &p->sig)) < 0 || (e = clone_threads(c, rp)) < 0 ||
-	    (e = files_restore_owners(&c->files, r, pid, &p->files)) < 0 ||
+	    (table && (e = files_restore_owners(&c->files, r, pid, &p->files)) < 0) ||
 	    (e = timers_restore(r, pid, &p->timers)) < 0 || (e = inject_fail("restore:after-threads")) < 0)
 		return e;
 	for (size_t i = 0; i < p->nthreads; i++) {

@@ -78,7 +78,7 @@ int task_dump_remote(struct remote *r, pid_t tid, struct task_rec *t)
 			return (int)ret;
 		e = remote_read(r, r->scratch + 8192, &t->rlim[i], sizeof(t->rlim[i]));
 	}
-	return e;
+	return e < 0 ? e : membarrier_dump_remote(r, tid, &t->membarrier);
 }
 
 void task_to_json(const struct task_rec *t, struct json_builder *core)
@@ -90,6 +90,8 @@ void task_to_json(const struct task_rec *t, struct json_builder *core)
 	jb_i64(core, "personality", t->personality);
 	jb_int(core, "no_new_privs", t->no_new_privs);
 	jb_int(core, "pdeathsig", t->pdeathsig);
+	if (t->membarrier)
+		jb_int(core, "membarrier", (int)t->membarrier);
 	json_t *lim = jb_array(core, "rlimits");
 	for (int i = 0; lim && i < NLIMITS; i++) {
 		struct json_builder o;
@@ -124,6 +126,10 @@ int task_from_json(const json_t *core, struct task_rec *t)
 		return r;
 	if (t->pdeathsig < 0 || t->pdeathsig > 64)
 		return -EBADMSG;
+	v = 0; /* absent before version 4: no registration */
+	if (json_object_get(core, "membarrier") && ((r = json_get_int(core, "membarrier", &v)) < 0 || v < 0 || v > 7))
+		return -EBADMSG;
+	t->membarrier = (uint32_t)v;
 	if ((r = json_get_array(core, "rlimits", NLIMITS, &lim)) < 0)
 		return r;
 	if (json_array_size(lim) != NLIMITS)
@@ -181,6 +187,8 @@ int task_restore(struct remote *r, pid_t tid, const struct task_rec *t)
 		return e;
 	if ((ret = remote_syscall(r, tid, SYS_prctl, PR_SET_NAME, r->scratch + 8192)) < 0)
 		return log_error_errno((int)ret, "pid %d: cannot restore its name: %m", r->pid);
+	if ((e = membarrier_restore(r, tid, t->membarrier)) < 0)
+		return e;
 	return restore_rlimits(r, tid, t);
 }
 

@@ -19,12 +19,21 @@ struct task_rec {
 	uint32_t personality;
 	int no_new_privs;
 	int pdeathsig;
+	uint32_t membarrier; /* TASK_MB_*: its membarrier registrations */
 	struct rlimit64_k {
 		uint64_t cur, max;
 	} rlim[NLIMITS];
 };
 
+#define TASK_MB_PRIVATE 1u   /* MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED */
+#define TASK_MB_SYNC_CORE 2u /* ..._PRIVATE_EXPEDITED_SYNC_CORE */
+#define TASK_MB_RSEQ 4u      /* ..._PRIVATE_EXPEDITED_RSEQ */
+
 void task_rec_free(struct task_rec *t);
+/* membarrier.c: the registrations, found by trying each private
+ * expedited command in the process; and registering them again. */
+int membarrier_dump_remote(struct remote *r, pid_t tid, uint32_t *ret);
+int membarrier_restore(struct remote *r, pid_t tid, uint32_t mb);
 int task_collect(int procfd, pid_t pid, struct task_rec *t);
 int task_dump_remote(struct remote *r, pid_t tid, struct task_rec *t);
 /* Adds its fields to the core record; an error stays in the builder. */

@@ -287,6 +287,8 @@ static void node_to_json(const struct tree_node *n, struct json_builder *o)
 		jb_append(o, tids, json_integer(n->tids[k]));
 	if (n->stop_sig)
 		jb_int(o, "stopped", n->stop_sig);
+	if (n->share)
+		jb_int(o, "share", (int)n->share);
 	if (n->zombie) {
 		jb_bool(o, "zombie", true);
 		jb_int(o, "exit_status", n->exit_status);
@@ -320,6 +322,10 @@ static int node_from_json(const json_t *o, struct tree_node *n)
 		return -EBADMSG;
 	if (n->zombie && (json_get_int(o, "exit_status", &n->exit_status) < 0 || json_array_size(tids)))
 		return -EBADMSG;
+	int share = 0; /* absent before version 4: nothing shared */
+	if (json_object_get(o, "share") && (json_get_int(o, "share", &share) < 0 || share < 0 || share > 3 || n->zombie))
+		return -EBADMSG;
+	n->share = (unsigned)share;
 	if (!n->zombie && !json_array_size(tids))
 		return -EBADMSG;
 	n->ntids = json_array_size(tids);
@@ -357,7 +363,7 @@ int tree_from_json(const json_t *j, struct tree *ret)
 		if (r == 0 && i > 0 && tree_find(&t, x->ppid)->zombie)
 			r = -EBADMSG;
 	}
-	if (r == 0 && t.v[0].zombie)
+	if (r == 0 && (t.v[0].zombie || t.v[0].share))
 		r = -EBADMSG;
 	if (r < 0) {
 		tree_free(&t);

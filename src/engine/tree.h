@@ -18,6 +18,7 @@ struct tree_node {
 	char comm[16];
 	int tty;          /* controlling terminal (tty_nr), 0 for none */
 	int stop_sig;     /* stopped (SIGSTOP, SIGTSTP...): the signal, else 0 */
+	unsigned share;   /* SHARE_* (share.h): what it shares with its parent */
 	pid_t *tids;     /* live processes: every thread, main thread first */
 	size_t ntids;
 };

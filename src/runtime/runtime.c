@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/check.h"
 #include "engine/fdpass.h"
 #include "engine/inspect.h"
 #include "engine/kernel.h"
@@ -113,6 +115,47 @@ int rt_dump(const struct rt_ops *ops, const struct rt_target *t, const char *dir
 		return log_error_errno(r, "checkpoint of %s container '%s' failed", ops->name, t->id);
 	if (r >= 0 && ops->in_container)
 		log_info("%s container '%s' checkpointed to %s", ops->name, t->id, dir);
+	return r;
+}
+
+struct check_args {
+	struct dump_opts *o;
+	struct check_report *rep;
+};
+
+static int check_inside(void *arg)
+{
+	struct check_args *a = arg;
+	return check_process(1, a->o, a->rep);
+}
+
+/* In a container the look happens in a child, in its namespaces: the
+ * report is in memory shared with it. */
+int rt_check(const struct rt_ops *ops, const struct rt_target *t, struct dump_opts *o, struct check_report *rep)
+{
+	struct rt_found f = { 0 };
+	if (kernel_need_privileges("check") < 0)
+		return -EPERM;
+	int r = ops->locate(t, &f);
+	if (r >= 0 && !ops->in_container) {
+		r = check_process(f.pid, o, rep);
+	} else if (r >= 0) {
+		struct check_report *shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE,
+						   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (shared == MAP_FAILED) {
+			r = -errno;
+		} else {
+			*shared = *rep;
+			o->container = f.meta;
+			o->fsroot = RT_CONTAINER_ROOT;
+			struct check_args a = { o, shared };
+			r = rt_in_container(f.pid, 0, check_inside, &a);
+			*rep = *shared;
+			munmap(shared, sizeof(*shared));
+		}
+	}
+	json_decref(f.meta);
+	json_decref(f.config);
 	return r;
 }
 

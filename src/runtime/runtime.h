@@ -112,6 +112,12 @@ int rt_dump(const struct rt_ops *ops, const struct rt_target *t, const char *dir
 int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret);
 /* Prints what the image in dir holds (as_json: as JSON). */
 int rt_inspect(const char *dir, bool as_json);
+/* What a dump of the target would refuse or lose (stasis check --pid or
+ * --id), changing nothing: findings go to rep (its print is called in
+ * whatever process looks, a child for a container). 0 when it could
+ * look, -errno (logged) when not. */
+struct check_report;
+int rt_check(const struct rt_ops *ops, const struct rt_target *t, struct dump_opts *o, struct check_report *rep);
 /* What this kernel offers of what stasis needs (stasis check). */
 const struct kfeature *rt_kernel_features(size_t *ret_n);
 

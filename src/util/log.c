@@ -23,6 +23,9 @@
 static int log_level = LOG_WARN; /* errors and warnings until -v */
 static FILE *log_file;
 
+static void (*sink)(int level, const char *msg, void *arg);
+static void *sink_arg;
+
 static unsigned errors_local;
 static unsigned *errors_shown = &errors_local;
 
@@ -38,6 +41,12 @@ void log_set_level(int level)
 	}
 }
 
+void log_set_sink(void (*fn)(int level, const char *msg, void *arg), void *arg)
+{
+	sink = fn;
+	sink_arg = arg;
+}
+
 unsigned log_errors_shown(void)
 {
 	return __atomic_load_n(errors_shown, __ATOMIC_SEQ_CST);
@@ -48,7 +57,9 @@ static bool shown_on_stderr(int level)
 {
 	if (level > log_level)
 		return false;
-	if (level == LOG_ERR) /* counted at -v too: cli_failed asks */
+	/* Counted at every level: cli_failed() must not add its "without
+	 * saying why" line under -v after an error was shown. */
+	if (level == LOG_ERR)
 		return __atomic_fetch_add(errors_shown, 1, __ATOMIC_SEQ_CST) == 0 || log_level >= LOG_INFO;
 	if (level > LOG_WARN || log_level >= LOG_INFO)
 		return true;
@@ -127,7 +138,9 @@ void log_msg(int level, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (shown_on_stderr(level))
+	if (sink && level <= LOG_WARN)
+		sink(level, msg, sink_arg);
+	else if (shown_on_stderr(level))
 		log_to_stderr(level, msg);
 	if (log_file)
 		log_to_file(level, msg);

@@ -32,6 +32,10 @@ void log_close_file(void);
  * lets log_debug skip formatting otherwise. */
 bool log_debug_enabled(void);
 void log_msg(int level, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* While set (fn not NULL), errors and warnings go to fn instead of stderr,
+ * uncounted (the log file still gets them): `stasis check` reports what
+ * a dump would refuse or lose in the dump's own words. */
+void log_set_sink(void (*fn)(int level, const char *msg, void *arg), void *arg);
 
 /* Log at ERR level with errno set to -r (or r) and return -abs(r). */
 #define log_error_errno(r, ...)                                 \

@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Process-level state around the tree: a restore that fails after it made
+zombies (killed by SIGKILL among them) says so in one line and leaves no
+process and no zombie of the tree behind, and the image still restores;
+processes sharing memory (CLONE_VM without threads) are refused in one
+line naming both, the workload unharmed."""
+import time
+
+import stasistest as st
+from runner import Test, TestFail
+from checks import expect_killed, expect_one_line, expect_refused_unharmed, restore_img_and_pass
+
+
+def t_zombies_failed_restore(ctx):
+    w = ctx.workload('zombies')
+    pid = w.pid
+    pids = sorted(st.tree_info(pid))
+    if len(pids) < 6:
+        raise TestFail('the workload has %d processes, expected 6 (five zombies)' % len(pids))
+    img = ctx.path('img')
+    ctx.dump(pid, img)
+    expect_killed(pid)
+    for p in pids:  # the original zombies, adopted by us (the runner)
+        if not st.pid_gone(p, 5):
+            raise TestFail('pid %d of the dumped tree is still there' % p)
+    res, _, _ = ctx.restore(img, env={'STASIS_INJECT_FAIL': 'restore:after-mm'}, expect_ok=False, quiet=True)
+    expect_one_line(res, 'restore with restore:after-mm injected')
+    # Nothing of the tree is left, not even a zombie waiting for someone
+    # to reap it (we do not reap here: stasis must have).
+    end = time.monotonic() + 2
+    while True:
+        left = {p: st.proc_state(p) for p in pids if st.proc_state(p) is not None}
+        if not left or time.monotonic() > end:
+            break
+        time.sleep(0.05)
+    if left:
+        raise TestFail('the failed restore left %s' % ', '.join('pid %d (%s)' % kv for kv in sorted(left.items())))
+    restore_img_and_pass(ctx, img, pid, w)
+
+
+def t_shared_vm(ctx):
+    w = ctx.workload('shared_tables', args=('vm',))
+    kids = [p for p in st.tree_info(w.pid) if p != w.pid]
+    before = st.snapshot(w.pid)
+    img = ctx.path('img')
+    res = ctx.stasis(['dump', '--type', 'process', '--pid', str(w.pid), '-D', img])
+    line = expect_one_line(res, 'dump of processes sharing memory', r'CLONE_VM')
+    for need in [w.pid] + kids:
+        if str(need) not in line:
+            raise TestFail('the refusal does not name pid %d: %s' % (need, line))
+    expect_refused_unharmed(ctx, w, before, img)
+
+
+TESTS = [
+    Test('fail:shared-vm', t_shared_vm, 60),
+    Test('fail:inject:restore:zombies', t_zombies_failed_restore, 60),
+]

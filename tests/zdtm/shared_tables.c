@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Processes that share kernel objects without being threads: a child
+ * forked with CLONE_FILES (its fd table is ours), one with CLONE_FS (its
+ * cwd and umask are ours), and a grandchild sharing the first child's
+ * table (so ours too). After restore they still share (kcmp) and act on
+ * it: an fd the child opens is ours, a chdir of the other child moves us.
+ * With the argument "vm", a child shares our memory and signal handlers
+ * (CLONE_VM|CLONE_SIGHAND), which the dump refuses (fail:shared-vm).
+ *
+ * stasis-test: zdtm:shared_tables
+ * stasis-test: zdtm:shared_tables:vm args=vm dump=no  # dumping it is fail:shared-vm
+ */
+#include "zdtmtst.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define STACK (256 << 10)
+
+static int cmd[2][2]; /* per child: we write a command byte, it answers */
+static int ans[2];
+
+static int same(pid_t a, pid_t b, int type)
+{
+	return syscall(SYS_kcmp, a, b, type, 0, 0) == 0;
+}
+
+/* Waits for one command: 'o' opens a file at fd 200, 'c' chdirs to sub,
+ * 'q' ends. Answers 'k' each time. */
+static void serve(int idx)
+{
+	char c;
+	while (read(cmd[idx][0], &c, 1) == 1) {
+		if (c == 'o')
+			dup2(open("opened-by-child", O_RDWR | O_CREAT, 0600), 200);
+		if (c == 'c' && chdir("sub") < 0)
+			c = 'x';
+		if (write(ans[1], c == 'x' ? "x" : "k", 1) != 1 || c == 'q')
+			_exit(0);
+	}
+	_exit(1);
+}
+
+static int grandchild(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return 0;
+}
+
+static int child_files(void *arg)
+{
+	(void)arg;
+	char *stack = malloc(STACK);
+	if (clone(grandchild, stack + STACK, CLONE_FILES | SIGCHLD, NULL) < 0)
+		_exit(2);
+	serve(0);
+	return 0;
+}
+
+static int child_fs(void *arg)
+{
+	(void)arg;
+	serve(1);
+	return 0;
+}
+
+static int vm_child(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return 0;
+}
+
+static void ask(int idx, char c)
+{
+	char a = 0;
+	if (write(cmd[idx][1], &c, 1) != 1 || read(ans[0], &a, 1) != 1 || a != 'k')
+		fail("child %d did not do '%c' (answer '%c')", idx, c, a);
+}
+
+int main(int argc, char **argv)
+{
+	test_init(argc, argv);
+	if (pipe(cmd[0]) < 0 || pipe(cmd[1]) < 0 || pipe(ans) < 0 || mkdir("sub", 0700) < 0)
+		test_die("setup: %s", strerror(errno));
+	if (argc > 1 && !strcmp(argv[1], "vm")) {
+		char *stack = malloc(STACK);
+		if (clone(vm_child, stack + STACK, CLONE_VM | CLONE_SIGHAND | SIGCHLD, NULL) < 0)
+			test_die("clone: %s", strerror(errno));
+		test_ready();
+		test_wait();
+		test_done();
+	}
+	char *s1 = malloc(STACK), *s2 = malloc(STACK);
+	pid_t f = clone(child_files, s1 + STACK, CLONE_FILES | SIGCHLD, NULL);
+	pid_t s = clone(child_fs, s2 + STACK, CLONE_FS | SIGCHLD, NULL);
+	if (f < 0 || s < 0)
+		test_die("clone: %s", strerror(errno));
+	umask(027);
+
+	test_ready();
+	test_wait();
+
+	pid_t me = getpid();
+	check(same(me, f, KCMP_FILES), "the CLONE_FILES child %d has a table of its own", f);
+	check(!same(me, f, KCMP_FS), "the CLONE_FILES child %d shares our fs info", f);
+	check(same(me, s, KCMP_FS), "the CLONE_FS child %d has fs info of its own", s);
+	check(!same(me, s, KCMP_FILES), "the CLONE_FS child %d shares our fd table", s);
+	check(umask(027) == 027, "umask changed");
+	ask(0, 'o');
+	check(fcntl(200, F_GETFD) >= 0, "the fd the CLONE_FILES child opened is not ours");
+	ask(1, 'c');
+	char cwd[4096];
+	check(getcwd(cwd, sizeof(cwd)) && strlen(cwd) > 4 && !strcmp(cwd + strlen(cwd) - 4, "/sub"),
+	      "the CLONE_FS child's chdir did not move us (cwd %s)", cwd);
+	ask(0, 'q');
+	ask(1, 'q');
+	test_done();
+}
