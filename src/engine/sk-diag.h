@@ -16,6 +16,7 @@ struct unix_diag_info {
 	uint32_t wqueue;   /* listeners: the backlog */
 	uint32_t nicons;   /* listeners: UNIX_DIAG_ICONS entries */
 	int shutdown;
+	uint32_t vfs_ino;  /* the inode of the socket file it is bound to, 0 if none */
 };
 
 /* Parses one sock_diag reply (netlink messages) for inode ino: pure,

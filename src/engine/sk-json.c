@@ -155,6 +155,8 @@ void sk_to_json(const struct sk_rec *s, struct json_builder *b)
 	jb_int(&j, "shutdown", s->shutdown);
 	addr_to_json(&j, "name", "name_text", s->family, &s->name);
 	addr_to_json(&j, "peer_name", "peer_name_text", s->family, &s->peer_name);
+	if (s->name_gone)
+		jb_bool(&j, "name_gone", true);
 	opts_to_json(s, &j);
 	queue_to_json(s, &j);
 	jb_obj(b, "socket", &j);
@@ -201,6 +203,8 @@ int sk_from_json(const json_t *obj, struct sk_rec *s)
 	s->family = families[fi];
 	s->type = types[ti];
 	s->state = (enum sk_state)si;
+	if (json_object_get(j, "name_gone") && (r = json_get_bool(j, "name_gone", &s->name_gone)) < 0)
+		return r;
 	if ((r = addr_from_json(j, "name", s->family, &s->name)) < 0 ||
 	    (r = addr_from_json(j, "peer_name", s->family, &s->peer_name)) < 0 || (r = opts_from_json(j, s)) < 0 ||
 	    (r = queue_from_json(j, s)) < 0)

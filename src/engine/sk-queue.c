@@ -2,8 +2,10 @@
 /* The receive queue of a socket: copied at dump by peeking (the target's
  * data stays where it is), refilled at restore by sending it again. */
 #include <errno.h>
+#include <linux/sockios.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -85,6 +87,18 @@ static int peek_stream(int fd, struct sk_rec *s, size_t *cap)
 	}
 }
 
+/* A seqpacket socket shut down for reading (its peer closed) answers an
+ * empty queue with 0, as if a message of length 0 were there; the bytes
+ * counted by SIOCINQ tell the end (empty messages after the last byte
+ * are lost). */
+static bool seqpacket_eof(int fd, const struct sk_rec *s, ssize_t n)
+{
+	int inq = 0;
+	if (n != 0 || s->type != SOCK_SEQPACKET || !(s->shutdown & 1))
+		return false;
+	return ioctl(fd, SIOCINQ, &inq) < 0 || (size_t)inq <= s->queue_len;
+}
+
 static int peek_dgram(int fd, struct sk_rec *s, size_t *cap)
 {
 	size_t lcap = 0;
@@ -95,7 +109,7 @@ static int peek_dgram(int fd, struct sk_rec *s, size_t *cap)
 		ssize_t n = peek_one(fd, NULL, 0, MSG_TRUNC, &fds);
 		if (fds)
 			return -EXDEV;
-		if (n == -EAGAIN)
+		if (n == -EAGAIN || seqpacket_eof(fd, s, n))
 			return 0;
 		if (n < 0)
 			return (int)n;

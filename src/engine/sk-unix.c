@@ -22,6 +22,7 @@
 #include <linux/net.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -83,6 +84,21 @@ static int collect_by_name(struct sk_rec *s)
 	return 0;
 }
 
+/* Whether the file at the socket's path (seen from the process' root) is
+ * still the one it was bound to. */
+static void collect_name_gone(pid_t pid, struct sk_rec *s, const struct unix_diag_info *d)
+{
+	const struct sockaddr_un *un = (const struct sockaddr_un *)&s->name.ss;
+	char path[sizeof(un->sun_path) + 32];
+	struct stat st;
+
+	if (!named(&s->name) || un->sun_path[0] != '/' || !d->vfs_ino)
+		return;
+	size_t n = strnlen(un->sun_path, s->name.len - offsetof(struct sockaddr_un, sun_path));
+	snprintf(path, sizeof(path), "/proc/%d/root%.*s", pid, (int)n, un->sun_path);
+	s->name_gone = lstat(path, &st) < 0 || st.st_ino != d->vfs_ino;
+}
+
 int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
 {
 	struct unix_diag_info d;
@@ -104,12 +120,17 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
 				       sk_kind_name(s), pname);
 	/* Bound again on restore (a connected stream's name is its listener's). */
 	bool binds = s->state != SK_CONNECTED || s->type == SOCK_DGRAM;
+	if (binds)
+		collect_name_gone(pid, s, &d);
 	if ((binds && relative(&s->name)) || (s->connect_by_name && relative(&s->peer_name))) {
 		log_error("pid %d: fd %d is a %s bound or connected to the relative path '%s', which cannot be "
 			  "checkpointed yet", pid, fd, sk_kind_name(s), relative(&s->name) ? name : pname);
 		return -EOPNOTSUPP;
 	}
-	if (s->state != SK_LISTEN && (r = sk_queue_peek(sk, s)) < 0) {
+	/* A stream or seqpacket socket that never connected has no queue
+	 * (and recvmsg refuses it with EINVAL or ENOTCONN). */
+	bool has_queue = s->state == SK_CONNECTED || (s->state == SK_UNCONNECTED && s->type == SOCK_DGRAM);
+	if (has_queue && (r = sk_queue_peek(sk, s)) < 0) {
 		if (r == -EXDEV)
 			log_error("pid %d: fd %d is a %s (%s) with file descriptors in flight (SCM_RIGHTS) in its "
 				  "queue, which cannot be checkpointed yet", pid, fd, sk_kind_name(s), name);
@@ -135,8 +156,59 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
 
 /* --- restore --- */
 
+/* The path of a named socket, NUL-terminated; "" for abstract ones. */
+#define SK_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) + 1)
+
+static void path_of(const struct sk_rec *s, char *buf, size_t size)
+{
+	const struct sockaddr_un *un = (const struct sockaddr_un *)&s->name.ss;
+	size_t n = strnlen(un->sun_path, s->name.len - offsetof(struct sockaddr_un, sun_path));
+	snprintf(buf, size, "%.*s", (int)n, un->sun_path);
+}
+
+static void aside_of(const char *path, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s.stasis-%d", path, (int)getpid());
+}
+
+/* A socket whose file was unlinked (or taken over by a later socket of
+ * the tree) binds to its path and unlinks it again (gone_done); whatever
+ * is at the path now is moved aside meanwhile, since a socket keeps to
+ * the inode it was bound to, not to the name. */
+static int bind_gone(int fd, const struct sk_rec *s, const char *path)
+{
+	char aside[SK_PATH_MAX + 32];
+	aside_of(path, aside, sizeof(aside));
+	if (rename(path, aside) < 0 && errno != ENOENT)
+		return -errno;
+	int r = bind(fd, (const struct sockaddr *)&s->name.ss, s->name.len) < 0 ? -errno : 0;
+	if (r < 0)
+		(void)rename(aside, path);
+	return r;
+}
+
+/* After bind_name (and a refill through the path): a gone name is
+ * unlinked and what was at the path comes back. */
+static int gone_done(const struct sk_rec *s)
+{
+	char path[SK_PATH_MAX], aside[SK_PATH_MAX + 32];
+	int r = 0;
+	if (!s->name_gone || !named(&s->name) || relative(&s->name))
+		return 0;
+	path_of(s, path, sizeof(path));
+	if (path[0] != '/')
+		return 0;
+	aside_of(path, aside, sizeof(aside));
+	if (unlink(path) < 0)
+		r = -errno;
+	if (rename(aside, path) < 0 && errno != ENOENT && r == 0)
+		r = -errno;
+	return r;
+}
+
 /* Binds to s's name; a socket file left at the path by the dead original
- * is removed first, but only a socket file nobody listens on. */
+ * is removed first, but only a socket file nobody listens on. A gone
+ * name needs gone_done() after. */
 static int bind_name(int fd, const struct sk_rec *s)
 {
 	const struct sockaddr_un *un = (const struct sockaddr_un *)&s->name.ss;
@@ -147,11 +219,13 @@ static int bind_name(int fd, const struct sk_rec *s)
 		return 0;
 	if (relative(&s->name))
 		return -EINVAL;
+	path_of(s, path, sizeof(path));
+	if (s->name_gone && path[0] == '/')
+		return bind_gone(fd, s, path);
 	if (bind(fd, (const struct sockaddr *)&s->name.ss, s->name.len) == 0)
 		return 0;
 	if (errno != EADDRINUSE || un->sun_path[0] == '\0')
 		return -errno;
-	memcpy(path, un->sun_path, s->name.len - offsetof(struct sockaddr_un, sun_path));
 	if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
 		return -EADDRINUSE;
 	_cleanup_close_ int probe = socket(AF_UNIX, s->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -162,6 +236,13 @@ static int bind_name(int fd, const struct sk_rec *s)
 	if (unlink(path) < 0 && errno != ENOENT)
 		return -errno;
 	return bind(fd, (const struct sockaddr *)&s->name.ss, s->name.len) < 0 ? -errno : 0;
+}
+
+/* bind_name for the ends of a pair (filled through their peers). */
+static int bind_pair_end(int fd, const struct sk_rec *s)
+{
+	int r = bind_name(fd, s);
+	return r < 0 ? r : gone_done(s);
 }
 
 static int apply_shutdown(int fd, int bits)
@@ -190,13 +271,20 @@ static int restore_single(const struct sk_rec *s, int fd)
 		return r;
 	if ((r = bind_name(fd, s)) < 0)
 		return log_error_errno(r, "unix socket %" PRIu64 ": cannot bind it again: %m", s->ino);
-	if (s->state == SK_LISTEN)
-		return listen(fd, s->backlog) < 0 ? log_error_errno(errno, "unix socket %" PRIu64 ": cannot listen: %m",
-								   s->ino)
-						  : 0;
-	if ((r = fill_from_unnamed(fd, s)) < 0)
+	if (s->state == SK_LISTEN) {
+		r = listen(fd, s->backlog) < 0 ? -errno : 0;
+		int g = gone_done(s);
+		if (r < 0 || (r = g) < 0)
+			return log_error_errno(r, "unix socket %" PRIu64 ": cannot listen: %m", s->ino);
+		return 0;
+	}
+	if ((r = fill_from_unnamed(fd, s)) < 0) {
+		(void)gone_done(s);
 		return log_error_errno(r, "unix socket %" PRIu64 ": cannot refill its queue (%zu bytes; see "
 				       "net.unix.max_dgram_qlen): %m", s->ino, s->queue_len);
+	}
+	if ((r = gone_done(s)) < 0)
+		return log_error_errno(r, "unix socket %" PRIu64 ": cannot unlink its path again: %m", s->ino);
 	if (s->connect_by_name &&
 	    connect(fd, (const struct sockaddr *)&s->peer_name.ss, s->peer_name.len) < 0)
 		return log_error_errno(errno, "unix socket %" PRIu64 ": cannot connect to its peer again: %m", s->ino);
@@ -220,11 +308,17 @@ static int fill_pair(int a, const struct sk_rec *sa, int b, const struct sk_rec 
 static int restore_named_pair(const struct sk_rec *s, const struct sk_rec *p, int a, int b)
 {
 	int r;
-	if ((r = bind_name(a, s)) < 0 || (r = bind_name(b, p)) < 0)
+	if ((r = bind_name(a, s)) < 0 || (r = bind_name(b, p)) < 0) {
+		(void)gone_done(s);
 		return log_error_errno(r, "unix socket %" PRIu64 ": cannot bind the pair again: %m", s->ino);
+	}
 	if (connect(a, (const struct sockaddr *)&p->name.ss, p->name.len) < 0 ||
 	    connect(b, (const struct sockaddr *)&s->name.ss, s->name.len) < 0)
-		return log_error_errno(errno, "unix socket %" PRIu64 ": cannot connect the pair again: %m", s->ino);
+		r = -errno;
+	(void)gone_done(s);
+	(void)gone_done(p);
+	if (r < 0)
+		return log_error_errno(r, "unix socket %" PRIu64 ": cannot connect the pair again: %m", s->ino);
 	return fill_pair(a, s, b, p);
 }
 
@@ -234,7 +328,7 @@ static int restore_named_pair(const struct sk_rec *s, const struct sk_rec *p, in
 static int restore_pair(const struct sk_rec *s, const struct sk_rec *peer, int a, int b)
 {
 	int r = 0;
-	if (s->type == SOCK_DGRAM && ((r = bind_name(a, s)) < 0 || (peer && (r = bind_name(b, peer)) < 0)))
+	if (s->type == SOCK_DGRAM && ((r = bind_pair_end(a, s)) < 0 || (peer && (r = bind_pair_end(b, peer)) < 0)))
 		return log_error_errno(r, "unix socket %" PRIu64 ": cannot bind the pair again: %m", s->ino);
 	return fill_pair(a, s, b, peer);
 }

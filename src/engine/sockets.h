@@ -102,6 +102,9 @@ struct sk_rec {
 	/* Own address (unix: sun_path bytes as bound, a leading NUL for the
 	 * abstract namespace, length kept; none when unbound) and the peer's. */
 	struct sk_addr name, peer_name;
+	/* unix: the socket file at name is no longer this socket's (unlinked,
+	 * or another socket bound there since): bound, then unlinked again. */
+	bool name_gone;
 	int backlog;  /* listeners */
 	int shutdown; /* unix: 1 receive side shut down, 2 send side */
 	uint32_t opts_set; /* bit (1 << SK_OPT_x): opts[x] recorded */
