@@ -25,6 +25,7 @@
 
 #include "engine/files.h"
 #include "engine/fsroot.h"
+#include "engine/sockets.h"
 #include "engine/syscalls.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -74,10 +75,13 @@ static int pipe_collect(const struct fd_probe *p, struct fd_rec *o)
 
 /* --- the whole tree --- */
 
-/* A pipe is inside the tree when both a read and a write end are. */
+/* A pipe is inside the tree when both a read and a write end are (an end
+ * in flight in a unix socket's queue of the tree counts, sockets.h). */
 static bool pipe_inside(const struct files_proc *v, size_t n, uint64_t id)
 {
-	bool rd = false, wr = false;
+	char path[64];
+	snprintf(path, sizeof(path), "pipe:[%llu]", (unsigned long long)id);
+	bool rd = sk_tree_inflight(v, n, path, O_RDONLY), wr = sk_tree_inflight(v, n, path, O_WRONLY);
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++) {
 			const struct fd_rec *o = &v[i].f->fds[k];
@@ -173,8 +177,19 @@ static int pipe_dump_data(struct fd_dump *d, struct fd_rec *o)
 		return log_error_errno(-errno, "pid %d: cannot read the size of pipe fd %d: %m", d->pid, o->fd);
 	s->size = (uint32_t)sz;
 	char name[IMAGE_NAME_MAX];
-	if (!is_read_end(o) || image_has(d->img, image_name_pipe(name, s->id)))
-		return 0; /* saved already from another holder of the read end */
+	if (image_has(d->img, image_name_pipe(name, s->id)))
+		return 0; /* saved already from another holder */
+	if (!is_read_end(o)) {
+		/* The read end may be in flight in a socket's queue: read
+		 * through a read end of our own. */
+		char self[64];
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		int rfd = open(self, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (rfd < 0)
+			return 0;
+		close(fd);
+		fd = rfd;
+	}
 	_cleanup_free_ void *buf = NULL;
 	size_t len = 0;
 	int r = peek_pipe(fd, s->size, &buf, &len);

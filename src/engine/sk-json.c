@@ -159,6 +159,7 @@ void sk_to_json(const struct sk_rec *s, struct json_builder *b)
 		jb_bool(&j, "name_gone", true);
 	opts_to_json(s, &j);
 	queue_to_json(s, &j);
+	sk_scm_to_json(s, &j);
 	jb_obj(b, "socket", &j);
 }
 
@@ -207,7 +208,7 @@ int sk_from_json(const json_t *obj, struct sk_rec *s)
 		return r;
 	if ((r = addr_from_json(j, "name", s->family, &s->name)) < 0 ||
 	    (r = addr_from_json(j, "peer_name", s->family, &s->peer_name)) < 0 || (r = opts_from_json(j, s)) < 0 ||
-	    (r = queue_from_json(j, s)) < 0)
+	    (r = queue_from_json(j, s)) < 0 || (r = sk_scm_from_json(j, s)) < 0)
 		return r;
 	return consistent(s) ? 0 : -EBADMSG;
 }

@@ -133,7 +133,8 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
 	if (has_queue && (r = sk_queue_peek(sk, s)) < 0) {
 		if (r == -EXDEV)
 			log_error("pid %d: fd %d is a %s (%s) with file descriptors in flight (SCM_RIGHTS) in its "
-				  "queue, which cannot be checkpointed yet", pid, fd, sk_kind_name(s), name);
+				  "queue that cannot be checkpointed (see the line before)", pid, fd, sk_kind_name(s),
+				  name);
 		else if (r == -EFBIG || r == -E2BIG)
 			log_error("pid %d: fd %d is a %s (%s) with more than %u MiB or %u messages queued, which is "
 				  "more than a checkpoint keeps", pid, fd, sk_kind_name(s), name, SK_MAX_QUEUE >> 20,

@@ -87,6 +87,24 @@ struct sk_addr {
 	struct sockaddr_storage ss;
 };
 
+/* Control messages of one queued message (dgram, seqpacket) or stream
+ * chunk (sk-scm.c): the fds in flight (SCM_RIGHTS), described as fds of
+ * their own kinds, and the sender's credentials (SCM_CREDENTIALS, kept
+ * when the socket has SO_PASSCRED). */
+#define SK_SCM_MAX_FDS 253 /* SCM_MAX_FD */
+#define SK_SCM_MAX_DEPTH 4 /* sockets in flight inside sockets in flight */
+struct sk_scm {
+	uint64_t at;  /* dgram, seqpacket: the message's index; stream: byte offset */
+	uint32_t len; /* stream: the chunk's bytes (the fds go with its first) */
+	bool has_creds;
+	int32_t pid;
+	uint32_t uid, gid;
+	struct files_rec fds; /* fd: 0..n-1; desc: SK_SCM_DESC | inode */
+	int *ours;            /* dump: our copies of fds[], until the data pass */
+	int *made;            /* restore: our fds for fds[], -1 until made */
+};
+#define SK_SCM_DESC (1ULL << 61)
+
 struct sk_rec {
 	uint64_t ino; /* socket inode ("socket:[N]") */
 	int family;   /* AF_UNIX, AF_INET, AF_INET6 */
@@ -116,14 +134,18 @@ struct sk_rec {
 	size_t queue_len;
 	uint32_t *msg_len;
 	size_t nmsgs;
+	/* In queue order; none when no message carries control data. */
+	struct sk_scm *scm;
+	size_t nscm;
 };
 
 /* Dump side: fills *ret for fd `fd` of process pid (pidfd: the process'
  * pidfd), or refuses with a logged message. Refused: sockets of families
  * other than unix/inet/inet6, inet other than TCP/UDP, TCP that is
  * connected or connecting, listeners with connections not yet accepted,
- * unix sockets with fds in flight (SCM_RIGHTS) in their queue, unix
- * sockets bound to a relative path, queues above SK_MAX_QUEUE. */
+ * unix sockets with fds in flight (SCM_RIGHTS) of kinds sk-scm.c cannot
+ * make, unix sockets bound to a relative path, queues above
+ * SK_MAX_QUEUE. */
 /* flags: SK_TCP_CLOSE (files.h) or 0. */
 int sk_collect(pid_t pid, int pidfd, int fd, unsigned flags, struct sk_rec *ret);
 /* Adds a "socket" object to the fd's JSON object. */
@@ -152,9 +174,11 @@ int sk_get_addr(int fd, bool peer, struct sk_addr *ret);
 /* "127.0.0.1:80", "[::1]:80", "/run/x.sock", "@abstract", "(unbound)". */
 void sk_addr_format(int family, const struct sk_addr *a, char *buf, size_t size);
 /* sk-queue.c. Copies the receive queue of fd without consuming it.
- * -EXDEV when it holds fds in flight, -EFBIG/-E2BIG past the bounds. */
+ * fds in flight are described (sk-scm.c); -EXDEV when one cannot be,
+ * -EFBIG/-E2BIG past the bounds. */
 int sk_queue_peek(int fd, struct sk_rec *s);
-/* Sends s's queue from `from` (connected to the new s, or to `to`). */
+/* Sends s's queue from `from` (connected to the new s, or to `to`), the
+ * fds in flight (scm[].made) and credentials with their messages. */
 int sk_queue_fill(int from, const struct sk_rec *s, const struct sockaddr *to, socklen_t tolen);
 
 /* sk-unix.c, sk-inet.c: the family parts of sk_collect and sk_restore.
@@ -163,3 +187,29 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s);
 int sk_unix_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, int *ret_peer_fd);
 int sk_inet_collect(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s);
 int sk_inet_restore(const struct sk_rec *s, int *ret_fd);
+
+/* sk-scm.c: control messages of the queue. */
+/* Describes our copies of the fds that came with one message (closing
+ * them) into e->fds; logs and refuses kinds that cannot come back. */
+int sk_scm_describe(struct sk_scm *e, int *fds, size_t n);
+void sk_scm_free(struct sk_rec *s);
+/* The data pass of the fds in flight (a pipe's size and bytes). */
+int sk_scm_dump_data(struct image *img, struct sk_rec *s);
+void sk_scm_to_json(const struct sk_rec *s, struct json_builder *b);
+int sk_scm_from_json(const json_t *j, struct sk_rec *s);
+/* The entry for message i (dgram) or starting at byte i (stream), or NULL. */
+const struct sk_scm *sk_scm_at(const struct sk_rec *s, uint64_t i);
+/* Calls fn on every socket record in flight in s's queue, nested ones too;
+ * stops at the first fn that returns non-zero and returns that. */
+int sk_scm_walk(const struct sk_rec *s, int (*fn)(const struct fd_rec *o, void *arg), void *arg);
+/* Whether an fd in flight in s's queue (nested ones too) has this /proc
+ * link text and access mode (O_RDONLY, O_WRONLY). */
+bool sk_scm_holds(const struct sk_rec *s, const char *path, int accmode);
+/* sockets.c: the same for every socket of the tree (pipes.c: a pipe's
+ * end in flight). */
+bool sk_tree_inflight(const struct files_proc *v, size_t n, const char *path, int accmode);
+/* Restore: makes our fds for every fd in flight of s (scm[].made);
+ * get_sk (sockets.c) returns a new fd of a socket in flight. Logs. */
+int sk_scm_make(const struct fd_restore *x, const struct sk_rec *s,
+		int (*get_sk)(const struct fd_restore *x, const struct fd_rec *o));
+void sk_scm_close(const struct sk_rec *s);
