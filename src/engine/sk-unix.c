@@ -75,13 +75,15 @@ static int collect_state(pid_t pid, int fd, struct sk_rec *s, const struct unix_
 static int collect_by_name(struct sk_rec *s)
 {
 	struct unix_diag_info pd;
-	if (s->type != SOCK_DGRAM || s->state != SK_CONNECTED || !s->peer_ino || !named(&s->peer_name))
+	if (s->type != SOCK_DGRAM || s->state != SK_CONNECTED || !s->peer_ino)
 		return 0;
 	int r = unix_diag_query(s->peer_ino, &pd);
 	if (r < 0)
 		return r;
 	s->connect_by_name = !(pd.has_peer && pd.peer_ino == s->ino);
-	return 0;
+	/* Connected to an unbound socket that is not connected back (it
+	 * disconnected with AF_UNSPEC): no name to connect to again. */
+	return s->connect_by_name && !named(&s->peer_name) ? -EDESTADDRREQ : 0;
 }
 
 /* Whether the file at the socket's path (seen from the process' root) is
@@ -115,7 +117,12 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
 	sk_addr_format(AF_UNIX, &s->peer_name, pname, sizeof(pname));
 	if ((r = collect_state(pid, fd, s, &d, name)) < 0)
 		return r;
-	if ((r = collect_by_name(s)) < 0)
+	if ((r = collect_by_name(s)) == -EDESTADDRREQ) {
+		log_error("pid %d: fd %d is a %s connected to an unbound socket that is not connected back, which "
+			  "cannot be checkpointed yet", pid, fd, sk_kind_name(s));
+		return -EOPNOTSUPP;
+	}
+	if (r < 0)
 		return log_error_errno(r, "pid %d: fd %d: cannot find the peer of the %s (%s): %m", pid, fd,
 				       sk_kind_name(s), pname);
 	/* Bound again on restore (a connected stream's name is its listener's). */
@@ -143,11 +150,6 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
 			log_error_errno(r, "pid %d: fd %d: cannot read the queue of the %s (%s): %m", pid, fd,
 					sk_kind_name(s), name);
 		return r;
-	}
-	if (s->state == SK_UNCONNECTED && s->queue_len && !named(&s->name)) {
-		log_error("pid %d: fd %d is an unbound, unconnected %s with data queued, which cannot be "
-			  "checkpointed yet", pid, fd, sk_kind_name(s));
-		return -EOPNOTSUPP;
 	}
 	if ((r = sk_opts_collect(sk, s)) < 0)
 		return log_error_errno(r, "pid %d: fd %d: cannot read the options of the %s: %m", pid, fd,
@@ -334,6 +336,23 @@ static int restore_pair(const struct sk_rec *s, const struct sk_rec *peer, int a
 	return fill_pair(a, s, b, peer);
 }
 
+/* An unbound, unconnected dgram socket with messages queued (sent by a
+ * socket connected to it, before it disconnected with AF_UNSPEC): made
+ * as a pair, disconnected first (which empties its queue), then filled
+ * by the other end, which stays connected to it until closed. */
+static int restore_unbound(const struct sk_rec *s, int a, int b)
+{
+	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+	int r;
+	if (connect(a, &unspec, sizeof(unspec)) < 0)
+		return log_error_errno(errno, "unix socket %" PRIu64 ": cannot disconnect it: %m", s->ino);
+	if ((r = sk_queue_fill(b, s, NULL, 0)) < 0)
+		return log_error_errno(r, "unix socket %" PRIu64 ": cannot refill its queue: %m", s->ino);
+	if ((r = sk_opts_apply(a, s)) < 0)
+		return r;
+	return apply_shutdown(a, s->shutdown);
+}
+
 int sk_unix_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, int *ret_peer_fd)
 {
 	int sv[2], r;
@@ -346,7 +365,10 @@ int sk_unix_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_
 
 	bool pair = peer || (s->state == SK_CONNECTED && !s->connect_by_name);
 	bool named_pair = peer && s->type == SOCK_DGRAM && named(&s->name) && named(&peer->name);
-	if (!pair || named_pair) {
+	bool unbound_q = !pair && s->type == SOCK_DGRAM && !named(&s->name) && s->nmsgs;
+	if (unbound_q) {
+		r = socketpair(AF_UNIX, s->type | SOCK_CLOEXEC, 0, sv) < 0 ? -errno : 0;
+	} else if (!pair || named_pair) {
 		sv[0] = socket(AF_UNIX, s->type | SOCK_CLOEXEC, 0);
 		sv[1] = named_pair ? socket(AF_UNIX, s->type | SOCK_CLOEXEC, 0) : -1;
 		if (sv[0] < 0 || (named_pair && sv[1] < 0))
@@ -360,7 +382,9 @@ int sk_unix_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_
 	if (r < 0)
 		return log_error_errno(r, "unix socket %" PRIu64 ": cannot create it: %m", s->ino);
 
-	if (named_pair)
+	if (unbound_q)
+		r = restore_unbound(s, a, b);
+	else if (named_pair)
 		r = restore_named_pair(s, peer, a, b);
 	else if (pair)
 		r = restore_pair(s, peer, a, b);

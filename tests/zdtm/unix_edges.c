@@ -7,7 +7,10 @@
  *  - two dgram sockets bound to one path: the first one's file unlinked,
  *    the second bound there after; a third dgram socket bound to a path
  *    that was unlinked. Each keeps its name and queue, and the path leads
- *    to the second one only.
+ *    to the second one only;
+ *  - an unbound dgram socket that disconnected (AF_UNSPEC) from its pair
+ *    and then got messages from the other end, closed since: the messages
+ *    come back, and it stays unconnected.
  *
  * stasis-test: zdtm:unix_edges
  */
@@ -84,6 +87,17 @@ static void check_seqpacket(int s)
 	check(n == 0, "seqpacket: expected EOF after the queue, got %zd (%s)", n, n < 0 ? strerror(errno) : "");
 }
 
+static int unbound_with_queue(void)
+{
+	int sv[2];
+	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) || connect(sv[0], &unspec, sizeof(unspec)) ||
+	    send(sv[1], "unb1", 4, 0) != 4 || send(sv[1], "unb2", 4, 0) != 4)
+		test_die("unbound dgram: %m");
+	close(sv[1]);
+	return sv[0];
+}
+
 int main(int argc, char **argv)
 {
 	char reused[108], gone[108];
@@ -94,7 +108,7 @@ int main(int argc, char **argv)
 	unlink(reused);
 	unlink(gone);
 
-	int seq = seqpacket_closed_peer();
+	int seq = seqpacket_closed_peer(), unb = unbound_with_queue();
 	int lone[3] = { socket(AF_UNIX, SOCK_STREAM, 0), socket(AF_UNIX, SOCK_SEQPACKET, 0),
 			socket(AF_UNIX, SOCK_DGRAM, 0) };
 	int first = bound_dgram(reused);
@@ -112,6 +126,11 @@ int main(int argc, char **argv)
 	test_wait();
 
 	check_seqpacket(seq);
+	expect_msg(unb, "unbound", "unb1");
+	expect_msg(unb, "unbound", "unb2");
+	struct sockaddr_un pa;
+	socklen_t pl = sizeof(pa);
+	check(getpeername(unb, (struct sockaddr *)&pa, &pl) < 0 && errno == ENOTCONN, "unbound: connected after all");
 	for (int i = 0; i < 3; i++) {
 		int type = 0;
 		socklen_t l = sizeof(type);
