@@ -24,6 +24,7 @@ sys.path[:0] = [os.path.join(HERE, 'lib'), HERE]
 
 from runner import Runner  # noqa: E402
 import t_zdtm  # noqa: E402
+import t_sockets  # noqa: E402
 import t_cli  # noqa: E402
 import t_failures  # noqa: E402
 import t_trust  # noqa: E402
@@ -42,7 +43,7 @@ import t_lazy  # noqa: E402
 import t_process  # noqa: E402
 import t_check  # noqa: E402
 
-MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, t_terminals,
+MODULES = (t_source, t_zdtm, t_sockets, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, t_terminals,
            containers, t_containers_pids, t_podman, t_netlock, t_cowshare, t_lazy, t_deleted, t_process,
            t_check)
 

@@ -180,6 +180,11 @@ static int collect_one(int procfd, pid_t pid, int fd, unsigned flags, struct fd_
 	return 0;
 }
 
+int files_collect_fd(int procfd, pid_t pid, int fd, unsigned flags, struct fd_rec *o)
+{
+	return collect_one(procfd, pid, fd, flags, o);
+}
+
 static int cmp_fd(const void *a, const void *b)
 {
 	return ((const struct fd_rec *)a)->fd - ((const struct fd_rec *)b)->fd;

@@ -102,6 +102,9 @@ void files_rec_free(struct files_rec *f);
 /* Lists and classifies the fds; refuses unsupported ones (naming pid, fd
  * and kind) before anything is changed. flags: SK_TCP_CLOSE or 0. */
 int files_collect(int procfd, pid_t pid, unsigned flags, struct files_rec *f);
+/* One fd, classified by its kind as files_collect does (sk-scm.c: an fd
+ * in flight, seen through our own copy in /proc/self). */
+int files_collect_fd(int procfd, pid_t pid, int fd, unsigned flags, struct fd_rec *o);
 /* files-tree.c. Numbers the open file descriptions across the tree
  * (kcmp), marks dups and shared ones, and lets the kinds look at the
  * whole tree (which pipes lead outside: those are kept as external on

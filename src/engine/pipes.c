@@ -27,6 +27,7 @@
 #include "engine/deleted.h"
 #include "engine/files.h"
 #include "engine/fsroot.h"
+#include "engine/sockets.h"
 #include "engine/syscalls.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -76,10 +77,13 @@ static int pipe_collect(const struct fd_probe *p, struct fd_rec *o)
 
 /* --- the whole tree --- */
 
-/* A pipe is inside the tree when both a read and a write end are. */
+/* A pipe is inside the tree when both a read and a write end are (an end
+ * in flight in a unix socket's queue of the tree counts, sockets.h). */
 static bool pipe_inside(const struct files_proc *v, size_t n, uint64_t id)
 {
-	bool rd = false, wr = false;
+	char path[64];
+	snprintf(path, sizeof(path), "pipe:[%llu]", (unsigned long long)id);
+	bool rd = sk_tree_inflight(v, n, path, O_RDONLY), wr = sk_tree_inflight(v, n, path, O_WRONLY);
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++) {
 			const struct fd_rec *o = &v[i].f->fds[k];

@@ -42,8 +42,18 @@ static int parse_attr(const struct nlattr *a, struct unix_diag_info *d)
 		d->wqueue = q.udiag_wqueue;
 		break;
 	}
+	case UNIX_DIAG_VFS: {
+		struct unix_diag_vfs v;
+		if (plen < sizeof(v))
+			return -EBADMSG;
+		memcpy(&v, mnl_attr_get_payload(na), sizeof(v));
+		d->vfs_ino = v.udiag_vfs_ino;
+		break;
+	}
 	case UNIX_DIAG_ICONS:
 		d->nicons = (uint32_t)(plen / sizeof(uint32_t));
+		memcpy(d->icons, mnl_attr_get_payload(na),
+		       sizeof(uint32_t) * (d->nicons < UNIX_DIAG_MAX_ICONS ? d->nicons : UNIX_DIAG_MAX_ICONS));
 		break;
 	case UNIX_DIAG_SHUTDOWN:
 		if (plen < 1)
@@ -116,7 +126,7 @@ int unix_diag_query(uint64_t ino, struct unix_diag_info *ret)
 	req->sdiag_family = AF_UNIX;
 	req->udiag_states = ~0U;
 	req->udiag_ino = (uint32_t)ino;
-	req->udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_ICONS;
+	req->udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_ICONS | UDIAG_SHOW_VFS;
 	req->udiag_cookie[0] = req->udiag_cookie[1] = INET_DIAG_NOCOOKIE;
 
 	struct mnl_socket *nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);

@@ -3,6 +3,7 @@
  * raw sockaddr bytes in hex, with a readable copy beside them that readers
  * ignore. The queue is hex; "msgs" splits it into datagrams. */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -16,8 +17,8 @@
 
 static const char *const family_names[] = { "unix", "inet", "inet6" };
 static const int families[] = { AF_UNIX, AF_INET, AF_INET6 };
-static const char *const type_names[] = { "stream", "dgram", "seqpacket" };
-static const int types[] = { SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET };
+static const char *const type_names[] = { "stream", "dgram", "seqpacket", "raw" };
+static const int types[] = { SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_RAW };
 static const char *const state_names[SK_STATE_MAX] = { "unconnected", "listen", "connected" };
 
 static int name_index(const char *const *names, size_t n, const char *s)
@@ -97,6 +98,70 @@ static int opts_from_json(const json_t *j, struct sk_rec *s)
 	return 0;
 }
 
+static void pending_to_json(const struct sk_rec *s, struct json_builder *b)
+{
+	if (!s->npending)
+		return;
+	json_t *a = jb_array(b, "pending");
+	for (size_t i = 0; a && i < s->npending; i++)
+		jb_append(b, a, json_integer((json_int_t)s->pending[i]));
+}
+
+/* The socket filter, optional: whole instructions, at most BPF_MAXINSNS
+ * (the kernel checks the program itself when it is attached). */
+static int filter_from_json(const json_t *j, struct sk_rec *s)
+{
+	void *buf;
+	size_t len;
+	int r;
+	if (json_object_get(j, "filter_locked") && (r = json_get_bool(j, "filter_locked", &s->filter_locked)) < 0)
+		return r;
+	if (!json_object_get(j, "filter"))
+		return 0;
+	if ((r = json_get_hex_alloc(j, "filter", SK_MAX_FILTER * sizeof(*s->filter), &buf, &len)) < 0)
+		return r;
+	s->filter = buf;
+	if (!len || len % sizeof(*s->filter))
+		return -EBADMSG;
+	s->filter_len = (uint16_t)(len / sizeof(*s->filter));
+	return 0;
+}
+
+/* An absolute directory, optional. */
+static int dir_from_json(const json_t *j, const char *key, char **ret)
+{
+	const char *d;
+	int r;
+	if (!json_object_get(j, key))
+		return 0;
+	if ((r = json_get_str(j, key, &d)) < 0)
+		return r;
+	if (d[0] != '/' || strlen(d) >= PATH_MAX)
+		return -EBADMSG;
+	*ret = strdup(d);
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* Both optional (Version 4 additions in FORMAT.md). */
+static int pending_from_json(const json_t *j, struct sk_rec *s)
+{
+	json_t *a;
+	int r;
+	if (json_object_get(j, "pending_connect") && (r = json_get_bool(j, "pending_connect", &s->pending_connect)) < 0)
+		return r;
+	if (!json_object_get(j, "pending"))
+		return 0;
+	if ((r = json_get_array(j, "pending", SK_MAX_PENDING, &a)) < 0)
+		return r;
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		const json_t *v = json_array_get(a, i);
+		if (!json_is_integer(v) || json_integer_value(v) <= 0)
+			return -EBADMSG;
+		s->pending[s->npending++] = (uint64_t)json_integer_value(v);
+	}
+	return 0;
+}
+
 static void queue_to_json(const struct sk_rec *s, struct json_builder *b)
 {
 	jb_hex(b, "queue", s->queue, s->queue_len);
@@ -155,25 +220,43 @@ void sk_to_json(const struct sk_rec *s, struct json_builder *b)
 	jb_int(&j, "shutdown", s->shutdown);
 	addr_to_json(&j, "name", "name_text", s->family, &s->name);
 	addr_to_json(&j, "peer_name", "peer_name_text", s->family, &s->peer_name);
+	if (s->name_gone)
+		jb_bool(&j, "name_gone", true);
+	if (s->pending_connect)
+		jb_bool(&j, "pending_connect", true);
+	if (s->dir)
+		jb_str(&j, "dir", s->dir);
+	if (s->filter_len)
+		jb_hex(&j, "filter", s->filter, s->filter_len * sizeof(*s->filter));
+	if (s->filter_locked)
+		jb_bool(&j, "filter_locked", true);
+	if (s->peer_dir)
+		jb_str(&j, "peer_dir", s->peer_dir);
+	pending_to_json(s, &j);
 	opts_to_json(s, &j);
 	queue_to_json(s, &j);
+	sk_scm_to_json(s, &j);
 	jb_obj(b, "socket", &j);
 }
 
 /* Combinations the restore code relies on. */
 static bool consistent(const struct sk_rec *s)
 {
-	if (s->family == AF_UNIX ? s->protocol != 0
-				 : s->type == SOCK_SEQPACKET ||
-					   s->protocol != (s->type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))
+	if (s->family == AF_UNIX ? s->protocol != 0 || s->type == SOCK_RAW
+				 : !sk_raw_handles(s) && (s->type == SOCK_SEQPACKET ||
+					   s->protocol != (s->type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP)))
 		return false;
-	if (s->state == SK_LISTEN && s->type == SOCK_DGRAM)
+	if (s->state == SK_LISTEN && (s->type == SOCK_DGRAM || s->type == SOCK_RAW))
 		return false;
 	if (s->family != AF_UNIX && (s->peer_ino || s->connect_by_name || s->queue_len || s->nmsgs ||
-				     (s->state == SK_CONNECTED && (s->type != SOCK_DGRAM || !s->peer_name.len))))
+				     (s->state == SK_CONNECTED && (s->type == SOCK_STREAM || !s->peer_name.len))))
 		return false;
 	if (s->connect_by_name && (s->state != SK_CONNECTED || s->peer_name.len <=
 				   offsetof(struct sockaddr_un, sun_path)))
+		return false;
+	if ((s->npending && (s->family != AF_UNIX || s->state != SK_LISTEN)) ||
+	    (s->pending_connect && (s->family != AF_UNIX || s->state != SK_CONNECTED || s->type == SOCK_DGRAM ||
+				    s->peer_name.len <= offsetof(struct sockaddr_un, sun_path) || s->queue_len)))
 		return false;
 	return s->backlog >= 0 && s->backlog <= SK_MAX_BACKLOG && s->shutdown >= 0 && s->shutdown <= 3;
 }
@@ -201,9 +284,13 @@ int sk_from_json(const json_t *obj, struct sk_rec *s)
 	s->family = families[fi];
 	s->type = types[ti];
 	s->state = (enum sk_state)si;
+	if ((json_object_get(j, "name_gone") && (r = json_get_bool(j, "name_gone", &s->name_gone)) < 0) ||
+	    (r = pending_from_json(j, s)) < 0 || (r = dir_from_json(j, "dir", &s->dir)) < 0 ||
+	    (r = dir_from_json(j, "peer_dir", &s->peer_dir)) < 0 || (r = filter_from_json(j, s)) < 0)
+		return r;
 	if ((r = addr_from_json(j, "name", s->family, &s->name)) < 0 ||
 	    (r = addr_from_json(j, "peer_name", s->family, &s->peer_name)) < 0 || (r = opts_from_json(j, s)) < 0 ||
-	    (r = queue_from_json(j, s)) < 0)
+	    (r = queue_from_json(j, s)) < 0 || (r = sk_scm_from_json(j, s)) < 0)
 		return r;
 	return consistent(s) ? 0 : -EBADMSG;
 }

@@ -42,6 +42,8 @@ const char *sk_kind_name(const struct sk_rec *s)
 		return s->type == SOCK_STREAM ? "unix stream socket"
 		       : s->type == SOCK_DGRAM ? "unix datagram socket"
 					       : "unix seqpacket socket";
+	if (sk_raw_handles(s))
+		return sk_raw_kind_name(s);
 	if (s->protocol == IPPROTO_TCP)
 		return s->family == AF_INET ? "TCP socket" : "TCPv6 socket";
 	return s->family == AF_INET ? "UDP socket" : "UDPv6 socket";
@@ -94,7 +96,7 @@ int sk_collect(pid_t pid, int pidfd, int fd, unsigned flags, struct sk_rec *ret)
 	if (s.family == AF_UNIX)
 		r = sk_unix_collect(pid, fd, sk, &s);
 	else if (s.family == AF_INET || s.family == AF_INET6)
-		r = sk_inet_collect(pid, fd, sk, flags, &s);
+		r = sk_raw_handles(&s) ? sk_raw_collect(pid, fd, sk, &s) : sk_inet_collect(pid, fd, sk, flags, &s);
 	else
 		r = log_error_errno(EOPNOTSUPP, "pid %d: fd %d is a socket of family %d (%s), which cannot be "
 				    "checkpointed yet", pid, fd, s.family,
@@ -112,6 +114,13 @@ void sk_rec_free(struct sk_rec *s)
 {
 	if (!s)
 		return;
+	sk_scm_free(s);
+	free(s->dir);
+	free(s->peer_dir);
+	free(s->filter);
+	s->filter = NULL;
+	s->filter_len = 0;
+	s->dir = s->peer_dir = NULL;
 	free(s->queue);
 	free(s->msg_len);
 	s->queue = NULL;
@@ -121,7 +130,8 @@ void sk_rec_free(struct sk_rec *s)
 
 bool sk_needs_peer(const struct sk_rec *s)
 {
-	return s->family == AF_UNIX && s->state == SK_CONNECTED && s->peer_ino && !s->connect_by_name;
+	return s->family == AF_UNIX && s->state == SK_CONNECTED && s->peer_ino && !s->connect_by_name &&
+	       !s->pending_connect;
 }
 
 bool sk_is_pair(const struct sk_rec *a, const struct sk_rec *b)
@@ -136,7 +146,7 @@ int sk_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, i
 		return sk_unix_restore(s, peer, ret_fd, ret_peer_fd);
 	if (peer)
 		return log_error_errno(EINVAL, "socket %" PRIu64 ": an inet socket is restored alone", s->ino);
-	return sk_inet_restore(s, ret_fd);
+	return sk_raw_handles(s) ? sk_raw_restore(s, ret_fd) : sk_inet_restore(s, ret_fd);
 }
 
 
@@ -161,13 +171,70 @@ static int socket_collect(const struct fd_probe *p, struct fd_rec *o)
 	return r < 0 ? r : sk_collect(p->pid, pidfd, p->fd, p->flags, o->state);
 }
 
+static int is_ino(const struct fd_rec *o, void *arg)
+{
+	return sk_of(o)->ino == *(const uint64_t *)arg;
+}
+
+/* In the tree, or in flight in a queue of the tree. */
 static bool has_socket(const struct files_proc *v, size_t n, uint64_t ino)
 {
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++)
-			if (sk_of(&v[i].f->fds[k]) && sk_of(&v[i].f->fds[k])->ino == ino)
+			if (sk_of(&v[i].f->fds[k]) && (sk_of(&v[i].f->fds[k])->ino == ino ||
+						       sk_scm_walk(sk_of(&v[i].f->fds[k]), is_ino, &ino)))
 				return true;
 	return false;
+}
+
+bool sk_tree_inflight(const struct files_proc *v, size_t n, const char *path, int accmode)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].f->n; k++)
+			if (sk_of(&v[i].f->fds[k]) && sk_scm_holds(sk_of(&v[i].f->fds[k]), path, accmode))
+				return true;
+	return false;
+}
+
+struct tree_ref {
+	const struct files_proc *v;
+	size_t n;
+	const struct fd_rec *carrier;
+};
+
+/* A socket in flight is restored with its peer too. */
+static int inflight_peer_missing(const struct fd_rec *o, void *arg)
+{
+	const struct tree_ref *t = arg;
+	if (!sk_needs_peer(sk_of(o)) || has_socket(t->v, t->n, sk_of(o)->peer_ino))
+		return 0;
+	log_error("a unix socket in flight in the queue of %s (socket:[%" PRIu64 "]) is connected to a process "
+		  "outside the tree (peer socket:[%" PRIu64 "]), which cannot be checkpointed yet", t->carrier->path,
+		  sk_of(o)->ino, sk_of(o)->peer_ino);
+	return -EOPNOTSUPP;
+}
+
+/* The clients of the connections waiting on a listener of the tree are
+ * restored by connecting again; each must be a socket of the tree. */
+static int mark_pending(struct files_proc *v, size_t n, const struct fd_rec *l)
+{
+	const struct sk_rec *ls = sk_of(l);
+	for (size_t p = 0; p < ls->npending; p++) {
+		bool found = false;
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; k < v[i].f->n; k++) {
+				struct sk_rec *x = sk_of(&v[i].f->fds[k]);
+				if (x && x->ino == ls->pending[p] && x->state == SK_CONNECTED) {
+					x->pending_connect = true;
+					found = true;
+				}
+			}
+		if (!found)
+			return log_error_errno(-EOPNOTSUPP, "%s (socket:[%" PRIu64 "]) has a connection not yet "
+					       "accepted from a socket outside the tree (socket:[%" PRIu64 "]), which "
+					       "cannot be checkpointed yet", l->path, ls->ino, ls->pending[p]);
+	}
+	return 0;
 }
 
 /* A connected unix socket is restored with its peer: both must be ours. */
@@ -175,13 +242,32 @@ static int socket_link(struct files_proc *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++) {
+			int e;
+			if (sk_of(&v[i].f->fds[k]) && (e = mark_pending(v, n, &v[i].f->fds[k])) < 0)
+				return e;
+		}
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].f->n; k++) {
 			const struct fd_rec *o = &v[i].f->fds[k];
 			struct sk_rec *s = sk_of(o);
+			struct tree_ref t = { v, n, o };
 			int e;
 			if (s && sk_needs_peer(s) && !has_socket(v, n, s->peer_ino) &&
 			    (e = sk_unix_outside(v[i].pid, o->fd, s)) < 0)
 				return e;
+			if (s && (e = sk_scm_walk(s, inflight_peer_missing, &t)) != 0)
+				return e;
 		}
+	return 0;
+}
+
+/* The data of the fds in flight in the queue (a pipe's bytes). */
+static int socket_dump_data(struct fd_dump *d, struct fd_rec *o)
+{
+	int r = sk_scm_dump_data(d->img, sk_of(o));
+	if (r < 0)
+		return log_error_errno(r, "pid %d: fd %d: cannot save the fds in flight in the socket's queue: %m",
+				       d->pid, o->fd);
 	return 0;
 }
 
@@ -207,16 +293,38 @@ static void socket_free(void *state)
 
 /* --- restore --- */
 
-/* The first holder (in tree order) of the socket with this inode. */
+struct find_ino {
+	uint64_t ino;
+	const struct fd_rec *found;
+};
+
+static int found_ino(const struct fd_rec *o, void *arg)
+{
+	struct find_ino *f = arg;
+	if (sk_of(o)->ino != f->ino)
+		return 0;
+	f->found = o;
+	return 1;
+}
+
+/* The first holder (in tree order) of the socket with this inode; else
+ * the first record of it in flight. */
 static const struct fd_rec *find_socket(const struct files_ctx *c, uint64_t ino)
 {
+	struct find_ino f = { ino, NULL };
 	for (size_t i = 0; i < c->nall; i++)
 		for (size_t k = 0; k < c->all[i].f->n; k++) {
 			const struct fd_rec *x = &c->all[i].f->fds[k];
 			if (sk_of(x) && x->dup_of < 0 && sk_of(x)->ino == ino)
 				return x;
 		}
-	return NULL;
+	for (size_t i = 0; i < c->nall && !f.found; i++)
+		for (size_t k = 0; k < c->all[i].f->n && !f.found; k++) {
+			const struct fd_rec *x = &c->all[i].f->fds[k];
+			if (sk_of(x) && x->dup_of < 0)
+				sk_scm_walk(sk_of(x), found_ino, &f);
+		}
+	return f.found;
 }
 
 static int made_socket(struct files_ctx *c, const struct fd_rec *o, int fd)
@@ -228,11 +336,12 @@ static int made_socket(struct files_ctx *c, const struct fd_rec *o, int fd)
 	return files_ctx_add(c, o->desc, fd);
 }
 
-static int make_socket(struct files_ctx *c, const struct fd_rec *o);
+static int make_socket(const struct fd_restore *fx, const struct fd_rec *o);
 
 /* A dgram socket connected to a named one needs that one to exist first. */
-static int make_named_peer(struct files_ctx *c, const struct fd_rec *o)
+static int make_named_peer(const struct fd_restore *fx, const struct fd_rec *o)
 {
+	struct files_ctx *c = fx->c;
 	const struct sk_rec *s = sk_of(o);
 	for (size_t i = 0; i < c->nall; i++)
 		for (size_t k = 0; k < c->all[i].f->n; k++) {
@@ -241,34 +350,109 @@ static int make_named_peer(struct files_ctx *c, const struct fd_rec *o)
 			int e;
 			if (xs && x->dup_of < 0 && x != o && xs->name.len && xs->name.len == s->peer_name.len &&
 			    !memcmp(&xs->name.ss, &s->peer_name.ss, s->peer_name.len) &&
-			    files_ctx_find(c, x->desc) < 0 && (e = make_socket(c, x)) < 0)
+			    files_ctx_find(c, x->desc) < 0 && (e = make_socket(fx, x)) < 0)
 				return e;
 		}
 	return 0;
 }
 
-/* Makes o's socket (with its peer, for a pair) in the restorer. */
-static int make_socket(struct files_ctx *c, const struct fd_rec *o)
+/* A socket in flight (sk-scm.c): a new fd of the tree's socket of that
+ * inode, or of the one made for the queues. */
+static int get_inflight(const struct fd_restore *fx, const struct fd_rec *o)
 {
+	const struct fd_rec *t = find_socket(fx->c, sk_of(o)->ino);
+	int e;
+	if (!t)
+		t = o;
+	if (files_ctx_find(fx->c, t->desc) < 0 && (e = make_socket(fx, t)) < 0)
+		return e;
+	int fd = fcntl(files_ctx_find(fx->c, t->desc), F_DUPFD_CLOEXEC, 3);
+	return fd < 0 ? -errno : fd;
+}
+
+/* The fds in flight in the queues of s and of its peer, made first. */
+static int make_inflight(const struct fd_restore *fx, const struct sk_rec *s, const struct sk_rec *p)
+{
+	int e = sk_scm_make(fx, s, get_inflight);
+	if (e >= 0 && p && (e = sk_scm_make(fx, p, get_inflight)) < 0)
+		sk_scm_close(s);
+	return e;
+}
+
+/* The listener a waiting client's connection is queued on. */
+static const struct fd_rec *find_listener(const struct files_ctx *c, uint64_t client)
+{
+	for (size_t i = 0; i < c->nall; i++)
+		for (size_t k = 0; k < c->all[i].f->n; k++) {
+			const struct fd_rec *x = &c->all[i].f->fds[k];
+			for (size_t p = 0; sk_of(x) && x->dup_of < 0 && p < sk_of(x)->npending; p++)
+				if (sk_of(x)->pending[p] == client)
+					return x;
+		}
+	return NULL;
+}
+
+/* After a listener: its waiting clients connect again, in accept order. */
+static int make_pending(struct files_ctx *c, const struct sk_rec *l)
+{
+	for (size_t p = 0; p < l->npending; p++) {
+		const struct fd_rec *x = find_socket(c, l->pending[p]);
+		int fd, e;
+		if (!x || !sk_of(x)->pending_connect)
+			return -ENOTCONN;
+		if (files_ctx_find(c, x->desc) >= 0)
+			continue;
+		if ((e = sk_unix_restore_pending(sk_of(x), &fd)) < 0 || (e = made_socket(c, x, fd)) < 0)
+			return e;
+	}
+	return 0;
+}
+
+/* A waiting client comes with its listener. */
+static int make_client(const struct fd_restore *fx, const struct fd_rec *o)
+{
+	const struct fd_rec *l = find_listener(fx->c, sk_of(o)->ino);
+	int e;
+	if (!l)
+		return -ENOTCONN;
+	if (files_ctx_find(fx->c, l->desc) < 0 && (e = make_socket(fx, l)) < 0)
+		return e;
+	return files_ctx_find(fx->c, o->desc) < 0 ? -ENOTCONN : 0;
+}
+
+/* Makes o's socket (with its peer, for a pair) in the restorer. */
+static int make_socket(const struct fd_restore *fx, const struct fd_rec *o)
+{
+	struct files_ctx *c = fx->c;
 	const struct sk_rec *s = sk_of(o);
 	const struct fd_rec *peer = NULL;
 	int fd = -1, pfd = -1, e;
-	if (s->connect_by_name && (e = make_named_peer(c, o)) < 0)
+	if (s->pending_connect)
+		return make_client(fx, o);
+	if (s->connect_by_name && (e = make_named_peer(fx, o)) < 0)
 		return e;
 	if (sk_needs_peer(s) && !(peer = find_socket(c, s->peer_ino)))
 		return -ENOTCONN;
-	if ((e = sk_restore(s, peer ? sk_of(peer) : NULL, &fd, peer ? &pfd : NULL)) < 0)
+	if ((e = make_inflight(fx, s, peer ? sk_of(peer) : NULL)) < 0)
+		return e;
+	e = sk_restore(s, peer ? sk_of(peer) : NULL, &fd, peer ? &pfd : NULL);
+	sk_scm_close(s);
+	if (peer)
+		sk_scm_close(sk_of(peer));
+	if (e < 0)
 		return e;
 	if (peer && (e = made_socket(c, peer, pfd)) < 0) {
 		close(fd);
 		return e;
 	}
-	return made_socket(c, o, fd);
+	if ((e = made_socket(c, o, fd)) < 0)
+		return e;
+	return make_pending(c, s);
 }
 
 static int socket_make(const struct fd_restore *x, const struct fd_rec *o)
 {
-	int e = make_socket(x->c, o);
+	int e = make_socket(x, o);
 	if (e < 0)
 		return log_error_errno(e, "pid %d: cannot recreate the socket of fd %d: %m", x->r->pid, o->fd);
 	return 0;
@@ -279,6 +463,7 @@ const struct fd_ops fd_socket_ops = {
 	.match = socket_match,
 	.collect = socket_collect,
 	.link = socket_link,
+	.dump_data = socket_dump_data,
 	.to_json = socket_to_json,
 	.from_json = socket_from_json,
 	.free = socket_free,

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Sockets: unix (stream, dgram, seqpacket) and inet (TCP, UDP over IPv4 and
- * IPv6), the fd kind "socket" (files.h).
+/* Sockets: unix (stream, dgram, seqpacket) and inet (TCP, UDP, UDP-Lite,
+ * ICMP ping and raw, over IPv4 and IPv6), the fd kind "socket" (files.h).
  *   sockets.c  the fd kind, the entry points below, addresses
  *   sk-queue.c the receive queue (peeked at dump, sent again at restore)
  *   sk-unix.c  unix sockets: dump and restore
  *   sk-unix-ext.c  unix connections to a process outside the tree
+ *   sk-unix-path.c  unix names that are relative paths
+ *   sk-scm.c   control messages in a unix queue: fds in flight, credentials
  *   sk-inet.c  TCP and UDP: dump and restore
- *   sk-opts.c  socket options;  sk-diag.c  sock_diag for unix sockets
+ *   sk-raw.c   ICMP (ping), raw and UDP-Lite sockets
+ *   sk-opts.c  socket options and filters;  sk-diag.c  sock_diag for unix
+ *              sockets;  sk-inet-diag.c  inet_diag (UDP shutdown state)
  *   sk-json.c  the "socket" object of the fd's record
  * Both sides run in the controller: dump inspects a copy of the
  * target's socket (pidfd_getfd) while the target is frozen, and changes
@@ -35,6 +39,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <linux/filter.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -80,6 +85,8 @@ enum sk_opt {
 	SK_OPT_V6ONLY,
 	SK_OPT_TOS,
 	SK_OPT_TTL,
+	SK_OPT_FREEBIND,  /* set before bind: a non-local address */
+	SK_OPT_FREEBIND6,
 	SK_OPT_MAX,
 };
 
@@ -87,6 +94,24 @@ struct sk_addr {
 	socklen_t len; /* 0: none */
 	struct sockaddr_storage ss;
 };
+
+/* Control messages of one queued message (dgram, seqpacket) or stream
+ * chunk (sk-scm.c): the fds in flight (SCM_RIGHTS), described as fds of
+ * their own kinds, and the sender's credentials (SCM_CREDENTIALS, kept
+ * when the socket has SO_PASSCRED). */
+#define SK_SCM_MAX_FDS 253 /* SCM_MAX_FD */
+#define SK_SCM_MAX_DEPTH 4 /* sockets in flight inside sockets in flight */
+struct sk_scm {
+	uint64_t at;  /* dgram, seqpacket: the message's index; stream: byte offset */
+	uint32_t len; /* stream: the chunk's bytes (the fds go with its first) */
+	bool has_creds;
+	int32_t pid;
+	uint32_t uid, gid;
+	struct files_rec fds; /* fd: 0..n-1; desc: SK_SCM_DESC | inode */
+	int *ours;            /* dump: our copies of fds[], until the data pass */
+	int *made;            /* restore: our fds for fds[], -1 until made */
+};
+#define SK_SCM_DESC (1ULL << 61)
 
 struct sk_rec {
 	uint64_t ino; /* socket inode ("socket:[N]") */
@@ -103,10 +128,31 @@ struct sk_rec {
 	/* Own address (unix: sun_path bytes as bound, a leading NUL for the
 	 * abstract namespace, length kept; none when unbound) and the peer's. */
 	struct sk_addr name, peer_name;
+	/* unix: the socket file at name is no longer this socket's (unlinked,
+	 * or another socket bound there since): bound, then unlinked again. */
+	bool name_gone;
+	/* unix, a relative name: the directory it was bound from (the
+	 * binder's at dump time, where the socket file was); peer_dir the
+	 * same for a relative peer_name (connect_by_name). NULL: none. */
+	char *dir, *peer_dir;
 	int backlog;  /* listeners */
-	int shutdown; /* unix: 1 receive side shut down, 2 send side */
+	/* unix listeners: the clients of the connections not yet accepted, in
+	 * accept order (each is a socket of the tree, pending_connect) */
+#define SK_MAX_PENDING 64
+	uint64_t pending[SK_MAX_PENDING];
+	size_t npending;
+	/* unix: a client whose connection waits on a listener of the tree:
+	 * restored by connecting to it again (sockets.c, with the listener) */
+	bool pending_connect;
+	int shutdown; /* 1 receive side shut down, 2 send side (unix; inet: UDP, UDP-Lite) */
 	uint32_t opts_set; /* bit (1 << SK_OPT_x): opts[x] recorded */
 	int opts[SK_OPT_MAX];
+	/* A classic BPF socket filter (SO_ATTACH_FILTER), as SO_GET_FILTER
+	 * reads it back; filter_locked: SO_LOCK_FILTER. */
+#define SK_MAX_FILTER 4096 /* BPF_MAXINSNS */
+	struct sock_filter *filter;
+	uint16_t filter_len;
+	bool filter_locked;
 	/* Bytes waiting to be read on this socket. Stream: nmsgs is 0. Dgram
 	 * and seqpacket: msg_len[] splits the bytes into messages (maybe of
 	 * length 0), in queue order. */
@@ -115,14 +161,18 @@ struct sk_rec {
 	uint32_t *msg_len;
 	size_t nmsgs;
 	unsigned outside; /* dump only: SK_UNIX_CLOSE/RECONNECT asked for (sk-unix-ext.c) */
+	/* In queue order; none when no message carries control data. */
+	struct sk_scm *scm;
+	size_t nscm;
 };
 
 /* Dump side: fills *ret for fd `fd` of process pid (pidfd: the process'
  * pidfd), or refuses with a logged message. Refused: sockets of families
  * other than unix/inet/inet6, inet other than TCP/UDP, TCP that is
  * connected or connecting, listeners with connections not yet accepted,
- * unix sockets with fds in flight (SCM_RIGHTS) in their queue, unix
- * sockets bound to a relative path, queues above SK_MAX_QUEUE. */
+ * unix sockets with fds in flight (SCM_RIGHTS) of kinds sk-scm.c cannot
+ * make, unix sockets bound to a relative path, queues above
+ * SK_MAX_QUEUE. */
 /* flags: SK_TCP_CLOSE (files.h) or 0. */
 int sk_collect(pid_t pid, int pidfd, int fd, unsigned flags, struct sk_rec *ret);
 /* Adds a "socket" object to the fd's JSON object. */
@@ -134,6 +184,9 @@ int sk_from_json(const json_t *obj, struct sk_rec *s);
 void sk_rec_free(struct sk_rec *s);
 
 bool sk_needs_peer(const struct sk_rec *s);
+/* sk-unix.c: the client s of a connection waiting on the listener l,
+ * made again by connecting to l's name (l restored first). */
+int sk_unix_restore_pending(const struct sk_rec *s, int *ret_fd);
 bool sk_is_pair(const struct sk_rec *a, const struct sk_rec *b);
 
 /* Restore side, in the controller. peer: NULL, or the record of s's peer
@@ -151,9 +204,11 @@ int sk_get_addr(int fd, bool peer, struct sk_addr *ret);
 /* "127.0.0.1:80", "[::1]:80", "/run/x.sock", "@abstract", "(unbound)". */
 void sk_addr_format(int family, const struct sk_addr *a, char *buf, size_t size);
 /* sk-queue.c. Copies the receive queue of fd without consuming it.
- * -EXDEV when it holds fds in flight, -EFBIG/-E2BIG past the bounds. */
+ * fds in flight are described (sk-scm.c); -EXDEV when one cannot be,
+ * -EFBIG/-E2BIG past the bounds. */
 int sk_queue_peek(int fd, struct sk_rec *s);
-/* Sends s's queue from `from` (connected to the new s, or to `to`). */
+/* Sends s's queue from `from` (connected to the new s, or to `to`), the
+ * fds in flight (scm[].made) and credentials with their messages. */
 int sk_queue_fill(int from, const struct sk_rec *s, const struct sockaddr *to, socklen_t tolen);
 
 /* sk-unix.c, sk-inet.c: the family parts of sk_collect and sk_restore.
@@ -165,3 +220,50 @@ int sk_inet_restore(const struct sk_rec *s, int *ret_fd);
 /* sk-unix-ext.c: s (of pid's fd) is connected to a socket outside the
  * tree: turned into what s->outside asks for, or refused (logged). */
 int sk_unix_outside(pid_t pid, int fd, struct sk_rec *s);
+
+/* sk-scm.c: control messages of the queue. */
+/* Describes our copies of the fds that came with one message (closing
+ * them) into e->fds; logs and refuses kinds that cannot come back. */
+int sk_scm_describe(struct sk_scm *e, int *fds, size_t n);
+void sk_scm_free(struct sk_rec *s);
+/* The data pass of the fds in flight (a pipe's size and bytes). */
+int sk_scm_dump_data(struct image *img, struct sk_rec *s);
+void sk_scm_to_json(const struct sk_rec *s, struct json_builder *b);
+int sk_scm_from_json(const json_t *j, struct sk_rec *s);
+/* The entry for message i (dgram) or starting at byte i (stream), or NULL. */
+const struct sk_scm *sk_scm_at(const struct sk_rec *s, uint64_t i);
+/* Calls fn on every socket record in flight in s's queue, nested ones too;
+ * stops at the first fn that returns non-zero and returns that. */
+int sk_scm_walk(const struct sk_rec *s, int (*fn)(const struct fd_rec *o, void *arg), void *arg);
+/* Whether an fd in flight in s's queue (nested ones too) has this /proc
+ * link text and access mode (O_RDONLY, O_WRONLY). */
+bool sk_scm_holds(const struct sk_rec *s, const char *path, int accmode);
+/* sockets.c: the same for every socket of the tree (pipes.c: a pipe's
+ * end in flight). */
+bool sk_tree_inflight(const struct files_proc *v, size_t n, const char *path, int accmode);
+/* Restore: makes our fds for every fd in flight of s (scm[].made);
+ * get_sk (sockets.c) returns a new fd of a socket in flight. Logs. */
+int sk_scm_make(const struct fd_restore *x, const struct sk_rec *s,
+		int (*get_sk)(const struct fd_restore *x, const struct fd_rec *o));
+void sk_scm_close(const struct sk_rec *s);
+
+/* sk-unix-path.c: relative unix names. The process' current directory
+ * when the socket file with inode vfs_ino (0: any) is there, as a path
+ * in its root; -ENOENT otherwise. */
+int sk_unix_find_dir(pid_t pid, const struct sk_addr *a, uint32_t vfs_ino, char **ret);
+/* dir + "/" + the relative name of a. */
+int sk_unix_abs(const char *dir, const struct sk_addr *a, char *buf, size_t size);
+/* bind() (or connect()) fd to the relative name a from dir, in a child. */
+int sk_unix_at(const char *dir, int fd, const struct sk_addr *a, bool conn);
+
+/* sk-raw.c: ICMP (ping) sockets, raw sockets, UDP-Lite. */
+bool sk_raw_handles(const struct sk_rec *s);
+const char *sk_raw_kind_name(const struct sk_rec *s);
+int sk_raw_collect(pid_t pid, int fd, int sk, struct sk_rec *s);
+int sk_raw_restore(const struct sk_rec *s, int *ret_fd);
+/* sk-inet-diag.c: the shutdown() state of a UDP or UDP-Lite socket
+ * (sk: our copy, s: its addresses filled), as sock_diag shows it. */
+int sk_inet_diag_shutdown(int sk, const struct sk_rec *s, int *ret);
+/* shutdown() with those bits again (ENOTCONN of an unconnected UDP
+ * socket is not an error: the bits are set all the same). */
+int sk_inet_shutdown_again(int fd, int bits);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -205,10 +206,18 @@ static void test_unix_listeners(void **state)
 	assert_int_equal(intopt(fa, SOL_SOCKET, SO_TYPE), SOCK_SEQPACKET);
 	assert_int_equal(intopt(fa, SOL_SOCKET, SO_ACCEPTCONN), 1);
 
-	/* A pending connection is refused. */
+	/* A pending connection is recorded by its client; once the client
+	 * wrote, it is refused. */
 	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(connect(c, (const struct sockaddr *)&p.name.ss, p.name.len), 0);
 	struct sk_rec x;
+	assert_int_equal(sk_collect(getpid(), pidfd, fp, 0, &x), 0);
+	assert_int_equal(x.npending, 1);
+	struct stat cst;
+	assert_int_equal(fstat(c, &cst), 0);
+	assert_int_equal(x.pending[0], cst.st_ino);
+	sk_rec_free(&x);
+	assert_int_equal(write(c, "w", 1), 1);
 	assert_int_equal(sk_collect(getpid(), pidfd, fp, 0, &x), -EOPNOTSUPP);
 	close(c);
 
@@ -360,8 +369,9 @@ static void test_refused(void **state)
 	close(c);
 	close(l);
 
-	/* An fd in flight. */
-	int sv[2], devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	/* An fd in flight of a kind the restorer cannot make (an eventfd);
+	 * /dev/null in flight is described (sk-scm.c). */
+	int sv[2], devnull = eventfd(0, EFD_CLOEXEC);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -384,6 +394,43 @@ static void test_refused(void **state)
 	int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0);
 	assert_int_equal(sk_collect(getpid(), pidfd, nl, 0, &s), -EOPNOTSUPP);
 	close(nl);
+}
+
+static void test_inflight(void **state)
+{
+	int sv[2], devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cb;
+	struct iovec iov = { "f", 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf, .msg_controllen = sizeof(cb.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &devnull, sizeof(int));
+	assert_int_equal(send(sv[0], "a", 1, 0), 1);
+	assert_int_equal(sendmsg(sv[0], &mh, 0), 1);
+	struct sk_rec s, t;
+	assert_int_equal(sk_collect(getpid(), pidfd, sv[1], 0, &s), 0);
+	assert_int_equal(s.nmsgs, 2);
+	assert_int_equal(s.nscm, 1);
+	assert_int_equal(s.scm[0].at, 1);
+	assert_int_equal(s.scm[0].fds.n, 1);
+	assert_string_equal(fd_kind_name(&s.scm[0].fds.fds[0]), "chr");
+	json_t *o = to_json(&s);
+	assert_int_equal(sk_from_json(o, &t), 0);
+	assert_int_equal(t.nscm, 1);
+	assert_int_equal(t.scm[0].at, 1);
+	assert_string_equal(t.scm[0].fds.fds[0].path, "/dev/null");
+	json_decref(o);
+	sk_rec_free(&s);
+	sk_rec_free(&t);
+	close(sv[0]);
+	close(sv[1]);
+	close(devnull);
 }
 
 /* A good record, damaged one field at a time. */
@@ -442,6 +489,7 @@ int main(void)
 		cmocka_unit_test(test_unix_dgram_named),
 		cmocka_unit_test(test_inet),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_inflight),
 		cmocka_unit_test(test_bad_json),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
