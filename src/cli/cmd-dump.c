@@ -19,6 +19,7 @@ static const struct cli_option options[] = {
 					       RT_CHECKPOINT_ROOT ", printed)" },
 	{ "leave-running", 'R', false, NULL, "the tree carries on after the dump (default: killed)" },
 	{ "tcp-close", 'T', false, NULL, "save established TCP connections as closed sockets" },
+	{ "tcp-established", 'E', false, NULL, "keep established TCP connections (TCP repair mode)" },
 	CLI_COMMON_OPTIONS,
 	{ 0 },
 };
@@ -66,6 +67,7 @@ int cmd_dump(int argc, char **argv)
 		case 'D': dir = optarg; break;
 		case 'R': o.leave_running = true; break;
 		case 'T': o.tcp_close = true; break;
+		case 'E': o.tcp_established = true; break;
 		case 'i': id = optarg; break;
 		case 'n': ns = optarg; break;
 		case 'A': address = optarg; break;

@@ -20,6 +20,7 @@
 #include "engine/process.h"
 #include "engine/seize.h"
 #include "engine/signals.h"
+#include "engine/sockets.h"
 #include "engine/task.h"
 #include "engine/thread.h"
 #include "engine/tree.h"
@@ -61,6 +62,7 @@ static void ctx_free(struct dump_ctx *c)
 static void dump_release(struct dump_ctx *c)
 {
 	struct remote *r = c->rem;
+	sk_leave_repair(&c->p.files); /* before any thaw: the process may write at once */
 	if (!r)
 		return;
 	if (r->scratch && remote_requeue_signals(r) < 0)
@@ -301,7 +303,8 @@ static int make_ctxs(struct guard *g, const struct tree *t, const struct dump_op
 	for (size_t i = 0; i < t->n; i++) {
 		v[i] = (struct dump_ctx){ .node = &t->v[i], .pid = t->v[i].pid, .procfd = -1, .pidfd = -1,
 					  .tids = t->v[i].tids, .ntids = t->v[i].ntids, .p = { .pid = t->v[i].pid },
-					  .sk_flags = o->tcp_close ? SK_TCP_CLOSE : 0 };
+					  .sk_flags = (o->tcp_close ? SK_TCP_CLOSE : 0) |
+							(o->tcp_established ? SK_TCP_ESTABLISHED : 0) };
 		if (t->v[i].zombie)
 			continue;
 		int r = guard_add(g, v[i].pid, v[i].tids, v[i].ntids, &v[i].rem);

@@ -15,6 +15,7 @@ struct image;
 struct dump_opts {
 	bool leave_running;
 	bool tcp_close; /* established TCP connections are restored closed */
+	bool tcp_established; /* they are kept, through TCP repair mode */
 	/* Set by the runtime layer: the manifest's type and, for a
 	 * container, its "container" object. */
 	const char *type;
@@ -34,6 +35,7 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o);
 
 struct restore_opts {
 	bool detach;
+	bool tcp_established; /* the image's TCP connections may be restored */
 	const struct inherit_fd *inherit;
 	size_t ninherit;
 	const char *stub_path;

@@ -43,6 +43,7 @@
 
 /* files_collect flags. */
 #define SK_TCP_CLOSE 1 /* --tcp-close: keep a TCP connection as a closed socket (sockets.c) */
+#define SK_TCP_ESTABLISHED 2 /* --tcp-established: keep it, through TCP repair mode (sk-tcp.c) */
 
 struct fd_ops;
 

@@ -73,6 +73,8 @@ static int collect_tcp(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec 
 		s->state = SK_UNCONNECTED;
 		return 0;
 	}
+	if (flags & SK_TCP_ESTABLISHED)
+		return sk_tcp_collect(pid, fd, sk, ti.tcpi_state, s, name, pname);
 	if (flags & SK_TCP_CLOSE) {
 		/* Restored as a fresh, unconnected socket: reads and writes
 		 * fail as on a connection that was reset. */
@@ -82,8 +84,8 @@ static int collect_tcp(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec 
 		s->name.len = s->peer_name.len = 0;
 		return 0;
 	}
-	log_error("pid %d: fd %d is %s TCP connection (%s -> %s), which cannot be checkpointed yet; close it "
-		  "in the application, or dump with --tcp-close to restore it closed", pid, fd,
+	log_error("pid %d: fd %d is %s TCP connection (%s -> %s); dump with --tcp-established to keep it, or "
+		  "with --tcp-close to restore it closed", pid, fd,
 		  tcp_state_name(ti.tcpi_state), name, pname);
 	return -EOPNOTSUPP;
 }
@@ -153,6 +155,12 @@ int sk_inet_restore(const struct sk_rec *s, int *ret_fd)
 		return log_error_errno(errno, "%s %" PRIu64 ": cannot create it: %m", sk_kind_name(s), s->ino);
 	if ((r = sk_opts_apply(fd, s)) < 0)
 		return r;
+	if (s->tcp) {
+		if ((r = sk_tcp_restore(fd, s)) < 0)
+			return r;
+		*ret_fd = TAKE_FD(fd);
+		return 0;
+	}
 	if ((r = bind_listen(fd, s)) < 0)
 		return log_error_errno(r, "%s %" PRIu64 ": cannot bind%s it to %s again: %m", sk_kind_name(s), s->ino,
 				       s->state == SK_LISTEN ? " and listen on" : "", name);

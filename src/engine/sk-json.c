@@ -157,6 +157,8 @@ void sk_to_json(const struct sk_rec *s, struct json_builder *b)
 	addr_to_json(&j, "peer_name", "peer_name_text", s->family, &s->peer_name);
 	opts_to_json(s, &j);
 	queue_to_json(s, &j);
+	if (s->tcp)
+		sk_tcp_to_json(s->tcp, &j);
 	jb_obj(b, "socket", &j);
 }
 
@@ -170,7 +172,11 @@ static bool consistent(const struct sk_rec *s)
 	if (s->state == SK_LISTEN && s->type == SOCK_DGRAM)
 		return false;
 	if (s->family != AF_UNIX && (s->peer_ino || s->connect_by_name || s->queue_len || s->nmsgs ||
-				     (s->state == SK_CONNECTED && (s->type != SOCK_DGRAM || !s->peer_name.len))))
+				     (s->state == SK_CONNECTED && (s->type != SOCK_DGRAM || !s->peer_name.len) &&
+				      !s->tcp)))
+		return false;
+	/* An established TCP connection: both addresses (sk-tcp.c). */
+	if (s->tcp && (s->protocol != IPPROTO_TCP || s->state != SK_CONNECTED || !s->name.len || !s->peer_name.len))
 		return false;
 	if (s->connect_by_name && (s->type != SOCK_DGRAM || s->state != SK_CONNECTED || s->peer_name.len <=
 				   offsetof(struct sockaddr_un, sun_path)))
@@ -204,6 +210,9 @@ int sk_from_json(const json_t *obj, struct sk_rec *s)
 	if ((r = addr_from_json(j, "name", s->family, &s->name)) < 0 ||
 	    (r = addr_from_json(j, "peer_name", s->family, &s->peer_name)) < 0 || (r = opts_from_json(j, s)) < 0 ||
 	    (r = queue_from_json(j, s)) < 0)
+		return r;
+	/* Version 4: optional, absent for every socket but a kept connection. */
+	if (json_object_get(j, "tcp") && (r = sk_tcp_from_json(j, &s->tcp)) < 0)
 		return r;
 	return consistent(s) ? 0 : -EBADMSG;
 }

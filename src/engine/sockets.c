@@ -113,6 +113,8 @@ void sk_rec_free(struct sk_rec *s)
 		return;
 	free(s->queue);
 	free(s->msg_len);
+	sk_tcp_free(s->tcp);
+	s->tcp = NULL;
 	s->queue = NULL;
 	s->msg_len = NULL;
 	s->queue_len = s->nmsgs = 0;
@@ -284,3 +286,59 @@ const struct fd_ops fd_socket_ops = {
 	.free = socket_free,
 	.make = socket_make,
 };
+
+/* --- TCP repair across the tree (sk-tcp.c) --- */
+
+void sk_leave_repair(const struct files_rec *f)
+{
+	for (size_t i = 0; f && i < f->n; i++) {
+		const struct sk_rec *s = sk_of(&f->fds[i]);
+		if (s && s->tcp)
+			sk_tcp_leave_repair(s->tcp);
+	}
+}
+
+int sk_check_restore(const struct files_proc *all, size_t n, bool allowed)
+{
+	for (size_t i = 0; !allowed && i < n; i++)
+		for (size_t k = 0; k < all[i].f->n; k++) {
+			const struct fd_rec *o = &all[i].f->fds[k];
+			if (sk_of(o) && sk_of(o)->tcp)
+				return log_error_errno(-EOPNOTSUPP, "pid %d: fd %d is an established TCP connection "
+						       "saved with --tcp-established; restore with --tcp-established "
+						       "(its peer must still be there)", all[i].pid, o->fd);
+		}
+	return 0;
+}
+
+int sk_restore_finish(const struct files_ctx *c)
+{
+	for (size_t i = 0; i < c->nall; i++)
+		for (size_t k = 0; k < c->all[i].f->n; k++) {
+			const struct fd_rec *o = &c->all[i].f->fds[k];
+			const struct sk_rec *s = sk_of(o);
+			int fd = s && s->tcp && o->dup_of < 0 ? files_ctx_find(c, o->desc) : -1;
+			if (fd < 0)
+				continue;
+			int r = sk_tcp_finish(fd, s);
+			if (r < 0)
+				return r;
+		}
+	return 0;
+}
+
+bool sk_fd_describe(const struct fd_rec *o, char *buf, size_t size)
+{
+	const struct sk_rec *s = sk_of(o);
+	char name[128], pname[128], what[160] = "";
+	if (!s || s->family == AF_UNIX || !s->peer_name.len)
+		return false;
+	sk_addr_format(s->family, &s->name, name, sizeof(name));
+	sk_addr_format(s->family, &s->peer_name, pname, sizeof(pname));
+	if (s->tcp)
+		sk_tcp_describe(s->tcp, what, sizeof(what));
+	else
+		snprintf(what, sizeof(what), "connected, %zu bytes to read", s->queue_len);
+	snprintf(buf, size, "%s %s -> %s %s", sk_kind_name(s), name, pname, what);
+	return true;
+}

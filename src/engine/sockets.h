@@ -113,6 +113,9 @@ struct sk_rec {
 	size_t queue_len;
 	uint32_t *msg_len;
 	size_t nmsgs;
+	/* An established TCP connection kept with --tcp-established
+	 * (sk-tcp.c); NULL for every other socket. */
+	struct sk_tcp *tcp;
 };
 
 /* Dump side: fills *ret for fd `fd` of process pid (pidfd: the process'
@@ -160,3 +163,37 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s);
 int sk_unix_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, int *ret_peer_fd);
 int sk_inet_collect(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s);
 int sk_inet_restore(const struct sk_rec *s, int *ret_fd);
+
+/* sk-tcp.c: established TCP connections through TCP repair mode.
+ * collect: sk (our copy of the target's fd, in state `state`) is put into
+ * repair mode and read into s->tcp; s->tcp keeps a copy of the socket
+ * while it is in repair mode, until sk_tcp_leave_repair (a failed dump,
+ * --leave-running) or sk_tcp_free (a dump that killed the tree: the
+ * socket dies in repair mode, silently). */
+struct sk_tcp;
+int sk_tcp_collect(pid_t pid, int fd, int sk, int state, struct sk_rec *s, const char *name, const char *pname);
+void sk_tcp_leave_repair(struct sk_tcp *t);
+void sk_tcp_free(struct sk_tcp *t);
+/* restore: fd is a new socket with s's options; it is left in repair
+ * mode, connected, queues filled, until sk_tcp_finish once every socket
+ * of the tree exists. */
+int sk_tcp_restore(int fd, const struct sk_rec *s);
+int sk_tcp_finish(int fd, const struct sk_rec *s);
+void sk_tcp_to_json(const struct sk_tcp *t, struct json_builder *b);
+int sk_tcp_from_json(const json_t *obj, struct sk_tcp **ret);
+/* "established, 10 bytes to send (0 not sent yet), 4 to read" */
+void sk_tcp_describe(const struct sk_tcp *t, char *buf, size_t size);
+
+/* For the drivers (dump.c, restore.c, inspect.c), over the fds of one
+ * process or of the tree. */
+/* Takes the process's TCP sockets out of repair mode (before a thaw). */
+void sk_leave_repair(const struct files_rec *f);
+/* -EOPNOTSUPP (logged) when the tree holds an established TCP connection
+ * and allowed (restore --tcp-established) is false. */
+int sk_check_restore(const struct files_proc *all, size_t n, bool allowed);
+/* Every restored TCP connection of the tree leaves repair mode; c holds
+ * the sockets made (files_ctx). */
+int sk_restore_finish(const struct files_ctx *c);
+/* One line about o's connection for inspect, false when o is no
+ * connected inet socket. */
+bool sk_fd_describe(const struct fd_rec *o, char *buf, size_t size);
