@@ -35,8 +35,9 @@ import t_podman  # noqa: E402
 import t_manpage  # noqa: E402
 import t_source  # noqa: E402
 import t_containers_pids  # noqa: E402
+import t_tcp  # noqa: E402
 
-MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, t_terminals, containers,
+MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, t_terminals, t_tcp, containers,
            t_containers_pids, t_podman)
 
 
