@@ -290,6 +290,10 @@ static int dump_all(struct image *img, const struct tree *t, struct dump_ctx *v,
 			return r;
 		*ret_pages += c->p.mm.pages;
 	}
+	/* Last: no TCP connection may have moved since its record was written. */
+	for (size_t i = 0; i < n; i++)
+		if (!v[i].node->zombie && (r = sk_check_unchanged(v[i].pid, &v[i].p.files)) < 0)
+			return r;
 	return (r = interrupt_check()) < 0 ? r : write_manifest(img, t, *ret_pages, ipcns, o);
 }
 

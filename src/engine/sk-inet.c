@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* TCP and UDP over IPv4 and IPv6, as far as they hold no connection state
- * of the kernel's: TCP listeners (without connections waiting to be
- * accepted) and unconnected (maybe bound) TCP sockets; UDP sockets, bound
- * and maybe connected. Established and half-open TCP is refused.
+/* TCP and UDP over IPv4 and IPv6: TCP listeners (without connections
+ * waiting to be accepted: the kernel cannot put a connection back into an
+ * accept queue) and unconnected (maybe bound) TCP sockets; UDP sockets,
+ * bound and maybe connected. An established TCP connection is refused,
+ * restored closed (--tcp-close) or kept (--tcp-established: sk-tcp.c).
  *
  * Datagrams queued on a UDP socket are dropped with a warning: they could
  * only be sent again from their senders' addresses, and UDP is allowed to
@@ -61,7 +62,8 @@ static int collect_tcp(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec 
 		 * bound in these two fields. */
 		if (ti.tcpi_unacked) {
 			log_error("pid %d: fd %d is a listening %s (%s) with %u connection(s) not yet accepted, which "
-				  "cannot be checkpointed yet; checkpoint when the server has accepted them", pid, fd,
+				  "cannot be checkpointed (the kernel cannot put a connection back into an accept "
+				  "queue); checkpoint when the server has accepted them", pid, fd,
 				  sk_kind_name(s), name, ti.tcpi_unacked);
 			return -EOPNOTSUPP;
 		}

@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/filter.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -44,7 +45,14 @@
 #include "util/log.h"
 #include "util/util.h"
 
+/* What moves when the connection carries data: compared across a read. */
+struct tcp_marks {
+	uint32_t rcv_nxt, write_seq;
+	int outq;
+};
+
 struct sk_tcp {
+	struct tcp_marks marks; /* dump: as the queues were copied */
 	int state;        /* TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2 */
 	uint32_t snd_seq; /* sequence number of sendq's first byte (snd_una) */
 	uint32_t rcv_seq; /* ... of recvq's first byte */
@@ -60,6 +68,7 @@ struct sk_tcp {
 	int cork;
 	char ifname[IFNAMSIZ]; /* SO_BINDTODEVICE, "" when none */
 	int repair_fd; /* dump: our copy while the target's socket is in repair mode, else -1 */
+	bool blocked;  /* dump: our drop-all socket filter is on it */
 };
 
 static const struct {
@@ -116,14 +125,41 @@ void sk_tcp_leave_repair(struct sk_tcp *t)
 {
 	if (!t || t->repair_fd < 0)
 		return;
-	/* No window probe: the connection goes on as if nothing happened. */
-	if (set_int(t->repair_fd, SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP) < 0)
-		log_warn("a TCP connection could not leave repair mode: %m; it may stall");
+	int zero = 0; /* the kernel wants an int even here */
+	if (t->blocked && setsockopt(t->repair_fd, SOL_SOCKET, SO_DETACH_FILTER, &zero, sizeof(zero)) < 0)
+		log_warn("a TCP connection could not get its packets back (socket filter): %s; it may stall",
+			 strerror(errno));
+	/* After the filter dropped the peer's packets, a window probe makes
+	 * it answer at once (both sides' timers backed off meanwhile);
+	 * otherwise the connection goes on as if nothing happened. */
+	int off = t->blocked ? TCP_REPAIR_OFF : TCP_REPAIR_OFF_NO_WP;
+	t->blocked = false;
+	int r = set_int(t->repair_fd, SOL_TCP, TCP_REPAIR, off);
+	if (r < 0)
+		log_warn("a TCP connection could not leave repair mode: %s; it may stall", strerror(-r));
 	close(t->repair_fd);
 	t->repair_fd = -1;
 }
 
 /* --- dump --- */
+
+/* Repair mode keeps our side quiet but still takes what the peer sends,
+ * and acknowledges it: bytes that would come after the copy and be lost.
+ * A socket filter that drops everything stops that at the socket (the
+ * peer retransmits later), for the dump's duration; it goes with the
+ * socket when the tree is killed, and is taken off with repair mode
+ * otherwise. A socket with a filter of the application's keeps it: then
+ * only the checks that the connection did not move protect the copy. */
+static void block_input(int sk, struct sk_tcp *t)
+{
+	struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
+	struct sock_fprog prog = { .len = 1, .filter = &drop };
+	socklen_t len = 0;
+
+	if (getsockopt(sk, SOL_SOCKET, SO_GET_FILTER, NULL, &len) < 0 || len != 0)
+		return;
+	t->blocked = setsockopt(sk, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) == 0;
+}
 
 /* Peeks at the queue selected by TCP_REPAIR_QUEUE into a buffer of
  * `room` bytes (the send queue is copied whole or not at all). */
@@ -202,20 +238,64 @@ static int read_options(int sk, const struct tcp_info *ti, struct sk_tcp *t)
 	return 0;
 }
 
+static int read_marks(int sk, struct tcp_marks *m)
+{
+	int r, rcv, snd;
+	if ((r = set_int(sk, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE)) < 0 ||
+	    (r = get_int(sk, SOL_TCP, TCP_QUEUE_SEQ, &rcv)) < 0 ||
+	    (r = set_int(sk, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)) < 0 ||
+	    (r = get_int(sk, SOL_TCP, TCP_QUEUE_SEQ, &snd)) < 0)
+		return r;
+	if (ioctl(sk, SIOCOUTQ, &m->outq) < 0)
+		return -errno;
+	m->rcv_nxt = (uint32_t)rcv;
+	m->write_seq = (uint32_t)snd;
+	return set_int(sk, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+}
+
+static bool same_marks(const struct tcp_marks *a, const struct tcp_marks *b)
+{
+	return a->rcv_nxt == b->rcv_nxt && a->write_seq == b->write_seq && a->outq == b->outq;
+}
+
+/* One consistent copy: the marks did not move while the queues were read
+ * (repair mode stops our side from sending, not the peer's packets from
+ * arriving and being acknowledged). */
 static int read_all(int sk, struct sk_tcp *t)
 {
-	struct tcp_info ti;
-	socklen_t l = sizeof(ti);
-	int r;
+	for (int tries = 0; tries < 20; tries++) {
+		struct tcp_info ti;
+		struct tcp_marks after;
+		socklen_t l = sizeof(ti);
+		int r;
 
-	if (getsockopt(sk, SOL_TCP, TCP_INFO, &ti, &l) < 0)
-		return -errno;
-	t->state = ti.tcpi_state; /* again: it may have moved before repair mode */
-	if (!restorable(t->state))
-		return -EPROTO;
-	if ((r = read_options(sk, &ti, t)) < 0 || (r = read_recv_queue(sk, t)) < 0 || (r = read_send_queue(sk, t)) < 0)
+		free(t->sendq), free(t->recvq);
+		t->sendq = t->recvq = NULL;
+		t->sendq_len = t->recvq_len = 0;
+		if (getsockopt(sk, SOL_TCP, TCP_INFO, &ti, &l) < 0)
+			return -errno;
+		t->state = ti.tcpi_state; /* again: it may have moved before repair mode */
+		if (!restorable(t->state))
+			return -EPROTO;
+		if ((r = read_marks(sk, &t->marks)) < 0 || (r = read_options(sk, &ti, t)) < 0 ||
+		    (r = read_recv_queue(sk, t)) < 0 || (r = read_send_queue(sk, t)) < 0 || (r = read_marks(sk, &after)) < 0)
+			return r;
+		if (same_marks(&t->marks, &after))
+			return 0;
+	}
+	return -EBUSY;
+}
+
+int sk_tcp_settle(struct sk_tcp *t, bool reread, bool *changed)
+{
+	struct tcp_marks now;
+	if (!t || t->repair_fd < 0)
+		return 0;
+	int r = read_marks(t->repair_fd, &now);
+	if (r < 0 || same_marks(&now, &t->marks))
 		return r;
-	return 0;
+	*changed = true;
+	return reread ? read_all(t->repair_fd, t) : 0;
 }
 
 static int refuse_state(pid_t pid, int fd, int st, const char *name, const char *pname)
@@ -248,6 +328,7 @@ int sk_tcp_collect(pid_t pid, int fd, int sk, int state, struct sk_rec *s, const
 		(void)set_int(sk, SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
 		return log_error_errno(r, "pid %d: fd %d: cannot keep a copy of the TCP socket: %m", pid, fd);
 	}
+	block_input(sk, t);
 	r = read_all(sk, t);
 	if (r == -EPROTO)
 		return refuse_state(pid, fd, t->state, name, pname);

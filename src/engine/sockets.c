@@ -171,9 +171,35 @@ static bool has_socket(const struct files_proc *v, size_t n, uint64_t ino)
 	return false;
 }
 
+/* Two ends of a connection in the tree are read one after the other while
+ * the kernel still carries packets between them: read again until a whole
+ * pass over the tree's connections finds none moved. */
+static int settle_tcp(struct files_proc *v, size_t n)
+{
+	bool changed = true;
+	for (int pass = 0; changed && pass < 50; pass++) {
+		changed = false;
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; k < v[i].f->n; k++) {
+				struct sk_rec *s = sk_of(&v[i].f->fds[k]);
+				int r = s ? sk_tcp_settle(s->tcp, true, &changed) : 0;
+				if (r < 0)
+					return log_error_errno(r, "pid %d: fd %d: cannot read the TCP connection again: %m",
+							       v[i].pid, v[i].f->fds[k].fd);
+			}
+	}
+	if (changed)
+		return log_error_errno(-EAGAIN, "the tree's TCP connections kept moving while it was frozen (a peer "
+				       "still sending); dump again");
+	return 0;
+}
+
 /* A connected unix socket is restored with its peer: both must be ours. */
 static int socket_link(struct files_proc *v, size_t n)
 {
+	int r = settle_tcp(v, n);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++) {
 			const struct fd_rec *o = &v[i].f->fds[k];
@@ -296,6 +322,20 @@ void sk_leave_repair(const struct files_rec *f)
 		if (s && s->tcp)
 			sk_tcp_leave_repair(s->tcp);
 	}
+}
+
+int sk_check_unchanged(pid_t pid, const struct files_rec *f)
+{
+	for (size_t i = 0; f && i < f->n; i++) {
+		const struct sk_rec *s = sk_of(&f->fds[i]);
+		bool changed = false;
+		int r = s ? sk_tcp_settle(s->tcp, false, &changed) : 0;
+		if (r < 0 || changed)
+			return log_error_errno(r < 0 ? r : -EAGAIN, "pid %d: fd %d: its TCP connection moved after it "
+					       "was saved (a peer still sending); the image would lose bytes: dump again",
+					       pid, f->fds[i].fd);
+	}
+	return 0;
 }
 
 int sk_check_restore(const struct files_proc *all, size_t n, bool allowed)

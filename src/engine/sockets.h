@@ -5,11 +5,13 @@
  *   sk-queue.c the receive queue (peeked at dump, sent again at restore)
  *   sk-unix.c  unix sockets: dump and restore
  *   sk-inet.c  TCP and UDP: dump and restore
+ *   sk-tcp.c   established TCP connections (--tcp-established, repair mode)
  *   sk-opts.c  socket options;  sk-diag.c  sock_diag for unix sockets
  *   sk-json.c  the "socket" object of the fd's record
  * Both sides run in the controller: dump inspects a copy of the
  * target's socket (pidfd_getfd) while the target is frozen, and changes
- * nothing on it for good; restore creates sockets locally and returns fds
+ * nothing on it for good (a TCP connection kept with --tcp-established is
+ * in repair mode until the dump ends: sk-tcp.c); restore creates sockets locally and returns fds
  * that the caller passes into the restored process (SCM_RIGHTS).
  *
  * Contract with the caller (the fd dump/restore):
@@ -173,6 +175,9 @@ int sk_inet_restore(const struct sk_rec *s, int *ret_fd);
 struct sk_tcp;
 int sk_tcp_collect(pid_t pid, int fd, int sk, int state, struct sk_rec *s, const char *name, const char *pname);
 void sk_tcp_leave_repair(struct sk_tcp *t);
+/* Sets *changed when the connection moved since it was read (data came
+ * or was acknowledged); reread: read it again then. */
+int sk_tcp_settle(struct sk_tcp *t, bool reread, bool *changed);
 void sk_tcp_free(struct sk_tcp *t);
 /* restore: fd is a new socket with s's options; it is left in repair
  * mode, connected, queues filled, until sk_tcp_finish once every socket
@@ -188,6 +193,9 @@ void sk_tcp_describe(const struct sk_tcp *t, char *buf, size_t size);
  * process or of the tree. */
 /* Takes the process's TCP sockets out of repair mode (before a thaw). */
 void sk_leave_repair(const struct files_rec *f);
+/* Once the image is written: -EAGAIN (logged) when a connection of the
+ * process moved since it was read, so the image would lose bytes. */
+int sk_check_unchanged(pid_t pid, const struct files_rec *f);
 /* -EOPNOTSUPP (logged) when the tree holds an established TCP connection
  * and allowed (restore --tcp-established) is false. */
 int sk_check_restore(const struct files_proc *all, size_t n, bool allowed);
