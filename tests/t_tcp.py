@@ -399,6 +399,30 @@ def t_restore_needs_option(ctx):
         raise TestFail(err)
 
 
+def t_dumper_killed(ctx):
+    """stasis SIGKILLed once the connection is in repair mode: its guardian
+    takes it out again, and the tree's connection carries every byte."""
+    w = ctx.workload('tcp_established', ['4'])
+    img = ctx.path('img')
+    log = img + '-dump.log'
+    p = subprocess.Popen([ctx.r.stasis, 'dump', '--type', 'process', '--pid', str(w.pid), '-D', img,
+                          '--tcp-established', '-v', '--log-file', log], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_file(log, 'the dump', 30, lambda s: 'bytes to send' in s)  # both ends: after the second
+        os.kill(p.pid, signal.SIGKILL)
+    finally:
+        err = p.communicate(timeout=ctx.left(60))[1].decode(errors='replace')
+    if os.path.exists(os.path.join(img, 'manifest.json')):
+        raise TestFail('the killed dump left a manifest (it finished first: make the workload bigger)')
+    if 'guardian left the processes as they were' not in err:
+        raise TestFail('no word from the guardian: %s' % err.strip()[-300:])
+    time.sleep(0.2)
+    e = w.finish(ctx.left(60))
+    if e:
+        raise TestFail('after the dumper was killed: %s' % e)
+
+
 # --- half-closed ------------------------------------------------------------
 
 HALF = r'''
@@ -478,6 +502,7 @@ TESTS = [
     Test('tcp:queued-1mib-ipv6', t_queued, 180, True),
     Test('tcp:inject-failure', t_inject, 120),
     Test('tcp:leave-running', t_leave_running, 120),
+    Test('tcp:dumper-killed', t_dumper_killed, 120),
     Test('tcp:restore-needs-option', t_restore_needs_option, 120),
     Test('tcp:fin-wait2', t_half_closed, 90, 'shut'),
     Test('tcp:close-wait-refused', t_half_closed, 90, 'peer'),

@@ -26,6 +26,7 @@
  * A FIN that came from the peer (CLOSE_WAIT, LAST_ACK, CLOSING) cannot be
  * put back into a receive queue through repair mode, and connecting
  * states have no connection yet: those are refused. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -41,6 +42,7 @@
 #include <unistd.h>
 
 #include "engine/sockets.h"
+#include "engine/syscalls.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -139,6 +141,46 @@ void sk_tcp_leave_repair(struct sk_tcp *t)
 		log_warn("a TCP connection could not leave repair mode: %s; it may stall", strerror(-r));
 	close(t->repair_fd);
 	t->repair_fd = -1;
+}
+
+/* Our drop-all filter, and nothing else? */
+static bool has_our_filter(int sk)
+{
+	struct sock_filter f[2];
+	socklen_t len = ARRAY_SIZE(f); /* SO_GET_FILTER counts instructions */
+	return getsockopt(sk, SOL_SOCKET, SO_GET_FILTER, f, &len) == 0 && len == 1 && f[0].code == (BPF_RET | BPF_K) &&
+	       f[0].k == 0;
+}
+
+static void recover_fd(int pidfd, pid_t pid, int fd)
+{
+	int proto = 0, repair = 0, zero = 0;
+	_cleanup_close_ int sk = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	if (sk < 0 || get_int(sk, SOL_SOCKET, SO_PROTOCOL, &proto) < 0 || proto != IPPROTO_TCP ||
+	    get_int(sk, SOL_TCP, TCP_REPAIR, &repair) < 0 || repair != 1)
+		return;
+	if (has_our_filter(sk))
+		(void)setsockopt(sk, SOL_SOCKET, SO_DETACH_FILTER, &zero, sizeof(zero));
+	if (set_int(sk, SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF) < 0)
+		log_warn("pid %d: fd %d: its TCP connection could not leave repair mode: %s", pid, fd, strerror(errno));
+}
+
+void sk_tcp_recover(pid_t pid)
+{
+	char path[64], link[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	_cleanup_close_ int pidfd = sys_pidfd_open(pid, 0);
+	_cleanup_closedir_ DIR *d = pidfd >= 0 ? opendir(path) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		int fd;
+		ssize_t n = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+		if (n <= 0 || parse_int(de->d_name, &fd) < 0)
+			continue;
+		link[n] = 0;
+		if (!strncmp(link, "socket:[", 8))
+			recover_fd(pidfd, pid, fd);
+	}
 }
 
 /* --- dump --- */

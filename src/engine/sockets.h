@@ -175,6 +175,9 @@ int sk_inet_restore(const struct sk_rec *s, int *ret_fd);
 struct sk_tcp;
 int sk_tcp_collect(pid_t pid, int fd, int sk, int state, struct sk_rec *s, const char *name, const char *pname);
 void sk_tcp_leave_repair(struct sk_tcp *t);
+/* The guardian's part (guard.c), when the dumper died: every TCP socket
+ * of pid in repair mode leaves it (and our filter goes). */
+void sk_tcp_recover(pid_t pid);
 /* Sets *changed when the connection moved since it was read (data came
  * or was acknowledged); reread: read it again then. */
 int sk_tcp_settle(struct sk_tcp *t, bool reread, bool *changed);
