@@ -5,9 +5,8 @@
  * bound and maybe connected. An established TCP connection is refused,
  * restored closed (--tcp-close) or kept (--tcp-established: sk-tcp.c).
  *
- * Datagrams queued on a UDP socket are dropped with a warning: they could
- * only be sent again from their senders' addresses, and UDP is allowed to
- * lose them. */
+ * Datagrams queued on a UDP socket are kept with their senders' addresses
+ * (sk-udp.c); a connected UDP socket connects to its peer again. */
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/sockios.h>
@@ -112,11 +111,10 @@ int sk_inet_collect(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s)
 		if ((r = collect_tcp(pid, fd, sk, flags, s, name, pname)) < 0)
 			return r;
 	} else {
-		int inq = 0;
 		s->state = s->peer_name.len ? SK_CONNECTED : SK_UNCONNECTED;
-		if (ioctl(sk, SIOCINQ, &inq) == 0 && inq > 0)
-			log_warn("pid %d: fd %d: the datagrams queued on the %s (%s) are not kept", pid, fd,
-				 sk_kind_name(s), name);
+		if ((r = sk_udp_collect_queue(sk, s)) < 0)
+			return log_error_errno(r, "pid %d: fd %d: cannot read the datagrams queued on the %s (%s): %m", pid,
+					       fd, sk_kind_name(s), name);
 	}
 	if ((r = sk_opts_collect(sk, s)) < 0)
 		return log_error_errno(r, "pid %d: fd %d: cannot read the options of the %s: %m", pid, fd,
@@ -166,6 +164,9 @@ int sk_inet_restore(const struct sk_rec *s, int *ret_fd)
 	if ((r = bind_listen(fd, s)) < 0)
 		return log_error_errno(r, "%s %" PRIu64 ": cannot bind%s it to %s again: %m", sk_kind_name(s), s->ino,
 				       s->state == SK_LISTEN ? " and listen on" : "", name);
+	if (s->nmsgs && (r = sk_udp_fill(fd, s)) < 0)
+		return log_error_errno(r, "%s %" PRIu64 " (%s): cannot queue its %zu datagrams again: %m", sk_kind_name(s),
+				       s->ino, name, s->nmsgs);
 	if (s->state == SK_CONNECTED && connect(fd, (const struct sockaddr *)&s->peer_name.ss, s->peer_name.len) < 0)
 		return log_error_errno(errno, "%s %" PRIu64 ": cannot connect it again: %m", sk_kind_name(s), s->ino);
 	*ret_fd = TAKE_FD(fd);

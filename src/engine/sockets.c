@@ -113,6 +113,8 @@ void sk_rec_free(struct sk_rec *s)
 		return;
 	free(s->queue);
 	free(s->msg_len);
+	free(s->msg_from);
+	s->msg_from = NULL;
 	sk_tcp_free(s->tcp);
 	s->tcp = NULL;
 	s->queue = NULL;

@@ -6,6 +6,7 @@
  *   sk-unix.c  unix sockets: dump and restore
  *   sk-inet.c  TCP and UDP: dump and restore
  *   sk-tcp.c   established TCP connections (--tcp-established, repair mode)
+ *   sk-udp.c   datagrams queued on UDP sockets, with their senders
  *   sk-opts.c  socket options;  sk-diag.c  sock_diag for unix sockets
  *   sk-json.c  the "socket" object of the fd's record
  * Both sides run in the controller: dump inspects a copy of the
@@ -115,6 +116,8 @@ struct sk_rec {
 	size_t queue_len;
 	uint32_t *msg_len;
 	size_t nmsgs;
+	/* UDP: the address each datagram came from (nmsgs of them; sk-udp.c). */
+	struct sk_addr *msg_from;
 	/* An established TCP connection kept with --tcp-established
 	 * (sk-tcp.c); NULL for every other socket. */
 	struct sk_tcp *tcp;
@@ -165,6 +168,11 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s);
 int sk_unix_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, int *ret_peer_fd);
 int sk_inet_collect(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s);
 int sk_inet_restore(const struct sk_rec *s, int *ret_fd);
+/* sk-udp.c: the datagrams queued on a UDP socket, with their senders'
+ * addresses; fill sends them to the new fd (bound, not yet connected)
+ * from those addresses, through a raw socket. */
+int sk_udp_collect_queue(int sk, struct sk_rec *s);
+int sk_udp_fill(int fd, const struct sk_rec *s);
 
 /* sk-tcp.c: established TCP connections through TCP repair mode.
  * collect: sk (our copy of the target's fd, in state `state`) is put into
