@@ -9,11 +9,12 @@ from checks import dump_restore_cycle
 import workloads
 
 
-def t_zdtm(ctx, name, args, stdin_line, iters, binary):
-    """Dump and restore `iters` times (0: only signal), then expect PASS."""
+def t_zdtm(ctx, name, args, stdin_line, iters, binary, extra=((), ())):
+    """Dump and restore `iters` times (0: only signal), then expect PASS.
+    extra: the declaration's dump_args and restore_args."""
     w = ctx.workload(name, args)
     for i in range(iters):
-        dump_restore_cycle(ctx, w, str(i), binary=binary)
+        dump_restore_cycle(ctx, w, str(i), binary=binary, dump_extra=extra[0], restore_extra=extra[1])
     err = w.finish(ctx.left(60), stdin_line)
     if err:
         raise TestFail(err)
@@ -42,9 +43,9 @@ def tests(r):
         return [Test('zdtm:declarations', t_bad_declarations, 10, str(e))]
     if r.opts.no_dump:
         return no_dump_tests(decls)
-    out = [Test(d.name, t_zdtm, d.timeout, d.workload, d.args, d.stdin, d.iterations, None)
-           for d in decls if d.dump]
+    out = [Test(d.name, t_zdtm, d.timeout, d.workload, d.args, d.stdin, d.iterations, None,
+                (d.dump_args, d.restore_args)) for d in decls if d.dump]
     if r.asan_stasis:
         out += [Test('asan:' + d.name, t_zdtm, d.timeout * 2, d.workload, d.args, d.stdin, d.iterations,
-                     r.asan_stasis) for d in decls if d.dump and d.asan]
+                     r.asan_stasis, (d.dump_args, d.restore_args)) for d in decls if d.dump and d.asan]
     return out

@@ -22,6 +22,7 @@
 #include "engine/seize.h"
 #include "engine/share.h"
 #include "engine/signals.h"
+#include "engine/sockets.h"
 #include "engine/task.h"
 #include "engine/thread.h"
 #include "engine/tree.h"
@@ -64,6 +65,7 @@ static void ctx_free(struct dump_ctx *c)
 static void dump_release(struct dump_ctx *c)
 {
 	struct remote *r = c->rem;
+	sk_leave_repair(&c->p.files); /* before any thaw: the process may write at once */
 	if (!r)
 		return;
 	if (r->scratch && remote_requeue_signals(r) < 0)
@@ -334,6 +336,10 @@ static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_
 	progress_end();
 	if (r < 0)
 		return r;
+	/* Last: no TCP connection may have moved since its record was written. */
+	for (size_t i = 0; i < n; i++)
+		if (!v[i].node->zombie && (r = sk_check_unchanged(v[i].pid, &v[i].p.files)) < 0)
+			return r;
 	return (r = interrupt_check()) < 0 ? r : write_manifest(img, t, *ret_pages, ipcns, o, lock);
 }
 
@@ -349,7 +355,8 @@ static int make_ctxs(struct guard *g, const struct tree *t, const struct dump_op
 					  .tids = t->v[i].tids, .ntids = t->v[i].ntids, .p = { .pid = t->v[i].pid },
 					  .sk_flags = (o->tcp_close ? SK_TCP_CLOSE : 0) |
 						      (o->unix_close ? SK_UNIX_CLOSE : 0) |
-						      (o->unix_reconnect ? SK_UNIX_RECONNECT : 0) };
+						      (o->unix_reconnect ? SK_UNIX_RECONNECT : 0) |
+						      (o->tcp_established ? SK_TCP_ESTABLISHED : 0) };
 		if (t->v[i].zombie)
 			continue;
 		int r = guard_add(g, v[i].pid, v[i].tids, v[i].ntids, &v[i].rem);

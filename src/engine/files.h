@@ -42,10 +42,11 @@
 #define MAX_FDS 65536
 
 /* files_collect flags. */
-#define SK_TCP_CLOSE 1 /* --tcp-close: keep a TCP connection as a closed socket (sockets.c) */
-#define SK_UNIX_CLOSE 2     /* --unix-close: a unix connection leaving the tree comes back closed (sk-unix-ext.c) */
-#define SK_UNIX_RECONNECT 4 /* --unix-reconnect: ... to a named socket, connected to it again */
-#define FILES_CHECK 8  /* stasis check: an fd refused (logged) is skipped, the others looked at */
+#define SK_TCP_CLOSE 1       /* --tcp-close: keep a TCP connection as a closed socket (sockets.c) */
+#define SK_TCP_ESTABLISHED 2 /* --tcp-established: keep it, through TCP repair mode (sk-tcp.c) */
+#define FILES_CHECK 8        /* stasis check: an fd refused (logged) is skipped, the others looked at */
+#define SK_UNIX_CLOSE 16     /* --unix-close: a unix connection leaving the tree comes back closed (sk-unix-ext.c) */
+#define SK_UNIX_RECONNECT 32 /* --unix-reconnect: ... to a named socket, connected to it again */
 
 struct fd_ops;
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "engine/seize.h"
+#include "engine/sockets.h"
 #include "engine/syscalls.h"
 #include "engine/thread.h"
 #include "util/cleanup.h"
@@ -169,6 +170,9 @@ static void recover(struct guard *g, struct image *img, int phase)
 		log_error("the dump of pid %d was killed after the image was complete; its guardian killed the tree", root);
 		return;
 	}
+	/* Connections first: a process let go must not find them in repair mode. */
+	for (size_t i = 0; i < n; i++)
+		sk_tcp_recover(g->procs[i].pid);
 	if (g->fz.frozen && freezer_set(&g->fz, false) < 0)
 		ok = false;
 	for (size_t i = 0; i < n; i++)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "engine/process.h"
+#include "engine/sockets.h"
 #include "engine/tree.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -32,11 +33,14 @@ static void print_vmas(FILE *out, const struct mm_rec *m)
 
 static void print_fds(FILE *out, const struct files_rec *f)
 {
+	char conn[512];
 	fprintf(out, "  file descriptors:\n");
 	for (size_t i = 0; i < f->n; i++) {
 		const struct fd_rec *o = &f->fds[i];
 		fprintf(out, "    %4d %-8s pos %-10" PRIu64 " flags 0%o %s%s\n", o->fd, fd_kind_name(o), o->pos,
 			(unsigned)o->flags, o->path ? o->path : "", o->shared ? " [shared with other processes]" : "");
+		if (o->dup_of < 0 && sk_fd_describe(o, conn, sizeof(conn)))
+			fprintf(out, "         connection: %s\n", conn);
 	}
 }
 

@@ -28,6 +28,7 @@
 #include "engine/seize.h"
 #include "engine/share.h"
 #include "engine/signals.h"
+#include "engine/sockets.h"
 #include "engine/task.h"
 #include "engine/thread.h"
 #include "engine/remote.h"
@@ -404,9 +405,11 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 		r = 0; /* connected by tree_create */
 	else
 		r = fdpass_open(&c.files.ctl, &c.stub_tfd);
-	if (r < 0 || (r = verify_start(&c)) < 0)
+	if (r < 0 || (r = sk_check_restore(all, c.n, o->tcp_established)) < 0 || (r = verify_start(&c)) < 0)
 		goto out;
 	r = restore_all(&c, o);
+	if (r >= 0) /* every socket exists now: both ends of a connection */
+		r = sk_restore_finish(&c.files);
 	int v = verify_join(&c);
 	if (r >= 0 && v < 0)
 		r = v; /* damaged page data: never let the processes run with it */

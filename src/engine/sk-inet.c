@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* TCP and UDP over IPv4 and IPv6, as far as they hold no connection state
- * of the kernel's: TCP listeners (without connections waiting to be
- * accepted) and unconnected (maybe bound) TCP sockets; UDP sockets, bound
- * and maybe connected. Established and half-open TCP is refused.
+/* TCP and UDP over IPv4 and IPv6: TCP listeners (without connections
+ * waiting to be accepted: the kernel cannot put a connection back into an
+ * accept queue) and unconnected (maybe bound) TCP sockets; UDP sockets,
+ * bound and maybe connected. An established TCP connection is refused,
+ * restored closed (--tcp-close) or kept (--tcp-established: sk-tcp.c).
  *
- * Datagrams queued on a UDP socket are dropped with a warning: they could
- * only be sent again from their senders' addresses, and UDP is allowed to
- * lose them. */
+ * Datagrams queued on a UDP socket are kept with their senders' addresses
+ * (sk-udp.c); a connected UDP socket connects to its peer again. */
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/sockios.h>
@@ -61,7 +61,8 @@ static int collect_tcp(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec 
 		 * bound in these two fields. */
 		if (ti.tcpi_unacked) {
 			log_error("pid %d: fd %d is a listening %s (%s) with %u connection(s) not yet accepted, which "
-				  "cannot be checkpointed yet; checkpoint when the server has accepted them", pid, fd,
+				  "cannot be checkpointed (the kernel cannot put a connection back into an accept "
+				  "queue); checkpoint when the server has accepted them", pid, fd,
 				  sk_kind_name(s), name, ti.tcpi_unacked);
 			return -EOPNOTSUPP;
 		}
@@ -73,6 +74,8 @@ static int collect_tcp(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec 
 		s->state = SK_UNCONNECTED;
 		return 0;
 	}
+	if (flags & SK_TCP_ESTABLISHED)
+		return sk_tcp_collect(pid, fd, sk, ti.tcpi_state, s, name, pname);
 	if (flags & SK_TCP_CLOSE) {
 		/* Restored as a fresh, unconnected socket: reads and writes
 		 * fail as on a connection that was reset. */
@@ -82,8 +85,8 @@ static int collect_tcp(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec 
 		s->name.len = s->peer_name.len = 0;
 		return 0;
 	}
-	log_error("pid %d: fd %d is %s TCP connection (%s -> %s), which cannot be checkpointed yet; close it "
-		  "in the application, or dump with --tcp-close to restore it closed", pid, fd,
+	log_error("pid %d: fd %d is %s TCP connection (%s -> %s); dump with --tcp-established to keep it, or "
+		  "with --tcp-close to restore it closed", pid, fd,
 		  tcp_state_name(ti.tcpi_state), name, pname);
 	return -EOPNOTSUPP;
 }
@@ -108,13 +111,12 @@ int sk_inet_collect(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s)
 		if ((r = collect_tcp(pid, fd, sk, flags, s, name, pname)) < 0)
 			return r;
 	} else {
-		int inq = 0;
 		s->state = s->peer_name.len ? SK_CONNECTED : SK_UNCONNECTED;
 		if (sk_inet_diag_shutdown(sk, s, &s->shutdown) < 0)
 			s->shutdown = 0; /* no udp_diag here: none seen */
-		if (ioctl(sk, SIOCINQ, &inq) == 0 && inq > 0)
-			log_warn("pid %d: fd %d: the datagrams queued on the %s (%s) are not kept", pid, fd,
-				 sk_kind_name(s), name);
+		if ((r = sk_udp_collect_queue(sk, s)) < 0)
+			return log_error_errno(r, "pid %d: fd %d: cannot read the datagrams queued on the %s (%s): %m", pid,
+					       fd, sk_kind_name(s), name);
 	}
 	if ((r = sk_opts_collect(sk, s)) < 0)
 		return log_error_errno(r, "pid %d: fd %d: cannot read the options of the %s: %m", pid, fd,
@@ -155,9 +157,18 @@ int sk_inet_restore(const struct sk_rec *s, int *ret_fd)
 		return log_error_errno(errno, "%s %" PRIu64 ": cannot create it: %m", sk_kind_name(s), s->ino);
 	if ((r = sk_opts_apply(fd, s)) < 0)
 		return r;
+	if (s->tcp) {
+		if ((r = sk_tcp_restore(fd, s)) < 0)
+			return r;
+		*ret_fd = TAKE_FD(fd);
+		return 0;
+	}
 	if ((r = bind_listen(fd, s)) < 0)
 		return log_error_errno(r, "%s %" PRIu64 ": cannot bind%s it to %s again: %m", sk_kind_name(s), s->ino,
 				       s->state == SK_LISTEN ? " and listen on" : "", name);
+	if (s->nmsgs && (r = sk_udp_fill(fd, s)) < 0)
+		return log_error_errno(r, "%s %" PRIu64 " (%s): cannot queue its %zu datagrams again: %m", sk_kind_name(s),
+				       s->ino, name, s->nmsgs);
 	if (s->state == SK_CONNECTED && connect(fd, (const struct sockaddr *)&s->peer_name.ss, s->peer_name.len) < 0)
 		return log_error_errno(errno, "%s %" PRIu64 ": cannot connect it again: %m", sk_kind_name(s), s->ino);
 	if ((r = sk_inet_shutdown_again(fd, s->shutdown)) < 0)

@@ -170,6 +170,39 @@ static void queue_to_json(const struct sk_rec *s, struct json_builder *b)
 	json_t *a = jb_array(b, "msgs");
 	for (size_t i = 0; a && i < s->nmsgs; i++)
 		jb_append(b, a, json_integer(s->msg_len[i]));
+	if (s->family == AF_UNIX || !s->nmsgs)
+		return;
+	/* Version 4: the senders of queued UDP datagrams (sk-udp.c). */
+	json_t *from = jb_array(b, "msg_from");
+	for (size_t i = 0; from && i < s->nmsgs; i++) {
+		_cleanup_json_ json_t *h = json_object();
+		if (!h || json_set_hex(h, "a", &s->msg_from[i].ss, s->msg_from[i].len) < 0) {
+			jb_fail(b, "msg_from", -ENOMEM);
+			return;
+		}
+		jb_append(b, from, json_incref(json_object_get(h, "a")));
+	}
+}
+
+static int msg_from_json(const json_t *j, struct sk_rec *s)
+{
+	json_t *a;
+	if (s->family == AF_UNIX || !s->nmsgs)
+		return json_object_get(j, "msg_from") ? -EBADMSG : 0;
+	int r = json_get_array(j, "msg_from", SK_MAX_MSGS, &a);
+	if (r < 0)
+		return r;
+	if (json_array_size(a) != s->nmsgs)
+		return -EBADMSG;
+	s->msg_from = calloc(s->nmsgs, sizeof(*s->msg_from));
+	if (!s->msg_from)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nmsgs; i++) {
+		_cleanup_json_ json_t *w = json_pack("{s:O}", "a", json_array_get(a, i));
+		if (!w || (r = addr_from_json(w, "a", s->family, &s->msg_from[i])) < 0 || !s->msg_from[i].len)
+			return w ? (r < 0 ? r : -EBADMSG) : -ENOMEM;
+	}
+	return 0;
 }
 
 static int queue_from_json(const json_t *j, struct sk_rec *s)
@@ -184,6 +217,8 @@ static int queue_from_json(const json_t *j, struct sk_rec *s)
 		return json_object_get(j, "msgs") ? -EBADMSG : 0;
 	if ((r = json_get_array(j, "msgs", SK_MAX_MSGS, &a)) < 0)
 		return r;
+	if (s->family != AF_UNIX && s->type != SOCK_DGRAM)
+		return -EBADMSG;
 	size_t n = json_array_size(a), total = 0;
 	s->msg_len = calloc(n ? n : 1, sizeof(*s->msg_len));
 	if (!s->msg_len)
@@ -196,7 +231,9 @@ static int queue_from_json(const json_t *j, struct sk_rec *s)
 		total += s->msg_len[i];
 		s->nmsgs = i + 1;
 	}
-	return total == s->queue_len ? 0 : -EBADMSG;
+	if (total != s->queue_len)
+		return -EBADMSG;
+	return msg_from_json(j, s);
 }
 
 void sk_to_json(const struct sk_rec *s, struct json_builder *b)
@@ -236,6 +273,8 @@ void sk_to_json(const struct sk_rec *s, struct json_builder *b)
 	opts_to_json(s, &j);
 	queue_to_json(s, &j);
 	sk_scm_to_json(s, &j);
+	if (s->tcp)
+		sk_tcp_to_json(s->tcp, &j);
 	jb_obj(b, "socket", &j);
 }
 
@@ -248,8 +287,13 @@ static bool consistent(const struct sk_rec *s)
 		return false;
 	if (s->state == SK_LISTEN && (s->type == SOCK_DGRAM || s->type == SOCK_RAW))
 		return false;
-	if (s->family != AF_UNIX && (s->peer_ino || s->connect_by_name || s->queue_len || s->nmsgs ||
-				     (s->state == SK_CONNECTED && (s->type == SOCK_STREAM || !s->peer_name.len))))
+	if (s->family != AF_UNIX && (s->peer_ino || s->connect_by_name ||
+				     ((s->queue_len || s->nmsgs) && (s->type != SOCK_DGRAM || !s->name.len)) ||
+				     (s->state == SK_CONNECTED && (s->type == SOCK_STREAM || !s->peer_name.len) &&
+				      !s->tcp)))
+		return false;
+	/* An established TCP connection: both addresses (sk-tcp.c). */
+	if (s->tcp && (s->protocol != IPPROTO_TCP || s->state != SK_CONNECTED || !s->name.len || !s->peer_name.len))
 		return false;
 	if (s->connect_by_name && (s->state != SK_CONNECTED || s->peer_name.len <=
 				   offsetof(struct sockaddr_un, sun_path)))
@@ -291,6 +335,9 @@ int sk_from_json(const json_t *obj, struct sk_rec *s)
 	if ((r = addr_from_json(j, "name", s->family, &s->name)) < 0 ||
 	    (r = addr_from_json(j, "peer_name", s->family, &s->peer_name)) < 0 || (r = opts_from_json(j, s)) < 0 ||
 	    (r = queue_from_json(j, s)) < 0 || (r = sk_scm_from_json(j, s)) < 0)
+		return r;
+	/* Version 4: optional, absent for every socket but a kept connection. */
+	if (json_object_get(j, "tcp") && (r = sk_tcp_from_json(j, &s->tcp)) < 0)
 		return r;
 	return consistent(s) ? 0 : -EBADMSG;
 }

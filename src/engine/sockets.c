@@ -123,6 +123,10 @@ void sk_rec_free(struct sk_rec *s)
 	s->dir = s->peer_dir = NULL;
 	free(s->queue);
 	free(s->msg_len);
+	free(s->msg_from);
+	s->msg_from = NULL;
+	sk_tcp_free(s->tcp);
+	s->tcp = NULL;
 	s->queue = NULL;
 	s->msg_len = NULL;
 	s->queue_len = s->nmsgs = 0;
@@ -237,9 +241,35 @@ static int mark_pending(struct files_proc *v, size_t n, const struct fd_rec *l)
 	return 0;
 }
 
+/* Two ends of a connection in the tree are read one after the other while
+ * the kernel still carries packets between them: read again until a whole
+ * pass over the tree's connections finds none moved. */
+static int settle_tcp(struct files_proc *v, size_t n)
+{
+	bool changed = true;
+	for (int pass = 0; changed && pass < 50; pass++) {
+		changed = false;
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; k < v[i].f->n; k++) {
+				struct sk_rec *s = sk_of(&v[i].f->fds[k]);
+				int r = s ? sk_tcp_settle(s->tcp, true, &changed) : 0;
+				if (r < 0)
+					return log_error_errno(r, "pid %d: fd %d: cannot read the TCP connection again: %m",
+							       v[i].pid, v[i].f->fds[k].fd);
+			}
+	}
+	if (changed)
+		return log_error_errno(-EAGAIN, "the tree's TCP connections kept moving while it was frozen (a peer "
+				       "still sending); dump again");
+	return 0;
+}
+
 /* A connected unix socket is restored with its peer: both must be ours. */
 static int socket_link(struct files_proc *v, size_t n)
 {
+	int r = settle_tcp(v, n);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++) {
 			int e;
@@ -469,3 +499,73 @@ const struct fd_ops fd_socket_ops = {
 	.free = socket_free,
 	.make = socket_make,
 };
+
+/* --- TCP repair across the tree (sk-tcp.c) --- */
+
+void sk_leave_repair(const struct files_rec *f)
+{
+	for (size_t i = 0; f && i < f->n; i++) {
+		const struct sk_rec *s = sk_of(&f->fds[i]);
+		if (s && s->tcp)
+			sk_tcp_leave_repair(s->tcp);
+	}
+}
+
+int sk_check_unchanged(pid_t pid, const struct files_rec *f)
+{
+	for (size_t i = 0; f && i < f->n; i++) {
+		const struct sk_rec *s = sk_of(&f->fds[i]);
+		bool changed = false;
+		int r = s ? sk_tcp_settle(s->tcp, false, &changed) : 0;
+		if (r < 0 || changed)
+			return log_error_errno(r < 0 ? r : -EAGAIN, "pid %d: fd %d: its TCP connection moved after it "
+					       "was saved (a peer still sending); the image would lose bytes: dump again",
+					       pid, f->fds[i].fd);
+	}
+	return 0;
+}
+
+int sk_check_restore(const struct files_proc *all, size_t n, bool allowed)
+{
+	for (size_t i = 0; !allowed && i < n; i++)
+		for (size_t k = 0; k < all[i].f->n; k++) {
+			const struct fd_rec *o = &all[i].f->fds[k];
+			if (sk_of(o) && sk_of(o)->tcp)
+				return log_error_errno(-EOPNOTSUPP, "pid %d: fd %d is an established TCP connection "
+						       "saved with --tcp-established; restore with --tcp-established "
+						       "(its peer must still be there)", all[i].pid, o->fd);
+		}
+	return 0;
+}
+
+int sk_restore_finish(const struct files_ctx *c)
+{
+	for (size_t i = 0; i < c->nall; i++)
+		for (size_t k = 0; k < c->all[i].f->n; k++) {
+			const struct fd_rec *o = &c->all[i].f->fds[k];
+			const struct sk_rec *s = sk_of(o);
+			int fd = s && s->tcp && o->dup_of < 0 ? files_ctx_find(c, o->desc) : -1;
+			if (fd < 0)
+				continue;
+			int r = sk_tcp_finish(fd, s);
+			if (r < 0)
+				return r;
+		}
+	return 0;
+}
+
+bool sk_fd_describe(const struct fd_rec *o, char *buf, size_t size)
+{
+	const struct sk_rec *s = sk_of(o);
+	char name[128], pname[128], what[160] = "";
+	if (!s || s->family == AF_UNIX || !s->peer_name.len)
+		return false;
+	sk_addr_format(s->family, &s->name, name, sizeof(name));
+	sk_addr_format(s->family, &s->peer_name, pname, sizeof(pname));
+	if (s->tcp)
+		sk_tcp_describe(s->tcp, what, sizeof(what));
+	else
+		snprintf(what, sizeof(what), "connected, %zu bytes to read", s->queue_len);
+	snprintf(buf, size, "%s %s -> %s %s", sk_kind_name(s), name, pname, what);
+	return true;
+}

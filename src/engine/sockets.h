@@ -11,10 +11,14 @@
  *   sk-raw.c   ICMP (ping), raw and UDP-Lite sockets
  *   sk-opts.c  socket options and filters;  sk-diag.c  sock_diag for unix
  *              sockets;  sk-inet-diag.c  inet_diag (UDP shutdown state)
+ *   sk-tcp.c   established TCP connections (--tcp-established, repair mode)
+ *   sk-udp.c   datagrams queued on UDP sockets, with their senders
+ *   sk-opts.c  socket options;  sk-diag.c  sock_diag for unix sockets
  *   sk-json.c  the "socket" object of the fd's record
  * Both sides run in the controller: dump inspects a copy of the
  * target's socket (pidfd_getfd) while the target is frozen, and changes
- * nothing on it for good; restore creates sockets locally and returns fds
+ * nothing on it for good (a TCP connection kept with --tcp-established is
+ * in repair mode until the dump ends: sk-tcp.c); restore creates sockets locally and returns fds
  * that the caller passes into the restored process (SCM_RIGHTS).
  *
  * Contract with the caller (the fd dump/restore):
@@ -164,6 +168,11 @@ struct sk_rec {
 	/* In queue order; none when no message carries control data. */
 	struct sk_scm *scm;
 	size_t nscm;
+	/* UDP: the address each datagram came from (nmsgs of them; sk-udp.c). */
+	struct sk_addr *msg_from;
+	/* An established TCP connection kept with --tcp-established
+	 * (sk-tcp.c); NULL for every other socket. */
+	struct sk_tcp *tcp;
 };
 
 /* Dump side: fills *ret for fd `fd` of process pid (pidfd: the process'
@@ -267,3 +276,51 @@ int sk_inet_diag_shutdown(int sk, const struct sk_rec *s, int *ret);
 /* shutdown() with those bits again (ENOTCONN of an unconnected UDP
  * socket is not an error: the bits are set all the same). */
 int sk_inet_shutdown_again(int fd, int bits);
+/* sk-udp.c: the datagrams queued on a UDP socket, with their senders'
+ * addresses; fill sends them to the new fd (bound, not yet connected)
+ * from those addresses, through a raw socket. */
+int sk_udp_collect_queue(int sk, struct sk_rec *s);
+int sk_udp_fill(int fd, const struct sk_rec *s);
+
+/* sk-tcp.c: established TCP connections through TCP repair mode.
+ * collect: sk (our copy of the target's fd, in state `state`) is put into
+ * repair mode and read into s->tcp; s->tcp keeps a copy of the socket
+ * while it is in repair mode, until sk_tcp_leave_repair (a failed dump,
+ * --leave-running) or sk_tcp_free (a dump that killed the tree: the
+ * socket dies in repair mode, silently). */
+struct sk_tcp;
+int sk_tcp_collect(pid_t pid, int fd, int sk, int state, struct sk_rec *s, const char *name, const char *pname);
+void sk_tcp_leave_repair(struct sk_tcp *t);
+/* The guardian's part (guard.c), when the dumper died: every TCP socket
+ * of pid in repair mode leaves it (and our filter goes). */
+void sk_tcp_recover(pid_t pid);
+/* Sets *changed when the connection moved since it was read (data came
+ * or was acknowledged); reread: read it again then. */
+int sk_tcp_settle(struct sk_tcp *t, bool reread, bool *changed);
+void sk_tcp_free(struct sk_tcp *t);
+/* restore: fd is a new socket with s's options; it is left in repair
+ * mode, connected, queues filled, until sk_tcp_finish once every socket
+ * of the tree exists. */
+int sk_tcp_restore(int fd, const struct sk_rec *s);
+int sk_tcp_finish(int fd, const struct sk_rec *s);
+void sk_tcp_to_json(const struct sk_tcp *t, struct json_builder *b);
+int sk_tcp_from_json(const json_t *obj, struct sk_tcp **ret);
+/* "established, 10 bytes to send (0 not sent yet), 4 to read" */
+void sk_tcp_describe(const struct sk_tcp *t, char *buf, size_t size);
+
+/* For the drivers (dump.c, restore.c, inspect.c), over the fds of one
+ * process or of the tree. */
+/* Takes the process's TCP sockets out of repair mode (before a thaw). */
+void sk_leave_repair(const struct files_rec *f);
+/* Once the image is written: -EAGAIN (logged) when a connection of the
+ * process moved since it was read, so the image would lose bytes. */
+int sk_check_unchanged(pid_t pid, const struct files_rec *f);
+/* -EOPNOTSUPP (logged) when the tree holds an established TCP connection
+ * and allowed (restore --tcp-established) is false. */
+int sk_check_restore(const struct files_proc *all, size_t n, bool allowed);
+/* Every restored TCP connection of the tree leaves repair mode; c holds
+ * the sockets made (files_ctx). */
+int sk_restore_finish(const struct files_ctx *c);
+/* One line about o's connection for inspect, false when o is no
+ * connected inet socket. */
+bool sk_fd_describe(const struct fd_rec *o, char *buf, size_t size);

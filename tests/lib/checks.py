@@ -43,7 +43,7 @@ def expect_alive_unharmed(pid, before, what):
         raise TestFail('process changed by %s: %s' % (what, '; '.join(diffs)))
 
 
-def dump_restore_cycle(ctx, w, tag, binary=None, dump_extra=(), running=False):
+def dump_restore_cycle(ctx, w, tag, binary=None, dump_extra=(), running=False, restore_extra=()):
     """Snapshot, dump (kills), reap, restore --detach, compare. Returns the
     new stdin write end."""
     pid = w.pid
@@ -61,8 +61,8 @@ def dump_restore_cycle(ctx, w, tag, binary=None, dump_extra=(), running=False):
     r, wfd = os.pipe()
     ctx.fds.append(wfd)
     try:
-        res = ctx.stasis(['restore', '-D', img, '--detach', '-v', '--log-file', img + '-restore.log'],
-                         binary=binary, stdin=r)
+        res = ctx.stasis(['restore', '-D', img, '--detach', '-v', '--log-file', img + '-restore.log']
+                         + list(restore_extra), binary=binary, stdin=r)
     finally:
         os.close(r)
     if res.rc != 0:

@@ -7,6 +7,7 @@ Every tests/zdtm/*.c but the helper library zdtmtst.c is one workload
 
     stasis-test: NAME [args="..."] [stdin="..."] [timeout=S] [iterations=N]
                       [asan=yes|no] [dump=yes|no]
+                      [dump_args="..."] [restore_args="..."]
     stasis-build: [c_args="..."] [part-of=WORKLOAD]
 
 tests/README.md explains the keys. The test runner (tests/t_zdtm.py) reads
@@ -25,7 +26,7 @@ import sys
 ZDTM_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'zdtm')
 LIBRARY = 'zdtmtst.c'  # linked into every workload, built by tests/zdtm/meson.build
 LINE = re.compile(r'^[\s/*]*stasis-(test|build):(.*?)(?:\*/)?\s*$')
-TEST_KEYS = {'args', 'stdin', 'timeout', 'iterations', 'asan', 'dump'}
+TEST_KEYS = {'args', 'stdin', 'timeout', 'iterations', 'asan', 'dump', 'dump_args', 'restore_args'}
 BUILD_KEYS = {'c_args', 'part-of'}
 
 
@@ -36,6 +37,7 @@ class Decl:
         self.workload, self.name, self.where = workload, name, where
         self.args, self.stdin, self.timeout, self.iterations = (), None, 60, 1
         self.asan, self.dump = True, True
+        self.dump_args, self.restore_args = (), ()
 
 
 class Workload:
@@ -93,6 +95,8 @@ def _test_line(wl, text, where):
     d.iterations = _int(kv.get('iterations', '1'), where, 'iterations')
     d.asan = _yes_no(kv.get('asan', 'yes'), where, 'asan')
     d.dump = _yes_no(kv.get('dump', 'yes'), where, 'dump')
+    d.dump_args = tuple(shlex.split(kv.get('dump_args', '')))
+    d.restore_args = tuple(shlex.split(kv.get('restore_args', '')))
     wl.tests.append(d)
 
 

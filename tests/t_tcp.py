@@ -1,0 +1,509 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Established TCP connections kept with --tcp-established (engine/sk-tcp.c).
+
+Loopback connections with both ends in the tree are zdtm:tcp_established
+(tests/zdtm/tcp_established.c). Here: connections to a peer outside the
+tree, in a network namespace of the test's own behind a veth pair (Redis
+with a client sending INCR every 10 ms; 1 MiB queued each way), failures
+and refusals, half-closed states, inspect.
+
+The peer must not get a reset between the kill and the restore: that is
+the network lock's job (built on another branch). Until it is there,
+these tests put a stand-in around dump and restore: nftables rules of
+their own that drop the connection's packets at both ends of the veth
+(NetLock below); the peer retransmits afterwards."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import stasistest as st
+from runner import Test, TestFail, TestSkip
+from checks import expect_refused_unharmed
+
+
+def sh(*args, check=True, ns=None, inp=None):
+    argv = (['ip', 'netns', 'exec', ns] if ns else []) + list(args)
+    p = subprocess.run(argv, capture_output=True, text=True, input=inp, timeout=30)
+    if check and p.returncode != 0:
+        raise TestFail('%s: %s' % (' '.join(argv), p.stderr.strip() or p.stdout.strip()))
+    return p.stdout
+
+
+class Net:
+    """A network namespace joined to ours by a veth pair: we are .1, it .2
+    (and fd00:N::1 / ::2). Removed by close(), pass or fail."""
+
+    def __init__(self, ctx):
+        for tool in ('ip', 'nft'):
+            if not shutil.which(tool):
+                raise TestSkip('%s is not installed (make deps installs iproute2 and nftables)' % tool)
+        n = os.getpid() % 200 + 20
+        self.ns, self.veth = 'stasis-tcp-%d' % os.getpid(), 'stt%d' % os.getpid()
+        self.ip, self.peer = '10.%d.77.1' % n, '10.%d.77.2' % n
+        self.ip6, self.peer6 = 'fd00:%d::1' % n, 'fd00:%d::2' % n
+        self.made = False
+        sh('ip', 'netns', 'add', self.ns)
+        self.made = True
+        sh('ip', 'link', 'add', self.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', self.ns)
+        sh('ip', 'addr', 'add', self.ip + '/24', 'dev', self.veth)
+        sh('ip', '-6', 'addr', 'add', self.ip6 + '/64', 'dev', self.veth, 'nodad')
+        sh('ip', 'link', 'set', self.veth, 'up')
+        sh('ip', 'addr', 'add', self.peer + '/24', 'dev', 'eth0', ns=self.ns)
+        sh('ip', '-6', 'addr', 'add', self.peer6 + '/64', 'dev', 'eth0', 'nodad', ns=self.ns)
+        sh('ip', 'link', 'set', 'eth0', 'up', ns=self.ns)
+        sh('ip', 'link', 'set', 'lo', 'up', ns=self.ns)
+
+    def close(self):
+        if self.made:
+            sh('ip', 'netns', 'del', self.ns, check=False)  # takes the veth pair with it
+        sh('ip', 'link', 'del', self.veth, check=False)
+        self.made = False
+
+
+class NetLock:
+    """Stand-in for the network lock: drops the packets of port `port` on
+    our side (from the namespace) and on its side (from us)."""
+
+    def __init__(self, net, port):
+        self.net, self.port, self.on = net, port, False
+        self.table = 'stasis_test_lock_%d' % os.getpid()
+
+    def rules(self, direction):
+        return ('table inet %s {\n chain lockin {\n  type filter hook input priority -300; policy accept;\n'
+                '  tcp %s %d drop\n }\n}\n' % (self.table, direction, self.port))
+
+    def __enter__(self):
+        self.on = True
+        sh('nft', '-f', '-', inp=self.rules('dport'))               # us: from the peer to our port
+        sh('nft', '-f', '-', inp=self.rules('sport'), ns=self.net.ns)  # it: from our port
+        return self
+
+    def __exit__(self, *exc):
+        if self.on:
+            sh('nft', 'delete', 'table', 'inet', self.table, check=False)
+            sh('nft', 'delete', 'table', 'inet', self.table, ns=self.net.ns, check=False)
+            self.on = False
+
+
+class Proc:
+    """A process we start (in the namespace when ns), killed at the end."""
+
+    def __init__(self, ctx, name, argv, ns=None):
+        self.log = open(ctx.path(name + '.log'), 'ab')
+        self.p = subprocess.Popen((['ip', 'netns', 'exec', ns] if ns else []) + argv, cwd=ctx.workdir,
+                                  stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                                  start_new_session=True, close_fds=True)
+        self.pid = self.p.pid
+
+    def stop(self):
+        for pid in set(st.tree_info(self.pid)) | {self.pid}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.p.poll() is None:
+            self.p.kill()
+        try:
+            self.p.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.log.close()
+
+
+def wait_file(path, what, timeout=20, pred=lambda s: True):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with open(path) as f:
+                s = f.read()
+            if pred(s):
+                return s
+        except FileNotFoundError:
+            pass
+        time.sleep(0.05)
+    raise TestFail('%s: %s not there after %d s' % (what, os.path.basename(path), timeout))
+
+
+def dump_kill_restore(ctx, pid, proc, net, port, extra=()):
+    """Dump with --tcp-established (the tree is killed), restore at once."""
+    img = ctx.path('img')
+    with NetLock(net, port):
+        ctx.dump(pid, img, extra=['--tcp-established'] + list(extra))
+        if proc:
+            proc.p.wait(10)
+        if not st.pid_gone(pid, 5):
+            raise TestFail('pid %d is still there after the dump' % pid)
+        _, got, _ = ctx.restore(img, extra=['--tcp-established'])
+    if got != pid:
+        raise TestFail('restore gave pid %s, expected %d' % (got, pid))
+    return img
+
+
+# --- Redis with a client in another namespace -----------------------------
+
+REDIS_CLIENT = r'''
+import json, os, socket, sys, time
+host, port, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+res = {'errors': [], 'sent': 0, 'first': None, 'last': None}
+s = socket.create_connection((host, port), timeout=120)
+f = s.makefile('rb')
+def cmd(*a):
+    s.sendall(b''.join([b'*%d\r\n' % len(a)] + [b'$%d\r\n%s\r\n' % (len(x), x) for x in a]))
+    return f.readline()
+try:
+    res['port'] = s.getsockname()[1]
+    res['id0'] = int(cmd(b'CLIENT', b'ID')[1:])
+    while not os.path.exists(os.path.join(d, 'stop')):
+        r = cmd(b'INCR', b'stasis:counter')
+        if not r.startswith(b':'):
+            raise RuntimeError('reply %r' % r)
+        v = int(r[1:])
+        if res['last'] is not None and v != res['last'] + 1:
+            res['errors'].append('gap: %d then %d' % (res['last'], v))
+        res['first'] = v if res['first'] is None else res['first']
+        res['last'], res['sent'] = v, res['sent'] + 1
+        with open(os.path.join(d, 'progress.tmp'), 'w') as p:
+            p.write('%d\n' % res['sent'])
+        os.rename(os.path.join(d, 'progress.tmp'), os.path.join(d, 'progress'))
+        time.sleep(0.01)
+    res['id1'] = int(cmd(b'CLIENT', b'ID')[1:])
+    res['port1'] = s.getsockname()[1]
+except Exception as e:
+    res['errors'].append(repr(e))
+with open(os.path.join(d, 'result.tmp'), 'w') as o:
+    json.dump(res, o)
+os.rename(os.path.join(d, 'result.tmp'), os.path.join(d, 'result'))
+'''
+
+
+def redis_cli(port, *args):
+    return sh('redis-cli', '-h', '127.0.0.1', '-p', str(port), *args)
+
+
+def client_list_id(port, addr):
+    for line in redis_cli(port, 'CLIENT', 'LIST').splitlines():
+        if ' addr=%s ' % addr in ' ' + line + ' ':
+            return int(re.search(r'\bid=(\d+)', line).group(1))
+    return None
+
+
+def progress(ctx):
+    try:
+        with open(os.path.join(ctx.workdir, 'progress')) as f:
+            return int(f.read() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def wait_progress(ctx, n, what):
+    end = time.monotonic() + 60
+    while progress(ctx) < n:
+        if time.monotonic() > end:
+            raise TestFail('the client made %d INCRs, waited for %d (%s)' % (progress(ctx), n, what))
+        time.sleep(0.05)
+
+
+def start_redis(ctx, net, port):
+    if not shutil.which('redis-server') or not shutil.which('redis-cli'):
+        raise TestSkip('redis-server is not installed (make deps installs it)')
+    srv = Proc(ctx, 'redis', ['redis-server', '--port', str(port), '--bind', '0.0.0.0', '--protected-mode', 'no',
+                              '--save', '', '--appendonly', 'no', '--dir', ctx.workdir])
+    end = time.monotonic() + 20
+    while True:
+        try:
+            if 'PONG' in redis_cli(port, 'PING'):
+                break
+        except TestFail:
+            pass
+        if time.monotonic() > end:
+            raise TestFail('redis-server did not answer')
+        time.sleep(0.1)
+    pipe = ''.join('SET key:%d value-%d\n' % (i, i) for i in range(20000))
+    sh('redis-cli', '-h', '127.0.0.1', '-p', str(port), inp=pipe)
+    if int(redis_cli(port, 'DBSIZE')) != 20000:
+        raise TestFail('redis holds %s keys, expected 20000' % redis_cli(port, 'DBSIZE').strip())
+    return srv
+
+
+def t_redis(ctx):
+    net = Net(ctx)
+    srv = cli = None
+    port = 16379
+    try:
+        srv = start_redis(ctx, net, port)
+        cli = Proc(ctx, 'client', ['python3', '-c', REDIS_CLIENT, net.ip, str(port), ctx.workdir], ns=net.ns)
+        wait_progress(ctx, 20, 'before the dump')
+        res = {}
+        cport = None
+        for line in redis_cli(port, 'CLIENT', 'LIST').splitlines():
+            m = re.search(r'\bid=(\d+) addr=%s:(\d+) ' % re.escape(net.peer), line)
+            if m:
+                cid, cport = int(m.group(1)), int(m.group(2))
+        if cport is None:
+            raise TestFail('the client is not in CLIENT LIST')
+        dump_kill_restore(ctx, srv.pid, srv, net, port)
+        n = progress(ctx)
+        wait_progress(ctx, n + 30, 'after the restore')
+        after = client_list_id(port, '%s:%d' % (net.peer, cport))
+        open(os.path.join(ctx.workdir, 'stop'), 'w').close()
+        res = json.loads(wait_file(os.path.join(ctx.workdir, 'result'), 'the client', 30))
+        counter = int(redis_cli(port, 'GET', 'stasis:counter'))
+        problems = list(res['errors'])
+        if res.get('port') != cport or res.get('port1') != cport:
+            problems.append('client port %s/%s, CLIENT LIST said %d' % (res.get('port'), res.get('port1'), cport))
+        if after != cid or res.get('id0') != cid or res.get('id1') != cid:
+            problems.append('client id before %d, after %s (CLIENT ID %s, %s)' % (cid, after, res.get('id0'),
+                                                                                  res.get('id1')))
+        if res['last'] - res['first'] + 1 != res['sent'] or counter != res['last']:
+            problems.append('%d INCRs sent, replies %s..%s, counter %d' % (res['sent'], res['first'], res['last'],
+                                                                            counter))
+        if int(redis_cli(port, 'DBSIZE')) != 20001:
+            problems.append('DBSIZE %s after restore' % redis_cli(port, 'DBSIZE').strip())
+        if problems:
+            raise TestFail('; '.join(problems))
+    finally:
+        for p in (cli, srv):
+            if p:
+                p.stop()
+        try:
+            os.kill(srv.pid if srv else -1, signal.SIGKILL)
+        except (ProcessLookupError, OSError):
+            pass
+        net.close()
+
+
+# --- 1 MiB queued each way --------------------------------------------------
+
+QUEUE_PEER = r'''
+import os, socket, sys
+role, host, port, d = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+fam = socket.AF_INET6 if ':' in host else socket.AF_INET
+N = 1 << 20
+def pattern(seed):
+    return bytes((i * 131 + seed * 7 + i // 4096) & 0xff for i in range(N))
+if role == 'server':
+    ls = socket.socket(fam)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, port))
+    ls.listen(1)
+    s, _ = ls.accept()
+else:
+    s = socket.socket(fam)
+    s.connect((host, port))
+s.setsockopt(socket.SOL_SOCKET, 32, 8 << 20)  # SO_SNDBUFFORCE: 1 MiB fits whatever the peer reads
+mine, theirs = (pattern(1), pattern(2)) if role == 'server' else (pattern(2), pattern(1))
+s.sendall(mine)
+open(os.path.join(d, role + '-sent'), 'w').close()
+go = os.path.join(d, role + '-go')
+while not os.path.exists(go):
+    import time; time.sleep(0.02)
+got = bytearray()
+while len(got) < N:
+    b = s.recv(N - len(got))
+    if not b:
+        break
+    got += b
+ok = 'ok' if bytes(got) == theirs else 'bad: %d bytes, first difference at %s' % (len(got), next(
+    (i for i in range(min(len(got), N)) if got[i] != theirs[i]), 'end'))
+s.sendall(b'done')
+end = s.recv(4)
+with open(os.path.join(d, role + '-result'), 'w') as f:
+    f.write('%s %s\n' % (ok, end.decode(errors='replace')))
+'''
+
+
+def t_queued(ctx, v6):
+    net = Net(ctx)
+    srv = cli = None
+    port = 17379
+    host = net.ip6 if v6 else net.ip
+    d = ctx.workdir
+    try:
+        srv = Proc(ctx, 'server', ['python3', '-c', QUEUE_PEER, 'server', host, str(port), d])
+        end = time.monotonic() + 20
+        while True:  # the listener first
+            if subprocess.run(['ss', '-Hltn', 'sport = :%d' % port], capture_output=True, text=True).stdout:
+                break
+            if time.monotonic() > end:
+                raise TestFail('the server does not listen')
+            time.sleep(0.05)
+        cli = Proc(ctx, 'client', ['python3', '-c', QUEUE_PEER, 'client', host, str(port), d], ns=net.ns)
+        for role in ('server', 'client'):
+            wait_file(os.path.join(d, role + '-sent'), 'the ' + role, 30)
+        time.sleep(0.3)  # let the bytes settle into the queues
+        img = dump_kill_restore(ctx, srv.pid, srv, net, port)
+        out = ctx.stasis(['inspect', img])
+        if not re.search(r'connection: TCP(v6)? socket \S+:%d -> \S+ established, \d+ bytes to send' % port,
+                         out.out):
+            raise TestFail('inspect does not list the connection: %s' % out.out[-600:])
+        for role in ('server', 'client'):
+            open(os.path.join(d, role + '-go'), 'w').close()
+        results = [wait_file(os.path.join(d, role + '-result'), 'the ' + role, 60).strip()
+                   for role in ('server', 'client')]
+        if results != ['ok done', 'ok done']:
+            raise TestFail('server: %s; client: %s' % tuple(results))
+    finally:
+        for p in (cli, srv):
+            if p:
+                p.stop()
+        net.close()
+
+
+# --- failures and refusals (loopback, both ends in the tree) ---------------
+
+def t_inject(ctx):
+    """A dump that fails after the sockets went into repair mode leaves
+    them out of it: the tree's connection carries every byte on."""
+    w = ctx.workload('tcp_established', ['4'])
+    before = st.snapshot(w.pid)
+    img = ctx.path('img')
+    res = ctx.dump(w.pid, img, extra=['--tcp-established'], env={'STASIS_INJECT_FAIL': 'dump:after-memory'},
+                   expect_ok=False)
+    if res.rc != 1:
+        raise TestFail('dump with an injected failure %s, expected exit 1' % res.what())
+    expect_refused_unharmed(ctx, w, before, img)
+
+
+def t_leave_running(ctx):
+    w = ctx.workload('tcp_established', ['6'])
+    img = ctx.path('img')
+    ctx.dump(w.pid, img, extra=['--tcp-established', '--leave-running'])
+    err = w.finish(ctx.left(60))
+    if err:
+        raise TestFail('original after --leave-running --tcp-established: %s' % err)
+
+
+def t_restore_needs_option(ctx):
+    w = ctx.workload('tcp_established', ['4'])
+    img = ctx.path('img')
+    tree = st.tree_info(w.pid)
+    ctx.dump(w.pid, img, extra=['--tcp-established'])
+    for p in tree:
+        if not st.pid_gone(p, 5):
+            raise TestFail('pid %d is still there after the dump' % p)
+    res, _, _ = ctx.restore(img, expect_ok=False)
+    if res.rc != 1 or '--tcp-established' not in res.err:
+        raise TestFail('restore without --tcp-established %s: %s' % (res.what(), res.last_err()))
+    _, pid, wfd = ctx.restore(img, extra=['--tcp-established'])
+    if pid != w.pid:
+        raise TestFail('restore gave pid %s' % pid)
+    w.set_stdin(wfd)
+    ctx.fds.remove(wfd)
+    err = w.finish(ctx.left(60))
+    if err:
+        raise TestFail(err)
+
+
+def t_dumper_killed(ctx):
+    """stasis SIGKILLed once the connection is in repair mode: its guardian
+    takes it out again, and the tree's connection carries every byte."""
+    w = ctx.workload('tcp_established', ['4'])
+    img = ctx.path('img')
+    log = img + '-dump.log'
+    p = subprocess.Popen([ctx.r.stasis, 'dump', '--type', 'process', '--pid', str(w.pid), '-D', img,
+                          '--tcp-established', '-v', '--log-file', log], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_file(log, 'the dump', 30, lambda s: 'bytes to send' in s)  # both ends: after the second
+        os.kill(p.pid, signal.SIGKILL)
+    finally:
+        err = p.communicate(timeout=ctx.left(60))[1].decode(errors='replace')
+    if os.path.exists(os.path.join(img, 'manifest.json')):
+        raise TestFail('the killed dump left a manifest (it finished first: make the workload bigger)')
+    if 'guardian left the processes as they were' not in err:
+        raise TestFail('no word from the guardian: %s' % err.strip()[-300:])
+    time.sleep(0.2)
+    e = w.finish(ctx.left(60))
+    if e:
+        raise TestFail('after the dumper was killed: %s' % e)
+
+
+# --- half-closed ------------------------------------------------------------
+
+HALF = r'''
+import socket, sys, os
+port, mode, d = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.create_connection(('127.0.0.1', port))
+if mode == 'shut':
+    s.shutdown(socket.SHUT_WR)   # our FIN: FIN_WAIT2 once acknowledged
+open(os.path.join(d, 'ready'), 'w').close()
+if mode == 'peer':               # the peer's FIN stays unread: CLOSE_WAIT
+    import time; time.sleep(1000)
+data = b''
+while True:
+    b = s.recv(100)
+    if not b:
+        break
+    data += b
+with open(os.path.join(d, 'got'), 'w') as f:
+    f.write(data.decode())
+'''
+
+
+def tcp_state(pid):
+    out = subprocess.run(['ss', '-Htanp'], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if 'pid=%d,' % pid in line:
+            return line.split()[0]
+    return None
+
+
+def t_half_closed(ctx, mode):
+    ls = socket.socket()
+    ls.bind(('127.0.0.1', 0))
+    ls.listen(1)
+    port = ls.getsockname()[1]
+    prog = Proc(ctx, 'half', ['python3', '-c', HALF, str(port), mode, ctx.workdir])
+    try:
+        c, _ = ls.accept()
+        wait_file(os.path.join(ctx.workdir, 'ready'), 'the program')
+        if mode == 'shut':
+            c.settimeout(10)
+            if c.recv(10) != b'':
+                raise TestFail('no EOF from the half-closed program')
+        else:
+            c.shutdown(socket.SHUT_WR)  # the program's side: CLOSE_WAIT
+        time.sleep(0.2)
+        state = tcp_state(prog.pid)
+        img = ctx.path('img')
+        if mode != 'shut':
+            before = st.snapshot(prog.pid)
+            res = ctx.dump(prog.pid, img, extra=['--tcp-established'], expect_ok=False)
+            if res.rc != 1 or 'state close_wait' not in res.err:
+                raise TestFail('dump of a CLOSE_WAIT connection (ss: %s) %s: %s' % (state, res.what(),
+                                                                                      res.last_err()))
+            from checks import expect_alive_unharmed
+            expect_alive_unharmed(prog.pid, before, 'the refused dump')
+            return
+        if state != 'FIN-WAIT-2':
+            raise TestFail('the program is in %s, expected FIN-WAIT-2' % state)
+        ctx.dump(prog.pid, img, extra=['--tcp-established'])
+        prog.p.wait(10)
+        st.pid_gone(prog.pid, 5)
+        _, pid, _ = ctx.restore(img, extra=['--tcp-established'])
+        c.sendall(b'after the restore')
+        c.close()
+        got = wait_file(os.path.join(ctx.workdir, 'got'), 'the restored program', 30)
+        if got != 'after the restore':
+            raise TestFail('the restored half-closed program read %r' % got)
+    finally:
+        prog.stop()
+        ls.close()
+
+
+TESTS = [
+    Test('tcp:redis', t_redis, 240),
+    Test('tcp:queued-1mib', t_queued, 180, False),
+    Test('tcp:queued-1mib-ipv6', t_queued, 180, True),
+    Test('tcp:inject-failure', t_inject, 120),
+    Test('tcp:leave-running', t_leave_running, 120),
+    Test('tcp:dumper-killed', t_dumper_killed, 120),
+    Test('tcp:restore-needs-option', t_restore_needs_option, 120),
+    Test('tcp:fin-wait2', t_half_closed, 90, 'shut'),
+    Test('tcp:close-wait-refused', t_half_closed, 90, 'peer'),
+]

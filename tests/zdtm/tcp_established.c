@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Both ends of an established TCP connection in the tree: a process and
+ * its child over loopback (argument 4: 127.0.0.1, 6: ::1), with the
+ * listener still open. Before the dump each side writes a pattern until
+ * its socket takes no more (the peer's receive queue full, its own send
+ * queue holding bytes not sent yet); nothing is read. After the restore
+ * each side reads every byte the other wrote and checks it, the ports are
+ * the old ones, and the connection still carries a ping both ways.
+ *
+ * stasis-test: zdtm:tcp_established:ipv4 args=4 timeout=120 dump_args=--tcp-established restore_args=--tcp-established
+ * stasis-test: zdtm:tcp_established:ipv6 args=6 timeout=120 dump_args=--tcp-established restore_args=--tcp-established
+ * stasis-test: zdtm:tcp_established:2-iterations args=4 iterations=2 asan=no timeout=150 dump_args=--tcp-established restore_args=--tcp-established
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "zdtmtst.h"
+
+#define LIMIT (4u << 20)
+
+static int fam;
+
+static socklen_t loopback(struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (fam == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return sizeof(*a);
+	}
+	struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+	a->sin6_family = AF_INET6;
+	a->sin6_addr = in6addr_loopback;
+	return sizeof(*a);
+}
+
+static int port_of(int fd, bool peer)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+	if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &l) : getsockname(fd, (struct sockaddr *)&ss, &l)) < 0)
+		return -1;
+	return ntohs(fam == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+/* Writes the pattern until the socket takes no more; returns the count. */
+static size_t fill(int s, const uint8_t *pat)
+{
+	size_t off = 0;
+	int fl = fcntl(s, F_GETFL);
+	fcntl(s, F_SETFL, fl | O_NONBLOCK);
+	while (off < LIMIT) {
+		ssize_t n = write(s, pat + off, LIMIT - off);
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0)
+			test_die("write: %m");
+		off += (size_t)n;
+	}
+	fcntl(s, F_SETFL, fl);
+	return off;
+}
+
+/* Reads n bytes and checks them against the other side's pattern. */
+static const char *drain(int s, size_t n, uint64_t seed)
+{
+	uint8_t *buf = malloc(n ? n : 1);
+	size_t off = 0;
+	while (buf && off < n) {
+		ssize_t k = read(s, buf + off, n - off);
+		if (k <= 0)
+			return k < 0 ? "read failed" : "EOF before every byte arrived";
+		off += (size_t)k;
+	}
+	if (!buf || test_verify(buf, n, seed) >= 0)
+		return "bytes differ from what was written";
+	free(buf);
+	return NULL;
+}
+
+static const char *ping(int s, const char *out, const char *in)
+{
+	char b[4];
+	if (write(s, out, 4) != 4)
+		return "ping write failed";
+	for (size_t off = 0; off < 4;) {
+		ssize_t k = read(s, b + off, 4 - off);
+		if (k <= 0)
+			return "ping read failed";
+		off += (size_t)k;
+	}
+	return memcmp(b, in, 4) ? "ping answer differs" : NULL;
+}
+
+static void child(int s, int go, int res, const uint8_t *pat)
+{
+	size_t mine = fill(s, pat), theirs;
+	int port = port_of(s, false);
+	if (write(res, &mine, sizeof(mine)) != sizeof(mine) || read(go, &theirs, sizeof(theirs)) != sizeof(theirs))
+		_exit(2);
+	const char *why = drain(s, theirs, 1);
+	if (!why)
+		why = ping(s, "pong", "ping");
+	if (!why && port_of(s, false) != port)
+		why = "the child's port changed";
+	char msg[64] = "ok";
+	if (why)
+		strncpy(msg, why, sizeof(msg) - 1);
+	(void)!write(res, msg, sizeof(msg));
+	_exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	int go[2], res[2];
+	fam = argc > 1 && !strcmp(argv[1], "6") ? AF_INET6 : AF_INET;
+	test_init(argc, argv);
+	socklen_t l = loopback(&ss);
+	int ls = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	uint8_t *mine = malloc(LIMIT), *pat_child = malloc(LIMIT);
+	if (ls < 0 || !mine || !pat_child || bind(ls, (struct sockaddr *)&ss, l) || listen(ls, 4) ||
+	    getsockname(ls, (struct sockaddr *)&ss, &l) || pipe(go) || pipe(res))
+		test_die("setup: %m");
+	test_fill(mine, LIMIT, 1);
+	test_fill(pat_child, LIMIT, 2);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int c = socket(fam, SOCK_STREAM, 0);
+		if (c < 0 || connect(c, (struct sockaddr *)&ss, l))
+			_exit(2);
+		child(c, go[0], res[1], pat_child);
+	}
+	int s = accept(ls, NULL, NULL);
+	if (s < 0)
+		test_die("accept: %m");
+	size_t sent = fill(s, mine), theirs;
+	if (read(res[0], &theirs, sizeof(theirs)) != sizeof(theirs))
+		test_die("child's count: %m");
+	int port = port_of(s, true);
+	test_msg("parent wrote %zu bytes, child %zu", sent, theirs);
+	test_ready();
+	test_wait();
+	if (write(go[1], &sent, sizeof(sent)) != sizeof(sent))
+		test_die("go: %m");
+	const char *why = drain(s, theirs, 2);
+	check(!why, "parent: %s", why);
+	why = ping(s, "ping", "pong");
+	check(!why, "parent: %s", why);
+	check(port_of(s, true) == port, "the child's port as the parent sees it changed (%d, was %d)", port_of(s, true),
+	      port);
+	char msg[64] = { 0 };
+	check(read(res[0], msg, sizeof(msg)) == sizeof(msg) && !strcmp(msg, "ok"), "child: %s", msg);
+	int st;
+	check(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child did not exit cleanly");
+	int c2 = socket(fam, SOCK_STREAM, 0);
+	check(c2 >= 0 && connect(c2, (struct sockaddr *)&ss, l) == 0 && accept(ls, NULL, NULL) >= 0,
+	      "the listener does not accept: %m");
+	test_done();
+}
