@@ -50,7 +50,6 @@ static const struct cli_option options[] = {
 	{ "namespace", 'n', false, "NS", "refuse a containerd image of another namespace" },
 	{ "detach", 'd', false, NULL, "print the root's pid and return once the tree runs" },
 	{ "pidns", 'P', false, NULL, "restore into a new pid namespace (when a pid is taken)" },
-	{ "tcp-established", 'E', false, NULL, "restore the image's established TCP connections" },
 	{ "inherit-fd", 'I', false, "FD:OURFD", "fd FD that led outside the tree becomes our OURFD" },
 	{ "id", 'i', false, "NEW", "name of the new container (default: the old name)" },
 	{ "keep-ip", 'K', false, NULL, "the container keeps its IP address (Docker, user-defined network)" },
@@ -91,7 +90,6 @@ int cmd_restore(int argc, char **argv)
 		case 'E': o->tcp_established = true; break;
 		case 'i': q.new_id = optarg; break;
 		case 'K': q.keep_ip = true; break;
-		case 'E': o->tcp_established = true; break;
 		case 't': q.type = optarg; break;
 		case 'n': q.ns = optarg; break;
 		case 'A': q.address = optarg; break;

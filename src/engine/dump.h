@@ -39,7 +39,6 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o);
 
 struct restore_opts {
 	bool detach;
-	bool tcp_established; /* the image's TCP connections may be restored */
 	const struct inherit_fd *inherit;
 	size_t ninherit;
 	const char *stub_path;

@@ -217,8 +217,8 @@ static int queue_from_json(const json_t *j, struct sk_rec *s)
 		return json_object_get(j, "msgs") ? -EBADMSG : 0;
 	if ((r = json_get_array(j, "msgs", SK_MAX_MSGS, &a)) < 0)
 		return r;
-	if (s->family != AF_UNIX && s->type != SOCK_DGRAM)
-		return -EBADMSG;
+	if (s->family != AF_UNIX && s->type != SOCK_DGRAM && json_array_size(a))
+		return -EBADMSG; /* queued: UDP only (a raw socket's are dropped) */
 	size_t n = json_array_size(a), total = 0;
 	s->msg_len = calloc(n ? n : 1, sizeof(*s->msg_len));
 	if (!s->msg_len)
