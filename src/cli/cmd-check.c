@@ -6,7 +6,6 @@
 #include <sys/utsname.h>
 
 #include "cli/cli.h"
-#include "engine/check.h"
 #include "runtime/runtime.h"
 #include "util/util.h"
 
@@ -61,8 +60,8 @@ static void print_finding(bool refused, const char *msg)
 
 static int check_target(const struct rt_ops *ops, const struct rt_target *t, struct dump_opts *o)
 {
-	struct check_report rep = { .print = print_finding };
-	if (rt_check(ops, t, o, &rep) < 0)
+	struct rt_check_result rep;
+	if (rt_check(ops, t, o, print_finding, &rep) < 0)
 		return cli_failed("check");
 	const char *what = rep.refused ? "a dump would be refused" : rep.lost ? "a dump would lose what is listed"
 									       : "a dump would be exact";

@@ -8,7 +8,8 @@
  * What the dump would refuse or warn about is logged by those functions;
  * here the log's sink (log_set_sink) turns each message into a finding,
  * and a refusal skips only its object (FILES_CHECK for fds), so that one
- * run lists them all. Only the remote part of a dump (registers, signal
+ * run lists them all. The tree runs on: a look during which it changed
+ * is made again (up to five times). Only the remote part of a dump (registers, signal
  * state read through the process's own calls) is not looked at: it
  * refuses nothing but a failure. */
 #include "engine/check.h"
@@ -36,13 +37,13 @@
 struct cproc {
 	pid_t pid;
 	int procfd;
-	bool gone; /* exited while we looked (a short-lived child): not counted */
 	struct process_rec p;
 };
 
-/* Findings about one process are held until we know it outlived the
- * look: one that exited meanwhile (a `sleep` of a shell loop) is no
- * finding, only a process that is gone. */
+/* Findings are held until we know the tree stayed the same during the
+ * look: a process that exited or was born meanwhile (a `sleep` of a
+ * shell loop) makes findings that are no findings ("cannot compare fd",
+ * "not a descendant"), and the look starts again. */
 struct held {
 	struct check_report *rep;
 	bool hold;
@@ -50,7 +51,7 @@ struct held {
 	struct {
 		int level;
 		char *msg;
-	} v[64];
+	} v[256];
 };
 
 static void emit(struct check_report *rep, int level, const char *msg)
@@ -215,21 +216,48 @@ static void look_at_tree(struct tree *t, struct cproc *v, bool container)
 		    !zombie_core_bit_kept())
 			log_warn("zombie %d: its status would lose the core-dump bit (core_pattern sends cores "
 				 "outside the restore)", t->v[i].pid);
-		if (all && !t->v[i].zombie && !v[i].gone)
+		if (all && !t->v[i].zombie)
 			all[nall++] = (struct files_proc){ v[i].pid, &v[i].p.files };
 	}
 	if (!all || files_link(all, nall, container) < 0 || tty_check_sessions(t, all, nall) < 0)
 		return;
 	for (size_t i = 0; i < t->n; i++)
-		if (!t->v[i].zombie && !v[i].gone && v[i].procfd >= 0)
+		if (!t->v[i].zombie && v[i].procfd >= 0)
 			locks_collect(v[i].procfd, v[i].pid, &v[i].p.files, &v[i].p.locks);
 }
 
-int check_process(pid_t pid, const struct dump_opts *o, struct check_report *rep)
+/* Whether the tree is what it was: the same processes, none gone, none
+ * new (a shell loop forks a `sleep` at any time). */
+static bool tree_changed(const struct tree *t, const struct cproc *v)
+{
+	struct tree now = { 0 };
+	if (list_tree(t->v[0].pid, &now) < 0)
+		return true;
+	bool changed = now.n != t->n;
+	for (size_t i = 0; !changed && i < now.n; i++)
+		changed = !tree_find(t, now.v[i].pid);
+	for (size_t i = 1; !changed && i < t->n; i++)
+		changed = !t->v[i].zombie && !still_there(&v[i]);
+	tree_free(&now);
+	return changed;
+}
+
+static void free_look(struct tree *t, struct cproc *v)
+{
+	for (size_t i = 0; v && i < t->n; i++) {
+		if (v[i].procfd >= 0)
+			close(v[i].procfd);
+		process_rec_free(&v[i].p);
+	}
+	free(v);
+	tree_free(t);
+}
+
+/* One look at the whole tree, its findings held; they are given out when
+ * the tree stayed the same meanwhile (or this is the last try). */
+static int look_once(pid_t pid, const struct dump_opts *o, struct held *h, bool last, bool *ret_changed)
 {
 	struct tree t = { 0 };
-	if (pid == getpid() || pid < 1 || (pid == 1 && !o->container))
-		return log_error_errno(-EINVAL, "refusing to check pid %d", pid);
 	int r = list_tree(pid, &t);
 	if (r < 0)
 		return r;
@@ -238,27 +266,40 @@ int check_process(pid_t pid, const struct dump_opts *o, struct check_report *rep
 		tree_free(&t);
 		return -ENOMEM;
 	}
-	struct held h = { .rep = rep };
-	log_set_sink(sink, &h);
+	h->hold = true;
 	for (size_t i = 0; i < t.n; i++) {
 		v[i] = (struct cproc){ .pid = t.v[i].pid, .procfd = -1, .p = { .pid = t.v[i].pid } };
-		if (!t.v[i].zombie) {
-			h.hold = true;
+		if (!t.v[i].zombie)
 			look_at(&v[i], o->tcp_close ? SK_TCP_CLOSE : 0);
-			v[i].gone = i > 0 && !still_there(&v[i]);
-			release(&h, !v[i].gone);
-		}
-		rep->procs += !v[i].gone;
-		rep->fds += v[i].gone ? 0 : (unsigned)v[i].p.files.n;
 	}
 	look_at_tree(&t, v, o->container != NULL);
-	log_set_sink(NULL, NULL);
-	for (size_t i = 0; i < t.n; i++) {
-		if (v[i].procfd >= 0)
-			close(v[i].procfd);
-		process_rec_free(&v[i].p);
+	*ret_changed = tree_changed(&t, v);
+	if (!*ret_changed || last) {
+		h->rep->procs = (unsigned)t.n;
+		for (size_t i = 0; i < t.n; i++)
+			h->rep->fds += (unsigned)v[i].p.files.n;
 	}
-	free(v);
+	release(h, !*ret_changed || last);
+	free_look(&t, v);
+	return 0;
+}
+
+int check_process(pid_t pid, const struct dump_opts *o, struct check_report *rep)
+{
+	if (pid == getpid() || pid < 1 || (pid == 1 && !o->container))
+		return log_error_errno(-EINVAL, "refusing to check pid %d", pid);
+	struct tree t = { 0 };
+	int r = list_tree(pid, &t); /* says "no process" before anything */
 	tree_free(&t);
+	if (r < 0)
+		return r;
+	struct held h = { .rep = rep };
+	bool changed = true;
+	log_set_sink(sink, &h);
+	for (int tries = 0; r >= 0 && changed && tries < 5; tries++)
+		r = look_once(pid, o, &h, tries == 4, &changed);
+	log_set_sink(NULL, NULL);
+	if (r < 0)
+		return log_error_errno(r, "pid %d: cannot look at its tree: %m", pid);
 	return 0;
 }

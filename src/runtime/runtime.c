@@ -131,8 +131,10 @@ static int check_inside(void *arg)
 
 /* In a container the look happens in a child, in its namespaces: the
  * report is in memory shared with it. */
-int rt_check(const struct rt_ops *ops, const struct rt_target *t, struct dump_opts *o, struct check_report *rep)
+int rt_check(const struct rt_ops *ops, const struct rt_target *t, struct dump_opts *o,
+	     void (*print)(bool refused, const char *msg), struct rt_check_result *ret)
 {
+	struct check_report report = { .print = print }, *rep = &report;
 	struct rt_found f = { 0 };
 	if (kernel_need_privileges("check") < 0)
 		return -EPERM;
@@ -156,6 +158,7 @@ int rt_check(const struct rt_ops *ops, const struct rt_target *t, struct dump_op
 	}
 	json_decref(f.meta);
 	json_decref(f.config);
+	*ret = (struct rt_check_result){ rep->refused, rep->lost, rep->procs, rep->fds };
 	return r;
 }
 

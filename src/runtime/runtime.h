@@ -116,8 +116,12 @@ int rt_inspect(const char *dir, bool as_json);
  * --id), changing nothing: findings go to rep (its print is called in
  * whatever process looks, a child for a container). 0 when it could
  * look, -errno (logged) when not. */
-struct check_report;
-int rt_check(const struct rt_ops *ops, const struct rt_target *t, struct dump_opts *o, struct check_report *rep);
+struct rt_check_result {
+	unsigned refused, lost; /* findings: the dump fails on, or goes through without */
+	unsigned procs, fds;    /* looked at */
+};
+int rt_check(const struct rt_ops *ops, const struct rt_target *t, struct dump_opts *o,
+	     void (*print)(bool refused, const char *msg), struct rt_check_result *ret);
 /* What this kernel offers of what stasis needs (stasis check). */
 const struct kfeature *rt_kernel_features(size_t *ret_n);
 
