@@ -52,6 +52,8 @@ static int parse_attr(const struct nlattr *a, struct unix_diag_info *d)
 	}
 	case UNIX_DIAG_ICONS:
 		d->nicons = (uint32_t)(plen / sizeof(uint32_t));
+		memcpy(d->icons, mnl_attr_get_payload(na),
+		       sizeof(uint32_t) * (d->nicons < UNIX_DIAG_MAX_ICONS ? d->nicons : UNIX_DIAG_MAX_ICONS));
 		break;
 	case UNIX_DIAG_SHUTDOWN:
 		if (plen < 1)

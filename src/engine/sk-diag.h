@@ -15,6 +15,10 @@ struct unix_diag_info {
 	uint32_t rqueue;   /* listeners: connections not yet accepted */
 	uint32_t wqueue;   /* listeners: the backlog */
 	uint32_t nicons;   /* listeners: UNIX_DIAG_ICONS entries */
+	/* listeners: the first UNIX_DIAG_MAX_ICONS of them, in accept order:
+	 * the inode of each waiting connection's client, 0 if it closed */
+#define UNIX_DIAG_MAX_ICONS 64
+	uint32_t icons[UNIX_DIAG_MAX_ICONS];
 	int shutdown;
 	uint32_t vfs_ino;  /* the inode of the socket file it is bound to, 0 if none */
 };

@@ -97,6 +97,35 @@ static int opts_from_json(const json_t *j, struct sk_rec *s)
 	return 0;
 }
 
+static void pending_to_json(const struct sk_rec *s, struct json_builder *b)
+{
+	if (!s->npending)
+		return;
+	json_t *a = jb_array(b, "pending");
+	for (size_t i = 0; a && i < s->npending; i++)
+		jb_append(b, a, json_integer((json_int_t)s->pending[i]));
+}
+
+/* Both optional (Version 4 additions in FORMAT.md). */
+static int pending_from_json(const json_t *j, struct sk_rec *s)
+{
+	json_t *a;
+	int r;
+	if (json_object_get(j, "pending_connect") && (r = json_get_bool(j, "pending_connect", &s->pending_connect)) < 0)
+		return r;
+	if (!json_object_get(j, "pending"))
+		return 0;
+	if ((r = json_get_array(j, "pending", SK_MAX_PENDING, &a)) < 0)
+		return r;
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		const json_t *v = json_array_get(a, i);
+		if (!json_is_integer(v) || json_integer_value(v) <= 0)
+			return -EBADMSG;
+		s->pending[s->npending++] = (uint64_t)json_integer_value(v);
+	}
+	return 0;
+}
+
 static void queue_to_json(const struct sk_rec *s, struct json_builder *b)
 {
 	jb_hex(b, "queue", s->queue, s->queue_len);
@@ -157,6 +186,9 @@ void sk_to_json(const struct sk_rec *s, struct json_builder *b)
 	addr_to_json(&j, "peer_name", "peer_name_text", s->family, &s->peer_name);
 	if (s->name_gone)
 		jb_bool(&j, "name_gone", true);
+	if (s->pending_connect)
+		jb_bool(&j, "pending_connect", true);
+	pending_to_json(s, &j);
 	opts_to_json(s, &j);
 	queue_to_json(s, &j);
 	sk_scm_to_json(s, &j);
@@ -177,6 +209,10 @@ static bool consistent(const struct sk_rec *s)
 		return false;
 	if (s->connect_by_name && (s->type != SOCK_DGRAM || s->state != SK_CONNECTED || s->peer_name.len <=
 				   offsetof(struct sockaddr_un, sun_path)))
+		return false;
+	if ((s->npending && (s->family != AF_UNIX || s->state != SK_LISTEN)) ||
+	    (s->pending_connect && (s->family != AF_UNIX || s->state != SK_CONNECTED || s->type == SOCK_DGRAM ||
+				    s->peer_name.len <= offsetof(struct sockaddr_un, sun_path) || s->queue_len)))
 		return false;
 	return s->backlog >= 0 && s->backlog <= SK_MAX_BACKLOG && s->shutdown >= 0 && s->shutdown <= 3;
 }
@@ -204,7 +240,8 @@ int sk_from_json(const json_t *obj, struct sk_rec *s)
 	s->family = families[fi];
 	s->type = types[ti];
 	s->state = (enum sk_state)si;
-	if (json_object_get(j, "name_gone") && (r = json_get_bool(j, "name_gone", &s->name_gone)) < 0)
+	if ((json_object_get(j, "name_gone") && (r = json_get_bool(j, "name_gone", &s->name_gone)) < 0) ||
+	    (r = pending_from_json(j, s)) < 0)
 		return r;
 	if ((r = addr_from_json(j, "name", s->family, &s->name)) < 0 ||
 	    (r = addr_from_json(j, "peer_name", s->family, &s->peer_name)) < 0 || (r = opts_from_json(j, s)) < 0 ||

@@ -47,15 +47,47 @@ static bool relative(const struct sk_addr *a)
 }
 
 
+/* Why a connection waiting on a listener cannot come back, or NULL: its
+ * client must still be there (it is checked to be in the tree later) and
+ * must not have written yet, since what the server side (a socket with
+ * no inode yet) holds can only be read by accepting it; the client's
+ * send queue (the bytes it sent and nobody read) tells. */
+static const char *pending_refusal(uint32_t client)
+{
+	struct unix_diag_info c;
+	if (!client)
+		return "its client closed";
+	if (unix_diag_query(client, &c) < 0 || !c.has_peer)
+		return "its client cannot be found";
+	if (c.wqueue)
+		return "its client has sent data already";
+	return NULL;
+}
+
+static int collect_pending(pid_t pid, int fd, struct sk_rec *s, const struct unix_diag_info *d, const char *name)
+{
+	const char *why = d->nicons > SK_MAX_PENDING ? "more than 64 are waiting" : NULL;
+	for (uint32_t i = 0; !why && i < d->nicons; i++) {
+		why = pending_refusal(d->icons[i]);
+		s->pending[i] = d->icons[i];
+	}
+	if (why || d->rqueue > d->nicons) {
+		log_error("pid %d: fd %d is a listening %s (%s) with %u connection(s) not yet accepted, which "
+			  "cannot be checkpointed (%s); checkpoint when the server has accepted them", pid, fd,
+			  sk_kind_name(s), name, d->rqueue > d->nicons ? d->rqueue : d->nicons,
+			  why ? why : "the kernel does not list them all");
+		return -EOPNOTSUPP;
+	}
+	s->npending = d->nicons;
+	return 0;
+}
+
 static int collect_state(pid_t pid, int fd, struct sk_rec *s, const struct unix_diag_info *d, const char *name)
 {
 	if (d->state == TCP_LISTEN) {
-		if (d->rqueue || d->nicons) {
-			log_error("pid %d: fd %d is a listening %s (%s) with %u connection(s) not yet accepted, which "
-				  "cannot be checkpointed yet; checkpoint when the server has accepted them", pid, fd,
-				  sk_kind_name(s), name, d->rqueue > d->nicons ? d->rqueue : d->nicons);
-			return -EOPNOTSUPP;
-		}
+		int r = collect_pending(pid, fd, s, d, name);
+		if (r < 0)
+			return r;
 		s->state = SK_LISTEN;
 		s->backlog = d->wqueue > SK_MAX_BACKLOG ? SK_MAX_BACKLOG : (int)d->wqueue;
 	} else if (d->has_peer) {
@@ -351,6 +383,23 @@ static int restore_unbound(const struct sk_rec *s, int a, int b)
 	if ((r = sk_opts_apply(a, s)) < 0)
 		return r;
 	return apply_shutdown(a, s->shutdown);
+}
+
+int sk_unix_restore_pending(const struct sk_rec *s, int *ret_fd)
+{
+	int r;
+	_cleanup_close_ int fd = socket(AF_UNIX, s->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return log_error_errno(errno, "unix socket %" PRIu64 ": cannot create it: %m", s->ino);
+	if ((r = sk_opts_apply(fd, s)) < 0)
+		return r;
+	if (connect(fd, (const struct sockaddr *)&s->peer_name.ss, s->peer_name.len) < 0)
+		return log_error_errno(errno, "unix socket %" PRIu64 ": cannot connect to its listener again (is its "
+				       "backlog full?): %m", s->ino);
+	if ((r = apply_shutdown(fd, s->shutdown)) < 0)
+		return log_error_errno(r, "unix socket %" PRIu64 ": cannot shut it down again: %m", s->ino);
+	*ret_fd = TAKE_FD(fd);
+	return 0;
 }
 
 int sk_unix_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, int *ret_peer_fd)

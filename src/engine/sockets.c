@@ -121,7 +121,8 @@ void sk_rec_free(struct sk_rec *s)
 
 bool sk_needs_peer(const struct sk_rec *s)
 {
-	return s->family == AF_UNIX && s->state == SK_CONNECTED && s->peer_ino && !s->connect_by_name;
+	return s->family == AF_UNIX && s->state == SK_CONNECTED && s->peer_ino && !s->connect_by_name &&
+	       !s->pending_connect;
 }
 
 bool sk_is_pair(const struct sk_rec *a, const struct sk_rec *b)
@@ -204,9 +205,38 @@ static int inflight_peer_missing(const struct fd_rec *o, void *arg)
 	return -EOPNOTSUPP;
 }
 
+/* The clients of the connections waiting on a listener of the tree are
+ * restored by connecting again; each must be a socket of the tree. */
+static int mark_pending(struct files_proc *v, size_t n, const struct fd_rec *l)
+{
+	const struct sk_rec *ls = sk_of(l);
+	for (size_t p = 0; p < ls->npending; p++) {
+		bool found = false;
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; k < v[i].f->n; k++) {
+				struct sk_rec *x = sk_of(&v[i].f->fds[k]);
+				if (x && x->ino == ls->pending[p] && x->state == SK_CONNECTED) {
+					x->pending_connect = true;
+					found = true;
+				}
+			}
+		if (!found)
+			return log_error_errno(-EOPNOTSUPP, "%s (socket:[%" PRIu64 "]) has a connection not yet "
+					       "accepted from a socket outside the tree (socket:[%" PRIu64 "]), which "
+					       "cannot be checkpointed yet", l->path, ls->ino, ls->pending[p]);
+	}
+	return 0;
+}
+
 /* A connected unix socket is restored with its peer: both must be ours. */
 static int socket_link(struct files_proc *v, size_t n)
 {
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].f->n; k++) {
+			int e;
+			if (sk_of(&v[i].f->fds[k]) && (e = mark_pending(v, n, &v[i].f->fds[k])) < 0)
+				return e;
+		}
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++) {
 			const struct fd_rec *o = &v[i].f->fds[k];
@@ -342,6 +372,47 @@ static int make_inflight(const struct fd_restore *fx, const struct sk_rec *s, co
 	return e;
 }
 
+/* The listener a waiting client's connection is queued on. */
+static const struct fd_rec *find_listener(const struct files_ctx *c, uint64_t client)
+{
+	for (size_t i = 0; i < c->nall; i++)
+		for (size_t k = 0; k < c->all[i].f->n; k++) {
+			const struct fd_rec *x = &c->all[i].f->fds[k];
+			for (size_t p = 0; sk_of(x) && x->dup_of < 0 && p < sk_of(x)->npending; p++)
+				if (sk_of(x)->pending[p] == client)
+					return x;
+		}
+	return NULL;
+}
+
+/* After a listener: its waiting clients connect again, in accept order. */
+static int make_pending(struct files_ctx *c, const struct sk_rec *l)
+{
+	for (size_t p = 0; p < l->npending; p++) {
+		const struct fd_rec *x = find_socket(c, l->pending[p]);
+		int fd, e;
+		if (!x || !sk_of(x)->pending_connect)
+			return -ENOTCONN;
+		if (files_ctx_find(c, x->desc) >= 0)
+			continue;
+		if ((e = sk_unix_restore_pending(sk_of(x), &fd)) < 0 || (e = made_socket(c, x, fd)) < 0)
+			return e;
+	}
+	return 0;
+}
+
+/* A waiting client comes with its listener. */
+static int make_client(const struct fd_restore *fx, const struct fd_rec *o)
+{
+	const struct fd_rec *l = find_listener(fx->c, sk_of(o)->ino);
+	int e;
+	if (!l)
+		return -ENOTCONN;
+	if (files_ctx_find(fx->c, l->desc) < 0 && (e = make_socket(fx, l)) < 0)
+		return e;
+	return files_ctx_find(fx->c, o->desc) < 0 ? -ENOTCONN : 0;
+}
+
 /* Makes o's socket (with its peer, for a pair) in the restorer. */
 static int make_socket(const struct fd_restore *fx, const struct fd_rec *o)
 {
@@ -349,6 +420,8 @@ static int make_socket(const struct fd_restore *fx, const struct fd_rec *o)
 	const struct sk_rec *s = sk_of(o);
 	const struct fd_rec *peer = NULL;
 	int fd = -1, pfd = -1, e;
+	if (s->pending_connect)
+		return make_client(fx, o);
 	if (s->connect_by_name && (e = make_named_peer(fx, o)) < 0)
 		return e;
 	if (sk_needs_peer(s) && !(peer = find_socket(c, s->peer_ino)))
@@ -365,7 +438,9 @@ static int make_socket(const struct fd_restore *fx, const struct fd_rec *o)
 		close(fd);
 		return e;
 	}
-	return made_socket(c, o, fd);
+	if ((e = made_socket(c, o, fd)) < 0)
+		return e;
+	return make_pending(c, s);
 }
 
 static int socket_make(const struct fd_restore *x, const struct fd_rec *o)

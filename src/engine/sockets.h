@@ -124,6 +124,14 @@ struct sk_rec {
 	 * or another socket bound there since): bound, then unlinked again. */
 	bool name_gone;
 	int backlog;  /* listeners */
+	/* unix listeners: the clients of the connections not yet accepted, in
+	 * accept order (each is a socket of the tree, pending_connect) */
+#define SK_MAX_PENDING 64
+	uint64_t pending[SK_MAX_PENDING];
+	size_t npending;
+	/* unix: a client whose connection waits on a listener of the tree:
+	 * restored by connecting to it again (sockets.c, with the listener) */
+	bool pending_connect;
 	int shutdown; /* unix: 1 receive side shut down, 2 send side */
 	uint32_t opts_set; /* bit (1 << SK_OPT_x): opts[x] recorded */
 	int opts[SK_OPT_MAX];
@@ -157,6 +165,9 @@ int sk_from_json(const json_t *obj, struct sk_rec *s);
 void sk_rec_free(struct sk_rec *s);
 
 bool sk_needs_peer(const struct sk_rec *s);
+/* sk-unix.c: the client s of a connection waiting on the listener l,
+ * made again by connecting to l's name (l restored first). */
+int sk_unix_restore_pending(const struct sk_rec *s, int *ret_fd);
 bool sk_is_pair(const struct sk_rec *a, const struct sk_rec *b);
 
 /* Restore side, in the controller. peer: NULL, or the record of s's peer

@@ -206,10 +206,18 @@ static void test_unix_listeners(void **state)
 	assert_int_equal(intopt(fa, SOL_SOCKET, SO_TYPE), SOCK_SEQPACKET);
 	assert_int_equal(intopt(fa, SOL_SOCKET, SO_ACCEPTCONN), 1);
 
-	/* A pending connection is refused. */
+	/* A pending connection is recorded by its client; once the client
+	 * wrote, it is refused. */
 	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(connect(c, (const struct sockaddr *)&p.name.ss, p.name.len), 0);
 	struct sk_rec x;
+	assert_int_equal(sk_collect(getpid(), pidfd, fp, 0, &x), 0);
+	assert_int_equal(x.npending, 1);
+	struct stat cst;
+	assert_int_equal(fstat(c, &cst), 0);
+	assert_int_equal(x.pending[0], cst.st_ino);
+	sk_rec_free(&x);
+	assert_int_equal(write(c, "w", 1), 1);
 	assert_int_equal(sk_collect(getpid(), pidfd, fp, 0, &x), -EOPNOTSUPP);
 	close(c);
 
