@@ -3,6 +3,7 @@
  * raw sockaddr bytes in hex, with a readable copy beside them that readers
  * ignore. The queue is hex; "msgs" splits it into datagrams. */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -106,6 +107,21 @@ static void pending_to_json(const struct sk_rec *s, struct json_builder *b)
 		jb_append(b, a, json_integer((json_int_t)s->pending[i]));
 }
 
+/* An absolute directory, optional. */
+static int dir_from_json(const json_t *j, const char *key, char **ret)
+{
+	const char *d;
+	int r;
+	if (!json_object_get(j, key))
+		return 0;
+	if ((r = json_get_str(j, key, &d)) < 0)
+		return r;
+	if (d[0] != '/' || strlen(d) >= PATH_MAX)
+		return -EBADMSG;
+	*ret = strdup(d);
+	return *ret ? 0 : -ENOMEM;
+}
+
 /* Both optional (Version 4 additions in FORMAT.md). */
 static int pending_from_json(const json_t *j, struct sk_rec *s)
 {
@@ -188,6 +204,10 @@ void sk_to_json(const struct sk_rec *s, struct json_builder *b)
 		jb_bool(&j, "name_gone", true);
 	if (s->pending_connect)
 		jb_bool(&j, "pending_connect", true);
+	if (s->dir)
+		jb_str(&j, "dir", s->dir);
+	if (s->peer_dir)
+		jb_str(&j, "peer_dir", s->peer_dir);
 	pending_to_json(s, &j);
 	opts_to_json(s, &j);
 	queue_to_json(s, &j);
@@ -241,7 +261,8 @@ int sk_from_json(const json_t *obj, struct sk_rec *s)
 	s->type = types[ti];
 	s->state = (enum sk_state)si;
 	if ((json_object_get(j, "name_gone") && (r = json_get_bool(j, "name_gone", &s->name_gone)) < 0) ||
-	    (r = pending_from_json(j, s)) < 0)
+	    (r = pending_from_json(j, s)) < 0 || (r = dir_from_json(j, "dir", &s->dir)) < 0 ||
+	    (r = dir_from_json(j, "peer_dir", &s->peer_dir)) < 0)
 		return r;
 	if ((r = addr_from_json(j, "name", s->family, &s->name)) < 0 ||
 	    (r = addr_from_json(j, "peer_name", s->family, &s->peer_name)) < 0 || (r = opts_from_json(j, s)) < 0 ||

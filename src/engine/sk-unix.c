@@ -19,6 +19,7 @@
  *    messages fit); connected to its peer's name when it was. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/net.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -161,9 +162,12 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
 	bool binds = s->state != SK_CONNECTED || s->type == SOCK_DGRAM;
 	if (binds)
 		collect_name_gone(pid, s, &d);
-	if ((binds && relative(&s->name)) || (s->connect_by_name && relative(&s->peer_name))) {
-		log_error("pid %d: fd %d is a %s bound or connected to the relative path '%s', which cannot be "
-			  "checkpointed yet", pid, fd, sk_kind_name(s), relative(&s->name) ? name : pname);
+	bool rel = binds && relative(&s->name);
+	if ((rel && sk_unix_find_dir(pid, &s->name, d.vfs_ino, &s->dir) < 0) ||
+	    (s->connect_by_name && relative(&s->peer_name) && sk_unix_find_dir(pid, &s->peer_name, 0, &s->peer_dir) < 0)) {
+		log_error("pid %d: fd %d is a %s bound or connected to the relative path '%s' whose socket file is not "
+			  "in the process' current directory, which cannot be checkpointed", pid, fd, sk_kind_name(s),
+			  rel ? name : pname);
 		return -EOPNOTSUPP;
 	}
 	/* A stream or seqpacket socket that never connected has no queue
@@ -192,18 +196,33 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
 /* --- restore --- */
 
 /* The path of a named socket, NUL-terminated; "" for abstract ones. */
-#define SK_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) + 1)
+#define SK_PATH_MAX (PATH_MAX + sizeof(((struct sockaddr_un *)0)->sun_path) + 2)
 
+/* The path of a named socket (a relative one from its directory); "" for
+ * abstract ones and relative ones without a directory. */
 static void path_of(const struct sk_rec *s, char *buf, size_t size)
 {
 	const struct sockaddr_un *un = (const struct sockaddr_un *)&s->name.ss;
 	size_t n = strnlen(un->sun_path, s->name.len - offsetof(struct sockaddr_un, sun_path));
-	snprintf(buf, size, "%.*s", (int)n, un->sun_path);
+	buf[0] = 0;
+	if (relative(&s->name) && (!s->dir || sk_unix_abs(s->dir, &s->name, buf, size) < 0))
+		buf[0] = 0;
+	else if (!relative(&s->name))
+		snprintf(buf, size, "%.*s", (int)n, un->sun_path);
 }
 
 static void aside_of(const char *path, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s.stasis-%d", path, (int)getpid());
+}
+
+/* bind() or connect() to an address of s's (a relative one from dir). */
+static int at_name(int fd, const struct sk_addr *a, const char *dir, bool conn)
+{
+	if (relative(a))
+		return dir ? sk_unix_at(dir, fd, a, conn) : -EINVAL;
+	int r = conn ? connect(fd, (const struct sockaddr *)&a->ss, a->len) : bind(fd, (const struct sockaddr *)&a->ss, a->len);
+	return r < 0 ? -errno : 0;
 }
 
 /* A socket whose file was unlinked (or taken over by a later socket of
@@ -216,7 +235,7 @@ static int bind_gone(int fd, const struct sk_rec *s, const char *path)
 	aside_of(path, aside, sizeof(aside));
 	if (rename(path, aside) < 0 && errno != ENOENT)
 		return -errno;
-	int r = bind(fd, (const struct sockaddr *)&s->name.ss, s->name.len) < 0 ? -errno : 0;
+	int r = at_name(fd, &s->name, s->dir, false);
 	if (r < 0)
 		(void)rename(aside, path);
 	return r;
@@ -228,7 +247,7 @@ static int gone_done(const struct sk_rec *s)
 {
 	char path[SK_PATH_MAX], aside[SK_PATH_MAX + 32];
 	int r = 0;
-	if (!s->name_gone || !named(&s->name) || relative(&s->name))
+	if (!s->name_gone || !named(&s->name))
 		return 0;
 	path_of(s, path, sizeof(path));
 	if (path[0] != '/')
@@ -241,36 +260,37 @@ static int gone_done(const struct sk_rec *s)
 	return r;
 }
 
+/* Whether a live socket answers at s's name. */
+static bool name_answers(const struct sk_rec *s)
+{
+	_cleanup_close_ int probe = socket(AF_UNIX, s->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	return probe < 0 || at_name(probe, &s->name, s->dir, true) != -ECONNREFUSED;
+}
+
 /* Binds to s's name; a socket file left at the path by the dead original
  * is removed first, but only a socket file nobody listens on. A gone
  * name needs gone_done() after. */
 static int bind_name(int fd, const struct sk_rec *s)
 {
 	const struct sockaddr_un *un = (const struct sockaddr_un *)&s->name.ss;
-	char path[sizeof(un->sun_path) + 1] = "";
+	char path[SK_PATH_MAX];
 	struct stat st;
 
 	if (!named(&s->name))
 		return 0;
-	if (relative(&s->name))
-		return -EINVAL;
 	path_of(s, path, sizeof(path));
+	if (relative(&s->name) && !path[0])
+		return -EINVAL;
 	if (s->name_gone && path[0] == '/')
 		return bind_gone(fd, s, path);
-	if (bind(fd, (const struct sockaddr *)&s->name.ss, s->name.len) == 0)
-		return 0;
-	if (errno != EADDRINUSE || un->sun_path[0] == '\0')
-		return -errno;
-	if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return -EADDRINUSE;
-	_cleanup_close_ int probe = socket(AF_UNIX, s->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (probe < 0)
-		return -errno;
-	if (connect(probe, (const struct sockaddr *)&s->name.ss, s->name.len) == 0 || errno != ECONNREFUSED)
+	int r = at_name(fd, &s->name, s->dir, false);
+	if (r != -EADDRINUSE || un->sun_path[0] == '\0')
+		return r;
+	if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode) || name_answers(s))
 		return -EADDRINUSE;
 	if (unlink(path) < 0 && errno != ENOENT)
 		return -errno;
-	return bind(fd, (const struct sockaddr *)&s->name.ss, s->name.len) < 0 ? -errno : 0;
+	return at_name(fd, &s->name, s->dir, false);
 }
 
 /* bind_name for the ends of a pair (filled through their peers). */
@@ -288,7 +308,7 @@ static int apply_shutdown(int fd, int bits)
 	return shutdown(fd, how[bits]) < 0 ? -errno : 0;
 }
 
-/* Fills a named socket's queue from an unnamed one. */
+/* Fills a named socket's queue from an unnamed one connected to it. */
 static int fill_from_unnamed(int fd, const struct sk_rec *s)
 {
 	if (!s->queue_len && !s->nmsgs)
@@ -296,7 +316,8 @@ static int fill_from_unnamed(int fd, const struct sk_rec *s)
 	_cleanup_close_ int tmp = socket(AF_UNIX, s->type | SOCK_CLOEXEC, 0);
 	if (tmp < 0)
 		return -errno;
-	return sk_queue_fill(tmp, s, (const struct sockaddr *)&s->name.ss, s->name.len);
+	int r = at_name(tmp, &s->name, s->dir, true);
+	return r < 0 ? r : sk_queue_fill(tmp, s, NULL, 0);
 }
 
 static int restore_single(const struct sk_rec *s, int fd)
@@ -320,9 +341,8 @@ static int restore_single(const struct sk_rec *s, int fd)
 	}
 	if ((r = gone_done(s)) < 0)
 		return log_error_errno(r, "unix socket %" PRIu64 ": cannot unlink its path again: %m", s->ino);
-	if (s->connect_by_name &&
-	    connect(fd, (const struct sockaddr *)&s->peer_name.ss, s->peer_name.len) < 0)
-		return log_error_errno(errno, "unix socket %" PRIu64 ": cannot connect to its peer again: %m", s->ino);
+	if (s->connect_by_name && (r = at_name(fd, &s->peer_name, s->peer_dir, true)) < 0)
+		return log_error_errno(r, "unix socket %" PRIu64 ": cannot connect to its peer again: %m", s->ino);
 	return apply_shutdown(fd, s->shutdown);
 }
 

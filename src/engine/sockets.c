@@ -112,6 +112,9 @@ void sk_rec_free(struct sk_rec *s)
 	if (!s)
 		return;
 	sk_scm_free(s);
+	free(s->dir);
+	free(s->peer_dir);
+	s->dir = s->peer_dir = NULL;
 	free(s->queue);
 	free(s->msg_len);
 	s->queue = NULL;

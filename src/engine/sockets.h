@@ -123,6 +123,10 @@ struct sk_rec {
 	/* unix: the socket file at name is no longer this socket's (unlinked,
 	 * or another socket bound there since): bound, then unlinked again. */
 	bool name_gone;
+	/* unix, a relative name: the directory it was bound from (the
+	 * binder's at dump time, where the socket file was); peer_dir the
+	 * same for a relative peer_name (connect_by_name). NULL: none. */
+	char *dir, *peer_dir;
 	int backlog;  /* listeners */
 	/* unix listeners: the clients of the connections not yet accepted, in
 	 * accept order (each is a socket of the tree, pending_connect) */
@@ -224,3 +228,12 @@ bool sk_tree_inflight(const struct files_proc *v, size_t n, const char *path, in
 int sk_scm_make(const struct fd_restore *x, const struct sk_rec *s,
 		int (*get_sk)(const struct fd_restore *x, const struct fd_rec *o));
 void sk_scm_close(const struct sk_rec *s);
+
+/* sk-unix-path.c: relative unix names. The process' current directory
+ * when the socket file with inode vfs_ino (0: any) is there, as a path
+ * in its root; -ENOENT otherwise. */
+int sk_unix_find_dir(pid_t pid, const struct sk_addr *a, uint32_t vfs_ino, char **ret);
+/* dir + "/" + the relative name of a. */
+int sk_unix_abs(const char *dir, const struct sk_addr *a, char *buf, size_t size);
+/* bind() (or connect()) fd to the relative name a from dir, in a child. */
+int sk_unix_at(const char *dir, int fd, const struct sk_addr *a, bool conn);
