@@ -107,6 +107,26 @@ static void pending_to_json(const struct sk_rec *s, struct json_builder *b)
 		jb_append(b, a, json_integer((json_int_t)s->pending[i]));
 }
 
+/* The socket filter, optional: whole instructions, at most BPF_MAXINSNS
+ * (the kernel checks the program itself when it is attached). */
+static int filter_from_json(const json_t *j, struct sk_rec *s)
+{
+	void *buf;
+	size_t len;
+	int r;
+	if (json_object_get(j, "filter_locked") && (r = json_get_bool(j, "filter_locked", &s->filter_locked)) < 0)
+		return r;
+	if (!json_object_get(j, "filter"))
+		return 0;
+	if ((r = json_get_hex_alloc(j, "filter", SK_MAX_FILTER * sizeof(*s->filter), &buf, &len)) < 0)
+		return r;
+	s->filter = buf;
+	if (!len || len % sizeof(*s->filter))
+		return -EBADMSG;
+	s->filter_len = (uint16_t)(len / sizeof(*s->filter));
+	return 0;
+}
+
 /* An absolute directory, optional. */
 static int dir_from_json(const json_t *j, const char *key, char **ret)
 {
@@ -206,6 +226,10 @@ void sk_to_json(const struct sk_rec *s, struct json_builder *b)
 		jb_bool(&j, "pending_connect", true);
 	if (s->dir)
 		jb_str(&j, "dir", s->dir);
+	if (s->filter_len)
+		jb_hex(&j, "filter", s->filter, s->filter_len * sizeof(*s->filter));
+	if (s->filter_locked)
+		jb_bool(&j, "filter_locked", true);
 	if (s->peer_dir)
 		jb_str(&j, "peer_dir", s->peer_dir);
 	pending_to_json(s, &j);
@@ -262,7 +286,7 @@ int sk_from_json(const json_t *obj, struct sk_rec *s)
 	s->state = (enum sk_state)si;
 	if ((json_object_get(j, "name_gone") && (r = json_get_bool(j, "name_gone", &s->name_gone)) < 0) ||
 	    (r = pending_from_json(j, s)) < 0 || (r = dir_from_json(j, "dir", &s->dir)) < 0 ||
-	    (r = dir_from_json(j, "peer_dir", &s->peer_dir)) < 0)
+	    (r = dir_from_json(j, "peer_dir", &s->peer_dir)) < 0 || (r = filter_from_json(j, s)) < 0)
 		return r;
 	if ((r = addr_from_json(j, "name", s->family, &s->name)) < 0 ||
 	    (r = addr_from_json(j, "peer_name", s->family, &s->peer_name)) < 0 || (r = opts_from_json(j, s)) < 0 ||

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -46,6 +47,8 @@ static const struct {
 	[SK_OPT_V6ONLY] = { "v6only", IPPROTO_IPV6, IPV6_V6ONLY, F_INET6 },
 	[SK_OPT_TOS] = { "tos", IPPROTO_IP, IP_TOS, F_INET4 },
 	[SK_OPT_TTL] = { "ttl", IPPROTO_IP, IP_TTL, F_INET4 },
+	[SK_OPT_FREEBIND] = { "freebind", IPPROTO_IP, IP_FREEBIND, F_INET4 },
+	[SK_OPT_FREEBIND6] = { "freebind6", IPPROTO_IPV6, IPV6_FREEBIND, F_INET6 },
 };
 
 const char *sk_opt_key(enum sk_opt o)
@@ -111,8 +114,47 @@ static int set_opt(int fd, enum sk_opt o, int v)
 	return r < 0 ? -errno : 0;
 }
 
+/* The classic BPF filter, if any: SO_GET_FILTER takes and gives a
+ * length in instructions. An eBPF program (SO_ATTACH_BPF) reads as
+ * EACCES: it cannot be read back, so it is refused. */
+static int filter_collect(int fd, struct sk_rec *s)
+{
+	socklen_t n = 0;
+	int locked = 0;
+	socklen_t l = sizeof(locked);
+	if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &n) < 0)
+		return errno == EACCES ? -EOPNOTSUPP : -errno;
+	if (getsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &locked, &l) == 0)
+		s->filter_locked = locked;
+	if (!n)
+		return 0;
+	if (n > SK_MAX_FILTER)
+		return -E2BIG;
+	s->filter = calloc(n, sizeof(*s->filter));
+	if (!s->filter)
+		return -ENOMEM;
+	if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, s->filter, &n) < 0)
+		return -errno;
+	s->filter_len = (uint16_t)n;
+	return 0;
+}
+
+int sk_filter_apply(int fd, const struct sk_rec *s)
+{
+	struct sock_fprog p = { .len = s->filter_len, .filter = s->filter };
+	int one = 1;
+	if ((s->filter_len && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &p, sizeof(p)) < 0) ||
+	    (s->filter_locked && setsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)) < 0))
+		return log_error_errno(errno, "%s %" PRIu64 ": cannot attach its socket filter again (%u instructions): %m",
+				       sk_kind_name(s), s->ino, s->filter_len);
+	return 0;
+}
+
 int sk_opts_collect(int fd, struct sk_rec *s)
 {
+	int e = filter_collect(fd, s);
+	if (e < 0)
+		return e;
 	_cleanup_close_ int ref = socket(s->family, s->type | SOCK_CLOEXEC, s->protocol);
 	if (ref < 0)
 		return -errno;
@@ -133,6 +175,11 @@ int sk_opts_collect(int fd, struct sk_rec *s)
 
 int sk_opts_apply(int fd, const struct sk_rec *s)
 {
+	int e;
+	/* A unix socket's queue is refilled through the filter: attached
+	 * after that, by sk-unix.c. */
+	if (s->family != AF_UNIX && (e = sk_filter_apply(fd, s)) < 0)
+		return e;
 	for (int o = 0; o < SK_OPT_MAX; o++) {
 		int cur;
 		if (!(s->opts_set & (1u << o)) || !applies(o, s))

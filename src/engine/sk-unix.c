@@ -187,7 +187,12 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
 					sk_kind_name(s), name);
 		return r;
 	}
-	if ((r = sk_opts_collect(sk, s)) < 0)
+	if ((r = sk_opts_collect(sk, s)) == -EOPNOTSUPP) {
+		log_error("pid %d: fd %d is a %s with an eBPF socket filter (SO_ATTACH_BPF), which cannot be read "
+			  "back to be checkpointed", pid, fd, sk_kind_name(s));
+		return r;
+	}
+	if (r < 0)
 		return log_error_errno(r, "pid %d: fd %d: cannot read the options of the %s: %m", pid, fd,
 				       sk_kind_name(s));
 	return 0;
@@ -328,6 +333,8 @@ static int restore_single(const struct sk_rec *s, int fd)
 	if ((r = bind_name(fd, s)) < 0)
 		return log_error_errno(r, "unix socket %" PRIu64 ": cannot bind it again: %m", s->ino);
 	if (s->state == SK_LISTEN) {
+		if ((r = sk_filter_apply(fd, s)) < 0)
+			return r;
 		r = listen(fd, s->backlog) < 0 ? -errno : 0;
 		int g = gone_done(s);
 		if (r < 0 || (r = g) < 0)
@@ -343,6 +350,8 @@ static int restore_single(const struct sk_rec *s, int fd)
 		return log_error_errno(r, "unix socket %" PRIu64 ": cannot unlink its path again: %m", s->ino);
 	if (s->connect_by_name && (r = at_name(fd, &s->peer_name, s->peer_dir, true)) < 0)
 		return log_error_errno(r, "unix socket %" PRIu64 ": cannot connect to its peer again: %m", s->ino);
+	if ((r = sk_filter_apply(fd, s)) < 0)
+		return r;
 	return apply_shutdown(fd, s->shutdown);
 }
 
@@ -353,7 +362,8 @@ static int fill_pair(int a, const struct sk_rec *sa, int b, const struct sk_rec 
 	int r;
 	if ((r = sk_queue_fill(b, sa, NULL, 0)) < 0 || (sb && (r = sk_queue_fill(a, sb, NULL, 0)) < 0))
 		return log_error_errno(r, "unix socket %" PRIu64 ": cannot refill the queues of the pair: %m", sa->ino);
-	if ((r = sk_opts_apply(a, sa)) < 0 || (sb && (r = sk_opts_apply(b, sb)) < 0))
+	if ((r = sk_opts_apply(a, sa)) < 0 || (sb && (r = sk_opts_apply(b, sb)) < 0) ||
+	    (r = sk_filter_apply(a, sa)) < 0 || (sb && (r = sk_filter_apply(b, sb)) < 0))
 		return r;
 	if ((r = apply_shutdown(a, sa->shutdown)) < 0 || (sb && (r = apply_shutdown(b, sb->shutdown)) < 0))
 		return log_error_errno(r, "unix socket %" PRIu64 ": cannot shut the pair down again: %m", sa->ino);
@@ -400,7 +410,7 @@ static int restore_unbound(const struct sk_rec *s, int a, int b)
 		return log_error_errno(errno, "unix socket %" PRIu64 ": cannot disconnect it: %m", s->ino);
 	if ((r = sk_queue_fill(b, s, NULL, 0)) < 0)
 		return log_error_errno(r, "unix socket %" PRIu64 ": cannot refill its queue: %m", s->ino);
-	if ((r = sk_opts_apply(a, s)) < 0)
+	if ((r = sk_opts_apply(a, s)) < 0 || (r = sk_filter_apply(a, s)) < 0)
 		return r;
 	return apply_shutdown(a, s->shutdown);
 }
@@ -416,6 +426,8 @@ int sk_unix_restore_pending(const struct sk_rec *s, int *ret_fd)
 	if (connect(fd, (const struct sockaddr *)&s->peer_name.ss, s->peer_name.len) < 0)
 		return log_error_errno(errno, "unix socket %" PRIu64 ": cannot connect to its listener again (is its "
 				       "backlog full?): %m", s->ino);
+	if ((r = sk_filter_apply(fd, s)) < 0)
+		return r;
 	if ((r = apply_shutdown(fd, s->shutdown)) < 0)
 		return log_error_errno(r, "unix socket %" PRIu64 ": cannot shut it down again: %m", s->ino);
 	*ret_fd = TAKE_FD(fd);

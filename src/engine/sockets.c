@@ -114,6 +114,9 @@ void sk_rec_free(struct sk_rec *s)
 	sk_scm_free(s);
 	free(s->dir);
 	free(s->peer_dir);
+	free(s->filter);
+	s->filter = NULL;
+	s->filter_len = 0;
 	s->dir = s->peer_dir = NULL;
 	free(s->queue);
 	free(s->msg_len);

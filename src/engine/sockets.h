@@ -34,6 +34,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <linux/filter.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -79,6 +80,8 @@ enum sk_opt {
 	SK_OPT_V6ONLY,
 	SK_OPT_TOS,
 	SK_OPT_TTL,
+	SK_OPT_FREEBIND,  /* set before bind: a non-local address */
+	SK_OPT_FREEBIND6,
 	SK_OPT_MAX,
 };
 
@@ -139,6 +142,12 @@ struct sk_rec {
 	int shutdown; /* unix: 1 receive side shut down, 2 send side */
 	uint32_t opts_set; /* bit (1 << SK_OPT_x): opts[x] recorded */
 	int opts[SK_OPT_MAX];
+	/* A classic BPF socket filter (SO_ATTACH_FILTER), as SO_GET_FILTER
+	 * reads it back; filter_locked: SO_LOCK_FILTER. */
+#define SK_MAX_FILTER 4096 /* BPF_MAXINSNS */
+	struct sock_filter *filter;
+	uint16_t filter_len;
+	bool filter_locked;
 	/* Bytes waiting to be read on this socket. Stream: nmsgs is 0. Dgram
 	 * and seqpacket: msg_len[] splits the bytes into messages (maybe of
 	 * length 0), in queue order. */
