@@ -24,6 +24,7 @@ sys.path[:0] = [os.path.join(HERE, 'lib'), HERE]
 
 from runner import Runner  # noqa: E402
 import t_zdtm  # noqa: E402
+import t_sockets  # noqa: E402
 import t_cli  # noqa: E402
 import t_failures  # noqa: E402
 import t_trust  # noqa: E402
@@ -36,7 +37,7 @@ import t_manpage  # noqa: E402
 import t_source  # noqa: E402
 import t_containers_pids  # noqa: E402
 
-MODULES = (t_source, t_zdtm, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, t_terminals, containers,
+MODULES = (t_source, t_zdtm, t_sockets, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs, t_terminals, containers,
            t_containers_pids, t_podman)
 
 

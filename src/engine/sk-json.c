@@ -17,8 +17,8 @@
 
 static const char *const family_names[] = { "unix", "inet", "inet6" };
 static const int families[] = { AF_UNIX, AF_INET, AF_INET6 };
-static const char *const type_names[] = { "stream", "dgram", "seqpacket" };
-static const int types[] = { SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET };
+static const char *const type_names[] = { "stream", "dgram", "seqpacket", "raw" };
+static const int types[] = { SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_RAW };
 static const char *const state_names[SK_STATE_MAX] = { "unconnected", "listen", "connected" };
 
 static int name_index(const char *const *names, size_t n, const char *s)
@@ -242,14 +242,14 @@ void sk_to_json(const struct sk_rec *s, struct json_builder *b)
 /* Combinations the restore code relies on. */
 static bool consistent(const struct sk_rec *s)
 {
-	if (s->family == AF_UNIX ? s->protocol != 0
-				 : s->type == SOCK_SEQPACKET ||
-					   s->protocol != (s->type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))
+	if (s->family == AF_UNIX ? s->protocol != 0 || s->type == SOCK_RAW
+				 : !sk_raw_handles(s) && (s->type == SOCK_SEQPACKET ||
+					   s->protocol != (s->type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP)))
 		return false;
-	if (s->state == SK_LISTEN && s->type == SOCK_DGRAM)
+	if (s->state == SK_LISTEN && (s->type == SOCK_DGRAM || s->type == SOCK_RAW))
 		return false;
 	if (s->family != AF_UNIX && (s->peer_ino || s->connect_by_name || s->queue_len || s->nmsgs ||
-				     (s->state == SK_CONNECTED && (s->type != SOCK_DGRAM || !s->peer_name.len))))
+				     (s->state == SK_CONNECTED && (s->type == SOCK_STREAM || !s->peer_name.len))))
 		return false;
 	if (s->connect_by_name && (s->type != SOCK_DGRAM || s->state != SK_CONNECTED || s->peer_name.len <=
 				   offsetof(struct sockaddr_un, sun_path)))

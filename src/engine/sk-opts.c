@@ -163,6 +163,8 @@ int sk_opts_collect(int fd, struct sk_rec *s)
 		if (!applies(o, s))
 			continue;
 		int r = get_opt(fd, o, &v);
+		if (r == -EOPNOTSUPP || r == -ENOPROTOOPT)
+			continue; /* not one of this kind's (SO_PEEK_OFF on raw sockets) */
 		if (r < 0)
 			return r;
 		if (get_opt(ref, o, &dflt) == 0 && v == dflt)

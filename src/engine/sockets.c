@@ -42,6 +42,8 @@ const char *sk_kind_name(const struct sk_rec *s)
 		return s->type == SOCK_STREAM ? "unix stream socket"
 		       : s->type == SOCK_DGRAM ? "unix datagram socket"
 					       : "unix seqpacket socket";
+	if (sk_raw_handles(s))
+		return sk_raw_kind_name(s);
 	if (s->protocol == IPPROTO_TCP)
 		return s->family == AF_INET ? "TCP socket" : "TCPv6 socket";
 	return s->family == AF_INET ? "UDP socket" : "UDPv6 socket";
@@ -94,7 +96,7 @@ int sk_collect(pid_t pid, int pidfd, int fd, unsigned flags, struct sk_rec *ret)
 	if (s.family == AF_UNIX)
 		r = sk_unix_collect(pid, fd, sk, &s);
 	else if (s.family == AF_INET || s.family == AF_INET6)
-		r = sk_inet_collect(pid, fd, sk, flags, &s);
+		r = sk_raw_handles(&s) ? sk_raw_collect(pid, fd, sk, &s) : sk_inet_collect(pid, fd, sk, flags, &s);
 	else
 		r = log_error_errno(EOPNOTSUPP, "pid %d: fd %d is a socket of family %d (%s), which cannot be "
 				    "checkpointed yet", pid, fd, s.family,
@@ -143,7 +145,7 @@ int sk_restore(const struct sk_rec *s, const struct sk_rec *peer, int *ret_fd, i
 		return sk_unix_restore(s, peer, ret_fd, ret_peer_fd);
 	if (peer)
 		return log_error_errno(EINVAL, "socket %" PRIu64 ": an inet socket is restored alone", s->ino);
-	return sk_inet_restore(s, ret_fd);
+	return sk_raw_handles(s) ? sk_raw_restore(s, ret_fd) : sk_inet_restore(s, ret_fd);
 }
 
 

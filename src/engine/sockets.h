@@ -246,3 +246,9 @@ int sk_unix_find_dir(pid_t pid, const struct sk_addr *a, uint32_t vfs_ino, char 
 int sk_unix_abs(const char *dir, const struct sk_addr *a, char *buf, size_t size);
 /* bind() (or connect()) fd to the relative name a from dir, in a child. */
 int sk_unix_at(const char *dir, int fd, const struct sk_addr *a, bool conn);
+
+/* sk-raw.c: ICMP (ping) sockets, raw sockets, UDP-Lite. */
+bool sk_raw_handles(const struct sk_rec *s);
+const char *sk_raw_kind_name(const struct sk_rec *s);
+int sk_raw_collect(pid_t pid, int fd, int sk, struct sk_rec *s);
+int sk_raw_restore(const struct sk_rec *s, int *ret_fd);
