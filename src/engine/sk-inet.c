@@ -110,6 +110,8 @@ int sk_inet_collect(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s)
 	} else {
 		int inq = 0;
 		s->state = s->peer_name.len ? SK_CONNECTED : SK_UNCONNECTED;
+		if (sk_inet_diag_shutdown(sk, s, &s->shutdown) < 0)
+			s->shutdown = 0; /* no udp_diag here: none seen */
 		if (ioctl(sk, SIOCINQ, &inq) == 0 && inq > 0)
 			log_warn("pid %d: fd %d: the datagrams queued on the %s (%s) are not kept", pid, fd,
 				 sk_kind_name(s), name);
@@ -158,6 +160,8 @@ int sk_inet_restore(const struct sk_rec *s, int *ret_fd)
 				       s->state == SK_LISTEN ? " and listen on" : "", name);
 	if (s->state == SK_CONNECTED && connect(fd, (const struct sockaddr *)&s->peer_name.ss, s->peer_name.len) < 0)
 		return log_error_errno(errno, "%s %" PRIu64 ": cannot connect it again: %m", sk_kind_name(s), s->ino);
+	if ((r = sk_inet_shutdown_again(fd, s->shutdown)) < 0)
+		return log_error_errno(r, "%s %" PRIu64 ": cannot shut it down again: %m", sk_kind_name(s), s->ino);
 	*ret_fd = TAKE_FD(fd);
 	return 0;
 }

@@ -72,6 +72,8 @@ int sk_raw_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
 	if (!addr_set(&s->name))
 		s->name.len = 0;
 	s->state = s->peer_name.len ? SK_CONNECTED : SK_UNCONNECTED;
+	if (s->protocol == IPPROTO_UDPLITE && sk_inet_diag_shutdown(sk, s, &s->shutdown) < 0)
+		s->shutdown = 0;
 	if (ioctl(sk, SIOCINQ, &inq) == 0 && inq > 0)
 		log_warn("pid %d: fd %d: the packets queued on the %s are not kept", pid, fd, sk_kind_name(s));
 	if ((r = sk_opts_collect(sk, s)) < 0)
@@ -129,6 +131,8 @@ int sk_raw_restore(const struct sk_rec *s, int *ret_fd)
 				       s->ino, name);
 	if (s->state == SK_CONNECTED && connect(fd, (const struct sockaddr *)&s->peer_name.ss, s->peer_name.len) < 0)
 		return log_error_errno(errno, "%s %" PRIu64 ": cannot connect it again: %m", sk_kind_name(s), s->ino);
+	if ((r = sk_inet_shutdown_again(fd, s->shutdown)) < 0)
+		return log_error_errno(r, "%s %" PRIu64 ": cannot shut it down again: %m", sk_kind_name(s), s->ino);
 	*ret_fd = TAKE_FD(fd);
 	return 0;
 }

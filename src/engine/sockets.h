@@ -139,7 +139,7 @@ struct sk_rec {
 	/* unix: a client whose connection waits on a listener of the tree:
 	 * restored by connecting to it again (sockets.c, with the listener) */
 	bool pending_connect;
-	int shutdown; /* unix: 1 receive side shut down, 2 send side */
+	int shutdown; /* 1 receive side shut down, 2 send side (unix; inet: UDP, UDP-Lite) */
 	uint32_t opts_set; /* bit (1 << SK_OPT_x): opts[x] recorded */
 	int opts[SK_OPT_MAX];
 	/* A classic BPF socket filter (SO_ATTACH_FILTER), as SO_GET_FILTER
@@ -252,3 +252,9 @@ bool sk_raw_handles(const struct sk_rec *s);
 const char *sk_raw_kind_name(const struct sk_rec *s);
 int sk_raw_collect(pid_t pid, int fd, int sk, struct sk_rec *s);
 int sk_raw_restore(const struct sk_rec *s, int *ret_fd);
+/* sk-inet-diag.c: the shutdown() state of a UDP or UDP-Lite socket
+ * (sk: our copy, s: its addresses filled), as sock_diag shows it. */
+int sk_inet_diag_shutdown(int sk, const struct sk_rec *s, int *ret);
+/* shutdown() with those bits again (ENOTCONN of an unconnected UDP
+ * socket is not an error: the bits are set all the same). */
+int sk_inet_shutdown_again(int fd, int bits);

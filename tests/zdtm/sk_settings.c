@@ -2,7 +2,7 @@
 /* Socket settings that must survive: classic BPF socket filters
  * (SO_ATTACH_FILTER, on a unix dgram socket with a message queued that
  * the filter would cut, on a UDP socket, locked on one), shutdown() of
- * unix stream ends, SO_REUSEPORT on two UDP sockets and two TCP
+ * unix stream ends and of a connected UDP socket, SO_REUSEPORT on two UDP sockets and two TCP
  * listeners sharing a port, and IP_FREEBIND / IPV6_FREEBIND sockets bound
  * to addresses this host does not have.
  *
@@ -107,6 +107,11 @@ int main(int argc, char **argv)
 	int t2 = inet_sock(AF_INET6, SOCK_STREAM, "::1", port_of(t1), SOL_SOCKET, SO_REUSEPORT);
 	if (listen(t1, 4) || listen(t2, 4))
 		test_die("listen: %m");
+	int us = inet_sock(AF_INET, SOCK_DGRAM, "127.0.0.1", 0, SOL_SOCKET, SO_BROADCAST);
+	struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(port_of(udp)) };
+	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(us, (struct sockaddr *)&peer, sizeof(peer)) || shutdown(us, SHUT_WR))
+		test_die("udp shutdown: %m");
 	int f4 = inet_sock(AF_INET, SOCK_DGRAM, "192.0.2.7", 0, IPPROTO_IP, IP_FREEBIND);
 	int f6 = inet_sock(AF_INET6, SOCK_DGRAM, "2001:db8::7", 0, IPPROTO_IPV6, IPV6_FREEBIND);
 	int f6t = inet_sock(AF_INET6, SOCK_STREAM, "2001:db8::8", 4321, IPPROTO_IPV6, IPV6_FREEBIND);
@@ -125,6 +130,7 @@ int main(int argc, char **argv)
 	check(n == 4 && !memcmp(buf, "tail", 4), "shut stream: the queue is gone (%zd)", n);
 	check(read(st[1], buf, 1) == 0, "shut stream: no EOF where the peer shut down writing");
 	check(send(st[0], "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE, "shut stream: write after SHUT_WR works");
+	check(send(us, "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE, "udp: sending works after SHUT_WR");
 	check_opt(r1, SOL_SOCKET, SO_REUSEPORT, "udp reuseport 1");
 	check_opt(r2, SOL_SOCKET, SO_REUSEPORT, "udp reuseport 2");
 	check(port_of(r1) == port_of(r2) && port_of(t1) == port_of(t2), "reuseport: the ports differ");
