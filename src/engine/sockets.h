@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Sockets: unix (stream, dgram, seqpacket) and inet (TCP, UDP over IPv4 and
- * IPv6), the fd kind "socket" (files.h).
+/* Sockets: unix (stream, dgram, seqpacket) and inet (TCP, UDP, UDP-Lite,
+ * ICMP ping and raw, over IPv4 and IPv6), the fd kind "socket" (files.h).
  *   sockets.c  the fd kind, the entry points below, addresses
  *   sk-queue.c the receive queue (peeked at dump, sent again at restore)
  *   sk-unix.c  unix sockets: dump and restore
+ *   sk-unix-path.c  unix names that are relative paths
+ *   sk-scm.c   control messages in a unix queue: fds in flight, credentials
  *   sk-inet.c  TCP and UDP: dump and restore
- *   sk-opts.c  socket options;  sk-diag.c  sock_diag for unix sockets
+ *   sk-raw.c   ICMP (ping), raw and UDP-Lite sockets
+ *   sk-opts.c  socket options and filters;  sk-diag.c  sock_diag for unix
+ *              sockets;  sk-inet-diag.c  inet_diag (UDP shutdown state)
  *   sk-json.c  the "socket" object of the fd's record
  * Both sides run in the controller: dump inspects a copy of the
  * target's socket (pidfd_getfd) while the target is frozen, and changes
