@@ -3,6 +3,7 @@
  * only sock_diag shows (what `ss` prints as its shutdown arrows). The
  * socket is found by its addresses and made sure of by its cookie. */
 #include <errno.h>
+#include <inttypes.h>
 #include <libmnl/libmnl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -12,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "engine/sockets.h"
+#include "util/log.h"
 
 static void put_addr(const struct sk_addr *a, __be16 *port, __be32 ip[4])
 {
@@ -34,7 +36,14 @@ static int parse(const char *buf, size_t len, int *ret)
 	int rem = (int)len;
 	for (; mnl_nlmsg_ok(nlh, rem); nlh = mnl_nlmsg_next(nlh, &rem)) {
 		struct nlattr *a;
-		if (nlh->nlmsg_type == NLMSG_ERROR || nlh->nlmsg_type == NLMSG_DONE)
+		if (nlh->nlmsg_type == NLMSG_ERROR) {
+			struct nlmsgerr e;
+			if (mnl_nlmsg_get_payload_len(nlh) < sizeof(e))
+				return -EBADMSG;
+			memcpy(&e, mnl_nlmsg_get_payload(nlh), sizeof(e));
+			return e.error < 0 && e.error > -4096 ? e.error : -ENOENT;
+		}
+		if (nlh->nlmsg_type == NLMSG_DONE)
 			return -ENOENT;
 		if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct inet_diag_msg))
 			return -EBADMSG;
@@ -86,13 +95,16 @@ int sk_inet_diag_shutdown(int sk, const struct sk_rec *s, int *ret)
 	put_addr(&s->peer_name, &req.id.idiag_sport, req.id.idiag_src);
 	put_addr(&s->name, &req.id.idiag_dport, req.id.idiag_dst);
 	int r = query(&req, ret);
-	if (r != -ENOENT)
+	if (r != -ENOENT && r != -ESTALE) /* ESTALE: another socket's cookie */
 		return r;
 	memset(&req.id.idiag_src, 0, sizeof(req.id.idiag_src) + sizeof(req.id.idiag_dst));
 	req.id.idiag_sport = req.id.idiag_dport = 0;
 	put_addr(&s->name, &req.id.idiag_sport, req.id.idiag_src);
 	put_addr(&s->peer_name, &req.id.idiag_dport, req.id.idiag_dst);
-	return query(&req, ret);
+	if ((r = query(&req, ret)) < 0)
+		log_debug("%s %" PRIu64 ": inet_diag does not show it (%s): its shutdown state is taken as none",
+			  sk_kind_name(s), s->ino, strerror(-r));
+	return r;
 }
 
 int sk_inet_shutdown_again(int fd, int bits)

@@ -49,6 +49,7 @@ static const struct {
 	[SK_OPT_TTL] = { "ttl", IPPROTO_IP, IP_TTL, F_INET4 },
 	[SK_OPT_FREEBIND] = { "freebind", IPPROTO_IP, IP_FREEBIND, F_INET4 },
 	[SK_OPT_FREEBIND6] = { "freebind6", IPPROTO_IPV6, IPV6_FREEBIND, F_INET6 },
+	[SK_OPT_HDRINCL] = { "hdrincl", IPPROTO_IP, IP_HDRINCL, F_INET4 },
 };
 
 const char *sk_opt_key(enum sk_opt o)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "engine/fsroot.h"
+#include "image/layout.h"
 #include "engine/sockets.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -303,22 +304,51 @@ static int tree_pipe(const struct fd_restore *x, const struct fd_rec *o)
 	return -ENOENT;
 }
 
+/* A pipe nobody in the tree holds, made for the queues: its bytes were
+ * saved from its end in flight (pipe-INO.data, at most 1 MiB back here;
+ * the pipe is grown to hold them). Returns its read end. */
+static int new_pipe(struct image *img, const struct fd_rec *o)
+{
+	char name[IMAGE_NAME_MAX];
+	unsigned long long ino = 0;
+	int pp[2], e = 0;
+	if (sscanf(o->path, "pipe:[%llu]", &ino) != 1)
+		return -EBADMSG;
+	if (pipe2(pp, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	if (image_has(img, image_name_pipe(name, ino))) {
+		_cleanup_free_ void *buf = NULL;
+		size_t len = 0;
+		if ((e = image_get(img, name, 1u << 20, &buf, &len)) >= 0) {
+			errno = EIO; /* a short write sets none */
+			if (fcntl(pp[1], F_SETPIPE_SZ, (int)len) < 0 || write(pp[1], buf, len) != (ssize_t)len)
+				e = -errno;
+		}
+	}
+	close(pp[1]);
+	if (e < 0) {
+		close(pp[0]);
+		return e;
+	}
+	fcntl(pp[0], F_SETFL, 0);
+	return pp[0];
+}
+
 /* A pipe in flight: a new open file description of its pipe (the tree's,
- * or one made for the queues: a pipe nobody in the tree holds comes back
- * empty), through /proc/self/fd, with the end's direction and flags. */
+ * or one made for the queues), through /proc/self/fd, with the end's
+ * direction and flags. */
 static int open_pipe(const struct fd_restore *x, const struct fd_rec *o)
 {
 	char p[64];
 	int any = tree_pipe(x, o);
 	if (any == -ENOENT && (any = files_ctx_find(x->c, o->desc)) < 0) {
-		int pp[2];
-		if (pipe2(pp, O_CLOEXEC) < 0)
-			return -errno;
-		close(pp[1]);
-		int e = files_ctx_add(x->c, o->desc, pp[0]);
+		int rd = new_pipe(x->c->img, o);
+		if (rd < 0)
+			return rd;
+		int e = files_ctx_add(x->c, o->desc, rd);
 		if (e < 0)
 			return e;
-		any = pp[0];
+		any = rd;
 	}
 	if (any < 0)
 		return any;

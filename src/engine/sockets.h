@@ -91,6 +91,7 @@ enum sk_opt {
 	SK_OPT_TTL,
 	SK_OPT_FREEBIND,  /* set before bind: a non-local address */
 	SK_OPT_FREEBIND6,
+	SK_OPT_HDRINCL,   /* raw sockets */
 	SK_OPT_MAX,
 };
 

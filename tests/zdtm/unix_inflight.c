@@ -3,6 +3,7 @@
  * credentials (SCM_CREDENTIALS). Queued on a datagram pair, in order:
  *  - "file": a regular file (closed by the sender), its offset at 5;
  *  - "pipe": the read end of a pipe whose write end we keep, bytes in it;
+ *  - "solo": the read end of a pipe nobody holds any more, bytes in it;
  *  - "sock": one end of a stream pair whose other end we keep, with bytes
  *    queued in the end in flight;
  *  - "nest": a stream socket in flight (its peer closed) whose own queue
@@ -107,6 +108,12 @@ static void setup(void)
 	send_fd(ch[0], "pipe", pp[0]);
 	close(pp[0]);
 	pw = pp[1];
+	int solo[2];
+	if (pipe(solo) || write(solo[1], "solo", 4) != 4)
+		test_die("solo pipe: %m");
+	send_fd(ch[0], "solo", solo[0]);
+	close(solo[0]);
+	close(solo[1]);
 	if (write(sp[0], "inner", 5) != 5)
 		test_die("inner: %m");
 	send_fd(ch[0], "sock", sp[1]);
@@ -175,6 +182,12 @@ int main(int argc, char **argv)
 		expect_read(p, "pipe", "hello");
 		check(write(pw, "more", 4) == 4, "pipe: write: %m");
 		expect_read(p, "pipe again", "more");
+	}
+	int so = msg_fd(ch[1], "solo");
+	if (so >= 0) {
+		expect_read(so, "pipe nobody holds", "solo");
+		char b;
+		check(read(so, &b, 1) == 0, "pipe nobody holds: no EOF after its bytes");
 	}
 	int s = msg_fd(ch[1], "sock");
 	if (s >= 0) {
