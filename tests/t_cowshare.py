@@ -47,6 +47,9 @@ def t_pss(ctx, workers, mib, max_image_mib):
     if not within(before, after, 0.10):
         raise TestFail('the tree uses %d MiB (Pss) after restore, %d MiB before: sharing lost'
                        % (after >> 10, before >> 10))
+    ins = ctx.stasis(['inspect', ctx.path('img-0')])
+    if ins.rc != 0 or 'shared with its parent' not in ins.out:
+        raise TestFail('inspect does not say which pages are shared with the parent: %s' % ins.what())
     if size > max_image_mib:
         raise TestFail('image of %d workers sharing %d MiB is %.0f MiB, at most %d expected'
                        % (workers, mib, size, max_image_mib))

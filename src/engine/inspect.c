@@ -22,7 +22,10 @@ static void print_node(FILE *out, const struct tree_node *n)
 
 static void print_vmas(FILE *out, const struct mm_rec *m)
 {
-	fprintf(out, "  memory map (%zu mappings, %" PRIu64 " pages saved):\n", m->nvmas, m->pages);
+	fprintf(out, "  memory map (%zu mappings, %" PRIu64 " pages saved", m->nvmas, m->pages);
+	if (m->parent_pages) /* saved by the parent, named here */
+		fprintf(out, ", %" PRIu64 " shared with its parent", m->parent_pages);
+	fprintf(out, "):\n");
 	for (size_t i = 0; i < m->nvmas; i++) {
 		const struct vma_rec *v = &m->vmas[i];
 		fprintf(out, "    %012" PRIx64 "-%012" PRIx64 " %c%c%c%c %8" PRIu64 " KiB %-11s %s\n", v->start, v->end,
