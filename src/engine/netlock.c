@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The network lock's nftables side (netlock.h): the table, taken,
  * released, handed over to an image, and swept when its owner is gone.
- * Commands go to libnftables as text, one buffer a transaction. A table
- * in another network namespace is made by a child that joins it (a
- * netlink socket belongs to the namespace it was opened in). */
+ * Commands go to libnftables as text, one buffer a transaction. For a
+ * table in another network namespace, the calling thread joins it while
+ * it opens the context (a netlink socket belongs to the namespace it was
+ * opened in). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <dirent.h>
@@ -11,14 +12,12 @@
 #include <inttypes.h>
 #include <nftables/libnftables.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,8 +173,8 @@ char *netlock_script(const char *name, const struct netlock_conn *v, size_t n)
 
 /* --- running them --- */
 
-/* Runs script in our network namespace; *ret_out: what nft printed
- * (lists), when asked. The error text goes to err (may be cut). */
+/* Runs script on nft; *ret_out: what nft printed (lists), when asked.
+ * The error text goes to err (may be cut). */
 static int nft_cmd(struct nft_ctx *nft, const char *script, char **ret_out, char *err, size_t errsize)
 {
 	int r = nft_run_cmd_from_buffer(nft, script) == 0 ? 0 : -EIO;
@@ -220,48 +219,14 @@ static bool same_netns(pid_t pid)
 	struct stat a, b;
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
-	if (pid <= 0 || stat(path, &a) < 0 || stat("/proc/self/ns/net", &b) < 0)
+	if (pid <= 0 || stat(path, &a) < 0 || stat("/proc/thread-self/ns/net", &b) < 0)
 		return true;
 	return a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
-/* In pid's network namespace: a child joins it and runs the script;
- * its error text comes back through a pipe. */
-static int nft_run_in(pid_t pid, const char *script, char *err, size_t errsize)
-{
-	if (same_netns(pid))
-		return nft_run(script, NULL, err, errsize);
-	char path[64];
-	int p[2];
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
-	_cleanup_close_ int ns = open(path, O_RDONLY | O_CLOEXEC);
-	if (ns < 0 || pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	fflush(NULL);
-	pid_t child = fork();
-	if (child == 0) {
-		close(p[0]);
-		int r = setns(ns, CLONE_NEWNET) < 0 ? -errno : nft_run(script, NULL, err, errsize);
-		if (r < 0)
-			(void)write_all(p[1], err, strlen(err));
-		_exit(r < 0 ? -r : 0);
-	}
-	close(p[1]);
-	if (child < 0) {
-		close(p[0]);
-		return -errno;
-	}
-	ssize_t n = read(p[0], err, errsize - 1);
-	err[n > 0 ? n : 0] = 0;
-	close(p[0]);
-	int status;
-	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -(WIFEXITED(status) ? WEXITSTATUS(status) : EIO);
-}
-
-/* The fds libnftables opened (its netlink socket) get O_CLOEXEC: a stub
- * we execute must not keep our table alive. before: our fds, sorted. */
+/* Our open fds: the ones libnftables opens (its netlink socket) are those
+ * that were not there before, and get O_CLOEXEC (ctx_new_cloexec), since
+ * a stub we execute must not keep our table alive. */
 static int fd_list(int **ret, size_t *ret_n)
 {
 	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
@@ -335,6 +300,18 @@ static void close_ctx(struct netlock *l)
 	if (l->nft)
 		nft_ctx_free(l->nft);
 	l->nft = NULL;
+}
+
+/* A script in pid's network namespace, on a context of its own. */
+static int nft_run_in(pid_t pid, const char *script, char *err, size_t errsize)
+{
+	struct netlock l = { .ns_pid = pid };
+	int r = open_ctx(&l);
+	if (r < 0)
+		return r;
+	r = nft_cmd(l.nft, script, NULL, err, errsize);
+	close_ctx(&l);
+	return r;
 }
 
 static int sort_conns(const void *a, const void *b)

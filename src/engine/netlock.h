@@ -36,7 +36,8 @@ struct nft_ctx;
 #define NETLOCK_NAME_MAX 64
 #define NETLOCK_MAX_CONNS 65536
 
-/* One TCP connection as seen from the tree: local and remote ends. An
+/* One TCP connection: local and remote ends as the tree sees them (after
+ * netlock_take, either way round: it keeps mirrored pairs once). An
  * IPv4 connection on an IPv6 socket (::ffff:a.b.c.d) is given as IPv4,
  * which is what is on the wire. */
 struct netlock_conn {
