@@ -312,8 +312,9 @@ ok = 'ok' if bytes(got) == theirs else 'bad: %d bytes, first difference at %s' %
     (i for i in range(min(len(got), N)) if got[i] != theirs[i]), 'end'))
 s.sendall(b'done')
 end = s.recv(4)
-with open(os.path.join(d, role + '-result'), 'w') as f:
+with open(os.path.join(d, role + '-result.tmp'), 'w') as f:
     f.write('%s %s\n' % (ok, end.decode(errors='replace')))
+os.rename(os.path.join(d, role + '-result.tmp'), os.path.join(d, role + '-result'))
 '''
 
 
@@ -440,8 +441,9 @@ while True:
     if not b:
         break
     data += b
-with open(os.path.join(d, 'got'), 'w') as f:
+with open(os.path.join(d, 'got.tmp'), 'w') as f:
     f.write(data.decode())
+os.rename(os.path.join(d, 'got.tmp'), os.path.join(d, 'got'))
 '''
 
 

@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Established TCP connections (--tcp-established), through the kernel's
  * TCP repair mode (TCP_REPAIR, Documentation/networking/tcp.rst and
- * tcp(7)). A socket in repair mode sends nothing: no ACK for what it
- * gets, no FIN or reset when it is closed. So:
+ * tcp(7)). A socket in repair mode sends no FIN or reset when it is
+ * closed, and lets its queues and sequence numbers be read and set. It
+ * still takes (and acknowledges) what the peer sends, so during the dump
+ * a drop-all socket filter keeps that out (block_input). So:
  *
  *  - dump puts the target's socket (our pidfd_getfd copy shares it) into
  *    repair mode while the tree is frozen and reads sequence numbers,
  *    both queues (peeked: nothing is consumed), the options agreed at the
- *    handshake, the timestamp clock and the window. It keeps the copy: a
- *    dump that fails, or one with --leave-running, takes the socket out of
- *    repair mode again (sk_tcp_leave_repair) before the tree is thawed;
- *    a dump that kills the tree kills it with the socket still in repair
- *    mode, so the peer sees nothing at all.
+ *    handshake, the timestamp clock and the window, again until nothing
+ *    moved (sockets.c settles the whole tree). It keeps the copy: a dump
+ *    that fails, or one with --leave-running, takes the socket out of
+ *    repair mode again (sk_tcp_leave_repair) before the tree is thawed,
+ *    and the guardian does it if we die (sk_tcp_recover); a dump that
+ *    kills the tree kills it with the socket still in repair mode, so the
+ *    peer sees nothing at all (its later packets find no socket: the
+ *    network lock's part, until the restore).
  *  - restore makes a new socket in repair mode, gives it the sequence
  *    numbers, binds and "connects" it (no handshake in repair mode), puts
  *    the options, the receive queue and the sent part of the send queue
