@@ -68,7 +68,17 @@ static struct {
 	bool go;
 	struct restore_stats *st;
 	uint8_t *buf;
-} F = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	/* The reader thread reads and checks the next block while the worker
+	 * copies this one: the two halves of the work on the two cores. */
+	struct {
+		int fd;
+		uint64_t b;
+		uint8_t *buf;
+		int state; /* PF_* */
+	} pf;
+} F = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .pf = { .fd = -1 } };
+
+enum { PF_EMPTY, PF_READING, PF_READY };
 
 /* --- the segments, changed by the process's own munmap, madvise, mremap --- */
 
@@ -230,22 +240,50 @@ static void copy_pieces(struct target *t, const struct piece *p, size_t n)
 }
 
 /* Called and returns with the lock held. */
+static size_t block_len(const struct target *t, uint64_t b)
+{
+	uint64_t at = b << PAGESUMS_SHIFT;
+	return (size_t)(t->size - at < PAGESUMS_BLOCK ? t->size - at : PAGESUMS_BLOCK);
+}
+
+/* Reads block b of t's page file into buf and checks it. */
+static void read_block(const struct target *t, uint64_t b, uint8_t *buf)
+{
+	size_t len = block_len(t, b);
+	int e = pread_exact(t->fd, buf, len, (off_t)(b << PAGESUMS_SHIFT));
+	if (e < 0)
+		fail("lazy restore: cannot read the page data of pid %d: %s; the restored processes were "
+		     "killed", t->pid, strerror(-e));
+	if (XXH3_64bits(buf, len) != t->sums[b])
+		fail("image file 'pages-%d.img' is damaged: checksum mismatch in block %" PRIu64 " (bytes %"
+		     PRIu64 "+%zu); the restored processes were killed (SIGKILL)", t->pid, b, b << PAGESUMS_SHIFT, len);
+}
+
+/* Lock held. Takes the reader's copy of block b when it has (or is
+ * reading) that one: never read twice. */
+static bool take_prefetched(const struct target *t, uint64_t b)
+{
+	if (F.pf.fd != t->fd || F.pf.b != b || F.pf.state == PF_EMPTY)
+		return false;
+	while (F.pf.state == PF_READING)
+		pthread_cond_wait(&F.cond, &F.lock);
+	uint8_t *x = F.buf;
+	F.buf = F.pf.buf, F.pf.buf = x;
+	F.pf.state = PF_EMPTY, F.pf.fd = -1;
+	pthread_cond_broadcast(&F.cond);
+	return true;
+}
+
 static void fill_block(struct target *t, uint64_t b)
 {
 	struct piece *p;
 	size_t n = block_pieces(t, b, &p);
-	uint64_t at = b << PAGESUMS_SHIFT;
-	size_t len = (size_t)(t->size - at < PAGESUMS_BLOCK ? t->size - at : PAGESUMS_BLOCK);
 	t->state[b] = BUSY;
+	bool have = n && take_prefetched(t, b);
 	pthread_mutex_unlock(&F.lock);
 	if (n) {
-		int e = pread_exact(t->fd, F.buf, len, (off_t)at);
-		if (e < 0)
-			fail("lazy restore: cannot read the page data of pid %d: %s; the restored processes were "
-			     "killed", t->pid, strerror(-e));
-		if (XXH3_64bits(F.buf, len) != t->sums[b])
-			fail("image file 'pages-%d.img' is damaged: checksum mismatch in block %" PRIu64 " (bytes %"
-			     PRIu64 "+%zu); the restored processes were killed (SIGKILL)", t->pid, b, at, len);
+		if (!have)
+			read_block(t, b, F.buf);
 		copy_pieces(t, p, n);
 	}
 	free(p);
@@ -287,6 +325,29 @@ static bool next_block(struct target **ret_t, uint64_t *ret_b)
 		}
 	}
 	return false;
+}
+
+static void *reader_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&F.lock);
+	for (;;) {
+		struct target *t;
+		uint64_t b;
+		if (!F.go || F.pf.state != PF_EMPTY || !next_block(&t, &b)) {
+			pthread_cond_wait(&F.cond, &F.lock);
+			continue;
+		}
+		/* The first block not taken yet: the worker marks the one it fills. */
+		F.pf.fd = t->fd, F.pf.b = b, F.pf.state = PF_READING;
+		uint8_t *buf = F.pf.buf;
+		pthread_mutex_unlock(&F.lock);
+		read_block(t, b, buf);
+		pthread_mutex_lock(&F.lock);
+		F.pf.state = PF_READY;
+		pthread_cond_broadcast(&F.cond);
+	}
+	return NULL;
 }
 
 static void finished(void)
@@ -517,7 +578,9 @@ void lazy_fill_main(int sock, struct restore_stats *st)
 	pthread_t th;
 	F.st = st;
 	F.buf = mmap(NULL, PAGESUMS_BLOCK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (F.buf == MAP_FAILED || pthread_create(&th, NULL, worker_main, NULL) != 0)
+	F.pf.buf = mmap(NULL, PAGESUMS_BLOCK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (F.buf == MAP_FAILED || F.pf.buf == MAP_FAILED || pthread_create(&th, NULL, worker_main, NULL) != 0 ||
+	    pthread_create(&th, NULL, reader_main, NULL) != 0)
 		fail("lazy restore: cannot start the filler: %s", strerror(errno));
 	serve(sock);
 	_exit(0);
