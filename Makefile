@@ -82,6 +82,7 @@ bench:
 	$(MAKE) deps
 	$(MAKE) build
 	python3 bench/bench.py
+	python3 bench/lazy.py
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) fuzz/out

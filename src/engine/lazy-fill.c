@@ -41,7 +41,8 @@ struct seg {
 };
 
 struct target {
-	pid_t pid;
+	pid_t pid;  /* as the image names it (its page file; a child: its parent's) */
+	pid_t hpid; /* in our pid namespace, for /proc (0: a child not found yet) */
 	int uffd, pidfd, fd;
 	struct seg *seg; /* in page file order */
 	size_t nseg, cap;
@@ -184,8 +185,8 @@ static void fail(const char *fmt, ...)
 	va_end(ap);
 	for (size_t i = 0; i < F.n; i++) {
 		struct target *t = F.t[i];
-		if (t->child && !t->pid && (t->pid = new_child(t->parent)) > 0)
-			t->pidfd = sys_pidfd_open(t->pid, 0);
+		if (t->child && !t->hpid && (t->hpid = new_child(t->parent)) > 0)
+			t->pidfd = sys_pidfd_open(t->hpid, 0);
 		if (t->pidfd >= 0)
 			sys_pidfd_send_signal(t->pidfd, SIGKILL);
 	}
@@ -382,13 +383,27 @@ static void *worker_main(void *arg)
 
 /* --- the main thread: messages and userfaultfd events --- */
 
+/* The pid of a pidfd in our pid namespace (a container's restore names
+ * its processes by the pids they have in theirs). */
+static pid_t pidfd_pid(int pidfd)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = 0;
+	const char *p = strstr(buf, "\nPid:");
+	return p ? (pid_t)strtol(p + 6, NULL, 10) : 0;
+}
+
 static int add_target(const struct lazy_msg *m, const int fds[4])
 {
 	struct target *t = calloc(1, sizeof(*t));
 	size_t segs = m->nseg * sizeof(struct lazy_seg), sums = m->nsums * 8;
 	if (!t || F.n == MAX_TARGETS || m->nsums != pagesums_count(m->file_size))
 		return -EINVAL;
-	*t = (struct target){ .pid = m->pid, .uffd = fds[0], .pidfd = fds[1], .fd = fds[2], .size = m->file_size,
+	*t = (struct target){ .pid = m->pid, .hpid = pidfd_pid(fds[1]), .uffd = fds[0], .pidfd = fds[1], .fd = fds[2],
+			      .size = m->file_size,
 			      .nsums = m->nsums, .gone = !m->nseg };
 	void *map = segs + sums ? mmap(NULL, segs + sums, PROT_READ, MAP_PRIVATE, fds[3], 0) : NULL;
 	t->seg = calloc(m->nseg + 1, sizeof(*t->seg));
@@ -451,10 +466,10 @@ static void queue_fault(struct target *t, uint64_t addr)
 static pid_t new_child(const struct target *p)
 {
 	char path[64], buf[4096];
-	snprintf(path, sizeof(path), "/proc/%d/task", p->pid);
+	snprintf(path, sizeof(path), "/proc/%d/task", p->hpid);
 	_cleanup_closedir_ DIR *d = opendir(path);
 	for (struct dirent *e; d && (e = readdir(d));) {
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", p->pid, e->d_name);
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", p->hpid, e->d_name);
 		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
 		buf[n > 0 ? n : 0] = 0;
@@ -464,7 +479,7 @@ static pid_t new_child(const struct target *p)
 				break;
 			bool known = false;
 			for (size_t i = 0; i < F.n && !known; i++)
-				known = F.t[i]->pid == pid;
+				known = F.t[i]->hpid == pid;
 			if (!known)
 				return (pid_t)pid;
 		}
@@ -483,8 +498,8 @@ static int add_child(const struct target *p, int ufd)
 	t->uffd = ufd;
 	t->child = true;
 	t->parent = (struct target *)p;
-	t->pid = new_child(p);
-	t->pidfd = t->pid ? sys_pidfd_open(t->pid, 0) : -1;
+	t->hpid = new_child(p);
+	t->pidfd = t->hpid ? sys_pidfd_open(t->hpid, 0) : -1;
 	t->seg = malloc((p->nseg + 1) * sizeof(*t->seg));
 	t->state = malloc(p->nsums + 1);
 	if (!t->seg || !t->state)
@@ -495,15 +510,15 @@ static int add_child(const struct target *p, int ufd)
 		t->state[b] = p->state[b] == DONE ? DONE : TODO;
 	t->next = 0;
 	F.t[F.n++] = t;
-	log_debug("lazy: pid %d forked pid %d", p->pid, t->pid);
+	log_debug("lazy: pid %d forked pid %d (here)", p->pid, t->hpid);
 	return 0;
 }
 
 static void on_event(struct target *t, const struct uffd_msg *m)
 {
 	int r = 0;
-	if (t->child && !t->pid && (t->pid = new_child(t->parent)) > 0)
-		t->pidfd = sys_pidfd_open(t->pid, 0);
+	if (t->child && !t->hpid && (t->hpid = new_child(t->parent)) > 0)
+		t->pidfd = sys_pidfd_open(t->hpid, 0);
 	if (m->event != UFFD_EVENT_PAGEFAULT)
 		log_debug("lazy: pid %d: event %d: %llx %llx %llx", t->pid, m->event,
 			  (unsigned long long)m->arg.remap.from, (unsigned long long)m->arg.remap.to,
