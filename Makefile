@@ -84,6 +84,7 @@ bench:
 	$(MAKE) build
 	python3 bench/bench.py
 	python3 bench/cowshare.py --build $(BUILD)
+	python3 bench/lazy.py
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) fuzz/out

@@ -18,6 +18,7 @@
 
 #include "image/image.h"
 #include "image/pagemap.h"
+#include "image/pagesums.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -107,6 +108,24 @@ static void fuzz_pagemap(const uint8_t *data, size_t len)
 	}
 }
 
+static void fuzz_pagesums(const uint8_t *data, size_t len)
+{
+	uint64_t size;
+	struct pagesums ps;
+
+	if (len < 8)
+		return;
+	memcpy(&size, data, 8);
+	if (pagesums_decode(data + 8, len - 8, le64toh(size), &ps) == 0) {
+		uint64_t x = 0;
+		for (uint64_t k = 0; k < ps.n; k++)
+			x ^= ps.sums[k];
+		if (ps.n != pagesums_count(le64toh(size)) || (ps.n == 0 && x))
+			abort();
+		free(ps.sums);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
 	static bool init;
@@ -128,6 +147,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	case 2:
 		if (fuzz_records)
 			fuzz_records(data + 1, len - 1);
+		break;
+	case 3:
+		fuzz_pagesums(data + 1, len - 1);
 		break;
 	}
 	return 0;

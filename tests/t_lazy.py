@@ -4,7 +4,7 @@ in; a filler of ours serves faults and streams the rest, checking every
 4 MiB block. The workloads check their own memory while it is filled:
 selfcheck.c reads its pages all the time (faults race the filler),
 treemem.c has each process of a tree check its own. A damaged block kills
-the tree with one line. Container: see containers.py (lazy:docker)."""
+the tree with one line. Container: docker:lazy, run with the container tests."""
 import json
 import os
 import re
@@ -158,7 +158,7 @@ def tests(r):
         Test('lazy:fork', t_fork, 180),
         Test('lazy:damaged', t_damaged, 120, True),
         Test('lazy:damaged-detached', t_damaged, 120, False),
-        Test('lazy:docker', t_docker, 240),
+        Test('docker:lazy', t_docker, 240),
     ]
     if r.asan_stasis:
         out.append(Test('asan:lazy:selfcheck', t_selfcheck, 300, 128, r.asan_stasis))
@@ -196,7 +196,7 @@ def t_docker(ctx):
         sum2 = d.docker('exec', new, 'cat', '/data/sum2').stdout.decode().split()[0]
         if sum2 != sum1:
             raise TestFail('the restored container\'s memory differs: md5 %s, was %s' % (sum2, sum1))
-        print('  lazy:docker: resume %.1f ms, full %.1f ms, %d MiB lazy' % (
+        print('  docker:lazy: resume %.1f ms, full %.1f ms, %d MiB lazy' % (
             s['resume_time'] / 1e3, s['full_time'] / 1e3, s['lazy_bytes'] >> 20), flush=True)
     finally:
         remove(d, name, new)

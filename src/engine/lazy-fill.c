@@ -41,7 +41,8 @@ struct seg {
 };
 
 struct target {
-	pid_t pid;
+	pid_t pid;  /* as the image names it (its page file; a child: its parent's) */
+	pid_t hpid; /* in our pid namespace, for /proc (0: a child not found yet) */
 	int uffd, pidfd, fd;
 	struct seg *seg; /* in page file order */
 	size_t nseg, cap;
@@ -68,7 +69,17 @@ static struct {
 	bool go;
 	struct restore_stats *st;
 	uint8_t *buf;
-} F = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	/* The reader thread reads and checks the next block while the worker
+	 * copies this one: the two halves of the work on the two cores. */
+	struct {
+		int fd;
+		uint64_t b;
+		uint8_t *buf;
+		int state; /* PF_* */
+	} pf;
+} F = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .pf = { .fd = -1 } };
+
+enum { PF_EMPTY, PF_READING, PF_READY };
 
 /* --- the segments, changed by the process's own munmap, madvise, mremap --- */
 
@@ -174,8 +185,8 @@ static void fail(const char *fmt, ...)
 	va_end(ap);
 	for (size_t i = 0; i < F.n; i++) {
 		struct target *t = F.t[i];
-		if (t->child && !t->pid && (t->pid = new_child(t->parent)) > 0)
-			t->pidfd = sys_pidfd_open(t->pid, 0);
+		if (t->child && !t->hpid && (t->hpid = new_child(t->parent)) > 0)
+			t->pidfd = sys_pidfd_open(t->hpid, 0);
 		if (t->pidfd >= 0)
 			sys_pidfd_send_signal(t->pidfd, SIGKILL);
 	}
@@ -230,22 +241,50 @@ static void copy_pieces(struct target *t, const struct piece *p, size_t n)
 }
 
 /* Called and returns with the lock held. */
+static size_t block_len(const struct target *t, uint64_t b)
+{
+	uint64_t at = b << PAGESUMS_SHIFT;
+	return (size_t)(t->size - at < PAGESUMS_BLOCK ? t->size - at : PAGESUMS_BLOCK);
+}
+
+/* Reads block b of t's page file into buf and checks it. */
+static void read_block(const struct target *t, uint64_t b, uint8_t *buf)
+{
+	size_t len = block_len(t, b);
+	int e = pread_exact(t->fd, buf, len, (off_t)(b << PAGESUMS_SHIFT));
+	if (e < 0)
+		fail("lazy restore: cannot read the page data of pid %d: %s; the restored processes were "
+		     "killed", t->pid, strerror(-e));
+	if (XXH3_64bits(buf, len) != t->sums[b])
+		fail("image file 'pages-%d.img' is damaged: checksum mismatch in block %" PRIu64 " (bytes %"
+		     PRIu64 "+%zu); the restored processes were killed (SIGKILL)", t->pid, b, b << PAGESUMS_SHIFT, len);
+}
+
+/* Lock held. Takes the reader's copy of block b when it has (or is
+ * reading) that one: never read twice. */
+static bool take_prefetched(const struct target *t, uint64_t b)
+{
+	if (F.pf.fd != t->fd || F.pf.b != b || F.pf.state == PF_EMPTY)
+		return false;
+	while (F.pf.state == PF_READING)
+		pthread_cond_wait(&F.cond, &F.lock);
+	uint8_t *x = F.buf;
+	F.buf = F.pf.buf, F.pf.buf = x;
+	F.pf.state = PF_EMPTY, F.pf.fd = -1;
+	pthread_cond_broadcast(&F.cond);
+	return true;
+}
+
 static void fill_block(struct target *t, uint64_t b)
 {
 	struct piece *p;
 	size_t n = block_pieces(t, b, &p);
-	uint64_t at = b << PAGESUMS_SHIFT;
-	size_t len = (size_t)(t->size - at < PAGESUMS_BLOCK ? t->size - at : PAGESUMS_BLOCK);
 	t->state[b] = BUSY;
+	bool have = n && take_prefetched(t, b);
 	pthread_mutex_unlock(&F.lock);
 	if (n) {
-		int e = pread_exact(t->fd, F.buf, len, (off_t)at);
-		if (e < 0)
-			fail("lazy restore: cannot read the page data of pid %d: %s; the restored processes were "
-			     "killed", t->pid, strerror(-e));
-		if (XXH3_64bits(F.buf, len) != t->sums[b])
-			fail("image file 'pages-%d.img' is damaged: checksum mismatch in block %" PRIu64 " (bytes %"
-			     PRIu64 "+%zu); the restored processes were killed (SIGKILL)", t->pid, b, at, len);
+		if (!have)
+			read_block(t, b, F.buf);
 		copy_pieces(t, p, n);
 	}
 	free(p);
@@ -289,6 +328,29 @@ static bool next_block(struct target **ret_t, uint64_t *ret_b)
 	return false;
 }
 
+static void *reader_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&F.lock);
+	for (;;) {
+		struct target *t;
+		uint64_t b;
+		if (!F.go || F.pf.state != PF_EMPTY || !next_block(&t, &b)) {
+			pthread_cond_wait(&F.cond, &F.lock);
+			continue;
+		}
+		/* The first block not taken yet: the worker marks the one it fills. */
+		F.pf.fd = t->fd, F.pf.b = b, F.pf.state = PF_READING;
+		uint8_t *buf = F.pf.buf;
+		pthread_mutex_unlock(&F.lock);
+		read_block(t, b, buf);
+		pthread_mutex_lock(&F.lock);
+		F.pf.state = PF_READY;
+		pthread_cond_broadcast(&F.cond);
+	}
+	return NULL;
+}
+
 static void finished(void)
 {
 	F.st->full_ns = now_ns() - F.st->t0_ns;
@@ -321,13 +383,27 @@ static void *worker_main(void *arg)
 
 /* --- the main thread: messages and userfaultfd events --- */
 
+/* The pid of a pidfd in our pid namespace (a container's restore names
+ * its processes by the pids they have in theirs). */
+static pid_t pidfd_pid(int pidfd)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = 0;
+	const char *p = strstr(buf, "\nPid:");
+	return p ? (pid_t)strtol(p + 6, NULL, 10) : 0;
+}
+
 static int add_target(const struct lazy_msg *m, const int fds[4])
 {
 	struct target *t = calloc(1, sizeof(*t));
 	size_t segs = m->nseg * sizeof(struct lazy_seg), sums = m->nsums * 8;
 	if (!t || F.n == MAX_TARGETS || m->nsums != pagesums_count(m->file_size))
 		return -EINVAL;
-	*t = (struct target){ .pid = m->pid, .uffd = fds[0], .pidfd = fds[1], .fd = fds[2], .size = m->file_size,
+	*t = (struct target){ .pid = m->pid, .hpid = pidfd_pid(fds[1]), .uffd = fds[0], .pidfd = fds[1], .fd = fds[2],
+			      .size = m->file_size,
 			      .nsums = m->nsums, .gone = !m->nseg };
 	void *map = segs + sums ? mmap(NULL, segs + sums, PROT_READ, MAP_PRIVATE, fds[3], 0) : NULL;
 	t->seg = calloc(m->nseg + 1, sizeof(*t->seg));
@@ -390,10 +466,10 @@ static void queue_fault(struct target *t, uint64_t addr)
 static pid_t new_child(const struct target *p)
 {
 	char path[64], buf[4096];
-	snprintf(path, sizeof(path), "/proc/%d/task", p->pid);
+	snprintf(path, sizeof(path), "/proc/%d/task", p->hpid);
 	_cleanup_closedir_ DIR *d = opendir(path);
 	for (struct dirent *e; d && (e = readdir(d));) {
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", p->pid, e->d_name);
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", p->hpid, e->d_name);
 		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
 		buf[n > 0 ? n : 0] = 0;
@@ -403,7 +479,7 @@ static pid_t new_child(const struct target *p)
 				break;
 			bool known = false;
 			for (size_t i = 0; i < F.n && !known; i++)
-				known = F.t[i]->pid == pid;
+				known = F.t[i]->hpid == pid;
 			if (!known)
 				return (pid_t)pid;
 		}
@@ -422,8 +498,8 @@ static int add_child(const struct target *p, int ufd)
 	t->uffd = ufd;
 	t->child = true;
 	t->parent = (struct target *)p;
-	t->pid = new_child(p);
-	t->pidfd = t->pid ? sys_pidfd_open(t->pid, 0) : -1;
+	t->hpid = new_child(p);
+	t->pidfd = t->hpid ? sys_pidfd_open(t->hpid, 0) : -1;
 	t->seg = malloc((p->nseg + 1) * sizeof(*t->seg));
 	t->state = malloc(p->nsums + 1);
 	if (!t->seg || !t->state)
@@ -434,15 +510,15 @@ static int add_child(const struct target *p, int ufd)
 		t->state[b] = p->state[b] == DONE ? DONE : TODO;
 	t->next = 0;
 	F.t[F.n++] = t;
-	log_debug("lazy: pid %d forked pid %d", p->pid, t->pid);
+	log_debug("lazy: pid %d forked pid %d (here)", p->pid, t->hpid);
 	return 0;
 }
 
 static void on_event(struct target *t, const struct uffd_msg *m)
 {
 	int r = 0;
-	if (t->child && !t->pid && (t->pid = new_child(t->parent)) > 0)
-		t->pidfd = sys_pidfd_open(t->pid, 0);
+	if (t->child && !t->hpid && (t->hpid = new_child(t->parent)) > 0)
+		t->pidfd = sys_pidfd_open(t->hpid, 0);
 	if (m->event != UFFD_EVENT_PAGEFAULT)
 		log_debug("lazy: pid %d: event %d: %llx %llx %llx", t->pid, m->event,
 			  (unsigned long long)m->arg.remap.from, (unsigned long long)m->arg.remap.to,
@@ -517,7 +593,9 @@ void lazy_fill_main(int sock, struct restore_stats *st)
 	pthread_t th;
 	F.st = st;
 	F.buf = mmap(NULL, PAGESUMS_BLOCK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (F.buf == MAP_FAILED || pthread_create(&th, NULL, worker_main, NULL) != 0)
+	F.pf.buf = mmap(NULL, PAGESUMS_BLOCK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (F.buf == MAP_FAILED || F.pf.buf == MAP_FAILED || pthread_create(&th, NULL, worker_main, NULL) != 0 ||
+	    pthread_create(&th, NULL, reader_main, NULL) != 0)
 		fail("lazy restore: cannot start the filler: %s", strerror(errno));
 	serve(sock);
 	_exit(0);
