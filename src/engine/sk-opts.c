@@ -123,6 +123,10 @@ static int filter_collect(int fd, struct sk_rec *s)
 	socklen_t n = 0;
 	int locked = 0;
 	socklen_t l = sizeof(locked);
+	/* The dump's own drop-all filter (sk-tcp.c) is not the application's:
+	 * it goes on only where the socket had none. */
+	if (s->tcp && sk_tcp_blocked(s->tcp))
+		return 0;
 	if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &n) < 0)
 		return errno == EACCES ? -EOPNOTSUPP : -errno;
 	if (getsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &locked, &l) == 0)

@@ -208,6 +208,11 @@ static void block_input(int sk, struct sk_tcp *t)
 	t->blocked = setsockopt(sk, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) == 0;
 }
 
+bool sk_tcp_blocked(const struct sk_tcp *t)
+{
+	return t->blocked;
+}
+
 /* Peeks at the queue selected by TCP_REPAIR_QUEUE into a buffer of
  * `room` bytes (the send queue is copied whole or not at all). */
 static int peek_queue(int sk, size_t room, uint8_t **ret, size_t *ret_len)

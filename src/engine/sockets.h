@@ -299,6 +299,8 @@ void sk_tcp_recover(pid_t pid);
  * or was acknowledged); reread: read it again then. */
 int sk_tcp_settle(struct sk_tcp *t, bool reread, bool *changed);
 void sk_tcp_free(struct sk_tcp *t);
+/* Whether the dump's drop-all filter is on the socket (not the application's). */
+bool sk_tcp_blocked(const struct sk_tcp *t);
 /* restore: fd is a new socket with s's options; it is left in repair
  * mode, connected, queues filled, until sk_tcp_finish once every socket
  * of the tree exists. */
