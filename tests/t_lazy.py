@@ -117,14 +117,17 @@ def flip(path, at):
 
 
 def t_damaged(ctx, wait):
-    """Bytes flipped 40 MiB into the page data: the tree (root and
+    """Bytes flipped 40 MiB into a child's page data: the tree (root and
     children) is killed by SIGKILL, and one line says so: on the restore's
-    stderr with --wait-lazy, else in the log file (and syslog)."""
+    stderr with --wait-lazy, else in the log file (and syslog). A child's:
+    the root's mappings that its children share are filled before they
+    fork (damage there is found before anything runs: restore exits 1)."""
     w = ctx.workload('treemem', ['4', '64'])
     img = ctx.path('img')
     tree = st.tree_info(w.pid)
     dump_gone(ctx, w, img)
-    flip(os.path.join(img, 'pages-%d.img' % w.pid), 40 << 20)
+    victim = max(p for p in tree if p != w.pid)
+    flip(os.path.join(img, 'pages-%d.img' % victim), 40 << 20)
     log = img + '-restore.log'
     r, wfd = os.pipe()
     ctx.fds.append(wfd)
@@ -133,7 +136,7 @@ def t_damaged(ctx, wait):
                          (['--wait-lazy'] if wait else []), stdin=r, timeout=ctx.left(120))
     finally:
         os.close(r)
-    want = "image file 'pages-%d.img' is damaged" % w.pid
+    want = "image file 'pages-%d.img' is damaged" % victim
     if wait:
         lines = res.err.strip().splitlines()
         if res.rc != 1 or len(lines) != 1 or want not in lines[0] or 'killed' not in lines[0]:

@@ -107,7 +107,8 @@ bool lazy_possible(struct image *img, pid_t pid)
 
 /* The image's page data of one process, split by the mappings it lands
  * in: private anonymous memory lazily, the rest (copy-on-write pages of
- * file mappings) now. */
+ * file mappings, and mappings a child shares copy-on-write: restore.c)
+ * now. */
 struct split {
 	struct lazy_seg *lazy, *eager;
 	size_t nlazy, neager;
@@ -137,7 +138,7 @@ static int split_runs(const struct mm_rec *m, const struct pagemap_entry *pm, si
 			const struct vma_rec *v = k < m->nvmas && m->vmas[k].start <= a ? &m->vmas[k] : NULL;
 			uint64_t to = v && v->end < end ? v->end : end;
 			struct lazy_seg s = { a, to - a, off };
-			r = v && v->kind == VMA_ANON ? push_seg(&sp->lazy, &sp->nlazy, s)
+			r = v && v->kind == VMA_ANON && !v->keep && !v->eager ? push_seg(&sp->lazy, &sp->nlazy, s)
 						     : push_seg(&sp->eager, &sp->neager, s);
 			off += to - a, a = to;
 		}

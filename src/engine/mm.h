@@ -39,6 +39,7 @@ struct vma_rec {
 	int64_t mtime_ns;
 	int32_t shmid, shmkey; /* VMA_SYSVSHM */
 	bool keep;         /* restore: inherited from the parent as it is (mm-cow.c) */
+	bool eager;        /* restore --lazy: filled before the tree runs (a child inherits it) */
 };
 
 struct mm_guard {

@@ -61,24 +61,26 @@ static void ctx_free(struct restore_ctx *c)
 	tree_free(&c->tree);
 }
 
-/* Pages a child shares copy-on-write with its parent come from the
- * parent's memory when the child is made (restore_mm): that memory must be
- * in place by then, so neither of them is filled lazily. */
-static void not_lazy_where_shared(struct restore_ctx *c)
+/* A child's pages shared copy-on-write with its parent come with the fork
+ * (restore_mm): the parent's mappings that the child has too are filled
+ * before it forks, not lazily; the child's own pages in them are filled
+ * eagerly too (mm-cow.c marks those mappings kept), the rest of both lazily. */
+static void eager_where_shared(struct restore_ctx *c)
 {
 	for (size_t i = 0; i < c->n; i++) {
-		struct rproc *p = &c->procs[i];
+		const struct rproc *p = &c->procs[i];
 		if (p->node->zombie || !p->p.mm.parent_pages)
 			continue;
-		for (size_t j = 0; j < c->n; j++)
-			if (c->procs[j].node->pid == p->node->ppid && c->procs[j].lazy) {
-				c->procs[j].lazy = false;
-				log_info("pid %d: shares pages with its child %d: restored eagerly", (int)p->node->ppid,
-					 (int)p->node->pid);
-			}
-		if (p->lazy)
-			log_info("pid %d: shares pages with its parent: restored eagerly", (int)p->node->pid);
-		p->lazy = false;
+		for (size_t j = 0; j < c->n; j++) {
+			struct rproc *q = &c->procs[j];
+			if (q->node->pid != p->node->ppid || q->node->zombie)
+				continue;
+			for (size_t a = 0; a < q->p.mm.nvmas; a++)
+				for (size_t b = 0; b < p->p.mm.nvmas; b++)
+					if (q->p.mm.vmas[a].start == p->p.mm.vmas[b].start &&
+					    q->p.mm.vmas[a].end == p->p.mm.vmas[b].end)
+						q->p.mm.vmas[a].eager = true;
+		}
 	}
 }
 
@@ -120,7 +122,7 @@ static int load_image(struct restore_ctx *c, const struct restore_opts *o)
 			log_warn("pid %d: the image has no block checksums of its pages (an older stasis made it): "
 				 "restored eagerly", p->node->pid);
 	}
-	not_lazy_where_shared(c);
+	eager_where_shared(c);
 	if (o->stats)
 		o->stats->pages = pages;
 	/* Nothing unchecked: the manifest's count is the records' sum. */
