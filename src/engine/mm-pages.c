@@ -279,24 +279,42 @@ static int hash_vdso(struct remote *r, struct mm_rec *m)
 
 /* The copy buffers of the last dump, kept for the next process of the
  * tree: populating 16 MiB again for each process costs more than a small
- * process's whole copy. Dumps run one after another in one thread. */
+ * process's whole copy. Dumps run one after another in one thread.
+ * spare_ready: how much of each is populated. */
 static void *spare_bufs[2];
+static size_t spare_ready[2];
 
-static int writer_start(struct page_writer *w)
+/* What the copy can use of a buffer: the process's memory that may have
+ * pages, up to the buffer. */
+static size_t copy_need(const struct mm_rec *m)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < m->nvmas && sum < COPY_BUF; i++)
+		if (vma_has_pages(&m->vmas[i]))
+			sum += m->vmas[i].end - m->vmas[i].start;
+	return sum < COPY_BUF ? (size_t)sum : COPY_BUF;
+}
+
+static int writer_start(struct page_writer *w, size_t need)
 {
 	/* A page fault costs ~14 us on these machines (DESIGN.md §7): fill the
-	 * copy buffers in the kernel up front. */
+	 * copy buffers in the kernel up front, as far as this process can use
+	 * them (a small one: a few pages, not 4096 zeroed pages of 16 MiB). */
 	for (int i = 0; i < 2; i++) {
 		w->bufs[i] = spare_bufs[i];
 		spare_bufs[i] = NULL;
-		if (w->bufs[i])
-			continue;
-		w->bufs[i] = mmap(NULL, COPY_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-				  -1, 0);
-		if (w->bufs[i] == MAP_FAILED) {
-			w->bufs[i] = NULL;
-			return -errno;
+		if (!w->bufs[i]) {
+			w->bufs[i] = mmap(NULL, COPY_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (w->bufs[i] == MAP_FAILED) {
+				w->bufs[i] = NULL;
+				return -errno;
+			}
+			spare_ready[i] = 0;
 		}
+		/* Best effort: where it fails, the pages fault in as used. */
+		if (spare_ready[i] < need &&
+		    madvise(w->bufs[i] + spare_ready[i], need - spare_ready[i], MADV_POPULATE_WRITE) == 0)
+			spare_ready[i] = need;
 	}
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
@@ -310,7 +328,7 @@ static void writer_free(struct page_writer *w)
 	writer_finish(w);
 	for (int i = 0; i < 2; i++) {
 		if (w->bufs[i] && !spare_bufs[i])
-			spare_bufs[i] = w->bufs[i];
+			spare_bufs[i] = w->bufs[i]; /* spare_ready[i] still says */
 		else if (w->bufs[i])
 			munmap(w->bufs[i], COPY_BUF);
 	}
@@ -391,7 +409,7 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 		return ret;
 	}
 	open_parent(&w, pid, parent);
-	ret = writer_start(&w);
+	ret = writer_start(&w, copy_need(m));
 	for (size_t i = 0; i < m->nvmas && ret >= 0; i++)
 		if (vma_has_pages(&m->vmas[i]))
 			ret = dump_vma_pages(&w, pagemap_fd, &m->vmas[i]);

@@ -23,6 +23,7 @@
 
 #include "engine/netlock.h"
 #include "util/cleanup.h"
+#include "util/dynlib.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -173,20 +174,33 @@ char *netlock_script(const char *name, const struct netlock_conn *v, size_t n)
 
 /* --- running them --- */
 
+/* libnftables (and the libraries it links) is loaded only for
+ * a tree with TCP connections (see util/dynlib.h). */
+#define NFT_FNS(X)                                                                           \
+	X(nft_ctx_new) X(nft_ctx_free) X(nft_ctx_buffer_output) X(nft_ctx_buffer_error)        \
+	X(nft_ctx_get_output_buffer) X(nft_ctx_get_error_buffer) X(nft_run_cmd_from_buffer)
+
+static struct {
+	NFT_FNS(DYNLIB_PTR)
+} ln;
+static const char *const ln_names[] = { NFT_FNS(DYNLIB_NAME) };
+static struct dynlib ln_lib = { "libnftables.so.1", "to lock the network of TCP connections", "libnftables1",
+				ln_names, (void **)&ln, ARRAY_SIZE(ln_names), 0 };
+
 /* Runs script on nft; *ret_out: what nft printed (lists), when asked.
  * The error text goes to err (may be cut). */
 static int nft_cmd(struct nft_ctx *nft, const char *script, char **ret_out, char *err, size_t errsize)
 {
-	int r = nft_run_cmd_from_buffer(nft, script) == 0 ? 0 : -EIO;
+	int r = ln.nft_run_cmd_from_buffer(nft, script) == 0 ? 0 : -EIO;
 	if (r < 0) {
-		const char *e = nft_ctx_get_error_buffer(nft);
+		const char *e = ln.nft_ctx_get_error_buffer(nft);
 		snprintf(err, errsize, "%.*s", (int)strcspn(e ? e : "", "\n"), e ? e : "");
 		if (strstr(err, "Operation not permitted"))
 			r = -EPERM;
 		else if (strstr(err, "No such file or directory"))
 			r = -ENOENT;
 	} else if (ret_out) {
-		const char *o = nft_ctx_get_output_buffer(nft);
+		const char *o = ln.nft_ctx_get_output_buffer(nft);
 		*ret_out = strdup(o ? o : "");
 		if (!*ret_out)
 			r = -ENOMEM;
@@ -196,21 +210,24 @@ static int nft_cmd(struct nft_ctx *nft, const char *script, char **ret_out, char
 
 static struct nft_ctx *ctx_new(void)
 {
-	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	struct nft_ctx *nft = ln.nft_ctx_new(NFT_CTX_DEFAULT);
 	if (nft) {
-		nft_ctx_buffer_output(nft);
-		nft_ctx_buffer_error(nft);
+		ln.nft_ctx_buffer_output(nft);
+		ln.nft_ctx_buffer_error(nft);
 	}
 	return nft;
 }
 
 static int nft_run(const char *script, char **ret_out, char *err, size_t errsize)
 {
+	int r = dynlib_load(&ln_lib);
+	if (r < 0)
+		return r;
 	struct nft_ctx *nft = ctx_new();
 	if (!nft)
 		return -ENOMEM;
-	int r = nft_cmd(nft, script, ret_out, err, errsize);
-	nft_ctx_free(nft);
+	r = nft_cmd(nft, script, ret_out, err, errsize);
+	ln.nft_ctx_free(nft);
 	return r;
 }
 
@@ -279,6 +296,9 @@ static struct nft_ctx *ctx_new_cloexec(void)
  * tree's for that moment. */
 static int open_ctx(struct netlock *l)
 {
+	int r = dynlib_load(&ln_lib);
+	if (r < 0)
+		return r;
 	if (same_netns(l->ns_pid)) {
 		l->nft = ctx_new_cloexec();
 		return l->nft ? 0 : -ENOMEM;
@@ -298,7 +318,7 @@ static int open_ctx(struct netlock *l)
 static void close_ctx(struct netlock *l)
 {
 	if (l->nft)
-		nft_ctx_free(l->nft);
+		ln.nft_ctx_free(l->nft);
 	l->nft = NULL;
 }
 

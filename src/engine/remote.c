@@ -273,7 +273,9 @@ int remote_unmap_scratch(struct remote *r, pid_t tid)
 int remote_find_escape(struct remote *r, uint64_t start, uint64_t end)
 {
 	static const uint8_t gadget[] = { 0x0f, 0x05, 0xc3 }, spin[] = { 0xeb, 0xfe };
-	const size_t chunk = 1u << 20;
+	/* Small reads: both are usually a few hundred KiB into libc's text,
+	 * and each page read from /proc/PID/mem costs a page-table walk. */
+	const size_t chunk = 64u << 10;
 	_cleanup_free_ uint8_t *buf = malloc(chunk + 2);
 	if (!buf)
 		return -ENOMEM;

@@ -41,15 +41,17 @@ int restore_check_pid_free(pid_t pid, bool container)
 	char path[64];
 	struct proc_stat st = { .comm = "?" };
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	for (int i = 0; i < 50; i++) {
+	/* Up to 5 s, from 1 ms doubling to 100 ms: a parent that reaps at
+	 * once costs a millisecond, not a tenth of a second. */
+	uint64_t end = now_ns() + 5000000000ull;
+	for (long ns = 1000000;; ns = ns < 50000000 ? ns * 2 : 100000000) {
 		_cleanup_free_ char *buf = NULL;
 		size_t len;
 		if (proc_read(AT_FDCWD, path, &buf, &len) < 0 || proc_parse_stat(buf, len, &st) < 0)
 			return 0; /* gone */
-		if (st.state != 'Z')
+		if (st.state != 'Z' || now_ns() > end)
 			break;
-		struct timespec ts = { 0, 100 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
+		nanosleep(&(struct timespec){ 0, ns }, NULL);
 	}
 	if (st.state == 'Z')
 		return log_error_errno(-EBUSY, "pid %d is still held by an unreaped zombie (%s); its parent has to "

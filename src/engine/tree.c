@@ -229,11 +229,27 @@ int tree_seize(pid_t root, struct tree *ret, struct freezer *fz)
 	return 0;
 }
 
+/* Whether some pid of the tree names a process group that exists. A
+ * session or group id is the pid of its leader, which the kernel gives
+ * no one else while it lives; a live session leader leads its group too
+ * (it cannot leave it). So where this is false, no process outside the
+ * tree is in a session or group that tree_find() would find. */
+static bool names_a_group(const struct tree *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (kill(-t->v[i].pid, 0) == 0 || errno != ESRCH)
+			return true;
+	return false;
+}
+
 /* Processes outside the tree that share one of its sessions or groups
  * were reparented away from it: restoring without them would split the
- * session, so the dump says who they are. */
+ * session, so the dump says who they are. The scan reads every process
+ * of the machine: only where names_a_group() says it can find any. */
 static int check_escapees(const struct tree *t)
 {
+	if (!names_a_group(t))
+		return 0;
 	_cleanup_closedir_ DIR *d = opendir("/proc");
 	if (!d)
 		return -errno;

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "util/cleanup.h"
+#include "util/dynlib.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -161,6 +162,30 @@ static void test_log_file(void **state)
 	rmdir(dir);
 }
 
+/* A library that is there fills the table; one that is not, or lacks a
+ * function, fails with -ENOPKG, and keeps failing without a new try. */
+static void test_dynlib(void **state)
+{
+#define FNS(X) X(getpid) X(getppid)
+	static struct {
+		FNS(DYNLIB_PTR)
+	} t;
+	static const char *const names[] = { FNS(DYNLIB_NAME) };
+	struct dynlib ok = { "libc.so.6", "for the test", "libc6", names, (void **)&t, ARRAY_SIZE(names), 0 };
+	assert_int_equal(dynlib_load(&ok), 0);
+	assert_int_equal(t.getpid(), getpid());
+	assert_int_equal(t.getppid(), getppid());
+	assert_int_equal(dynlib_load(&ok), 0);
+	void *fns[2];
+	struct dynlib none = { "libstasis-none.so.0", "for the test", "none", names, fns, 2, 0 };
+	assert_int_equal(dynlib_load(&none), -ENOPKG);
+	assert_int_equal(dynlib_load(&none), -ENOPKG);
+	static const char *const bad[] = { "getpid", "stasis_no_such_function" };
+	struct dynlib lacks = { "libc.so.6", "for the test", "libc6", bad, fns, 2, 0 };
+	assert_int_equal(dynlib_load(&lacks), -ENOPKG);
+#undef FNS
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +197,7 @@ int main(void)
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_read_file_cap),
 		cmocka_unit_test(test_log_file),
+		cmocka_unit_test(test_dynlib),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
