@@ -323,7 +323,8 @@ static int node_from_json(const json_t *o, struct tree_node *n)
 	if (n->zombie && (json_get_int(o, "exit_status", &n->exit_status) < 0 || json_array_size(tids)))
 		return -EBADMSG;
 	int share = 0; /* absent before version 4: nothing shared */
-	if (json_object_get(o, "share") && (json_get_int(o, "share", &share) < 0 || share < 0 || share > 3 || n->zombie))
+	if (json_object_get(o, "share") && (json_get_int(o, "share", &share) < 0 || share < 0 || share > 15 ||
+					    ((share & 8) && !(share & 4)) || n->zombie))
 		return -EBADMSG;
 	n->share = (unsigned)share;
 	if (!n->zombie && !json_array_size(tids))
