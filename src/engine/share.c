@@ -18,10 +18,12 @@
 #include <fcntl.h>
 #include <linux/kcmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "engine/proc.h"
 #include "engine/share.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -99,20 +101,44 @@ static const char *probe(const struct tree *t, size_t i, pid_t *ret_with)
 
 /* A vfork child before its exec: its parent is blocked in the kernel
  * until the child execs or exits, a wait no syscall enters again. */
-static bool vfork_child(const struct tree *t, size_t i)
+static int refuse_vfork(pid_t child, pid_t parent)
 {
-	const struct tree_node *n = &t->v[i];
-	return !n->zombie && parent_in_tree(t, i) && same(n->ppid, n->pid, KCMP_VM) && in_vfork(n->ppid);
+	return log_error_errno(-EOPNOTSUPP, "pid %d is a vfork child of pid %d before its exec: the parent waits "
+			       "in the kernel until the child execs or exits, a wait no restore can enter again; "
+			       "dump after the exec", child, parent);
+}
+
+/* The child pid waits for: one of its children with its memory. */
+static pid_t vfork_child_of(pid_t pid)
+{
+	char path[64];
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	if (proc_read(AT_FDCWD, path, &buf, &len) < 0)
+		return 0;
+	for (char *p = buf, *end; *p; p = end) {
+		long c = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (c > 0 && same(pid, (pid_t)c, KCMP_VM))
+			return (pid_t)c;
+	}
+	return 0;
+}
+
+int share_refuse_vfork(pid_t pid)
+{
+	return in_vfork(pid) ? refuse_vfork(vfork_child_of(pid), pid) : 0;
 }
 
 int share_check_node(const struct tree *t, size_t i)
 {
 	pid_t with = 0;
 	const char *why = probe(t, i, &with);
-	if (vfork_child(t, i))
-		return log_error_errno(-EOPNOTSUPP, "pid %d is a vfork child of pid %d before its exec: the parent waits "
-				       "in the kernel until the child execs or exits, a wait no restore can enter "
-				       "again; dump after the exec", t->v[i].pid, t->v[i].ppid);
+	const struct tree_node *n = &t->v[i];
+	if (!n->zombie && parent_in_tree(t, i) && same(n->ppid, n->pid, KCMP_VM) && in_vfork(n->ppid))
+		return refuse_vfork(n->pid, n->ppid);
 	if (why)
 		return log_error_errno(-EOPNOTSUPP, "pid %d shares %s with pid %d, which stasis cannot restore "
 				       "(it restores only what a process shares with its parent)",
