@@ -23,32 +23,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "engine/proc.h"
 #include "engine/share.h"
+#include "engine/vfork.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
 static bool same(pid_t a, pid_t b, int type)
 {
 	return syscall(SYS_kcmp, a, b, type, 0, 0) == 0;
-}
-
-/* The parent waits for its vfork child (vfork, or clone/clone3 with
- * CLONE_VFORK, the syscall it is stopped in). */
-static bool in_vfork(pid_t pid)
-{
-	char path[64], buf[256];
-	long nr = -1;
-	unsigned long flags = 0;
-	snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	if (sscanf(buf, "%ld %lx", &nr, &flags) < 1)
-		return false;
-	return nr == SYS_vfork || (nr == SYS_clone && (flags & CLONE_VFORK)) || nr == SYS_clone3;
 }
 
 static bool parent_in_tree(const struct tree *t, size_t i)
@@ -99,46 +81,13 @@ static const char *probe(const struct tree *t, size_t i, pid_t *ret_with)
 	return NULL;
 }
 
-/* A vfork child before its exec: its parent is blocked in the kernel
- * until the child execs or exits, a wait no syscall enters again. */
-static int refuse_vfork(pid_t child, pid_t parent)
-{
-	return log_error_errno(-EOPNOTSUPP, "pid %d is a vfork child of pid %d before its exec: the parent waits "
-			       "in the kernel until the child execs or exits, a wait no restore can enter again; "
-			       "dump after the exec", child, parent);
-}
-
-/* The child pid waits for: one of its children with its memory. */
-static pid_t vfork_child_of(pid_t pid)
-{
-	char path[64];
-	_cleanup_free_ char *buf = NULL;
-	size_t len;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
-	if (proc_read(AT_FDCWD, path, &buf, &len) < 0)
-		return 0;
-	for (char *p = buf, *end; *p; p = end) {
-		long c = strtol(p, &end, 10);
-		if (end == p)
-			break;
-		if (c > 0 && same(pid, (pid_t)c, KCMP_VM))
-			return (pid_t)c;
-	}
-	return 0;
-}
-
-int share_refuse_vfork(pid_t pid)
-{
-	return in_vfork(pid) ? refuse_vfork(vfork_child_of(pid), pid) : 0;
-}
-
 int share_check_node(const struct tree *t, size_t i)
 {
 	pid_t with = 0;
 	const char *why = probe(t, i, &with);
 	const struct tree_node *n = &t->v[i];
-	if (!n->zombie && parent_in_tree(t, i) && same(n->ppid, n->pid, KCMP_VM) && in_vfork(n->ppid))
-		return refuse_vfork(n->pid, n->ppid);
+	if (!n->zombie && parent_in_tree(t, i) && same(n->ppid, n->pid, KCMP_VM) && vfork_waiting(n->ppid))
+		return vfork_refuse(n->pid, n->ppid);
 	if (why)
 		return log_error_errno(-EOPNOTSUPP, "pid %d shares %s with pid %d, which stasis cannot restore "
 				       "(it restores only what a process shares with its parent)",

@@ -36,7 +36,3 @@ size_t share_files_owner(const struct tree *t, size_t i);
  * of processes sharing one address space, the last in tree order (the
  * others use the same mapping until then). */
 bool share_restores_mm_last(const struct tree *t, size_t i);
-/* -EOPNOTSUPP (logged, naming both pids) when pid waits in vfork for a
- * child that has not called exec: checked before the seize, which such a
- * wait would never let stop. */
-int share_refuse_vfork(pid_t pid);

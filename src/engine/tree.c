@@ -16,7 +16,7 @@
 #include "engine/freezer.h"
 #include "engine/proc.h"
 #include "engine/seize.h"
-#include "engine/share.h"
+#include "engine/vfork.h"
 #include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -152,7 +152,7 @@ static int seize_node(struct tree *t, size_t i, bool frozen)
 	 * exit code); the restore stops it again. */
 	if (st.state == 'T')
 		n->stop_sig = st.exit_code > 0 && st.exit_code < 65 ? st.exit_code : SIGSTOP;
-	if (st.state != 'Z' && (r = share_refuse_vfork(n->pid)) < 0)
+	if (st.state != 'Z' && (r = vfork_check(n->pid)) < 0)
 		return r;
 	if (st.state == 'Z') {
 		if (st.num_threads > 1)
