@@ -15,17 +15,13 @@
  * execs or exits, a wait no syscall enters again: both are refused
  * rather than restored as copies that no longer see each other. */
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/kcmp.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine/share.h"
 #include "engine/vfork.h"
-#include "util/cleanup.h"
 #include "util/log.h"
 
 static bool same(pid_t a, pid_t b, int type)

@@ -17,12 +17,12 @@
 #include <linux/kcmp.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
