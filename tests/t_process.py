@@ -38,13 +38,13 @@ def t_zombies_failed_restore(ctx):
     restore_img_and_pass(ctx, img, pid, w)
 
 
-def t_shared_vm(ctx):
-    w = ctx.workload('shared_tables', args=('vm',))
+def t_vfork(ctx):
+    w = ctx.workload('shared_tables', args=('vfork',))
     kids = [p for p in st.tree_info(w.pid) if p != w.pid]
     before = st.snapshot(w.pid)
     img = ctx.path('img')
     res = ctx.stasis(['dump', '--type', 'process', '--pid', str(w.pid), '-D', img])
-    line = expect_one_line(res, 'dump of processes sharing memory', r'CLONE_VM')
+    line = expect_one_line(res, 'dump of a parent waiting in vfork', r'vfork child')
     for need in [w.pid] + kids:
         if str(need) not in line:
             raise TestFail('the refusal does not name pid %d: %s' % (need, line))
@@ -52,6 +52,6 @@ def t_shared_vm(ctx):
 
 
 TESTS = [
-    Test('fail:shared-vm', t_shared_vm, 60),
+    Test('fail:vfork', t_vfork, 60),
     Test('fail:inject:restore:zombies', t_zombies_failed_restore, 60),
 ]

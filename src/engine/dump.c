@@ -327,6 +327,7 @@ static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_
 		struct mm_parent par;
 		if (c->node->zombie)
 			continue;
+		c->p.mm.no_pages = c->node->share & SHARE_VM;
 		if ((r = interrupt_check()) < 0 || (r = dump_remote(c)) < 0 ||
 		    (r = mm_dump_pages(img, c->pid, c->procfd, c->rem, &c->p.mm, parent_of(v, n, c, &par))) < 0 ||
 		    (r = inject_fail("dump:after-memory")) < 0 || (r = write_records(img, c)) < 0)

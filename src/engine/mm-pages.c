@@ -410,7 +410,7 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	}
 	open_parent(&w, pid, parent);
 	ret = writer_start(&w, copy_need(m));
-	for (size_t i = 0; i < m->nvmas && ret >= 0; i++)
+	for (size_t i = 0; i < m->nvmas && ret >= 0 && !m->no_pages; i++)
 		if (vma_has_pages(&m->vmas[i]))
 			ret = dump_vma_pages(&w, pagemap_fd, &m->vmas[i]);
 	if (ret >= 0)

@@ -61,6 +61,7 @@ struct mm_rec {
 	/* Pages that are the parent's page at the same address (copy-on-write
 	 * since fork), saved once, by the parent: pagerefs-PID.img. */
 	uint64_t parent_pages;
+	bool no_pages; /* dump only: its memory is its parent's (CLONE_VM), saved there */
 	struct pagemap_entry *refs; /* restore: their runs (offsets unused) */
 	size_t nrefs;
 };

@@ -250,7 +250,8 @@ static int fork_child(struct restore_ctx *c, struct rproc *parent, struct rproc 
 		return e;
 	if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(all), &all) < 0)
 		return -errno;
-	if (!p->node->zombie && (e = rproc_map_scratch(p)) < 0)
+	/* A child with its parent's memory (CLONE_VM) uses its scratch too. */
+	if (!p->node->zombie && !(p->node->share & SHARE_VM) && (e = rproc_map_scratch(p)) < 0)
 		return log_error_errno(e, "pid %d: cannot map scratch memory: %m", pid);
 	return 0;
 }
@@ -360,8 +361,9 @@ int tree_create(struct restore_ctx *c, const struct restore_opts *o)
 		struct rproc *p = &c->procs[i], *parent = find_rproc(c, p->node->ppid);
 		if ((e = fork_child(c, parent, p)) < 0 || (e = lead(p)) < 0 || (e = lead_tty(c, p)) < 0)
 			return e;
-		/* Its memory before it forks anyone: children inherit it. */
-		if (!p->node->zombie && (e = restore_mm(c, p, parent)) < 0)
+		/* Its memory before it forks anyone: children inherit it. One
+		 * with its parent's memory (CLONE_VM) has it already. */
+		if (!p->node->zombie && !(p->node->share & SHARE_VM) && (e = restore_mm(c, p, parent)) < 0)
 			return e;
 	}
 	for (size_t i = 0; i < c->n; i++)

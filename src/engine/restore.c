@@ -117,8 +117,9 @@ static int load_image(struct restore_ctx *c, const struct restore_opts *o)
 			return log_error_errno(-EBADMSG, "core-%d.json: thread list differs from the manifest",
 					       p->node->pid);
 		pages += p->p.mm.pages;
-		p->lazy = o->lazy && lazy_possible(c->img, p->node->pid);
-		if (o->lazy && !p->lazy)
+		/* One with its parent's memory (CLONE_VM) restores no memory. */
+		p->lazy = o->lazy && !(p->node->share & SHARE_VM) && lazy_possible(c->img, p->node->pid);
+		if (o->lazy && !p->lazy && !(p->node->share & SHARE_VM))
 			log_warn("pid %d: the image has no block checksums of its pages (an older stasis made it): "
 				 "restored eagerly", p->node->pid);
 	}
@@ -273,7 +274,8 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 			return e;
 	if ((e = task_restore_pdeathsig(r, pid, &p->task, rp == c->procs)) < 0)
 		return e;
-	if ((e = remote_unmap_scratch(r, pid)) < 0)
+	/* Processes sharing one address space share the scratch: the last removes it. */
+	if (share_restores_mm_last(&c->tree, idx) && (e = remote_unmap_scratch(r, pid)) < 0)
 		return log_error_errno(e, "pid %d: cannot remove scratch memory: %m", pid);
 	for (size_t i = 0; i < p->nthreads; i++)
 		if ((e = thread_restore_regs(&p->threads[i])) < 0)

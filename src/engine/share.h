@@ -12,11 +12,13 @@
 
 #define SHARE_FILES 1u /* its fd table is its parent's */
 #define SHARE_FS 2u    /* its cwd, root and umask are its parent's */
+#define SHARE_VM 4u    /* its memory is its parent's (CLONE_VM) */
+#define SHARE_SIGHAND 8u /* its signal handlers are its parent's (needs SHARE_VM) */
 
 /* Sets every live node's share (what it shares with its parent) and
  * refuses, with one line naming both pids, sharing that the restore
- * cannot make again: memory (CLONE_VM) between processes, and a table or
- * fs info shared with a process other than the parent. */
+ * cannot make again: a vfork child before its exec, and memory, handlers,
+ * a table or fs info shared with a process other than the parent. */
 int share_collect(struct tree *t);
 /* The test of one node: -EOPNOTSUPP (logged) when the dump refuses it
  * (stasis check goes through them all). */
@@ -30,3 +32,7 @@ bool share_restores_files(const struct tree *t, size_t i);
 /* The topmost process of i's chain of CLONE_FILES forks (i itself when
  * its table is its own): the fds are restored as that process's. */
 size_t share_files_owner(const struct tree *t, size_t i);
+/* Whether process i of the tree removes the restore's scratch mapping:
+ * of processes sharing one address space, the last in tree order (the
+ * others use the same mapping until then). */
+bool share_restores_mm_last(const struct tree *t, size_t i);

@@ -16,6 +16,7 @@
 #include "engine/freezer.h"
 #include "engine/proc.h"
 #include "engine/seize.h"
+#include "engine/vfork.h"
 #include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -151,6 +152,8 @@ static int seize_node(struct tree *t, size_t i, bool frozen)
 	 * exit code); the restore stops it again. */
 	if (st.state == 'T')
 		n->stop_sig = st.exit_code > 0 && st.exit_code < 65 ? st.exit_code : SIGSTOP;
+	if (st.state != 'Z' && (r = vfork_check(n->pid)) < 0)
+		return r;
 	if (st.state == 'Z') {
 		if (st.num_threads > 1)
 			return log_error_errno(-EOPNOTSUPP, "pid %d: its main thread has exited while %ld other "
@@ -339,7 +342,8 @@ static int node_from_json(const json_t *o, struct tree_node *n)
 	if (n->zombie && (json_get_int(o, "exit_status", &n->exit_status) < 0 || json_array_size(tids)))
 		return -EBADMSG;
 	int share = 0; /* absent before version 4: nothing shared */
-	if (json_object_get(o, "share") && (json_get_int(o, "share", &share) < 0 || share < 0 || share > 3 || n->zombie))
+	if (json_object_get(o, "share") && (json_get_int(o, "share", &share) < 0 || share < 0 || share > 15 ||
+					    ((share & 8) && !(share & 4)) || n->zombie))
 		return -EBADMSG;
 	n->share = (unsigned)share;
 	if (!n->zombie && !json_array_size(tids))
