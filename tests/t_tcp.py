@@ -485,6 +485,86 @@ def t_half_closed(ctx, mode):
         ls.close()
 
 
+# --- a container that keeps its address (--keep-ip) and its connection ----
+
+DOCKER_SUBNET, DOCKER_IP, DOCKER_PORT = '172.30.78.0/24', '172.30.78.17', 7000
+# The echo loop holds the connection at fd 3 only: a container's restore
+# gives pid 1 the new container's stdio at fds 0-2.
+DOCKER_ECHO = 'exec 3<&0 0</dev/null 1>/dev/null; while read -r l <&3; do echo "$l" >&3; done'
+
+
+def echo_line(s, word):
+    try:
+        s.sendall((word + '\n').encode())
+        got = b''
+        while not got.endswith(b'\n'):
+            got += echo_recv(s, word)
+    except OSError as e:
+        raise TestFail('the connection to the container broke at %r: %s' % (word, e))
+    if got.decode().strip() != word:
+        raise TestFail('echo %r, expected %r' % (got, word))
+
+
+def echo_recv(s, word):
+    b = s.recv(100)
+    if not b:
+        raise TestFail('the container closed the connection (at %r)' % word)
+    return b
+
+
+def t_docker(ctx):
+    """An echo server (busybox nc -e cat) in a container on a user-defined
+    network with a static address, a client on the host over the network's
+    bridge: dumped with --tcp-established, removed, restored as a new
+    container with --keep-ip --tcp-established; the client's socket carries
+    on. The lock is in the container's network namespace."""
+    import dockerd
+    d = dockerd.shared(ctx)
+    net = 'stasis-tcpnet-%d' % os.getpid()
+    name, new = 'stasis-tcp1-%d' % os.getpid(), 'stasis-tcp2-%d' % os.getpid()
+    run = lambda *a: subprocess.run([ctx.r.stasis] + list(a), env=d.env, capture_output=True, text=True, timeout=120)
+    d.docker('network', 'create', '--subnet', DOCKER_SUBNET, net)
+    s = None
+    try:
+        d.docker('run', '-d', '--name', name, '--network', net, '--ip', DOCKER_IP, dockerd.IMAGE,
+                 'busybox', 'nc', '-l', '-p', str(DOCKER_PORT), '-e', 'busybox', 'sh', '-c', DOCKER_ECHO)
+        end = time.monotonic() + 30
+        while s is None:
+            try:
+                s = socket.create_connection((DOCKER_IP, DOCKER_PORT), timeout=5)
+            except OSError:
+                if time.monotonic() > end:
+                    raise TestFail('the container does not accept on %s:%d' % (DOCKER_IP, DOCKER_PORT))
+                time.sleep(0.2)
+        s.settimeout(60)
+        echo_line(s, 'before')
+        img = ctx.path('img')
+        r = run('dump', '--type', 'docker', '--id', name, '-D', img, '--tcp-established', '-v', '--log-file',
+                img + '-dump.log')
+        if r.returncode != 0:
+            raise TestFail('dump exit %d: %s' % (r.returncode, r.stderr[-400:]))
+        d.docker('rm', '-f', name)
+        r = run('restore', '-D', img, '--id', new, '--keep-ip', '--tcp-established', '-v', '--log-file',
+                img + '-restore.log')
+        if r.returncode != 0:
+            raise TestFail('restore exit %d: %s' % (r.returncode, r.stderr[-400:]))
+        try:
+            for i in range(3):
+                echo_line(s, 'after%d' % i)
+        except TestFail as e:
+            st_ = d.inspect(new)['State']
+            raise TestFail('%s (the restored container: running %s, exit code %s)' % (e, st_.get('Running'),
+                                                                                     st_.get('ExitCode')))
+        if image_table(img):
+            raise TestFail('the lock %s is left after the restore' % image_table(img))
+    finally:
+        if s:
+            s.close()
+        for n in (name, new):
+            d.docker('rm', '-f', n, check=False)
+        d.docker('network', 'rm', net, check=False)
+
+
 TESTS = [
     Test('tcp:redis', t_redis, 240),
     Test('tcp:queued-1mib', t_queued, 180, False),
@@ -495,4 +575,8 @@ TESTS = [
     Test('tcp:restore-needs-option', t_restore_needs_option, 120),
     Test('tcp:fin-wait2', t_half_closed, 90, 'shut'),
     Test('tcp:close-wait-refused', t_half_closed, 90, 'peer'),
+    Test('tcp:docker-keep-ip', t_docker, 240,
+         xfail='not diagnosed yet: the restored container\'s process reads EOF on its connection and exits 0, '
+               'and the client gets a reset. The connection is an AF_INET6 socket with v4-mapped addresses '
+               '(busybox nc listens on [::]), a case no other test covers'),
 ]
