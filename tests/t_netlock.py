@@ -9,9 +9,9 @@ the ruleset holds our table with the connection's 4-tuple both ways, and
 data the server sends then stays unacknowledged), with the dumper killed
 there by SIGKILL, SIGINT and SIGTERM, and through a dump that hands the
 lock to its image and a restore that removes it. Afterwards no table of
-ours is left and the connection still carries data. Until established
-connections are dumped (the TCP repair), a dump refuses them after the
-lock; these tests check the lock, and accept that refusal where it comes.
+ours is left and the connection still carries data. The
+connection is kept (TCP repair, engine/sk-tcp.c): after a restore it
+carries data again.
 
 The unix side: PostgreSQL with a psql connected from outside, dumped with
 --unix-close and restored (the rows are there for a new psql, the server
@@ -146,9 +146,12 @@ def expect_echo(w, word, timeout=30):
     raise TestFail('no echo of %r within %d s: %s' % (word, timeout, w.log_tail()))
 
 
-def refused_established(res):
-    """The dump refused the established connection (no TCP repair yet)."""
-    return res.rc == 1 and 'established TCP connection' in res.err
+def expect_echo_restored(ctx, w, wfd, word):
+    """The restored client (stdin: wfd) still echoes through its kept
+    connection."""
+    w.set_stdin(wfd)
+    ctx.fds.remove(wfd)
+    expect_echo(w, word, ctx.left(60))
 
 
 def start_dump(ctx, pid, img, extra=(), env=None):
@@ -188,7 +191,7 @@ def t_leave_running(ctx):
         expect_echo(w, 'before')
         img = ctx.path('img')
         res = ctx.dump(w.pid, img, ['--tcp-established', '--leave-running'], expect_ok=False)
-        if res.rc != 0 and not refused_established(res):
+        if res.rc != 0:
             raise TestFail('dump %s' % res.what())
         with open(img + '-dump.log', errors='replace') as f:
             log = f.read()
@@ -236,7 +239,7 @@ def t_paused(ctx, sig):
             raise TestFail('the dump did not end')
         with open(ctx.path('dump.err'), errors='replace') as f:
             err = f.read()
-        if sig is None and p.returncode != 0 and 'established TCP connection' not in err:
+        if sig is None and p.returncode != 0:
             raise TestFail('dump exit %d: %s' % (p.returncode, err[-300:]))
         if sig is not None and p.returncode == 0:
             raise TestFail('the dump killed by %s succeeded' % signal.Signals(sig).name)
@@ -262,9 +265,6 @@ def dump_handover(ctx, w, img):
     """Dumps w with --tcp-established (killed): the lock goes to the image;
     returns the manifest's record of it."""
     res = ctx.dump(w.pid, img, ['--tcp-established'], expect_ok=False)
-    if refused_established(res):  # no TCP repair here yet: the closed kind
-        shutil.rmtree(img, ignore_errors=True)
-        res = ctx.dump(w.pid, img, ['--tcp-established', '--tcp-close'], expect_ok=False)
     if res.rc != 0:
         raise TestFail('dump %s' % res.what())
     expect_killed(w.pid)
@@ -290,9 +290,10 @@ def t_handover(ctx):
         expect_echo(w, 'before')
         img = ctx.path('img')
         lock = dump_handover(ctx, w, img)
-        res, pid, _ = ctx.restore(img, extra=['--tcp-established'])
+        res, pid, wfd = ctx.restore(img, extra=['--tcp-established'])
         if lock['table'] in tables():
             raise TestFail('the image\'s table %s is still there after the restore' % lock['table'])
+        expect_echo_restored(ctx, w, wfd, 'restored')
         with open(img + '-restore.log', errors='replace') as f:
             log = f.read()
         m = re.search(r'stats: netlock released conns=1 held_ms=[\d.]+ blocked_ms=([\d.]+)', log)
@@ -389,9 +390,10 @@ def t_restore_killed(ctx):
         st.reap_zombie_children()
         if not st.pid_gone(w.pid, 10):
             raise TestFail('the killed restore left pid %d behind' % w.pid)
-        res, pid, _ = ctx.restore(img, extra=['--tcp-established'])
+        res, pid, wfd = ctx.restore(img, extra=['--tcp-established'])
         if lock['table'] in tables():
             raise TestFail('the second restore left the dump\'s table %s' % lock['table'])
+        expect_echo_restored(ctx, w, wfd, 'restored')
         st.kill_reap(pid)
     finally:
         srv.close()

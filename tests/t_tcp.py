@@ -8,10 +8,9 @@ with a client sending INCR every 10 ms; 1 MiB queued each way), failures
 and refusals, half-closed states, inspect.
 
 The peer must not get a reset between the kill and the restore: that is
-the network lock's job (built on another branch). Until it is there,
-these tests put a stand-in around dump and restore: nftables rules of
-their own that drop the connection's packets at both ends of the veth
-(NetLock below); the peer retransmits afterwards."""
+stasis's own network lock (engine/netlock.c), taken at the freeze, handed
+to the image by the dump and removed by the restore; the tests add no rule
+of their own, and check that no table of stasis is left afterwards."""
 import json
 import os
 import re
@@ -65,29 +64,13 @@ class Net:
         self.made = False
 
 
-class NetLock:
-    """Stand-in for the network lock: drops the packets of port `port` on
-    our side (from the namespace) and on its side (from us)."""
-
-    def __init__(self, net, port):
-        self.net, self.port, self.on = net, port, False
-        self.table = 'stasis_test_lock_%d' % os.getpid()
-
-    def rules(self, direction):
-        return ('table inet %s {\n chain lockin {\n  type filter hook input priority -300; policy accept;\n'
-                '  tcp %s %d drop\n }\n}\n' % (self.table, direction, self.port))
-
-    def __enter__(self):
-        self.on = True
-        sh('nft', '-f', '-', inp=self.rules('dport'))               # us: from the peer to our port
-        sh('nft', '-f', '-', inp=self.rules('sport'), ns=self.net.ns)  # it: from our port
-        return self
-
-    def __exit__(self, *exc):
-        if self.on:
-            sh('nft', 'delete', 'table', 'inet', self.table, check=False)
-            sh('nft', 'delete', 'table', 'inet', self.table, ns=self.net.ns, check=False)
-            self.on = False
+def image_table(img):
+    """The network lock the dump handed over to the image, if it is still
+    in the ruleset (other tests of the machine may hold locks of theirs)."""
+    with open(os.path.join(img, 'manifest.json')) as f:
+        name = (json.load(f).get('netlock') or {}).get('table')
+    out = sh('nft', 'list', 'tables', check=False)
+    return name if name and ('table inet %s' % name) in out.splitlines() else None
 
 
 class Proc:
@@ -132,15 +115,19 @@ def wait_file(path, what, timeout=20, pred=lambda s: True):
 def dump_kill_restore(ctx, pid, proc, net, port, extra=()):
     """Dump with --tcp-established (the tree is killed), restore at once."""
     img = ctx.path('img')
-    with NetLock(net, port):
-        ctx.dump(pid, img, extra=['--tcp-established'] + list(extra))
-        if proc:
-            proc.p.wait(10)
-        if not st.pid_gone(pid, 5):
-            raise TestFail('pid %d is still there after the dump' % pid)
-        _, got, _ = ctx.restore(img, extra=['--tcp-established'])
+    ctx.dump(pid, img, extra=['--tcp-established'] + list(extra))
+    if proc:
+        proc.p.wait(10)
+    if not st.pid_gone(pid, 5):
+        raise TestFail('pid %d is still there after the dump' % pid)
+    if not image_table(img):
+        raise TestFail('no network lock handed over to the image between the dump and the restore')
+    _, got, _ = ctx.restore(img, extra=['--tcp-established'])
     if got != pid:
         raise TestFail('restore gave pid %s, expected %d' % (got, pid))
+    left = image_table(img)
+    if left:
+        raise TestFail('after the restore, the lock %s is left in the ruleset' % left)
     return img
 
 
@@ -233,7 +220,7 @@ def start_redis(ctx, net, port):
 def t_redis(ctx):
     net = Net(ctx)
     srv = cli = None
-    port = 16379
+    port = 16379 + os.getpid() % 500  # an orphan of an earlier failed run may hold a port a while
     try:
         srv = start_redis(ctx, net, port)
         cli = Proc(ctx, 'client', ['python3', '-c', REDIS_CLIENT, net.ip, str(port), ctx.workdir], ns=net.ns)
@@ -498,6 +485,86 @@ def t_half_closed(ctx, mode):
         ls.close()
 
 
+# --- a container that keeps its address (--keep-ip) and its connection ----
+
+DOCKER_SUBNET, DOCKER_IP, DOCKER_PORT = '172.30.78.0/24', '172.30.78.17', 7000
+# The echo loop holds the connection at fd 3 only: a container's restore
+# gives pid 1 the new container's stdio at fds 0-2.
+DOCKER_ECHO = 'exec 3<&0 0</dev/null 1>/dev/null; while read -r l <&3; do echo "$l" >&3; done'
+
+
+def echo_line(s, word):
+    try:
+        s.sendall((word + '\n').encode())
+        got = b''
+        while not got.endswith(b'\n'):
+            got += echo_recv(s, word)
+    except OSError as e:
+        raise TestFail('the connection to the container broke at %r: %s' % (word, e))
+    if got.decode().strip() != word:
+        raise TestFail('echo %r, expected %r' % (got, word))
+
+
+def echo_recv(s, word):
+    b = s.recv(100)
+    if not b:
+        raise TestFail('the container closed the connection (at %r)' % word)
+    return b
+
+
+def t_docker(ctx):
+    """An echo server (busybox nc -e cat) in a container on a user-defined
+    network with a static address, a client on the host over the network's
+    bridge: dumped with --tcp-established, removed, restored as a new
+    container with --keep-ip --tcp-established; the client's socket carries
+    on. The lock is in the container's network namespace."""
+    import dockerd
+    d = dockerd.shared(ctx)
+    net = 'stasis-tcpnet-%d' % os.getpid()
+    name, new = 'stasis-tcp1-%d' % os.getpid(), 'stasis-tcp2-%d' % os.getpid()
+    run = lambda *a: subprocess.run([ctx.r.stasis] + list(a), env=d.env, capture_output=True, text=True, timeout=120)
+    d.docker('network', 'create', '--subnet', DOCKER_SUBNET, net)
+    s = None
+    try:
+        d.docker('run', '-d', '--name', name, '--network', net, '--ip', DOCKER_IP, dockerd.IMAGE,
+                 'busybox', 'nc', '-l', '-p', str(DOCKER_PORT), '-e', 'busybox', 'sh', '-c', DOCKER_ECHO)
+        end = time.monotonic() + 30
+        while s is None:
+            try:
+                s = socket.create_connection((DOCKER_IP, DOCKER_PORT), timeout=5)
+            except OSError:
+                if time.monotonic() > end:
+                    raise TestFail('the container does not accept on %s:%d' % (DOCKER_IP, DOCKER_PORT))
+                time.sleep(0.2)
+        s.settimeout(60)
+        echo_line(s, 'before')
+        img = ctx.path('img')
+        r = run('dump', '--type', 'docker', '--id', name, '-D', img, '--tcp-established', '-v', '--log-file',
+                img + '-dump.log')
+        if r.returncode != 0:
+            raise TestFail('dump exit %d: %s' % (r.returncode, r.stderr[-400:]))
+        d.docker('rm', '-f', name)
+        r = run('restore', '-D', img, '--id', new, '--keep-ip', '--tcp-established', '-v', '--log-file',
+                img + '-restore.log')
+        if r.returncode != 0:
+            raise TestFail('restore exit %d: %s' % (r.returncode, r.stderr[-400:]))
+        try:
+            for i in range(3):
+                echo_line(s, 'after%d' % i)
+        except TestFail as e:
+            st_ = d.inspect(new)['State']
+            raise TestFail('%s (the restored container: running %s, exit code %s)' % (e, st_.get('Running'),
+                                                                                     st_.get('ExitCode')))
+        if image_table(img):
+            raise TestFail('the lock %s is left after the restore' % image_table(img))
+    finally:
+        if s:
+            s.close()
+        for n in (name, new):
+            d.docker('rm', '-f', n, check=False)
+        d.docker('network', 'rm', net, check=False)
+
+
 TESTS = [
     Test('tcp:redis', t_redis, 240),
     Test('tcp:queued-1mib', t_queued, 180, False),
@@ -508,4 +575,8 @@ TESTS = [
     Test('tcp:restore-needs-option', t_restore_needs_option, 120),
     Test('tcp:fin-wait2', t_half_closed, 90, 'shut'),
     Test('tcp:close-wait-refused', t_half_closed, 90, 'peer'),
+    Test('tcp:docker-keep-ip', t_docker, 240,
+         xfail='not diagnosed yet: the restored container\'s process reads EOF on its connection and exits 0, '
+               'and the client gets a reset. The connection is an AF_INET6 socket with v4-mapped addresses '
+               '(busybox nc listens on [::]), a case no other test covers'),
 ]
