@@ -121,7 +121,6 @@ int sk_inet_collect(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s)
 	if ((r = sk_opts_collect(sk, s)) < 0)
 		return log_error_errno(r, "pid %d: fd %d: cannot read the options of the %s: %m", pid, fd,
 				       sk_kind_name(s));
-	sk_tcp_forget_own_filter(s);
 	return 0;
 }
 

@@ -157,19 +157,6 @@ static bool has_our_filter(int sk)
 	       f[0].k == 0;
 }
 
-void sk_tcp_forget_own_filter(struct sk_rec *s)
-{
-	/* sk-opts reads every socket's filter: ours, put on by block_input,
-	 * would otherwise come back on the restored socket and drop all the
-	 * peer's packets for good. */
-	if (!s->tcp || !s->tcp->blocked || s->filter_len != 1)
-		return;
-	free(s->filter);
-	s->filter = NULL;
-	s->filter_len = 0;
-	s->filter_locked = false;
-}
-
 static void recover_fd(int pidfd, pid_t pid, int fd)
 {
 	int proto = 0, repair = 0, zero = 0;

@@ -292,9 +292,6 @@ int sk_udp_fill(int fd, const struct sk_rec *s);
 struct sk_tcp;
 int sk_tcp_collect(pid_t pid, int fd, int sk, int state, struct sk_rec *s, const char *name, const char *pname);
 void sk_tcp_leave_repair(struct sk_tcp *t);
-/* Forgets the socket filter read from s when it is the drop-all filter
- * that sk_tcp_collect put on for the dump, so the restore does not. */
-void sk_tcp_forget_own_filter(struct sk_rec *s);
 /* The guardian's part (guard.c), when the dumper died: every TCP socket
  * of pid in repair mode leaves it (and our filter goes). */
 void sk_tcp_recover(pid_t pid);
