@@ -115,6 +115,8 @@ static int load_image(struct restore_ctx *c, const struct restore_opts *o)
 			return log_error_errno(-EBADMSG, "core-%d.json: thread list differs from the manifest",
 					       p->node->pid);
 		pages += p->p.mm.pages;
+		if (o->lazy && (r = lazy_refuse_compressed(c->img, p->node->pid)) < 0)
+			return r;
 		p->lazy = o->lazy && lazy_possible(c->img, p->node->pid);
 		if (o->lazy && !p->lazy)
 			log_warn("pid %d: the image has no block checksums of its pages (an older stasis made it): "
