@@ -8,9 +8,9 @@ a compressed image, and --print-stats reports the compressed bytes."""
 import os
 
 import stasistest as st
-from checks import expect_killed
+from checks import expect_killed, expect_one_line, image_digest
 from runner import Test, TestFail
-from t_trust import refused, rewrite, variant
+from t_trust import rewrite, variant
 
 
 def dumped(ctx, extra=('--compress',)):
@@ -32,7 +32,19 @@ def flipped(img, name):
     return bytes(data)
 
 
-def t_damaged(ctx):
+def refused(ctx, img, pid, what, pattern, binary):
+    """restore (of binary) refuses img in one line, leaves no process with
+    pid and the image as it was."""
+    before = image_digest(img)
+    res = ctx.stasis(['restore', '-D', img, '--detach'], binary=binary, timeout=ctx.left(60))
+    expect_one_line(res, 'restore of %s' % what, pattern)
+    if not st.pid_gone(pid, 3):
+        raise TestFail('%s: a process with pid %d is left after the refused restore' % (what, pid))
+    if image_digest(img) != before:
+        raise TestFail('%s: the refused restore changed the image' % what)
+
+
+def t_damaged(ctx, binary):
     w, img = dumped(ctx)
     name = pages_file(img, w.pid)
     data = flipped(img, name)
@@ -41,15 +53,15 @@ def t_damaged(ctx):
     d = variant(ctx, img, 'flip')
     with open(os.path.join(d, name), 'r+b') as f:
         f.write(data)
-    refused(ctx, d, w.pid, 'a flipped byte in %s' % name, r"'%s'.*damaged" % name)
+    refused(ctx, d, w.pid, 'a flipped byte in %s' % name, r"'%s'.*damaged" % name, binary)
     # Checksum fixed up: only the decompressor's own checks are left.
     d = variant(ctx, img, 'forged')
     rewrite(d, name, data)
-    refused(ctx, d, w.pid, 'a forged %s' % name, r"'%s'.*damaged" % name)
+    refused(ctx, d, w.pid, 'a forged %s' % name, r"'%s'.*damaged" % name, binary)
     d = variant(ctx, img, 'truncated')
     with open(os.path.join(img, name), 'rb') as f:
         rewrite(d, name, f.read()[:-100])
-    refused(ctx, d, w.pid, 'a truncated %s' % name, r"'%s'.*damaged" % name)
+    refused(ctx, d, w.pid, 'a truncated %s' % name, r"'%s'.*damaged" % name, binary)
 
 
 def t_lazy_refused(ctx):
@@ -86,7 +98,7 @@ def t_stats(ctx):
 
 def tests(r):
     return [
-        Test('compress:damaged', t_damaged, 120),
+        Test('compress:damaged', t_damaged, 120, None),
         Test('compress:lazy-refused', t_lazy_refused, 120),
         Test('compress:stats', t_stats, 60),
-    ]
+    ] + ([Test('asan:compress:damaged', t_damaged, 180, r.asan_stasis)] if r.asan_stasis else [])
