@@ -5,7 +5,10 @@
  *      listed file (a fixed set of real files lies next to it, so a seed
  *      with their right sizes and checksums reaches the record parsers);
  *   1: 8 bytes little-endian page data size, then a pagemap;
- *   2: record parsers, through the engine's fuzz_records() when linked. */
+ *   2: record parsers, through the engine's fuzz_records() when linked;
+ *   3: 8 bytes little-endian page data size, then a pagesums file;
+ *   4: the rest is a compressed page file (dump --compress), listed with
+ *      its right checksum, so only the zstd reader stands in the way. */
 #include <endian.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -15,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <xxhash.h>
 
 #include "image/image.h"
 #include "image/pagemap.h"
@@ -126,6 +131,43 @@ static void fuzz_pagesums(const uint8_t *data, size_t len)
 	}
 }
 
+#define ZPAGES "pages-1.img"
+#define ZRAW (1u << 20)
+
+static void read_compressed(struct image *img)
+{
+	struct image_zreader *z;
+	static char buf[64 << 10];
+	if (image_zread_open(img, ZPAGES, &z) < 0)
+		return;
+	int r = 0;
+	for (size_t done = 0; done < ZRAW && r >= 0; done += sizeof(buf))
+		r = image_zread(z, buf, sizeof(buf));
+	if (r >= 0)
+		image_zread_end(z);
+	image_zread_close(z);
+}
+
+static void fuzz_compressed(const uint8_t *data, size_t len)
+{
+	char man[512];
+	struct image *img;
+
+	setup_dir();
+	if (write_file_at(fuzz_dirfd, ZPAGES, data, len) < 0)
+		abort();
+	int n = snprintf(man, sizeof(man), "{\"type\": \"process\", \"format\": \"stasis-image\", \"version\": %d, "
+			 "\"files\": [{\"name\": \"" ZPAGES "\", \"size\": %zu, \"xxh3\": \"%016llx\", "
+			 "\"compression\": \"zstd\", \"raw_size\": %u}]}", IMAGE_VERSION, len,
+			 (unsigned long long)XXH3_64bits(data, len), ZRAW);
+	if (write_file_at(fuzz_dirfd, IMAGE_MANIFEST, man, (size_t)n) < 0)
+		abort();
+	if (image_open(fuzz_dir, &img) < 0)
+		return;
+	read_compressed(img);
+	image_free(img);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
 	static bool init;
@@ -150,6 +192,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		break;
 	case 3:
 		fuzz_pagesums(data + 1, len - 1);
+		break;
+	case 4:
+		fuzz_compressed(data + 1, len - 1);
 		break;
 	}
 	return 0;

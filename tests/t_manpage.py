@@ -16,7 +16,7 @@ from runner import Test, TestFail
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANPAGE = os.path.join(ROOT, 'docs', 'stasis.1.scd')
 # "  -D, --checkpoint-dir DIR  help" or "      --json  help"
-OPTION_LINE = re.compile(r'^  (?:-(\w), |    )--([\w-]+)(?: (\S+))?  +\S')
+OPTION_LINE = re.compile(r'^  (?:-(\w), |    )--([\w-]+)(?: (\S+)|(\[=\w+\]))?  +\S')
 
 
 def run(stasis, args, env=None):
@@ -40,7 +40,7 @@ def options(stasis, cmd):
     if res.rc != 0 or not res.out.startswith('usage: stasis %s' % cmd):
         raise TestFail('stasis %s --help %s: %r' % (cmd, res.what(), res.out[:200]))
     opts = [OPTION_LINE.match(line) for line in res.out.splitlines()]
-    opts = [m.groups() for m in opts if m]
+    opts = [m.groups()[:3] if not m.group(4) else (m.group(1), m.group(2), m.group(4)) for m in opts if m]
     if not opts:
         raise TestFail('stasis %s --help lists no options' % cmd)
     return opts
@@ -49,7 +49,12 @@ def options(stasis, cmd):
 def check_parser(stasis, cmd, short, name, arg):
     """The parser takes --name (and -short) with an argument exactly when
     the help says so; nothing runs: each call stops at a usage error or at
-    --help."""
+    --help. An optional argument ("[=LEVEL]") is checked with a bad value."""
+    if arg and arg.startswith('['):
+        res = run(stasis, [cmd, '--%s=x' % name])
+        if res.rc != 2 or '--' + name not in res.err:
+            raise TestFail('stasis %s --%s=x: expected exit 2 naming the option, got %s' % (cmd, name, res.what()))
+        return
     res = run(stasis, [cmd, '--' + name] if arg else [cmd, '--%s=x' % name])
     want = 'needs an argument' if arg else 'takes no argument'
     if res.rc != 2 or want not in res.err:

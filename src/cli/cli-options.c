@@ -30,7 +30,8 @@ void cli_parser_init(struct cli_parser *p, const struct cli_command *cmd)
 	*s++ = ':';
 	for (const struct cli_option *o = cmd->options; o->name; o++, n++) {
 		assert(n < CLI_MAX_OPTIONS);
-		p->longopts[n] = (struct option){ o->name, o->arg ? required_argument : no_argument, NULL, o->val };
+		int has = !o->arg ? no_argument : o->arg[0] == '[' ? optional_argument : required_argument;
+		p->longopts[n] = (struct option){ o->name, has, NULL, o->val };
 		if (!o->has_short)
 			continue;
 		*s++ = (char)o->val;
@@ -116,7 +117,7 @@ int cli_next(struct cli_parser *p, int argc, char **argv)
 static int option_label(const struct cli_option *o, char *buf, size_t size)
 {
 	int n = snprintf(buf, size, "%c%c%c --%s%s%s", o->has_short ? '-' : ' ', o->has_short ? o->val : ' ',
-			 o->has_short ? ',' : ' ', o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+			 o->has_short ? ',' : ' ', o->name, o->arg && o->arg[0] != '[' ? " " : "", o->arg ? o->arg : "");
 	return n < 0 ? 0 : n;
 }
 

@@ -13,7 +13,8 @@ struct cli_option {
 	const char *name;  /* long name, without "--" */
 	int val;           /* what the parser returns for it */
 	bool has_short;    /* also accepted as -val */
-	const char *arg;   /* its argument's name in the help ("DIR"); NULL: takes none */
+	const char *arg;   /* its argument's name in the help ("DIR"); NULL: takes none;
+			    * "[=LEVEL]": optional, given as --name=LEVEL (long only) */
 	const char *help;  /* one line */
 };
 

@@ -446,6 +446,7 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 		return log_error_errno(-ESRCH, "no process with pid %d", pid);
 	if (o->tcp_established)
 		netlock_sweep(); /* ~10 ms: only where nftables is ours to use */
+	image_set_page_compression(img, o->compress_level);
 	if ((r = guard_start(img, o->container != NULL, &g)) < 0)
 		return r;
 	uint64_t t0 = now_ns();
@@ -463,6 +464,7 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 		o->stats->frozen_ns = now_ns() - t0;
 		o->stats->pages_written = pages;
 		o->stats->bytes_written = pages * PAGE_SIZE;
+		o->stats->bytes_compressed = image_compressed_bytes(img);
 	}
 	log_info("pid %d: checkpoint of %zu processes written to %s (%llu pages)", pid, t.n, image_dir(img),
 		 (unsigned long long)pages);

@@ -29,6 +29,7 @@ struct dump_opts {
 	void *arg;
 	const char *fsroot; /* where the processes' paths are (fsroot.h); NULL: ours */
 	struct dump_stats *stats; /* filled when not NULL (stats_alloc) */
+	int compress_level;       /* --compress: zstd level of the page data; 0: none */
 };
 
 /* Writes the checkpoint of pid and its descendants into img (made by

@@ -105,6 +105,18 @@ bool lazy_possible(struct image *img, pid_t pid)
 	return image_has(img, image_name_pagesums(name, pid));
 }
 
+/* A compressed page file (dump --compress) is one zstd stream: no block
+ * can be read on its own, so lazy restore refuses it rather than
+ * silently restoring eagerly what the user asked to resume at once. */
+int lazy_refuse_compressed(struct image *img, pid_t pid)
+{
+	char name[IMAGE_NAME_MAX];
+	if (!image_compressed(img, image_name_pages(name, pid)))
+		return 0;
+	return log_error_errno(-EOPNOTSUPP, "pid %d: the image's pages are compressed (dump --compress) and "
+			       "--lazy needs random access; restore it without --lazy", pid);
+}
+
 /* The image's page data of one process, split by the mappings it lands
  * in: private anonymous memory lazily, the rest (copy-on-write pages of
  * file mappings, and mappings a child shares copy-on-write: restore.c)

@@ -33,6 +33,8 @@ int lazy_finish(struct restore_opts *o, bool ok);
 /* Engine: whether the image can fill pid's pages lazily (it has block
  * checksums; an older image is restored eagerly). */
 bool lazy_possible(struct image *img, pid_t pid);
+/* -EOPNOTSUPP, logged, when pid's page data is compressed (no random access). */
+int lazy_refuse_compressed(struct image *img, pid_t pid);
 /* Engine, instead of mm_restore_pages: eager pages filled, anonymous
  * memory registered and handed to the filler, which serves its faults
  * from now on. */

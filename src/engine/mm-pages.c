@@ -404,7 +404,8 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	ret = image_stream_open(img, image_name_pages(name, pid), &w.out);
 	if (ret < 0)
 		return ret;
-	if ((ret = image_stream_sum_blocks(w.out, image_name_pagesums(name, pid))) < 0) {
+	if ((ret = image_stream_sum_blocks(w.out, image_name_pagesums(name, pid))) < 0 ||
+	    (image_page_compression(img) && (ret = image_stream_compress(w.out, image_page_compression(img))) < 0)) {
 		image_stream_abort(w.out);
 		return ret;
 	}
@@ -456,6 +457,9 @@ int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struc
 	ret = image_open_file(img, image_name_pages(pages, r->pid), &pages_fd, &size);
 	if (ret < 0)
 		return ret;
+	bool zstd = image_compressed(img, pages);
+	if (zstd && image_raw_size(img, pages, &size) < 0)
+		return log_error_errno(-EBADMSG, "manifest.json: compressed '%s' has no valid raw_size", pages);
 	if (size != m->pages * PAGE_SIZE)
 		return log_error_errno(-EBADMSG, "image file '%s' holds %" PRIu64 " bytes where mm-%d.json says %"
 				       PRIu64 " pages were saved", pages, size, r->pid, m->pages);
@@ -467,6 +471,8 @@ int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struc
 		return log_error_errno(ret, "image file '%s' is damaged: bad page index", name);
 	if (!n)
 		return 0;
+	if (zstd)
+		return mm_fill_zstd(r, img, pages, pm, n);
 
 	/* The process reads its pages itself, from our fd to the page file:
 	 * the image need not be visible where it lives (a container). */

@@ -111,6 +111,9 @@ int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procf
  * the process's transport fd tfd. */
 int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m, struct files_ctx *fc, int tfd);
 int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m, int ctl, int tfd);
+/* mm-zfill.c: the same from a compressed page file (dump --compress),
+ * decompressed here in order and written through /proc/PID/mem. */
+int mm_fill_zstd(struct remote *r, struct image *img, const char *pages, const struct pagemap_entry *pm, size_t n);
 int mm_restore_finish(struct remote *r, pid_t tid, const struct mm_rec *m, bool exe_is_set);
 
 /* mm-cow.c: copy-on-write sharing between a process and its parent.

@@ -117,6 +117,8 @@ static int load_image(struct restore_ctx *c, const struct restore_opts *o)
 			return log_error_errno(-EBADMSG, "core-%d.json: thread list differs from the manifest",
 					       p->node->pid);
 		pages += p->p.mm.pages;
+		if (o->lazy && (r = lazy_refuse_compressed(c->img, p->node->pid)) < 0)
+			return r;
 		/* One with its parent's memory (CLONE_VM) restores no memory. */
 		p->lazy = o->lazy && !(p->node->share & SHARE_VM) && lazy_possible(c->img, p->node->pid);
 		if (o->lazy && !p->lazy && !(p->node->share & SHARE_VM))

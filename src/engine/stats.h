@@ -14,6 +14,7 @@ struct dump_stats {
 	uint64_t total_ns;   /* the whole dump */
 	uint64_t pages_written, pages_skipped; /* skipped: unchanged since a parent image (none yet) */
 	uint64_t bytes_written;                /* page data */
+	uint64_t bytes_compressed;             /* --compress: the page files' size on disk */
 	uint64_t pages_done, pages_total;      /* progress of the page copy; total estimated */
 };
 

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define IMAGE_MAX_NAME 255
@@ -20,8 +21,16 @@ struct image {
 	json_t *manifest; /* reading: the parsed manifest */
 	json_t *files;    /* the "files" array (writing: built up here) */
 	json_t *index;    /* name -> entry in files, for lookups and duplicates */
+	int page_zstd;    /* writing: zstd level for page data, 0: none */
 };
 
 bool image_name_valid(const char *name);
 void image_hash_hex(uint64_t h, char out[17]);
 struct image *image_alloc(const char *dir);
+
+/* zstd-stream.c: the compressing half of an image stream. */
+struct zstd_out;
+typedef int (*zstd_sink_fn)(void *arg, const void *buf, size_t len);
+int zstd_out_new(int level, struct zstd_out **ret);
+int zstd_out_write(struct zstd_out *z, const void *buf, size_t len, bool end, zstd_sink_fn sink, void *arg);
+void zstd_out_free(struct zstd_out *z);

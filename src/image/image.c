@@ -34,6 +34,8 @@ struct image_stream {
 	char *buf;
 	size_t buf_len;
 	struct block_hasher *blocks; /* image_stream_sum_blocks, or NULL */
+	struct zstd_out *z;          /* image_stream_compress, or NULL */
+	uint64_t stored;             /* bytes written to the file */
 };
 
 /* Plain names only: a manifest must not reach outside its directory, and
@@ -311,18 +313,19 @@ int image_stream_write(struct image_stream *s, const void *buf, size_t len)
 
 int image_stream_hash(struct image_stream *s, const void *buf, size_t len)
 {
+	if (s->z) /* the checksum is of the compressed bytes, taken as they go out */
+		return 0;
 	if (XXH3_64bits_update(s->hash, buf, len) != XXH_OK)
 		return log_error_errno(EINVAL, "cannot checksum image file '%s'", s->name);
 	return 0;
 }
 
-int image_stream_write_hashed(struct image_stream *s, const void *buf, size_t len)
+/* Bytes as they go to the file. */
+static int stream_put(struct image_stream *s, const void *buf, size_t len)
 {
 	int r;
 
-	if (s->blocks && (r = block_hasher_update(s->blocks, buf, len)) < 0)
-		return log_error_errno(r, "cannot checksum image file '%s': %m", s->name);
-	s->offset += len;
+	s->stored += len;
 	/* Big pieces (page runs) skip the buffer: no copy, one syscall. */
 	if (len >= STREAM_BUF_SIZE / 2 || len > STREAM_BUF_SIZE - s->buf_len) {
 		r = stream_flush(s);
@@ -337,6 +340,53 @@ int image_stream_write_hashed(struct image_stream *s, const void *buf, size_t le
 	}
 	memcpy(s->buf + s->buf_len, buf, len);
 	s->buf_len += len;
+	return 0;
+}
+
+static int compressed_sink(void *arg, const void *buf, size_t len)
+{
+	struct image_stream *s = arg;
+	if (XXH3_64bits_update(s->hash, buf, len) != XXH_OK)
+		return log_error_errno(EINVAL, "cannot checksum image file '%s'", s->name);
+	return stream_put(s, buf, len);
+}
+
+static int compress_more(struct image_stream *s, const void *buf, size_t len, bool end)
+{
+	int r = zstd_out_write(s->z, buf, len, end, compressed_sink, s);
+	if (r == -EIO)
+		return log_error_errno(r, "cannot compress image file '%s'", s->name);
+	return r;
+}
+
+int image_stream_write_hashed(struct image_stream *s, const void *buf, size_t len)
+{
+	int r;
+
+	if (s->blocks && (r = block_hasher_update(s->blocks, buf, len)) < 0)
+		return log_error_errno(r, "cannot checksum image file '%s': %m", s->name);
+	s->offset += len;
+	return s->z ? compress_more(s, buf, len, false) : stream_put(s, buf, len);
+}
+
+int image_stream_compress(struct image_stream *s, int level)
+{
+	int r = zstd_out_new(level, &s->z);
+	return r < 0 ? log_error_errno(r, "cannot compress image file '%s': %m", s->name) : 0;
+}
+
+uint64_t image_stream_stored(const struct image_stream *s)
+{
+	return s->stored;
+}
+
+/* The manifest entry of a compressed file says so (Version 4 additions). */
+static int record_compressed(struct image_stream *s)
+{
+	json_t *e = json_object_get(s->img->index, s->name);
+	if (!e || json_object_set_new(e, "compression", json_string("zstd")) < 0 ||
+	    json_object_set_new(e, "raw_size", json_integer((json_int_t)s->offset)) < 0)
+		return log_error_errno(ENOMEM, "cannot record image file '%s': %m", s->name);
 	return 0;
 }
 
@@ -366,13 +416,17 @@ uint64_t image_stream_offset(const struct image_stream *s)
 
 int image_stream_close(struct image_stream *s)
 {
-	int r = stream_flush(s);
+	int r = s->z ? compress_more(s, NULL, 0, true) : 0;
+	if (r >= 0)
+		r = stream_flush(s);
 	if (r >= 0 && (r = sync_fd(s->img, s->fd)) < 0)
 		log_error_errno(r, "cannot flush image file '%s/%s' to disk: %m", s->img->dir, s->name);
 	if (r >= 0 && close(TAKE_FD(s->fd)) < 0)
 		r = log_error_errno(errno, "cannot write image file '%s/%s': %m", s->img->dir, s->name);
 	if (r >= 0)
-		r = record_file(s->img, s->name, s->offset, XXH3_64bits_digest(s->hash));
+		r = record_file(s->img, s->name, s->stored, XXH3_64bits_digest(s->hash));
+	if (r >= 0 && s->z)
+		r = record_compressed(s);
 	if (r >= 0 && s->blocks)
 		r = put_block_sums(s);
 	image_stream_abort(s);
@@ -390,6 +444,7 @@ void image_stream_abort(struct image_stream *s)
 	}
 	XXH3_freeState(s->hash);
 	block_hasher_free(s->blocks);
+	zstd_out_free(s->z);
 	free(s->buf);
 	free(s->name);
 	free(s);

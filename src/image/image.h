@@ -43,6 +43,17 @@ uint64_t image_stream_offset(const struct image_stream *s);
 /* Also checksums the file in blocks (image/pagesums.h) as it is written,
  * into the image file sums_name, written when the stream is closed. */
 int image_stream_sum_blocks(struct image_stream *s, const char *sums_name);
+/* Compresses the file (zstd at level, multi-threaded; before the first
+ * write). Offsets and block sums stay those of the uncompressed data; the
+ * manifest lists the compressed size and checksum, "compression": "zstd"
+ * and "raw_size" (docs/FORMAT.md). */
+int image_stream_compress(struct image_stream *s, int level);
+/* The level the engine compresses page data with (dump --compress), 0:
+ * not compressed (the default). */
+void image_set_page_compression(struct image *img, int level);
+int image_page_compression(const struct image *img);
+/* Bytes on disk so far (compressed ones for a compressed stream). */
+uint64_t image_stream_stored(const struct image_stream *s);
 /* Records the file in the image (on success) and frees the stream. */
 int image_stream_close(struct image_stream *s);
 /* Frees a stream without recording it (error paths). NULL-safe. */
@@ -91,6 +102,20 @@ int image_open_file(struct image *img, const char *name, int *ret_fd, uint64_t *
 /* Streams a listed file through the checksum (for big files read by other
  * means, e.g. page data filled straight into a process). */
 int image_verify_file(struct image *img, const char *name);
+
+/* Compressed files (image_stream_compress): whether name is one, its
+ * uncompressed size (-EBADMSG: not listed), and a reader that streams
+ * the data back in order; image_zread returns exactly len bytes or logs
+ * (damaged: -EBADMSG), image_zread_end checks the frame ended there. */
+bool image_compressed(const struct image *img, const char *name);
+/* The total size on disk of the compressed files listed so far. */
+uint64_t image_compressed_bytes(const struct image *img);
+int image_raw_size(const struct image *img, const char *name, uint64_t *ret);
+struct image_zreader;
+int image_zread_open(struct image *img, const char *name, struct image_zreader **ret);
+int image_zread(struct image_zreader *z, void *buf, size_t len);
+int image_zread_end(struct image_zreader *z);
+void image_zread_close(struct image_zreader *z);
 
 /* Writing, not committed: removes the files written so far and forgets
  * them, keeping the directory and the image open. For an engine that

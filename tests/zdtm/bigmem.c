@@ -4,6 +4,7 @@
  * and the benchmark.
  *
  * stasis-test: zdtm:bigmem args=64
+ * stasis-test: zdtm:bigmem:compress args=64 dump_args=--compress=1
  * stasis-test: bigmem-1g args=1024 timeout=180 asan=no
  */
 #include "zdtmtst.h"
