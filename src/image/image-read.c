@@ -111,10 +111,10 @@ static int check_header(struct image *img)
 				       img->dir, json_is_string(fmt) ? json_string_value(fmt) : "none");
 	if (!json_is_integer(ver))
 		return log_error_errno(EBADMSG, "manifest.json in %s has no integer version", img->dir);
-	if (json_integer_value(ver) != IMAGE_VERSION)
+	if (json_integer_value(ver) < IMAGE_VERSION_MIN || json_integer_value(ver) > IMAGE_VERSION)
 		return log_error_errno(EBADMSG, "image version %" JSON_INTEGER_FORMAT
-				       " is not supported (this stasis reads %d)",
-				       json_integer_value(ver), IMAGE_VERSION);
+				       " is not supported (this stasis reads %d to %d)",
+				       json_integer_value(ver), IMAGE_VERSION_MIN, IMAGE_VERSION);
 	return 0;
 }
 

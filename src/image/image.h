@@ -16,7 +16,9 @@
 #include "image/layout.h"
 
 #define IMAGE_FORMAT "stasis-image"
-#define IMAGE_VERSION 3
+#define IMAGE_VERSION 4
+/* The oldest version read: version 4 only added optional fields (FORMAT.md). */
+#define IMAGE_VERSION_MIN 3
 #define IMAGE_MAX_JSON (64u << 20) /* cap for any JSON file we parse */
 
 struct image;

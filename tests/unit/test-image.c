@@ -294,6 +294,11 @@ static void test_foreign_and_version(void **state)
 	open_fails(f, -EBADMSG);
 
 	m = load_manifest(f);
+	json_object_set_new(m, "version", json_integer(IMAGE_VERSION_MIN - 1));
+	store_manifest(f, m);
+	open_fails(f, -EBADMSG);
+
+	m = load_manifest(f);
 	json_object_set_new(m, "version", json_integer(1)); /* before process trees */
 	store_manifest(f, m);
 	open_fails(f, -EBADMSG);
