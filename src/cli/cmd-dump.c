@@ -24,6 +24,8 @@ static const struct cli_option options[] = {
 	{ "unix-close", 'U', false, NULL, "unix connections to a process outside the tree come back closed (EOF)" },
 	{ "unix-reconnect", 'N', false, NULL, "unix connections to a named socket outside the tree connect to it again" },
 	{ "print-stats", 'S', false, NULL, "print the dump's statistics (JSON) on stdout" },
+	{ "pre-dump", 'P', false, NULL, "save memory, keep the tree running and track its writes for a dump with --parent" },
+	{ "parent", 'a', false, "DIR", "save only the memory written since the (pre-)dump in DIR; restore needs DIR" },
 	CLI_COMMON_OPTIONS,
 	{ 0 },
 };
@@ -83,6 +85,8 @@ int cmd_dump(int argc, char **argv)
 		case 'n': ns = optarg; break;
 		case 'A': address = optarg; break;
 		case 'S': o.stats = &stats; break;
+		case 'P': o.pre_dump = o.leave_running = true; break;
+		case 'a': o.parent = optarg; break;
 		}
 	}
 	if (c == CLI_STOP)

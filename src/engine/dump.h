@@ -29,6 +29,10 @@ struct dump_opts {
 	void *arg;
 	const char *fsroot; /* where the processes' paths are (fsroot.h); NULL: ours */
 	struct dump_stats *stats; /* filled when not NULL (stats_alloc) */
+	/* predump.h: --pre-dump (the tree carries on, its writes are tracked)
+	 * and --parent DIR (save only what changed since that image). */
+	bool pre_dump;
+	const char *parent;
 };
 
 /* Writes the checkpoint of pid and its descendants into img (made by
