@@ -27,7 +27,8 @@
 
 /* One message carries them all (SCM_MAX_FD is 253). */
 #define KEEP_MAX 250
-/* A keeper nobody asks for gives up its tracking after this long. */
+/* A keeper nobody asks for gives up its tracking after this long (or
+ * when every process it tracks has exited). */
 #define KEEP_SECONDS 3600
 #define ARM_VEC 256
 
@@ -257,15 +258,36 @@ void predump_to_json(const struct predump *pd, const char *dir, struct json_buil
 	jb_obj(b, "parent", &p);
 }
 
+/* Waits for the next dump: 0 when it connects, -1 on the timeout or
+ * when every tracked process is gone (their pidfds, after the socket). */
+static int keeper_wait(struct pollfd *p, size_t n)
+{
+	for (;;) {
+		if (poll(p, n, KEEP_SECONDS * 1000) <= 0)
+			return -1;
+		if (p[0].revents)
+			return 0;
+		size_t gone = 0;
+		for (size_t i = 1; i < n; i++)
+			gone += p[i].fd < 0 || p[i].revents;
+		if (gone == n - 1)
+			return -1;
+	}
+}
+
 /* The keeper: holds the userfaultfds (and nothing else of ours) until
  * the next dump connects, hands them over and exits. */
 static _Noreturn void keeper_main(struct predump *pd, int s)
 {
-	int keep[KEEP_MAX + 1];
+	int keep[2 * KEEP_MAX + 1];
+	struct pollfd p[KEEP_MAX + 1] = { { s, POLLIN, 0 } };
 	size_t nk = 0;
 	keep[nk++] = s;
-	for (size_t i = 0; i < pd->n; i++)
+	for (size_t i = 0; i < pd->n; i++) {
 		keep[nk++] = pd->fds[i];
+		p[i + 1] = (struct pollfd){ sys_pidfd_open(pd->pids[i], 0), POLLIN, 0 };
+		keep[nk++] = p[i + 1].fd;
+	}
 	for (int fd = 0; fd < 65536; fd++) {
 		bool k = false;
 		for (size_t i = 0; i < nk; i++)
@@ -278,10 +300,7 @@ static _Noreturn void keeper_main(struct predump *pd, int s)
 		if (fd != null && dup2(null, fd) < 0)
 			_exit(1);
 	setsid();
-	for (;;) {
-		struct pollfd p = { s, POLLIN, 0 };
-		if (poll(&p, 1, KEEP_SECONDS * 1000) <= 0)
-			_exit(0);
+	while (keeper_wait(p, pd->n + 1) == 0) {
 		int c = accept4(s, NULL, NULL, SOCK_CLOEXEC);
 		if (c < 0)
 			continue;
@@ -300,6 +319,7 @@ static _Noreturn void keeper_main(struct predump *pd, int s)
 			_exit(0);
 		close(c);
 	}
+	_exit(0);
 }
 
 int predump_keep(struct predump *pd, const char *dir)

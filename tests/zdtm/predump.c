@@ -70,7 +70,10 @@ static void op_fork(void)
 		_exit(0);
 	}
 	int st;
-	if (c < 0 || waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st)) {
+	pid_t got;
+	while ((got = waitpid(c, &st, 0)) < 0 && errno == EINTR)
+		; /* SIGUSR1 (no SA_RESTART) */
+	if (c < 0 || got != c || !WIFEXITED(st) || WEXITSTATUS(st)) {
 		printf("FAIL: a forked child found its memory wrong (or fork failed)\n");
 		_exit(1);
 	}
