@@ -472,6 +472,8 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 	if (o->stats) {
 		o->stats->frozen_ns = now_ns() - t0;
 		o->stats->pages_written = pages;
+		for (size_t i = 0; i < t.n; i++)
+			o->stats->pages_skipped += v[i].p.mm.chain_pages;
 		o->stats->bytes_written = pages * PAGE_SIZE;
 	}
 	log_info("pid %d: checkpoint of %zu processes written to %s (%llu pages)", pid, t.n, image_dir(img),
