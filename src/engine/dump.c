@@ -452,7 +452,7 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 		return log_error_errno(-ESRCH, "no process with pid %d", pid);
 	if (o->tcp_established)
 		netlock_sweep(); /* ~10 ms: only where nftables is ours to use */
-	if ((r = predump_begin(o, &pd)) < 0)
+	if ((r = predump_begin(o->pre_dump, o->parent, &pd)) < 0)
 		return r;
 	if ((r = guard_start(img, o->container != NULL, &g)) < 0) {
 		predump_free(pd);

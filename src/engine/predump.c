@@ -116,16 +116,16 @@ static int open_parent(struct predump *pd, const char *dir)
 	return 0;
 }
 
-int predump_begin(const struct dump_opts *o, struct predump **ret)
+int predump_begin(bool pre_dump, const char *parent, struct predump **ret)
 {
 	*ret = NULL;
-	if (!o->pre_dump && !o->parent)
+	if (!pre_dump && !parent)
 		return 0;
 	struct predump *pd = calloc(1, sizeof(*pd));
 	if (!pd)
 		return -ENOMEM;
-	pd->pre_dump = o->pre_dump;
-	int r = o->parent ? open_parent(pd, o->parent) : 0;
+	pd->pre_dump = pre_dump;
+	int r = parent ? open_parent(pd, parent) : 0;
 	if (r < 0) {
 		predump_free(pd);
 		return r;

@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "engine/dump.h"
 #include "engine/mm.h"
 #include "engine/remote.h"
 #include "image/image.h"
@@ -25,7 +24,7 @@ struct predump;
  * With --parent the parent image is opened and checksummed, and its
  * keeper's userfaultfds are taken over; when the keeper is gone the
  * dump saves everything and says so (-v). */
-int predump_begin(const struct dump_opts *o, struct predump **ret);
+int predump_begin(bool pre_dump, const char *parent, struct predump **ret);
 /* Frozen, before the process's pages are saved: whether its mappings
  * are tracked since the parent image (m->tracked). */
 void predump_mark(struct predump *pd, pid_t pid, struct mm_rec *m);
