@@ -302,8 +302,16 @@ static _Noreturn void keeper_main(struct predump *pd, int s)
 	setsid();
 	while (keeper_wait(p, pd->n + 1) == 0) {
 		int c = accept4(s, NULL, NULL, SOCK_CLOEXEC);
+		struct ucred cr;
+		socklen_t crlen = sizeof(cr);
 		if (c < 0)
 			continue;
+		/* The fds give write access to the tracked memory (a holder can
+		 * register it for UFFDIO_COPY): only our own user gets them. */
+		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0 || cr.uid != geteuid()) {
+			close(c);
+			continue;
+		}
 		union {
 			char buf[CMSG_SPACE(sizeof(int) * KEEP_MAX)];
 			struct cmsghdr align;
