@@ -18,6 +18,7 @@
 #include "engine/guard.h"
 #include "engine/ipc.h"
 #include "engine/netlock.h"
+#include "engine/predump.h"
 #include "engine/process.h"
 #include "engine/seize.h"
 #include "engine/share.h"
@@ -230,7 +231,7 @@ static void cpu_to_json(struct json_builder *body)
 }
 
 static int write_manifest(struct image *img, const struct tree *t, uint64_t pages, bool ipcns,
-			  const struct dump_opts *o, const struct netlock *lock)
+			  const struct dump_opts *o, const struct netlock *lock, const struct predump *pd)
 {
 	if (o->before_commit) {
 		int e = o->before_commit(img, o->arg);
@@ -249,6 +250,7 @@ static int write_manifest(struct image *img, const struct tree *t, uint64_t page
 	if (ipcns)
 		jb_bool(&b, "ipcns", true);
 	netlock_to_json(lock, !o->leave_running, &b);
+	predump_to_json(pd, image_dir(img), &b);
 	int r = jb_end(&b, &body);
 	if (r < 0)
 		return log_error_errno(r, "cannot encode the manifest (%s): %m", jb_key(&b));
@@ -314,7 +316,7 @@ static uint64_t rss_anon(const struct dump_ctx *v, size_t n)
 }
 
 static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages,
-		    const struct dump_opts *o, const struct netlock *lock)
+		    const struct dump_opts *o, const struct netlock *lock, struct predump *pd)
 {
 	bool ipcns = false;
 	int r;
@@ -328,8 +330,12 @@ static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_
 		if (c->node->zombie)
 			continue;
 		c->p.mm.no_pages = c->node->share & SHARE_VM;
+		/* Pages shared with the parent process are saved in full with
+		 * pre-dumps: the image chain holds each process's own pages. */
+		predump_mark(pd, c->pid, &c->p.mm);
 		if ((r = interrupt_check()) < 0 || (r = dump_remote(c)) < 0 ||
-		    (r = mm_dump_pages(img, c->pid, c->procfd, c->rem, &c->p.mm, parent_of(v, n, c, &par))) < 0 ||
+		    (r = mm_dump_pages(img, c->pid, c->procfd, c->rem, &c->p.mm, pd ? NULL : parent_of(v, n, c, &par))) < 0 ||
+		    (r = predump_track(pd, c->rem, c->pid, c->pidfd, c->procfd, &c->p.mm)) < 0 ||
 		    (r = inject_fail("dump:after-memory")) < 0 || (r = write_records(img, c)) < 0)
 			break;
 		*ret_pages += c->p.mm.pages;
@@ -341,7 +347,7 @@ static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_
 	for (size_t i = 0; i < n; i++)
 		if (!v[i].node->zombie && (r = sk_check_unchanged(v[i].pid, &v[i].p.files)) < 0)
 			return r;
-	return (r = interrupt_check()) < 0 ? r : write_manifest(img, t, *ret_pages, ipcns, o, lock);
+	return (r = interrupt_check()) < 0 ? r : write_manifest(img, t, *ret_pages, ipcns, o, lock, pd);
 }
 
 /* The contexts, each process's remote state in the guard's memory. */
@@ -437,6 +443,7 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 	struct dump_ctx *v = NULL;
 	struct guard *g = NULL;
 	struct netlock lock = { 0 };
+	struct predump *pd = NULL;
 	uint64_t pages = 0;
 	int r;
 
@@ -447,8 +454,12 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 	if (o->tcp_established)
 		netlock_sweep(); /* ~10 ms: only where nftables is ours to use */
 	image_set_page_compression(img, o->compress_level);
-	if ((r = guard_start(img, o->container != NULL, &g)) < 0)
+	if ((r = predump_begin(o->pre_dump, o->parent, &pd)) < 0)
 		return r;
+	if ((r = guard_start(img, o->container != NULL, &g)) < 0) {
+		predump_free(pd);
+		return r;
+	}
 	uint64_t t0 = now_ns();
 	if ((r = tree_seize(pid, &t, &g->fz)) < 0) {
 		r = r == -ESRCH ? log_error_errno(r, "no process with pid %d", pid) : r;
@@ -456,18 +467,21 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 	}
 	if ((r = interrupt_check()) < 0 || (r = make_ctxs(g, &t, o, &v)) < 0 ||
 	    (o->tcp_established && (r = lock_network(g, &t, &lock)) < 0) ||
-	    (r = dump_all(img, &t, v, t.n, &pages, o, &lock)) < 0 || (r = interrupt_check()) < 0)
+	    (r = dump_all(img, &t, v, t.n, &pages, o, &lock, pd)) < 0 || (r = interrupt_check()) < 0)
 		goto fail;
 	unlock_network(g, &lock, !o->leave_running);
 	finish(g, &t, v, pid, o->leave_running);
 	if (o->stats) {
 		o->stats->frozen_ns = now_ns() - t0;
 		o->stats->pages_written = pages;
+		for (size_t i = 0; i < t.n; i++)
+			o->stats->pages_skipped += v[i].p.mm.chain_pages;
 		o->stats->bytes_written = pages * PAGE_SIZE;
 		o->stats->bytes_compressed = image_compressed_bytes(img);
 	}
 	log_info("pid %d: checkpoint of %zu processes written to %s (%llu pages)", pid, t.n, image_dir(img),
 		 (unsigned long long)pages);
+	(void)predump_keep(pd, image_dir(img)); /* failing: the next dump saves all */
 	goto out;
 fail:
 	for (size_t i = 0; v && i < t.n; i++)
@@ -482,6 +496,7 @@ out:
 		ctx_free(&v[i]);
 	guard_end(g); /* after: the contexts' remote state is in its memory */
 	netlock_free(&lock);
+	predump_free(pd);
 	free(v);
 	tree_free(&t);
 	return r;

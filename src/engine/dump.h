@@ -30,6 +30,10 @@ struct dump_opts {
 	const char *fsroot; /* where the processes' paths are (fsroot.h); NULL: ours */
 	struct dump_stats *stats; /* filled when not NULL (stats_alloc) */
 	int compress_level;       /* --compress: zstd level of the page data; 0: none */
+	/* predump.h: --pre-dump (the tree carries on, its writes are tracked)
+	 * and --parent DIR (save only what changed since that image). */
+	bool pre_dump;
+	const char *parent;
 };
 
 /* Writes the checkpoint of pid and its descendants into img (made by

@@ -58,6 +58,10 @@ struct page_writer {
 	struct pagemap_entry *refs;
 	size_t nrefs, refcap;
 	uint64_t ref_pages;
+	/* Pages unchanged since the parent image (predump.h): runs, no data. */
+	struct pagemap_entry *chain;
+	size_t nchain, chaincap;
+	uint64_t chain_pages;
 	int parent_fd; /* the parent's pagemap, -1: no parent to share with */
 	const struct mm_rec *parent;
 	bool readable; /* the mapping being saved */
@@ -254,6 +258,50 @@ static int dump_vma_pages(struct page_writer *w, int pagemap_fd, const struct vm
 	}
 }
 
+/* A mapping write-tracked since the parent image (predump.h): pages
+ * written since are copied, the other present ones are the parent's.
+ * 0: the mapping is not tracked (new, moved, or tracking gone). */
+static int dump_vma_written(struct page_writer *w, int pagemap_fd, const struct vma_rec *v)
+{
+	struct page_region vec[SCAN_VEC];
+	uint64_t start = v->start;
+	w->readable = v->prot & PROT_READ;
+	for (;;) {
+		struct pm_scan_arg a = { .size = sizeof(a), .flags = PM_SCAN_CHECK_WPASYNC, .start = start, .end = v->end,
+					 .vec = (uint64_t)vec, .vec_len = SCAN_VEC };
+		scan_categories(v, &a);
+		a.return_mask |= PAGE_IS_WRITTEN;
+		long n = ioctl(pagemap_fd, PAGEMAP_SCAN, &a);
+		if (n < 0 && errno == EPERM && start == v->start)
+			return 0;
+		if (n < 0)
+			return -errno;
+		for (long i = 0; i < n; i++) {
+			uint64_t len = vec[i].end - vec[i].start;
+			int r = vec[i].categories & PAGE_IS_WRITTEN
+					? mm_cow_split(pagemap_fd, -1, vec[i].start, len, page_run, w)
+					: add_run(&w->chain, &w->nchain, &w->chaincap, vec[i].start, len / PAGE_SIZE,
+					    w->chain_pages * PAGE_SIZE);
+			if (r < 0)
+				return r;
+			if (!(vec[i].categories & PAGE_IS_WRITTEN))
+				w->chain_pages += len / PAGE_SIZE;
+		}
+		if (n < SCAN_VEC || a.walk_end >= v->end)
+			return 1;
+		start = a.walk_end;
+	}
+}
+
+static int dump_vma(struct page_writer *w, int pagemap_fd, const struct mm_rec *m, const struct vma_rec *v)
+{
+	int r = m->tracked && v->kind == VMA_ANON && !v->shared ? dump_vma_written(w, pagemap_fd, v) : 0;
+	if (r == 0 && m->tracked)
+		log_info("pid %d: %#" PRIx64 "-%#" PRIx64 " (%s) is not write-tracked: saved in full", w->pid,
+			  v->start, v->end, vma_kind_name(v->kind));
+	return r != 0 ? r : dump_vma_pages(w, pagemap_fd, v);
+}
+
 static bool vma_has_pages(const struct vma_rec *v)
 {
 	return v->kind == VMA_ANON || ((v->kind == VMA_FILE || v->kind == VMA_SHMEM) && !v->shared);
@@ -334,6 +382,7 @@ static void writer_free(struct page_writer *w)
 	}
 	free(w->pm);
 	free(w->refs);
+	free(w->chain);
 	if (w->parent_fd >= 0)
 		close(w->parent_fd);
 }
@@ -413,7 +462,7 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	ret = writer_start(&w, copy_need(m));
 	for (size_t i = 0; i < m->nvmas && ret >= 0 && !m->no_pages; i++)
 		if (vma_has_pages(&m->vmas[i]))
-			ret = dump_vma_pages(&w, pagemap_fd, &m->vmas[i]);
+			ret = dump_vma(&w, pagemap_fd, m, &m->vmas[i]);
 	if (ret >= 0)
 		ret = writer_flush(&w);
 	int wret = writer_finish(&w);
@@ -434,10 +483,18 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	ret = image_put(img, image_name_pagemap(name, pid), enc, enc_len);
 	if (ret >= 0)
 		ret = put_refs(img, pid, &w);
+	if (ret >= 0 && w.nchain) {
+		free(enc);
+		enc = NULL;
+		ret = pagemap_encode(w.chain, w.nchain, &enc, &enc_len);
+		if (ret >= 0)
+			ret = image_put(img, image_name_chainpages(name, pid), enc, enc_len);
+	}
+	m->chain_pages = w.chain_pages;
 	m->pages = w.pages;
 	m->parent_pages = w.ref_pages;
-	log_debug("pid %d: %" PRIu64 " pages in %zu runs, %" PRIu64 " shared with its parent in %zu runs", pid,
-		  w.pages, w.npm, w.ref_pages, w.nrefs);
+	log_debug("pid %d: %" PRIu64 " pages in %zu runs, %" PRIu64 " shared with its parent in %zu runs, %" PRIu64
+		  " unchanged since the parent image", pid, w.pages, w.npm, w.ref_pages, w.nrefs, w.chain_pages);
 out:
 	writer_free(&w);
 	return ret;

@@ -264,6 +264,8 @@ void mm_to_json(const struct mm_rec *m, struct json_builder *b)
 		jb_u64(b, f[i].k, f[i].v);
 	if (m->parent_pages) /* absent: nothing shared (FORMAT.md, version 4) */
 		jb_u64(b, "parent_pages", m->parent_pages);
+	if (m->chain_pages) /* absent: none in a parent image (FORMAT.md, version 4) */
+		jb_u64(b, "chain_pages", m->chain_pages);
 	jb_hex(b, "auxv", m->auxv, m->auxv_len);
 	jb_str(b, "exe", m->exe);
 	jb_x64(b, "vdso_hash", m->vdso_hash);
@@ -343,6 +345,9 @@ int mm_from_json(const json_t *j, struct mm_rec *m)
 	for (size_t i = 0; i < ARRAY_SIZE(f); i++)
 		if ((r = json_get_u64(j, f[i].k, f[i].v)) < 0)
 			return r;
+	if (json_object_get(j, "chain_pages") &&
+	    ((r = json_get_u64(j, "chain_pages", &m->chain_pages)) < 0 || m->chain_pages > MAX_PAGES))
+		return r < 0 ? r : -EBADMSG;
 	if (json_object_get(j, "parent_pages") &&
 	    ((r = json_get_u64(j, "parent_pages", &m->parent_pages)) < 0 || m->parent_pages > MAX_PAGES))
 		return r < 0 ? r : -EBADMSG;

@@ -64,6 +64,11 @@ struct mm_rec {
 	bool no_pages; /* dump only: its memory is its parent's (CLONE_VM), saved there */
 	struct pagemap_entry *refs; /* restore: their runs (offsets unused) */
 	size_t nrefs;
+	/* Dump (predump.h): the mappings still write-tracked since the
+	 * parent image (--parent) save only their written pages; the rest
+	 * of their pages are named in chainpages-PID.img. */
+	bool tracked;
+	uint64_t chain_pages;
 };
 
 /* Dump: the parent of the process being saved, whose pages it may share. */

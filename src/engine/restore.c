@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/predump.h"
 #include "engine/deleted.h"
 #include "engine/fdpass.h"
 #include "engine/netlock.h"
@@ -224,8 +225,11 @@ int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *pare
 	    (need_exec && (e = exec_exe(rp)) < 0) || (e = mm_clear_stub(r, pid, m, rp->procfd)) < 0 ||
 	    (e = mm_restore_vmas(r, pid, m, &c->files, FDPASS_STUB_FD)) < 0 ||
 	    (e = mm_restore_kept(r, pid, rp->procfd, m)) < 0 ||
+	    (rp->lazy && m->chain_pages &&
+	     (e = log_error_errno(-EOPNOTSUPP, "pid %d: an incremental image (--parent) cannot be restored --lazy", pid)) < 0) ||
 	    (e = rp->lazy ? lazy_restore_pages(r, pid, rp->pidfd, c->img, m, c->files.ctl, FDPASS_STUB_FD, c->lazy_sock)
 			  : mm_restore_pages(r, pid, c->img, m, c->files.ctl, FDPASS_STUB_FD)) < 0 ||
+	    (e = predump_restore_chain(r, c->img, m)) < 0 ||
 	    (parent && (e = mm_copy_refs(r, m, parent->rem.mem_fd)) < 0) || (e = inject_fail("restore:after-mm")) < 0 ||
 	    (e = mm_restore_finish(r, pid, m, exe_inherited || need_exec)) < 0)
 		return e;
@@ -391,7 +395,11 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	struct netlock lock = { 0 };
 	if (o->tcp_established)
 		netlock_sweep();
+	struct image *parent = NULL;
 	int r = load_image(&c, o);
+	/* A missing or changed parent image is refused before anything exists. */
+	if (r >= 0 && (r = predump_open_parent(img, &parent)) >= 0)
+		image_free(parent);
 	if (r < 0 || (r = lock_network(&c, o, &lock)) < 0)
 		goto out;
 	all = calloc(c.n, sizeof(*all));

@@ -21,6 +21,8 @@ const struct image_file image_files[] = {
 	{ "pagerefs-PID.img", "pages process PID shares with its parent (binary, optional)",
 	  "engine/mm-pages.c, engine/mm-cow.c" },
 	{ "pagesums-PID.img", "checksums of pages-PID.img in 4 MiB blocks (optional)", "engine/mm-pages.c, image/pagesums.c" },
+	{ "chainpages-PID.img", "pages of process PID that are in the parent image chain (binary, optional)",
+	  "engine/mm-pages.c, engine/predump-chain.c" },
 	{ "pipe-INO.data", "bytes queued in pipe INO (saved once per pipe)", "engine/pipes.c" },
 	{ "shmem-DEV-INO.data", "content of a shared memory object or deleted file (saved once)",
 	  "engine/shmem.c" },
@@ -97,5 +99,11 @@ char *image_name_sysvshm(char buf[static IMAGE_NAME_MAX], int shmid)
 char *image_name_tmpfs(char buf[static IMAGE_NAME_MAX], size_t n)
 {
 	snprintf(buf, IMAGE_NAME_MAX, "tmpfs-%zu.tar", n);
+	return buf;
+}
+
+char *image_name_chainpages(char buf[static IMAGE_NAME_MAX], pid_t pid)
+{
+	snprintf(buf, IMAGE_NAME_MAX, "chainpages-%d.img", (int)pid);
 	return buf;
 }

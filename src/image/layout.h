@@ -27,6 +27,7 @@ char *image_name_pagemap(char buf[static IMAGE_NAME_MAX], pid_t pid);
 char *image_name_pages(char buf[static IMAGE_NAME_MAX], pid_t pid);
 char *image_name_pagerefs(char buf[static IMAGE_NAME_MAX], pid_t pid);
 char *image_name_pagesums(char buf[static IMAGE_NAME_MAX], pid_t pid);
+char *image_name_chainpages(char buf[static IMAGE_NAME_MAX], pid_t pid);
 /* Per object, saved once however many processes share it. */
 char *image_name_pipe(char buf[static IMAGE_NAME_MAX], uint64_t ino);
 char *image_name_shmem(char buf[static IMAGE_NAME_MAX], uint64_t dev, uint64_t ino);

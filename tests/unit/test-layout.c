@@ -45,12 +45,13 @@ static void test_names_follow_table(void **state)
 	check(image_name_pages(n, 4242), "pages-PID.img", "pages-4242.img");
 	check(image_name_pagerefs(n, 4242), "pagerefs-PID.img", "pagerefs-4242.img");
 	check(image_name_pagesums(n, 4242), "pagesums-PID.img", "pagesums-4242.img");
+	check(image_name_chainpages(n, 4242), "chainpages-PID.img", "chainpages-4242.img");
 	check(image_name_pipe(n, UINT64_MAX), "pipe-INO.data", "pipe-18446744073709551615.data");
 	check(image_name_shmem(n, 0x7fffff, 12), "shmem-DEV-INO.data", "shmem-7fffff-12.data");
 	check(image_name_sysvshm(n, 2147483647), "sysvshm-ID.data", "sysvshm-2147483647.data");
 	check(image_name_tmpfs(n, 3), "tmpfs-N.tar", "tmpfs-3.tar");
 	/* Every line of the table is checked above. */
-	assert_int_equal(image_nfiles, 15);
+	assert_int_equal(image_nfiles, 16);
 }
 
 static void test_table_unique(void **state)
