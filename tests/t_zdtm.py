@@ -4,6 +4,10 @@ declare them (tests/lib/workloads.py reads them): each is started, dumped
 and restored `iterations` times, compared before and after, signalled and
 must print PASS. Tests with asan=yes run again as asan:NAME with the
 stasis of the ASan/UBSan build, with twice the time."""
+import json
+import os
+import subprocess
+
 from runner import Test, TestFail
 from checks import dump_restore_cycle
 import workloads
@@ -13,11 +17,30 @@ def t_zdtm(ctx, name, args, stdin_line, iters, binary, extra=((), ())):
     """Dump and restore `iters` times (0: only signal), then expect PASS.
     extra: the declaration's dump_args and restore_args."""
     w = ctx.workload(name, args)
-    for i in range(iters):
-        dump_restore_cycle(ctx, w, str(i), binary=binary, dump_extra=extra[0], restore_extra=extra[1])
+    try:
+        for i in range(iters):
+            dump_restore_cycle(ctx, w, str(i), binary=binary, dump_extra=extra[0], restore_extra=extra[1])
+    finally:
+        for i in range(iters):
+            drop_image_lock(ctx.path('img-%d' % i))
     err = w.finish(ctx.left(60), stdin_line)
     if err:
         raise TestFail(err)
+
+
+def drop_image_lock(img):
+    """A dump with --tcp-established hands its network lock to the image
+    (an nftables table named in the manifest) and only a restore that
+    succeeds removes it: after a failed one, the test removes it, so that
+    no rule of ours outlives the test."""
+    try:
+        with open(os.path.join(img, 'manifest.json')) as f:
+            table = (json.load(f).get('netlock') or {}).get('table')
+    except (OSError, ValueError):
+        return
+    if table and table.startswith('stasis-image-'):
+        subprocess.run(['nft', 'delete', 'table', 'inet', table], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
 
 
 def t_bad_declarations(ctx, msg):
