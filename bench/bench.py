@@ -101,14 +101,7 @@ def one_run(opts, size_mb, target, cold):
         return {'dump': d.elapsed, 'nosync': (lr['a'] + lr['b']) / 2, 'lrsync': lr['sync'], 'restore': res.elapsed, 'cp': cp_s, 'memcpy': memcpy_s,
                 'image': image_bytes}
     finally:
-        if w.pid:
-            st.kill_reap(w.pid)
-        w.close()
-        for fd in fds:
-            os.close(fd)
-        st.kill_reap_all_children()
-        shutil.rmtree(imgroot, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
+        st.end_run(w, fds, imgroot, work)
 
 
 def main():

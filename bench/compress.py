@@ -69,13 +69,7 @@ def dump_restore(opts, root, tag, extra, cold):
             raise RunError('restored process (%s): %s' % (tag, err))
         return {'dump': d.elapsed, 'restore': res.elapsed, 'size': size, 'pages': pages}
     finally:
-        if w.pid:
-            st.kill_reap(w.pid)
-        w.close()
-        for fd in fds:
-            os.close(fd)
-        st.kill_reap_all_children()
-        shutil.rmtree(work, ignore_errors=True)
+        st.end_run(w, fds, work)
 
 
 def one_group(opts, variants, cold):

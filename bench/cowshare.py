@@ -12,7 +12,6 @@ again).
 """
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -72,12 +71,7 @@ def one_run(opts, workers, mib):
             st.kill_reap(w.pid)
             for pid in tree:
                 st.pid_gone(pid, 5)
-        w.close()
-        for fd in fds:
-            os.close(fd)
-        st.kill_reap_all_children()
-        shutil.rmtree(imgroot, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
+        st.end_run(w, fds, imgroot, work)
 
 
 def main():

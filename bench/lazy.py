@@ -19,7 +19,6 @@ over (the process, and the page cache holding its image) is skipped.
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -90,14 +89,7 @@ def one_run(opts, size_mb, cold):
         return {'resume': s['resume_time'] / 1e6, 'full': s['full_time'] / 1e6, 'memcpy': memcpy_s,
                 'faults': s['lazy_faults'], 'cmd': res.elapsed}
     finally:
-        if w.pid:
-            st.kill_reap(w.pid)
-        w.close()
-        for fd in fds:
-            os.close(fd)
-        st.kill_reap_all_children()
-        shutil.rmtree(imgroot, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
+        st.end_run(w, fds, imgroot, work)
 
 
 def main():

@@ -139,13 +139,7 @@ def one_run(opts, port):
     finally:
         for c in conns:
             c.close()
-        if w.pid:
-            st.kill_reap(w.pid)
-        w.close()
-        for fd in fds:
-            os.close(fd)
-        st.kill_reap_all_children()
-        shutil.rmtree(work, ignore_errors=True)
+        st.end_run(w, fds, work)
 
 
 def main():

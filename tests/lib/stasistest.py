@@ -8,6 +8,7 @@ children; everything it started is killed by pid and reaped, never by name.
 import ctypes
 import errno
 import os
+import shutil
 import re
 import signal
 import subprocess
@@ -116,6 +117,20 @@ def kill_reap_all_children(exclude=()):
                 pass
         for pid in kids:
             wait_pid(pid, 5)
+
+
+def end_run(w, fds, *dirs):
+    """The end of one benchmark run, whatever happened: the workload w
+    killed and reaped, the fds closed, every child reaped, the
+    directories removed."""
+    if w.pid:
+        kill_reap(w.pid)
+    w.close()
+    for fd in fds:
+        os.close(fd)
+    kill_reap_all_children()
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def reap_zombie_children():
