@@ -297,7 +297,7 @@ static const struct mm_parent *parent_of(const struct dump_ctx *v, size_t n, con
 }
 
 /* The tree's resident anonymous memory: about what the dump copies, for
- * its progress on a terminal. */
+ * its progress on a terminal (one /proc read per process: only there). */
 static uint64_t rss_anon(const struct dump_ctx *v, size_t n)
 {
 	uint64_t sum = 0;
@@ -323,7 +323,7 @@ static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_
 	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = share_collect(t)) < 0 || (r = collect_all(t, v, n, o->container != NULL)) < 0 ||
 	    (r = ipc_dump(img, t, &ipcns)) < 0)
 		return r;
-	progress_start("saving memory", rss_anon(v, n));
+	progress_start("saving memory", progress_wanted() ? rss_anon(v, n) : 0);
 	for (size_t i = 0; i < n; i++) {
 		struct dump_ctx *c = &v[i];
 		struct mm_parent par;

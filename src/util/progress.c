@@ -13,10 +13,15 @@ static struct {
 	bool on, tty, shown;
 } P;
 
+bool progress_wanted(void)
+{
+	return isatty(STDERR_FILENO);
+}
+
 void progress_start(const char *what, uint64_t total)
 {
 	P.what = what, P.total = total, P.done = 0, P.shown = false, P.on = true;
-	P.tty = isatty(STDERR_FILENO);
+	P.tty = progress_wanted();
 	P.t0 = P.last = now_ns();
 }
 

@@ -6,9 +6,13 @@
  * work at a time, one thread. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* total: bytes expected (an estimate is fine), 0 when unknown. */
+/* Whether progress can be shown at all (stderr is a terminal): a total
+ * that costs work to find is looked for only then. */
+bool progress_wanted(void);
 void progress_start(const char *what, uint64_t total);
 void progress_add(uint64_t bytes);
 /* Ends the line if one was shown. */
