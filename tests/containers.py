@@ -13,6 +13,8 @@ import tarfile
 import time
 
 import dockerd
+from ctrcases import SEC, W_COUNTER, fidelity_case, wait_w_count
+from engines import DockerEngine
 from runner import Test, TestFail, TestSkip
 
 COUNTER = 'i=0; while :; do i=$((i+1)); echo $i >> /data/count; echo tick $i; sleep 0.2; done'
@@ -163,7 +165,6 @@ def remove(d, *names):
         d.docker('rm', '-f', n, check=False)
 
 
-SEC = 'grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp|Seccomp_filters|Uid|Gid):" /proc/1/status'
 
 
 def t_docker_counter(ctx):
@@ -290,116 +291,19 @@ def docker_restore_fails(ctx, d, img, new, tag):
 FIDELITY = [('HostConfig', k) for k in ('CapAdd', 'CapDrop', 'SecurityOpt', 'Privileged', 'Memory', 'NanoCpus',
                                         'RestartPolicy', 'Tmpfs')] + \
     [('Config', k) for k in ('User', 'Entrypoint', 'Cmd', 'Env', 'WorkingDir', 'Image')] + [('Path',), ('Args',)]
-W_COUNTER = COUNTER.replace('/data/count', '/w/count')
-
-
-def pick(insp, key):
-    for k in key:
-        insp = insp.get(k) if isinstance(insp, dict) else None
-    return insp
-
-
-def docker_same_config(d, name, old):
-    now = d.inspect(name)
-    diff = ['%s: %r, not %r' % ('.'.join(k), pick(now, k), pick(old, k)) for k in FIDELITY
-            if pick(now, k) != pick(old, k)]
-    if diff:
-        raise TestFail('the restored container %s differs: %s' % (name, '; '.join(diff)))
-
-
-def w_count(d, name):
-    r = d.docker('exec', name, 'cat', '/w/count', check=False)
-    return [int(x) for x in r.stdout.decode().split()] if r.returncode == 0 else []
-
-
-def wait_w_count(d, name, n, timeout=10):
-    end = time.monotonic() + timeout
-    while len(w_count(d, name)) < n:
-        if time.monotonic() > end:
-            raise TestFail('%s counted to %d only' % (name, len(w_count(d, name))))
-        time.sleep(0.2)
-    return w_count(d, name)
-
-
-def docker_cycle(ctx, d, name, new, img, old):
-    """Dumps container name and restores it as new: the count carries on,
-    the configuration and the process's credentials are the original's."""
-    before = wait_w_count(d, name, 3)
-    r = stasis(ctx, d, 'dump', '--type', 'docker', '--id', name, '-D', img, '-v', '--log-file', img + '-dump.log')
-    if r.returncode != 0:
-        raise TestFail('dump of %s exit %d: %s' % (name, r.returncode, r.stderr[-300:]))
-    d.docker('rm', '-f', name)
-    r = stasis(ctx, d, 'restore', '-D', img, '--id', new, '-v', '--log-file', img + '-restore.log')
-    if r.returncode != 0:
-        raise TestFail('restore as %s exit %d: %s' % (new, r.returncode, r.stderr[-300:]))
-    nums = wait_w_count(d, new, len(before) + 3)
-    if nums != list(range(1, len(nums) + 1)):
-        raise TestFail('%s: the count did not carry on: %s' % (new, nums[-8:]))
-    docker_same_config(d, new, old)
-    sec = d.docker('exec', new, 'sh', '-c', SEC).stdout
-    if sec != old['sec']:
-        raise TestFail('%s: credentials, capabilities or seccomp differ: %r vs %r' % (new, sec, old['sec']))
-    if d.docker('exec', new, 'sh', '-c', 'test -f /bin/sh -a ! -L /bin/sh && busybox cmp /bin/sh /bin/busybox',
-                check=False).returncode != 0:
-        raise TestFail('%s: /bin/sh is not the copy the container made' % new)
-    exe = d.docker('exec', new, 'ls', '-l', '/proc/1/exe').stdout.decode().strip()
-    if not exe.endswith('-> /bin/busybox'):
-        raise TestFail('%s: the restored process\'s executable is not the original: %r' % (new, exe))
-
-
-def counted_afresh(nums, since):
-    """The counter began at 1 again after index since."""
-    return any(nums[i:i + 3] == [1, 2, 3] for i in range(since, len(nums)))
-
-
-def docker_starts_afresh(d, name, how):
-    """After `docker restart` (or stop and start) the original command runs
-    again from its start: the counter begins at 1 again, in the same file."""
-    n = len(w_count(d, name))
-    if how == 'restart':
-        d.docker('restart', '-t', '1', name)
-    else:
-        d.docker('stop', '-t', '1', name)
-        if d.inspect(name)['State']['Running']:
-            raise TestFail('docker stop did not stop %s' % name)
-        d.docker('start', name)
-    end = time.monotonic() + 10
-    while not counted_afresh(w_count(d, name), n):
-        if time.monotonic() > end:
-            st = d.inspect(name)['State']
-            raise TestFail('after docker %s, %s does not count afresh: %s; it is %s (exit %s %r), logs end %r' % (
-                how, name, w_count(d, name)[n:n + 8], st['Status'], st['ExitCode'], st['Error'],
-                d.docker('logs', name).stderr[-200:]))
-        time.sleep(0.2)
-    if 'tick 1' not in d.docker('logs', name).stdout.decode().split('\n'):
-        raise TestFail('after docker %s, docker logs of %s lacks a new "tick 1"' % (how, name))
 
 
 def t_docker_fidelity(ctx):
     # A container run with a user, capabilities, limits and a restart policy
-    # of its own is restored twice (the restored one dumped again); it keeps
-    # its configuration, and docker restart, stop and start run the original
-    # command afresh.
+    # of its own (ctrcases.fidelity_case).
     d = dockerd.shared(ctx)
-    names = ['stasis-f%d-%d' % (i, os.getpid()) for i in range(3)]
-    try:
-        d.docker('run', '-d', '--name', names[0], '--user', '1000:1000', '--cap-add', 'SYS_PTRACE', '--cap-drop',
+    eng = DockerEngine(d)
+
+    def start(name):
+        d.docker('run', '-d', '--name', name, '--user', '1000:1000', '--cap-add', 'SYS_PTRACE', '--cap-drop',
                  'NET_RAW', '--memory', '64m', '--cpus', '0.5', '--restart', 'unless-stopped', dockerd.IMAGE,
                  'sh', '-c', W_COUNTER)
-        wait_w_count(d, names[0], 2)
-        # The command's own file in the writable layer: /bin/sh becomes a
-        # copy of busybox instead of the image's link to it (the restore
-        # must put the stub there and give the copy back).
-        d.docker('exec', '--user', '0', names[0], 'sh', '-c', 'cp /bin/busybox /bin/sh.new && mv /bin/sh.new /bin/sh')
-        old = d.inspect(names[0])
-        old['sec'] = d.docker('exec', names[0], 'sh', '-c', SEC).stdout
-        docker_cycle(ctx, d, names[0], names[1], ctx.path('img1'), old)
-        docker_cycle(ctx, d, names[1], names[2], ctx.path('img2'), old)
-        docker_starts_afresh(d, names[2], 'restart')
-        docker_same_config(d, names[2], old)
-        docker_starts_afresh(d, names[2], 'stop')
-    finally:
-        remove(d, *names)
+    fidelity_case(ctx, eng, start, FIDELITY, 'f')
 
 
 def t_containerd_moby(ctx):
@@ -633,7 +537,7 @@ def t_docker_keep_ip(ctx):
     d.docker('network', 'create', '--subnet', KEEP_IP_SUBNET, net)
     try:
         d.docker('run', '-d', '--name', name, '--network', net, '--ip', KEEP_IP, dockerd.IMAGE, 'sh', '-c', W_COUNTER)
-        before = wait_w_count(d, name, 3)
+        before = wait_w_count(DockerEngine(d), name, 3)
         img = ctx.path('img')
         r = stasis(ctx, d, 'dump', '--type', 'docker', '--id', name, '-D', img, '-v', '--log-file', img + '-dump.log')
         if r.returncode != 0:
@@ -650,7 +554,7 @@ def t_docker_keep_ip(ctx):
             raise TestFail('the restored container is at %r on %s, not %s' % (ip, net, KEEP_IP))
         if KEEP_IP not in d.docker('exec', new, 'cat', '/etc/hosts').stdout.decode():
             raise TestFail('/etc/hosts of the restored container lacks %s' % KEEP_IP)
-        nums = wait_w_count(d, new, len(before) + 3)
+        nums = wait_w_count(DockerEngine(d), new, len(before) + 3)
         if nums[:len(before)] != before or nums != list(range(1, len(nums) + 1)):
             raise TestFail('the count did not carry on: %s' % nums[-8:])
         keep_ip_refused_on_bridge(ctx, d, br)

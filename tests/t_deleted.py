@@ -7,7 +7,6 @@ larger than an image takes. And /proc entries of the tree restored with
 --pidns (zdtm/procfs.c): they must name the restored processes there."""
 import os
 import re
-import signal
 
 import stasistest as st
 from runner import Test, TestFail
@@ -41,12 +40,9 @@ def t_procfs_pidns(ctx):
     img = ctx.path('img')
     ctx.dump(w.pid, img, ['--leave-running'])
     res, outer, _ = ctx.restore(img, extra=['--pidns'])
-    start = len(w.log())
-    os.kill(outer, signal.SIGUSR1)
-    if not st.pid_gone(outer, 20):
-        raise TestFail('the restored tree did not finish')
-    if 'PASS' not in w.log()[start:]:
-        raise TestFail('the restored tree did not pass: %r' % w.log()[start:][-300:])
+    err = w.finish_restored(outer, 'tree')
+    if err:
+        raise TestFail(err)
     err = w.finish(ctx.left(30))
     if err:
         raise TestFail('the original, after the --pidns restore: %s' % err)
@@ -68,12 +64,9 @@ def t_fallback(ctx):
     links = [os.readlink('/proc/%d/fd/%s' % (pid, fd)) for fd in os.listdir('/proc/%d/fd' % pid)]
     if any('/sub/' in l for l in links):
         raise TestFail('an fd was made under the blocked path: %s' % links)
-    start = len(w.log())
-    os.kill(pid, signal.SIGUSR1)
-    if not st.pid_gone(pid, 20):
-        raise TestFail('the restored process did not finish')
-    if 'PASS' not in w.log()[start:]:
-        raise TestFail('the restored process did not pass: %r' % w.log()[start:][-300:])
+    err = w.finish_restored(pid, 'process')
+    if err:
+        raise TestFail(err)
     if sorted(os.listdir(w.workdir)) != sorted(set(os.listdir(w.workdir))) or \
             any(n.startswith('.stasis-') for n in os.listdir(w.workdir)):
         raise TestFail('restore left something in the work directory: %s' % os.listdir(w.workdir))

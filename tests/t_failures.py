@@ -159,12 +159,9 @@ def t_pidns(ctx):
     nspid = open('/proc/%d/status' % outer).read().split('NSpid:')[1].split('\n')[0].split()
     if [int(x) for x in nspid] != [outer, w.pid]:
         raise TestFail('restored root has NSpid %s, expected %d %d' % (nspid, outer, w.pid))
-    start = len(w.log())
-    os.kill(outer, signal.SIGUSR1)
-    if not st.pid_gone(outer, 20):
-        raise TestFail('the restored tree did not finish')
-    if 'PASS' not in w.log()[start:]:
-        raise TestFail('the restored tree did not pass: %r' % w.log()[start:][-300:])
+    err = w.finish_restored(outer, 'tree')
+    if err:
+        raise TestFail(err)
     err = w.finish(ctx.left(30))
     if err:
         raise TestFail('the original, after the --pidns restore: %s' % err)

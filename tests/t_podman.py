@@ -18,7 +18,7 @@ import subprocess
 import time
 
 import dockerd
-from ctrcases import multi_case, redis_case
+from ctrcases import W_COUNTER, fidelity_case, multi_case, redis_case
 from engines import PodmanEngine
 from runner import Test, TestFail, TestSkip
 
@@ -206,110 +206,17 @@ FIDELITY = [('HostConfig', k) for k in ('CapAdd', 'CapDrop', 'SecurityOpt', 'Pri
                                         'RestartPolicy')] + \
     [('Config', k) for k in ('User', 'Entrypoint', 'Cmd', 'WorkingDir', 'Image')] + \
     [('EffectiveCaps',), ('BoundingCaps',), ('Path',), ('Args',)]
-W_COUNTER = COUNTER.replace('/data/count', '/w/count')
-SEC = 'grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp|Seccomp_filters|Uid|Gid):" /proc/1/status'
-
-
-def pick(insp, key):
-    for k in key:
-        insp = insp.get(k) if isinstance(insp, dict) else None
-    return insp
-
-
-def same_config(p, name, old):
-    now = p.inspect(name)
-    diff = ['%s: %r, not %r' % ('.'.join(k), pick(now, k), pick(old, k)) for k in FIDELITY
-            if pick(now, k) != pick(old, k)]
-    if diff:
-        raise TestFail('the restored container %s differs: %s' % (name, '; '.join(diff)))
-
-
-def w_count(p, name):
-    r = p.podman('exec', name, 'cat', '/w/count', check=False)
-    return [int(x) for x in r.stdout.decode().split()] if r.returncode == 0 else []
-
-
-def wait_w_count(p, name, n, timeout=10):
-    end = time.monotonic() + timeout
-    while len(w_count(p, name)) < n:
-        if time.monotonic() > end:
-            raise TestFail('%s counted to %d only' % (name, len(w_count(p, name))))
-        time.sleep(0.2)
-    return w_count(p, name)
-
-
-def cycle(ctx, p, name, new, img, old):
-    """Dumps container name and restores it as new: the count carries on,
-    the configuration and the process's credentials are the original's."""
-    before = wait_w_count(p, name, 3)
-    r = stasis(ctx, p, 'dump', '--type', 'podman', '--id', name, '-D', img, '-v', '--log-file', img + '-dump.log')
-    if r.returncode != 0:
-        raise TestFail('dump of %s exit %d: %s' % (name, r.returncode, r.stderr[-300:]))
-    p.podman('rm', '-f', '-t', '0', name)
-    r = stasis(ctx, p, 'restore', '-D', img, '--id', new, '-v', '--log-file', img + '-restore.log')
-    if r.returncode != 0:
-        raise TestFail('restore as %s exit %d: %s' % (new, r.returncode, r.stderr[-300:]))
-    nums = wait_w_count(p, new, len(before) + 3)
-    if nums != list(range(1, len(nums) + 1)):
-        raise TestFail('%s: the count did not carry on: %s' % (new, nums[-8:]))
-    same_config(p, new, old)
-    sec = p.podman('exec', new, 'sh', '-c', SEC).stdout
-    if sec != old['sec']:
-        raise TestFail('%s: credentials, capabilities or seccomp differ: %r vs %r' % (new, sec, old['sec']))
-    if p.podman('exec', new, 'sh', '-c', 'test -f /bin/sh -a ! -L /bin/sh && busybox cmp /bin/sh /bin/busybox',
-                check=False).returncode != 0:
-        raise TestFail('%s: /bin/sh is not the copy the container made' % new)
-    exe = p.podman('exec', new, 'ls', '-l', '/proc/1/exe').stdout.decode().strip()
-    if not exe.endswith('-> /bin/busybox'):
-        raise TestFail('%s: the restored process\'s executable is not the original: %r' % (new, exe))
-
-
-def starts_afresh(p, name, how):
-    """After `podman restart` (or stop and start) the original command runs
-    again from its start: the counter begins at 1 again, in the same file."""
-    n = len(w_count(p, name))
-    if how == 'restart':
-        p.podman('restart', '-t', '1', name)
-    else:
-        p.podman('stop', '-t', '1', name)
-        if p.inspect(name)['State']['Running']:
-            raise TestFail('podman stop did not stop %s' % name)
-        p.podman('start', name)
-    end = time.monotonic() + 10
-    while not any(x[i:i + 3] == [1, 2, 3] for x in [w_count(p, name)] for i in range(n, len(x))):
-        if time.monotonic() > end:
-            st = p.inspect(name)['State']
-            raise TestFail('after podman %s, %s does not count afresh: %s; it is %s (exit %s %r)' % (
-                how, name, w_count(p, name)[n:n + 8], st['Status'], st['ExitCode'], st['Error']))
-        time.sleep(0.2)
-    if 'tick 1' not in p.podman('logs', name).stdout.decode().split('\n'):
-        raise TestFail('after podman %s, podman logs of %s lacks a new "tick 1"' % (how, name))
 
 
 def t_fidelity(ctx):
     # A container run with a user, capabilities and a memory limit of its
-    # own is restored twice (the restored one dumped again); it keeps its
-    # configuration, and podman restart, stop and start run the original
-    # command afresh.
+    # own (ctrcases.fidelity_case).
     p = shared(ctx)
-    names = ['stasis-pf%d-%d' % (i, os.getpid()) for i in range(3)]
-    try:
-        p.run(names[0], '--runtime', 'runc', '--user', '1000:1000', '--cap-add', 'SYS_PTRACE', '--cap-drop',
+
+    def start(name):
+        p.run(name, '--runtime', 'runc', '--user', '1000:1000', '--cap-add', 'SYS_PTRACE', '--cap-drop',
               'NET_RAW', '--memory', '64m', IMAGE, 'sh', '-c', W_COUNTER)
-        wait_w_count(p, names[0], 2)
-        # The command's own file in the writable layer: /bin/sh becomes a
-        # copy of busybox instead of the image's link to it (the restore
-        # must put the stub there and give the copy back).
-        p.podman('exec', '--user', '0', names[0], 'sh', '-c', 'cp /bin/busybox /bin/sh.new && mv /bin/sh.new /bin/sh')
-        old = p.inspect(names[0])
-        old['sec'] = p.podman('exec', names[0], 'sh', '-c', SEC).stdout
-        cycle(ctx, p, names[0], names[1], ctx.path('img1'), old)
-        cycle(ctx, p, names[1], names[2], ctx.path('img2'), old)
-        starts_afresh(p, names[2], 'restart')
-        same_config(p, names[2], old)
-        starts_afresh(p, names[2], 'stop')
-    finally:
-        remove(p, *names)
+    fidelity_case(ctx, PodmanEngine(p), start, FIDELITY, 'pf')
 
 
 def t_unknown(ctx):

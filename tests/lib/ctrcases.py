@@ -328,3 +328,114 @@ def redis_restarted(eng, cid, rid):
             raise TestFail('after restart redis still holds keys: it did not start afresh')
     finally:
         r.close()
+
+
+# --- configuration fidelity -------------------------------------------------
+# The counter the fidelity and --keep-ip cases run: it counts into /w, a
+# directory of the writable layer, and prints a tick per count for the logs.
+W_COUNTER = 'i=0; while :; do i=$((i+1)); echo $i >> /w/count; echo tick $i; sleep 0.2; done'
+SEC = 'grep -E "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp|Seccomp_filters|Uid|Gid):" /proc/1/status'
+
+
+def pick(insp, key):
+    for k in key:
+        insp = insp.get(k) if isinstance(insp, dict) else None
+    return insp
+
+
+def same_config(eng, name, old, fields):
+    """The inspect record's fields (key paths) are the original's."""
+    now = eng.inspect(name)
+    diff = ['%s: %r, not %r' % ('.'.join(k), pick(now, k), pick(old, k)) for k in fields
+            if pick(now, k) != pick(old, k)]
+    if diff:
+        raise TestFail('the restored container %s differs: %s' % (name, '; '.join(diff)))
+
+
+def w_count(eng, name):
+    r = eng.cli('exec', name, 'cat', '/w/count', check=False)
+    return [int(x) for x in r.stdout.decode().split()] if r.returncode == 0 else []
+
+
+def wait_w_count(eng, name, n, timeout=10):
+    end = time.monotonic() + timeout
+    while len(w_count(eng, name)) < n:
+        if time.monotonic() > end:
+            raise TestFail('%s counted to %d only' % (name, len(w_count(eng, name))))
+        time.sleep(0.2)
+    return w_count(eng, name)
+
+
+def fidelity_cycle(ctx, eng, name, new, img, old, fields):
+    """Dumps container name and restores it as new: the count carries on,
+    the configuration and the process's credentials are the original's,
+    and the file the container changed and its executable are its own."""
+    before = wait_w_count(eng, name, 3)
+    eng.dump(ctx, name, img)
+    eng.remove(name)
+    eng.restore(ctx, img, new)
+    nums = wait_w_count(eng, new, len(before) + 3)
+    if nums != list(range(1, len(nums) + 1)):
+        raise TestFail('%s: the count did not carry on: %s' % (new, nums[-8:]))
+    same_config(eng, new, old, fields)
+    sec = eng.cli('exec', new, 'sh', '-c', SEC).stdout
+    if sec != old['sec']:
+        raise TestFail('%s: credentials, capabilities or seccomp differ: %r vs %r' % (new, sec, old['sec']))
+    if eng.cli('exec', new, 'sh', '-c', 'test -f /bin/sh -a ! -L /bin/sh && busybox cmp /bin/sh /bin/busybox',
+               check=False).returncode != 0:
+        raise TestFail('%s: /bin/sh is not the copy the container made' % new)
+    exe = eng.exec(new, 'ls', '-l', '/proc/1/exe').strip()
+    if not exe.endswith('-> /bin/busybox'):
+        raise TestFail('%s: the restored process\'s executable is not the original: %r' % (new, exe))
+
+
+def counted_afresh(nums, since):
+    """The counter began at 1 again after index since."""
+    return any(nums[i:i + 3] == [1, 2, 3] for i in range(since, len(nums)))
+
+
+def starts_afresh(eng, name, how):
+    """After `restart` (or stop and start) the original command runs again
+    from its start: the counter begins at 1 again, in the same file."""
+    n = len(w_count(eng, name))
+    if how == 'restart':
+        eng.cli('restart', '-t', '1', name)
+    else:
+        eng.cli('stop', '-t', '1', name)
+        if eng.running(name):
+            raise TestFail('%s stop did not stop %s' % (eng.name, name))
+        eng.cli('start', name)
+    end = time.monotonic() + 10
+    while not counted_afresh(w_count(eng, name), n):
+        if time.monotonic() > end:
+            st = eng.inspect(name)['State']
+            raise TestFail('after %s %s, %s does not count afresh: %s; it is %s (exit %s %r), logs end %r' % (
+                eng.name, how, name, w_count(eng, name)[n:n + 8], st['Status'], st['ExitCode'], st['Error'],
+                eng.cli('logs', name).stderr[-200:]))
+        time.sleep(0.2)
+    if 'tick 1' not in eng.cli('logs', name).stdout.decode().split('\n'):
+        raise TestFail('after %s %s, the logs of %s lack a new "tick 1"' % (eng.name, how, name))
+
+
+def fidelity_case(ctx, eng, start, fields, tag):
+    """A container started by start(name) with a user, capabilities and
+    limits of its own is restored twice (the restored one dumped again);
+    it keeps its configuration (fields of its inspect record), and
+    restart, stop and start run the original command afresh."""
+    names = ['stasis-%s%d-%d' % (tag, i, os.getpid()) for i in range(3)]
+    try:
+        start(names[0])
+        wait_w_count(eng, names[0], 2)
+        # The command's own file in the writable layer: /bin/sh becomes a
+        # copy of busybox instead of the image's link to it (the restore
+        # must put the stub there and give the copy back).
+        eng.cli('exec', '--user', '0', names[0], 'sh', '-c', 'cp /bin/busybox /bin/sh.new && mv /bin/sh.new /bin/sh')
+        old = eng.inspect(names[0])
+        old['sec'] = eng.cli('exec', names[0], 'sh', '-c', SEC).stdout
+        fidelity_cycle(ctx, eng, names[0], names[1], ctx.path('img1'), old, fields)
+        fidelity_cycle(ctx, eng, names[1], names[2], ctx.path('img2'), old, fields)
+        starts_afresh(eng, names[2], 'restart')
+        same_config(eng, names[2], old, fields)
+        starts_afresh(eng, names[2], 'stop')
+    finally:
+        eng.remove(*names)

@@ -400,6 +400,19 @@ class Workload:
             os.close(self.stdin_w)
             self.stdin_w = None
 
+    def finish_restored(self, pid, what, timeout=20):
+        """Sends SIGUSR1 to a restored copy of this workload that is not our
+        child (pid: a --pidns restore's outer pid, or a restored process)
+        and returns None when it wrote PASS to the shared log and exited,
+        else the reason."""
+        start = len(self.log())
+        os.kill(pid, signal.SIGUSR1)
+        if not pid_gone(pid, timeout):
+            return 'the restored %s did not finish' % what
+        if 'PASS' not in self.log()[start:]:
+            return 'the restored %s did not pass: %r' % (what, self.log()[start:][-300:])
+        return None
+
     def finish(self, timeout=30, stdin_line=None):
         """Optionally writes stdin_line, sends SIGUSR1, waits for the exit and
         returns None when the workload passed, else the reason."""
