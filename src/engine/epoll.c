@@ -156,7 +156,15 @@ static int epoll_setup(const struct fd_restore *x, const struct fd_rec *o)
 	return 0;
 }
 
+/* Its targets are named by numbers of its holder's table. */
+static const char *epoll_not_in_flight(const struct fd_rec *o)
+{
+	return ((const struct epoll_state *)o->state)->ntgts ? "watches fds (named by numbers of the table of the "
+							       "process that added them)" : NULL;
+}
+
 const struct fd_ops fd_epoll_ops = {
+	.not_in_flight = epoll_not_in_flight,
 	.name = "epoll",
 	.late = true,
 	.match = epoll_match,

@@ -392,6 +392,7 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 {
 	struct restore_ctx c = { .img = img, .stub_tfd = -1, .files = { .ctl = -1 }, .lazy_sock = o->lazy ? o->lazy_sock : -1 };
 	_cleanup_free_ struct files_proc *all = NULL;
+	struct files_inflight inflight = { 0 };
 	struct netlock lock = { 0 };
 	if (o->tcp_established)
 		netlock_sweep();
@@ -409,8 +410,11 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	}
 	for (size_t i = 0; i < c.n; i++)
 		all[i] = (struct files_proc){ c.procs[i].node->pid, &c.procs[i].p.files };
-	c.files = (struct files_ctx){ .img = c.img, .ctl = -1, .inh = o->inherit, .ninh = o->ninherit, .all = all,
-				      .nall = c.n, .fsroot = o->fsroot };
+	/* The kinds find the fds in flight among the tree's (files.h). */
+	if ((r = files_inflight_open(all, c.n, false, &inflight)) < 0)
+		goto out;
+	c.files = (struct files_ctx){ .img = c.img, .ctl = -1, .inh = o->inherit, .ninh = o->ninherit,
+				      .all = inflight.all, .nall = inflight.n, .fsroot = o->fsroot };
 	c.adopted = o->adopt;
 	c.stub_file = o->stub_file;
 	if (o->adopt && o->ctl >= 0) /* the runtime started the stub with the other end */
@@ -448,5 +452,6 @@ out:
 	unlock_network(&lock, r >= 0);
 	verify_join(&c);
 	ctx_free(&c);
+	files_inflight_close(&inflight, false);
 	return r;
 }

@@ -112,7 +112,7 @@ struct sk_scm {
 	bool has_creds;
 	int32_t pid;
 	uint32_t uid, gid;
-	struct files_rec fds; /* fd: 0..n-1; desc: SK_SCM_DESC | inode */
+	struct files_rec fds; /* fd: 0..n-1; desc: a socket's SK_SCM_DESC | inode, the tree's numbering for the rest */
 	int *ours;            /* dump: our copies of fds[], until the data pass */
 	int *made;            /* restore: our fds for fds[], -1 until made */
 };
