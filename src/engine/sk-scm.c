@@ -40,6 +40,16 @@
 extern const struct fd_ops fd_socket_ops;
 
 static int depth; /* nesting of sockets in flight, dump and restore */
+static pid_t holder_pid; /* dump: the process and fd whose queue is read, for messages */
+static int holder_fd;
+
+void sk_scm_holder(pid_t pid, int fd)
+{
+	if (depth)
+		return; /* a socket in flight: its holder is the outer one's */
+	holder_pid = pid;
+	holder_fd = fd;
+}
 
 /* What the table path restores comes back in flight too, but for a kind
  * whose state names fds of its holder's table. */
@@ -60,8 +70,8 @@ static int describe_one(int procfd, int fd, struct fd_rec *o, size_t i)
 	o->desc = SK_SCM_DESC | (st.st_ino & (SK_SCM_DESC - 1));
 	const char *why = not_in_flight(o);
 	if (why) {
-		log_error("an fd in flight is a %s (%s) that %s, which cannot be checkpointed in flight",
-			  fd_kind_name(o), o->path, why);
+		log_error("pid %d: fd %d is a unix socket holding in flight (SCM_RIGHTS) a %s (%s) that %s, which "
+			  "cannot be checkpointed in flight", holder_pid, holder_fd, fd_kind_name(o), o->path, why);
 		return -EXDEV;
 	}
 	return 0;

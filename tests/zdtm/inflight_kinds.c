@@ -20,7 +20,11 @@
  * seals, the child killed through its pidfd, the terminal carries bytes
  * both ways, the epoll watches a new fd, the timer is still armed, ...
  *
+ * With the argument "epoll-watching" it holds instead an epoll in flight
+ * that watches an eventfd, which the dump refuses (fail:inflight:epoll).
+ *
  * stasis-test: zdtm:inflight_kinds
+ * stasis-test: zdtm:inflight_kinds:refused args=epoll-watching dump=no  # dumping it is fail:inflight:epoll
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -272,9 +276,28 @@ static void check_files(void)
 	      "twice: the two fds are not one eventfd (read %llu)", (unsigned long long)v);
 }
 
+/* An epoll whose target is named by a number of our table. */
+static void epoll_watching(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int e = eventfd(1, EFD_CLOEXEC), ep = epoll_create1(EPOLL_CLOEXEC);
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, ch) || e < 0 || ep < 0 ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, e, &ev))
+		test_die("setup: %m");
+	give("epoll", ep);
+	test_ready();
+	test_wait();
+	struct epoll_event got;
+	ep = one("epoll");
+	check(ep >= 0 && epoll_wait(ep, &got, 1, 1000) == 1, "epoll: its eventfd is not ready");
+	test_done();
+}
+
 int main(int argc, char **argv)
 {
 	test_init(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "epoll-watching"))
+		epoll_watching();
 	setup();
 	test_ready();
 	test_wait();
