@@ -10,7 +10,12 @@
  * b's and not ours, a chdir of a moves b and not us, an fd c opens is
  * d's; every one of them is still our child.
  *
+ * With the argument "session", a then leads a session of its own, which b
+ * (made by a's stub on restore) could not leave: the dump refuses it
+ * (fail:share:sibling-session).
+ *
  * stasis-test: zdtm:shared_siblings
+ * stasis-test: zdtm:shared_siblings:session args=session dump=no  # dumping it is fail:share:sibling-session
  */
 #include "zdtmtst.h"
 
@@ -69,6 +74,8 @@ static char run(char c)
 		return getcwd(cwd, sizeof(cwd)) && strlen(cwd) > 4 && !strcmp(cwd + strlen(cwd) - 4, "/sub") ? 'k' : 'x';
 	case 'p':
 		return getppid() == us ? 'k' : 'x';
+	case 's':
+		return setsid() > 0 ? 'k' : 'x';
 	}
 	return 'k';
 }
@@ -146,6 +153,8 @@ int main(int argc, char **argv)
 	if (read(ans[0], &kids[3], sizeof(kids[3])) != sizeof(kids[3]))
 		test_die("c did not make d");
 	check_sharing();
+	if (argc > 1 && !strcmp(argv[1], "session"))
+		ask(0, 's');
 	if (test_failures())
 		test_die("not shared as expected before the dump");
 	test_ready();
