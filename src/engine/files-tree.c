@@ -86,6 +86,8 @@ static int link_all(struct files_proc *v, size_t n, bool root_stdio)
 						       "not one of pid %d's fds, so it could not be given back",
 						       v[i].pid, o->fd, o->path, v[0].pid);
 		}
+	if ((r = fd_kinds_link_numbered(v, n)) < 0)
+		return r;
 	/* The first holder of a shared description must know it is shared. */
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++)

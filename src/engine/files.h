@@ -239,10 +239,17 @@ struct fd_ops {
 	int (*make)(const struct fd_restore *x, const struct fd_rec *o);
 	/* After open(), with the fd at o->fd: the offset, epoll's targets. */
 	int (*setup)(const struct fd_restore *x, const struct fd_rec *o);
-	/* Why o could not come back in flight, where it is in no table
-	 * (sk-scm.c), or NULL: a kind whose state names fds of its holder's
-	 * table (epoll's targets). NULL hook: every such fd can. */
+	/* Why o's record cannot come back in flight, where it is in no table
+	 * (sk-scm.c), or NULL; checked on read. NULL hook: every one can. */
 	const char *(*not_in_flight)(const struct fd_rec *o);
+	/* Once the tree's descriptions are numbered (files_link, fds in
+	 * flight included): may note the desc of what the state names (an
+	 * epoll's targets). Called once per kind. */
+	int (*link_numbered)(struct files_proc *v, size_t n);
+	/* In flight, instead of setup(): after open() in the task, with
+	 * ours, the restorer's copy of the description; for a kind whose
+	 * setup() names fds of its holder's table. */
+	int (*setup_in_flight)(const struct fd_restore *x, const struct fd_rec *o, int ours);
 };
 
 extern const struct fd_ops fd_external_ops;
@@ -250,8 +257,13 @@ extern const struct fd_ops fd_external_ops;
 bool fd_stat_is_tty(const struct stat *st);
 /* Frees o's kind state and makes it external (files-ext.c). */
 void fd_set_external(struct fd_rec *o);
-/* Calls every kind's link() (files-tree.c). */
+/* Calls every kind's link() (files-tree.c); numbered: link_numbered(). */
 int fd_kinds_link(struct files_proc *v, size_t n);
+int fd_kinds_link_numbered(struct files_proc *v, size_t n);
+/* sk-scm.c: a new fd of ours for the description desc of the tree (an fd
+ * in a table or in flight), made as an fd in flight is when nobody made
+ * it yet. */
+int files_inflight_get(const struct fd_restore *x, uint64_t desc);
 /* Our copy of fd `fd` of the process; the pidfd is opened once per pass. */
 int fd_dump_take(struct fd_dump *d, int fd);
 /* The record of fd `fd` in f, or NULL. */

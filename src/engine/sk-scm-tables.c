@@ -6,9 +6,10 @@
  * pty's master, make a description once for all its holders) counts the
  * fds in flight too, without the kinds knowing about queues.
  *
- * Each socket's queue is taken once, from its first holder in tree order
- * (the one restore refills), then the queues of the sockets in flight in
- * it, and so on. Sockets in flight are not put in the tables: they come
+ * At restore each socket's queue is taken once, from its first holder in
+ * tree order (the one restore refills), then the queues of the sockets in
+ * flight in it, and so on; at dump every holder's (each holder read the
+ * queue, and each record is written). Sockets in flight are not put in the tables: they come
  * with their own queue and peer (sk-scm.c, sockets.c). */
 #include <errno.h>
 #include <stdlib.h>
@@ -88,7 +89,9 @@ static int add_socket(struct walk *w, struct sk_rec *s, bool tabled)
 	return 0;
 }
 
-static int gather(const struct files_proc *v, size_t n, struct walk *w)
+/* dump: the queue of every holder of a socket (each was read, and each
+ * record is written); restore: the first holder's, which is refilled. */
+static int gather(const struct files_proc *v, size_t n, struct walk *w, bool dump)
 {
 	int r = 0;
 	for (size_t i = 0; i < n && r >= 0; i++)
@@ -98,8 +101,11 @@ static int gather(const struct files_proc *v, size_t n, struct walk *w)
 	/* The first holder in tree order: the record restore refills. */
 	for (size_t i = 0; i < n && r >= 0; i++)
 		for (size_t k = 0; k < v[i].f->n && r >= 0; k++)
-			if (sk_of(&v[i].f->fds[k]))
+			if (sk_of(&v[i].f->fds[k])) {
+				if (dump)
+					w->nseen = 0;
 				r = add_socket(w, sk_of(&v[i].f->fds[k]), true);
+			}
 	return r;
 }
 
@@ -159,7 +165,7 @@ int files_inflight_open(const struct files_proc *v, size_t n, bool dump, struct 
 {
 	struct walk w = { 0 };
 	*ret = (struct files_inflight){ 0 };
-	int r = gather(v, n, &w);
+	int r = gather(v, n, &w, dump);
 	if (r >= 0)
 		r = build(ret, v, n, &w, dump);
 	free(w.msgs);

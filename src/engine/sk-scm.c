@@ -10,8 +10,10 @@
  * deep). The tree's link (files_link) then sees the fds in flight as
  * tables of their own (sk-scm-tables.c): their open file descriptions
  * are numbered with the tree's, so a file in flight that is also in a
- * process's table is that same description. Refused: only a kind whose
- * state names fds of its holder's table (fd_ops.not_in_flight).
+ * process's table is that same description. A kind whose setup names
+ * fds of its holder's table (an epoll's targets) notes their
+ * descriptions then (link_numbered) and sets them up from those in
+ * flight (setup_in_flight).
  *
  * Restore: the restorer makes every fd in flight before the queue is
  * refilled (sk_scm_make), and sends them again with their messages, in
@@ -40,19 +42,8 @@
 extern const struct fd_ops fd_socket_ops;
 
 static int depth; /* nesting of sockets in flight, dump and restore */
-static pid_t holder_pid; /* dump: the process and fd whose queue is read, for messages */
-static int holder_fd;
 
-void sk_scm_holder(pid_t pid, int fd)
-{
-	if (depth)
-		return; /* a socket in flight: its holder is the outer one's */
-	holder_pid = pid;
-	holder_fd = fd;
-}
-
-/* What the table path restores comes back in flight too, but for a kind
- * whose state names fds of its holder's table. */
+/* A record that could not be restored in flight (read from an image). */
 static const char *not_in_flight(const struct fd_rec *o)
 {
 	return o->ops->not_in_flight ? o->ops->not_in_flight(o) : NULL;
@@ -68,12 +59,6 @@ static int describe_one(int procfd, int fd, struct fd_rec *o, size_t i)
 		return r;
 	o->fd = (int)i;
 	o->desc = SK_SCM_DESC | (st.st_ino & (SK_SCM_DESC - 1));
-	const char *why = not_in_flight(o);
-	if (why) {
-		log_error("pid %d: fd %d is a unix socket holding in flight (SCM_RIGHTS) a %s (%s) that %s, which "
-			  "cannot be checkpointed in flight", holder_pid, holder_fd, fd_kind_name(o), o->path, why);
-		return -EXDEV;
-	}
 	return 0;
 }
 
@@ -297,13 +282,20 @@ static int open_in_task(const struct fd_restore *x, const struct fd_rec *o)
 	if (fd < 0)
 		return (int)fd;
 	at.fd = (int)fd;
-	int e = o->ops->setup ? o->ops->setup(x, &at) : 0;
+	int e = o->ops->setup && !o->ops->setup_in_flight ? o->ops->setup(x, &at) : 0;
 	int pidfd = e < 0 ? -1 : sys_pidfd_open(x->r->pid, 0);
 	if (e >= 0)
 		e = pidfd < 0 ? -errno : fdpass_take(pidfd, (int)fd);
 	if (pidfd >= 0)
 		close(pidfd);
 	remote_syscall(x->r, x->tid, SYS_close, fd);
+	if (e >= 0 && o->ops->setup_in_flight) {
+		int r = o->ops->setup_in_flight(x, o, e);
+		if (r < 0) {
+			close(e);
+			return r;
+		}
+	}
 	return e;
 }
 
@@ -324,6 +316,16 @@ static int make_desc(const struct fd_restore *x, const struct fd_rec *o)
 	}
 	int fd = fcntl(ours, F_DUPFD_CLOEXEC, 3);
 	return fd < 0 ? -errno : fd;
+}
+
+int files_inflight_get(const struct fd_restore *x, uint64_t desc)
+{
+	const struct files_ctx *c = x->c;
+	for (size_t i = 0; i < c->nall; i++)
+		for (size_t k = 0; k < c->all[i].f->n; k++)
+			if (c->all[i].f->fds[k].desc == desc && c->all[i].f->fds[k].dup_of < 0)
+				return make_desc(x, &c->all[i].f->fds[k]);
+	return -ENOENT;
 }
 
 static int make_one(const struct fd_restore *x, const struct fd_rec *o,

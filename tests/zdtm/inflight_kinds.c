@@ -6,7 +6,9 @@
  *    and shrinking;
  *  - "pidfd": a pidfd of a child that waits to be killed;
  *  - "ptmx": a pty master (raw, window 33x77) whose slave we keep;
- *  - "epoll": an epoll instance that watches nothing yet;
+ *  - "epoll": an epoll instance that watches an eventfd we keep (fd 100)
+ *    and one sent with it in the same message (added as fd 101, closed
+ *    since);
  *  - "timerfd": a timer armed in 1000 s, every 1000 s;
  *  - "signalfd": a signalfd for SIGUSR2;
  *  - "deleted": a file deleted while open, holding "gone", offset 1;
@@ -20,11 +22,8 @@
  * seals, the child killed through its pidfd, the terminal carries bytes
  * both ways, the epoll watches a new fd, the timer is still armed, ...
  *
- * With the argument "epoll-watching" it holds instead an epoll in flight
- * that watches an eventfd, which the dump refuses (fail:inflight:epoll).
  *
  * stasis-test: zdtm:inflight_kinds
- * stasis-test: zdtm:inflight_kinds:refused args=epoll-watching dump=no  # dumping it is fail:inflight:epoll
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -121,6 +120,35 @@ static void make_pty(void)
 	give("ptmx", m);
 }
 
+/* An epoll watching fd 100 (kept) and fd 101 (sent along, then closed). */
+static void make_epoll(void)
+{
+	struct epoll_event a = { .events = EPOLLIN, .data.u64 = 100 }, b = { .events = EPOLLOUT, .data.u64 = 101 };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0 || dup3(eventfd(0, EFD_CLOEXEC), 100, O_CLOEXEC) != 100 ||
+	    dup3(eventfd(0, EFD_CLOEXEC), 101, O_CLOEXEC) != 101 || epoll_ctl(ep, EPOLL_CTL_ADD, 100, &a) ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, 101, &b))
+		test_die("epoll: %m");
+	int two[2] = { ep, 101 };
+	send_fds("epoll", two, 2);
+	close(ep);
+	close(101);
+}
+
+/* The "tfd:" numbers of epoll fd ep's fdinfo, into tfds (at most 4). */
+static int epoll_tfds(int ep, int *tfds)
+{
+	char path[64], line[256];
+	int n = 0;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", ep);
+	FILE *f = fopen(path, "re");
+	while (f && n < 4 && fgets(line, sizeof(line), f))
+		n += sscanf(line, "tfd: %d", &tfds[n]) == 1;
+	if (f)
+		fclose(f);
+	return n;
+}
+
 static void make_memfd(void)
 {
 	int fd = memfd_create("inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -163,7 +191,7 @@ static void setup(void)
 	}
 	give("pidfd", (int)syscall(SYS_pidfd_open, child, 0));
 	make_pty();
-	give("epoll", epoll_create1(EPOLL_CLOEXEC));
+	make_epoll();
 	int t = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 	if (t < 0 || timerfd_settime(t, 0, &its, NULL))
 		test_die("timerfd: %m");
@@ -234,10 +262,22 @@ static void check_pty(void)
 
 static void check_epoll_timer(void)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 42 }, got = { 0 };
-	int ep = one("epoll"), e = eventfd(1, EFD_CLOEXEC);
-	check(ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, e, &ev) == 0, "epoll: cannot watch an fd: %m");
-	check(epoll_wait(ep, &got, 1, 1000) == 1 && got.data.u64 == 42, "epoll: the watched fd is not ready");
+	struct epoll_event got[4];
+	uint64_t one_ = 1;
+	int fds[2], tfds[4] = { 0 };
+	int ep = take("epoll", fds), n = ep < 0 ? 0 : epoll_tfds(ep, tfds);
+	check(n == 2 && ((tfds[0] == 100 && tfds[1] == 101) || (tfds[0] == 101 && tfds[1] == 100)),
+	      "epoll: watches %d fds (%d, %d), expected 100 and 101", n, tfds[0], tfds[1]);
+	n = ep < 0 ? 0 : epoll_wait(ep, got, 4, 0);
+	check(n == 1 && got[0].data.u64 == 101, "epoll: %d ready before a write, expected the one sent (%llu)", n,
+	      n > 0 ? (unsigned long long)got[0].data.u64 : 0ULL);
+	check(write(100, &one_, 8) == 8, "epoll: write to fd 100: %m");
+	n = ep < 0 ? 0 : epoll_wait(ep, got, 4, 1000);
+	check(n == 2, "epoll: %d ready after a write to the kept eventfd, expected 2", n);
+	uint64_t v = 0;
+	check(fds[1] >= 0 && write(fds[1], &one_, 8) == 8 && read(fds[1], &v, 8) == 8 && v == 1,
+	      "epoll: the eventfd sent with it does not work");
+	check(ep < 0 || epoll_ctl(ep, EPOLL_CTL_DEL, 100, NULL) == 0, "epoll: cannot stop watching fd 100: %m");
 	struct itimerspec its = { 0 };
 	int t = one("timerfd");
 	check(t >= 0 && timerfd_gettime(t, &its) == 0, "timerfd: gettime: %m");
@@ -276,28 +316,9 @@ static void check_files(void)
 	      "twice: the two fds are not one eventfd (read %llu)", (unsigned long long)v);
 }
 
-/* An epoll whose target is named by a number of our table. */
-static void epoll_watching(void)
-{
-	struct epoll_event ev = { .events = EPOLLIN };
-	int e = eventfd(1, EFD_CLOEXEC), ep = epoll_create1(EPOLL_CLOEXEC);
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, ch) || e < 0 || ep < 0 ||
-	    epoll_ctl(ep, EPOLL_CTL_ADD, e, &ev))
-		test_die("setup: %m");
-	give("epoll", ep);
-	test_ready();
-	test_wait();
-	struct epoll_event got;
-	ep = one("epoll");
-	check(ep >= 0 && epoll_wait(ep, &got, 1, 1000) == 1, "epoll: its eventfd is not ready");
-	test_done();
-}
-
 int main(int argc, char **argv)
 {
 	test_init(argc, argv);
-	if (argc > 1 && !strcmp(argv[1], "epoll-watching"))
-		epoll_watching();
 	setup();
 	test_ready();
 	test_wait();
