@@ -42,6 +42,17 @@
 extern const struct fd_ops fd_socket_ops;
 
 static int depth; /* nesting of sockets in flight, dump and restore */
+static int depth_at_top; /* describe_one calls under way */
+static pid_t holder_pid; /* dump: the process and fd whose queue is read, for messages */
+static int holder_fd;
+
+void sk_scm_holder(pid_t pid, int fd)
+{
+	if (depth)
+		return; /* a socket in flight: its holder is the outer one's */
+	holder_pid = pid;
+	holder_fd = fd;
+}
 
 /* A record that could not be restored in flight (read from an image). */
 static const char *not_in_flight(const struct fd_rec *o)
@@ -49,14 +60,22 @@ static const char *not_in_flight(const struct fd_rec *o)
 	return o->ops->not_in_flight ? o->ops->not_in_flight(o) : NULL;
 }
 
+/* A refusal of an fd in flight names the socket whose queue holds it
+ * first: the kind's own words name our copy of it. */
 static int describe_one(int procfd, int fd, struct fd_rec *o, size_t i)
 {
+	char ctx[128];
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return -errno;
+	if (!depth_at_top++)
+		log_set_prefix(snprintf(ctx, sizeof(ctx), "pid %d: fd %d holds in its queue an fd in flight that cannot "
+					"be checkpointed: ", holder_pid, holder_fd) > 0 ? ctx : NULL);
 	int r = files_collect_fd(procfd, getpid(), fd, 0, o);
+	if (!--depth_at_top)
+		log_set_prefix(NULL);
 	if (r < 0)
-		return r;
+		return r == -EOPNOTSUPP ? -EXDEV : r;
 	o->fd = (int)i;
 	o->desc = SK_SCM_DESC | (st.st_ino & (SK_SCM_DESC - 1));
 	return 0;
