@@ -76,8 +76,10 @@ static long by_last_pid(struct remote *r, pid_t tid, uint64_t flags, uint64_t st
 
 long restore_clone(struct remote *r, pid_t tid, uint64_t flags, uint64_t stack, uint64_t stack_size, pid_t want)
 {
-	struct clone_args_v2 a = { .flags = flags, .exit_signal = flags & CLONE_THREAD ? 0 : SIGCHLD, .stack = stack,
-				   .stack_size = stack_size, .set_tid = r->scratch + TID_AT, .set_tid_size = 1 };
+	/* clone3 wants no exit signal with CLONE_PARENT: the child gets its
+	 * maker's (share.h), SIGCHLD like every process of ours. */
+	struct clone_args_v2 a = { .flags = flags, .exit_signal = flags & (CLONE_THREAD | CLONE_PARENT) ? 0 : SIGCHLD,
+				   .stack = stack, .stack_size = stack_size, .set_tid = r->scratch + TID_AT, .set_tid_size = 1 };
 	int e = remote_write(r, r->scratch + TID_AT, &want, sizeof(want));
 	if (e < 0 || (e = remote_write(r, r->scratch + ARGS_AT, &a, sizeof(a))) < 0)
 		return e;

@@ -51,7 +51,7 @@ static int find_earlier(const struct files_proc *v, size_t i, size_t k, const st
 	return 0;
 }
 
-int files_link(struct files_proc *v, size_t n, bool root_stdio)
+static int link_all(struct files_proc *v, size_t n, bool root_stdio)
 {
 	uint64_t next = 1;
 	/* A container's stdio is its runtime's (log pipes, a file of the
@@ -86,6 +86,8 @@ int files_link(struct files_proc *v, size_t n, bool root_stdio)
 						       "not one of pid %d's fds, so it could not be given back",
 						       v[i].pid, o->fd, o->path, v[0].pid);
 		}
+	if ((r = fd_kinds_link_numbered(v, n)) < 0)
+		return r;
 	/* The first holder of a shared description must know it is shared. */
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].f->n; k++)
@@ -95,4 +97,16 @@ int files_link(struct files_proc *v, size_t n, bool root_stdio)
 						if (v[j].f->fds[m].desc == v[i].f->fds[k].desc)
 							v[j].f->fds[m].shared = true;
 	return 0;
+}
+
+/* The fds in flight take part as tables of their own (files.h). */
+int files_link(struct files_proc *v, size_t n, bool root_stdio)
+{
+	struct files_inflight t;
+	int r = files_inflight_open(v, n, true, &t);
+	if (r < 0)
+		return r;
+	r = link_all(t.all, t.n, root_stdio);
+	files_inflight_close(&t, r >= 0);
+	return r;
 }

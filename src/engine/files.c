@@ -107,6 +107,16 @@ int fd_kinds_link(struct files_proc *v, size_t n)
 	return 0;
 }
 
+int fd_kinds_link_numbered(struct files_proc *v, size_t n)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(fd_kinds); i++) {
+		int r = fd_kinds[i]->link_numbered ? fd_kinds[i]->link_numbered(v, n) : 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* --- collect --- */
 
 static const struct fd_ops *find_kind(const struct fd_probe *p)

@@ -113,6 +113,24 @@ int files_collect_fd(int procfd, pid_t pid, int fd, unsigned flags, struct fd_re
  * its fds 0-2 are external whatever they are (a container's, set up by
  * its runtime). */
 int files_link(struct files_proc *v, size_t n, bool root_stdio);
+/* sk-scm.c. The fds in flight in the tree's unix queues (nested ones
+ * too) as tables of their own, one per message, after the tree's: the
+ * kinds' link() and make() see them as any fd of the tree (a pipe end,
+ * a pty master, an open file description also in some process's table).
+ * The tables hold copies of the records (fd: our copy's number at dump,
+ * for kcmp; the index in the message at restore; pid: ours). Sockets in
+ * flight are not in them: they come with their own queues. */
+struct files_inflight {
+	struct files_proc *all; /* v[0..n) of open(), then the messages' */
+	size_t n;
+	struct files_rec *recs;
+	struct fd_rec *copies; /* the records of recs[], one array */
+	struct fd_rec **orig;  /* the record in the queue of each copy */
+	size_t nrecs, ncopies;
+};
+int files_inflight_open(const struct files_proc *v, size_t n, bool dump, struct files_inflight *ret);
+/* write_back: the copies' desc and shared go to the records (dump). */
+void files_inflight_close(struct files_inflight *t, bool write_back);
 /* Saves what the kinds keep outside the records (pipe bytes, the content
  * of deleted files) into the image. */
 int files_dump_data(struct image *img, int procfd, pid_t pid, struct files_rec *f);
@@ -221,6 +239,17 @@ struct fd_ops {
 	int (*make)(const struct fd_restore *x, const struct fd_rec *o);
 	/* After open(), with the fd at o->fd: the offset, epoll's targets. */
 	int (*setup)(const struct fd_restore *x, const struct fd_rec *o);
+	/* Why o's record cannot come back in flight, where it is in no table
+	 * (sk-scm.c), or NULL; checked on read. NULL hook: every one can. */
+	const char *(*not_in_flight)(const struct fd_rec *o);
+	/* Once the tree's descriptions are numbered (files_link, fds in
+	 * flight included): may note the desc of what the state names (an
+	 * epoll's targets). Called once per kind. */
+	int (*link_numbered)(struct files_proc *v, size_t n);
+	/* In flight, instead of setup(): after open() in the task, with
+	 * ours, the restorer's copy of the description; for a kind whose
+	 * setup() names fds of its holder's table. */
+	int (*setup_in_flight)(const struct fd_restore *x, const struct fd_rec *o, int ours);
 };
 
 extern const struct fd_ops fd_external_ops;
@@ -228,8 +257,13 @@ extern const struct fd_ops fd_external_ops;
 bool fd_stat_is_tty(const struct stat *st);
 /* Frees o's kind state and makes it external (files-ext.c). */
 void fd_set_external(struct fd_rec *o);
-/* Calls every kind's link() (files-tree.c). */
+/* Calls every kind's link() (files-tree.c); numbered: link_numbered(). */
 int fd_kinds_link(struct files_proc *v, size_t n);
+int fd_kinds_link_numbered(struct files_proc *v, size_t n);
+/* sk-scm.c: a new fd of ours for the description desc of the tree (an fd
+ * in a table or in flight), made as an fd in flight is when nobody made
+ * it yet. */
+int files_inflight_get(const struct fd_restore *x, uint64_t desc);
 /* Our copy of fd `fd` of the process; the pidfd is opened once per pass. */
 int fd_dump_take(struct fd_dump *d, int fd);
 /* The record of fd `fd` in f, or NULL. */

@@ -222,11 +222,13 @@ seize:
 
 /* The parent's stub forks the child under its pid; we trace it from
  * birth (PTRACE_O_TRACEFORK), and it starts as a copy of the stub with
- * the parent's scratch, which it replaces by its own. */
-static int fork_child(struct restore_ctx *c, struct rproc *parent, struct rproc *p)
+ * the parent's scratch, which it replaces by its own. A child sharing a
+ * table or fs info with a sibling instead is made by that sibling's stub
+ * with CLONE_PARENT (share.h): maker is then the sibling. */
+static int fork_child(struct restore_ctx *c, struct rproc *maker, struct rproc *p)
 {
-	struct remote *r = &parent->rem;
-	pid_t pid = p->node->pid, ppid = parent->node->pid;
+	struct remote *r = &maker->rem;
+	pid_t pid = p->node->pid, ppid = maker->node->pid;
 	int status, e;
 	long ret = restore_clone(r, ppid, share_clone_flags(p->node), 0, 0, pid);
 	if (ret == -EEXIST) {
@@ -359,7 +361,8 @@ int tree_create(struct restore_ctx *c, const struct restore_opts *o)
 		return e;
 	for (size_t i = 1; i < c->n; i++) {
 		struct rproc *p = &c->procs[i], *parent = find_rproc(c, p->node->ppid);
-		if ((e = fork_child(c, parent, p)) < 0 || (e = lead(p)) < 0 || (e = lead_tty(c, p)) < 0)
+		if ((e = fork_child(c, find_rproc(c, share_maker(p->node)), p)) < 0 || (e = lead(p)) < 0 ||
+		    (e = lead_tty(c, p)) < 0)
 			return e;
 		/* Its memory before it forks anyone: children inherit it. One
 		 * with its parent's memory (CLONE_VM) has it already. */

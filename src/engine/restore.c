@@ -208,6 +208,15 @@ static int exec_exe(struct rproc *rp)
 	return 0;
 }
 
+/* The sibling whose stub made rp (share.h), or NULL. */
+static const struct rproc *sibling_of(const struct restore_ctx *c, const struct rproc *rp)
+{
+	for (size_t i = 0; rp->node->share_with && i < c->n; i++)
+		if (c->procs[i].node->pid == rp->node->share_with)
+			return &c->procs[i];
+	return NULL;
+}
+
 int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *parent)
 {
 	struct remote *r = &rp->rem;
@@ -215,10 +224,14 @@ int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *pare
 	pid_t pid = rp->node->pid;
 	/* A child has its parent's exe (fork keeps it, and the kernel refuses
 	 * to set it again while it is mapped); executing it again would throw
-	 * away the memory it inherited. */
-	bool exe_inherited = parent && streq(parent->p.mm.exe, m->exe);
+	 * away the memory it inherited. One made by a sibling's stub
+	 * (share.h) has the sibling's memory: its pages shared with the
+	 * parent are copied from there. */
+	bool forked = parent && !rp->node->share_with;
+	const struct rproc *maker = forked ? parent : sibling_of(c, rp);
+	bool exe_inherited = maker && streq(maker->p.mm.exe, m->exe);
 	bool need_exec = !exe_inherited && !can_set_exe(rp);
-	bool inherit = parent && !need_exec;
+	bool inherit = forked && !need_exec;
 	int e;
 
 	if ((e = mm_load_refs(c->img, pid, m, parent ? &parent->p.mm : NULL, inherit)) < 0 ||
@@ -392,6 +405,7 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 {
 	struct restore_ctx c = { .img = img, .stub_tfd = -1, .files = { .ctl = -1 }, .lazy_sock = o->lazy ? o->lazy_sock : -1 };
 	_cleanup_free_ struct files_proc *all = NULL;
+	struct files_inflight inflight = { 0 };
 	struct netlock lock = { 0 };
 	if (o->tcp_established)
 		netlock_sweep();
@@ -409,8 +423,11 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	}
 	for (size_t i = 0; i < c.n; i++)
 		all[i] = (struct files_proc){ c.procs[i].node->pid, &c.procs[i].p.files };
-	c.files = (struct files_ctx){ .img = c.img, .ctl = -1, .inh = o->inherit, .ninh = o->ninherit, .all = all,
-				      .nall = c.n, .fsroot = o->fsroot };
+	/* The kinds find the fds in flight among the tree's (files.h). */
+	if ((r = files_inflight_open(all, c.n, false, &inflight)) < 0)
+		goto out;
+	c.files = (struct files_ctx){ .img = c.img, .ctl = -1, .inh = o->inherit, .ninh = o->ninherit,
+				      .all = inflight.all, .nall = inflight.n, .fsroot = o->fsroot };
 	c.adopted = o->adopt;
 	c.stub_file = o->stub_file;
 	if (o->adopt && o->ctl >= 0) /* the runtime started the stub with the other end */
@@ -448,5 +465,6 @@ out:
 	unlock_network(&lock, r >= 0);
 	verify_join(&c);
 	ctx_free(&c);
+	files_inflight_close(&inflight, false);
 	return r;
 }

@@ -4,16 +4,24 @@
  *
  * Dump: the peek of the queue (sk-queue.c) installs a copy of every fd in
  * flight in our own table; each is described by the fd kinds' table as an
- * fd of ours (files_collect_fd on /proc/self), so a socket in flight keeps
- * its own queue (and the fds in flight in it, SK_SCM_MAX_DEPTH deep).
- * Kinds the restorer can make by itself are kept: regular files,
- * directories, the harmless character devices, pipes and sockets.
+ * fd of ours (files_collect_fd on /proc/self), so every kind the table
+ * path dumps is dumped the same way in flight, and a socket in flight
+ * keeps its own queue (and the fds in flight in it, SK_SCM_MAX_DEPTH
+ * deep). The tree's link (files_link) then sees the fds in flight as
+ * tables of their own (sk-scm-tables.c): their open file descriptions
+ * are numbered with the tree's, so a file in flight that is also in a
+ * process's table is that same description. A kind whose setup names
+ * fds of its holder's table (an epoll's targets) notes their
+ * descriptions then (link_numbered) and sets them up from those in
+ * flight (setup_in_flight).
  *
  * Restore: the restorer makes every fd in flight before the queue is
  * refilled (sk_scm_make), and sends them again with their messages, in
- * order. A socket or pipe also held by a process of the tree is that
- * same socket or pipe (found by inode); otherwise one is made for the
- * queue alone. */
+ * order. A socket is the tree's socket of that inode, or one made for
+ * the queue alone (sockets.c); any other fd is its description as the
+ * table path makes it: by the kind's make() in the restorer, or by its
+ * open() and setup() in the task that restores the queue, taken out of
+ * it; once for every holder, tables and queues alike (files_ctx). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -21,10 +29,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-#include "engine/fsroot.h"
-#include "image/layout.h"
+#include "engine/fdpass.h"
+#include "engine/syscalls.h"
 #include "engine/sockets.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -33,31 +42,42 @@
 extern const struct fd_ops fd_socket_ops;
 
 static int depth; /* nesting of sockets in flight, dump and restore */
+static int depth_at_top; /* describe_one calls under way */
+static pid_t holder_pid; /* dump: the process and fd whose queue is read, for messages */
+static int holder_fd;
 
-static bool kind_ok(const struct fd_rec *o)
+void sk_scm_holder(pid_t pid, int fd)
 {
-	const char *k = o->ops->name;
-	if (streq(k, "reg"))
-		return !o->state; /* not a deleted file or memfd */
-	return streq(k, "dir") || streq(k, "chr") || streq(k, "socket") ||
-	       (streq(k, "pipe") && startswith(o->path, "pipe:["));
+	if (depth)
+		return; /* a socket in flight: its holder is the outer one's */
+	holder_pid = pid;
+	holder_fd = fd;
 }
 
+/* A record that could not be restored in flight (read from an image). */
+static const char *not_in_flight(const struct fd_rec *o)
+{
+	return o->ops->not_in_flight ? o->ops->not_in_flight(o) : NULL;
+}
+
+/* A refusal of an fd in flight names the socket whose queue holds it
+ * first: the kind's own words name our copy of it. */
 static int describe_one(int procfd, int fd, struct fd_rec *o, size_t i)
 {
+	char ctx[128];
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return -errno;
+	if (!depth_at_top++)
+		log_set_prefix(snprintf(ctx, sizeof(ctx), "pid %d: fd %d holds in its queue an fd in flight that cannot "
+					"be checkpointed: ", holder_pid, holder_fd) > 0 ? ctx : NULL);
 	int r = files_collect_fd(procfd, getpid(), fd, 0, o);
+	if (!--depth_at_top)
+		log_set_prefix(NULL);
 	if (r < 0)
-		return r;
+		return r == -EOPNOTSUPP ? -EXDEV : r;
 	o->fd = (int)i;
 	o->desc = SK_SCM_DESC | (st.st_ino & (SK_SCM_DESC - 1));
-	if (!kind_ok(o)) {
-		log_error("an fd in flight is a %s (%s), which cannot be passed again yet; only files, directories, "
-			  "pipes and sockets in flight can be checkpointed", fd_kind_name(o), o->path);
-		return -EXDEV;
-	}
 	return 0;
 }
 
@@ -242,8 +262,7 @@ static int entry_from_json(const json_t *j, const struct sk_rec *s, struct sk_sc
 	if ((r = files_from_json(fds, &e->fds)) < 0)
 		return r;
 	for (size_t i = 0; i < e->fds.n; i++)
-		if (e->fds.fds[i].fd != (int)i || e->fds.fds[i].dup_of >= 0 || !(e->fds.fds[i].desc & SK_SCM_DESC) ||
-		    !kind_ok(&e->fds.fds[i]))
+		if (e->fds.fds[i].fd != (int)i || e->fds.fds[i].dup_of >= 0 || not_in_flight(&e->fds.fds[i]))
 			return -EBADMSG;
 	return entry_fits(s, e, prev) ? 0 : -EBADMSG;
 }
@@ -272,101 +291,66 @@ int sk_scm_from_json(const json_t *j, struct sk_rec *s)
 
 /* --- restore --- */
 
-/* A file, directory or device in flight: opened by the restorer. */
-static int open_file(struct files_ctx *c, const struct fd_rec *o)
+/* A kind restored by open(): opened in the task that restores the
+ * queue (its mounts, its root, its pid namespace), set up there at the
+ * number it got, and taken out for us. */
+static int open_in_task(const struct fd_restore *x, const struct fd_rec *o)
 {
-	char p[PATH_MAX + 64];
-	int flags = (int)(o->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_CLOEXEC;
-	if (!fsroot_path(c->fsroot, o->path, p, sizeof(p)))
-		return -ENAMETOOLONG;
-	_cleanup_close_ int fd = open(p, flags);
+	struct fd_rec at = *o;
+	long fd = o->ops->open(x, o);
 	if (fd < 0)
-		return -errno;
-	if (o->pos && !streq(o->ops->name, "chr") && lseek(fd, (off_t)o->pos, SEEK_SET) < 0)
-		return -errno;
-	return TAKE_FD(fd);
-}
-
-/* A pipe held by a process of the tree: that pipe, made as the tree's. */
-static int tree_pipe(const struct fd_restore *x, const struct fd_rec *o)
-{
-	struct files_ctx *c = x->c;
-	for (size_t i = 0; i < c->nall; i++)
-		for (size_t k = 0; k < c->all[i].f->n; k++) {
-			const struct fd_rec *t = &c->all[i].f->fds[k];
-			int e;
-			if (t->ops != o->ops || t->dup_of >= 0 || !streq(t->path, o->path))
-				continue;
-			if (files_ctx_find(c, t->desc) < 0 && (e = t->ops->make(x, t)) < 0)
-				return e;
-			return files_ctx_find(c, t->desc);
-		}
-	return -ENOENT;
-}
-
-/* A pipe nobody in the tree holds, made for the queues: its bytes were
- * saved from its end in flight (pipe-INO.data, at most 1 MiB back here;
- * the pipe is grown to hold them). Returns its read end. */
-static int new_pipe(struct image *img, const struct fd_rec *o)
-{
-	char name[IMAGE_NAME_MAX];
-	unsigned long long ino = 0;
-	int pp[2], e = 0;
-	if (sscanf(o->path, "pipe:[%llu]", &ino) != 1)
-		return -EBADMSG;
-	if (pipe2(pp, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -errno;
-	if (image_has(img, image_name_pipe(name, ino))) {
-		_cleanup_free_ void *buf = NULL;
-		size_t len = 0;
-		if ((e = image_get(img, name, 1u << 20, &buf, &len)) >= 0) {
-			errno = EIO; /* a short write sets none */
-			if (fcntl(pp[1], F_SETPIPE_SZ, (int)len) < 0 || write(pp[1], buf, len) != (ssize_t)len)
-				e = -errno;
+		return (int)fd;
+	at.fd = (int)fd;
+	int e = o->ops->setup && !o->ops->setup_in_flight ? o->ops->setup(x, &at) : 0;
+	int pidfd = e < 0 ? -1 : sys_pidfd_open(x->r->pid, 0);
+	if (e >= 0)
+		e = pidfd < 0 ? -errno : fdpass_take(pidfd, (int)fd);
+	if (pidfd >= 0)
+		close(pidfd);
+	remote_syscall(x->r, x->tid, SYS_close, fd);
+	if (e >= 0 && o->ops->setup_in_flight) {
+		int r = o->ops->setup_in_flight(x, o, e);
+		if (r < 0) {
+			close(e);
+			return r;
 		}
 	}
-	close(pp[1]);
-	if (e < 0) {
-		close(pp[0]);
-		return e;
-	}
-	fcntl(pp[0], F_SETFL, 0);
-	return pp[0];
+	return e;
 }
 
-/* A pipe in flight: a new open file description of its pipe (the tree's,
- * or one made for the queues), through /proc/self/fd, with the end's
- * direction and flags. */
-static int open_pipe(const struct fd_restore *x, const struct fd_rec *o)
+/* Any other fd in flight: its description, made as the table path makes
+ * it (once for all its holders, tables and queues alike: files_ctx). */
+static int make_desc(const struct fd_restore *x, const struct fd_rec *o)
 {
-	char p[64];
-	int any = tree_pipe(x, o);
-	if (any == -ENOENT && (any = files_ctx_find(x->c, o->desc)) < 0) {
-		int rd = new_pipe(x->c->img, o);
-		if (rd < 0)
-			return rd;
-		int e = files_ctx_add(x->c, o->desc, rd);
-		if (e < 0)
+	int ours = files_ctx_find(x->c, o->desc), e;
+	if (ours < 0 && o->ops->make) {
+		if ((e = o->ops->make(x, o)) < 0)
 			return e;
-		any = rd;
+		if ((ours = files_ctx_find(x->c, o->desc)) < 0)
+			return -ENOENT;
+	} else if (ours < 0) {
+		if ((e = files_ctx_add(x->c, o->desc, open_in_task(x, o))) < 0)
+			return e;
+		ours = files_ctx_find(x->c, o->desc);
 	}
-	if (any < 0)
-		return any;
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", any);
-	_cleanup_close_ int fd = open(p, (int)(o->flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 || fcntl(fd, F_SETFL, o->flags & O_NONBLOCK) < 0)
-		return -errno;
-	return TAKE_FD(fd);
+	int fd = fcntl(ours, F_DUPFD_CLOEXEC, 3);
+	return fd < 0 ? -errno : fd;
+}
+
+int files_inflight_get(const struct fd_restore *x, uint64_t desc)
+{
+	const struct files_ctx *c = x->c;
+	for (size_t i = 0; i < c->nall; i++)
+		for (size_t k = 0; k < c->all[i].f->n; k++)
+			if (c->all[i].f->fds[k].desc == desc && c->all[i].f->fds[k].dup_of < 0)
+				return make_desc(x, &c->all[i].f->fds[k]);
+	return -ENOENT;
 }
 
 static int make_one(const struct fd_restore *x, const struct fd_rec *o,
 		    int (*get_sk)(const struct fd_restore *x, const struct fd_rec *o))
 {
-	if (o->ops == &fd_socket_ops)
-		return get_sk(x, o);
-	if (streq(o->ops->name, "pipe"))
-		return open_pipe(x, o);
-	return open_file(x->c, o);
+	return o->ops == &fd_socket_ops ? get_sk(x, o) : make_desc(x, o);
 }
 
 int sk_scm_make(const struct fd_restore *x, const struct sk_rec *s,

@@ -173,6 +173,7 @@ int sk_unix_collect(pid_t pid, int fd, int sk, struct sk_rec *s)
 	/* A stream or seqpacket socket that never connected has no queue
 	 * (and recvmsg refuses it with EINVAL or ENOTCONN). */
 	bool has_queue = s->state == SK_CONNECTED || (s->state == SK_UNCONNECTED && s->type == SOCK_DGRAM);
+	sk_scm_holder(pid, fd);
 	if (has_queue && (r = sk_queue_peek(sk, s)) < 0) {
 		if (r == -EXDEV)
 			log_error("pid %d: fd %d is a %s (%s) with file descriptors in flight (SCM_RIGHTS) in its "

@@ -112,7 +112,7 @@ struct sk_scm {
 	bool has_creds;
 	int32_t pid;
 	uint32_t uid, gid;
-	struct files_rec fds; /* fd: 0..n-1; desc: SK_SCM_DESC | inode */
+	struct files_rec fds; /* fd: 0..n-1; desc: a socket's SK_SCM_DESC | inode, the tree's numbering for the rest */
 	int *ours;            /* dump: our copies of fds[], until the data pass */
 	int *made;            /* restore: our fds for fds[], -1 until made */
 };
@@ -235,6 +235,8 @@ int sk_unix_outside(pid_t pid, int fd, struct sk_rec *s);
 /* Describes our copies of the fds that came with one message (closing
  * them) into e->fds; logs and refuses kinds that cannot come back. */
 int sk_scm_describe(struct sk_scm *e, int *fds, size_t n);
+/* The process and fd whose queue the next descriptions come from (messages). */
+void sk_scm_holder(pid_t pid, int fd);
 void sk_scm_free(struct sk_rec *s);
 /* The data pass of the fds in flight (a pipe's size and bytes). */
 int sk_scm_dump_data(struct image *img, struct sk_rec *s);

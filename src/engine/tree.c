@@ -308,6 +308,8 @@ static void node_to_json(const struct tree_node *n, struct json_builder *o)
 		jb_int(o, "stopped", n->stop_sig);
 	if (n->share)
 		jb_int(o, "share", (int)n->share);
+	if (n->share_with)
+		jb_int(o, "share_with", n->share_with);
 	if (n->zombie) {
 		jb_bool(o, "zombie", true);
 		jb_int(o, "exit_status", n->exit_status);
@@ -346,6 +348,11 @@ static int node_from_json(const json_t *o, struct tree_node *n)
 					    ((share & 8) && !(share & 4)) || n->zombie))
 		return -EBADMSG;
 	n->share = (unsigned)share;
+	/* Absent: shared with the parent. A sibling gives a table or fs info only. */
+	if (json_object_get(o, "share_with") &&
+	    (json_get_int(o, "share_with", &n->share_with) < 0 || n->share_with < 1 || !share ||
+	     (share & ~3))) /* SHARE_FILES | SHARE_FS */
+		return -EBADMSG;
 	if (!n->zombie && !json_array_size(tids))
 		return -EBADMSG;
 	n->ntids = json_array_size(tids);
@@ -381,6 +388,10 @@ int tree_from_json(const json_t *j, struct tree *ret)
 		if (r == 0 && i > 0 && !tree_find(&(struct tree){ t.v, i }, x->ppid))
 			r = -EBADMSG; /* parent must come first */
 		if (r == 0 && i > 0 && tree_find(&t, x->ppid)->zombie)
+			r = -EBADMSG;
+		/* A sibling that shares with it comes before it, alive. */
+		const struct tree_node *w = r == 0 && x->share_with ? tree_find(&(struct tree){ t.v, i }, x->share_with) : NULL;
+		if (r == 0 && x->share_with && (!w || w->zombie || w->ppid != x->ppid || i == 0))
 			r = -EBADMSG;
 	}
 	if (r == 0 && (t.v[0].zombie || t.v[0].share))

@@ -19,6 +19,7 @@ struct tree_node {
 	int tty;          /* controlling terminal (tty_nr), 0 for none */
 	int stop_sig;     /* stopped (SIGSTOP, SIGTSTP...): the signal, else 0 */
 	unsigned share;   /* SHARE_* (share.h): what it shares with its parent */
+	pid_t share_with; /* 0, or the sibling it shares share with instead (share.h) */
 	pid_t *tids;     /* live processes: every thread, main thread first */
 	size_t ntids;
 };

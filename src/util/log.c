@@ -31,6 +31,13 @@ static unsigned *errors_shown = &errors_local;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
+static char prefix[256]; /* log_set_prefix */
+
+void log_set_prefix(const char *p)
+{
+	snprintf(prefix, sizeof(prefix), "%s", p ? p : "");
+}
+
 void log_set_level(int level)
 {
 	log_level = level;
@@ -135,8 +142,9 @@ void log_msg(int level, int err, const char *fmt, ...)
 	}
 	/* %m in fmt prints strerror(errno): make it the caller's error code. */
 	errno = err;
+	size_t at = (size_t)snprintf(msg, sizeof(msg), "%s", prefix);
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(msg + at, sizeof(msg) - at, fmt, ap);
 	va_end(ap);
 	if (sink && level <= LOG_WARN)
 		sink(level, msg, sink_arg);

@@ -32,6 +32,10 @@ void log_close_file(void);
  * lets log_debug skip formatting otherwise. */
 bool log_debug_enabled(void);
 void log_msg(int level, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* While set (not NULL nor ""), every message starts with p: the context
+ * of code that logs about something as its own (an fd in flight is
+ * described as an fd of ours: sk-scm.c says whose queue it is in). */
+void log_set_prefix(const char *p);
 /* While set (fn not NULL), errors and warnings go to fn instead of stderr,
  * uncounted (the log file still gets them): `stasis check` reports what
  * a dump would refuse or lose in the dump's own words. */

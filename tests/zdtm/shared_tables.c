@@ -64,7 +64,7 @@ static int child_files(void *arg)
 {
 	(void)arg;
 	char *stack = malloc(STACK);
-	if (clone(grandchild, stack + STACK, CLONE_FILES | SIGCHLD, NULL) < 0)
+	if (clone(grandchild, stack + STACK, CLONE_FILES | SIGCHLD, NULL) < 0 || write(ans[1], "g", 1) != 1)
 		_exit(2);
 	serve(0);
 	return 0;
@@ -123,7 +123,9 @@ int main(int argc, char **argv)
 	char *s1 = malloc(STACK), *s2 = malloc(STACK);
 	pid_t f = clone(child_files, s1 + STACK, CLONE_FILES | SIGCHLD, NULL);
 	pid_t s = clone(child_fs, s2 + STACK, CLONE_FS | SIGCHLD, NULL);
-	if (f < 0 || s < 0)
+	char g = 0;
+	/* READY once the grandchild exists: the runner notes the tree then. */
+	if (f < 0 || s < 0 || read(ans[0], &g, 1) != 1 || g != 'g')
 		test_die("clone: %s", strerror(errno));
 	umask(027);
 
