@@ -54,6 +54,8 @@ struct lazy_msg {
 	uint32_t kind;
 	pid_t pid;
 	uint64_t nseg, nsums, file_size;
+	uint32_t sum_shift; /* the sums' block size (image/pagesums.h) */
+	uint32_t unused;
 };
 /* A piece of a page run that is filled lazily: len bytes at vaddr are
  * those at off in the page file. */

@@ -397,6 +397,7 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 		netlock_sweep();
 	struct image *parent = NULL;
 	int r = load_image(&c, o);
+	log_debug("records of %zu processes read and checked", c.n);
 	/* A missing or changed parent image is refused before anything exists. */
 	if (r >= 0 && (r = predump_open_parent(img, &parent)) >= 0)
 		image_free(parent);
@@ -439,8 +440,10 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	for (size_t i = c.n; i-- > 0;)
 		for (size_t k = 0; !c.procs[i].exited && k < c.procs[i].nlive; k++)
 			detach_thread(c.procs[i].live[k]);
-	if (o->stats)
+	if (o->stats) {
 		o->stats->resume_ns = now_ns() - o->stats->t0_ns;
+		log_debug("the tree runs (%.1f ms after the start)", (double)o->stats->resume_ns / 1e6);
+	}
 
 	*ret_pid = c.procs[0].node->pid;
 	log_info("restored %zu processes, root pid %d", c.n, *ret_pid);
