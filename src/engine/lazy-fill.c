@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "engine/lazy.h"
@@ -32,6 +33,7 @@
 #include "util/util.h"
 
 #define MAX_TARGETS 4096
+#define MAX_THP 65536
 enum { TODO = 0, BUSY = 1, DONE = 2, REDO = 4 };
 
 struct seg {
@@ -49,6 +51,8 @@ struct target {
 	uint64_t nbatch, size;
 	uint8_t *state; /* per batch (PAGESUMS_BATCH): a "block" below */
 	uint64_t next;  /* no TODO block before this one */
+	struct lazy_range *thp; /* made huge pages of again at the end (mm-thp.c) */
+	uint32_t nthp;
 	bool gone;
 	bool child; /* forked by a restored process while its memory was filled */
 	struct target *parent; /* child: its pid is found once it is listed */
@@ -353,8 +357,34 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
+/* Every page is in: the ranges that were in huge pages at dump become
+ * huge pages again (mm-thp.c), by the kernel's MADV_COLLAPSE, which needs
+ * the mapping free of the userfaultfd (every page of it present would do,
+ * but a page the original never touched is not). Best effort: small
+ * pages are only slower. */
+static void collapse(struct target *t)
+{
+	uint64_t t0 = now_ns(), done = 0;
+	if (!t->nthp || t->gone || t->child)
+		return;
+	t->gone = true; /* nothing left to serve: the main thread stops polling it */
+	close(t->uffd);
+	t->uffd = -1;
+	for (uint32_t i = 0; i < t->nthp; i++) {
+		struct iovec iov = { (void *)t->thp[i].start, t->thp[i].len };
+		if (syscall(SYS_process_madvise, t->pidfd, &iov, 1, MADV_COLLAPSE, 0) < 0)
+			log_debug("lazy: pid %d: no huge pages at %" PRIx64 " (MADV_COLLAPSE: %m)", t->pid, t->thp[i].start);
+		else
+			done += t->thp[i].len;
+	}
+	log_debug("lazy: pid %d: %" PRIu64 " MiB in huge pages again (%.1f ms)", t->pid, done >> 20,
+		  (double)(now_ns() - t0) / 1e6);
+}
+
 static void finished(void)
 {
+	for (size_t i = 0; i < F.n; i++)
+		collapse(F.t[i]);
 	F.st->full_ns = now_ns() - F.st->t0_ns;
 	__atomic_store_n(&F.st->lazy_state, LAZY_DONE, __ATOMIC_SEQ_CST);
 	/* Closing the userfaultfds (at exit) unregisters the memory: faults on
@@ -401,18 +431,19 @@ static pid_t pidfd_pid(int pidfd)
 static int add_target(const struct lazy_msg *m, const int fds[4])
 {
 	struct target *t = calloc(1, sizeof(*t));
-	size_t segs = m->nseg * sizeof(struct lazy_seg), sums = m->nsums * 8;
-	if (!t || F.n == MAX_TARGETS || m->sum_shift < PAGESUMS_MIN_SHIFT || m->sum_shift > PAGESUMS_BATCH_SHIFT ||
+	size_t segs = m->nseg * sizeof(struct lazy_seg), sums = m->nsums * 8, thp = m->nthp * sizeof(struct lazy_range);
+	if (!t || F.n == MAX_TARGETS || m->nthp > MAX_THP || m->sum_shift < PAGESUMS_MIN_SHIFT || m->sum_shift > PAGESUMS_BATCH_SHIFT ||
 	    m->nsums != pagesums_count(m->file_size, m->sum_shift))
 		return -EINVAL;
 	*t = (struct target){ .pid = m->pid, .hpid = pidfd_pid(fds[1]), .uffd = fds[0], .pidfd = fds[1], .fd = fds[2],
 			      .size = m->file_size, .ps = { m->file_size, m->nsums, m->sum_shift, NULL },
 			      .nbatch = pagesums_count(m->file_size, PAGESUMS_BATCH_SHIFT), .gone = !m->nseg };
-	void *map = segs + sums ? mmap(NULL, segs + sums, PROT_READ, MAP_PRIVATE, fds[3], 0) : NULL;
+	void *map = segs + sums + thp ? mmap(NULL, segs + sums + thp, PROT_READ, MAP_PRIVATE, fds[3], 0) : NULL;
 	t->seg = calloc(m->nseg + 1, sizeof(*t->seg));
 	t->ps.sums = malloc(sums + 8);
 	t->state = calloc(t->nbatch + 1, 1);
-	if (map == MAP_FAILED || !t->seg || !t->ps.sums || !t->state)
+	t->thp = malloc(thp + 1);
+	if (map == MAP_FAILED || !t->seg || !t->ps.sums || !t->state || !t->thp)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < m->nseg; i++) {
 		const struct lazy_seg *s = (const struct lazy_seg *)map + i;
@@ -421,8 +452,10 @@ static int add_target(const struct lazy_msg *m, const int fds[4])
 	}
 	t->nseg = t->cap = m->nseg;
 	memcpy(t->ps.sums, (const uint8_t *)map + segs, sums);
+	memcpy(t->thp, (const uint8_t *)map + segs + sums, thp);
+	t->nthp = m->nthp;
 	if (map)
-		munmap(map, segs + sums);
+		munmap(map, segs + sums + thp);
 	close(fds[3]);
 	pthread_mutex_lock(&F.lock);
 	F.t[F.n++] = t;

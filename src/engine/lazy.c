@@ -290,18 +290,39 @@ static int register_all(int uffd, const struct mm_rec *m, const struct split *sp
 	return 0;
 }
 
-static int send_proc(int sock, pid_t pid, int fds[3], const struct split *sp, const struct proc_pages *pp)
+/* The mappings the filler makes huge pages of again once all is in. */
+static int write_thp(int mfd, const struct mm_rec *m, uint32_t *ret_n)
+{
+	uint32_t n = 0;
+	for (size_t i = 0; i < m->nvmas; i++) {
+		struct lazy_range g;
+		if (!mm_thp_range(&m->vmas[i], &g.start, &g.len))
+			continue;
+		int e = write_all(mfd, &g, sizeof(g));
+		if (e < 0)
+			return e;
+		n++;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+static int send_proc(int sock, pid_t pid, int fds[3], const struct split *sp, const struct proc_pages *pp,
+		     const struct mm_rec *m)
 {
 	_cleanup_close_ int mfd = memfd_create("stasis-lazy", MFD_CLOEXEC);
 	size_t segs = sp->nlazy * sizeof(*sp->lazy), sums = pp->sums.n * 8;
+	uint32_t nthp = 0;
 	if (mfd < 0)
 		return -errno;
 	int e = write_all(mfd, sp->lazy, segs);
 	if (e >= 0)
 		e = write_all(mfd, pp->sums.sums, sums);
+	if (e >= 0 && sp->nlazy)
+		e = write_thp(mfd, m, &nthp);
 	if (e < 0)
 		return e;
-	struct lazy_msg msg = { LAZY_PROC, pid, sp->nlazy, pp->sums.n, pp->size, pp->sums.shift, 0 };
+	struct lazy_msg msg = { LAZY_PROC, pid, sp->nlazy, pp->sums.n, pp->size, pp->sums.shift, nthp };
 	int all[4] = { fds[0], fds[1], fds[2], mfd };
 	char cbuf[CMSG_SPACE(sizeof(all))] = { 0 };
 	struct iovec iov = { &msg, sizeof(msg) };
@@ -331,7 +352,7 @@ static int lazy_part(struct remote *r, pid_t tid, int pidfd, const struct mm_rec
 	}
 	if (!sp->nlazy) { /* nothing to fill, but killed with the tree on damage */
 		int fds[3] = { pidfd, pidfd, pp->fd };
-		e = send_proc(sock, r->pid, fds, sp, pp);
+		e = send_proc(sock, r->pid, fds, sp, pp, m);
 		return e < 0 ? log_error_errno(e, "pid %d: cannot tell the lazy filler about it: %m", r->pid) : 0;
 	}
 	if ((e = uffd_open_in(r, tid, ctl, tfd, pidfd, &uffd)) < 0)
@@ -339,7 +360,7 @@ static int lazy_part(struct remote *r, pid_t tid, int pidfd, const struct mm_rec
 	if ((e = register_all(uffd, m, sp)) < 0)
 		return log_error_errno(e, "pid %d: cannot register its memory with userfaultfd: %m", r->pid);
 	int fds[3] = { uffd, pidfd, pp->fd };
-	if ((e = send_proc(sock, r->pid, fds, sp, pp)) < 0)
+	if ((e = send_proc(sock, r->pid, fds, sp, pp, m)) < 0)
 		return log_error_errno(e, "pid %d: cannot hand its memory to the lazy filler: %m", r->pid);
 	log_debug("pid %d: %zu page runs lazy, %zu now (%.1f ms)", r->pid, sp->nlazy, sp->neager,
 		  (double)(now_ns() - t0) / 1e6);

@@ -230,7 +230,8 @@ int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *pare
 	    (e = rp->lazy ? lazy_restore_pages(r, pid, rp->pidfd, c->img, m, c->files.ctl, FDPASS_STUB_FD, c->lazy_sock)
 			  : mm_restore_pages(r, pid, c->img, m, c->files.ctl, FDPASS_STUB_FD)) < 0 ||
 	    (e = predump_restore_chain(r, c->img, m)) < 0 ||
-	    (parent && (e = mm_copy_refs(r, m, parent->rem.mem_fd)) < 0) || (e = inject_fail("restore:after-mm")) < 0 ||
+	    (parent && (e = mm_copy_refs(r, m, parent->rem.mem_fd)) < 0) ||
+	    (!rp->lazy && (e = mm_thp_restore(r, pid, m)) < 0) || (e = inject_fail("restore:after-mm")) < 0 ||
 	    (e = mm_restore_finish(r, pid, m, exe_inherited || need_exec)) < 0)
 		return e;
 	log_debug("pid %d: memory restored (%" PRIu64 " pages shared with its parent%s)", pid, m->parent_pages,
