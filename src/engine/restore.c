@@ -442,8 +442,12 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 		for (size_t k = 0; !c.procs[i].exited && k < c.procs[i].nlive; k++)
 			detach_thread(c.procs[i].live[k]);
 	if (o->stats) {
+		uint64_t calls = 0;
+		for (size_t i = 0; i < c.n; i++)
+			calls += c.procs[i].rem.calls;
 		o->stats->resume_ns = now_ns() - o->stats->t0_ns;
-		log_debug("the tree runs (%.1f ms after the start)", (double)o->stats->resume_ns / 1e6);
+		log_debug("the tree runs (%.1f ms after the start, %" PRIu64 " remote syscalls)",
+			  (double)o->stats->resume_ns / 1e6, calls);
 	}
 
 	*ret_pid = c.procs[0].node->pid;
