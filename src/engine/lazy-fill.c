@@ -365,11 +365,8 @@ static void *reader_main(void *arg)
 static void collapse(struct target *t)
 {
 	uint64_t t0 = now_ns(), done = 0;
-	if (!t->nthp || t->gone || t->child)
+	if (!t->nthp || t->child) /* a process gone meanwhile: ESRCH, logged */
 		return;
-	t->gone = true; /* nothing left to serve: the main thread stops polling it */
-	close(t->uffd);
-	t->uffd = -1;
 	for (uint32_t i = 0; i < t->nthp; i++) {
 		struct iovec iov = { (void *)t->thp[i].start, t->thp[i].len };
 		if (syscall(SYS_process_madvise, t->pidfd, &iov, 1, MADV_COLLAPSE, 0) < 0)
@@ -383,6 +380,15 @@ static void collapse(struct target *t)
 
 static void finished(void)
 {
+	/* Let go of every userfaultfd first: a fault on a page the original
+	 * never touched is the kernel's again, not one to wait for the
+	 * collapses. The main thread stops polling them. */
+	for (size_t i = 0; i < F.n; i++) {
+		F.t[i]->gone = true;
+		if (F.t[i]->uffd >= 0)
+			close(F.t[i]->uffd);
+		F.t[i]->uffd = -1;
+	}
 	for (size_t i = 0; i < F.n; i++)
 		collapse(F.t[i]);
 	F.st->full_ns = now_ns() - F.st->t0_ns;
@@ -628,8 +634,8 @@ void lazy_fill_main(int sock, struct restore_stats *st)
 {
 	pthread_t th;
 	F.st = st;
-	F.buf = mmap(NULL, PAGESUMS_BATCH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	F.pf.buf = mmap(NULL, PAGESUMS_BATCH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	F.buf = mmap(NULL, PAGESUMS_BATCH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	F.pf.buf = mmap(NULL, PAGESUMS_BATCH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (F.buf == MAP_FAILED || F.pf.buf == MAP_FAILED || pthread_create(&th, NULL, worker_main, NULL) != 0 ||
 	    pthread_create(&th, NULL, reader_main, NULL) != 0)
 		fail("lazy restore: cannot start the filler: %s", strerror(errno));
