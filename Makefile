@@ -15,7 +15,7 @@ DEB_PACKAGES := build-essential meson ninja-build pkg-config libjansson-dev \
 	podman scdoc redis-server tmux bsdutils \
 	libnftables-dev nftables postgresql
 
-.PHONY: all build deps asan demo check install fuzz bench clean
+.PHONY: all build deps asan demo check install fuzz bench bench-table clean
 
 # Meson does not look into tests/zdtm/ by itself: reconfigure a build dir
 # when the workload list (tests/lib/workloads.py) differs from the one it
@@ -85,6 +85,11 @@ bench:
 	python3 bench/bench.py
 	python3 bench/cowshare.py --build $(BUILD)
 	python3 bench/lazy.py
+
+# Issue 13's targets in one table (bench/table.py; QUICK=1: 2 runs, warm only).
+bench-table:
+	$(MAKE) build
+	python3 bench/table.py --build $(BUILD) $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) fuzz/out

@@ -4,7 +4,7 @@
 and to disk, restored warm (right after the dump) and cold (after an idle
 pause, so the hypervisor reclaims the freed memory; see DESIGN.md 7).
 
-    python3 bench/bench.py --build build [--sizes 64,1024] [--runs 5] [--no-cold]
+    python3 bench/bench.py --build build [--sizes 64,1024] [--runs 5] [--no-cold] [--thp]
                            [--dirs /dev/shm,/var/tmp]
 
 For each size/dir/mode it prints the median dump time and restore time
@@ -48,7 +48,7 @@ def one_run(opts, size_mb, target, cold):
     work = tempfile.mkdtemp(prefix='stasis-bench-work-')
     imgroot = tempfile.mkdtemp(prefix='stasis-bench-', dir=target)
     img = os.path.join(imgroot, 'img')
-    w = st.Workload(os.path.join(opts.build, 'tests', 'zdtm', 'bigmem'), [str(size_mb)], work,
+    w = st.Workload(os.path.join(opts.build, 'tests', 'zdtm', 'bigmem'), [str(size_mb)] + (['thp'] if opts.thp else []), work,
                     os.path.join(work, 'bigmem.log'))
     fds = []
     try:
@@ -112,6 +112,7 @@ def main():
     ap.add_argument('--dirs', default='/dev/shm,/var/tmp', help='image directories (tmpfs, disk)')
     ap.add_argument('--no-cold', action='store_true', help='skip the cold runs')
     ap.add_argument('--cold-sleep', type=float, default=15.0, help='idle seconds before a cold restore')
+    ap.add_argument('--thp', action='store_true', help='the process advises MADV_HUGEPAGE (transparent huge pages)')
     opts = ap.parse_args()
     opts.build = os.path.abspath(opts.build)
     st.make_subreaper()

@@ -5,7 +5,7 @@ is dumped, then restored with --lazy --wait-lazy --print-stats, warm (right
 after the dump) and cold (after an idle pause, so the hypervisor reclaims
 the freed memory; DESIGN.md 7).
 
-    python3 bench/lazy.py --build build [--sizes 1024,8192] [--runs 5] [--no-cold]
+    python3 bench/lazy.py --build build [--sizes 1024,8192] [--runs 5] [--no-cold] [--thp]
                           [--dir /var/tmp]
 
 For each size and mode it prints the medians of: the time until the tree
@@ -52,7 +52,7 @@ def one_run(opts, size_mb, cold):
     work = tempfile.mkdtemp(prefix='stasis-bench-work-')
     imgroot = tempfile.mkdtemp(prefix='stasis-bench-lazy-', dir=opts.dir)
     img = os.path.join(imgroot, 'img')
-    w = st.Workload(os.path.join(opts.build, 'tests', 'zdtm', 'bigmem'), [str(size_mb)], work,
+    w = st.Workload(os.path.join(opts.build, 'tests', 'zdtm', 'bigmem'), [str(size_mb)] + (['thp'] if opts.thp else []), work,
                     os.path.join(work, 'bigmem.log'))
     fds = []
     try:
@@ -100,6 +100,7 @@ def main():
     ap.add_argument('--dir', default='/var/tmp', help='image directory')
     ap.add_argument('--no-cold', action='store_true', help='skip the cold runs')
     ap.add_argument('--cold-sleep', type=float, default=15.0, help='idle seconds before a cold restore')
+    ap.add_argument('--thp', action='store_true', help='the process advises MADV_HUGEPAGE (transparent huge pages)')
     opts = ap.parse_args()
     opts.build = os.path.abspath(opts.build)
     st.make_subreaper()

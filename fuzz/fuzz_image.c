@@ -125,8 +125,13 @@ static void fuzz_pagesums(const uint8_t *data, size_t len)
 		uint64_t x = 0;
 		for (uint64_t k = 0; k < ps.n; k++)
 			x ^= ps.sums[k];
-		if (ps.n != pagesums_count(le64toh(size)) || (ps.n == 0 && x))
+		if (ps.n != pagesums_count(le64toh(size), ps.shift) || (ps.n == 0 && x) ||
+		    ps.shift < PAGESUMS_MIN_SHIFT || ps.shift > PAGESUMS_BATCH_SHIFT || len - 8 > pagesums_max_len(ps.file_size))
 			abort();
+		/* A check of the whole data against itself never reads outside it. */
+		uint64_t bad;
+		if (ps.file_size <= len)
+			(void)pagesums_check(&ps, 0, data, (size_t)ps.file_size, &bad);
 		free(ps.sums);
 	}
 }

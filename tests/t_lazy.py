@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """restore --lazy (issue 13): the tree runs before its anonymous memory is
-in; a filler of ours serves faults and streams the rest, checking every
-4 MiB block. The workloads check their own memory while it is filled:
+in; a filler of ours serves faults and streams the rest in 4 MiB
+batches, checking every 64 KiB block. The workloads check their own memory while it is filled:
 selfcheck.c reads its pages all the time (faults race the filler),
 treemem.c has each process of a tree check its own. A damaged block kills
 the tree with one line. Container: docker:lazy, run with the container tests."""
@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import struct
 import time
 
 import stasistest as st
@@ -153,6 +154,40 @@ def t_damaged(ctx, wait):
         raise TestFail('the log file %s does not say %r' % (log, want))
 
 
+def eager_page_offset(img, pid):
+    """Byte offset in pages-PID.img of a page put in before the tree runs:
+    one of a private file mapping (its copy-on-write pages)."""
+    with open(os.path.join(img, 'mm-%d.json' % pid)) as f:
+        vmas = [v for v in json.load(f)['vmas'] if v['kind'] == 'file' and not v['shared']]
+    with open(os.path.join(img, 'pagemap-%d.img' % pid), 'rb') as f:
+        data = f.read()
+    for i in range(struct.unpack_from('<Q', data, 8)[0]):
+        vaddr, n, off = struct.unpack_from('<QQQ', data, 16 + 24 * i)
+        if any(v['start'] <= vaddr < v['end'] for v in vmas):
+            return off
+    raise TestFail('no page of a private file mapping in the image of pid %d' % pid)
+
+
+def t_damaged_eager(ctx):
+    """A damaged page among those filled before the tree runs (a
+    copy-on-write page of a file mapping, checked with only the small
+    blocks that hold it): the restore fails with one line before the
+    process runs, and leaves nothing."""
+    w = ctx.workload('bigmem', ['64'])
+    img = ctx.path('img')
+    pid = w.pid
+    dump_gone(ctx, w, img)
+    flip(os.path.join(img, 'pages-%d.img' % pid), eager_page_offset(img, pid) + 100)
+    res = ctx.stasis(['restore', '-D', img, '--detach', '--lazy'], timeout=ctx.left(60))
+    lines = res.err.strip().splitlines()
+    want = "image file 'pages-%d.img' is damaged" % pid
+    if res.rc != 1 or len(lines) != 1 or want not in lines[0]:
+        raise TestFail('expected exit 1 and one line "%s", got %s' % (want, res.what()))
+    if not st.pid_gone(pid, 10):
+        raise TestFail('pid %d runs after a restore that found damage' % pid)
+    w.pid = None
+
+
 def tests(r):
     out = [
         Test('lazy:selfcheck-1g', t_selfcheck, 300, 1024, None),
@@ -161,6 +196,7 @@ def tests(r):
         Test('lazy:fork', t_fork, 180),
         Test('lazy:damaged', t_damaged, 120, True),
         Test('lazy:damaged-detached', t_damaged, 120, False),
+        Test('lazy:damaged-eager', t_damaged_eager, 120),
         Test('docker:lazy', t_docker, 240),
     ]
     if r.asan_stasis:

@@ -40,6 +40,7 @@ static const struct cli_command *find_command(const char *name)
 
 int main(int argc, char **argv)
 {
+	mark_start();
 	log_set_level(LOG_WARN);
 	if (argc < 2) {
 		print_usage(stderr);

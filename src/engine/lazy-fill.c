@@ -21,8 +21,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "engine/lazy.h"
 #include "engine/syscalls.h"
@@ -33,6 +33,7 @@
 #include "util/util.h"
 
 #define MAX_TARGETS 4096
+#define MAX_THP 65536
 enum { TODO = 0, BUSY = 1, DONE = 2, REDO = 4 };
 
 struct seg {
@@ -46,9 +47,12 @@ struct target {
 	int uffd, pidfd, fd;
 	struct seg *seg; /* in page file order */
 	size_t nseg, cap;
-	uint64_t *sums, nsums, size;
-	uint8_t *state; /* per block */
+	struct pagesums ps; /* checks of the page file, in small blocks */
+	uint64_t nbatch, size;
+	uint8_t *state; /* per batch (PAGESUMS_BATCH): a "block" below */
 	uint64_t next;  /* no TODO block before this one */
+	struct lazy_range *thp; /* made huge pages of again at the end (mm-thp.c) */
+	uint32_t nthp;
 	bool gone;
 	bool child; /* forked by a restored process while its memory was filled */
 	struct target *parent; /* child: its pid is found once it is listed */
@@ -136,7 +140,7 @@ static int seg_remove(struct target *t, uint64_t start, uint64_t end)
 
 static void block_reset(struct target *t, const struct seg *s)
 {
-	for (uint64_t b = s->off >> PAGESUMS_SHIFT; b <= (s->off + s->len - 1) >> PAGESUMS_SHIFT; b++) {
+	for (uint64_t b = s->off >> PAGESUMS_BATCH_SHIFT; b <= (s->off + s->len - 1) >> PAGESUMS_BATCH_SHIFT; b++) {
 		if (t->state[b] == DONE)
 			t->state[b] = TODO;
 		else if (t->state[b] & BUSY)
@@ -206,7 +210,7 @@ struct piece {
 /* The live pieces of block b, copied out under the lock. */
 static size_t block_pieces(struct target *t, uint64_t b, struct piece **ret)
 {
-	uint64_t lo = b << PAGESUMS_SHIFT, hi = lo + PAGESUMS_BLOCK;
+	uint64_t lo = b << PAGESUMS_BATCH_SHIFT, hi = lo + PAGESUMS_BATCH;
 	size_t n = 0;
 	struct piece *p = NULL;
 	for (size_t i = 0; i < t->nseg; i++) {
@@ -243,21 +247,23 @@ static void copy_pieces(struct target *t, const struct piece *p, size_t n)
 /* Called and returns with the lock held. */
 static size_t block_len(const struct target *t, uint64_t b)
 {
-	uint64_t at = b << PAGESUMS_SHIFT;
-	return (size_t)(t->size - at < PAGESUMS_BLOCK ? t->size - at : PAGESUMS_BLOCK);
+	uint64_t at = b << PAGESUMS_BATCH_SHIFT;
+	return (size_t)(t->size - at < PAGESUMS_BATCH ? t->size - at : PAGESUMS_BATCH);
 }
 
 /* Reads block b of t's page file into buf and checks it. */
 static void read_block(const struct target *t, uint64_t b, uint8_t *buf)
 {
 	size_t len = block_len(t, b);
-	int e = pread_exact(t->fd, buf, len, (off_t)(b << PAGESUMS_SHIFT));
+	uint64_t bad;
+	int e = pread_exact(t->fd, buf, len, (off_t)(b << PAGESUMS_BATCH_SHIFT));
 	if (e < 0)
 		fail("lazy restore: cannot read the page data of pid %d: %s; the restored processes were "
 		     "killed", t->pid, strerror(-e));
-	if (XXH3_64bits(buf, len) != t->sums[b])
+	if (pagesums_check(&t->ps, b << PAGESUMS_BATCH_SHIFT, buf, len, &bad) < 0)
 		fail("image file 'pages-%d.img' is damaged: checksum mismatch in block %" PRIu64 " (bytes %"
-		     PRIu64 "+%zu); the restored processes were killed (SIGKILL)", t->pid, b, b << PAGESUMS_SHIFT, len);
+		     PRIu64 "+%" PRIu64 "); the restored processes were killed (SIGKILL)", t->pid, bad,
+		     bad << t->ps.shift, (uint64_t)1 << t->ps.shift);
 }
 
 /* Lock held. Takes the reader's copy of block b when it has (or is
@@ -301,7 +307,7 @@ static void serve_fault(struct fault f)
 	struct seg *s = seg_find(t, page);
 	__atomic_add_fetch(&F.st->faults, 1, __ATOMIC_RELAXED);
 	if (s) {
-		uint64_t b = (s->off + (page - s->vaddr)) >> PAGESUMS_SHIFT;
+		uint64_t b = (s->off + (page - s->vaddr)) >> PAGESUMS_BATCH_SHIFT;
 		if (t->state[b] != DONE)
 			fill_block(t, b);
 	}
@@ -318,9 +324,9 @@ static bool next_block(struct target **ret_t, uint64_t *ret_b)
 {
 	for (size_t i = 0; i < F.n; i++) {
 		struct target *t = F.t[i];
-		while (!t->gone && t->next < t->nsums && t->state[t->next] != TODO)
+		while (!t->gone && t->next < t->nbatch && t->state[t->next] != TODO)
 			t->next++;
-		if (!t->gone && t->next < t->nsums) {
+		if (!t->gone && t->next < t->nbatch) {
 			*ret_t = t, *ret_b = t->next;
 			return true;
 		}
@@ -351,8 +357,40 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
+/* Every page is in: the ranges that were in huge pages at dump become
+ * huge pages again (mm-thp.c), by the kernel's MADV_COLLAPSE, which needs
+ * the mapping free of the userfaultfd (every page of it present would do,
+ * but a page the original never touched is not). Best effort: small
+ * pages are only slower. */
+static void collapse(struct target *t)
+{
+	uint64_t t0 = now_ns(), done = 0;
+	if (!t->nthp || t->child) /* a process gone meanwhile: ESRCH, logged */
+		return;
+	for (uint32_t i = 0; i < t->nthp; i++) {
+		struct iovec iov = { (void *)t->thp[i].start, t->thp[i].len };
+		if (syscall(SYS_process_madvise, t->pidfd, &iov, 1, MADV_COLLAPSE, 0) < 0)
+			log_debug("lazy: pid %d: no huge pages at %" PRIx64 " (MADV_COLLAPSE: %m)", t->pid, t->thp[i].start);
+		else
+			done += t->thp[i].len;
+	}
+	log_debug("lazy: pid %d: %" PRIu64 " MiB in huge pages again (%.1f ms)", t->pid, done >> 20,
+		  (double)(now_ns() - t0) / 1e6);
+}
+
 static void finished(void)
 {
+	/* Let go of every userfaultfd first: a fault on a page the original
+	 * never touched is the kernel's again, not one to wait for the
+	 * collapses. The main thread stops polling them. */
+	for (size_t i = 0; i < F.n; i++) {
+		F.t[i]->gone = true;
+		if (F.t[i]->uffd >= 0)
+			close(F.t[i]->uffd);
+		F.t[i]->uffd = -1;
+	}
+	for (size_t i = 0; i < F.n; i++)
+		collapse(F.t[i]);
 	F.st->full_ns = now_ns() - F.st->t0_ns;
 	__atomic_store_n(&F.st->lazy_state, LAZY_DONE, __ATOMIC_SEQ_CST);
 	/* Closing the userfaultfds (at exit) unregisters the memory: faults on
@@ -399,17 +437,19 @@ static pid_t pidfd_pid(int pidfd)
 static int add_target(const struct lazy_msg *m, const int fds[4])
 {
 	struct target *t = calloc(1, sizeof(*t));
-	size_t segs = m->nseg * sizeof(struct lazy_seg), sums = m->nsums * 8;
-	if (!t || F.n == MAX_TARGETS || m->nsums != pagesums_count(m->file_size))
+	size_t segs = m->nseg * sizeof(struct lazy_seg), sums = m->nsums * 8, thp = m->nthp * sizeof(struct lazy_range);
+	if (!t || F.n == MAX_TARGETS || m->nthp > MAX_THP || m->sum_shift < PAGESUMS_MIN_SHIFT || m->sum_shift > PAGESUMS_BATCH_SHIFT ||
+	    m->nsums != pagesums_count(m->file_size, m->sum_shift))
 		return -EINVAL;
 	*t = (struct target){ .pid = m->pid, .hpid = pidfd_pid(fds[1]), .uffd = fds[0], .pidfd = fds[1], .fd = fds[2],
-			      .size = m->file_size,
-			      .nsums = m->nsums, .gone = !m->nseg };
-	void *map = segs + sums ? mmap(NULL, segs + sums, PROT_READ, MAP_PRIVATE, fds[3], 0) : NULL;
+			      .size = m->file_size, .ps = { m->file_size, m->nsums, m->sum_shift, NULL },
+			      .nbatch = pagesums_count(m->file_size, PAGESUMS_BATCH_SHIFT), .gone = !m->nseg };
+	void *map = segs + sums + thp ? mmap(NULL, segs + sums + thp, PROT_READ, MAP_PRIVATE, fds[3], 0) : NULL;
 	t->seg = calloc(m->nseg + 1, sizeof(*t->seg));
-	t->sums = malloc(sums + 8);
-	t->state = calloc(m->nsums + 1, 1);
-	if (map == MAP_FAILED || !t->seg || !t->sums || !t->state)
+	t->ps.sums = malloc(sums + 8);
+	t->state = calloc(t->nbatch + 1, 1);
+	t->thp = malloc(thp + 1);
+	if (map == MAP_FAILED || !t->seg || !t->ps.sums || !t->state || !t->thp)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < m->nseg; i++) {
 		const struct lazy_seg *s = (const struct lazy_seg *)map + i;
@@ -417,9 +457,11 @@ static int add_target(const struct lazy_msg *m, const int fds[4])
 		F.st->lazy_bytes += s->len;
 	}
 	t->nseg = t->cap = m->nseg;
-	memcpy(t->sums, (const uint8_t *)map + segs, sums);
+	memcpy(t->ps.sums, (const uint8_t *)map + segs, sums);
+	memcpy(t->thp, (const uint8_t *)map + segs + sums, thp);
+	t->nthp = m->nthp;
 	if (map)
-		munmap(map, segs + sums);
+		munmap(map, segs + sums + thp);
 	close(fds[3]);
 	pthread_mutex_lock(&F.lock);
 	F.t[F.n++] = t;
@@ -501,12 +543,12 @@ static int add_child(const struct target *p, int ufd)
 	t->hpid = new_child(p);
 	t->pidfd = t->hpid ? sys_pidfd_open(t->hpid, 0) : -1;
 	t->seg = malloc((p->nseg + 1) * sizeof(*t->seg));
-	t->state = malloc(p->nsums + 1);
+	t->state = malloc(p->nbatch + 1);
 	if (!t->seg || !t->state)
 		return -ENOMEM;
 	memcpy(t->seg, p->seg, p->nseg * sizeof(*t->seg));
 	t->cap = p->nseg;
-	for (uint64_t b = 0; b < p->nsums; b++)
+	for (uint64_t b = 0; b < p->nbatch; b++)
 		t->state[b] = p->state[b] == DONE ? DONE : TODO;
 	t->next = 0;
 	F.t[F.n++] = t;
@@ -592,8 +634,8 @@ void lazy_fill_main(int sock, struct restore_stats *st)
 {
 	pthread_t th;
 	F.st = st;
-	F.buf = mmap(NULL, PAGESUMS_BLOCK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	F.pf.buf = mmap(NULL, PAGESUMS_BLOCK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	F.buf = mmap(NULL, PAGESUMS_BATCH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	F.pf.buf = mmap(NULL, PAGESUMS_BATCH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (F.buf == MAP_FAILED || F.pf.buf == MAP_FAILED || pthread_create(&th, NULL, worker_main, NULL) != 0 ||
 	    pthread_create(&th, NULL, reader_main, NULL) != 0)
 		fail("lazy restore: cannot start the filler: %s", strerror(errno));

@@ -16,7 +16,6 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "engine/fdpass.h"
 #include "engine/lazy.h"
@@ -158,48 +157,75 @@ static int split_runs(const struct mm_rec *m, const struct pagemap_entry *pm, si
 	return r;
 }
 
-/* The process reads its eager pages itself (as mm_restore_pages does). */
+/* The process reads its eager pages itself (as mm_restore_pages does):
+ * runs that follow each other in the page file in one preadv, since
+ * each remote call costs a round trip to the stopped process. */
 static int fill_eager(struct remote *r, pid_t tid, long fd, const struct split *sp)
 {
 	const uint64_t iov_at = r->scratch + 128 * 1024;
-	for (size_t i = 0; i < sp->neager; i++) {
-		const struct lazy_seg *s = &sp->eager[i];
-		struct iovec iov = { (void *)s->vaddr, s->len };
-		int e = remote_write(r, iov_at, &iov, sizeof(iov));
+	enum { MAXV = 64 };
+	for (size_t i = 0; i < sp->neager;) {
+		struct iovec iov[MAXV];
+		uint64_t off = sp->eager[i].off, total = 0;
+		size_t k = 0;
+		for (; i < sp->neager && k < MAXV && sp->eager[i].off == off + total; i++, k++) {
+			iov[k] = (struct iovec){ (void *)sp->eager[i].vaddr, sp->eager[i].len };
+			total += sp->eager[i].len;
+		}
+		int e = remote_write(r, iov_at, iov, k * sizeof(iov[0]));
 		if (e < 0)
 			return e;
-		long got = remote_syscall(r, tid, SYS_preadv, fd, iov_at, 1, s->off, 0);
+		long got = remote_syscall(r, tid, SYS_preadv, fd, iov_at, k, off, 0);
 		if (got < 0)
-			return log_error_errno((int)got, "pid %d: cannot fill memory at %" PRIx64 ": %m", r->pid, s->vaddr);
-		if ((uint64_t)got != s->len)
-			return log_error_errno(-EIO, "pid %d: short read of page data at %" PRIx64, r->pid, s->vaddr);
+			return log_error_errno((int)got, "pid %d: cannot fill memory at %p: %m", r->pid, iov[0].iov_base);
+		if ((uint64_t)got != total)
+			return log_error_errno(-EIO, "pid %d: short read of page data at %p", r->pid, iov[0].iov_base);
+	}
+	return 0;
+}
+
+/* Checks the blocks of the page file in [from, to) (block aligned, to
+ * may be the file's end), a batch at a time. */
+static int verify_range(int fd, const struct pagesums *ps, uint64_t from, uint64_t to, uint8_t *buf, const char *name)
+{
+	while (from < to) {
+		size_t len = (size_t)(to - from < PAGESUMS_BATCH ? to - from : PAGESUMS_BATCH);
+		uint64_t bad;
+		int e = pread_exact(fd, buf, len, (off_t)from);
+		if (e < 0)
+			return log_error_errno(e, "cannot read image file '%s': %m", name);
+		if ((e = pagesums_check(ps, from, buf, len, &bad)) < 0)
+			return log_error_errno(-EBADMSG, "image file '%s' is damaged: checksum mismatch in block %" PRIu64
+					       " (bytes %" PRIu64 "+%" PRIu64 ")", name, bad, bad << ps->shift,
+					       (uint64_t)1 << ps->shift);
+		from += len;
 	}
 	return 0;
 }
 
 /* The blocks the eager pages came from are checked before the tree runs
- * (the whole file's checksum is not read in a lazy restore). */
+ * (the whole file's checksum is not read in a lazy restore): only those,
+ * which the small blocks keep to little more than the pages. */
 static int verify_eager(int fd, const struct split *sp, const struct pagesums *ps, const char *name)
 {
 	_cleanup_free_ uint8_t *buf = NULL;
-	uint64_t last = UINT64_MAX;
+	const uint64_t mask = (1ULL << ps->shift) - 1;
+	uint64_t done = 0; /* the segments are in file order */
 	for (size_t i = 0; i < sp->neager; i++) {
 		const struct lazy_seg *s = &sp->eager[i];
-		for (uint64_t b = s->off >> PAGESUMS_SHIFT; b <= (s->off + s->len - 1) >> PAGESUMS_SHIFT; b++) {
-			if (b == last)
-				continue;
-			last = b;
-			uint64_t at = b << PAGESUMS_SHIFT;
-			size_t len = (size_t)(ps->file_size - at < PAGESUMS_BLOCK ? ps->file_size - at : PAGESUMS_BLOCK);
-			if (!buf && !(buf = malloc(PAGESUMS_BLOCK)))
-				return -ENOMEM;
-			int e = pread_exact(fd, buf, len, (off_t)at);
-			if (e < 0)
-				return log_error_errno(e, "cannot read image file '%s': %m", name);
-			if (XXH3_64bits(buf, len) != ps->sums[b])
-				return log_error_errno(-EBADMSG, "image file '%s' is damaged: checksum mismatch in "
-						       "block %" PRIu64 " (bytes %" PRIu64 "+%zu)", name, b, at, len);
-		}
+		uint64_t from = s->off & ~mask, to = (s->off + s->len + mask) & ~mask;
+		if (from < done)
+			from = done;
+		if (to > ps->file_size)
+			to = ps->file_size;
+		if (from >= to)
+			continue;
+		if (!buf && !(buf = malloc(PAGESUMS_BATCH)))
+			return -ENOMEM;
+		int e = verify_range(fd, ps, from, to, buf, name);
+		if (e < 0)
+			return e;
+		done = to;
 	}
 	return 0;
 }
@@ -230,7 +256,7 @@ static int load_pages(struct image *img, pid_t pid, const struct mm_rec *m, stru
 		return r;
 	if (pagemap_decode(buf, len, pp->size, &pp->pm, &pp->n) < 0)
 		return log_error_errno(-EBADMSG, "image file '%s' is damaged: bad page index", name);
-	r = image_get(img, image_name_pagesums(name, pid), 16 + pagesums_count(pp->size) * 8, &sbuf, &slen);
+	r = image_get(img, image_name_pagesums(name, pid), pagesums_max_len(pp->size), &sbuf, &slen);
 	if (r < 0)
 		return r;
 	if (pagesums_decode(sbuf, slen, pp->size, &pp->sums) < 0)
@@ -264,18 +290,39 @@ static int register_all(int uffd, const struct mm_rec *m, const struct split *sp
 	return 0;
 }
 
-static int send_proc(int sock, pid_t pid, int fds[3], const struct split *sp, const struct proc_pages *pp)
+/* The mappings the filler makes huge pages of again once all is in. */
+static int write_thp(int mfd, const struct mm_rec *m, uint32_t *ret_n)
+{
+	uint32_t n = 0;
+	for (size_t i = 0; i < m->nvmas; i++) {
+		struct lazy_range g;
+		if (!mm_thp_range(&m->vmas[i], &g.start, &g.len))
+			continue;
+		int e = write_all(mfd, &g, sizeof(g));
+		if (e < 0)
+			return e;
+		n++;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+static int send_proc(int sock, pid_t pid, int fds[3], const struct split *sp, const struct proc_pages *pp,
+		     const struct mm_rec *m)
 {
 	_cleanup_close_ int mfd = memfd_create("stasis-lazy", MFD_CLOEXEC);
 	size_t segs = sp->nlazy * sizeof(*sp->lazy), sums = pp->sums.n * 8;
+	uint32_t nthp = 0;
 	if (mfd < 0)
 		return -errno;
 	int e = write_all(mfd, sp->lazy, segs);
 	if (e >= 0)
 		e = write_all(mfd, pp->sums.sums, sums);
+	if (e >= 0 && sp->nlazy)
+		e = write_thp(mfd, m, &nthp);
 	if (e < 0)
 		return e;
-	struct lazy_msg msg = { LAZY_PROC, pid, sp->nlazy, pp->sums.n, pp->size };
+	struct lazy_msg msg = { LAZY_PROC, pid, sp->nlazy, pp->sums.n, pp->size, pp->sums.shift, nthp };
 	int all[4] = { fds[0], fds[1], fds[2], mfd };
 	char cbuf[CMSG_SPACE(sizeof(all))] = { 0 };
 	struct iovec iov = { &msg, sizeof(msg) };
@@ -305,7 +352,7 @@ static int lazy_part(struct remote *r, pid_t tid, int pidfd, const struct mm_rec
 	}
 	if (!sp->nlazy) { /* nothing to fill, but killed with the tree on damage */
 		int fds[3] = { pidfd, pidfd, pp->fd };
-		e = send_proc(sock, r->pid, fds, sp, pp);
+		e = send_proc(sock, r->pid, fds, sp, pp, m);
 		return e < 0 ? log_error_errno(e, "pid %d: cannot tell the lazy filler about it: %m", r->pid) : 0;
 	}
 	if ((e = uffd_open_in(r, tid, ctl, tfd, pidfd, &uffd)) < 0)
@@ -313,7 +360,7 @@ static int lazy_part(struct remote *r, pid_t tid, int pidfd, const struct mm_rec
 	if ((e = register_all(uffd, m, sp)) < 0)
 		return log_error_errno(e, "pid %d: cannot register its memory with userfaultfd: %m", r->pid);
 	int fds[3] = { uffd, pidfd, pp->fd };
-	if ((e = send_proc(sock, r->pid, fds, sp, pp)) < 0)
+	if ((e = send_proc(sock, r->pid, fds, sp, pp, m)) < 0)
 		return log_error_errno(e, "pid %d: cannot hand its memory to the lazy filler: %m", r->pid);
 	log_debug("pid %d: %zu page runs lazy, %zu now (%.1f ms)", r->pid, sp->nlazy, sp->neager,
 		  (double)(now_ns() - t0) / 1e6);

@@ -47,13 +47,19 @@ int lazy_go(int sock);
 void lazy_fill_main(int sock, struct restore_stats *st) __attribute__((noreturn));
 
 /* The message from the restore to the filler: one per process (with its
- * fds: userfaultfd, pidfd, page file, a memfd holding the segments then
- * the block sums), then one LAZY_GO. */
+ * fds: userfaultfd, pidfd, page file, a memfd holding the segments, the
+ * block sums, then the ranges to make huge pages of again), then one
+ * LAZY_GO. */
 enum { LAZY_PROC = 1, LAZY_GO = 2 };
 struct lazy_msg {
 	uint32_t kind;
 	pid_t pid;
 	uint64_t nseg, nsums, file_size;
+	uint32_t sum_shift; /* the sums' block size (image/pagesums.h) */
+	uint32_t nthp;      /* struct lazy_range: mm_thp_range() of its mappings */
+};
+struct lazy_range {
+	uint64_t start, len;
 };
 /* A piece of a page run that is filled lazily: len bytes at vaddr are
  * those at off in the page file. */

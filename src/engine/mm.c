@@ -159,7 +159,7 @@ static int collect_vmas(int procfd, pid_t pid, struct mm_rec *m)
 		struct vma_rec *o = &m->vmas[m->nvmas];
 		bool skip;
 		*o = (struct vma_rec){ .start = v[i].start, .end = v[i].end, .pgoff = v[i].pgoff, .prot = v[i].prot,
-				       .vmflags = v[i].vmflags, .shared = v[i].shared };
+				       .vmflags = v[i].vmflags, .shared = v[i].shared, .thp = v[i].thp_kb << 10 };
 		r = classify(pid, procfd, &v[i], o, &skip);
 		if (r < 0)
 			break;
@@ -225,6 +225,8 @@ static void vma_to_json(const struct vma_rec *v, struct json_builder *o)
 	jb_u64(o, "pgoff", v->pgoff);
 	jb_i64(o, "prot", v->prot);
 	jb_i64(o, "vmflags", v->vmflags);
+	if (v->thp)
+		jb_u64(o, "thp", v->thp);
 	jb_bool(o, "shared", v->shared);
 	jb_str(o, "kind", kind_names[v->kind]);
 	if (v->kind == VMA_FILE) {
@@ -285,6 +287,9 @@ static int vma_from_json(const json_t *o, struct vma_rec *v)
 		return r;
 	if (v->start >= v->end || v->start % PAGE_SIZE || v->end % PAGE_SIZE || v->end > (1ULL << 47) ||
 	    v->pgoff % PAGE_SIZE || prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))
+		return -EBADMSG;
+	/* Optional (Version 4): memory that was in huge pages. */
+	if (json_object_get(o, "thp") && ((r = json_get_u64(o, "thp", &v->thp)) < 0 || v->thp > v->end - v->start))
 		return -EBADMSG;
 	v->prot = (uint32_t)prot;
 	v->vmflags = (uint32_t)fl;

@@ -38,6 +38,7 @@ struct vma_rec {
 	uint64_t fsize;    /* files: size and mtime at dump, checked on restore */
 	int64_t mtime_ns;
 	int32_t shmid, shmkey; /* VMA_SYSVSHM */
+	uint64_t thp;      /* bytes in transparent huge pages at dump (mm-thp.c); 0: none or unknown */
 	bool keep;         /* restore: inherited from the parent as it is (mm-cow.c) */
 	bool eager;        /* restore --lazy: filled before the tree runs (a child inherits it) */
 };
@@ -97,6 +98,14 @@ bool mm_guards_known(void);
 void mm_guards_to_json(const struct mm_rec *m, struct json_builder *b);
 int mm_guards_from_json(const json_t *j, struct mm_rec *m);
 int mm_guards_restore(struct remote *r, pid_t tid, const struct mm_rec *m);
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1; glibc 2.36 lacks the name */
+#endif
+/* mm-thp.c: the 2 MiB aligned part of a private anonymous mapping that
+ * had transparent huge pages at dump (false: none to make again). */
+bool mm_thp_range(const struct vma_rec *v, uint64_t *ret_start, uint64_t *ret_len);
+/* Once its pages are in: those parts collapsed into huge pages again. */
+int mm_thp_restore(struct remote *r, pid_t tid, const struct mm_rec *m);
 /* Saves the pages that exist into pages-PID.img / pagemap-PID.img; with a
  * parent (NULL: none, or not in the tree), pages that are the parent's
  * very page go to pagerefs-PID.img instead. */

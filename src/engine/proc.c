@@ -106,6 +106,18 @@ static bool is_vma_header(const char *s, size_t l)
 	return i > 0 && i < l && s[i] == '-';
 }
 
+/* "   2048 kB": the number (0 when there is none; capped, never wraps). */
+static uint64_t parse_kb(const char *s, size_t l)
+{
+	uint64_t kb = 0;
+	size_t i = 0;
+	while (i < l && s[i] == ' ')
+		i++;
+	for (; i < l && s[i] >= '0' && s[i] <= '9' && kb < (1ULL << 50); i++)
+		kb = kb * 10 + (uint64_t)(s[i] - '0');
+	return kb;
+}
+
 int proc_parse_smaps(const char *buf, size_t len, struct vma **ret, size_t *ret_n)
 {
 	struct vma *v = NULL;
@@ -131,6 +143,8 @@ int proc_parse_smaps(const char *buf, size_t len, struct vma **ret, size_t *ret_
 			n++;
 		} else if (n > 0 && l > 8 && !memcmp(s, "VmFlags:", 8)) {
 			parse_vmflags(s + 8, l - 8, &v[n - 1]);
+		} else if (n > 0 && l > 14 && !memcmp(s, "AnonHugePages:", 14)) {
+			v[n - 1].thp_kb = parse_kb(s + 14, l - 14);
 		}
 	}
 	*ret = v;

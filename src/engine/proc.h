@@ -33,6 +33,7 @@ struct vma {
 	uint32_t dev_major, dev_minor;
 	uint64_t ino;
 	uint32_t vmflags;
+	uint64_t thp_kb; /* AnonHugePages: memory in transparent huge pages */
 	char *path; /* "" for anonymous; malloc'd */
 };
 

@@ -351,6 +351,7 @@ int tree_create(struct restore_ctx *c, const struct restore_opts *o)
 	int e = start_root(c, o);
 	if (e < 0)
 		return e;
+	log_debug("restore stub running as pid %d", c->procs[0].node->pid);
 	if ((e = rproc_map_scratch(&c->procs[0])) < 0)
 		return log_error_errno(e, "pid %d: cannot map scratch memory: %m", c->procs[0].node->pid);
 	if (o->adopt && c->files.ctl < 0 && (e = connect_transport(c)) < 0)

@@ -243,7 +243,8 @@ int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *pare
 	    (e = rp->lazy ? lazy_restore_pages(r, pid, rp->pidfd, c->img, m, c->files.ctl, FDPASS_STUB_FD, c->lazy_sock)
 			  : mm_restore_pages(r, pid, c->img, m, c->files.ctl, FDPASS_STUB_FD)) < 0 ||
 	    (e = predump_restore_chain(r, c->img, m)) < 0 ||
-	    (parent && (e = mm_copy_refs(r, m, parent->rem.mem_fd)) < 0) || (e = inject_fail("restore:after-mm")) < 0 ||
+	    (parent && (e = mm_copy_refs(r, m, parent->rem.mem_fd)) < 0) ||
+	    (!rp->lazy && (e = mm_thp_restore(r, pid, m)) < 0) || (e = inject_fail("restore:after-mm")) < 0 ||
 	    (e = mm_restore_finish(r, pid, m, exe_inherited || need_exec)) < 0)
 		return e;
 	log_debug("pid %d: memory restored (%" PRIu64 " pages shared with its parent%s)", pid, m->parent_pages,
@@ -411,6 +412,7 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 		netlock_sweep();
 	struct image *parent = NULL;
 	int r = load_image(&c, o);
+	log_debug("records of %zu processes read and checked", c.n);
 	/* A missing or changed parent image is refused before anything exists. */
 	if (r >= 0 && (r = predump_open_parent(img, &parent)) >= 0)
 		image_free(parent);
@@ -456,8 +458,14 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	for (size_t i = c.n; i-- > 0;)
 		for (size_t k = 0; !c.procs[i].exited && k < c.procs[i].nlive; k++)
 			detach_thread(c.procs[i].live[k]);
-	if (o->stats)
+	if (o->stats) {
+		uint64_t calls = 0;
+		for (size_t i = 0; i < c.n; i++)
+			calls += c.procs[i].rem.calls;
 		o->stats->resume_ns = now_ns() - o->stats->t0_ns;
+		log_debug("the tree runs (%.1f ms after the start, %" PRIu64 " remote syscalls)",
+			  (double)o->stats->resume_ns / 1e6, calls);
+	}
 
 	*ret_pid = c.procs[0].node->pid;
 	log_info("restored %zu processes, root pid %d", c.n, *ret_pid);

@@ -20,7 +20,7 @@ const struct image_file image_files[] = {
 	{ "pages-PID.img", "page data of process PID (raw)", "engine/mm-pages.c" },
 	{ "pagerefs-PID.img", "pages process PID shares with its parent (binary, optional)",
 	  "engine/mm-pages.c, engine/mm-cow.c" },
-	{ "pagesums-PID.img", "checksums of pages-PID.img in 4 MiB blocks (optional)", "engine/mm-pages.c, image/pagesums.c" },
+	{ "pagesums-PID.img", "checksums of pages-PID.img in 64 KiB blocks (optional)", "engine/mm-pages.c, image/pagesums.c" },
 	{ "chainpages-PID.img", "pages of process PID that are in the parent image chain (binary, optional)",
 	  "engine/mm-pages.c, engine/predump-chain.c" },
 	{ "pipe-INO.data", "bytes queued in pipe INO (saved once per pipe)", "engine/pipes.c" },

@@ -40,8 +40,11 @@ int pagesums_decode(const void *buf, size_t len, uint64_t file_size, struct page
 	memcpy(&shift, b + 4, 4);
 	memcpy(&size, b + 8, 8);
 	size = le64toh(size);
-	uint64_t n = pagesums_count(size);
-	if (le32toh(shift) != PAGESUMS_SHIFT || size != file_size || (len - HDR) / 8 != n || (len - HDR) % 8)
+	shift = le32toh(shift);
+	if (shift < PAGESUMS_MIN_SHIFT || shift > PAGESUMS_BATCH_SHIFT)
+		return -EBADMSG;
+	uint64_t n = pagesums_count(size, shift);
+	if (size != file_size || (len - HDR) / 8 != n || (len - HDR) % 8)
 		return -EBADMSG;
 	uint64_t *s = malloc(n ? n * 8 : 1);
 	if (!s)
@@ -50,7 +53,30 @@ int pagesums_decode(const void *buf, size_t len, uint64_t file_size, struct page
 		memcpy(&s[i], b + HDR + i * 8, 8);
 		s[i] = le64toh(s[i]);
 	}
-	*ret = (struct pagesums){ size, n, s };
+	*ret = (struct pagesums){ size, n, shift, s };
+	return 0;
+}
+
+size_t pagesums_max_len(uint64_t file_size)
+{
+	return HDR + pagesums_count(file_size, PAGESUMS_MIN_SHIFT) * 8;
+}
+
+int pagesums_check(const struct pagesums *ps, uint64_t off, const void *buf, size_t len, uint64_t *ret_bad)
+{
+	const uint64_t bs = 1ULL << ps->shift;
+	const uint8_t *p = buf;
+	if (off % bs || off > ps->file_size || len > ps->file_size - off ||
+	    (len % bs && off + len != ps->file_size))
+		return -EINVAL;
+	for (uint64_t at = 0; at < len; at += bs) {
+		uint64_t b = (off + at) >> ps->shift;
+		size_t n = (size_t)(len - at < bs ? len - at : bs);
+		if (XXH3_64bits(p + at, n) != ps->sums[b]) {
+			*ret_bad = b;
+			return -EBADMSG;
+		}
+	}
 	return 0;
 }
 
@@ -96,11 +122,12 @@ int block_hasher_update(struct block_hasher *h, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 	while (len) {
-		size_t k = PAGESUMS_BLOCK - h->used < len ? PAGESUMS_BLOCK - h->used : len;
+		const uint64_t bs = 1ULL << PAGESUMS_SHIFT;
+		size_t k = bs - h->used < len ? bs - h->used : len;
 		if (XXH3_64bits_update(h->st, p, k) != XXH_OK)
 			return -EINVAL;
 		h->used += k, p += k, len -= k;
-		int r = h->used == PAGESUMS_BLOCK ? end_block(h) : 0;
+		int r = h->used == bs ? end_block(h) : 0;
 		if (r < 0)
 			return r;
 	}
@@ -110,7 +137,7 @@ int block_hasher_update(struct block_hasher *h, const void *buf, size_t len)
 int block_hasher_finish(struct block_hasher *h, uint64_t file_size, void **ret_buf, size_t *ret_len)
 {
 	int r = h->used ? end_block(h) : 0;
-	if (r >= 0 && h->n != pagesums_count(file_size))
+	if (r >= 0 && h->n != pagesums_count(file_size, PAGESUMS_SHIFT))
 		r = -EIO;
 	return r < 0 ? r : pagesums_encode(h->sums, h->n, file_size, ret_buf, ret_len);
 }

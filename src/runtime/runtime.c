@@ -205,7 +205,7 @@ int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret)
 	struct rt_restore_req q = *req;
 	const struct rt_ops *ops;
 	struct image *img;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = started_ns() ? started_ns() : now_ns(); /* the command's start */
 	if (kernel_need_privileges("restore") < 0)
 		return -EPERM;
 	if (rt_stub_path(stub, sizeof(stub)) < 0)
@@ -215,6 +215,7 @@ int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret)
 	int r = image_open(req->dir, &img);
 	if (r < 0)
 		return r;
+	log_debug("image %s opened (%.1f ms after the start)", req->dir, (double)(now_ns() - t0) / 1e6);
 	*ret = (struct rt_restored){ 0 };
 	q.o.stats = stats_alloc(sizeof(*q.o.stats));
 	if (!q.o.stats) {

@@ -233,6 +233,18 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t start_ns;
+
+void mark_start(void)
+{
+	start_ns = now_ns();
+}
+
+uint64_t started_ns(void)
+{
+	return start_ns;
+}
+
 bool streq(const char *a, const char *b)
 {
 	return a && b && strcmp(a, b) == 0;

@@ -39,6 +39,10 @@ char *hex_encode(const void *buf, size_t len);
 int hex_decode(const char *hex, void *buf, size_t len);
 
 uint64_t now_ns(void);           /* CLOCK_MONOTONIC */
+/* When main began (CLOCK_MONOTONIC ns; 0 before mark_start): times a
+ * user sees, such as a restore's time to resume, count from there. */
+void mark_start(void);
+uint64_t started_ns(void);
 bool streq(const char *a, const char *b);
 /* An absolute path in normal form, as /proc shows one: starts with '/',
  * no empty, "." or ".." component (so no "//", "/./", "/../"), no

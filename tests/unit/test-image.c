@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "image/image.h"
+#include "image/pagesums.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -409,6 +410,40 @@ static void test_bad_json_record(void **state)
 	image_free(img);
 }
 
+/* Sums in 64 KiB blocks: a range is checked block by block, the short
+ * last block included, and a flipped byte names its block. */
+static void test_pagesums_blocks(void **state)
+{
+	(void)state;
+	const size_t size = (3u << 16) + 4096;
+	uint8_t *data = malloc(size);
+	struct block_hasher *h;
+	struct pagesums ps;
+	void *enc;
+	size_t len;
+	uint64_t bad = 0;
+	assert_non_null(data);
+	for (size_t i = 0; i < size; i++)
+		data[i] = (uint8_t)(i * 7);
+	assert_int_equal(block_hasher_new("pagesums-1.img", &h), 0);
+	assert_int_equal(block_hasher_update(h, data, size), 0);
+	assert_int_equal(block_hasher_finish(h, size, &enc, &len), 0);
+	block_hasher_free(h);
+	assert_int_equal(pagesums_decode(enc, len, size, &ps), 0);
+	assert_int_equal(ps.shift, PAGESUMS_SHIFT);
+	assert_int_equal(ps.n, 4);
+	assert_int_equal(pagesums_check(&ps, 0, data, size, &bad), 0);
+	assert_int_equal(pagesums_check(&ps, 3u << 16, data + (3u << 16), 4096, &bad), 0);
+	assert_int_equal(pagesums_check(&ps, 4096, data + 4096, 1u << 16, &bad), -EINVAL);
+	assert_int_equal(pagesums_decode(enc, len, size + 4096, &ps), -EBADMSG);
+	data[(2u << 16) + 5] ^= 1;
+	assert_int_equal(pagesums_check(&ps, 1u << 16, data + (1u << 16), 2u << 16, &bad), -EBADMSG);
+	assert_int_equal(bad, 2);
+	free(ps.sums);
+	free(enc);
+	free(data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -425,6 +460,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_file_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checksum_in_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_json_record, setup, teardown),
+		cmocka_unit_test(test_pagesums_blocks),
 	};
 
 	/* The refusals are expected: keep their messages out of the output. */

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* bigmem SIZE_MB: touches SIZE_MB MiB of anonymous memory with a per-page
- * pattern and verifies every page after SIGUSR1. Used by the 1 GiB test
- * and the benchmark.
+/* bigmem SIZE_MB [thp]: touches SIZE_MB MiB of anonymous memory with a
+ * per-page pattern and verifies every page after SIGUSR1. Used by the
+ * 1 GiB test and the benchmark. With "thp" the memory is 2 MiB aligned
+ * and advised MADV_HUGEPAGE first (transparent huge pages, where the
+ * system allows them), and the count of its huge pages is printed before
+ * and after.
  *
  * stasis-test: zdtm:bigmem args=64
  * stasis-test: zdtm:bigmem:compress args=64 dump_args=--compress=1
@@ -22,6 +25,20 @@ static inline uint64_t page_seed(size_t page)
 	return (page + 1) * 0x9e3779b97f4a7c15ull ^ 0x5bd1e995ull;
 }
 
+/* The process's memory in transparent huge pages (kB). */
+static long huge_kb(void)
+{
+	FILE *f = fopen("/proc/self/smaps_rollup", "re");
+	char line[256];
+	long kb = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "AnonHugePages:", 14))
+			kb = strtol(line + 14, NULL, 10);
+	if (f)
+		fclose(f);
+	return kb;
+}
+
 int main(int argc, char **argv)
 {
 	size_t mb = argc > 1 ? strtoul(argv[1], NULL, 0) : 64;
@@ -32,9 +49,15 @@ int main(int argc, char **argv)
 	test_init(argc, argv);
 	if (!mb)
 		test_die("usage: bigmem SIZE_MB");
-	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	bool thp = argc > 2 && !strcmp(argv[2], "thp");
+	mem = mmap(NULL, len + (thp ? 2UL << 20 : 0), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		test_die("mmap %zu MiB: %s", mb, strerror(errno));
+	if (thp) {
+		mem = (uint64_t *)(((uintptr_t)mem + (2UL << 20) - 1) & ~((2UL << 20) - 1));
+		if (madvise(mem, len, MADV_HUGEPAGE) < 0)
+			test_die("madvise(MADV_HUGEPAGE): %s", strerror(errno));
+	}
 	t0 = test_now();
 	for (size_t p = 0; p < pages; p++) {
 		uint64_t s = page_seed(p), *w = mem + p * (PG / 8);
@@ -43,6 +66,8 @@ int main(int argc, char **argv)
 	}
 	t1 = test_now();
 	test_msg("filled %zu MiB in %.3f s", mb, t1 - t0);
+	if (thp)
+		test_msg("AnonHugePages before: %ld kB", huge_kb());
 
 	test_ready();
 	test_wait();
@@ -60,5 +85,7 @@ int main(int argc, char **argv)
 	}
 	t1 = test_now();
 	test_msg("verified %zu MiB in %.3f s, %zu bad pages", mb, t1 - t0, bad);
+	if (thp)
+		test_msg("AnonHugePages after: %ld kB", huge_kb());
 	test_done();
 }
