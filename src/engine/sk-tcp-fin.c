@@ -176,12 +176,13 @@ int tcp_fin_inject(int fd, const struct tcp_fin_seg *seg, int want_state)
 	/* Loopback delivery normally happens before sendto returns; a
 	 * socket busy at that moment takes it from its backlog soon after.
 	 * A lost copy is sent again: a second FIN is only acknowledged. */
-	for (int i = 0; i < 600; i++) {
+	for (int i = 0, sent = 0; i < 600; i++) {
 		int st = tcp_state_of(fd), r;
 		if (st < 0 || st == want_state)
-			return st < 0 ? st : 0;
+			return st < 0 ? st : sent;
 		if (i % 50 == 0 && (r = send_seg(raw, seg, pkt, (size_t)len)) < 0)
 			return r;
+		sent += i % 50 == 0;
 		nanosleep(&(struct timespec){ .tv_nsec = 5 * 1000 * 1000 }, NULL);
 	}
 	return -ETIMEDOUT;

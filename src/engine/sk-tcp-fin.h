@@ -43,5 +43,6 @@ int tcp_fin_addrs(const void *name, const void *peer_name, int family, struct tc
 
 /* Sends seg into our network namespace until the socket fd reaches
  * want_state (TCP_CLOSE_WAIT or TCP_CLOSING), for a few seconds at
- * most. Returns -ETIMEDOUT when the socket never took it. No logging. */
+ * most. Returns how many copies it sent, -ETIMEDOUT when the socket
+ * never took one. No logging. */
 int tcp_fin_inject(int fd, const struct tcp_fin_seg *seg, int want_state);

@@ -491,7 +491,11 @@ static int put_fins(int fd, const struct sk_rec *s, const struct sk_tcp *t)
 		r = -errno;
 	if (r >= 0 && closing)
 		r = tcp_fin_inject(fd, &seg, TCP_CLOSING);
-	return r >= 0 && theirs ? set_window(fd, t, false) : r;
+	if (r < 0 || !theirs)
+		return r;
+	log_debug("TCP socket %" PRIu64 ": the peer's FIN is back (%s, %d segment(s) sent)", s->ino,
+		  state_name(t->state), r);
+	return set_window(fd, t, false);
 }
 
 static int fill_queues(int fd, const struct sk_rec *s, const struct sk_tcp *t)
