@@ -132,16 +132,19 @@ class Watch:
         return sum(int(w.split()[0]) for w in out.split('packets ')[1:])
 
 
-def t_closing(ctx, mode, v6=False):
+def t_closing(ctx, mode, family='v4'):
+    """family: v4, v6, or mapped (the server listens on :: and the client
+    comes over IPv4: an IPv6 socket with IPv4-mapped addresses)."""
     net = Net(ctx)
     srv = cli = None
     port = 18379 + os.getpid() % 500
-    host = net.ip6 if v6 else net.ip
+    host = net.ip6 if family == 'v6' else net.ip
     d = ctx.workdir
     touch = lambda name: open(os.path.join(d, name), 'w').close()
     try:
         watch = Watch(net, host, port)
-        srv = Proc(ctx, 'server', ['python3', '-c', PEER, 'server', mode, host, str(port), d])
+        srv = Proc(ctx, 'server', ['python3', '-c', PEER, 'server', mode, '::' if family == 'mapped' else host,
+                                   str(port), d])
         wait_file(os.path.join(d, 'listening'), 'the server')
         cli = Proc(ctx, 'client', ['python3', '-c', PEER, 'client', mode, host, str(port), d, DATA], ns=net.ns)
         wait_file(os.path.join(d, 'accepted'), 'the server')
@@ -247,7 +250,8 @@ def t_tree(ctx):
 
 TESTS = [
     Test('tcp:close-wait', t_closing, 180, 'close_wait'),
-    Test('tcp:close-wait-ipv6', t_closing, 180, 'close_wait', True),
+    Test('tcp:close-wait-ipv6', t_closing, 180, 'close_wait', 'v6'),
+    Test('tcp:close-wait-v4mapped', t_closing, 180, 'close_wait', 'mapped'),
     Test('tcp:last-ack', t_closing, 180, 'last_ack'),
     Test('tcp:closing', t_closing, 180, 'closing'),
     Test('tcp:close-wait-tree', t_tree, 120),
