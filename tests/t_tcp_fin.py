@@ -29,7 +29,7 @@ import time
 
 from runner import Test, TestFail
 import stasistest as st
-from t_tcp import Net, Proc, dump_kill_restore, sh, tcp_state, wait_file
+from t_tcp import Net, Proc, dump_kill_restore, image_table, sh, tcp_state, wait_file
 
 DATA = 'the client said this, then shut down its side'
 
@@ -132,9 +132,34 @@ class Watch:
         return sum(int(w.split()[0]) for w in out.split('packets ')[1:])
 
 
-def t_closing(ctx, mode, family='v4'):
+def restore_twice(ctx, srv):
+    """The first restore fails after the sockets exist (the FIN given
+    back to one of them): it must leave nothing, the peer waiting, and the
+    lock in place for the second."""
+    img = ctx.path('img')
+    ctx.dump(srv.pid, img, extra=['--tcp-established'])
+    srv.p.wait(10)
+    res, _, _ = ctx.restore(img, env={'STASIS_INJECT_FAIL': 'restore:after-threads'}, extra=['--tcp-established'],
+                            expect_ok=False)
+    if res.rc != 1 or not st.pid_gone(srv.pid, 5):
+        raise TestFail('restore with a failure injected %s; pid %d gone: %s' % (res.what(), srv.pid,
+                                                                               st.pid_gone(srv.pid, 0)))
+    if not image_table(img):
+        raise TestFail('the failed restore removed the dump\'s network lock')
+    with open(img + '-restore.log') as f:
+        if "the peer's FIN is back" not in f.read():
+            raise TestFail('the failed restore did not get as far as the FIN (move the injected failure)')
+    os.rename(img + '-restore.log', img + '-restore-failed.log')
+    _, got, _ = ctx.restore(img, extra=['--tcp-established'])
+    if got != srv.pid or image_table(img):
+        raise TestFail('the second restore gave pid %s (expected %d), lock left: %s' % (got, srv.pid,
+                                                                                      image_table(img)))
+
+
+def t_closing(ctx, mode, family='v4', fail_first=False):
     """family: v4, v6, or mapped (the server listens on :: and the client
-    comes over IPv4: an IPv6 socket with IPv4-mapped addresses)."""
+    comes over IPv4: an IPv6 socket with IPv4-mapped addresses).
+    fail_first: the first restore fails (restore_twice)."""
     net = Net(ctx)
     srv = cli = None
     port = 18379 + os.getpid() % 500
@@ -157,7 +182,10 @@ def t_closing(ctx, mode, family='v4'):
         touch('send')
         wait_file(os.path.join(d, 'client-shut'), 'the client')
         wait_state(srv.pid, EXPECT[mode], 'before the dump')
-        dump_kill_restore(ctx, srv.pid, srv, net, port)
+        if fail_first:
+            restore_twice(ctx, srv)
+        else:
+            dump_kill_restore(ctx, srv.pid, srv, net, port)
         wait_state(srv.pid, EXPECT[mode], 'after the restore', 5)
         if mode != 'close_wait':
             watch.drop(False)
@@ -252,6 +280,7 @@ TESTS = [
     Test('tcp:close-wait', t_closing, 180, 'close_wait'),
     Test('tcp:close-wait-ipv6', t_closing, 180, 'close_wait', 'v6'),
     Test('tcp:close-wait-v4mapped', t_closing, 180, 'close_wait', 'mapped'),
+    Test('tcp:close-wait-restore-fails', t_closing, 180, 'close_wait', 'v4', True),
     Test('tcp:last-ack', t_closing, 180, 'last_ack'),
     Test('tcp:closing', t_closing, 180, 'closing'),
     Test('tcp:close-wait-tree', t_tree, 120),
