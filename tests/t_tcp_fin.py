@@ -15,7 +15,7 @@ a network namespace of the test's own (t_tcp.Net):
   closing     the server shut down first (its reply and FIN dropped as
               above), then got the client's data and FIN, unread.
 
-Both ends in the tree: a process and its child over 127.0.0.1, the child
+Both ends in the tree: a process and its child over 127.0.0.1 or ::1, the child
 shut down its side (FIN_WAIT2), the parent has not read (CLOSE_WAIT).
 
 No reset anywhere: the client's namespace counts TCP resets in and out
@@ -213,13 +213,17 @@ def t_closing(ctx, mode, family='v4', fail_first=False):
 
 TREE = r'''
 import os, socket, sys, time
-d = sys.argv[1]
-ls = socket.socket()
-ls.bind(('127.0.0.1', 0))
+d, host = sys.argv[1], sys.argv[2]
+def put(name, text):
+    with open(os.path.join(d, name + '.tmp'), 'w') as f:
+        f.write(text)
+    os.rename(os.path.join(d, name + '.tmp'), os.path.join(d, name))
+ls = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
+ls.bind((host, 0))
 ls.listen(1)
 pid = os.fork()
 if pid == 0:
-    c = socket.create_connection(ls.getsockname())
+    c = socket.create_connection(ls.getsockname()[:2])
     ls.close()
     c.sendall(b'from the child')
     c.shutdown(socket.SHUT_WR)          # FIN_WAIT2
@@ -231,7 +235,7 @@ if pid == 0:
         if not b:
             break
         got += b
-    open(os.path.join(d, 'child-got'), 'w').write(got.decode())
+    put('child-got', got.decode())
     os._exit(0)
 s, _ = ls.accept()
 ls.close()
@@ -247,13 +251,13 @@ while True:
 s.sendall(b'parent read: ' + got)
 s.close()
 os.waitpid(pid, 0)
-open(os.path.join(d, 'parent-got'), 'w').write(got.decode())
+put('parent-got', got.decode())
 '''
 
 
-def t_tree(ctx):
+def t_tree(ctx, host):
     d = ctx.workdir
-    prog = Proc(ctx, 'tree', ['python3', '-c', TREE, d])
+    prog = Proc(ctx, 'tree', ['python3', '-c', TREE, d, host])
     try:
         wait_file(os.path.join(d, 'ready'), 'the program')
         end = time.monotonic() + 20
@@ -283,5 +287,6 @@ TESTS = [
     Test('tcp:close-wait-restore-fails', t_closing, 180, 'close_wait', 'v4', True),
     Test('tcp:last-ack', t_closing, 180, 'last_ack'),
     Test('tcp:closing', t_closing, 180, 'closing'),
-    Test('tcp:close-wait-tree', t_tree, 120),
+    Test('tcp:close-wait-tree', t_tree, 120, '127.0.0.1'),
+    Test('tcp:close-wait-tree-ipv6', t_tree, 120, '::1'),
 ]
