@@ -156,10 +156,11 @@ def restore_twice(ctx, srv):
                                                                                       image_table(img)))
 
 
-def t_closing(ctx, mode, family='v4', fail_first=False):
+def t_closing(ctx, mode, family='v4', how='restore'):
     """family: v4, v6, or mapped (the server listens on :: and the client
     comes over IPv4: an IPv6 socket with IPv4-mapped addresses).
-    fail_first: the first restore fails (restore_twice)."""
+    how: restore (dump, kill, restore), fail-first (restore_twice), or
+    leave-running (the original carries on after the dump)."""
     net = Net(ctx)
     srv = cli = None
     port = 18379 + os.getpid() % 500
@@ -182,11 +183,13 @@ def t_closing(ctx, mode, family='v4', fail_first=False):
         touch('send')
         wait_file(os.path.join(d, 'client-shut'), 'the client')
         wait_state(srv.pid, EXPECT[mode], 'before the dump')
-        if fail_first:
+        if how == 'fail-first':
             restore_twice(ctx, srv)
+        elif how == 'leave-running':
+            ctx.dump(srv.pid, ctx.path('img'), extra=['--tcp-established', '--leave-running'])
         else:
             dump_kill_restore(ctx, srv.pid, srv, net, port)
-        wait_state(srv.pid, EXPECT[mode], 'after the restore', 5)
+        wait_state(srv.pid, EXPECT[mode], 'after the ' + how, 5)
         if mode != 'close_wait':
             watch.drop(False)
         touch('go')
@@ -284,7 +287,8 @@ TESTS = [
     Test('tcp:close-wait', t_closing, 180, 'close_wait'),
     Test('tcp:close-wait-ipv6', t_closing, 180, 'close_wait', 'v6'),
     Test('tcp:close-wait-v4mapped', t_closing, 180, 'close_wait', 'mapped'),
-    Test('tcp:close-wait-restore-fails', t_closing, 180, 'close_wait', 'v4', True),
+    Test('tcp:close-wait-restore-fails', t_closing, 180, 'close_wait', 'v4', 'fail-first'),
+    Test('tcp:close-wait-leave-running', t_closing, 180, 'close_wait', 'v4', 'leave-running'),
     Test('tcp:last-ack', t_closing, 180, 'last_ack'),
     Test('tcp:closing', t_closing, 180, 'closing'),
     Test('tcp:close-wait-tree', t_tree, 120, '127.0.0.1'),
