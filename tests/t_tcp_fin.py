@@ -290,7 +290,9 @@ TESTS = [
     Test('tcp:close-wait-restore-fails', t_closing, 180, 'close_wait', 'v4', 'fail-first'),
     Test('tcp:close-wait-leave-running', t_closing, 180, 'close_wait', 'v4', 'leave-running'),
     Test('tcp:last-ack', t_closing, 180, 'last_ack'),
+    Test('tcp:last-ack-ipv6', t_closing, 180, 'last_ack', 'v6'),
     Test('tcp:closing', t_closing, 180, 'closing'),
+    Test('tcp:closing-ipv6', t_closing, 180, 'closing', 'v6'),
     Test('tcp:close-wait-tree', t_tree, 120, '127.0.0.1'),
     Test('tcp:close-wait-tree-ipv6', t_tree, 120, '::1'),
 ]
