@@ -525,7 +525,10 @@ int sk_tcp_restore(int fd, const struct sk_rec *s)
 	if (r >= 0)
 		step = "set its options", r = set_options(fd, t);
 	if (r >= 0)
-		step = "fill its queues and put its FINs back", r = fill_queues(fd, s, t);
+		step = peer_fin(t->state) ? "fill its queues and give it the peer's FIN again (sent through a raw "
+					    "socket: needs CAP_NET_RAW and no firewall rule dropping it on loopback)"
+					  : "fill its queues",
+		r = fill_queues(fd, s, t);
 	if (r >= 0)
 		return 0;
 	sk_addr_format(s->family, &s->name, name, sizeof(name));
