@@ -143,7 +143,9 @@ static void add_elements(struct strbuf *b, const char *name, const struct netloc
 }
 
 /* Before connection tracking (priority raw, -300): a dropped packet
- * leaves no trace anywhere. The sets hold both directions. */
+ * leaves no trace anywhere. The sets hold both directions. Our own
+ * marked segments pass (NETLOCK_PASS_MARK); no notrack for them: that
+ * would need connection tracking, which the lock otherwise never does. */
 static void add_table(struct strbuf *b, const char *name, const struct netlock_conn *v, size_t n, bool owned)
 {
 	static const char *const hooks[] = { "input", "output" };
@@ -153,6 +155,7 @@ static void add_table(struct strbuf *b, const char *name, const struct netlock_c
 	for (size_t h = 0; h < 2; h++) {
 		sb_add(b, "add chain inet %s %s { type filter hook %s priority -300; policy accept; }\n", name, hooks[h],
 		       hooks[h]);
+		sb_add(b, "add rule inet %s %s meta mark 0x%x accept\n", name, hooks[h], NETLOCK_PASS_MARK);
 		sb_add(b, "add rule inet %s %s ip saddr . tcp sport . ip daddr . tcp dport @c4 drop\n", name, hooks[h]);
 		sb_add(b, "add rule inet %s %s ip6 saddr . tcp sport . ip6 daddr . tcp dport @c6 drop\n", name,
 		       hooks[h]);

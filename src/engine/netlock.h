@@ -35,6 +35,9 @@ struct nft_ctx;
 
 #define NETLOCK_NAME_MAX 64
 #define NETLOCK_MAX_CONNS 65536
+/* Packets with this mark (SO_MARK) pass the lock: the segments restore
+ * itself sends to a restored socket (sk-tcp-fin.h), never the peer's. */
+#define NETLOCK_PASS_MARK 0x57a5f1e0u
 
 /* One TCP connection: local and remote ends as the tree sees them (after
  * netlock_take, either way round: it keeps mirrored pairs once). An

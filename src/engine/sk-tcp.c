@@ -27,10 +27,11 @@
  *    the bytes that were not sent yet as ordinary writes.
  *
  * States: ESTABLISHED, FIN_WAIT1 and FIN_WAIT2 (our FIN is made again by
- * shutdown(SHUT_WR) in repair mode; the peer acknowledges it again).
- * A FIN that came from the peer (CLOSE_WAIT, LAST_ACK, CLOSING) cannot be
- * put back into a receive queue through repair mode, and connecting
- * states have no connection yet: those are refused. */
+ * shutdown(SHUT_WR) in repair mode; the peer acknowledges it again), and
+ * CLOSE_WAIT, LAST_ACK and CLOSING: the peer's FIN, which repair mode
+ * cannot put into a receive queue, is sent to the restored socket as a
+ * segment of ours (sk-tcp-fin.c). Connecting states have no connection
+ * yet: those are refused. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +47,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "engine/sk-tcp-fin.h"
 #include "engine/sockets.h"
 #include "engine/syscalls.h"
 #include "util/cleanup.h"
@@ -98,12 +100,18 @@ static const char *state_name(int st)
 
 static bool restorable(int st)
 {
-	return st == TCP_ESTABLISHED || st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2;
+	return st == TCP_ESTABLISHED || st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2 || st == TCP_CLOSE_WAIT ||
+	       st == TCP_LAST_ACK || st == TCP_CLOSING;
 }
 
 static bool fin_sent(int st)
 {
-	return st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2;
+	return st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2 || st == TCP_LAST_ACK || st == TCP_CLOSING;
+}
+
+static bool peer_fin(int st)
+{
+	return st == TCP_CLOSE_WAIT || st == TCP_LAST_ACK || st == TCP_CLOSING;
 }
 
 static int set_int(int fd, int level, int name, int v)
@@ -243,7 +251,9 @@ static int read_recv_queue(int sk, struct sk_tcp *t)
 		return -errno;
 	if ((r = peek_queue(sk, (size_t)inq, &t->recvq, &t->recvq_len)) < 0)
 		return r;
-	t->rcv_seq = (uint32_t)seq - (uint32_t)t->recvq_len;
+	/* The peer's FIN counts in rcv_nxt (one sequence number), not in
+	 * the queue's bytes: restore sends it again after them. */
+	t->rcv_seq = (uint32_t)seq - (peer_fin(t->state) ? 1u : 0u) - (uint32_t)t->recvq_len;
 	return 0;
 }
 
@@ -352,9 +362,7 @@ int sk_tcp_settle(struct sk_tcp *t, bool reread, bool *changed)
 
 static int refuse_state(pid_t pid, int fd, int st, const char *name, const char *pname)
 {
-	const char *why = st == TCP_CLOSE_WAIT || st == TCP_LAST_ACK || st == TCP_CLOSING
-				  ? "the peer's FIN cannot be put back through TCP repair mode"
-				  : "it has no connection to restore yet";
+	const char *why = "it has no connection to restore yet";
 	return log_error_errno(-EOPNOTSUPP, "pid %d: fd %d is a TCP connection (%s -> %s) in state %s, which "
 			       "cannot be checkpointed with --tcp-established (%s); close it in the application, "
 			       "or dump with --tcp-close", pid, fd, name, pname, state_name(st), why);
@@ -452,7 +460,45 @@ static int set_seqs(int fd, const struct sk_tcp *t)
 	return 0;
 }
 
-static int fill_queues(int fd, const struct sk_tcp *t)
+/* The window as saved; before the peer's FIN is back, rcv_nxt is one
+ * short of what rcv_wup was measured against (the kernel refuses a
+ * window update point after rcv_nxt): then up to the FIN only. */
+static int set_window(int fd, const struct sk_tcp *t, bool before_fin)
+{
+	struct tcp_repair_window w = t->win;
+	uint32_t fin = t->rcv_seq + (uint32_t)t->recvq_len;
+	if (before_fin && (int32_t)(w.rcv_wup - fin) > 0)
+		w.rcv_wup = fin;
+	return setsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)) < 0 ? -errno : 0;
+}
+
+/* The FINs of a closing connection, in the order they came: the peer's
+ * through a segment of ours (sk-tcp-fin.c), which acknowledges what the
+ * peer had acknowledged; ours by shutdown(SHUT_WR) in repair mode with
+ * the send queue selected ("sent": repair mode transmits nothing), which
+ * the peer acknowledges again. CLOSING is FIN_WAIT1 then the peer's FIN. */
+static int put_fins(int fd, const struct sk_rec *s, const struct sk_tcp *t)
+{
+	uint32_t win = t->win.snd_wnd >> (t->wscale ? t->snd_wscale : 0);
+	struct tcp_fin_seg seg = { .seq = t->rcv_seq + (uint32_t)t->recvq_len, .ack = t->snd_seq,
+				   .win = (uint16_t)(win > 65535 ? 65535 : win), .tstamp = t->tstamp };
+	bool theirs = peer_fin(t->state), closing = t->state == TCP_CLOSING;
+	int r = theirs ? tcp_fin_addrs(&s->name.ss, &s->peer_name.ss, s->family, &seg) : 0;
+
+	if (r >= 0 && theirs && !closing)
+		r = tcp_fin_inject(fd, &seg, TCP_CLOSE_WAIT);
+	if (r >= 0 && fin_sent(t->state) && shutdown(fd, SHUT_WR) < 0)
+		r = -errno;
+	if (r >= 0 && closing)
+		r = tcp_fin_inject(fd, &seg, TCP_CLOSING);
+	if (r < 0 || !theirs)
+		return r;
+	log_debug("TCP socket %" PRIu64 ": the peer's FIN is back (%s, %d segment(s) sent)", s->ino,
+		  state_name(t->state), r);
+	return set_window(fd, t, false);
+}
+
+static int fill_queues(int fd, const struct sk_rec *s, const struct sk_tcp *t)
 {
 	int r;
 	if ((r = make_room(fd, SO_RCVBUF, SO_RCVBUFFORCE, t->recvq_len)) < 0 ||
@@ -460,12 +506,8 @@ static int fill_queues(int fd, const struct sk_tcp *t)
 	    (r = fill(fd, TCP_RECV_QUEUE, t->recvq, t->recvq_len)) < 0 ||
 	    (r = fill(fd, TCP_SEND_QUEUE, t->sendq, t->sendq_len - t->unsent)) < 0)
 		return r;
-	if (setsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, &t->win, sizeof(t->win)) < 0)
-		return -errno;
-	/* Our FIN again, "sent" (repair mode transmits nothing): FIN_WAIT1,
-	 * and FIN_WAIT2 once the peer acknowledges it again. */
-	if (fin_sent(t->state) && shutdown(fd, SHUT_WR) < 0)
-		return -errno;
+	if ((r = set_window(fd, t, peer_fin(t->state))) < 0 || (r = put_fins(fd, s, t)) < 0)
+		return r;
 	return set_int(fd, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
 }
 
@@ -483,7 +525,10 @@ int sk_tcp_restore(int fd, const struct sk_rec *s)
 	if (r >= 0)
 		step = "set its options", r = set_options(fd, t);
 	if (r >= 0)
-		step = "fill its queues", r = fill_queues(fd, t);
+		step = peer_fin(t->state) ? "fill its queues and give it the peer's FIN again (sent through a raw "
+					    "socket: needs CAP_NET_RAW and no firewall rule dropping it on loopback)"
+					  : "fill its queues",
+		r = fill_queues(fd, s, t);
 	if (r >= 0)
 		return 0;
 	sk_addr_format(s->family, &s->name, name, sizeof(name));
@@ -538,6 +583,8 @@ void sk_tcp_to_json(const struct sk_tcp *t, struct json_builder *b)
 	jb_str(&j, "state", state_name(t->state));
 	jb_u64(&j, "snd_seq", t->snd_seq);
 	jb_u64(&j, "rcv_seq", t->rcv_seq);
+	if (peer_fin(t->state))
+		jb_u64(&j, "peer_fin_seq", t->rcv_seq + (uint32_t)t->recvq_len);
 	jb_int(&j, "mss", t->mss);
 	jb_bool(&j, "sack", t->sack);
 	jb_bool(&j, "tstamp", t->tstamp);
@@ -613,6 +660,19 @@ static int opts_from_json(const json_t *j, struct sk_tcp *t)
 	return 0;
 }
 
+/* The peer's FIN: there exactly when the state says so, right after the
+ * receive queue's bytes. */
+static int peer_fin_from_json(const json_t *j, struct sk_tcp *t)
+{
+	uint32_t seq;
+	if (!json_object_get(j, "peer_fin_seq"))
+		return peer_fin(t->state) ? -EBADMSG : 0;
+	int r = get_u32(j, "peer_fin_seq", &seq);
+	if (r < 0)
+		return r;
+	return peer_fin(t->state) && seq == t->rcv_seq + (uint32_t)t->recvq_len ? 0 : -EBADMSG;
+}
+
 static int queues_from_json(const json_t *j, struct sk_tcp *t)
 {
 	void *q;
@@ -629,7 +689,7 @@ static int queues_from_json(const json_t *j, struct sk_tcp *t)
 	if (unsent > t->sendq_len || (unsent && fin_sent(t->state)))
 		return -EBADMSG;
 	t->unsent = (size_t)unsent;
-	return 0;
+	return peer_fin_from_json(j, t);
 }
 
 int sk_tcp_from_json(const json_t *obj, struct sk_tcp **ret)

@@ -73,6 +73,10 @@ static void test_script(void **state)
 	assert_non_null(strstr(s, "127.0.0.1 . 8080 . 10.1.2.3 . 50000"));
 	assert_non_null(strstr(s, "10.1.2.3 . 50000 . 127.0.0.1 . 8080"));
 	assert_null(strstr(s, "add element inet stasis-1-2 c6"));
+	/* restore's own segments (NETLOCK_PASS_MARK) pass, ahead of the drops */
+	const char *pass = strstr(s, "add rule inet stasis-1-2 input meta mark 0x57a5f1e0 accept\n");
+	assert_non_null(pass);
+	assert_true(pass < strstr(s, "add rule inet stasis-1-2 input ip saddr"));
 	free(s);
 }
 
