@@ -236,8 +236,62 @@ def read_fds(pid):
     return out
 
 
+def thread_calls(pid):
+    """{tid: number of the system call the thread is blocked in, or None
+    when it runs or is not in one} (/proc/PID/task/TID/syscall)."""
+    out = {}
+    try:
+        tids = os.listdir('/proc/%d/task' % pid)
+    except OSError:
+        return out
+    for t in tids:
+        try:
+            with open('/proc/%d/task/%s/syscall' % (pid, t)) as f:
+                first = f.read().split(None, 1)
+        except OSError:
+            continue
+        nr = int(first[0]) if first and first[0].isdigit() else None
+        out[int(t)] = nr
+    return out
+
+
+def wait_blocked(pid, timeout=2.0):
+    """Waits until pid's main thread is blocked in a system call: a
+    workload that printed READY is then in its wait (test_wait's
+    sigsuspend, with its temporary mask), not on the way to it. Returns
+    whether it got there; a workload that never blocks costs the timeout."""
+    end = time.monotonic() + timeout
+    while thread_calls(pid).get(pid) is None:
+        if time.monotonic() > end or proc_state(pid) in (None, 'Z', 'X'):
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def wait_back_in_calls(pid, before, timeout=10.0):
+    """Waits until every thread that the `before` snapshot found blocked in
+    a system call is blocked in that call again. A restored or put back
+    thread resumes at the call's instruction and enters the call when it
+    first runs (later still when its stack page comes lazily); until then
+    /proc shows what the thread has outside the call, e.g. its own signal
+    mask instead of sigsuspend's temporary one. Returns whether all are
+    back; the caller compares either way."""
+    want = {t: nr for t, nr in before.get('calls', {}).items() if nr is not None}
+    end = time.monotonic() + timeout
+    while True:
+        now = thread_calls(pid)
+        if all(t not in now or now[t] == nr for t, nr in want.items()):
+            return True
+        if time.monotonic() > end or proc_state(pid) in (None, 'Z', 'X'):
+            return False
+        time.sleep(0.005)
+
+
 def snapshot(pid):
-    return {'maps': read_maps(pid), 'status': read_status(pid), 'fds': read_fds(pid)}
+    """What compare_snapshots compares, and (not compared) the calls the
+    threads are blocked in, for wait_back_in_calls."""
+    return {'maps': read_maps(pid), 'status': read_status(pid), 'fds': read_fds(pid),
+            'calls': thread_calls(pid)}
 
 
 def _fmt_map(m):
