@@ -59,6 +59,7 @@ class Slot:
 
     def __init__(self, ctx, mb, cg):
         self.ctx, self.mb, self.cg, self.w = ctx, mb, cg, None
+        self.last = None  # (try, signal, --leave-running, outcome) of the last try on self.w
 
     def get(self):
         if self.w is None:
@@ -77,6 +78,20 @@ class Slot:
     def gone(self):
         st.kill_reap(self.w.pid)
         self.w = None
+
+    def lost(self):
+        """Why the workload that its last try left intact is no longer
+        running as it was (it found a wrong word or call later, or was
+        killed while the other slot was dumped), or None. Its exit status
+        is ours to read: the reaping of guardians leaves it alone."""
+        if not self.w:
+            return None
+        state = st.proc_state(self.w.pid)
+        if state not in (None, 'Z') and 'FAIL' not in self.w.log():
+            return None
+        status = st.describe_status(st.wait_pid(self.w.pid, 5)) if state else 'reaped by someone else'
+        by = 'try %d' % self.last[0] if self.last else 'the calibration dump'
+        return 'pid %d, left running by %s, died later (%s): %s' % (self.w.pid, by, status, self.w.log_tail())
 
 
 def run_dump(ctx, pid, img, leave, sig, delay):
@@ -155,11 +170,12 @@ def t_interrupted_dumps(ctx):
             raise TestFail('calibration dump: %s' % err.strip())
         for i in range(tries):
             sig, leave, slot = SIGS[i % 3], (i // 3) % 2 == 0, slots[(i // 6) % 2]
+            late_harm(slot, counts, harms)
             w = slot.get()
             before = st.snapshot(w.pid)
             img = ctx.path('img-%d' % i)
             rc, err, _ = run_dump(ctx, w.pid, img, leave, sig, rnd.uniform(0, full * 1.1))
-            st.reap_zombie_children()  # guardians that outlived their dumper
+            st.reap_zombie_children(exclude=[s.w.pid for s in slots if s.w])  # guardians
             try:
                 out = judge(ctx, slot, before, img, leave, sig, rc, err)
             except TestFail as e:
@@ -169,6 +185,9 @@ def t_interrupted_dumps(ctx):
                 if slot.w and (st.proc_state(slot.w.pid) in (None, 'Z') or 'FAIL' in slot.w.log()):
                     slot.gone()
             counts[(sig, out)] += 1
+            slot.last = (i, sig, leave, out)
+        for s in slots:
+            late_harm(s, counts, harms)
         summary = '; '.join('%s %d intact, %d completed, %d harmed' % (
             signal.Signals(s).name, counts[(s, 'intact')], counts[(s, 'completed')], counts[(s, 'harmed')])
             for s in SIGS)
@@ -196,6 +215,25 @@ def t_interrupted_dumps(ctx):
             except OSError:
                 st.reap_zombie_children()
                 time.sleep(0.1)
+
+
+def late_harm(slot, counts, harms):
+    """A harm found after its try was judged: counted against that try."""
+    late = slot.lost()
+    if not late:
+        return
+    if not slot.last:
+        harms.append('calibration: %s' % late)
+        slot.w = None
+        return
+    i, sig, leave, out = slot.last
+    slot.w = None
+    if out == 'harmed':
+        return  # counted once, when it was judged
+    harms.append('try %d (%s%s%s): %s' % (i, signal.Signals(sig).name, ', --leave-running' if leave else '',
+                                          ', cgroup' if slot.cg else '', late))
+    counts[(sig, out)] -= 1
+    counts[(sig, 'harmed')] += 1
 
 
 def counts_total(counts, sig):

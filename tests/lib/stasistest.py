@@ -133,10 +133,11 @@ def end_run(w, fds, *dirs):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def reap_zombie_children():
-    """Reaps children of ours that are zombies (orphans adopted by us)."""
+def reap_zombie_children(exclude=()):
+    """Reaps children of ours that are zombies (orphans adopted by us), but
+    not those in exclude (whose exit status the caller wants)."""
     for pid in my_children():
-        if proc_state(pid) == 'Z':
+        if pid not in exclude and proc_state(pid) == 'Z':
             try_reap(pid)
 
 
