@@ -240,4 +240,45 @@ def counts_total(counts, sig):
     return sum(v for (s, _), v in counts.items() if s == sig)
 
 
-TESTS = [Test('interrupt:dumps', t_interrupted_dumps, 600)]
+def t_killed_after_map(ctx):
+    """The dumper killed right after a call of its own mapped the trap page
+    or the scratch area, before it read where (STASIS_INJECT_PAUSE at that
+    moment): the guardian finds them where the dump said they would go,
+    removes them, and the process is as it was."""
+    w = ctx.workload('selfcheck', ['16'])
+    for point in ('remote:trap-mapped', 'remote:scratch-mapped'):
+        st.wait_blocked(w.pid)
+        before = st.snapshot(w.pid)
+        err = ctx.path('%s.err' % point.split(':')[1])
+        env = dict(os.environ, STASIS_INJECT_PAUSE=point, **ctx.r.extra_env)
+        with open(err, 'w') as f:
+            p = subprocess.Popen([ctx.r.stasis, 'dump', '--type', 'process', '--pid', str(w.pid), '-D', ctx.path(point),
+                                  '--leave-running'],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, env=env)
+        end = time.monotonic() + ctx.left(60)
+        while 'paused at %s' % point not in open(err, errors='replace').read():
+            if p.poll() is not None or time.monotonic() > end:
+                p.kill()
+                p.wait()
+                raise TestFail('the dump did not pause at %s: %s' % (point, open(err).read()[-300:]))
+            time.sleep(0.02)
+        p.kill()
+        p.wait()
+        # The guardian writes its line last; it holds the file until it exits.
+        while 'guardian' not in open(err, errors='replace').read() and time.monotonic() < end:
+            time.sleep(0.05)
+        st.reap_zombie_children(exclude=[w.pid])
+        if os.path.isdir(ctx.path(point)) and os.listdir(ctx.path(point)):
+            raise TestFail('%s: partial image left' % point)
+        for _ in range(200):
+            if not traced(w.pid):
+                break
+            time.sleep(0.05)
+        expect_alive_unharmed(w.pid, before, 'a dump killed at %s (%s)' % (point, open(err).read().strip()))
+    e = w.finish(ctx.left(60))
+    if e:
+        raise TestFail(e)
+
+
+TESTS = [Test('interrupt:dumps', t_interrupted_dumps, 600),
+         Test('interrupt:killed-after-map', t_killed_after_map, 120)]

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/proc.h"
 #include "engine/seize.h"
 #include "engine/sockets.h"
 #include "engine/syscalls.h"
@@ -35,7 +36,7 @@ static size_t guard_size(void)
 
 static bool needs_put_back(const struct remote *r)
 {
-	bool any = r->trap || r->scratch || r->esc_at;
+	bool any = r->trap || r->scratch || r->esc_at || r->trap_at || r->scratch_at;
 	for (size_t k = 0; k < r->nthreads; k++)
 		any |= (r->threads[k].flags & (RT_BORROWED | RT_BLOCKED)) != 0;
 	return any;
@@ -115,6 +116,41 @@ static int unmap_ours(struct remote *r)
 	return remote_unmap_trap(r, t->tid);
 }
 
+static bool mapped_at(const struct vma *v, size_t n, uint64_t at, uint64_t len, uint32_t prot)
+{
+	for (size_t i = 0; i < n; i++)
+		if (at && v[i].start == at)
+			return v[i].end == at + len && v[i].prot == prot && !v[i].shared && !v[i].ino && !v[i].path[0];
+	return false;
+}
+
+/* A call of ours that mapped the trap page or the scratch area may have
+ * run without the dumper reading its result. Where the dump said they
+ * would go (a gap of its choosing), what is there, exactly as we map it,
+ * is ours; anything else is not, and nothing is left pending. */
+static void adopt_pending(struct remote *r)
+{
+	_cleanup_free_ char *buf = NULL;
+	struct vma *v = NULL;
+	size_t len, n = 0;
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/%d", r->pid);
+	int dfd = (r->trap_at && !r->trap) || (r->scratch_at && !r->scratch) ? open(path, O_PATH | O_CLOEXEC) : -1;
+	if (dfd >= 0 && proc_read(dfd, "maps", &buf, &len) >= 0 && proc_parse_smaps(buf, len, &v, &n) >= 0) {
+		if (!r->trap && mapped_at(v, n, r->trap_at, TRAP_LEN, PROT_READ | PROT_EXEC))
+			r->trap = r->trap_at;
+		if (!r->scratch && mapped_at(v, n, r->scratch_at, SCRATCH_LEN, PROT_READ | PROT_WRITE)) {
+			r->scratch = r->scratch_at;
+			r->scratch_len = SCRATCH_LEN;
+		}
+		vmas_free(v, n);
+	}
+	if (dfd >= 0)
+		close(dfd);
+	r->trap_at = r->trap ? r->trap_at : 0;
+	r->scratch_at = r->scratch ? r->scratch_at : 0;
+}
+
 static int put_back(struct guard_proc *p)
 {
 	struct remote *r = &p->rem;
@@ -130,6 +166,7 @@ static int put_back(struct guard_proc *p)
 		return log_warn_errno(e, "pid %d: cannot seize it again to put it back: %m", p->pid);
 	for (size_t k = 0; k < r->nthreads; k++)
 		put_back_thread(r, &r->threads[k]);
+	adopt_pending(r);
 	snprintf(path, sizeof(path), "/proc/%d/mem", p->pid);
 	r->mem_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (r->mem_fd >= 0)
