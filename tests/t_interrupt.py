@@ -70,9 +70,14 @@ class Slot:
                 os.unlink(log)
             if self.cg:
                 self.w = self.ctx.workload('sh', ['-c', 'echo $$ > %s/cgroup.procs && exec %s %d'
-                                                  % (self.cg, bin, self.mb)], binary='/bin/sh')
+                                                  % (self.cg, bin, self.mb)], binary='/bin/sh', ready=False)
             else:
-                self.w = self.ctx.workload('selfcheck', [str(self.mb)])
+                self.w = self.ctx.workload('selfcheck', [str(self.mb)], ready=False)
+            # Filling 512 MiB took 16 and 32 s with the 2 cores at load 35.
+            try:
+                self.w.wait_ready(self.ctx.left(180))
+            except RuntimeError as e:
+                raise TestFail(str(e))
         return self.w
 
     def gone(self):
