@@ -73,11 +73,22 @@ static bool only_the_call(const struct remote *r, uint64_t ip)
 
 /* A thread caught in a call gets its own registers back, and every
  * thread whose mask was ours its own mask. */
+/* Whether a call made now would end in a spin if its thread were let go:
+ * through our trap page, or through the gadget. */
+static bool call_has_way_back(const struct remote *r)
+{
+	return (r->trap && r->syscall_ip == r->trap) || (r->gadget && r->spin);
+}
+
 static void put_back_thread(const struct remote *r, struct remote_thread *t)
 {
 	struct user_regs_struct now;
 	if ((t->flags & RT_BORROWED) && regs_get(t->tid, &now) == 0) {
 		if (only_the_call(r, now.rip) && regs_set(t->tid, &t->regs) == 0)
+			t->flags &= ~RT_BORROWED;
+		else if (!only_the_call(r, now.rip) && call_has_way_back(r))
+			/* Marked borrowed just before our registers went in (or
+			 * just after its own came back): it runs its own code. */
 			t->flags &= ~RT_BORROWED;
 		else
 			log_warn("tid %d was let go in the middle of a call (at %#llx) and may not survive", t->tid,

@@ -152,7 +152,15 @@ static void escape_via_gadget(struct remote *r, struct user_regs_struct *regs)
 
 void remote_escape_done(struct remote *r)
 {
-	if (r->esc_at && remote_write(r, r->esc_at, &r->esc_word, sizeof(r->esc_word)) == 0)
+	uint64_t now;
+	if (!r->esc_at)
+		return;
+	/* Not our word there any more: the thread ran on its own registers
+	 * (its dumper died before they were ours) and its stack grew over
+	 * it; what is there now is live, the old word long dead. */
+	if (remote_read(r, r->esc_at, &now, sizeof(now)) == 0 && now != r->spin)
+		r->esc_at = 0;
+	else if (remote_write(r, r->esc_at, &r->esc_word, sizeof(r->esc_word)) == 0)
 		r->esc_at = 0;
 }
 
