@@ -121,10 +121,10 @@ def judge(ctx, slot, before, img, leave, sig, rc, err):
     if slot.cg and frozen(slot.cg):
         raise TestFail('cgroup %s left frozen' % slot.cg)
     if os.path.exists(os.path.join(img, 'manifest.json')):
-        # Killed once the image was complete (while it killed the tree):
-        # the guardian finishes the kill; a completed dump, said so.
-        finished = (sig == signal.SIGKILL and rc == -signal.SIGKILL and not leave
-                    and 'killed after the image was complete; its guardian killed the tree' in err)
+        # The manifest is written last and whole: a SIGKILL after it (while
+        # the dump killed or let go the tree, or on its way out) leaves a
+        # completed dump; the guardian finishes a kill it was in.
+        finished = sig == signal.SIGKILL and rc == -signal.SIGKILL
         if rc != 0 and not finished:
             raise TestFail('exit %s but a manifest was left: %s' % (rc, err.strip()))
         if leave:
@@ -189,8 +189,9 @@ def t_interrupted_dumps(ctx):
                 out = judge(ctx, slot, before, img, leave, sig, rc, err)
             except TestFail as e:
                 out = 'harmed'
-                harms.append('try %d (%s%s%s): %s' % (i, signal.Signals(sig).name, ', --leave-running' if leave
-                                                       else '', ', cgroup' if slot.cg else '', e))
+                said = ' (stasis: %s)' % ' / '.join(err.strip().splitlines()[-3:]) if err.strip() else ''
+                harms.append('try %d (%s%s%s): %s%s' % (i, signal.Signals(sig).name, ', --leave-running' if leave
+                                                         else '', ', cgroup' if slot.cg else '', e, said))
                 if slot.w and (st.proc_state(slot.w.pid) in (None, 'Z') or 'FAIL' in slot.w.log()):
                     slot.gone()
             counts[(sig, out)] += 1
