@@ -218,7 +218,7 @@ def t_interrupted_dumps(ctx):
         for s in slots:
             if s.w:
                 s.gone()
-        for _ in range(50):
+        for _ in range(300):  # a killed 512 MiB process takes a while under load
             try:
                 os.rmdir(cg)
                 break
