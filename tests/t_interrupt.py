@@ -59,6 +59,7 @@ class Slot:
 
     def __init__(self, ctx, mb, cg):
         self.ctx, self.mb, self.cg, self.w = ctx, mb, cg, None
+        self.last = None  # (try, signal, --leave-running, outcome) of the last try on self.w
 
     def get(self):
         if self.w is None:
@@ -69,14 +70,33 @@ class Slot:
                 os.unlink(log)
             if self.cg:
                 self.w = self.ctx.workload('sh', ['-c', 'echo $$ > %s/cgroup.procs && exec %s %d'
-                                                  % (self.cg, bin, self.mb)], binary='/bin/sh')
+                                                  % (self.cg, bin, self.mb)], binary='/bin/sh', ready=False)
             else:
-                self.w = self.ctx.workload('selfcheck', [str(self.mb)])
+                self.w = self.ctx.workload('selfcheck', [str(self.mb)], ready=False)
+            # Filling 512 MiB took 16 and 32 s with the 2 cores at load 35.
+            try:
+                self.w.wait_ready(self.ctx.left(180))
+            except RuntimeError as e:
+                raise TestFail(str(e))
         return self.w
 
     def gone(self):
         st.kill_reap(self.w.pid)
         self.w = None
+
+    def lost(self):
+        """Why the workload that its last try left intact is no longer
+        running as it was (it found a wrong word or call later, or was
+        killed while the other slot was dumped), or None. Its exit status
+        is ours to read: the reaping of guardians leaves it alone."""
+        if not self.w:
+            return None
+        state = st.proc_state(self.w.pid)
+        if state not in (None, 'Z') and 'FAIL' not in self.w.log():
+            return None
+        status = st.describe_status(st.wait_pid(self.w.pid, 5)) if state else 'reaped by someone else'
+        by = 'try %d' % self.last[0] if self.last else 'the calibration dump'
+        return 'pid %d, left running by %s, died later (%s): %s' % (self.w.pid, by, status, self.w.log_tail())
 
 
 def run_dump(ctx, pid, img, leave, sig, delay):
@@ -101,7 +121,11 @@ def judge(ctx, slot, before, img, leave, sig, rc, err):
     if slot.cg and frozen(slot.cg):
         raise TestFail('cgroup %s left frozen' % slot.cg)
     if os.path.exists(os.path.join(img, 'manifest.json')):
-        if rc != 0:
+        # The manifest is written last and whole: a SIGKILL after it (while
+        # the dump killed or let go the tree, or on its way out) leaves a
+        # completed dump; the guardian finishes a kill it was in.
+        finished = sig == signal.SIGKILL and rc == -signal.SIGKILL
+        if rc != 0 and not finished:
             raise TestFail('exit %s but a manifest was left: %s' % (rc, err.strip()))
         if leave:
             expect_alive_unharmed(w.pid, before, 'a --leave-running dump')
@@ -155,20 +179,25 @@ def t_interrupted_dumps(ctx):
             raise TestFail('calibration dump: %s' % err.strip())
         for i in range(tries):
             sig, leave, slot = SIGS[i % 3], (i // 3) % 2 == 0, slots[(i // 6) % 2]
+            late_harm(slot, counts, harms)
             w = slot.get()
             before = st.snapshot(w.pid)
             img = ctx.path('img-%d' % i)
             rc, err, _ = run_dump(ctx, w.pid, img, leave, sig, rnd.uniform(0, full * 1.1))
-            st.reap_zombie_children()  # guardians that outlived their dumper
+            st.reap_zombie_children(exclude=[s.w.pid for s in slots if s.w])  # guardians
             try:
                 out = judge(ctx, slot, before, img, leave, sig, rc, err)
             except TestFail as e:
                 out = 'harmed'
-                harms.append('try %d (%s%s%s): %s' % (i, signal.Signals(sig).name, ', --leave-running' if leave
-                                                       else '', ', cgroup' if slot.cg else '', e))
+                said = ' (stasis: %s)' % ' / '.join(err.strip().splitlines()[-3:]) if err.strip() else ''
+                harms.append('try %d (%s%s%s): %s%s' % (i, signal.Signals(sig).name, ', --leave-running' if leave
+                                                         else '', ', cgroup' if slot.cg else '', e, said))
                 if slot.w and (st.proc_state(slot.w.pid) in (None, 'Z') or 'FAIL' in slot.w.log()):
                     slot.gone()
             counts[(sig, out)] += 1
+            slot.last = (i, sig, leave, out)
+        for s in slots:
+            late_harm(s, counts, harms)
         summary = '; '.join('%s %d intact, %d completed, %d harmed' % (
             signal.Signals(s).name, counts[(s, 'intact')], counts[(s, 'completed')], counts[(s, 'harmed')])
             for s in SIGS)
@@ -189,7 +218,7 @@ def t_interrupted_dumps(ctx):
         for s in slots:
             if s.w:
                 s.gone()
-        for _ in range(50):
+        for _ in range(300):  # a killed 512 MiB process takes a while under load
             try:
                 os.rmdir(cg)
                 break
@@ -198,8 +227,68 @@ def t_interrupted_dumps(ctx):
                 time.sleep(0.1)
 
 
+def late_harm(slot, counts, harms):
+    """A harm found after its try was judged: counted against that try."""
+    late = slot.lost()
+    if not late:
+        return
+    if not slot.last:
+        harms.append('calibration: %s' % late)
+        slot.w = None
+        return
+    i, sig, leave, out = slot.last
+    slot.w = None
+    if out == 'harmed':
+        return  # counted once, when it was judged
+    harms.append('try %d (%s%s%s): %s' % (i, signal.Signals(sig).name, ', --leave-running' if leave else '',
+                                          ', cgroup' if slot.cg else '', late))
+    counts[(sig, out)] -= 1
+    counts[(sig, 'harmed')] += 1
+
+
 def counts_total(counts, sig):
     return sum(v for (s, _), v in counts.items() if s == sig)
 
 
-TESTS = [Test('interrupt:dumps', t_interrupted_dumps, 600)]
+def t_killed_after_map(ctx):
+    """The dumper killed right after a call of its own mapped the trap page
+    or the scratch area, before it read where (STASIS_INJECT_PAUSE at that
+    moment): the guardian finds them where the dump said they would go,
+    removes them, and the process is as it was."""
+    w = ctx.workload('selfcheck', ['16'])
+    for point in ('remote:trap-mapped', 'remote:scratch-mapped'):
+        st.wait_blocked(w.pid)
+        before = st.snapshot(w.pid)
+        err = ctx.path('%s.err' % point.split(':')[1])
+        env = dict(os.environ, STASIS_INJECT_PAUSE=point, **ctx.r.extra_env)
+        with open(err, 'w') as f:
+            p = subprocess.Popen([ctx.r.stasis, 'dump', '--type', 'process', '--pid', str(w.pid), '-D', ctx.path(point),
+                                  '--leave-running'],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, env=env)
+        end = time.monotonic() + ctx.left(60)
+        while 'paused at %s' % point not in open(err, errors='replace').read():
+            if p.poll() is not None or time.monotonic() > end:
+                p.kill()
+                p.wait()
+                raise TestFail('the dump did not pause at %s: %s' % (point, open(err).read()[-300:]))
+            time.sleep(0.02)
+        p.kill()
+        p.wait()
+        # The guardian writes its line last; it holds the file until it exits.
+        while 'guardian' not in open(err, errors='replace').read() and time.monotonic() < end:
+            time.sleep(0.05)
+        st.reap_zombie_children(exclude=[w.pid])
+        if os.path.isdir(ctx.path(point)) and os.listdir(ctx.path(point)):
+            raise TestFail('%s: partial image left' % point)
+        for _ in range(200):
+            if not traced(w.pid):
+                break
+            time.sleep(0.05)
+        expect_alive_unharmed(w.pid, before, 'a dump killed at %s (%s)' % (point, open(err).read().strip()))
+    e = w.finish(ctx.left(60))
+    if e:
+        raise TestFail(e)
+
+
+TESTS = [Test('interrupt:dumps', t_interrupted_dumps, 600),
+         Test('interrupt:killed-after-map', t_killed_after_map, 120)]

@@ -41,6 +41,7 @@ def stats_of(out):
 def lazy_restore(ctx, w, img, binary=None, wait=True):
     """restore --detach --lazy; checks the pid, the maps and fds, the
     stats. Returns the stats."""
+    st.wait_blocked(w.pid)
     before = st.snapshot(w.pid)
     dump_gone(ctx, w, img, binary)
     extra = ['--lazy', '--print-stats'] + (['--wait-lazy'] if wait else [])
@@ -61,6 +62,9 @@ def lazy_restore(ctx, w, img, binary=None, wait=True):
         raise TestFail('fill not complete after --wait-lazy: %s' % s)
     if st.proc_state(w.pid) in (None, 'Z', 'X'):
         raise TestFail('restored process %d died: %s' % (w.pid, w.log_tail()))
+    # Resumed at once: a thread faults its stack in before it re-enters
+    # its call (sigsuspend reads its temporary mask from there).
+    st.wait_back_in_calls(w.pid, before)
     diffs = st.compare_snapshots(before, st.snapshot(w.pid))
     if diffs:
         raise TestFail('after the lazy restore: %s' % '; '.join(diffs))

@@ -130,6 +130,24 @@ static int collect(struct dump_ctx *c)
 	return 0;
 }
 
+/* Our trap page and scratch area go where we say before the calls that
+ * map them (remote.h): in a gap of the maps read now, the scratch a page
+ * above the trap. Without a gap, anywhere (a guardian may miss them). */
+static void choose_our_place(struct dump_ctx *c)
+{
+	_cleanup_free_ char *buf = NULL;
+	struct vma *cur = NULL;
+	size_t len, n = 0;
+	uint64_t at;
+	if (proc_read(c->procfd, "maps", &buf, &len) < 0 || proc_parse_smaps(buf, len, &cur, &n) < 0)
+		return;
+	if (mm_find_gap(&c->p.mm, cur, n, TRAP_LEN + PAGE_SIZE + SCRATCH_LEN, &at) == 0) {
+		c->rem->trap_at = at;
+		c->rem->scratch_at = at + TRAP_LEN + PAGE_SIZE;
+	}
+	vmas_free(cur, n);
+}
+
 static const struct vma_rec *find_vdso(const struct mm_rec *m)
 {
 	for (size_t i = 0; i < m->nvmas; i++)
@@ -166,6 +184,7 @@ static int dump_remote(struct dump_ctx *c)
 	 * on a thread let go in mid-call waits there (remote.c). A process
 	 * whose policy refuses an executable page keeps using the vdso's
 	 * syscall: only a SIGKILL of ours in mid-call costs more then. */
+	choose_our_place(c);
 	bool trap = (r = remote_map_trap(rem, c->pid)) >= 0;
 	if (!trap)
 		log_debug("pid %d: no trap page (%s); calls go through the vdso", c->pid, strerror(-r));

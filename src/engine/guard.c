@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/proc.h"
 #include "engine/seize.h"
 #include "engine/sockets.h"
 #include "engine/syscalls.h"
@@ -35,7 +36,7 @@ static size_t guard_size(void)
 
 static bool needs_put_back(const struct remote *r)
 {
-	bool any = r->trap || r->scratch || r->esc_at;
+	bool any = r->trap || r->scratch || r->esc_at || r->trap_at || r->scratch_at;
 	for (size_t k = 0; k < r->nthreads; k++)
 		any |= (r->threads[k].flags & (RT_BORROWED | RT_BLOCKED)) != 0;
 	return any;
@@ -72,11 +73,22 @@ static bool only_the_call(const struct remote *r, uint64_t ip)
 
 /* A thread caught in a call gets its own registers back, and every
  * thread whose mask was ours its own mask. */
+/* Whether a call made now would end in a spin if its thread were let go:
+ * through our trap page, or through the gadget. */
+static bool call_has_way_back(const struct remote *r)
+{
+	return (r->trap && r->syscall_ip == r->trap) || (r->gadget && r->spin);
+}
+
 static void put_back_thread(const struct remote *r, struct remote_thread *t)
 {
 	struct user_regs_struct now;
 	if ((t->flags & RT_BORROWED) && regs_get(t->tid, &now) == 0) {
 		if (only_the_call(r, now.rip) && regs_set(t->tid, &t->regs) == 0)
+			t->flags &= ~RT_BORROWED;
+		else if (!only_the_call(r, now.rip) && call_has_way_back(r))
+			/* Marked borrowed just before our registers went in (or
+			 * just after its own came back): it runs its own code. */
 			t->flags &= ~RT_BORROWED;
 		else
 			log_warn("tid %d was let go in the middle of a call (at %#llx) and may not survive", t->tid,
@@ -115,6 +127,41 @@ static int unmap_ours(struct remote *r)
 	return remote_unmap_trap(r, t->tid);
 }
 
+static bool mapped_at(const struct vma *v, size_t n, uint64_t at, uint64_t len, uint32_t prot)
+{
+	for (size_t i = 0; i < n; i++)
+		if (at && v[i].start == at)
+			return v[i].end == at + len && v[i].prot == prot && !v[i].shared && !v[i].ino && !v[i].path[0];
+	return false;
+}
+
+/* A call of ours that mapped the trap page or the scratch area may have
+ * run without the dumper reading its result. Where the dump said they
+ * would go (a gap of its choosing), what is there, exactly as we map it,
+ * is ours; anything else is not, and nothing is left pending. */
+static void adopt_pending(struct remote *r)
+{
+	_cleanup_free_ char *buf = NULL;
+	struct vma *v = NULL;
+	size_t len, n = 0;
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/%d", r->pid);
+	int dfd = (r->trap_at && !r->trap) || (r->scratch_at && !r->scratch) ? open(path, O_PATH | O_CLOEXEC) : -1;
+	if (dfd >= 0 && proc_read(dfd, "maps", &buf, &len) >= 0 && proc_parse_smaps(buf, len, &v, &n) >= 0) {
+		if (!r->trap && mapped_at(v, n, r->trap_at, TRAP_LEN, PROT_READ | PROT_EXEC))
+			r->trap = r->trap_at;
+		if (!r->scratch && mapped_at(v, n, r->scratch_at, SCRATCH_LEN, PROT_READ | PROT_WRITE)) {
+			r->scratch = r->scratch_at;
+			r->scratch_len = SCRATCH_LEN;
+		}
+		vmas_free(v, n);
+	}
+	if (dfd >= 0)
+		close(dfd);
+	r->trap_at = r->trap ? r->trap_at : 0;
+	r->scratch_at = r->scratch ? r->scratch_at : 0;
+}
+
 static int put_back(struct guard_proc *p)
 {
 	struct remote *r = &p->rem;
@@ -130,6 +177,7 @@ static int put_back(struct guard_proc *p)
 		return log_warn_errno(e, "pid %d: cannot seize it again to put it back: %m", p->pid);
 	for (size_t k = 0; k < r->nthreads; k++)
 		put_back_thread(r, &r->threads[k]);
+	adopt_pending(r);
 	snprintf(path, sizeof(path), "/proc/%d/mem", p->pid);
 	r->mem_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (r->mem_fd >= 0)

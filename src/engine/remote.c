@@ -12,6 +12,7 @@
 
 #include "engine/seize.h"
 #include "util/cleanup.h"
+#include "util/inject.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -151,7 +152,15 @@ static void escape_via_gadget(struct remote *r, struct user_regs_struct *regs)
 
 void remote_escape_done(struct remote *r)
 {
-	if (r->esc_at && remote_write(r, r->esc_at, &r->esc_word, sizeof(r->esc_word)) == 0)
+	uint64_t now;
+	if (!r->esc_at)
+		return;
+	/* Not our word there any more: the thread ran on its own registers
+	 * (its dumper died before they were ours) and its stack grew over
+	 * it; what is there now is live, the old word long dead. */
+	if (remote_read(r, r->esc_at, &now, sizeof(now)) == 0 && now != r->spin)
+		r->esc_at = 0;
+	else if (remote_write(r, r->esc_at, &r->esc_word, sizeof(r->esc_word)) == 0)
 		r->esc_at = 0;
 }
 
@@ -239,13 +248,17 @@ int remote_find_syscall(struct remote *r, uint64_t start, uint64_t end)
 
 int remote_map_scratch(struct remote *r, pid_t tid, uint64_t at, bool exec)
 {
+	at = at ? at : r->scratch_at;
 	int prot = PROT_READ | PROT_WRITE | (exec ? PROT_EXEC : 0);
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS | (at ? MAP_FIXED_NOREPLACE : 0);
 	long a = remote_syscall(r, tid, SYS_mmap, at, SCRATCH_LEN, prot, flags, -1, 0);
-	if (a < 0 && a > -4096)
+	if (a < 0 && a > -4096) {
+		r->scratch_at = 0; /* nothing mapped */
 		return (int)a;
+	}
 	if (at && (uint64_t)a != at)
 		return -EEXIST;
+	(void)inject_pause("remote:scratch-mapped"); /* a test kills the dumper here */
 	r->scratch = (uint64_t)a;
 	r->scratch_len = SCRATCH_LEN;
 	if (exec) {
@@ -266,7 +279,7 @@ int remote_unmap_scratch(struct remote *r, pid_t tid)
 	long ret = remote_syscall(r, tid, SYS_munmap, r->scratch, r->scratch_len);
 	if (ret < 0)
 		return (int)ret;
-	r->scratch = 0;
+	r->scratch = r->scratch_at = 0;
 	return 0;
 }
 
@@ -296,9 +309,13 @@ int remote_find_escape(struct remote *r, uint64_t start, uint64_t end)
 int remote_map_trap(struct remote *r, pid_t tid)
 {
 	static const uint8_t code[] = { 0x0f, 0x05, 0xeb, 0xfe }; /* syscall; jmp . */
-	long a = remote_syscall(r, tid, SYS_mmap, 0, TRAP_LEN, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (a < 0 && a > -4096)
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | (r->trap_at ? MAP_FIXED_NOREPLACE : 0);
+	long a = remote_syscall(r, tid, SYS_mmap, r->trap_at, TRAP_LEN, PROT_READ | PROT_EXEC, flags, -1, 0);
+	if (a < 0 && a > -4096) {
+		r->trap_at = 0; /* nothing mapped */
 		return (int)a;
+	}
+	(void)inject_pause("remote:trap-mapped"); /* a test kills the dumper here */
 	r->trap = (uint64_t)a; /* known before it is used: the guardian unmaps it */
 	int ret = remote_write(r, r->trap, code, sizeof(code)); /* mem ignores PROT_WRITE */
 	if (ret < 0)
@@ -317,7 +334,7 @@ int remote_unmap_trap(struct remote *r, pid_t tid)
 	long ret = remote_syscall(r, tid, SYS_munmap, r->trap, TRAP_LEN);
 	if (ret < 0)
 		return (int)ret;
-	r->trap = 0;
+	r->trap = r->trap_at = 0;
 	return 0;
 }
 

@@ -39,6 +39,11 @@ struct remote {
 	 * spins there instead of running on in the vdso, and its guardian
 	 * can put it back. vdso_ip: the vdso's syscall, for unmapping it. */
 	uint64_t trap, vdso_ip;
+	/* Dump: where the trap page and the scratch area go (a gap chosen by
+	 * the dump, MAP_FIXED_NOREPLACE), set before the calls that map them.
+	 * A dumper killed after such a call ran but before it read the result
+	 * leaves a mapping that only these tell its guardian of. 0: anywhere. */
+	uint64_t trap_at, scratch_at;
 	/* Dump, before the trap page exists: a "syscall; ret" (gadget) and a
 	 * "jmp ." (spin) found in the process's code. A call through the
 	 * gadget runs with the stack pointer on a word holding spin, so a

@@ -38,6 +38,7 @@ def expect_alive_unharmed(pid, before, what):
     s = st.proc_state(pid)
     if s in ('t', 'T'):
         raise TestFail('process %d left stopped (state %s) after %s' % (pid, s, what))
+    st.wait_back_in_calls(pid, before)
     diffs = st.compare_snapshots(before, st.snapshot(pid))
     if diffs:
         raise TestFail('process changed by %s: %s' % (what, '; '.join(diffs)))
@@ -47,6 +48,7 @@ def dump_restore_cycle(ctx, w, tag, binary=None, dump_extra=(), running=False, r
     """Snapshot, dump (kills), reap, restore --detach, compare. Returns the
     new stdin write end."""
     pid = w.pid
+    st.wait_blocked(pid)  # in its wait, not on the way there
     before = st.snapshot(pid)
     tree_before = st.tree_info(pid)
     img = ctx.path('img-%s' % tag)
@@ -76,25 +78,20 @@ def dump_restore_cycle(ctx, w, tag, binary=None, dump_extra=(), running=False, r
         s = st.proc_state(pid)
         raise TestFail('restored pid %d is %s' % (pid, 'gone' if s is None else
                                                    'not our child (ppid %s)' % st.proc_ppid(pid)))
-    # The restored threads may not have re-entered their interrupted syscalls
-    # yet (sigsuspend's temporary mask shows in SigBlk only then): let the
-    # state settle for up to 1 s before calling a difference real.
-    end = time.monotonic() + 1.0
-    while True:
-        if st.proc_state(pid) in (None, 'Z', 'X'):
-            raise TestFail('restored process %d died right after restore (%s)'
-                           % (pid, st.describe_status(st.wait_pid(pid, 2))))
-        try:
-            after = st.snapshot(pid)
-        except OSError as e:
-            raise TestFail('cannot read /proc/%d after restore: %s' % (pid, e))
-        if running:  # a process that keeps writing: positions move
-            for s in (before, after):
-                s['fds'] = {fd: v[:2] + ('-',) for fd, v in s['fds'].items()}
-        diffs = st.compare_snapshots(before, after)
-        if not diffs or time.monotonic() > end:
-            break
-        time.sleep(0.05)
+    # Compared once the restored threads are back in the calls they were
+    # blocked in (sigsuspend's temporary mask shows in SigBlk only then).
+    st.wait_back_in_calls(pid, before)
+    if st.proc_state(pid) in (None, 'Z', 'X'):
+        raise TestFail('restored process %d died right after restore (%s)'
+                       % (pid, st.describe_status(st.wait_pid(pid, 2))))
+    try:
+        after = st.snapshot(pid)
+    except OSError as e:
+        raise TestFail('cannot read /proc/%d after restore: %s' % (pid, e))
+    if running:  # a process that keeps writing: positions move
+        for s in (before, after):
+            s['fds'] = {fd: v[:2] + ('-',) for fd, v in s['fds'].items()}
+    diffs = st.compare_snapshots(before, after)
     if diffs:
         raise TestFail('after restore: %s' % '; '.join(diffs))
     tree_after = st.tree_info(pid)

@@ -133,10 +133,11 @@ def end_run(w, fds, *dirs):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def reap_zombie_children():
-    """Reaps children of ours that are zombies (orphans adopted by us)."""
+def reap_zombie_children(exclude=()):
+    """Reaps children of ours that are zombies (orphans adopted by us), but
+    not those in exclude (whose exit status the caller wants)."""
     for pid in my_children():
-        if proc_state(pid) == 'Z':
+        if pid not in exclude and proc_state(pid) == 'Z':
             try_reap(pid)
 
 
@@ -236,8 +237,64 @@ def read_fds(pid):
     return out
 
 
+def thread_calls(pid):
+    """{tid: number of the system call the thread is blocked in, or None
+    when it runs or is not in one} (/proc/PID/task/TID/syscall)."""
+    out = {}
+    try:
+        tids = os.listdir('/proc/%d/task' % pid)
+    except OSError:
+        return out
+    for t in tids:
+        try:
+            with open('/proc/%d/task/%s/syscall' % (pid, t)) as f:
+                first = f.read().split(None, 1)
+        except OSError:
+            continue
+        nr = int(first[0]) if first and first[0].isdigit() else None
+        out[int(t)] = nr
+    return out
+
+
+def wait_blocked(pid, timeout=2.0):
+    """Waits until pid's main thread is blocked in a system call: a
+    workload that printed READY is then in its wait (test_wait's
+    sigsuspend, with its temporary mask), not on the way to it. Returns
+    whether it got there; a workload that never blocks costs the timeout."""
+    end = time.monotonic() + timeout
+    while thread_calls(pid).get(pid) is None:
+        if time.monotonic() > end or proc_state(pid) in (None, 'Z', 'X'):
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def wait_back_in_calls(pid, before, timeout=10.0):
+    """Waits until every thread that the `before` snapshot found blocked in
+    a system call is blocked in a call again. A restored or put back
+    thread resumes at the call's instruction and enters the call when it
+    first runs (later still when its stack page comes lazily); until then
+    /proc shows what the thread has outside the call, e.g. its own signal
+    mask instead of sigsuspend's temporary one. Any call will do: a sleep
+    goes on in restart_syscall, and a call may also have returned as it
+    should (a short sleep) and the thread moved on to its next. Returns
+    whether all are; the caller compares either way."""
+    want = [t for t, nr in before.get('calls', {}).items() if nr is not None]
+    end = time.monotonic() + timeout
+    while True:
+        now = thread_calls(pid)
+        if all(t not in now or now[t] is not None for t in want):
+            return True
+        if time.monotonic() > end or proc_state(pid) in (None, 'Z', 'X'):
+            return False
+        time.sleep(0.005)
+
+
 def snapshot(pid):
-    return {'maps': read_maps(pid), 'status': read_status(pid), 'fds': read_fds(pid)}
+    """What compare_snapshots compares, and (not compared) the calls the
+    threads are blocked in, for wait_back_in_calls."""
+    return {'maps': read_maps(pid), 'status': read_status(pid), 'fds': read_fds(pid),
+            'calls': thread_calls(pid)}
 
 
 def _fmt_map(m):
@@ -378,10 +435,29 @@ class Workload:
         lines = [l for l in self.log().splitlines() if l.strip()]
         return ' | '.join(lines[-n:])
 
+    def log_offset_caught_up(self):
+        """Whether the workload's fd 1 (the log) is at the log's end. A
+        write's bytes show in the file before the kernel moves the writer's
+        offset, so READY can be read while fdinfo still has the offset of
+        before its last write (puts on an unbuffered stdout writes "READY"
+        and "\\n" apart): a snapshot then would see the offset move."""
+        try:
+            if os.readlink('/proc/%d/fd/1' % self.pid) != os.path.realpath(self.logpath):
+                return True
+            with open('/proc/%d/fdinfo/1' % self.pid) as f:
+                pos = int(re.search(r'^pos:\s*(\d+)', f.read(), re.M).group(1))
+            return pos >= os.path.getsize(self.logpath)
+        except (OSError, AttributeError):
+            return True
+
     def wait_ready(self, timeout=30):
         end = time.monotonic() + timeout
+        seen = None  # when READY was first read
         while True:
-            if 'READY\n' in self.log():
+            if seen is None and 'READY\n' in self.log():
+                seen = time.monotonic()
+            # Bounded: another writer of the log may keep it moving.
+            if seen is not None and (self.log_offset_caught_up() or time.monotonic() > seen + 2):
                 return
             st = try_reap(self.pid) if proc_ppid(self.pid) == os.getpid() else None
             if st is not None or proc_state(self.pid) in (None, 'Z'):
