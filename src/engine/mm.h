@@ -116,6 +116,17 @@ int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procf
  * the process's transport fd tfd. */
 int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m, struct files_ctx *fc, int tfd);
 int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m, int ctl, int tfd);
+/* The page file of pid (opened), whether it is compressed, and its index,
+ * checked against the file and the record m (logged). */
+struct mm_pages {
+	char name[IMAGE_NAME_MAX];
+	int fd;
+	bool zstd;
+	struct pagemap_entry *pm;
+	size_t n;
+};
+int mm_pages_open(struct image *img, const struct mm_rec *m, pid_t pid, struct mm_pages *ret);
+void mm_pages_close(struct mm_pages *p);
 /* mm-zfill.c: the same from a compressed page file (dump --compress),
  * decompressed here in order and written through /proc/PID/mem. */
 int mm_fill_zstd(struct remote *r, struct image *img, const char *pages, const struct pagemap_entry *pm, size_t n);
