@@ -595,3 +595,18 @@ int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struc
 	return ret;
 }
 
+int mm_mark_filled(struct image *img, struct mm_rec *m, pid_t pid, bool all)
+{
+	struct mm_pages mp = { .fd = -1 };
+	int e = all ? 0 : mm_pages_open(img, m, pid, &mp);
+	size_t k = 0;
+	for (size_t i = 0; e >= 0 && i < m->nvmas; i++) {
+		struct vma_rec *v = &m->vmas[i];
+		/* Both sorted by address: one walk. */
+		while (k < mp.n && mp.pm[k].vaddr + mp.pm[k].nr_pages * PAGE_SIZE <= v->start)
+			k++;
+		v->filled = all || (k < mp.n && mp.pm[k].vaddr < v->end);
+	}
+	mm_pages_close(&mp);
+	return e;
+}

@@ -256,10 +256,11 @@ static bool has_pages(const struct vma_rec *v)
 	return v->kind == VMA_ANON || ((v->kind == VMA_FILE || v->kind == VMA_SHMEM) && !v->shared);
 }
 
-/* The prot a mapping is created with: writable while pages are filled. */
+/* The prot a mapping is created with: writable while pages are filled
+ * (by the process itself, or by process_vm_writev, which respects it). */
 static uint32_t fill_prot(const struct vma_rec *v)
 {
-	return has_pages(v) ? v->prot | PROT_READ | PROT_WRITE : v->prot;
+	return has_pages(v) && v->filled ? v->prot | PROT_READ | PROT_WRITE : v->prot;
 }
 
 static long map_one(struct remote *r, pid_t tid, const struct vma_rec *v, long fd)

@@ -40,6 +40,7 @@ struct vma_rec {
 	int32_t shmid, shmkey; /* VMA_SYSVSHM */
 	bool keep;         /* restore: inherited from the parent as it is (mm-cow.c) */
 	bool eager;        /* restore --lazy: filled before the tree runs (a child inherits it) */
+	bool filled;       /* restore: pages go into it (mm_mark_filled): writable meanwhile */
 };
 
 struct mm_guard {
@@ -127,6 +128,10 @@ struct mm_pages {
 };
 int mm_pages_open(struct image *img, const struct mm_rec *m, pid_t pid, struct mm_pages *ret);
 void mm_pages_close(struct mm_pages *p);
+/* Marks the mappings pages of the page file go into (all that may hold
+ * pages: all): only those are made writable while memory is filled, the
+ * others are mapped as they end (no mprotect afterwards). */
+int mm_mark_filled(struct image *img, struct mm_rec *m, pid_t pid, bool all);
 /* mm-zfill.c: the same from a compressed page file (dump --compress),
  * decompressed here in order and written through /proc/PID/mem. */
 int mm_fill_zstd(struct remote *r, struct image *img, const char *pages, const struct pagemap_entry *pm, size_t n);

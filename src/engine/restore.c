@@ -222,8 +222,13 @@ int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *pare
 	bool inherit = parent && !need_exec;
 	int e;
 
+	/* Pages from elsewhere than its page file (the lazy filler, parent
+	 * images, its parent's memory copied): every mapping that may hold
+	 * pages is writable meanwhile, as it always was. */
+	bool all = rp->lazy || m->chain_pages || (parent && !inherit && m->parent_pages);
 	if ((e = mm_load_refs(c->img, pid, m, parent ? &parent->p.mm : NULL, inherit)) < 0 ||
-	    (need_exec && (e = exec_exe(rp)) < 0) || (e = mm_clear_stub(r, pid, m, rp->procfd)) < 0 ||
+	    (e = mm_mark_filled(c->img, m, pid, all)) < 0 || (need_exec && (e = exec_exe(rp)) < 0) ||
+	    (e = mm_clear_stub(r, pid, m, rp->procfd)) < 0 ||
 	    (e = mm_restore_vmas(r, pid, m, &c->files, FDPASS_STUB_FD)) < 0 ||
 	    (e = mm_restore_kept(r, pid, rp->procfd, m)) < 0 ||
 	    (rp->lazy && m->chain_pages &&
