@@ -313,6 +313,7 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	for (size_t i = 0; i < p->nthreads; i++)
 		if ((e = thread_restore_regs(&p->threads[i])) < 0)
 			return e;
+	log_debug("pid %d: restored with %llu remote calls", pid, (unsigned long long)r->calls);
 	return 0;
 }
 
