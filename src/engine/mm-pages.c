@@ -500,40 +500,15 @@ out:
 	return ret;
 }
 
-/* Restore: the process reads its own pages from the page file. */
-int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m, int ctl, int tfd)
+/* The process reads its pages itself, in a few remote syscalls, from our
+ * fd to the page file: the image need not be visible where it lives (a
+ * container). */
+static int read_in(struct remote *r, pid_t tid, const struct mm_pages *mp, int ctl, int tfd)
 {
-	char name[IMAGE_NAME_MAX], pages[IMAGE_NAME_MAX];
-	_cleanup_free_ void *buf = NULL;
-	_cleanup_free_ struct pagemap_entry *pm = NULL;
-	size_t len, n;
-	uint64_t size;
-	int ret;
-
-	_cleanup_close_ int pages_fd = -1;
-	ret = image_open_file(img, image_name_pages(pages, r->pid), &pages_fd, &size);
-	if (ret < 0)
-		return ret;
-	bool zstd = image_compressed(img, pages);
-	if (zstd && image_raw_size(img, pages, &size) < 0)
-		return log_error_errno(-EBADMSG, "manifest.json: compressed '%s' has no valid raw_size", pages);
-	if (size != m->pages * PAGE_SIZE)
-		return log_error_errno(-EBADMSG, "image file '%s' holds %" PRIu64 " bytes where mm-%d.json says %"
-				       PRIu64 " pages were saved", pages, size, r->pid, m->pages);
-	ret = image_get(img, image_name_pagemap(name, r->pid), (size_t)PAGEMAP_MAX_ENTRIES * sizeof(struct pagemap_entry) + 64, &buf, &len);
-	if (ret < 0)
-		return ret;
-	ret = pagemap_decode(buf, len, size, &pm, &n);
-	if (ret < 0)
-		return log_error_errno(ret, "image file '%s' is damaged: bad page index", name);
-	if (!n)
-		return 0;
-	if (zstd)
-		return mm_fill_zstd(r, img, pages, pm, n);
-
-	/* The process reads its pages itself, from our fd to the page file:
-	 * the image need not be visible where it lives (a container). */
-	long fd = fdpass_push(r, tid, ctl, tfd, pages_fd);
+	const struct pagemap_entry *pm = mp->pm;
+	size_t n = mp->n;
+	int ret = 0;
+	long fd = fdpass_push(r, tid, ctl, tfd, mp->fd);
 	if (fd < 0)
 		return log_error_errno((int)fd, "pid %d: cannot pass the page file in: %m", r->pid);
 
@@ -561,7 +536,7 @@ int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struc
 		long got = remote_syscall(r, tid, SYS_preadv, fd, iov_at, k, off, 0);
 		log_debug("pid %d: read %ld bytes", r->pid, got);
 		if (got < 0)
-			ret = log_error_errno((int)got, "pid %d: cannot fill memory from %s: %m", r->pid, pages);
+			ret = log_error_errno((int)got, "pid %d: cannot fill memory from %s: %m", r->pid, mp->name);
 		else if ((uint64_t)got != total)
 			ret = log_error_errno(-EIO, "pid %d: short read of page data (%ld of %" PRIu64 " bytes)",
 					      r->pid, got, total);
@@ -570,4 +545,68 @@ int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struc
 	}
 	remote_syscall(r, tid, SYS_close, fd);
 	return ret;
+}
+
+int mm_pages_open(struct image *img, const struct mm_rec *m, pid_t pid, struct mm_pages *ret)
+{
+	char name[IMAGE_NAME_MAX];
+	_cleanup_free_ void *buf = NULL;
+	_cleanup_close_ int fd = -1;
+	size_t len;
+	uint64_t size;
+
+	image_name_pages(ret->name, pid);
+	int e = image_open_file(img, ret->name, &fd, &size);
+	if (e < 0)
+		return e;
+	ret->zstd = image_compressed(img, ret->name);
+	if (ret->zstd && image_raw_size(img, ret->name, &size) < 0)
+		return log_error_errno(-EBADMSG, "manifest.json: compressed '%s' has no valid raw_size", ret->name);
+	if (size != m->pages * PAGE_SIZE)
+		return log_error_errno(-EBADMSG, "image file '%s' holds %" PRIu64 " bytes where mm-%d.json says %"
+				       PRIu64 " pages were saved", ret->name, size, pid, m->pages);
+	e = image_get(img, image_name_pagemap(name, pid), (size_t)PAGEMAP_MAX_ENTRIES * sizeof(struct pagemap_entry) + 64,
+		      &buf, &len);
+	if (e < 0)
+		return e;
+	e = pagemap_decode(buf, len, size, &ret->pm, &ret->n);
+	if (e < 0)
+		return log_error_errno(e, "image file '%s' is damaged: bad page index", name);
+	ret->fd = TAKE_FD(fd);
+	return 0;
+}
+
+void mm_pages_close(struct mm_pages *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p->pm);
+	*p = (struct mm_pages){ .fd = -1 };
+}
+
+/* Restore: the process reads its own pages from the page file. */
+int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m, int ctl, int tfd)
+{
+	struct mm_pages mp = { .fd = -1 };
+	int ret = mm_pages_open(img, m, r->pid, &mp);
+	if (ret >= 0)
+		ret = mp.n == 0 ? 0 : mp.zstd ? mm_fill_zstd(r, img, mp.name, mp.pm, mp.n) : read_in(r, tid, &mp, ctl, tfd);
+	mm_pages_close(&mp);
+	return ret;
+}
+
+int mm_mark_filled(struct image *img, struct mm_rec *m, pid_t pid, bool all)
+{
+	struct mm_pages mp = { .fd = -1 };
+	int e = all ? 0 : mm_pages_open(img, m, pid, &mp);
+	size_t k = 0;
+	for (size_t i = 0; e >= 0 && i < m->nvmas; i++) {
+		struct vma_rec *v = &m->vmas[i];
+		/* Both sorted by address: one walk. */
+		while (k < mp.n && mp.pm[k].vaddr + mp.pm[k].nr_pages * PAGE_SIZE <= v->start)
+			k++;
+		v->filled = all || (k < mp.n && mp.pm[k].vaddr < v->end);
+	}
+	mm_pages_close(&mp);
+	return e;
 }

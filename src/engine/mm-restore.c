@@ -164,6 +164,43 @@ static bool has_special(const struct mm_rec *m, const char *path)
 			return true;
 	return false;
 }
+/* Parks vdso & co. at tmp and unmaps the stub's other mappings but the
+ * scratch and the kept ones. Neighbouring mappings go in one munmap (a
+ * child forked from a restored parent has all of its mappings, and a
+ * remote call costs ~40 us), never reaching over the parking place. */
+static int park_and_unmap(struct remote *r, pid_t tid, const struct mm_rec *m, struct vma *cur, size_t ncur,
+			  uint64_t tmp)
+{
+	const uint64_t park_end = tmp + (64 << 20);
+	uint64_t from = 0, to = 0;
+	long ret = 0;
+	for (size_t i = 0; i < ncur && ret >= 0; i++) {
+		struct vma *c = &cur[i];
+		bool special = streq(c->path, "[vdso]") || streq(c->path, "[vvar]") || streq(c->path, "[vvar_vclock]");
+		bool stays = c->start == r->scratch || streq(c->path, "[vsyscall]");
+		if (!special && !stays && to && (to >= park_end || c->start <= tmp)) {
+			to = c->end; /* joins the range */
+			continue;
+		}
+		if (to)
+			ret = unmap_but_kept(r, tid, m, from, to);
+		from = to = 0;
+		if (ret >= 0 && special) {
+			uint64_t at = tmp + (c->start & ((32 << 20) - 1));
+			ret = rmremap(r, tid, c->start, c->end - c->start, at);
+			c->end = at + (c->end - c->start);
+			c->start = at;
+		} else if (!stays) {
+			from = c->start, to = c->end;
+		}
+	}
+	if (ret >= 0 && to)
+		ret = unmap_but_kept(r, tid, m, from, to);
+	if (ret < 0)
+		return log_error_errno((int)ret, "pid %d: cannot clear the stub's mappings: %m", r->pid);
+	return 0;
+}
+
 int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procfd)
 {
 	_cleanup_free_ char *buf = NULL;
@@ -180,24 +217,8 @@ int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procf
 	e = mm_find_gap(m, cur, ncur, 64 << 20, &tmp);
 	if (e < 0)
 		goto out;
-	for (size_t i = 0; i < ncur; i++) {
-		struct vma *c = &cur[i];
-		bool special = streq(c->path, "[vdso]") || streq(c->path, "[vvar]") || streq(c->path, "[vvar_vclock]");
-		if (c->start == r->scratch || streq(c->path, "[vsyscall]"))
-			continue;
-		if (special) {
-			uint64_t to = tmp + (c->start & ((32 << 20) - 1));
-			ret = rmremap(r, tid, c->start, c->end - c->start, to);
-			c->end = to + (c->end - c->start);
-			c->start = to;
-		} else {
-			ret = unmap_but_kept(r, tid, m, c->start, c->end);
-		}
-		if (ret < 0) {
-			e = log_error_errno((int)ret, "pid %d: cannot clear stub mapping %s: %m", r->pid, c->path);
-			goto out;
-		}
-	}
+	if ((e = park_and_unmap(r, tid, m, cur, ncur, tmp)) < 0)
+		goto out;
 	for (size_t i = 0; i < m->nvmas; i++) {
 		const struct vma_rec *v = &m->vmas[i];
 		if (!is_special(v->kind))
@@ -235,10 +256,11 @@ static bool has_pages(const struct vma_rec *v)
 	return v->kind == VMA_ANON || ((v->kind == VMA_FILE || v->kind == VMA_SHMEM) && !v->shared);
 }
 
-/* The prot a mapping is created with: writable while pages are filled. */
+/* The prot a mapping is created with: writable while pages are filled
+ * (by the process itself, or by process_vm_writev, which respects it). */
 static uint32_t fill_prot(const struct vma_rec *v)
 {
-	return has_pages(v) ? v->prot | PROT_READ | PROT_WRITE : v->prot;
+	return has_pages(v) && v->filled ? v->prot | PROT_READ | PROT_WRITE : v->prot;
 }
 
 static long map_one(struct remote *r, pid_t tid, const struct vma_rec *v, long fd)

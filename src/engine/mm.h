@@ -41,6 +41,7 @@ struct vma_rec {
 	uint64_t thp;      /* bytes in transparent huge pages at dump (mm-thp.c); 0: none or unknown */
 	bool keep;         /* restore: inherited from the parent as it is (mm-cow.c) */
 	bool eager;        /* restore --lazy: filled before the tree runs (a child inherits it) */
+	bool filled;       /* restore: pages go into it (mm_mark_filled): writable meanwhile */
 };
 
 struct mm_guard {
@@ -125,6 +126,21 @@ int mm_clear_stub(struct remote *r, pid_t tid, const struct mm_rec *m, int procf
  * the process's transport fd tfd. */
 int mm_restore_vmas(struct remote *r, pid_t tid, const struct mm_rec *m, struct files_ctx *fc, int tfd);
 int mm_restore_pages(struct remote *r, pid_t tid, struct image *img, const struct mm_rec *m, int ctl, int tfd);
+/* The page file of pid (opened), whether it is compressed, and its index,
+ * checked against the file and the record m (logged). */
+struct mm_pages {
+	char name[IMAGE_NAME_MAX];
+	int fd;
+	bool zstd;
+	struct pagemap_entry *pm;
+	size_t n;
+};
+int mm_pages_open(struct image *img, const struct mm_rec *m, pid_t pid, struct mm_pages *ret);
+void mm_pages_close(struct mm_pages *p);
+/* Marks the mappings pages of the page file go into (all that may hold
+ * pages: all): only those are made writable while memory is filled, the
+ * others are mapped as they end (no mprotect afterwards). */
+int mm_mark_filled(struct image *img, struct mm_rec *m, pid_t pid, bool all);
 /* mm-zfill.c: the same from a compressed page file (dump --compress),
  * decompressed here in order and written through /proc/PID/mem. */
 int mm_fill_zstd(struct remote *r, struct image *img, const char *pages, const struct pagemap_entry *pm, size_t n);

@@ -21,6 +21,14 @@ struct rproc {
 	size_t nlive;
 	bool exited; /* a zombie made: nothing left to seize or kill */
 	bool lazy;   /* its anonymous memory is filled lazily (lazy.h) */
+	/* Between restore_mm and restore_mm_done: its pages are going in
+	 * (fill, a worker's job: mm-fill.h), its memory is not finished. */
+	bool mm_pending;
+	bool mm_exe_set;                /* for mm_restore_finish */
+	bool mm_copied;                 /* its parent's pages copied, not inherited */
+	const struct rproc *mm_parent; /* whose pages it may copy */
+	struct fill_job *fill;
+	bool fill_checks; /* a worker checksums its page file (no verifier) */
 };
 
 struct restore_ctx {
@@ -38,6 +46,8 @@ struct restore_ctx {
 	bool verifying;
 	int verify_result;
 	int lazy_sock; /* restore --lazy: the filler's socket, else -1 */
+	unsigned fill_threads; /* 0: each process reads its pages itself */
+	struct fill_pool *fill; /* while the tree is made */
 };
 
 /* clone.c: the stopped stub tid makes a thread (flags with CLONE_THREAD,
@@ -48,8 +58,12 @@ long restore_clone(struct remote *r, pid_t tid, uint64_t flags, uint64_t stack, 
 /* restore.c: the memory of one stub (exec if needed, mappings, pages, mm
  * fields). Called by tree_create before the stub forks its children, so
  * they inherit its private memory copy-on-write (mm-cow.c); parent is
- * NULL for the root. */
+ * NULL for the root. Its pages may still be going in (a worker's job)
+ * when it returns: restore_mm_done waits for them and finishes the
+ * memory (protections, mm fields), before the process forks anyone or
+ * gets anything else. */
 int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *parent);
+int restore_mm_done(struct restore_ctx *c, struct rproc *rp);
 
 /* restore-tree.c: every process of the tree exists, stopped, with its
  * pid, parent, session and group, zombies dead; each has a scratch area

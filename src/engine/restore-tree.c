@@ -362,11 +362,15 @@ int tree_create(struct restore_ctx *c, const struct restore_opts *o)
 		return e;
 	for (size_t i = 1; i < c->n; i++) {
 		struct rproc *p = &c->procs[i], *parent = find_rproc(c, p->node->ppid);
-		if ((e = fork_child(c, find_rproc(c, share_maker(p->node)), p)) < 0 || (e = lead(p)) < 0 ||
+		/* Its maker's memory complete before it forks anyone: children
+		 * inherit it (and its executable). A process without children
+		 * gets its pages meanwhile (restore_all finishes it). The maker
+		 * is its parent, or the sibling it shares a table with. */
+		struct rproc *maker = find_rproc(c, share_maker(p->node));
+		if ((e = restore_mm_done(c, maker)) < 0 || (e = fork_child(c, maker, p)) < 0 || (e = lead(p)) < 0 ||
 		    (e = lead_tty(c, p)) < 0)
 			return e;
-		/* Its memory before it forks anyone: children inherit it. One
-		 * with its parent's memory (CLONE_VM) has it already. */
+		/* One with its parent's memory (CLONE_VM) has it already. */
 		if (!p->node->zombie && !(p->node->share & SHARE_VM) && (e = restore_mm(c, p, parent)) < 0)
 			return e;
 	}

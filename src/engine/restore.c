@@ -24,6 +24,7 @@
 #include "engine/fdpass.h"
 #include "engine/netlock.h"
 #include "engine/lazy.h"
+#include "engine/mm-fill.h"
 #include "engine/proc.h"
 #include "engine/restore-int.h"
 #include "engine/seize.h"
@@ -234,21 +235,47 @@ int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *pare
 	bool inherit = forked && !need_exec;
 	int e;
 
+	/* Pages from elsewhere than its page file (the lazy filler, parent
+	 * images, its parent's memory copied): every mapping that may hold
+	 * pages is writable meanwhile, as it always was. */
+	bool all = rp->lazy || m->chain_pages || (parent && !inherit && m->parent_pages);
 	if ((e = mm_load_refs(c->img, pid, m, parent ? &parent->p.mm : NULL, inherit)) < 0 ||
-	    (need_exec && (e = exec_exe(rp)) < 0) || (e = mm_clear_stub(r, pid, m, rp->procfd)) < 0 ||
+	    (e = mm_mark_filled(c->img, m, pid, all)) < 0 || (need_exec && (e = exec_exe(rp)) < 0) ||
+	    (e = mm_clear_stub(r, pid, m, rp->procfd)) < 0 ||
 	    (e = mm_restore_vmas(r, pid, m, &c->files, FDPASS_STUB_FD)) < 0 ||
 	    (e = mm_restore_kept(r, pid, rp->procfd, m)) < 0 ||
 	    (rp->lazy && m->chain_pages &&
-	     (e = log_error_errno(-EOPNOTSUPP, "pid %d: an incremental image (--parent) cannot be restored --lazy", pid)) < 0) ||
-	    (e = rp->lazy ? lazy_restore_pages(r, pid, rp->pidfd, c->img, m, c->files.ctl, FDPASS_STUB_FD, c->lazy_sock)
+	     (e = log_error_errno(-EOPNOTSUPP, "pid %d: an incremental image (--parent) cannot be restored --lazy", pid)) < 0))
+		return e;
+	rp->mm_pending = true;
+	rp->mm_parent = parent;
+	rp->mm_exe_set = exe_inherited || need_exec;
+	rp->mm_copied = parent && !inherit;
+	if (c->fill && !rp->lazy)
+		return fill_submit(c->fill, c->img, r, m, &rp->fill);
+	if ((e = rp->lazy ? lazy_restore_pages(r, pid, rp->pidfd, c->img, m, c->files.ctl, FDPASS_STUB_FD, c->lazy_sock)
 			  : mm_restore_pages(r, pid, c->img, m, c->files.ctl, FDPASS_STUB_FD)) < 0 ||
-	    (e = predump_restore_chain(r, c->img, m)) < 0 ||
-	    (parent && (e = mm_copy_refs(r, m, parent->rem.mem_fd)) < 0) ||
-	    (!rp->lazy && (e = mm_thp_restore(r, pid, m)) < 0) || (e = inject_fail("restore:after-mm")) < 0 ||
-	    (e = mm_restore_finish(r, pid, m, exe_inherited || need_exec)) < 0)
+	    (e = predump_restore_chain(r, c->img, m)) < 0)
+		return e;
+	return 0;
+}
+
+int restore_mm_done(struct restore_ctx *c, struct rproc *rp)
+{
+	const struct rproc *parent = rp->mm_parent;
+	struct mm_rec *m = &rp->p.mm;
+	pid_t pid = rp->node->pid;
+	int e;
+	if (!rp->mm_pending)
+		return 0;
+	rp->mm_pending = false;
+	if ((rp->fill && (e = fill_wait(c->fill, rp->fill)) < 0) ||
+	    (parent && (e = mm_copy_refs(&rp->rem, m, parent->rem.mem_fd)) < 0) ||
+	    (!rp->lazy && (e = mm_thp_restore(&rp->rem, pid, m)) < 0) || (e = inject_fail("restore:after-mm")) < 0 ||
+	    (e = mm_restore_finish(&rp->rem, pid, m, rp->mm_exe_set)) < 0)
 		return e;
 	log_debug("pid %d: memory restored (%" PRIu64 " pages shared with its parent%s)", pid, m->parent_pages,
-		  m->parent_pages && !inherit ? ", copied" : "");
+		  m->parent_pages && rp->mm_copied ? ", copied" : "");
 	return 0;
 }
 
@@ -300,6 +327,7 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	for (size_t i = 0; i < p->nthreads; i++)
 		if ((e = thread_restore_regs(&p->threads[i])) < 0)
 			return e;
+	log_debug("pid %d: restored with %llu remote calls", pid, (unsigned long long)r->calls);
 	return 0;
 }
 
@@ -308,7 +336,8 @@ static void *verify_main(void *arg)
 	struct restore_ctx *c = arg;
 	char name[IMAGE_NAME_MAX];
 	for (size_t i = 0; i < c->n && c->verify_result >= 0; i++) {
-		if (c->procs[i].node->zombie || c->procs[i].lazy) /* lazy: block by block, by the filler */
+		/* lazy: block by block, by the filler; fill_checks: by the worker */
+		if (c->procs[i].node->zombie || c->procs[i].lazy || c->procs[i].fill_checks)
 			continue;
 		c->verify_result = image_verify_file(c->img, image_name_pages(name, c->procs[i].node->pid));
 	}
@@ -346,19 +375,39 @@ static int take_stub_stdio(struct restore_ctx *c, struct inherit_fd inh[3])
 	return 0;
 }
 
+/* Which page files the workers checksum as they read them (the rest
+ * the verifier reads); decided before either starts. */
+static void plan_fill(struct restore_ctx *c)
+{
+	char name[IMAGE_NAME_MAX];
+	c->fill_threads = fill_threads_wanted(c->n);
+	for (size_t i = 0; c->fill_threads && i < c->n; i++) {
+		struct rproc *p = &c->procs[i];
+		p->fill_checks = !p->node->zombie && !p->lazy && !(p->node->share & SHARE_VM) &&
+				 !image_compressed(c->img, image_name_pages(name, p->node->pid));
+	}
+	log_debug("%u threads fill memory", c->fill_threads);
+}
+
 static int restore_all(struct restore_ctx *c, const struct restore_opts *o)
 {
 	struct inherit_fd inh[3] = { { 0, -1 }, { 1, -1 }, { 2, -1 } };
-	int r = tree_create(c, o);
+	if (!o->lazy)
+		progress_start("restoring memory", o->stats ? o->stats->pages * PAGE_SIZE : 0);
+	int r = c->fill_threads ? fill_pool_start(c->fill_threads, &c->fill) : 0;
+	if (r >= 0)
+		r = tree_create(c, o);
 	if (r >= 0)
 		log_debug("%zu processes created", c->n);
 	if (r >= 0 && o->adopt)
 		r = take_stub_stdio(c, inh);
-	if (!o->lazy)
-		progress_start("restoring memory", o->stats ? o->stats->pages * PAGE_SIZE : 0);
+	/* Each process's memory is complete before anything else of it. */
 	for (size_t i = 0; r >= 0 && i < c->n; i++)
-		if (!c->procs[i].node->zombie)
+		if (!c->procs[i].node->zombie && (r = restore_mm_done(c, &c->procs[i])) >= 0)
 			r = restore_body(c, &c->procs[i]);
+	/* On failure the jobs left stop: their processes are killed next. */
+	fill_pool_stop(c->fill, r < 0);
+	c->fill = NULL;
 	progress_end();
 	for (int k = 0; o->adopt && k < 3; k++) /* the made table holds copies */
 		if (inh[k].our_fd >= 0)
@@ -438,6 +487,7 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 		r = 0; /* connected by tree_create */
 	else
 		r = fdpass_open(&c.files.ctl, &c.stub_tfd);
+	plan_fill(&c);
 	if (r < 0 || (r = sk_check_restore(all, c.n, o->tcp_established)) < 0 || (r = verify_start(&c)) < 0)
 		goto out;
 	r = restore_all(&c, o);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -347,4 +348,51 @@ int image_verify_file(struct image *img, const char *name)
 	if (got_hash != hash)
 		return damaged(img, name);
 	return 0;
+}
+
+struct image_check {
+	struct image *img;
+	char *name;
+	uint64_t size, hash, seen;
+	XXH3_state_t *st;
+};
+
+int image_check_open(struct image *img, const char *name, struct image_check **ret)
+{
+	struct image_check *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	int r = lookup(img, name, &c->size, &c->hash);
+	if (r >= 0 && (!(c->name = strdup(name)) || !(c->st = XXH3_createState()) || XXH3_64bits_reset(c->st) != XXH_OK))
+		r = -ENOMEM;
+	if (r < 0) {
+		image_check_free(c);
+		return r;
+	}
+	c->img = img;
+	*ret = c;
+	return 0;
+}
+
+void image_check_add(struct image_check *c, const void *buf, size_t len)
+{
+	XXH3_64bits_update(c->st, buf, len);
+	c->seen += len;
+}
+
+int image_check_end(struct image_check *c)
+{
+	if (c->seen != c->size)
+		return log_error_errno(EBADMSG, "image file '%s' in %s: %" PRIu64 " of its %" PRIu64 " bytes were read",
+				       c->name, c->img->dir, c->seen, c->size);
+	return XXH3_64bits_digest(c->st) == c->hash ? 0 : damaged(c->img, c->name);
+}
+
+void image_check_free(struct image_check *c)
+{
+	if (!c)
+		return;
+	XXH3_freeState(c->st);
+	free(c->name);
+	free(c);
 }

@@ -104,6 +104,15 @@ int image_open_file(struct image *img, const char *name, int *ret_fd, uint64_t *
 /* Streams a listed file through the checksum (for big files read by other
  * means, e.g. page data filled straight into a process). */
 int image_verify_file(struct image *img, const char *name);
+/* The same for a file whose bytes the caller reads itself, in order
+ * (page data read in chunks by several threads, one file each): add
+ * every byte once; end says whether they were the listed ones (logged:
+ * -EBADMSG). A check is used by one thread at a time. */
+struct image_check;
+int image_check_open(struct image *img, const char *name, struct image_check **ret);
+void image_check_add(struct image_check *c, const void *buf, size_t len);
+int image_check_end(struct image_check *c);
+void image_check_free(struct image_check *c);
 
 /* Compressed files (image_stream_compress): whether name is one, its
  * uncompressed size (-EBADMSG: not listed), and a reader that streams

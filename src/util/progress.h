@@ -3,7 +3,8 @@
  * on stderr, only when it is a terminal and the work has taken more than
  * a second: "what: 512 of 1024 MiB, 830 MiB/s", rewritten in place at
  * most ten times a second. Never in a pipe or a log file. One piece of
- * work at a time, one thread. */
+ * work at a time; other threads may add bytes while it runs, the thread
+ * that started it shows them (progress_add(0) to show without adding). */
 #pragma once
 
 #include <stdbool.h>

@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Page data of a restore, written by worker threads (mm-fill.h). The
+ * tracer makes a process's mappings through remote syscalls and queues
+ * its pages; a worker reads the page file in order into its own buffer,
+ * checksums what it read (the file's xxh3: no second read to verify it)
+ * and scatters it into the process with process_vm_writev, which lets the
+ * kernel allocate each page as it writes it. So the pages of several
+ * processes go in at once, one process per worker, while the tracer makes
+ * the next process. Copying through a buffer of ours costs one copy more
+ * than the process reading its own pages (mm_restore_pages), but no
+ * remote syscalls, and on these machines a process's first touch of a
+ * fresh 4 KiB page costs far more than the copy (DESIGN.md §7): the
+ * buffer is one huge page, touched once per worker. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/mm-fill.h"
+#include "engine/predump.h"
+#include "util/cleanup.h"
+#include "util/inject.h"
+#include "util/log.h"
+#include "util/progress.h"
+#include "util/util.h"
+
+#define FILL_BUF (4u << 20)
+#define HUGE_PAGE (2u << 20)
+#define FILL_IOV 1024
+#define MAX_THREADS 64u
+
+struct fill_job {
+	struct fill_job *next, *all_next;
+	struct image *img;
+	struct remote *r;
+	const struct mm_rec *m;
+	bool done;
+	int result;
+};
+
+struct fill_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;
+	struct fill_job *head, *tail; /* queued */
+	struct fill_job *all;         /* every job, freed with the pool */
+	pthread_t threads[MAX_THREADS];
+	unsigned n;
+	bool stop;
+	bool cancel; /* read by workers between chunks: atomic */
+};
+
+struct worker {
+	struct fill_pool *pool;
+	uint8_t *buf;
+	void *map;
+};
+
+/* Where the next chunk starts: run i of the index, bytes of it done. */
+struct cursor {
+	size_t i;
+	uint64_t done;
+};
+
+unsigned fill_threads_wanted(size_t nproc)
+{
+	const char *env = getenv("STASIS_FILL_THREADS");
+	uint64_t n = 0;
+	if (env && *env && parse_u64(env, 10, &n) < 0) {
+		log_warn("STASIS_FILL_THREADS=%s is not a number of threads: ignored", env);
+		env = NULL;
+	}
+	if (!env || !*env) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		n = cpus > 0 ? (uint64_t)cpus : 1;
+	}
+	if (n > MAX_THREADS)
+		n = MAX_THREADS;
+	return n > nproc ? (unsigned)nproc : (unsigned)n;
+}
+
+/* One huge page where the kernel gives one (our own memory: its flags
+ * are ours to choose), else small pages; made on the first job only. */
+static int worker_buf(struct worker *w)
+{
+	if (w->buf)
+		return 0;
+	void *map = mmap(NULL, FILL_BUF + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	w->map = map;
+	w->buf = (uint8_t *)(((uintptr_t)map + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+	(void)madvise(w->buf, FILL_BUF, MADV_HUGEPAGE);
+	return 0;
+}
+
+/* The next chunk of the page file, as the runs of memory it goes to. */
+static size_t gather(const struct mm_pages *mp, struct cursor *c, struct iovec *rem, size_t *ret_len)
+{
+	size_t k = 0, len = 0;
+	while (c->i < mp->n && k < FILL_IOV && len < FILL_BUF) {
+		const struct pagemap_entry *e = &mp->pm[c->i];
+		uint64_t left = e->nr_pages * PAGE_SIZE - c->done;
+		uint64_t take = left < FILL_BUF - len ? left : FILL_BUF - len;
+		rem[k++] = (struct iovec){ (void *)(uintptr_t)(e->vaddr + c->done), (size_t)take };
+		len += take;
+		c->done += take;
+		if (c->done == e->nr_pages * PAGE_SIZE)
+			c->i++, c->done = 0;
+	}
+	*ret_len = len;
+	return k;
+}
+
+/* Through /proc/PID/mem where process_vm_writev may not be used (a
+ * seccomp filter, a kernel without it). */
+static int write_in(struct remote *r, const uint8_t *buf, size_t len, const struct iovec *rem, size_t k)
+{
+	struct iovec local = { (void *)buf, len };
+	ssize_t n = process_vm_writev(r->pid, &local, 1, rem, k, 0);
+	int e = n < 0 ? -errno : (size_t)n == len ? 0 : -EFAULT;
+	if (e < 0 && e != -EPERM && e != -ENOSYS)
+		return log_error_errno(e, "pid %d: cannot write its memory at %p: %m", r->pid, rem[0].iov_base);
+	for (size_t q = 0; e < 0 && q < k; q++) {
+		int w = remote_write(r, (uint64_t)(uintptr_t)rem[q].iov_base, buf, rem[q].iov_len);
+		if (w < 0)
+			return log_error_errno(w, "pid %d: cannot write its memory at %p: %m", r->pid, rem[q].iov_base);
+		buf += rem[q].iov_len;
+	}
+	return 0;
+}
+
+static bool cancelled(const struct worker *w)
+{
+	return __atomic_load_n(&w->pool->cancel, __ATOMIC_RELAXED);
+}
+
+/* The page file, in order, chunk by chunk: read, checksummed, written. */
+static int fill_plain(struct worker *w, struct fill_job *j, const struct mm_pages *mp)
+{
+	struct image_check *ck = NULL;
+	struct cursor cur = { 0 };
+	uint64_t off = 0;
+	int e = image_check_open(j->img, mp->name, &ck);
+	if (e >= 0 && mp->n && (e = worker_buf(w)) < 0)
+		log_error_errno(e, "pid %d: cannot make a buffer to fill its memory: %m", j->r->pid);
+	while (e >= 0 && cur.i < mp->n) {
+		struct iovec rem[FILL_IOV];
+		size_t len, k = gather(mp, &cur, rem, &len);
+		if (cancelled(w))
+			e = -ECANCELED;
+		else if ((e = pread_exact(mp->fd, w->buf, len, (off_t)off)) < 0)
+			log_error_errno(e, "cannot read image file '%s': %m", mp->name);
+		else if ((e = write_in(j->r, w->buf, len, rem, k)) >= 0)
+			image_check_add(ck, w->buf, len);
+		off += len;
+		if (e >= 0)
+			progress_add(len);
+	}
+	if (e >= 0)
+		e = image_check_end(ck);
+	image_check_free(ck);
+	return e;
+}
+
+static int run_job(struct worker *w, struct fill_job *j)
+{
+	struct mm_pages mp = { .fd = -1 };
+	int e = inject_fail("restore:fill");
+	if (e >= 0 && (e = mm_pages_open(j->img, j->m, j->r->pid, &mp)) >= 0)
+		e = !mp.zstd ? fill_plain(w, j, &mp) : mp.n ? mm_fill_zstd(j->r, j->img, mp.name, mp.pm, mp.n) : 0;
+	mm_pages_close(&mp);
+	if (e >= 0 && !cancelled(w))
+		e = predump_restore_chain(j->r, j->img, j->m);
+	return e;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker w = { .pool = arg };
+	struct fill_pool *p = arg;
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->head && !p->stop)
+			pthread_cond_wait(&p->work, &p->lock);
+		struct fill_job *j = p->head;
+		if (!j)
+			break;
+		p->head = j->next;
+		if (!p->head)
+			p->tail = NULL;
+		pthread_mutex_unlock(&p->lock);
+		int r = cancelled(&w) ? -ECANCELED : run_job(&w, j);
+		pthread_mutex_lock(&p->lock);
+		j->result = r;
+		j->done = true;
+		pthread_cond_broadcast(&p->done);
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (w.map)
+		munmap(w.map, FILL_BUF + HUGE_PAGE);
+	return NULL;
+}
+
+static void pool_free(struct fill_pool *p)
+{
+	for (struct fill_job *j = p->all, *next; j; j = next) {
+		next = j->all_next;
+		free(j);
+	}
+	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->done);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+static int pool_init(struct fill_pool *p)
+{
+	pthread_condattr_t a;
+	if (pthread_condattr_init(&a) != 0)
+		return -ENOMEM;
+	/* fill_wait wakes up on a monotonic clock to show progress. */
+	int r = -pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	if (r >= 0)
+		r = -pthread_mutex_init(&p->lock, NULL);
+	if (r >= 0 && (r = -pthread_cond_init(&p->work, NULL)) >= 0)
+		r = -pthread_cond_init(&p->done, &a);
+	pthread_condattr_destroy(&a);
+	return r;
+}
+
+int fill_pool_start(unsigned nthreads, struct fill_pool **ret)
+{
+	struct fill_pool *p = calloc(1, sizeof(*p));
+	sigset_t all, old;
+	int r = p ? pool_init(p) : -ENOMEM;
+	if (r < 0) {
+		free(p);
+		return log_error_errno(r, "cannot start the threads that fill memory: %m");
+	}
+	/* Signals are the tracer's business (util/interrupt.h): the workers
+	 * block them all. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (; p->n < nthreads && p->n < MAX_THREADS && r >= 0; p->n++)
+		if ((r = -pthread_create(&p->threads[p->n], NULL, worker_main, p)) < 0)
+			break;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0) {
+		fill_pool_stop(p, true);
+		return log_error_errno(r, "cannot start the threads that fill memory: %m");
+	}
+	*ret = p;
+	return 0;
+}
+
+int fill_submit(struct fill_pool *p, struct image *img, struct remote *r, const struct mm_rec *m, struct fill_job **ret)
+{
+	struct fill_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	*j = (struct fill_job){ .img = img, .r = r, .m = m };
+	pthread_mutex_lock(&p->lock);
+	j->all_next = p->all;
+	p->all = j;
+	if (p->tail)
+		p->tail->next = j;
+	else
+		p->head = j;
+	p->tail = j;
+	pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	*ret = j;
+	return 0;
+}
+
+int fill_wait(struct fill_pool *p, struct fill_job *j)
+{
+	pthread_mutex_lock(&p->lock);
+	while (!j->done) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 100 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000)
+			ts.tv_sec++, ts.tv_nsec -= 1000000000;
+		pthread_cond_timedwait(&p->done, &p->lock, &ts);
+		progress_add(0); /* the workers' bytes, shown by us */
+	}
+	int r = j->result;
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+void fill_pool_stop(struct fill_pool *p, bool cancel)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	if (cancel)
+		__atomic_store_n(&p->cancel, true, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < p->n; i++)
+		pthread_join(p->threads[i], NULL);
+	pool_free(p);
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Page data of a restore, written by worker threads while the tracer goes
+ * on with the next process (mm-fill.c). Only the tracer may make ptrace
+ * requests; writing a stopped process's memory needs none. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engine/mm.h"
+#include "engine/remote.h"
+#include "image/image.h"
+
+struct fill_pool;
+struct fill_job;
+
+/* How many workers a restore of nproc processes gets: STASIS_FILL_THREADS
+ * when set (0: none, each process reads its pages itself, one after
+ * another, as before), else the online cores, at most one per process. */
+unsigned fill_threads_wanted(size_t nproc);
+int fill_pool_start(unsigned nthreads, struct fill_pool **ret);
+/* Queues the pages of r's process, whose mappings exist and are writable:
+ * its page file (read in order, checksummed on the way) and the pages of
+ * its parent images (predump.h). r (pid and mem_fd only) and m stay valid
+ * and unchanged until fill_wait or fill_pool_stop. */
+int fill_submit(struct fill_pool *p, struct image *img, struct remote *r, const struct mm_rec *m,
+		struct fill_job **ret);
+/* Until the job is done: 0, or its error (logged by the worker). */
+int fill_wait(struct fill_pool *p, struct fill_job *j);
+/* Stops the workers and frees the pool and its jobs; with cancel, queued
+ * jobs are dropped and running ones stop at their next chunk (the restore
+ * failed: its processes are killed). NULL-safe. */
+void fill_pool_stop(struct fill_pool *p, bool cancel);
