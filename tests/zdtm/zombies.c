@@ -27,7 +27,12 @@ static pid_t spawn(int how)
 		return pid;
 	struct rlimit core = { how == 4 ? 65536 : 0, how == 4 ? 65536 : 0 };
 	setrlimit(RLIMIT_CORE, &core);
+	/* A shell's background job starts with SIGQUIT (and SIGINT) ignored,
+	 * which the child would inherit: the zombie it must become is a
+	 * death by the signal, whatever started the test. */
 	signal(SIGUSR1, SIG_DFL);
+	signal(SIGQUIT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	switch (how) {
 	case 0:
 		_exit(7);
