@@ -276,9 +276,13 @@ def pattern(seed):
 if role == 'server':
     ls = socket.socket(fam)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if host == '::':  # dual stack: an IPv4 client gives an AF_INET6 socket with ::ffff:a.b.c.d
+        ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     ls.bind((host, port))
     ls.listen(1)
     s, _ = ls.accept()
+    if host == '::' and not s.getsockname()[0].startswith('::ffff:'):
+        raise SystemExit('the accepted socket is not v4-mapped: %r' % (s.getsockname(),))
 else:
     s = socket.socket(fam)
     s.connect((host, port))
@@ -306,13 +310,17 @@ os.rename(os.path.join(d, role + '-result.tmp'), os.path.join(d, role + '-result
 
 
 def t_queued(ctx, v6):
+    """v6 'mapped': the server listens on [::] (IPV6_V6ONLY off), the client
+    comes over IPv4: the server's socket is AF_INET6 with v4-mapped
+    addresses, IPv4 on the wire."""
     net = Net(ctx)
     srv = cli = None
     port = 17379
-    host = net.ip6 if v6 else net.ip
+    host = net.ip6 if v6 is True else net.ip
     d = ctx.workdir
     try:
-        srv = Proc(ctx, 'server', ['python3', '-c', QUEUE_PEER, 'server', host, str(port), d])
+        srv = Proc(ctx, 'server', ['python3', '-c', QUEUE_PEER, 'server', '::' if v6 == 'mapped' else host, str(port),
+                                   d])
         end = time.monotonic() + 20
         while True:  # the listener first
             if subprocess.run(['ss', '-Hltn', 'sport = :%d' % port], capture_output=True, text=True).stdout:
@@ -569,6 +577,7 @@ TESTS = [
     Test('tcp:redis', t_redis, 240),
     Test('tcp:queued-1mib', t_queued, 180, False),
     Test('tcp:queued-1mib-ipv6', t_queued, 180, True),
+    Test('tcp:queued-1mib-v4mapped', t_queued, 180, 'mapped'),
     Test('tcp:inject-failure', t_inject, 120),
     Test('tcp:leave-running', t_leave_running, 120),
     Test('tcp:dumper-killed', t_dumper_killed, 120),
