@@ -9,9 +9,13 @@
  * addresses. Before the dump each side writes a pattern until its socket
  * takes no more; after the restore each reads every byte of the other's,
  * checks it, and a ping goes both ways; the addresses are still mapped.
+ * With "stdin" the parent's connection is on its fd 0 as well (inetd,
+ * nc -e, or a shell's `read <&3`): fd 0 is the process's own connection
+ * there, not stdio to reattach; it reads the bytes from fd 0.
  *
  * stasis-test: zdtm:tcp_mapped args=v4client timeout=120 dump_args=--tcp-established restore_args=--tcp-established
  * stasis-test: zdtm:tcp_mapped:v6client args=v6client timeout=120 dump_args=--tcp-established restore_args=--tcp-established
+ * stasis-test: zdtm:tcp_mapped:stdin args="v4client stdin" timeout=120 dump_args=--tcp-established restore_args=--tcp-established
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -105,6 +109,10 @@ static int client_socket(bool v6, uint16_t port)
 
 static void child(bool v6, uint16_t port, int go, int res, const uint8_t *pat)
 {
+	/* Not the runner's stdin: the parent may give its fd 0 away. */
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0)
+		_exit(2);
 	int s = client_socket(v6, port);
 	if (s < 0)
 		_exit(2);
@@ -139,6 +147,7 @@ static int listener(uint16_t *port)
 int main(int argc, char **argv)
 {
 	bool v6 = argc > 1 && !strcmp(argv[1], "v6client");
+	bool on_stdin = argc > 2 && !strcmp(argv[2], "stdin");
 	int go[2], res[2];
 	uint16_t port;
 	test_init(argc, argv);
@@ -157,6 +166,8 @@ int main(int argc, char **argv)
 	const char *why = mapped(s);
 	if (why)
 		test_die("before the dump: %s", why);
+	if (on_stdin && dup2(s, 0) != 0)
+		test_die("dup2 to fd 0: %m");
 	size_t sent = fill(s, mine), theirs;
 	if (read(res[0], &theirs, sizeof(theirs)) != sizeof(theirs))
 		test_die("child's count: %m");
@@ -165,8 +176,8 @@ int main(int argc, char **argv)
 	test_wait();
 	if (write(go[1], &sent, sizeof(sent)) != sizeof(sent))
 		test_die("go: %m");
-	why = drain(s, theirs, 2);
-	check(!why, "parent: %s", why);
+	why = drain(on_stdin ? 0 : s, theirs, 2);
+	check(!why, "parent%s: %s", on_stdin ? " on fd 0" : "", why);
 	why = ping(s, "ping", "pong");
 	check(!why, "parent: %s", why);
 	why = mapped(s);
