@@ -575,6 +575,176 @@ def t_docker(ctx):
         d.docker('network', 'rm', net, check=False)
 
 
+# --- Redis in a container, its client in another ---------------------------
+
+REDIS_NET, REDIS_IP, REDIS_CLIENT_IP = '172.30.79.0/24', '172.30.79.17', '172.30.79.18'
+REDIS_TAG = 'stasis-redis-tcp:test'  # its own tag: the scenarios of ctrcases remove theirs
+
+
+class NcClient:
+    """busybox nc in a container of its own (docker run -i), speaking RESP
+    through the test's pipes: INCR every 10 ms on its one connection, each
+    reply read before the next; a thread, until stop()."""
+
+    def __init__(self, d, name, net):
+        import threading
+        self.p = subprocess.Popen(['docker', 'run', '-i', '--rm', '--name', name, '--network', net, '--ip',
+                                   REDIS_CLIENT_IP, dockerd_image(), 'busybox', 'nc', REDIS_IP, '6379'],
+                                  env=d.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, bufsize=0)
+        self.errors, self.values, self.buf = [], [], b''
+        self.done = threading.Event()
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def reply(self, timeout=120):
+        import select
+        end = time.monotonic() + timeout
+        while b'\r\n' not in self.buf:
+            if not select.select([self.p.stdout], [], [], max(0.0, end - time.monotonic()))[0]:
+                raise RuntimeError('no reply in %d s' % timeout)
+            b = os.read(self.p.stdout.fileno(), 4096)
+            if not b:
+                raise RuntimeError('the client container\'s nc ended (exit %s)' % self.p.poll())
+            self.buf += b
+        line, self.buf = self.buf.split(b'\r\n', 1)
+        return line
+
+    def loop(self):
+        try:
+            while not self.done.is_set():
+                self.p.stdin.write(b'INCR stasis:counter\r\n')
+                r = self.reply()
+                if not r.startswith(b':'):
+                    raise RuntimeError('reply %r' % r)
+                v = int(r[1:])
+                if self.values and v != self.values[-1] + 1:
+                    self.errors.append('gap: %d then %d' % (self.values[-1], v))
+                self.values.append(v)
+                time.sleep(0.01)
+        except Exception as e:
+            self.errors.append(repr(e))
+
+    def wait(self, n, what):
+        end = time.monotonic() + 90
+        while len(self.values) < n and not self.errors:
+            if time.monotonic() > end:
+                raise TestFail('the client made %d INCRs, waited for %d (%s)' % (len(self.values), n, what))
+            time.sleep(0.05)
+        if self.errors:
+            raise TestFail('the client %s: %s' % (what, '; '.join(self.errors)))
+
+    def stop(self):
+        self.done.set()
+        self.t.join(30)
+        if self.p.stdin and not self.p.stdin.closed:
+            self.p.stdin.close()
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait(30)
+
+
+def dockerd_image():
+    import dockerd
+    return dockerd.IMAGE
+
+
+def redis_client_id(ip, addr):
+    from ctrcases import Resp
+    r = Resp(ip)
+    try:
+        for line in r.send(('CLIENT', 'LIST'))[0].splitlines():
+            if ' addr=%s ' % addr in ' ' + line + ' ':
+                return int(re.search(r'\bid=(\d+)', line).group(1))
+    finally:
+        r.close()
+    return None
+
+
+def redis_client_addr(ip):
+    """The ip:port the client container's connection has at the server."""
+    from ctrcases import Resp
+    r = Resp(ip)
+    try:
+        m = re.search(r'\baddr=(%s:\d+) ' % re.escape(REDIS_CLIENT_IP), r.send(('CLIENT', 'LIST'))[0])
+    finally:
+        r.close()
+    if not m:
+        raise TestFail('the client container is not in CLIENT LIST')
+    return m.group(1)
+
+
+def t_docker_redis(ctx):
+    """Redis (20,000 keys) in a container on a user-defined network with a
+    static address, a client (busybox nc) in another container on it
+    sending INCR every 10 ms on one connection: the server is dumped with
+    --tcp-established, removed and restored as a new container with
+    --keep-ip --tcp-established. The client's connection never errors,
+    keeps its CLIENT LIST id, and every INCR got one reply, no gap."""
+    import dockerd
+    from ctrcases import redis_rootfs, redis_fill, run_id, Resp, REDIS_ARGS, KEYS
+    d = dockerd.shared(ctx)
+    pid = os.getpid()
+    net, name, new, cname = ('stasis-rnet-%d' % pid, 'stasis-rs1-%d' % pid, 'stasis-rs2-%d' % pid,
+                             'stasis-rc-%d' % pid)
+    run = lambda *a: subprocess.run([ctx.r.stasis] + list(a), env=d.env, capture_output=True, text=True, timeout=120)
+    rootfs = ctx.path('rootfs-redis')
+    redis_rootfs(rootfs)
+    d.import_dir(rootfs, REDIS_TAG)
+    shutil.rmtree(rootfs, ignore_errors=True)
+    d.docker('network', 'create', '--subnet', REDIS_NET, net)
+    cli = None
+    try:
+        d.docker('run', '-d', '--name', name, '--network', net, '--ip', REDIS_IP, REDIS_TAG, *REDIS_ARGS)
+        rid = redis_fill(REDIS_IP)
+        cli = NcClient(d, cname, net)
+        cli.wait(20, 'before the dump')
+        addr = redis_client_addr(REDIS_IP)
+        cid = redis_client_id(REDIS_IP, addr)
+        img = ctx.path('img')
+        r = run('dump', '--type', 'docker', '--id', name, '-D', img, '--tcp-established', '-v', '--log-file',
+                img + '-dump.log')
+        if r.returncode != 0:
+            raise TestFail('dump exit %d: %s' % (r.returncode, r.stderr[-400:]))
+        d.docker('rm', '-f', name)
+        n = len(cli.values)
+        r = run('restore', '-D', img, '--id', new, '--keep-ip', '--tcp-established', '-v', '--log-file',
+                img + '-restore.log')
+        if r.returncode != 0:
+            raise TestFail('restore exit %d: %s' % (r.returncode, r.stderr[-400:]))
+        cli.wait(n + 30, 'after the restore')
+        problems = []
+        after = redis_client_id(REDIS_IP, addr)
+        if after != cid:
+            problems.append('the client\'s CLIENT LIST id was %s, is %s (addr %s)' % (cid, after, addr))
+        cli.stop()
+        rr = Resp(REDIS_IP)
+        counter, size = rr.send(('GET', 'stasis:counter'), ('DBSIZE',))
+        rr.close()
+        if cli.errors:
+            problems += cli.errors
+        v = cli.values
+        if v[-1] - v[0] + 1 != len(v) or int(counter) != v[-1]:
+            problems.append('%d INCRs, replies %d..%d, counter %s' % (len(v), v[0], v[-1], counter))
+        if int(size) != KEYS + 1:
+            problems.append('DBSIZE %s after the restore, expected %d' % (size, KEYS + 1))
+        if image_table(img):
+            problems.append('the lock %s is left after the restore' % image_table(img))
+        if problems:
+            raise TestFail('; '.join(problems))
+        rr = Resp(REDIS_IP)
+        if run_id(rr) != rid:
+            raise TestFail('the run_id changed: the restored redis is not the same process')
+        rr.close()
+    finally:
+        if cli:
+            cli.stop()
+        for c in (name, new, cname):
+            d.docker('rm', '-f', c, check=False)
+        d.docker('network', 'rm', net, check=False)
+        d.docker('rmi', REDIS_TAG, check=False)
+
+
 TESTS = [
     Test('tcp:redis', t_redis, 240),
     Test('tcp:queued-1mib', t_queued, 180, False),
@@ -587,4 +757,5 @@ TESTS = [
     Test('tcp:fin-wait2', t_half_closed, 90, 'shut'),
     Test('tcp:close-wait-refused', t_half_closed, 90, 'peer'),
     Test('tcp:docker-keep-ip', t_docker, 240),
+    Test('tcp:docker-redis', t_docker_redis, 300),
 ]
