@@ -333,6 +333,11 @@ def t_queued(ctx, v6):
             wait_file(os.path.join(d, role + '-sent'), 'the ' + role, 30)
         time.sleep(0.3)  # let the bytes settle into the queues
         img = dump_kill_restore(ctx, srv.pid, srv, net, port)
+        if v6 == 'mapped':  # IPv4 on the wire: the lock must drop IPv4 packets
+            with open(os.path.join(img, 'manifest.json')) as f:
+                conns = json.load(f)['netlock']['conns']
+            if [c['src'] for c in conns if ':' in c['src'] + c['dst']]:
+                raise TestFail('the lock holds the v4-mapped connection as IPv6: %r' % conns)
         out = ctx.stasis(['inspect', img])
         if not re.search(r'connection: TCP(v6)? socket \S+:%d -> \S+ established, \d+ bytes to send' % port,
                          out.out):
@@ -516,18 +521,45 @@ def echo_line(s, word):
 
 
 def echo_recv(s, word):
-    b = s.recv(100)
+    try:
+        b = s.recv(100)
+    except OSError as e:
+        raise TestFail('the connection to the container broke at %r: %s' % (word, e))
     if not b:
         raise TestFail('the container closed the connection (at %r)' % word)
     return b
 
 
-def t_docker(ctx):
+def restore_sending(ctx, d, argv, new, s):
+    """The restore, and a line sent as soon as the new container runs (its
+    stub: the restore inside has not made the socket yet): it must meet
+    the lock there, not a network namespace without the socket, which
+    answers with a reset."""
+    p = subprocess.Popen([ctx.r.stasis] + argv, env=d.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 60
+    while p.poll() is None and time.monotonic() < end:
+        st_ = d.docker('inspect', '-f', '{{.State.Running}}', new, check=False)
+        if st_.returncode == 0 and st_.stdout.strip() in ('true', b'true'):
+            s.sendall(b'during\n')
+            break
+        time.sleep(0.02)
+    else:
+        p.kill()
+        raise TestFail('the new container did not run before the restore ended')
+    out, err = p.communicate(timeout=120)
+    return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
+def t_docker(ctx, during=None):
     """An echo server (busybox nc -e cat) in a container on a user-defined
     network with a static address, a client on the host over the network's
     bridge: dumped with --tcp-established, removed, restored as a new
     container with --keep-ip --tcp-established; the client's socket carries
-    on. The lock is in the container's network namespace."""
+    on. during 'gone': the client sends a line once the container is gone
+    (retransmitted until the restore); 'starting': as soon as the new
+    container runs, before the restore inside made the socket. Neither may
+    meet a reset: the dump's lock in the old namespace, then the host-side
+    lock of the restore (runtime/sandbox.c), then the restore's own."""
     import dockerd
     d = dockerd.shared(ctx)
     net = 'stasis-tcpnet-%d' % os.getpid()
@@ -553,12 +585,21 @@ def t_docker(ctx):
                 img + '-dump.log')
         if r.returncode != 0:
             raise TestFail('dump exit %d: %s' % (r.returncode, r.stderr[-400:]))
+        if during == 'gone':  # retransmitted until a socket takes it: no reset meanwhile
+            s.sendall(b'during\n')
         d.docker('rm', '-f', name)
-        r = run('restore', '-D', img, '--id', new, '--keep-ip', '--tcp-established', '-v', '--log-file',
-                img + '-restore.log')
+        argv = ['restore', '-D', img, '--id', new, '--keep-ip', '--tcp-established', '-v', '--log-file',
+                img + '-restore.log']
+        r = run(*argv) if during != 'starting' else restore_sending(ctx, d, argv, new, s)
         if r.returncode != 0:
             raise TestFail('restore exit %d: %s' % (r.returncode, r.stderr[-400:]))
         try:
+            if during:
+                got = b''
+                while not got.endswith(b'\n'):
+                    got += echo_recv(s, 'during')
+                if got != b'during\n':
+                    raise TestFail('echo %r, expected the line sent while the container was away' % got)
             for i in range(3):
                 echo_line(s, 'after%d' % i)
         except TestFail as e:
@@ -757,5 +798,7 @@ TESTS = [
     Test('tcp:fin-wait2', t_half_closed, 90, 'shut'),
     Test('tcp:close-wait-refused', t_half_closed, 90, 'peer'),
     Test('tcp:docker-keep-ip', t_docker, 240),
+    Test('tcp:docker-keep-ip:sent-while-gone', t_docker, 240, 'gone'),
+    Test('tcp:docker-keep-ip:sent-while-starting', t_docker, 240, 'starting'),
     Test('tcp:docker-redis', t_docker_redis, 300),
 ]
