@@ -192,6 +192,17 @@ char *netlock_script(const char *name, const struct netlock_conn *v, size_t n)
 	return b.s;
 }
 
+char *netlock_outer_script(const char *name, const struct netlock_conn *v, size_t n)
+{
+	struct strbuf b = { 0 };
+	add_outer(&b, name, v, n);
+	if (b.err) {
+		free(b.s);
+		return NULL;
+	}
+	return b.s;
+}
+
 /* --- running them --- */
 
 /* libnftables (and the libraries it links) is loaded only for
@@ -408,17 +419,15 @@ int netlock_take(struct netlock *l)
 int netlock_take_outer(struct netlock *l)
 {
 	char name[NETLOCK_NAME_MAX], err[512] = "";
-	struct strbuf b = { 0 };
 	if (!l->n)
 		return 0;
 	dedup(l);
 	own_name("stasis-outer-", name, sizeof(name));
-	add_outer(&b, name, l->conns, l->n);
+	_cleanup_free_ char *script = netlock_outer_script(name, l->conns, l->n);
 	l->ns_pid = 0;
-	int r = b.err ? b.err : open_ctx(l);
-	if (r >= 0 && (r = nft_cmd(l->nft, b.s, NULL, err, sizeof(err))) < 0)
+	int r = script ? open_ctx(l) : -ENOMEM;
+	if (r >= 0 && (r = nft_cmd(l->nft, script, NULL, err, sizeof(err))) < 0)
 		close_ctx(l);
-	free(b.s);
 	if (r < 0)
 		return log_warn_errno(r, "cannot lock the %zu TCP connection(s) on the host's side (nftables: %s): %m; "
 				      "a peer that sends before the restore took them may get a reset", l->n, err);

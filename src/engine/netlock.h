@@ -114,3 +114,5 @@ void netlock_free(struct netlock *l);
 /* Pure, for tests: the nftables commands that make table name drop the
  * connections v[0..n). Returns a malloc'ed string, or NULL. */
 char *netlock_script(const char *name, const struct netlock_conn *v, size_t n);
+/* The same for netlock_take_outer: tables inet and bridge. */
+char *netlock_outer_script(const char *name, const struct netlock_conn *v, size_t n);
