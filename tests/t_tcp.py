@@ -276,9 +276,13 @@ def pattern(seed):
 if role == 'server':
     ls = socket.socket(fam)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if host == '::':  # dual stack: an IPv4 client gives an AF_INET6 socket with ::ffff:a.b.c.d
+        ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     ls.bind((host, port))
     ls.listen(1)
     s, _ = ls.accept()
+    if host == '::' and not s.getsockname()[0].startswith('::ffff:'):
+        raise SystemExit('the accepted socket is not v4-mapped: %r' % (s.getsockname(),))
 else:
     s = socket.socket(fam)
     s.connect((host, port))
@@ -306,13 +310,17 @@ os.rename(os.path.join(d, role + '-result.tmp'), os.path.join(d, role + '-result
 
 
 def t_queued(ctx, v6):
+    """v6 'mapped': the server listens on [::] (IPV6_V6ONLY off), the client
+    comes over IPv4: the server's socket is AF_INET6 with v4-mapped
+    addresses, IPv4 on the wire."""
     net = Net(ctx)
     srv = cli = None
     port = 17379
-    host = net.ip6 if v6 else net.ip
+    host = net.ip6 if v6 is True else net.ip
     d = ctx.workdir
     try:
-        srv = Proc(ctx, 'server', ['python3', '-c', QUEUE_PEER, 'server', host, str(port), d])
+        srv = Proc(ctx, 'server', ['python3', '-c', QUEUE_PEER, 'server', '::' if v6 == 'mapped' else host, str(port),
+                                   d])
         end = time.monotonic() + 20
         while True:  # the listener first
             if subprocess.run(['ss', '-Hltn', 'sport = :%d' % port], capture_output=True, text=True).stdout:
@@ -325,6 +333,11 @@ def t_queued(ctx, v6):
             wait_file(os.path.join(d, role + '-sent'), 'the ' + role, 30)
         time.sleep(0.3)  # let the bytes settle into the queues
         img = dump_kill_restore(ctx, srv.pid, srv, net, port)
+        if v6 == 'mapped':  # IPv4 on the wire: the lock must drop IPv4 packets
+            with open(os.path.join(img, 'manifest.json')) as f:
+                conns = json.load(f)['netlock']['conns']
+            if [c['src'] for c in conns if ':' in c['src'] + c['dst']]:
+                raise TestFail('the lock holds the v4-mapped connection as IPv6: %r' % conns)
         out = ctx.stasis(['inspect', img])
         if not re.search(r'connection: TCP(v6)? socket \S+:%d -> \S+ established, \d+ bytes to send' % port,
                          out.out):
@@ -474,8 +487,10 @@ def t_half_closed(ctx, mode):
 # --- a container that keeps its address (--keep-ip) and its connection ----
 
 DOCKER_SUBNET, DOCKER_IP, DOCKER_PORT = '172.30.78.0/24', '172.30.78.17', 7000
-# The echo loop holds the connection at fd 3 only: a container's restore
-# gives pid 1 the new container's stdio at fds 0-2.
+# The echo loop holds the connection at fd 3, and, while `read <&3` waits,
+# at fd 0 too (ash moves it there for the builtin): a TCP connection on
+# fd 0 of the container's first process is its own, not stdio that the
+# restore gives the new container's (engine/files-ext.c).
 DOCKER_ECHO = 'exec 3<&0 0</dev/null 1>/dev/null; while read -r l <&3; do echo "$l" >&3; done'
 
 
@@ -492,18 +507,45 @@ def echo_line(s, word):
 
 
 def echo_recv(s, word):
-    b = s.recv(100)
+    try:
+        b = s.recv(100)
+    except OSError as e:
+        raise TestFail('the connection to the container broke at %r: %s' % (word, e))
     if not b:
         raise TestFail('the container closed the connection (at %r)' % word)
     return b
 
 
-def t_docker(ctx):
+def restore_sending(ctx, d, argv, new, s):
+    """The restore, and a line sent as soon as the new container runs (its
+    stub: the restore inside has not made the socket yet): it must meet
+    the lock there, not a network namespace without the socket, which
+    answers with a reset."""
+    p = subprocess.Popen([ctx.r.stasis] + argv, env=d.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 60
+    while p.poll() is None and time.monotonic() < end:
+        st_ = d.docker('inspect', '-f', '{{.State.Running}}', new, check=False)
+        if st_.returncode == 0 and st_.stdout.strip() in ('true', b'true'):
+            s.sendall(b'during\n')
+            break
+        time.sleep(0.02)
+    else:
+        p.kill()
+        raise TestFail('the new container did not run before the restore ended')
+    out, err = p.communicate(timeout=120)
+    return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
+def t_docker(ctx, during=None):
     """An echo server (busybox nc -e cat) in a container on a user-defined
     network with a static address, a client on the host over the network's
     bridge: dumped with --tcp-established, removed, restored as a new
     container with --keep-ip --tcp-established; the client's socket carries
-    on. The lock is in the container's network namespace."""
+    on. during 'gone': the client sends a line once the container is gone
+    (retransmitted until the restore); 'starting': as soon as the new
+    container runs, before the restore inside made the socket. Neither may
+    meet a reset: the dump's lock in the old namespace, then the host-side
+    lock of the restore (runtime/sandbox.c), then the restore's own."""
     import dockerd
     d = dockerd.shared(ctx)
     net = 'stasis-tcpnet-%d' % os.getpid()
@@ -529,12 +571,21 @@ def t_docker(ctx):
                 img + '-dump.log')
         if r.returncode != 0:
             raise TestFail('dump exit %d: %s' % (r.returncode, r.stderr[-400:]))
+        if during == 'gone':  # retransmitted until a socket takes it: no reset meanwhile
+            s.sendall(b'during\n')
         d.docker('rm', '-f', name)
-        r = run('restore', '-D', img, '--id', new, '--keep-ip', '--tcp-established', '-v', '--log-file',
-                img + '-restore.log')
+        argv = ['restore', '-D', img, '--id', new, '--keep-ip', '--tcp-established', '-v', '--log-file',
+                img + '-restore.log']
+        r = run(*argv) if during != 'starting' else restore_sending(ctx, d, argv, new, s)
         if r.returncode != 0:
             raise TestFail('restore exit %d: %s' % (r.returncode, r.stderr[-400:]))
         try:
+            if during:
+                got = b''
+                while not got.endswith(b'\n'):
+                    got += echo_recv(s, 'during')
+                if got != b'during\n':
+                    raise TestFail('echo %r, expected the line sent while the container was away' % got)
             for i in range(3):
                 echo_line(s, 'after%d' % i)
         except TestFail as e:
@@ -551,17 +602,188 @@ def t_docker(ctx):
         d.docker('network', 'rm', net, check=False)
 
 
+# --- Redis in a container, its client in another ---------------------------
+
+REDIS_NET, REDIS_IP, REDIS_CLIENT_IP = '172.30.79.0/24', '172.30.79.17', '172.30.79.18'
+REDIS_TAG = 'stasis-redis-tcp:test'  # its own tag: the scenarios of ctrcases remove theirs
+
+
+class NcClient:
+    """busybox nc in a container of its own (docker run -i), speaking RESP
+    through the test's pipes: INCR every 10 ms on its one connection, each
+    reply read before the next; a thread, until stop()."""
+
+    def __init__(self, d, name, net):
+        import threading
+        self.p = subprocess.Popen(['docker', 'run', '-i', '--rm', '--name', name, '--network', net, '--ip',
+                                   REDIS_CLIENT_IP, dockerd_image(), 'busybox', 'nc', REDIS_IP, '6379'],
+                                  env=d.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, bufsize=0)
+        self.errors, self.values, self.buf = [], [], b''
+        self.done = threading.Event()
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def reply(self, timeout=120):
+        import select
+        end = time.monotonic() + timeout
+        while b'\r\n' not in self.buf:
+            if not select.select([self.p.stdout], [], [], max(0.0, end - time.monotonic()))[0]:
+                raise RuntimeError('no reply in %d s' % timeout)
+            b = os.read(self.p.stdout.fileno(), 4096)
+            if not b:
+                raise RuntimeError('the client container\'s nc ended (exit %s)' % self.p.poll())
+            self.buf += b
+        line, self.buf = self.buf.split(b'\r\n', 1)
+        return line
+
+    def loop(self):
+        try:
+            while not self.done.is_set():
+                self.p.stdin.write(b'INCR stasis:counter\r\n')
+                r = self.reply()
+                if not r.startswith(b':'):
+                    raise RuntimeError('reply %r' % r)
+                v = int(r[1:])
+                if self.values and v != self.values[-1] + 1:
+                    self.errors.append('gap: %d then %d' % (self.values[-1], v))
+                self.values.append(v)
+                time.sleep(0.01)
+        except Exception as e:
+            self.errors.append(repr(e))
+
+    def wait(self, n, what):
+        end = time.monotonic() + 90
+        while len(self.values) < n and not self.errors:
+            if time.monotonic() > end:
+                raise TestFail('the client made %d INCRs, waited for %d (%s)' % (len(self.values), n, what))
+            time.sleep(0.05)
+        if self.errors:
+            raise TestFail('the client %s: %s' % (what, '; '.join(self.errors)))
+
+    def stop(self):
+        self.done.set()
+        self.t.join(30)
+        if self.p.stdin and not self.p.stdin.closed:
+            self.p.stdin.close()
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait(30)
+
+
+def dockerd_image():
+    import dockerd
+    return dockerd.IMAGE
+
+
+def redis_client_id(ip, addr):
+    from ctrcases import Resp
+    r = Resp(ip)
+    try:
+        for line in r.send(('CLIENT', 'LIST'))[0].splitlines():
+            if ' addr=%s ' % addr in ' ' + line + ' ':
+                return int(re.search(r'\bid=(\d+)', line).group(1))
+    finally:
+        r.close()
+    return None
+
+
+def redis_client_addr(ip):
+    """The ip:port the client container's connection has at the server."""
+    from ctrcases import Resp
+    r = Resp(ip)
+    try:
+        m = re.search(r'\baddr=(%s:\d+) ' % re.escape(REDIS_CLIENT_IP), r.send(('CLIENT', 'LIST'))[0])
+    finally:
+        r.close()
+    if not m:
+        raise TestFail('the client container is not in CLIENT LIST')
+    return m.group(1)
+
+
+def t_docker_redis(ctx):
+    """Redis (20,000 keys) in a container on a user-defined network with a
+    static address, a client (busybox nc) in another container on it
+    sending INCR every 10 ms on one connection: the server is dumped with
+    --tcp-established, removed and restored as a new container with
+    --keep-ip --tcp-established. The client's connection never errors,
+    keeps its CLIENT LIST id, and every INCR got one reply, no gap."""
+    import dockerd
+    from ctrcases import redis_rootfs, redis_fill, run_id, Resp, REDIS_ARGS, KEYS
+    d = dockerd.shared(ctx)
+    pid = os.getpid()
+    net, name, new, cname = ('stasis-rnet-%d' % pid, 'stasis-rs1-%d' % pid, 'stasis-rs2-%d' % pid,
+                             'stasis-rc-%d' % pid)
+    run = lambda *a: subprocess.run([ctx.r.stasis] + list(a), env=d.env, capture_output=True, text=True, timeout=120)
+    rootfs = ctx.path('rootfs-redis')
+    redis_rootfs(rootfs)
+    d.import_dir(rootfs, REDIS_TAG)
+    shutil.rmtree(rootfs, ignore_errors=True)
+    d.docker('network', 'create', '--subnet', REDIS_NET, net)
+    cli = None
+    try:
+        d.docker('run', '-d', '--name', name, '--network', net, '--ip', REDIS_IP, REDIS_TAG, *REDIS_ARGS)
+        rid = redis_fill(REDIS_IP)
+        cli = NcClient(d, cname, net)
+        cli.wait(20, 'before the dump')
+        addr = redis_client_addr(REDIS_IP)
+        cid = redis_client_id(REDIS_IP, addr)
+        img = ctx.path('img')
+        r = run('dump', '--type', 'docker', '--id', name, '-D', img, '--tcp-established', '-v', '--log-file',
+                img + '-dump.log')
+        if r.returncode != 0:
+            raise TestFail('dump exit %d: %s' % (r.returncode, r.stderr[-400:]))
+        d.docker('rm', '-f', name)
+        n = len(cli.values)
+        r = run('restore', '-D', img, '--id', new, '--keep-ip', '--tcp-established', '-v', '--log-file',
+                img + '-restore.log')
+        if r.returncode != 0:
+            raise TestFail('restore exit %d: %s' % (r.returncode, r.stderr[-400:]))
+        cli.wait(n + 30, 'after the restore')
+        problems = []
+        after = redis_client_id(REDIS_IP, addr)
+        if after != cid:
+            problems.append('the client\'s CLIENT LIST id was %s, is %s (addr %s)' % (cid, after, addr))
+        cli.stop()
+        rr = Resp(REDIS_IP)
+        counter, size = rr.send(('GET', 'stasis:counter'), ('DBSIZE',))
+        rr.close()
+        if cli.errors:
+            problems += cli.errors
+        v = cli.values
+        if v[-1] - v[0] + 1 != len(v) or int(counter) != v[-1]:
+            problems.append('%d INCRs, replies %d..%d, counter %s' % (len(v), v[0], v[-1], counter))
+        if int(size) != KEYS + 1:
+            problems.append('DBSIZE %s after the restore, expected %d' % (size, KEYS + 1))
+        if image_table(img):
+            problems.append('the lock %s is left after the restore' % image_table(img))
+        if problems:
+            raise TestFail('; '.join(problems))
+        rr = Resp(REDIS_IP)
+        if run_id(rr) != rid:
+            raise TestFail('the run_id changed: the restored redis is not the same process')
+        rr.close()
+    finally:
+        if cli:
+            cli.stop()
+        for c in (name, new, cname):
+            d.docker('rm', '-f', c, check=False)
+        d.docker('network', 'rm', net, check=False)
+        d.docker('rmi', REDIS_TAG, check=False)
+
+
 TESTS = [
     Test('tcp:redis', t_redis, 240),
     Test('tcp:queued-1mib', t_queued, 180, False),
     Test('tcp:queued-1mib-ipv6', t_queued, 180, True),
+    Test('tcp:queued-1mib-v4mapped', t_queued, 180, 'mapped'),
     Test('tcp:inject-failure', t_inject, 120),
     Test('tcp:leave-running', t_leave_running, 120),
     Test('tcp:dumper-killed', t_dumper_killed, 120),
     Test('tcp:restore-needs-option', t_restore_needs_option, 120),
     Test('tcp:fin-wait2', t_half_closed, 90, 'shut'),
-    Test('tcp:docker-keep-ip', t_docker, 240,
-         xfail='not diagnosed yet: the restored container\'s process reads EOF on its connection and exits 0, '
-               'and the client gets a reset. The connection is an AF_INET6 socket with v4-mapped addresses '
-               '(busybox nc listens on [::]), a case no other test covers'),
+    Test('tcp:docker-keep-ip', t_docker, 240),
+    Test('tcp:docker-keep-ip:sent-while-gone', t_docker, 240, 'gone'),
+    Test('tcp:docker-keep-ip:sent-while-starting', t_docker, 240, 'starting'),
+    Test('tcp:docker-redis', t_docker_redis, 300),
 ]

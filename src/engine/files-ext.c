@@ -1,16 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* External fds: a terminal, pipe or socket on fds 0-2 that leads outside
- * the process (or, in a container, whatever its runtime set up there).
+ * the process (or, in a container, whatever its runtime set up there);
+ * an inet socket there is the process's own (see inet_socket).
  * Nothing of them is saved but the path /proc showed; restore reattaches
  * them to the restorer's own fd of that number, or to the one given with
  * --inherit-fd. Other kinds turn external once the whole tree is known
  * (a pipe whose other end is outside, files-tree.c and pipes.c). */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "engine/files.h"
+#include "engine/syscalls.h"
+#include "util/cleanup.h"
 #include "util/log.h"
 
 bool fd_stat_is_tty(const struct stat *st)
@@ -19,10 +26,29 @@ bool fd_stat_is_tty(const struct stat *st)
 	return S_ISCHR(st->st_mode) && (maj == 136 || maj == 4 || maj == 5);
 }
 
+/* A TCP or UDP socket on fds 0-2 lives in the process's network
+ * namespace: its connection (inetd, nc -e, or a shell's `read <&3`, which
+ * puts fd 3 on fd 0 while it reads) is the process's own, never a
+ * caller's or a runtime's stdio. Reattaching another fd there loses the
+ * connection, so the socket kind takes it (and keeps it or refuses it
+ * with --tcp-established / --tcp-close). Unknown: external, as before. */
+static bool inet_socket(const struct fd_probe *p)
+{
+	_cleanup_close_ int pidfd = sys_pidfd_open(p->pid, 0);
+	_cleanup_close_ int sk = pidfd >= 0 ? (int)syscall(SYS_pidfd_getfd, pidfd, p->fd, 0) : -1;
+	int dom = AF_UNSPEC;
+	socklen_t l = sizeof(dom);
+	return sk >= 0 && getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &dom, &l) == 0 && (dom == AF_INET || dom == AF_INET6);
+}
+
 static bool ext_match(const struct fd_probe *p)
 {
 	const struct stat *st = p->st;
-	return st && p->fd <= 2 && (S_ISFIFO(st->st_mode) || S_ISSOCK(st->st_mode) || fd_stat_is_tty(st));
+	if (!st || p->fd > 2)
+		return false;
+	if (S_ISSOCK(st->st_mode))
+		return !inet_socket(p);
+	return S_ISFIFO(st->st_mode) || fd_stat_is_tty(st);
 }
 
 bool fd_is_external(const struct fd_rec *o)

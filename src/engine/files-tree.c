@@ -55,9 +55,11 @@ static int link_all(struct files_proc *v, size_t n, bool root_stdio)
 {
 	uint64_t next = 1;
 	/* A container's stdio is its runtime's (log pipes, a file of the
-	 * caller): reattached on restore to what the new container gets. */
+	 * caller): reattached on restore to what the new container gets;
+	 * but not a TCP connection of its own there (own_stdio), which
+	 * would be lost to the new container's stdin. */
 	for (size_t k = 0; root_stdio && n && k < v[0].f->n; k++)
-		if (v[0].f->fds[k].fd <= 2)
+		if (v[0].f->fds[k].fd <= 2 && !v[0].f->fds[k].ops->own_stdio)
 			fd_set_external(&v[0].f->fds[k]);
 	int r = fd_kinds_link(v, n);
 	if (r < 0 || (r = fd_owners_check(v, n)) < 0)

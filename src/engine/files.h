@@ -210,6 +210,10 @@ struct fd_ops {
 	/* Restored after every fd that is not late: epoll, whose targets
 	 * must exist first. */
 	bool late;
+	/* Kept even on fds 0-2 of a container's first process, which are
+	 * otherwise the runtime's stdio: match() takes only what no runtime
+	 * puts there (the process's own TCP connection). */
+	bool own_stdio;
 
 	/* --- dump --- */
 	/* Takes the fd? The first kind of the table that does gets it. */

@@ -125,7 +125,8 @@ static void add_element(struct strbuf *b, const struct netlock_conn *c, bool out
 	*first = false;
 }
 
-static void add_elements(struct strbuf *b, const char *name, const struct netlock_conn *v, size_t n, int family)
+static void add_elements(struct strbuf *b, const char *fam, const char *name, const struct netlock_conn *v, size_t n,
+			 int family)
 {
 	bool first = true;
 	size_t k = 0;
@@ -133,7 +134,7 @@ static void add_elements(struct strbuf *b, const char *name, const struct netloc
 		k += v[i].family == family;
 	if (!k)
 		return;
-	sb_add(b, "add element inet %s %s { ", name, family == AF_INET ? "c4" : "c6");
+	sb_add(b, "add element %s %s %s { ", fam, name, family == AF_INET ? "c4" : "c6");
 	for (size_t i = 0; i < n; i++)
 		if (v[i].family == family) {
 			add_element(b, &v[i], true, &first);
@@ -145,29 +146,59 @@ static void add_elements(struct strbuf *b, const char *name, const struct netloc
 /* Before connection tracking (priority raw, -300): a dropped packet
  * leaves no trace anywhere. The sets hold both directions. Our own
  * marked segments pass (NETLOCK_PASS_MARK); no notrack for them: that
- * would need connection tracking, which the lock otherwise never does. */
-static void add_table(struct strbuf *b, const char *name, const struct netlock_conn *v, size_t n, bool owned)
+ * would need connection tracking, which the lock otherwise never does.
+ * fam is "inet" or "bridge", hooks NULL-terminated. */
+static void add_family(struct strbuf *b, const char *fam, const char *const *hooks, const char *name,
+		       const struct netlock_conn *v, size_t n, bool owned)
 {
-	static const char *const hooks[] = { "input", "output" };
-	sb_add(b, "add table inet %s%s\n", name, owned ? " { flags owner; }" : "");
-	sb_add(b, "add set inet %s c4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }\n", name);
-	sb_add(b, "add set inet %s c6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }\n", name);
-	for (size_t h = 0; h < 2; h++) {
-		sb_add(b, "add chain inet %s %s { type filter hook %s priority -300; policy accept; }\n", name, hooks[h],
-		       hooks[h]);
-		sb_add(b, "add rule inet %s %s meta mark 0x%x accept\n", name, hooks[h], NETLOCK_PASS_MARK);
-		sb_add(b, "add rule inet %s %s ip saddr . tcp sport . ip daddr . tcp dport @c4 drop\n", name, hooks[h]);
-		sb_add(b, "add rule inet %s %s ip6 saddr . tcp sport . ip6 daddr . tcp dport @c6 drop\n", name,
+	sb_add(b, "add table %s %s%s\n", fam, name, owned ? " { flags owner; }" : "");
+	sb_add(b, "add set %s %s c4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }\n", fam, name);
+	sb_add(b, "add set %s %s c6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }\n", fam, name);
+	for (size_t h = 0; hooks[h]; h++) {
+		sb_add(b, "add chain %s %s %s { type filter hook %s priority -300; policy accept; }\n", fam, name,
+		       hooks[h], hooks[h]);
+		sb_add(b, "add rule %s %s %s meta mark 0x%x accept\n", fam, name, hooks[h], NETLOCK_PASS_MARK);
+		sb_add(b, "add rule %s %s %s ip saddr . tcp sport . ip daddr . tcp dport @c4 drop\n", fam, name, hooks[h]);
+		sb_add(b, "add rule %s %s %s ip6 saddr . tcp sport . ip6 daddr . tcp dport @c6 drop\n", fam, name,
 		       hooks[h]);
 	}
-	add_elements(b, name, v, n, AF_INET);
-	add_elements(b, name, v, n, AF_INET6);
+	add_elements(b, fam, name, v, n, AF_INET);
+	add_elements(b, fam, name, v, n, AF_INET6);
+}
+
+static void add_table(struct strbuf *b, const char *name, const struct netlock_conn *v, size_t n, bool owned)
+{
+	static const char *const hooks[] = { "input", "output", NULL };
+	add_family(b, "inet", hooks, name, v, n, owned);
+}
+
+/* The host's side of a container's network namespace: what the host
+ * routes to it or from it (forward), sends or takes itself (output,
+ * input), and what a bridge carries between it and another container
+ * (the bridge family's forward hook, with or without br_netfilter). */
+static void add_outer(struct strbuf *b, const char *name, const struct netlock_conn *v, size_t n)
+{
+	static const char *const hooks[] = { "input", "output", "forward", NULL };
+	static const char *const bridge[] = { "forward", NULL };
+	add_family(b, "inet", hooks, name, v, n, true);
+	add_family(b, "bridge", bridge, name, v, n, true);
 }
 
 char *netlock_script(const char *name, const struct netlock_conn *v, size_t n)
 {
 	struct strbuf b = { 0 };
 	add_table(&b, name, v, n, true);
+	if (b.err) {
+		free(b.s);
+		return NULL;
+	}
+	return b.s;
+}
+
+char *netlock_outer_script(const char *name, const struct netlock_conn *v, size_t n)
+{
+	struct strbuf b = { 0 };
+	add_outer(&b, name, v, n);
 	if (b.err) {
 		free(b.s);
 		return NULL;
@@ -387,6 +418,30 @@ int netlock_take(struct netlock *l)
 	return 0;
 }
 
+/* In our own network namespace, for a container's: see netlock.h. */
+int netlock_take_outer(struct netlock *l)
+{
+	char name[NETLOCK_NAME_MAX], err[512] = "";
+	if (!l->n)
+		return 0;
+	dedup(l);
+	own_name("stasis-outer-", name, sizeof(name));
+	_cleanup_free_ char *script = netlock_outer_script(name, l->conns, l->n);
+	l->ns_pid = 0;
+	int r = script ? open_ctx(l) : -ENOMEM;
+	if (r >= 0 && (r = nft_cmd(l->nft, script, NULL, err, sizeof(err))) < 0)
+		close_ctx(l);
+	if (r < 0)
+		return log_warn_errno(r, "cannot lock the %zu TCP connection(s) on the host's side (nftables: %s): %m; "
+				      "a peer that sends before the restore took them may get a reset", l->n, err);
+	snprintf(l->table, sizeof(l->table), "%s", name);
+	l->outer = true;
+	l->locked_mono_ns = clock_ns(CLOCK_MONOTONIC);
+	log_info("network locked on the host's side: %zu TCP connection(s) in nftables tables inet and bridge %s",
+		 l->n, name);
+	return 0;
+}
+
 int netlock_remove(pid_t ns_pid, const char *table)
 {
 	char script[NETLOCK_NAME_MAX + 32], err[512] = "";
@@ -408,8 +463,10 @@ int netlock_release(struct netlock *l)
 	if (!l || (!l->table[0] && !l->image_table[0]))
 		return 0;
 	if (l->table[0]) {
-		char script[NETLOCK_NAME_MAX + 32], err[512] = "";
-		snprintf(script, sizeof(script), "delete table inet %s\n", l->table);
+		char script[2 * NETLOCK_NAME_MAX + 64], err[512] = "";
+		int k = snprintf(script, sizeof(script), "delete table inet %s\n", l->table);
+		if (l->outer) /* one transaction: both go, or neither */
+			snprintf(script + k, sizeof(script) - (size_t)k, "delete table bridge %s\n", l->table);
 		if ((r = nft_cmd(l->nft, script, NULL, err, sizeof(err))) < 0)
 			log_warn_errno(r, "cannot remove the network lock (nftables table inet %s: %s): %m; it goes "
 				       "with our netlink socket", l->table, err);

@@ -17,6 +17,10 @@
  *                           dumper dies, and by netlock_sweep() at the
  *                           next run once that process is gone (a table
  *                           made some other way: belt and braces).
+ *   stasis-outer-PID-START  held by the stasis process PID in its own
+ *                           namespace while it restores a container, in
+ *                           the families inet and bridge, "flags owner"
+ *                           too (netlock_take_outer).
  *   stasis-image-PID-START  the lock a completed dump hands over to its
  *                           image (the tree is gone, its sockets are in
  *                           the image); named in the manifest and removed
@@ -58,6 +62,7 @@ struct netlock {
 	uint64_t locked_mono_ns; /* CLOCK_MONOTONIC when taken */
 	uint64_t locked_real_ns; /* CLOCK_REALTIME when the first lock was taken (the dump's) */
 	struct nft_ctx *nft; /* held: the netlink socket our table lives by ("flags owner") */
+	bool outer;          /* held: netlock_take_outer's (a bridge table too) */
 };
 
 /* The TCP connections (with a peer: established or closing) of the
@@ -71,6 +76,16 @@ int netlock_parse_proc(const char *buf, size_t len, int family, const uint64_t *
 /* Takes the lock on l->conns in ns_pid's network namespace: the table
  * stasis-OURPID-START. Nothing to lock (n == 0) takes nothing. Logs. */
 int netlock_take(struct netlock *l);
+/* Before a container is made for the restore (runtime/sandbox.c): the
+ * image's connections locked in our own network namespace, the host's,
+ * which carries the container's packets (inet input, output and forward,
+ * and a bridge's forward hook): the tables inet and bridge
+ * stasis-outer-OURPID-START, "flags owner". A new container has its
+ * address, and answers a peer with resets, from before its runtime says
+ * it started until the restore inside made the sockets; this covers it.
+ * Best effort (warns): the restore inside locks its namespace anyway.
+ * Released with netlock_release. */
+int netlock_take_outer(struct netlock *l);
 /* Removes our table (and, on a restore, the image's); logs the time the
  * connections were blocked ("stats: netlock ..." at -v). NULL-safe, and
  * does nothing when not held. */
@@ -102,3 +117,5 @@ void netlock_free(struct netlock *l);
 /* Pure, for tests: the nftables commands that make table name drop the
  * connections v[0..n). Returns a malloc'ed string, or NULL. */
 char *netlock_script(const char *name, const struct netlock_conn *v, size_t n);
+/* The same for netlock_take_outer: tables inet and bridge. */
+char *netlock_outer_script(const char *name, const struct netlock_conn *v, size_t n);

@@ -490,6 +490,7 @@ static int socket_make(const struct fd_restore *x, const struct fd_rec *o)
 
 const struct fd_ops fd_socket_ops = {
 	.name = "socket",
+	.own_stdio = true, /* fds 0-2 leave it only inet sockets (files-ext.c) */
 	.match = socket_match,
 	.collect = socket_collect,
 	.link = socket_link,

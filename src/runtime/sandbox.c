@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine/fdpass.h"
+#include "engine/netlock.h"
 #include "engine/tree.h"
 #include "image/image.h"
 #include "runtime/runtime.h"
@@ -72,12 +73,30 @@ static int load(struct image *img, const char *type, json_t **ret_meta, json_t *
 	return 0;
 }
 
+/* --tcp-established: the new container has the old address (--keep-ip)
+ * from inside its runtime's start, before we even know its pid, but none
+ * of the image's sockets until the restore inside has loaded the image
+ * and locked its namespace (seconds on a busy host): a peer's packet
+ * arriving meanwhile gets a reset (tcp:docker-keep-ip:sent-while-starting
+ * showed it). So the connections are locked on the host's side, where the
+ * container's packets pass, before it is made, until the restore inside
+ * is done (or failed: the container goes). */
+static void lock_outer(struct image *img, const struct restore_opts *o, struct netlock *l)
+{
+	if (!o->tcp_established ||
+	    netlock_from_json(json_object_get(image_manifest(img), "netlock"), l) < 0) /* the restore inside says */
+		return;
+	l->image_table[0] = 0; /* the dump's: the restore inside removes it */
+	(void)netlock_take_outer(l);
+}
+
 int rt_restore_sandbox(const struct rt_ops *ops, struct image *img, const struct rt_restore_req *req,
 		       struct rt_restored *ret)
 {
 	_cleanup_json_ json_t *meta = NULL, *config = NULL;
 	struct restore_opts o = req->o;
 	struct rt_sandbox sb = { .keep_ip = req->keep_ip };
+	struct netlock lock = { 0 };
 	const char *name;
 	int ctl = -1, stub = -1;
 	pid_t max;
@@ -91,6 +110,7 @@ int rt_restore_sandbox(const struct rt_ops *ops, struct image *img, const struct
 		return log_error_errno(-ENAMETOOLONG, "--address %s: too long", req->address);
 	if ((r = fdpass_open(&ctl, &stub)) < 0)
 		return log_error_errno(r, "cannot make the fd transport: %m");
+	lock_outer(img, &o, &lock);
 	r = ops->create_sandbox(img, meta, config, name, o.stub_path, stub, &sb);
 	close(stub);
 	if (r >= 0) {
@@ -104,6 +124,8 @@ int rt_restore_sandbox(const struct rt_ops *ops, struct image *img, const struct
 			log_error("restore into %s container '%s' failed; the container is removed", ops->name, name);
 	}
 	close(ctl);
+	(void)netlock_release(&lock);
+	netlock_free(&lock);
 	ops->finish(&sb, r >= 0);
 	if (r < 0)
 		return r;

@@ -80,6 +80,27 @@ static void test_script(void **state)
 	free(s);
 }
 
+/* A container's connections as the host sees them: routed, its own, and
+ * bridged between two containers. */
+static void test_outer_script(void **state)
+{
+	(void)state;
+	struct netlock_conn c = { .family = AF_INET, .sport = 6379, .dport = 40000 };
+	inet_pton(AF_INET, "172.30.79.17", c.src);
+	inet_pton(AF_INET, "172.30.79.18", c.dst);
+	char *s = netlock_outer_script("stasis-outer-1-2", &c, 1);
+	assert_non_null(s);
+	assert_non_null(strstr(s, "add table inet stasis-outer-1-2 { flags owner; }\n"));
+	assert_non_null(strstr(s, "add table bridge stasis-outer-1-2 { flags owner; }\n"));
+	assert_non_null(strstr(s, "add chain inet stasis-outer-1-2 forward { type filter hook forward priority -300;"));
+	assert_non_null(strstr(s, "add chain bridge stasis-outer-1-2 forward { type filter hook forward priority -300;"));
+	assert_non_null(strstr(s, "add rule bridge stasis-outer-1-2 forward ip saddr . tcp sport"));
+	assert_non_null(strstr(s, "add element bridge stasis-outer-1-2 c4 { 172.30.79.17 . 6379 . 172.30.79.18 . 40000, "
+				  "172.30.79.18 . 40000 . 172.30.79.17 . 6379 }"));
+	assert_null(strstr(s, "add chain bridge stasis-outer-1-2 input"));
+	free(s);
+}
+
 static int from(const char *text, struct netlock *l)
 {
 	json_error_t e;
@@ -123,6 +144,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_script),
+		cmocka_unit_test(test_outer_script),
 		cmocka_unit_test(test_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
