@@ -105,7 +105,7 @@ struct sk_addr {
  * their own kinds, and the sender's credentials (SCM_CREDENTIALS, kept
  * when the socket has SO_PASSCRED). */
 #define SK_SCM_MAX_FDS 253 /* SCM_MAX_FD */
-#define SK_SCM_MAX_DEPTH 4 /* sockets in flight inside sockets in flight */
+#define SK_SCM_MAX_DEPTH 16 /* sockets in flight inside sockets in flight */
 struct sk_scm {
 	uint64_t at;  /* dgram, seqpacket: the message's index; stream: byte offset */
 	uint32_t len; /* stream: the chunk's bytes (the fds go with its first) */
