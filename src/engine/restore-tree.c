@@ -67,6 +67,14 @@ int restore_check_pid_free(pid_t pid, bool container)
 static void stub_child(const struct restore_opts *o, int tfd, int sync_fd)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Every signal at its default action, as a new process has it: an
+	 * ignored one (SIGHUP under nohup, SIGQUIT and SIGINT in a shell's
+	 * background job) would survive the exec and, since the restore
+	 * sets only the handlers that are not the default, end up in the
+	 * restored tree and in the signal a zombie is made to die of. */
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL); /* SIGKILL, SIGSTOP: EINVAL, fine */
 	/* Nothing of ours but the transport: every fd the process gets, its
 	 * external ones included, comes through it. */
 	if (dup2(tfd, FDPASS_STUB_FD) < 0)

@@ -119,7 +119,7 @@ static int die_by_signal(struct rproc *p, int sig, int *ret_status)
 			return -errno;
 		if (WIFEXITED(status) || WIFSIGNALED(status)) {
 			*ret_status = status;
-			return 0;
+			return WIFSIGNALED(status) && WTERMSIG(status) == sig ? 0 : -EPROTO;
 		}
 		/* A signal-delivery stop passes its signal on; events pass. */
 		cont = WIFSTOPPED(status) && !(status >> 16) ? WSTOPSIG(status) : 0;
@@ -148,9 +148,11 @@ static int kill_zombie(struct restore_ctx *c, struct rproc *p, int want)
 	e = die_by_signal(p, WTERMSIG(want), &status);
 	if (dfd >= 0)
 		core_dir_remove(dfd, dir);
+	p->exited = e == 0 || e == -EPROTO; /* reaped by us, its tracer, either way */
 	if (e < 0)
-		return log_error_errno(e, "zombie %d did not die by signal %d: %m", pid, WTERMSIG(want));
-	p->exited = true;
+		return e == -EPROTO ? log_error_errno(e, "zombie %d did not die by signal %d but with status %#x", pid,
+						      WTERMSIG(want), status)
+				    : log_error_errno(e, "zombie %d did not die by signal %d: %m", pid, WTERMSIG(want));
 	if (WIFSIGNALED(status) && WCOREDUMP(want) && !WCOREDUMP(status) && dfd >= 0)
 		log_warn("zombie %d: its status lost the core-dump bit: the kernel wrote no core for it", pid);
 	return 0;
