@@ -3,7 +3,10 @@
 zombies (killed by SIGKILL among them) says so in one line and leaves no
 process and no zombie of the tree behind, and the image still restores;
 processes sharing memory (CLONE_VM without threads) are refused in one
-line naming both, the workload unharmed."""
+line naming both, the workload unharmed; a restore run with signals
+ignored (nohup, a shell's background job) gives the tree the original's
+signal dispositions."""
+import os
 import time
 
 import stasistest as st
@@ -38,6 +41,34 @@ def t_zombies_failed_restore(ctx):
     restore_img_and_pass(ctx, img, pid, w)
 
 
+def t_ignored_signals(ctx):
+    # stasis run with SIGHUP, SIGINT and SIGQUIT ignored, as under nohup or
+    # in a shell's background job, whose children inherit that through
+    # exec: the restored tree has the original's dispositions, and the
+    # zombie that died of SIGQUIT with a core dies of it again (before,
+    # the ignored SIGQUIT let the zombie's stub run on into a trap).
+    w = ctx.workload('zombies')
+    ign = st.read_status(w.pid)['SigIgn']
+    img = ctx.path('img')
+    ctx.dump(w.pid, img)
+    expect_killed(w.pid)
+    wrapper = ctx.path('stasis-ignoring')
+    with open(wrapper, 'w') as f:
+        f.write('#!/bin/sh\ntrap "" HUP INT QUIT\nexec %s "$@"\n' % ctx.r.stasis)
+    os.chmod(wrapper, 0o755)
+    if not st.pid_gone(w.pid, 3):
+        raise TestFail('pid %d is not free for the restore' % w.pid)
+    _, pid, wfd = ctx.restore(img, binary=wrapper)
+    now = st.read_status(pid)['SigIgn']
+    if now != ign:
+        raise TestFail('the restored process ignores signals %s, the original %s' % (now, ign))
+    w.set_stdin(wfd)
+    ctx.fds.remove(wfd)
+    err = w.finish(ctx.left(30))
+    if err:
+        raise TestFail('restored under ignored signals: %s' % err)
+
+
 def t_vfork(ctx):
     w = ctx.workload('shared_tables', args=('vfork',))
     kids = [p for p in st.tree_info(w.pid) if p != w.pid]
@@ -54,4 +85,5 @@ def t_vfork(ctx):
 TESTS = [
     Test('fail:vfork', t_vfork, 60),
     Test('fail:inject:restore:zombies', t_zombies_failed_restore, 60),
+    Test('process:ignored-signals', t_ignored_signals, 60),
 ]

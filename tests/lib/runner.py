@@ -124,15 +124,16 @@ class Ctx:
             raise TestFail('dump %s' % res.what())
         return res
 
-    def restore(self, img, env=None, expect_ok=True, extra=(), quiet=False, timeout=None):
+    def restore(self, img, env=None, expect_ok=True, extra=(), quiet=False, timeout=None, binary=None):
         """restore --detach with a fresh stdin pipe; returns (res, pid, stdin_w).
-        quiet: at the default verbosity (no -v), as a user sees a failure."""
+        quiet: at the default verbosity (no -v), as a user sees a failure.
+        binary: another stasis (or a wrapper of it) than the run's."""
         r, w = os.pipe()
         self.fds.append(w)
         try:
             res = self.stasis(['restore', '-D', img, '--detach'] + ([] if quiet else ['-v']) +
                               ['--log-file', img.rstrip('/') + '-restore.log'] + list(extra),
-                              env=env, stdin=r, timeout=timeout)
+                              env=env, stdin=r, timeout=timeout, binary=binary)
         finally:
             os.close(r)
         pid = None
