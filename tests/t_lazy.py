@@ -192,6 +192,52 @@ def t_damaged_eager(ctx):
     w.pid = None
 
 
+def filler_of(pid):
+    """The filler serving pid: a stasis-filler whose warden holds pid's
+    userfaultfd is hard to name from outside; there is one filler per
+    lazy restore and the tests run one at a time."""
+    for d in os.listdir('/proc'):
+        try:
+            with open('/proc/%s/comm' % d) as f:
+                if f.read().strip() == 'stasis-filler':
+                    return int(d)
+        except (FileNotFoundError, ProcessLookupError, NotADirectoryError, PermissionError):
+            continue
+    raise TestFail('no stasis-filler process while restoring pid %d' % pid)
+
+
+def t_filler_killed(ctx):
+    """The filler killed (SIGKILL) before it filled anything, while the
+    process faults on its memory: the process must not run on with the
+    zero pages the kernel would give once the filler's userfaultfds are
+    closed. The filler's warden, which holds copies of them, kills the
+    tree and says so in the log file."""
+    w = ctx.workload('selfcheck', ['256'])
+    img = ctx.path('img')
+    dump_gone(ctx, w, img)
+    log = img + '-restore.log'
+    r, wfd = os.pipe()
+    ctx.fds.append(wfd)
+    try:
+        res = ctx.stasis(['restore', '-D', img, '--detach', '--lazy', '--log-file', log], stdin=r,
+                         env={'STASIS_INJECT_PAUSE': 'lazy:fill'}, timeout=ctx.left(120))
+    finally:
+        os.close(r)
+    if res.rc != 0:
+        raise TestFail('restore --lazy %s' % res.what())
+    start = len(w.log())
+    time.sleep(0.3)  # the process runs and waits on its first faults
+    os.kill(filler_of(w.pid), signal.SIGKILL)
+    if not st.pid_gone(w.pid, 10):
+        raise TestFail('pid %d runs on after its filler was killed with pages still out' % w.pid)
+    if 'FAIL' in w.log()[start:]:
+        raise TestFail('the process saw wrong memory before it was killed: %r' % w.log()[start:][-300:])
+    w.pid = None
+    with open(log, errors='replace') as f:
+        if not any('the filler ended before every page was in' in l for l in f):
+            raise TestFail('the log file %s does not say why the process was killed' % log)
+
+
 def tests(r):
     out = [
         Test('lazy:selfcheck-1g', t_selfcheck, 300, 1024, None),
@@ -201,6 +247,7 @@ def tests(r):
         Test('lazy:damaged', t_damaged, 120, True),
         Test('lazy:damaged-detached', t_damaged, 120, False),
         Test('lazy:damaged-eager', t_damaged_eager, 120),
+        Test('lazy:filler-killed', t_filler_killed, 120),
         Test('docker:lazy', t_docker, 240),
     ]
     if r.asan_stasis:

@@ -29,6 +29,7 @@
 #include "engine/uffd.h"
 #include "image/pagesums.h"
 #include "util/cleanup.h"
+#include "util/inject.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -72,6 +73,8 @@ static struct {
 	size_t nq, capq;
 	bool go;
 	struct restore_stats *st;
+	int warden; /* lazy-warden.c: our socket to it */
+	pid_t warden_pid;
 	uint8_t *buf;
 	/* The reader thread reads and checks the next block while the worker
 	 * copies this one: the two halves of the work on the two cores. */
@@ -81,7 +84,7 @@ static struct {
 		uint8_t *buf;
 		int state; /* PF_* */
 	} pf;
-} F = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .pf = { .fd = -1 } };
+} F = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .warden = -1, .pf = { .fd = -1 } };
 
 enum { PF_EMPTY, PF_READING, PF_READY };
 
@@ -194,6 +197,7 @@ static void fail(const char *fmt, ...)
 		if (t->pidfd >= 0)
 			sys_pidfd_send_signal(t->pidfd, SIGKILL);
 	}
+	lazy_warden_release(F.warden, F.warden_pid, false); /* killed here: it need not */
 	memcpy(F.st->msg, msg, sizeof(msg));
 	__atomic_store_n(&F.st->lazy_state, LAZY_FAILED, __ATOMIC_SEQ_CST);
 	if (!__atomic_load_n(&F.st->attached, __ATOMIC_SEQ_CST)) {
@@ -382,7 +386,9 @@ static void finished(void)
 {
 	/* Let go of every userfaultfd first: a fault on a page the original
 	 * never touched is the kernel's again, not one to wait for the
-	 * collapses. The main thread stops polling them. */
+	 * collapses. The main thread stops polling them. The warden's
+	 * copies go first. */
+	lazy_warden_release(F.warden, F.warden_pid, true);
 	for (size_t i = 0; i < F.n; i++) {
 		F.t[i]->gone = true;
 		if (F.t[i]->uffd >= 0)
@@ -401,11 +407,18 @@ static void finished(void)
 static void *worker_main(void *arg)
 {
 	(void)arg;
+	bool paused = false;
 	pthread_mutex_lock(&F.lock);
 	for (;;) {
 		struct target *t;
 		uint64_t b;
-		if (F.nq) {
+		if (F.go && !paused) {
+			/* The tree runs, its faults wait meanwhile: tests kill us here. */
+			paused = true;
+			pthread_mutex_unlock(&F.lock);
+			inject_pause("lazy:fill");
+			pthread_mutex_lock(&F.lock);
+		} else if (F.nq) {
 			struct fault f = F.q[--F.nq];
 			serve_fault(f);
 		} else if (F.go && next_block(&t, &b)) {
@@ -463,6 +476,8 @@ static int add_target(const struct lazy_msg *m, const int fds[4])
 	if (map)
 		munmap(map, segs + sums + thp);
 	close(fds[3]);
+	if (lazy_warden_give(F.warden, t->uffd, t->pidfd) < 0)
+		return -EIO;
 	pthread_mutex_lock(&F.lock);
 	F.t[F.n++] = t;
 	pthread_mutex_unlock(&F.lock);
@@ -536,6 +551,10 @@ static int add_child(const struct target *p, int ufd)
 	struct target *t = calloc(1, sizeof(*t));
 	if (!t || F.n == MAX_TARGETS)
 		return -ENOMEM;
+	if (lazy_warden_give(F.warden, ufd, -1) < 0) {
+		free(t);
+		return -EIO;
+	}
 	*t = *p;
 	t->uffd = ufd;
 	t->child = true;
@@ -577,7 +596,8 @@ static void on_event(struct target *t, const struct uffd_msg *m)
 	pthread_cond_broadcast(&F.cond);
 	pthread_mutex_unlock(&F.lock);
 	if (r < 0)
-		fail("lazy restore: out of memory; the restored processes were killed");
+		fail("lazy restore: cannot follow pid %d's fork or change of mappings: %s; the restored processes were "
+		     "killed", t->pid, strerror(-r));
 }
 
 static void read_uffd(struct target *t)
@@ -616,8 +636,11 @@ static void serve(int sock)
 				continue;
 			}
 			int r = read_sock(sock);
-			if (r < 0 && !F.go)
-				_exit(0); /* the restore failed: it kills the tree */
+			if (r < 0 && !F.go) {
+				/* the restore failed: it kills the tree */
+				lazy_warden_release(F.warden, F.warden_pid, false);
+				_exit(0);
+			}
 			if (r < 0)
 				close(sock), sock = -1;
 			if (r == 1) {
@@ -634,6 +657,10 @@ void lazy_fill_main(int sock, struct restore_stats *st)
 {
 	pthread_t th;
 	F.st = st;
+	/* Before any thread: the warden is a fork of this process. */
+	F.warden = lazy_warden_start(st, sock, &F.warden_pid);
+	if (F.warden < 0)
+		fail("lazy restore: cannot start the filler's warden: %s", strerror(-F.warden));
 	F.buf = mmap(NULL, PAGESUMS_BATCH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	F.pf.buf = mmap(NULL, PAGESUMS_BATCH, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (F.buf == MAP_FAILED || F.pf.buf == MAP_FAILED || pthread_create(&th, NULL, worker_main, NULL) != 0 ||

@@ -46,6 +46,12 @@ int lazy_go(int sock);
 /* The filler's side (lazy-fill.c): runs in the forked child; never returns. */
 void lazy_fill_main(int sock, struct restore_stats *st) __attribute__((noreturn));
 
+/* lazy-warden.c: the process that holds copies of the filler's
+ * userfaultfds and kills the tree should the filler die before the end. */
+int lazy_warden_start(struct restore_stats *st, int other, pid_t *ret_pid);
+int lazy_warden_give(int sock, int uffd, int pidfd);
+void lazy_warden_release(int sock, pid_t pid, bool wait);
+
 /* The message from the restore to the filler: one per process (with its
  * fds: userfaultfd, pidfd, page file, a memfd holding the segments, the
  * block sums, then the ranges to make huge pages of again), then one
