@@ -112,24 +112,6 @@ static bool tcp_accepts(int ls, int family, uint16_t port)
 
 /* An fd sent with SCM_RIGHTS (before the dump) is the sender's open file
  * description: after the restore it still is (one offset). */
-static void send_fd(int sock, int fd)
-{
-	char c = 'f';
-	struct iovec iov = { &c, 1 };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	if (sendmsg(sock, &mh, 0) != 1)
-		test_die("sendmsg: %m");
-}
-
 static int recv_fd(int sock)
 {
 	char c;
@@ -212,7 +194,7 @@ int main(int argc, char **argv)
 		test_wait();
 		_exit(child(client));
 	}
-	send_fd(pass[0], file);
+	test_send_fd(pass[0], "f", file);
 	char ack;
 	if (read(pass[0], &ack, 1) != 1)
 		test_die("the child did not take the fd");

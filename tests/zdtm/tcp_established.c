@@ -51,64 +51,15 @@ static int port_of(int fd, bool peer)
 	return ntohs(fam == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-/* Writes the pattern until the socket takes no more; returns the count. */
-static size_t fill(int s, const uint8_t *pat)
-{
-	size_t off = 0;
-	int fl = fcntl(s, F_GETFL);
-	fcntl(s, F_SETFL, fl | O_NONBLOCK);
-	while (off < LIMIT) {
-		ssize_t n = write(s, pat + off, LIMIT - off);
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0)
-			test_die("write: %m");
-		off += (size_t)n;
-	}
-	fcntl(s, F_SETFL, fl);
-	return off;
-}
-
-/* Reads n bytes and checks them against the other side's pattern. */
-static const char *drain(int s, size_t n, uint64_t seed)
-{
-	uint8_t *buf = malloc(n ? n : 1);
-	size_t off = 0;
-	while (buf && off < n) {
-		ssize_t k = read(s, buf + off, n - off);
-		if (k <= 0)
-			return k < 0 ? "read failed" : "EOF before every byte arrived";
-		off += (size_t)k;
-	}
-	if (!buf || test_verify(buf, n, seed) >= 0)
-		return "bytes differ from what was written";
-	free(buf);
-	return NULL;
-}
-
-static const char *ping(int s, const char *out, const char *in)
-{
-	char b[4];
-	if (write(s, out, 4) != 4)
-		return "ping write failed";
-	for (size_t off = 0; off < 4;) {
-		ssize_t k = read(s, b + off, 4 - off);
-		if (k <= 0)
-			return "ping read failed";
-		off += (size_t)k;
-	}
-	return memcmp(b, in, 4) ? "ping answer differs" : NULL;
-}
-
 static void child(int s, int go, int res, const uint8_t *pat)
 {
-	size_t mine = fill(s, pat), theirs;
+	size_t mine = test_fill_socket(s, pat, LIMIT), theirs;
 	int port = port_of(s, false);
 	if (write(res, &mine, sizeof(mine)) != sizeof(mine) || read(go, &theirs, sizeof(theirs)) != sizeof(theirs))
 		_exit(2);
-	const char *why = drain(s, theirs, 1);
+	const char *why = test_drain(s, theirs, 1);
 	if (!why)
-		why = ping(s, "pong", "ping");
+		why = test_ping(s, "pong", "ping");
 	if (!why && port_of(s, false) != port)
 		why = "the child's port changed";
 	char msg[64] = "ok";
@@ -142,7 +93,7 @@ int main(int argc, char **argv)
 	int s = accept(ls, NULL, NULL);
 	if (s < 0)
 		test_die("accept: %m");
-	size_t sent = fill(s, mine), theirs;
+	size_t sent = test_fill_socket(s, mine, LIMIT), theirs;
 	if (read(res[0], &theirs, sizeof(theirs)) != sizeof(theirs))
 		test_die("child's count: %m");
 	int port = port_of(s, true);
@@ -151,9 +102,9 @@ int main(int argc, char **argv)
 	test_wait();
 	if (write(go[1], &sent, sizeof(sent)) != sizeof(sent))
 		test_die("go: %m");
-	const char *why = drain(s, theirs, 2);
+	const char *why = test_drain(s, theirs, 2);
 	check(!why, "parent: %s", why);
-	why = ping(s, "ping", "pong");
+	why = test_ping(s, "ping", "pong");
 	check(!why, "parent: %s", why);
 	check(port_of(s, true) == port, "the child's port as the parent sees it changed (%d, was %d)", port_of(s, true),
 	      port);

@@ -45,53 +45,6 @@ static const char *mapped(int fd)
 	return NULL;
 }
 
-static size_t fill(int s, const uint8_t *pat)
-{
-	size_t off = 0;
-	int fl = fcntl(s, F_GETFL);
-	fcntl(s, F_SETFL, fl | O_NONBLOCK);
-	while (off < LIMIT) {
-		ssize_t n = write(s, pat + off, LIMIT - off);
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0)
-			test_die("write: %m");
-		off += (size_t)n;
-	}
-	fcntl(s, F_SETFL, fl);
-	return off;
-}
-
-static const char *drain(int s, size_t n, uint64_t seed)
-{
-	uint8_t *buf = malloc(n ? n : 1);
-	size_t off = 0;
-	while (buf && off < n) {
-		ssize_t k = read(s, buf + off, n - off);
-		if (k <= 0)
-			return k < 0 ? "read failed" : "EOF before every byte arrived";
-		off += (size_t)k;
-	}
-	if (!buf || test_verify(buf, n, seed) >= 0)
-		return "bytes differ from what was written";
-	free(buf);
-	return NULL;
-}
-
-static const char *ping(int s, const char *out, const char *in)
-{
-	char b[4];
-	if (write(s, out, 4) != 4)
-		return "ping write failed";
-	for (size_t off = 0; off < 4;) {
-		ssize_t k = read(s, b + off, 4 - off);
-		if (k <= 0)
-			return "ping read failed";
-		off += (size_t)k;
-	}
-	return memcmp(b, in, 4) ? "ping answer differs" : NULL;
-}
-
 /* The client's socket: IPv4 to 127.0.0.1, or IPv6 to ::ffff:127.0.0.1. */
 static int client_socket(bool v6, uint16_t port)
 {
@@ -116,12 +69,12 @@ static void child(bool v6, uint16_t port, int go, int res, const uint8_t *pat)
 	int s = client_socket(v6, port);
 	if (s < 0)
 		_exit(2);
-	size_t mine = fill(s, pat), theirs;
+	size_t mine = test_fill_socket(s, pat, LIMIT), theirs;
 	if (write(res, &mine, sizeof(mine)) != sizeof(mine) || read(go, &theirs, sizeof(theirs)) != sizeof(theirs))
 		_exit(2);
-	const char *why = drain(s, theirs, 1);
+	const char *why = test_drain(s, theirs, 1);
 	if (!why)
-		why = ping(s, "pong", "ping");
+		why = test_ping(s, "pong", "ping");
 	if (!why && v6)
 		why = mapped(s);
 	char msg[64] = "ok";
@@ -168,7 +121,7 @@ int main(int argc, char **argv)
 		test_die("before the dump: %s", why);
 	if (on_stdin && dup2(s, 0) != 0)
 		test_die("dup2 to fd 0: %m");
-	size_t sent = fill(s, mine), theirs;
+	size_t sent = test_fill_socket(s, mine, LIMIT), theirs;
 	if (read(res[0], &theirs, sizeof(theirs)) != sizeof(theirs))
 		test_die("child's count: %m");
 	test_msg("parent wrote %zu bytes, child %zu", sent, theirs);
@@ -176,9 +129,9 @@ int main(int argc, char **argv)
 	test_wait();
 	if (write(go[1], &sent, sizeof(sent)) != sizeof(sent))
 		test_die("go: %m");
-	why = drain(on_stdin ? 0 : s, theirs, 2);
+	why = test_drain(on_stdin ? 0 : s, theirs, 2);
 	check(!why, "parent%s: %s", on_stdin ? " on fd 0" : "", why);
-	why = ping(s, "ping", "pong");
+	why = test_ping(s, "ping", "pong");
 	check(!why, "parent: %s", why);
 	why = mapped(s);
 	check(!why, "parent after the restore: %s", why);

@@ -26,23 +26,6 @@
 
 #include "zdtmtst.h"
 
-static void send_fd(int s, const char *msg, int fd)
-{
-	struct iovec iov = { (void *)msg, strlen(msg) };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	if (sendmsg(s, &mh, 0) != (ssize_t)strlen(msg))
-		test_die("sendmsg %s: %m", msg);
-}
-
 /* One message: its bytes into buf (NUL-terminated), its fd (or -1). */
 static ssize_t recv_fd(int s, char *buf, size_t size, int *fd, struct ucred *uc)
 {
@@ -101,34 +84,34 @@ static void setup(void)
 	    socketpair(AF_UNIX, SOCK_DGRAM, 0, cr) || setsockopt(cr[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
 		test_die("setup: %m");
 	int f = file_at("inflight-1.txt", "0123456789", 5);
-	send_fd(ch[0], "file", f);
+	test_send_fd(ch[0], "file", f);
 	close(f);
 	if (write(pp[1], "hello", 5) != 5)
 		test_die("pipe: %m");
-	send_fd(ch[0], "pipe", pp[0]);
+	test_send_fd(ch[0], "pipe", pp[0]);
 	close(pp[0]);
 	pw = pp[1];
 	int solo[2];
 	if (pipe(solo) || write(solo[1], "solo", 4) != 4)
 		test_die("solo pipe: %m");
-	send_fd(ch[0], "solo", solo[0]);
+	test_send_fd(ch[0], "solo", solo[0]);
 	close(solo[0]);
 	close(solo[1]);
 	if (write(sp[0], "inner", 5) != 5)
 		test_die("inner: %m");
-	send_fd(ch[0], "sock", sp[1]);
+	test_send_fd(ch[0], "sock", sp[1]);
 	close(sp[1]);
 	kept = sp[0];
 	f = file_at("inflight-2.txt", "nested", 0);
-	send_fd(np[0], "n", f);
+	test_send_fd(np[0], "n", f);
 	close(f);
 	close(np[0]);
-	send_fd(ch[0], "nest", np[1]);
+	test_send_fd(ch[0], "nest", np[1]);
 	close(np[1]);
 	f = file_at("inflight-3.txt", "stream", 0);
 	if (write(st[0], "abc", 3) != 3)
 		test_die("stream: %m");
-	send_fd(st[0], "def", f);
+	test_send_fd(st[0], "def", f);
 	close(f);
 	if (write(st[0], "ghi", 3) != 3 || send(cr[0], "cred", 4, 0) != 4)
 		test_die("stream: %m");

@@ -18,23 +18,6 @@
 
 #define DEPTH 10
 
-static void send_fd(int s, const char *msg, int fd)
-{
-	struct iovec iov = { (void *)msg, strlen(msg) };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	if (sendmsg(s, &mh, 0) != (ssize_t)strlen(msg))
-		test_die("sendmsg %s: %m", msg);
-}
-
 /* The next message of s: want as its bytes, and the fd it brings. */
 static int recv_level(int s, const char *want)
 {
@@ -66,14 +49,14 @@ int main(int argc, char **argv)
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
 		test_die("socketpair: %m");
-	send_fd(sv[0], "bottom", f);
+	test_send_fd(sv[0], "bottom", f);
 	close(f), close(sv[0]);
 	int top = sv[1];
 	for (int d = 1; d < DEPTH; d++) {
 		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
 			test_die("socketpair: %m");
 		snprintf(msg, sizeof(msg), "level %d", d);
-		send_fd(sv[0], msg, top);
+		test_send_fd(sv[0], msg, top);
 		close(top), close(sv[0]);
 		top = sv[1];
 	}

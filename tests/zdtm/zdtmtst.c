@@ -2,11 +2,13 @@
 #include "zdtmtst.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -182,4 +184,69 @@ double test_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void test_send_fd(int sock, const char *msg, int fd)
+{
+	struct iovec iov = { (void *)msg, strlen(msg) };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	if (sendmsg(sock, &mh, 0) != (ssize_t)strlen(msg))
+		test_die("sendmsg %s: %m", msg);
+}
+
+size_t test_fill_socket(int s, const uint8_t *pat, size_t limit)
+{
+	size_t off = 0;
+	int fl = fcntl(s, F_GETFL);
+	fcntl(s, F_SETFL, fl | O_NONBLOCK);
+	while (off < limit) {
+		ssize_t n = write(s, pat + off, limit - off);
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0)
+			test_die("write: %m");
+		off += (size_t)n;
+	}
+	fcntl(s, F_SETFL, fl);
+	return off;
+}
+
+const char *test_drain(int s, size_t n, uint64_t seed)
+{
+	uint8_t *buf = malloc(n ? n : 1);
+	const char *why = buf ? NULL : "out of memory";
+	for (size_t off = 0; !why && off < n;) {
+		ssize_t k = read(s, buf + off, n - off);
+		if (k <= 0)
+			why = k < 0 ? "read failed" : "EOF before every byte arrived";
+		else
+			off += (size_t)k;
+	}
+	if (!why && test_verify(buf, n, seed) >= 0)
+		why = "bytes differ from what was written";
+	free(buf);
+	return why;
+}
+
+const char *test_ping(int s, const char *out, const char *in)
+{
+	char b[4];
+	if (write(s, out, 4) != 4)
+		return "ping write failed";
+	for (size_t off = 0; off < 4;) {
+		ssize_t k = read(s, b + off, 4 - off);
+		if (k <= 0)
+			return "ping read failed";
+		off += (size_t)k;
+	}
+	return memcmp(b, in, 4) ? "ping answer differs" : NULL;
 }

@@ -49,3 +49,15 @@ long test_verify(const void *buf, size_t len, uint64_t seed);
 int test_map_perms(const void *addr, char perms[5]);
 
 double test_now(void); /* CLOCK_MONOTONIC seconds */
+
+/* Sockets. Sends one message, msg, with fd in SCM_RIGHTS (dies on error). */
+void test_send_fd(int sock, const char *msg, int fd);
+/* Writes pat[0, limit) until the socket takes no more (non-blocking for
+ * the while); returns how much it took. */
+size_t test_fill_socket(int s, const uint8_t *pat, size_t limit);
+/* Reads n bytes and checks them against test_fill's pattern of seed:
+ * NULL, or what went wrong. */
+const char *test_drain(int s, size_t n, uint64_t seed);
+/* Writes 4 bytes out, reads 4 and compares them with in: NULL, or what
+ * went wrong. */
+const char *test_ping(int s, const char *out, const char *in);
