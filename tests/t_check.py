@@ -149,7 +149,15 @@ def t_check_docker(ctx):
             raise TestFail('a plain busybox loop: %r' % found)
         untouched(pid, 'docker')
         time.sleep(0.5)
-        after = int(d.docker('exec', name, 'cat', '/data/count').stdout.strip())
+        # The loop truncates the file before it writes it: read again
+        # when a read comes between the two (which failed this test once).
+        after = b''
+        for _ in range(20):
+            after = d.docker('exec', name, 'cat', '/data/count').stdout.strip()
+            if after:
+                break
+            time.sleep(0.05)
+        after = int(after)
         if after <= before:
             raise TestFail('the container stopped counting (%d -> %d)' % (before, after))
         r = run('--type', 'docker', '--id', 'stasis-nope-%d' % os.getpid())
