@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "engine/lazy.h"
+#include "engine/proc.h"
 #include "engine/syscalls.h"
 #include "engine/uffd.h"
 #include "image/pagesums.h"
@@ -434,19 +435,6 @@ static void *worker_main(void *arg)
 
 /* --- the main thread: messages and userfaultfd events --- */
 
-/* The pid of a pidfd in our pid namespace (a container's restore names
- * its processes by the pids they have in theirs). */
-static pid_t pidfd_pid(int pidfd)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	buf[n > 0 ? n : 0] = 0;
-	const char *p = strstr(buf, "\nPid:");
-	return p ? (pid_t)strtol(p + 6, NULL, 10) : 0;
-}
-
 static int add_target(const struct lazy_msg *m, const int fds[4])
 {
 	struct target *t = calloc(1, sizeof(*t));
@@ -454,7 +442,7 @@ static int add_target(const struct lazy_msg *m, const int fds[4])
 	if (!t || F.n == MAX_TARGETS || m->nthp > MAX_THP || m->sum_shift < PAGESUMS_MIN_SHIFT || m->sum_shift > PAGESUMS_BATCH_SHIFT ||
 	    m->nsums != pagesums_count(m->file_size, m->sum_shift))
 		return -EINVAL;
-	*t = (struct target){ .pid = m->pid, .hpid = pidfd_pid(fds[1]), .uffd = fds[0], .pidfd = fds[1], .fd = fds[2],
+	*t = (struct target){ .pid = m->pid, .hpid = proc_pidfd_pid(fds[1]), .uffd = fds[0], .pidfd = fds[1], .fd = fds[2],
 			      .size = m->file_size, .ps = { m->file_size, m->nsums, m->sum_shift, NULL },
 			      .nbatch = pagesums_count(m->file_size, PAGESUMS_BATCH_SHIFT), .gone = !m->nseg };
 	void *map = segs + sums + thp ? mmap(NULL, segs + sums + thp, PROT_READ, MAP_PRIVATE, fds[3], 0) : NULL;

@@ -25,8 +25,10 @@
 #include <unistd.h>
 
 #include "engine/lazy.h"
+#include "engine/proc.h"
 #include "engine/stats.h"
 #include "engine/syscalls.h"
+#include "util/cleanup.h"
 #include "util/log.h"
 
 enum { W_TARGET = 'T', W_CHILD = 'C', W_DONE = 'D' };
@@ -51,13 +53,12 @@ static void push(struct pids *v, int pidfd)
 /* pid's descendants, by /proc's children lists, as pidfds. */
 static void add_descendants(struct pids *v, pid_t pid, int depth)
 {
-	char path[64], buf[4096];
+	char path[64];
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
-	int fd = depth < 64 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
-	buf[n > 0 ? n : 0] = 0;
+	if (depth >= 64 || proc_read(AT_FDCWD, path, &buf, &len) < 0)
+		return;
 	for (char *s = buf, *end; *s; s = end) {
 		long child = strtol(s, &end, 10);
 		if (end == s)
@@ -69,19 +70,6 @@ static void add_descendants(struct pids *v, pid_t pid, int depth)
 	}
 }
 
-static pid_t pidfd_to_pid(int pidfd)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	const char *p = strstr(buf, "\nPid:");
-	return p ? (pid_t)strtol(p + 5, NULL, 10) : 0;
-}
-
 /* The filler is gone with pages still out: nothing of the tree may run
  * on. The children the tree forked meanwhile are found first (a killed
  * parent's children move to another parent). */
@@ -89,7 +77,7 @@ static void kill_tree(struct pids *v, struct restore_stats *st)
 {
 	size_t known = v->n;
 	for (size_t i = 0; i < known; i++) {
-		pid_t pid = pidfd_to_pid(v->fds[i]);
+		pid_t pid = proc_pidfd_pid(v->fds[i]);
 		if (pid > 0)
 			add_descendants(v, pid, 0);
 	}

@@ -44,23 +44,10 @@ static bool pidfd_match(const struct fd_probe *p)
 	return streq(p->link, "anon_inode:[pidfd]") || startswith(p->link, "pidfd:");
 }
 
-static int parse(const char *buf, size_t len, pid_t *ret)
-{
-	size_t pos = 0;
-	char line[128];
-	int x;
-	while (proc_next_line(buf, len, &pos, line, sizeof(line)))
-		if (sscanf(line, "Pid: %d", &x) == 1) {
-			*ret = x;
-			return 0;
-		}
-	return -EBADMSG;
-}
-
 static int pidfd_collect(const struct fd_probe *p, struct fd_rec *o)
 {
 	pid_t pid;
-	int r = parse(p->fdinfo, p->fdinfo_len, &pid);
+	int r = proc_parse_pidfd_pid(p->fdinfo, p->fdinfo_len, &pid);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot read which process fd %d (a pidfd) names: %m", p->pid, p->fd);
 	if (pid == 0 || pid < PIDFD_DEAD)

@@ -324,3 +324,28 @@ int proc_parse_fdinfo(const char *buf, size_t len, struct fdinfo *ret)
 	*ret = fi;
 	return 0;
 }
+
+int proc_parse_pidfd_pid(const char *buf, size_t len, pid_t *ret)
+{
+	size_t pos = 0;
+	char line[128];
+	int x;
+	while (proc_next_line(buf, len, &pos, line, sizeof(line)))
+		if (sscanf(line, "Pid: %d", &x) == 1) {
+			*ret = x;
+			return 0;
+		}
+	return -EBADMSG;
+}
+
+pid_t proc_pidfd_pid(int pidfd)
+{
+	char path[64];
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	pid_t pid = 0;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	if (proc_read(AT_FDCWD, path, &buf, &len) < 0 || proc_parse_pidfd_pid(buf, len, &pid) < 0)
+		return 0;
+	return pid;
+}

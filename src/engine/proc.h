@@ -76,3 +76,8 @@ void vmas_free(struct vma *v, size_t n);
 int proc_parse_stat(const char *buf, size_t len, struct proc_stat *ret);
 int proc_parse_status(const char *buf, size_t len, struct proc_status *ret);
 int proc_parse_fdinfo(const char *buf, size_t len, struct fdinfo *ret);
+/* A pidfd's fdinfo: the pid it names in our pid namespace ("Pid:"; 0 in
+ * another namespace, -1 once reaped). */
+int proc_parse_pidfd_pid(const char *buf, size_t len, pid_t *ret);
+/* The same for our own pidfd: 0 when it cannot be read. */
+pid_t proc_pidfd_pid(int pidfd);
