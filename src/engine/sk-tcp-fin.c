@@ -21,27 +21,12 @@
 #include <unistd.h>
 
 #include "engine/netlock.h"
+#include "engine/rawpkt.h"
 #include "engine/sk-tcp-fin.h"
 #include "util/cleanup.h"
 
 #define TCP_HDR 20
 #define TS_OPT 12 /* NOP, NOP, kind 8, length 10, TSval, TSecr */
-
-static uint32_t sum16(uint32_t sum, const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)p[i] << 8 | p[i + 1];
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -76,10 +61,10 @@ static size_t build_tcp(const struct tcp_fin_seg *s, uint8_t *p)
 static uint16_t tcp_csum(const struct tcp_fin_seg *s, const uint8_t *tcp, size_t len)
 {
 	size_t alen = s->family == AF_INET ? 4 : 16;
-	uint32_t sum = sum16(0, s->src, alen);
-	sum = sum16(sum, s->dst, alen);
+	uint32_t sum = rawpkt_csum_add(0, s->src, alen);
+	sum = rawpkt_csum_add(sum, s->dst, alen);
 	sum += IPPROTO_TCP + (uint32_t)len;
-	return fold(sum16(sum, tcp, len));
+	return rawpkt_csum_fold(rawpkt_csum_add(sum, tcp, len));
 }
 
 static size_t build_ip(const struct tcp_fin_seg *s, uint8_t *p, size_t tcp_len)
@@ -115,12 +100,6 @@ int tcp_fin_build(const struct tcp_fin_seg *s, uint8_t *buf, size_t size)
 	return (int)(ip_len + tcp_len);
 }
 
-static bool v4_mapped(const struct in6_addr *a)
-{
-	static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-	return !memcmp(a->s6_addr, prefix, sizeof(prefix));
-}
-
 int tcp_fin_addrs(const void *name, const void *peer_name, int family, struct tcp_fin_seg *seg)
 {
 	if (family == AF_INET) {
@@ -133,8 +112,8 @@ int tcp_fin_addrs(const void *name, const void *peer_name, int family, struct tc
 	if (family != AF_INET6)
 		return -EAFNOSUPPORT;
 	const struct sockaddr_in6 *a = name, *b = peer_name;
-	bool m = v4_mapped(&a->sin6_addr);
-	if (m != v4_mapped(&b->sin6_addr))
+	bool m = IN6_IS_ADDR_V4MAPPED(&a->sin6_addr);
+	if (m != IN6_IS_ADDR_V4MAPPED(&b->sin6_addr))
 		return -EAFNOSUPPORT;
 	seg->family = m ? AF_INET : AF_INET6;
 	memcpy(seg->dst, a->sin6_addr.s6_addr + (m ? 12 : 0), m ? 4 : 16);
@@ -170,8 +149,10 @@ int tcp_fin_inject(int fd, const struct tcp_fin_seg *seg, int want_state)
 	int len = tcp_fin_build(seg, pkt, sizeof(pkt));
 	if (len < 0)
 		return len;
-	_cleanup_close_ int raw = socket(seg->family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
-	if (raw < 0 || setsockopt(raw, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
+	_cleanup_close_ int raw = rawpkt_open(seg->family);
+	if (raw < 0)
+		return raw;
+	if (setsockopt(raw, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
 		return -errno;
 	/* Loopback delivery normally happens before sendto returns; a
 	 * socket busy at that moment takes it from its backlog soon after.

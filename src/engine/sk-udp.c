@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "engine/rawpkt.h"
 #include "engine/sockets.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -91,32 +92,15 @@ int sk_udp_collect_queue(int sk, struct sk_rec *s)
 
 /* --- restore --- */
 
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-static uint32_t csum_add(uint32_t sum, const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)(b[len - 1] << 8);
-	return sum;
-}
-
 /* The UDP header's checksum over the IPv6 pseudo header (required there). */
 static uint16_t udp6_csum(const struct in6_addr *src, const struct in6_addr *dst, const struct udphdr *u,
 			  const uint8_t *data, size_t len)
 {
-	uint32_t sum = csum_add(0, src, 16);
-	sum = csum_add(sum, dst, 16);
+	uint32_t sum = rawpkt_csum_add(0, src, 16);
+	sum = rawpkt_csum_add(sum, dst, 16);
 	sum += (uint32_t)(len + sizeof(*u)) + IPPROTO_UDP;
-	sum = csum_add(sum, u, sizeof(*u));
-	uint16_t c = csum_fold(csum_add(sum, data, len));
+	sum = rawpkt_csum_add(sum, u, sizeof(*u));
+	uint16_t c = rawpkt_csum_fold(rawpkt_csum_add(sum, data, len));
 	return htons(c ? c : 0xffff);
 }
 
@@ -172,20 +156,6 @@ static int send6(int raw, const struct sk_addr *to, const struct sk_addr *from, 
 	return n < 0 ? -errno : 0;
 }
 
-static int open_raw(int family)
-{
-	int one = 1;
-	int raw = socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
-	if (raw < 0)
-		return -errno;
-	if (family == AF_INET6 && setsockopt(raw, IPPROTO_IPV6, IPV6_HDRINCL, &one, sizeof(one)) < 0) {
-		int r = -errno;
-		close(raw);
-		return r;
-	}
-	return raw;
-}
-
 /* Datagrams queued on fd, walked with the peek offset. */
 static int count_queued(int fd)
 {
@@ -211,7 +181,7 @@ int sk_udp_fill(int fd, const struct sk_rec *s)
 	if (!s->msg_from || !s->name.len)
 		return -EINVAL;
 	dest_of(s, &to);
-	_cleanup_close_ int raw = open_raw(s->family);
+	_cleanup_close_ int raw = rawpkt_open(s->family);
 	_cleanup_free_ uint8_t *pkt = malloc(sizeof(struct ip6_hdr) + sizeof(struct udphdr) + UDP_MAX_PAYLOAD);
 	if (raw < 0 || !pkt)
 		return raw < 0 ? raw : -ENOMEM;
