@@ -74,15 +74,20 @@ static int epoll_collect(const struct fd_probe *p, struct fd_rec *o)
 	return 0;
 }
 
+/* Whether fd of pid is the file epoll `ep` (of pid `epid`) watches as tfd. */
+static bool is_target(pid_t pid, int fd, pid_t epid, int ep, int tfd)
+{
+	struct kcmp_epoll_slot slot = { (uint32_t)ep, (uint32_t)tfd, 0 };
+	return syscall(SYS_kcmp, pid, epid, KCMP_EPOLL_TFD, fd, &slot) == 0;
+}
+
 /* A watched file is found again by the fd number it was added with: that
  * fd must still be open (and be what was added) for the restore to work. */
 static int epoll_check(pid_t pid, const struct files_rec *f, const struct fd_rec *o)
 {
 	const struct epoll_state *s = o->state;
 	for (size_t i = 0; i < s->ntgts; i++) {
-		struct kcmp_epoll_slot slot = { (uint32_t)o->fd, (uint32_t)s->tgts[i].tfd, 0 };
-		if (!files_find(f, s->tgts[i].tfd) ||
-		    syscall(SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, s->tgts[i].tfd, &slot) != 0) {
+		if (!files_find(f, s->tgts[i].tfd) || !is_target(pid, s->tgts[i].tfd, pid, o->fd, s->tgts[i].tfd)) {
 			log_error("pid %d: epoll fd %d watches fd %d, which is no longer open (or now another "
 				  "file); this cannot be checkpointed yet", pid, o->fd, s->tgts[i].tfd);
 			return -EOPNOTSUPP;
@@ -165,13 +170,6 @@ static int epoll_setup(const struct fd_restore *x, const struct fd_rec *o)
 }
 
 /* --- in flight: the targets by their descriptions --- */
-
-/* Whether fd of pid is the file epoll `ep` (of pid `epid`) watches as tfd. */
-static bool is_target(pid_t pid, int fd, pid_t epid, int ep, int tfd)
-{
-	struct kcmp_epoll_slot slot = { (uint32_t)ep, (uint32_t)tfd, 0 };
-	return syscall(SYS_kcmp, pid, epid, KCMP_EPOLL_TFD, fd, &slot) == 0;
-}
 
 /* The record of the file that epoll o (in table `in`) watches as t: in
  * its own table at that number (where it was added), else anywhere in

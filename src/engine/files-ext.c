@@ -11,10 +11,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "engine/fdpass.h"
 #include "engine/files.h"
 #include "engine/syscalls.h"
 #include "util/cleanup.h"
@@ -35,7 +35,7 @@ bool fd_stat_is_tty(const struct stat *st)
 static bool inet_socket(const struct fd_probe *p)
 {
 	_cleanup_close_ int pidfd = sys_pidfd_open(p->pid, 0);
-	_cleanup_close_ int sk = pidfd >= 0 ? (int)syscall(SYS_pidfd_getfd, pidfd, p->fd, 0) : -1;
+	_cleanup_close_ int sk = pidfd >= 0 ? fdpass_take(pidfd, p->fd) : -1;
 	int dom = AF_UNSPEC;
 	socklen_t l = sizeof(dom);
 	return sk >= 0 && getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &dom, &l) == 0 && (dom == AF_INET || dom == AF_INET6);

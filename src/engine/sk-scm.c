@@ -42,7 +42,6 @@
 extern const struct fd_ops fd_socket_ops;
 
 static int depth; /* nesting of sockets in flight, dump and restore */
-static int depth_at_top; /* describe_one calls under way */
 static pid_t holder_pid; /* dump: the process and fd whose queue is read, for messages */
 static int holder_fd;
 
@@ -68,11 +67,12 @@ static int describe_one(int procfd, int fd, struct fd_rec *o, size_t i)
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (!depth_at_top++)
+	bool top = depth == 1; /* sk_scm_describe counted this level already */
+	if (top)
 		log_set_prefix(snprintf(ctx, sizeof(ctx), "pid %d: fd %d holds in its queue an fd in flight that cannot "
 					"be checkpointed: ", holder_pid, holder_fd) > 0 ? ctx : NULL);
 	int r = files_collect_fd(procfd, getpid(), fd, 0, o);
-	if (!--depth_at_top)
+	if (top)
 		log_set_prefix(NULL);
 	if (r < 0)
 		return r == -EOPNOTSUPP ? -EXDEV : r;
