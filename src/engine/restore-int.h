@@ -58,11 +58,13 @@ long restore_clone(struct remote *r, pid_t tid, uint64_t flags, uint64_t stack, 
 /* restore.c: the memory of one stub (exec if needed, mappings, pages, mm
  * fields). Called by tree_create before the stub forks its children, so
  * they inherit its private memory copy-on-write (mm-cow.c); parent is
- * NULL for the root. Its pages may still be going in (a worker's job)
+ * NULL for the root; maker is the process whose stub made it: its parent,
+ * or a sibling it shares its fd table or fs info with (share.h). Its
+ * pages may still be going in (a worker's job)
  * when it returns: restore_mm_done waits for them and finishes the
  * memory (protections, mm fields), before the process forks anyone or
  * gets anything else. */
-int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *parent);
+int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *parent, const struct rproc *maker);
 int restore_mm_done(struct restore_ctx *c, struct rproc *rp);
 
 /* restore-tree.c: every process of the tree exists, stopped, with its

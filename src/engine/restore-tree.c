@@ -366,7 +366,7 @@ int tree_create(struct restore_ctx *c, const struct restore_opts *o)
 		return e;
 	/* Before anyone forks from the root: they are born into its IPC namespace. */
 	if ((e = ipc_restore(c->img, c->procs[0].node->pid)) < 0 || (e = lead(&c->procs[0])) < 0 ||
-	    (e = lead_tty(c, &c->procs[0])) < 0 || (e = restore_mm(c, &c->procs[0], NULL)) < 0)
+	    (e = lead_tty(c, &c->procs[0])) < 0 || (e = restore_mm(c, &c->procs[0], NULL, NULL)) < 0)
 		return e;
 	for (size_t i = 1; i < c->n; i++) {
 		struct rproc *p = &c->procs[i], *parent = find_rproc(c, p->node->ppid);
@@ -379,7 +379,7 @@ int tree_create(struct restore_ctx *c, const struct restore_opts *o)
 		    (e = lead_tty(c, p)) < 0)
 			return e;
 		/* One with its parent's memory (CLONE_VM) has it already. */
-		if (!p->node->zombie && !(p->node->share & SHARE_VM) && (e = restore_mm(c, p, parent)) < 0)
+		if (!p->node->zombie && !(p->node->share & SHARE_VM) && (e = restore_mm(c, p, parent, maker)) < 0)
 			return e;
 	}
 	for (size_t i = 0; i < c->n; i++)

@@ -209,16 +209,7 @@ static int exec_exe(struct rproc *rp)
 	return 0;
 }
 
-/* The sibling whose stub made rp (share.h), or NULL. */
-static const struct rproc *sibling_of(const struct restore_ctx *c, const struct rproc *rp)
-{
-	for (size_t i = 0; rp->node->share_with && i < c->n; i++)
-		if (c->procs[i].node->pid == rp->node->share_with)
-			return &c->procs[i];
-	return NULL;
-}
-
-int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *parent)
+int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *parent, const struct rproc *maker)
 {
 	struct remote *r = &rp->rem;
 	struct mm_rec *m = &rp->p.mm;
@@ -228,8 +219,7 @@ int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *pare
 	 * away the memory it inherited. One made by a sibling's stub
 	 * (share.h) has the sibling's memory: its pages shared with the
 	 * parent are copied from there. */
-	bool forked = parent && !rp->node->share_with;
-	const struct rproc *maker = forked ? parent : sibling_of(c, rp);
+	bool forked = parent && maker == parent;
 	bool exe_inherited = maker && streq(maker->p.mm.exe, m->exe);
 	bool need_exec = !exe_inherited && !can_set_exe(rp);
 	bool inherit = forked && !need_exec;
