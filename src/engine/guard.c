@@ -71,8 +71,6 @@ static bool only_the_call(const struct remote *r, uint64_t ip)
 	       ip == r->syscall_ip + 2;
 }
 
-/* A thread caught in a call gets its own registers back, and every
- * thread whose mask was ours its own mask. */
 /* Whether a call made now would end in a spin if its thread were let go:
  * through our trap page, or through the gadget. */
 static bool call_has_way_back(const struct remote *r)
@@ -80,6 +78,8 @@ static bool call_has_way_back(const struct remote *r)
 	return (r->trap && r->syscall_ip == r->trap) || (r->gadget && r->spin);
 }
 
+/* A thread caught in a call gets its own registers back, and every
+ * thread whose mask was ours its own mask. */
 static void put_back_thread(const struct remote *r, struct remote_thread *t)
 {
 	struct user_regs_struct now;
