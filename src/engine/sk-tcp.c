@@ -114,6 +114,13 @@ static bool peer_fin(int st)
 	return st == TCP_CLOSE_WAIT || st == TCP_LAST_ACK || st == TCP_CLOSING;
 }
 
+/* Where the peer's FIN sits in the sequence space: just after the
+ * unread bytes of the receive queue. */
+static uint32_t peer_fin_seq(const struct sk_tcp *t)
+{
+	return t->rcv_seq + (uint32_t)t->recvq_len;
+}
+
 static int set_int(int fd, int level, int name, int v)
 {
 	return setsockopt(fd, level, name, &v, sizeof(v)) < 0 ? -errno : 0;
@@ -466,7 +473,7 @@ static int set_seqs(int fd, const struct sk_tcp *t)
 static int set_window(int fd, const struct sk_tcp *t, bool before_fin)
 {
 	struct tcp_repair_window w = t->win;
-	uint32_t fin = t->rcv_seq + (uint32_t)t->recvq_len;
+	uint32_t fin = peer_fin_seq(t);
 	if (before_fin && (int32_t)(w.rcv_wup - fin) > 0)
 		w.rcv_wup = fin;
 	return setsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)) < 0 ? -errno : 0;
@@ -480,7 +487,7 @@ static int set_window(int fd, const struct sk_tcp *t, bool before_fin)
 static int put_fins(int fd, const struct sk_rec *s, const struct sk_tcp *t)
 {
 	uint32_t win = t->win.snd_wnd >> (t->wscale ? t->snd_wscale : 0);
-	struct tcp_fin_seg seg = { .seq = t->rcv_seq + (uint32_t)t->recvq_len, .ack = t->snd_seq,
+	struct tcp_fin_seg seg = { .seq = peer_fin_seq(t), .ack = t->snd_seq,
 				   .win = (uint16_t)(win > 65535 ? 65535 : win), .tstamp = t->tstamp };
 	bool theirs = peer_fin(t->state), closing = t->state == TCP_CLOSING;
 	int r = theirs ? tcp_fin_addrs(&s->name.ss, &s->peer_name.ss, s->family, &seg) : 0;
@@ -584,7 +591,7 @@ void sk_tcp_to_json(const struct sk_tcp *t, struct json_builder *b)
 	jb_u64(&j, "snd_seq", t->snd_seq);
 	jb_u64(&j, "rcv_seq", t->rcv_seq);
 	if (peer_fin(t->state))
-		jb_u64(&j, "peer_fin_seq", t->rcv_seq + (uint32_t)t->recvq_len);
+		jb_u64(&j, "peer_fin_seq", peer_fin_seq(t));
 	jb_int(&j, "mss", t->mss);
 	jb_bool(&j, "sack", t->sack);
 	jb_bool(&j, "tstamp", t->tstamp);
@@ -670,7 +677,7 @@ static int peer_fin_from_json(const json_t *j, struct sk_tcp *t)
 	int r = get_u32(j, "peer_fin_seq", &seq);
 	if (r < 0)
 		return r;
-	return peer_fin(t->state) && seq == t->rcv_seq + (uint32_t)t->recvq_len ? 0 : -EBADMSG;
+	return peer_fin(t->state) && seq == peer_fin_seq(t) ? 0 : -EBADMSG;
 }
 
 static int queues_from_json(const json_t *j, struct sk_tcp *t)
