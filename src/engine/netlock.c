@@ -184,10 +184,13 @@ static void add_outer(struct strbuf *b, const char *name, const struct netlock_c
 	add_family(b, "bridge", bridge, name, v, n, true);
 }
 
-char *netlock_script(const char *name, const struct netlock_conn *v, size_t n)
+static char *script_of(const char *name, const struct netlock_conn *v, size_t n, bool outer)
 {
 	struct strbuf b = { 0 };
-	add_table(&b, name, v, n, true);
+	if (outer)
+		add_outer(&b, name, v, n);
+	else
+		add_table(&b, name, v, n, true);
 	if (b.err) {
 		free(b.s);
 		return NULL;
@@ -195,15 +198,14 @@ char *netlock_script(const char *name, const struct netlock_conn *v, size_t n)
 	return b.s;
 }
 
+char *netlock_script(const char *name, const struct netlock_conn *v, size_t n)
+{
+	return script_of(name, v, n, false);
+}
+
 char *netlock_outer_script(const char *name, const struct netlock_conn *v, size_t n)
 {
-	struct strbuf b = { 0 };
-	add_outer(&b, name, v, n);
-	if (b.err) {
-		free(b.s);
-		return NULL;
-	}
-	return b.s;
+	return script_of(name, v, n, true);
 }
 
 /* --- running them --- */
@@ -393,52 +395,54 @@ static void dedup(struct netlock *l)
 	l->n = k;
 }
 
+/* Builds and loads the lock's table(s) in our network namespace; the
+ * callers say what a failure means for them. */
+static int install(struct netlock *l, const char *prefix, bool outer, char *err, size_t errlen)
+{
+	char name[NETLOCK_NAME_MAX];
+	dedup(l);
+	own_name(prefix, name, sizeof(name));
+	_cleanup_free_ char *script = script_of(name, l->conns, l->n, outer);
+	uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
+	int r = script ? open_ctx(l) : -ENOMEM;
+	if (r >= 0 && (r = nft_cmd(l->nft, script, NULL, err, errlen)) < 0)
+		close_ctx(l);
+	if (r < 0)
+		return r;
+	snprintf(l->table, sizeof(l->table), "%s", name);
+	l->locked_mono_ns = t0;
+	return 0;
+}
+
 int netlock_take(struct netlock *l)
 {
-	char name[NETLOCK_NAME_MAX], err[512] = "";
+	char err[512] = "";
 	if (!l->n)
 		return 0;
-	dedup(l);
-	own_name("stasis-", name, sizeof(name));
-	_cleanup_free_ char *script = netlock_script(name, l->conns, l->n);
-	if (!script)
-		return log_error_errno(-ENOMEM, "cannot build the network lock for %zu connections: %m", l->n);
-	uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
-	int r = open_ctx(l);
-	if (r >= 0 && (r = nft_cmd(l->nft, script, NULL, err, sizeof(err))) < 0)
-		close_ctx(l);
+	int r = install(l, "stasis-", false, err, sizeof(err));
 	if (r < 0)
 		return log_error_errno(r, "cannot lock the network of %zu TCP connection(s) with nftables (%s): %m; "
 				       "is nf_tables available and are we root?", l->n, err);
-	snprintf(l->table, sizeof(l->table), "%s", name);
-	l->locked_mono_ns = t0;
 	if (!l->locked_real_ns)
 		l->locked_real_ns = clock_ns(CLOCK_REALTIME);
-	log_info("network locked: %zu TCP connection(s) in nftables table inet %s", l->n, name);
+	log_info("network locked: %zu TCP connection(s) in nftables table inet %s", l->n, l->table);
 	return 0;
 }
 
 /* In our own network namespace, for a container's: see netlock.h. */
 int netlock_take_outer(struct netlock *l)
 {
-	char name[NETLOCK_NAME_MAX], err[512] = "";
+	char err[512] = "";
 	if (!l->n)
 		return 0;
-	dedup(l);
-	own_name("stasis-outer-", name, sizeof(name));
-	_cleanup_free_ char *script = netlock_outer_script(name, l->conns, l->n);
 	l->ns_pid = 0;
-	int r = script ? open_ctx(l) : -ENOMEM;
-	if (r >= 0 && (r = nft_cmd(l->nft, script, NULL, err, sizeof(err))) < 0)
-		close_ctx(l);
+	int r = install(l, "stasis-outer-", true, err, sizeof(err));
 	if (r < 0)
 		return log_warn_errno(r, "cannot lock the %zu TCP connection(s) on the host's side (nftables: %s): %m; "
 				      "a peer that sends before the restore took them may get a reset", l->n, err);
-	snprintf(l->table, sizeof(l->table), "%s", name);
 	l->outer = true;
-	l->locked_mono_ns = clock_ns(CLOCK_MONOTONIC);
 	log_info("network locked on the host's side: %zu TCP connection(s) in nftables tables inet and bridge %s",
-		 l->n, name);
+		 l->n, l->table);
 	return 0;
 }
 
