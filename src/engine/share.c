@@ -94,9 +94,9 @@ static const char *probe_one(const struct tree *t, size_t i, int type, unsigned 
 		*ret_with = n->ppid;
 		return "outside the tree";
 	}
+	size_t src = source_of(t, i, what);
 	for (size_t k = 0; k < t->n; k++)
-		if (k != i && !t->v[k].zombie && same(t->v[k].pid, n->pid, type) &&
-		    source_of(t, k, what) != source_of(t, i, what)) {
+		if (k != i && !t->v[k].zombie && same(t->v[k].pid, n->pid, type) && source_of(t, k, what) != src) {
 			*ret_with = t->v[k].pid;
 			return what & (SHARE_FILES | SHARE_FS) ? "neither its parent nor a sibling" : "not its parent";
 		}
@@ -124,10 +124,8 @@ static const char *probe(const struct tree *t, size_t i, pid_t *ret_with, const 
 
 /* A process made by its sibling's stub starts in the sibling's session
  * and group: another group can be joined, another session only made. */
-static int check_sibling(const struct tree *t, size_t i)
+static int check_sibling(const struct tree *t, size_t i, ssize_t m, unsigned s)
 {
-	unsigned s;
-	ssize_t m = maker_of(t, i, &s);
 	const struct tree_node *n = &t->v[i], *x = m >= 0 ? &t->v[m] : NULL;
 	if (!x || x->pid == n->ppid)
 		return 0;
@@ -142,7 +140,8 @@ static int check_sibling(const struct tree *t, size_t i)
 	return 0;
 }
 
-int share_check_node(const struct tree *t, size_t i)
+/* *ret_maker and *ret_share: maker_of's answer, for share_collect. */
+static int check_node(const struct tree *t, size_t i, ssize_t *ret_maker, unsigned *ret_share)
 {
 	pid_t with = 0;
 	const char *how = NULL, *why = probe(t, i, &with, &how);
@@ -153,7 +152,15 @@ int share_check_node(const struct tree *t, size_t i)
 		return log_error_errno(-EOPNOTSUPP, "pid %d shares %s with pid %d, %s, which stasis cannot restore "
 				       "(it restores what a process shares with its parent, and a table or fs info "
 				       "shared with a sibling)", t->v[i].pid, why, with, how);
-	return check_sibling(t, i);
+	*ret_maker = maker_of(t, i, ret_share);
+	return check_sibling(t, i, *ret_maker, *ret_share);
+}
+
+int share_check_node(const struct tree *t, size_t i)
+{
+	ssize_t m;
+	unsigned s;
+	return check_node(t, i, &m, &s);
 }
 
 int share_collect(struct tree *t)
@@ -161,10 +168,10 @@ int share_collect(struct tree *t)
 	for (size_t i = 0; i < t->n; i++) {
 		struct tree_node *n = &t->v[i];
 		unsigned s;
-		int r = share_check_node(t, i);
+		ssize_t m;
+		int r = check_node(t, i, &m, &s);
 		if (r < 0)
 			return r;
-		ssize_t m = maker_of(t, i, &s);
 		n->share = s;
 		n->share_with = m >= 0 && s && t->v[m].pid != n->ppid ? t->v[m].pid : 0;
 	}
@@ -183,42 +190,41 @@ pid_t share_maker(const struct tree_node *n)
 	return n->share_with ? n->share_with : n->ppid;
 }
 
-size_t share_files_owner(const struct tree *t, size_t i)
+/* The first process of the chain of makers that shares `what` with i,
+ * from the tree's recorded share flags (on restore, kcmp has nothing to
+ * compare yet). */
+static size_t owner_of(const struct tree *t, size_t i, unsigned what)
 {
-	while (t->v[i].share & SHARE_FILES) {
+	while (t->v[i].share & what) {
 		const struct tree_node *p = tree_find(t, share_maker(&t->v[i]));
 		if (!p)
 			break;
 		i = (size_t)(p - t->v);
 	}
 	return i;
+}
+
+/* Whether i is the last live process that shares `what` with its owner. */
+static bool last_of(const struct tree *t, size_t i, unsigned what)
+{
+	size_t own = owner_of(t, i, what);
+	for (size_t k = i + 1; k < t->n; k++)
+		if (!t->v[k].zombie && owner_of(t, k, what) == own)
+			return false;
+	return true;
+}
+
+size_t share_files_owner(const struct tree *t, size_t i)
+{
+	return owner_of(t, i, SHARE_FILES);
 }
 
 bool share_restores_files(const struct tree *t, size_t i)
 {
-	size_t own = share_files_owner(t, i);
-	for (size_t k = i + 1; k < t->n; k++)
-		if (!t->v[k].zombie && share_files_owner(t, k) == own)
-			return false;
-	return true;
-}
-
-static size_t mm_owner(const struct tree *t, size_t i)
-{
-	while (t->v[i].share & SHARE_VM) {
-		const struct tree_node *p = tree_find(t, share_maker(&t->v[i]));
-		if (!p)
-			break;
-		i = (size_t)(p - t->v);
-	}
-	return i;
+	return last_of(t, i, SHARE_FILES);
 }
 
 bool share_restores_mm_last(const struct tree *t, size_t i)
 {
-	size_t own = mm_owner(t, i);
-	for (size_t k = i + 1; k < t->n; k++)
-		if (!t->v[k].zombie && mm_owner(t, k) == own)
-			return false;
-	return true;
+	return last_of(t, i, SHARE_VM);
 }
