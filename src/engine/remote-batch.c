@@ -151,16 +151,35 @@ static int run_from(struct rbatch *b, size_t from, size_t *ret_done)
 	return 0;
 }
 
+/* Where the task has no code of ours (a scratch area that is not
+ * executable, or none; the dump's tasks), the calls go one by one. */
+static int run_singly(struct rbatch *b, size_t from, size_t *ret_done)
+{
+	struct rbatch_call *c = &b->calls[from];
+	c->ret = remote_syscall6(b->r, b->tid, c->nr, c->a[0], c->a[1], c->a[2], c->a[3], c->a[4], c->a[5]);
+	*ret_done = 1;
+	return 0;
+}
+
+static bool has_loop_room(const struct remote *r)
+{
+	return r->scratch && r->syscall_ip == r->scratch && !r->threads && r->scratch_len >= RB_DATA_AT + RBATCH_DATA;
+}
+
 int rbatch_run(struct rbatch *b)
 {
 	size_t from = 0, done;
 	int e = 0;
 	b->failed = RBATCH_NONE;
 	inject_middle(b);
-	if (b->data_len && (e = remote_write(b->r, b->r->scratch + RB_DATA_AT, b->data, b->data_len)) < 0)
+	bool loop = has_loop_room(b->r);
+	if (b->n && !b->r->scratch)
+		e = -EFAULT; /* nowhere for the data */
+	if (e < 0 || (b->data_len && (e = remote_write(b->r, b->r->scratch + RB_DATA_AT, b->data, b->data_len)) < 0))
 		goto out;
 	while (from < b->n) {
-		if ((e = run_from(b, from, &done)) < 0 || (!done && (e = -EFAULT)))
+		e = loop ? run_from(b, from, &done) : run_singly(b, from, &done);
+		if (e < 0 || (!done && (e = -EFAULT)))
 			goto out;
 		from += done;
 		if (!is_error(b->calls[from - 1].ret))

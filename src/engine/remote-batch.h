@@ -7,10 +7,12 @@
  * one after the other and traps when done or at the first failing call:
  * one round trip for the lot.
  *
- * Only for a task whose scratch area is mapped and executable (the
- * restore's stubs), and only for calls that leave the scratch area alone:
- * no munmap/mremap/MAP_FIXED over it, no execve, no clone. The dump keeps
- * single calls (a thread let go mid-call must spin on its trap page). */
+ * The loop needs a scratch area that is mapped and executable (the
+ * restore's stubs); elsewhere the calls of a batch go one by one
+ * (remote_syscall), with the same results. Only calls that leave the
+ * scratch area alone: no munmap/mremap/MAP_FIXED over it, no execve, no
+ * clone. The dump keeps single calls (a thread let go mid-call must spin
+ * on its trap page). */
 #pragma once
 
 #include <stdbool.h>
