@@ -233,9 +233,13 @@ def t_filler_killed(ctx):
     if 'FAIL' in w.log()[start:]:
         raise TestFail('the process saw wrong memory before it was killed: %r' % w.log()[start:][-300:])
     w.pid = None
-    with open(log, errors='replace') as f:
-        if not any('the filler ended before every page was in' in l for l in f):
-            raise TestFail('the log file %s does not say why the process was killed' % log)
+    # The warden kills first and says so after: give it a moment.
+    for _ in range(50):
+        with open(log, errors='replace') as f:
+            if any('the filler ended before every page was in' in l for l in f):
+                return
+        time.sleep(0.1)
+    raise TestFail('the log file %s does not say why the process was killed' % log)
 
 
 def tests(r):

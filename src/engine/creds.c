@@ -6,11 +6,13 @@
 #include <linux/capability.h>
 #include <linux/securebits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #include "engine/proc.h"
+#include "engine/remote-batch.h"
 #include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -115,15 +117,6 @@ int creds_dump_remote(struct remote *r, pid_t tid, struct creds_rec *c)
 
 /* Set while we still have CAP_SETPCAP (the capset may drop it), with
  * KEEP_CAPS on until the capset unless it is locked as it was. */
-static int restore_securebits(struct remote *r, pid_t tid, const struct creds_rec *c)
-{
-	uint32_t sb = c->securebits | ((c->securebits & SECBIT_KEEP_CAPS_LOCKED) ? 0 : SECBIT_KEEP_CAPS);
-	long ret = c->securebits ? remote_syscall(r, tid, SYS_prctl, PR_SET_SECUREBITS, sb, 0, 0, 0) : 0;
-	if (ret < 0)
-		return log_error_errno((int)ret, "tid %d: cannot restore securebits %#x: %m", tid, c->securebits);
-	return 0;
-}
-
 /* Only what is in the set now: dropping needs CAP_SETPCAP, which a
  * container's process may lack when there is nothing to drop. */
 static int drop_bounding(struct remote *r, pid_t tid, uint64_t want, uint64_t have)
@@ -155,49 +148,84 @@ static int creds_now(pid_t tid, struct proc_status *ret)
  * KEEP_CAPS so the permitted set survives, then the capability sets. What
  * is as it should be already is left alone: a process that a container's
  * runtime started unprivileged may not even set it to what it is. */
+/* Tags of creds_restore's calls (one batch), for its message. */
+enum { C_GROUPS, C_USERS, C_SECUREBITS, C_CAPS, C_KEEPCAPS, C_AMBIENT };
+
+static int creds_failed(pid_t tid, const struct rbatch *b, const struct creds_rec *c, int e)
+{
+	uint32_t tag = b->failed == RBATCH_NONE ? UINT32_MAX : b->calls[b->failed].tag;
+	switch (tag) {
+	case C_GROUPS:
+		return log_error_errno(e, "tid %d: cannot restore group ids: %m", tid);
+	case C_USERS:
+		return log_error_errno(e, "tid %d: cannot restore user ids: %m", tid);
+	case C_SECUREBITS:
+		return log_error_errno(e, "tid %d: cannot restore securebits %#x: %m", tid, c->securebits);
+	case C_CAPS:
+		return log_error_errno(e, "tid %d: cannot restore capabilities: %m", tid);
+	case C_KEEPCAPS:
+		return log_error_errno(e, "tid %d: cannot restore PR_SET_KEEPCAPS: %m", tid);
+	case C_AMBIENT:
+		return log_error_errno(e, "tid %d: cannot raise ambient capability %d: %m", tid,
+				       (int)b->calls[b->failed].a[2]);
+	default:
+		return log_error_errno(e, "tid %d: cannot restore its credentials: %m", tid);
+	}
+}
+
+/* In this order: groups, then user ids keeping the capabilities, then
+ * securebits and capabilities, the ambient ones last. */
+static void add_creds(struct rbatch *b, const struct creds_rec *c, bool same_groups)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2] = {
+		{ (uint32_t)c->cap_eff, (uint32_t)c->cap_prm, (uint32_t)c->cap_inh },
+		{ (uint32_t)(c->cap_eff >> 32), (uint32_t)(c->cap_prm >> 32), (uint32_t)(c->cap_inh >> 32) },
+	};
+	uint32_t sb = c->securebits | ((c->securebits & SECBIT_KEEP_CAPS_LOCKED) ? 0 : SECBIT_KEEP_CAPS);
+	if (!same_groups)
+		rbatch_call(b, C_GROUPS, 0, SYS_setgroups, c->ngroups,
+			    rbatch_data(b, c->groups, c->ngroups * sizeof(uint32_t)));
+	rbatch_call(b, C_GROUPS, 0, SYS_setresgid, c->gid[0], c->gid[1], c->gid[2]);
+	rbatch_call(b, C_GROUPS, 0, SYS_setfsgid, c->fsgid);
+	rbatch_call(b, C_USERS, 0, SYS_prctl, PR_SET_KEEPCAPS, 1);
+	rbatch_call(b, C_USERS, 0, SYS_setresuid, c->uid[0], c->uid[1], c->uid[2]);
+	rbatch_call(b, C_USERS, 0, SYS_setfsuid, c->fsuid);
+	if (c->securebits)
+		rbatch_call(b, C_SECUREBITS, 0, SYS_prctl, PR_SET_SECUREBITS, sb, 0, 0, 0);
+	uint64_t h = rbatch_data(b, &hdr, sizeof(hdr));
+	rbatch_call(b, C_CAPS, 0, SYS_capset, h, rbatch_data(b, data, sizeof(data)));
+	if (!(c->securebits & SECBIT_KEEP_CAPS_LOCKED))
+		rbatch_call(b, C_KEEPCAPS, 0, SYS_prctl, PR_SET_KEEPCAPS, !!(c->securebits & SECBIT_KEEP_CAPS));
+	for (int cap = 0; cap < 64; cap++)
+		if (c->cap_amb & (1ULL << cap))
+			rbatch_call(b, C_AMBIENT, 0, SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+}
+
 int creds_restore(struct remote *r, pid_t tid, const struct creds_rec *c)
 {
-	uint64_t buf = r->scratch + 8192;
+	_cleanup_free_ struct rbatch *b = malloc(sizeof(*b));
 	struct proc_status now;
-	long ret = 0;
-	int e = creds_now(tid, &now);
+	int e = b ? creds_now(tid, &now) : -ENOMEM;
 	if (e < 0)
 		return log_error_errno(e, "tid %d: cannot read its credentials: %m", tid);
 	e = drop_bounding(r, tid, c->cap_bnd, now.cap_bnd);
 	if (e < 0)
 		return log_error_errno(e, "tid %d: cannot restore capability bounding set: %m", tid);
 	bool same_groups = now.ngroups == c->ngroups && !memcmp(now.groups, c->groups, c->ngroups * sizeof(uint32_t));
-	e = remote_write(r, buf, c->groups, c->ngroups * sizeof(uint32_t));
-	if (e < 0)
-		return e;
-	if ((!same_groups && (ret = remote_syscall(r, tid, SYS_setgroups, c->ngroups, buf)) < 0) ||
-	    (ret = remote_syscall(r, tid, SYS_setresgid, c->gid[0], c->gid[1], c->gid[2])) < 0 ||
-	    (ret = remote_syscall(r, tid, SYS_setfsgid, c->fsgid)) < 0)
-		return log_error_errno((int)ret, "tid %d: cannot restore group ids: %m", tid);
-	if ((ret = remote_syscall(r, tid, SYS_prctl, PR_SET_KEEPCAPS, 1)) < 0 ||
-	    (ret = remote_syscall(r, tid, SYS_setresuid, c->uid[0], c->uid[1], c->uid[2])) < 0 ||
-	    (ret = remote_syscall(r, tid, SYS_setfsuid, c->fsuid)) < 0)
-		return log_error_errno((int)ret, "tid %d: cannot restore user ids: %m", tid);
-	if ((e = restore_securebits(r, tid, c)) < 0)
-		return e;
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct data[2] = {
-		{ (uint32_t)c->cap_eff, (uint32_t)c->cap_prm, (uint32_t)c->cap_inh },
-		{ (uint32_t)(c->cap_eff >> 32), (uint32_t)(c->cap_prm >> 32), (uint32_t)(c->cap_inh >> 32) },
-	};
-	if ((e = remote_write(r, buf, &hdr, sizeof(hdr))) < 0 || (e = remote_write(r, buf + 64, data, sizeof(data))) < 0)
-		return e;
-	if ((ret = remote_syscall(r, tid, SYS_capset, buf, buf + 64)) < 0)
-		return log_error_errno((int)ret, "tid %d: cannot restore capabilities: %m", tid);
-	if (!(c->securebits & SECBIT_KEEP_CAPS_LOCKED) &&
-	    (ret = remote_syscall(r, tid, SYS_prctl, PR_SET_KEEPCAPS, !!(c->securebits & SECBIT_KEEP_CAPS))) < 0)
-		return (int)ret;
-	for (int cap = 0; cap < 64; cap++) {
-		if (!(c->cap_amb & (1ULL << cap)))
-			continue;
-		ret = remote_syscall(r, tid, SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+	size_t glen = c->ngroups * sizeof(uint32_t);
+	rbatch_begin(b, r, tid);
+	if (!same_groups && !rbatch_room(b, 10 + 64, glen + 64)) {
+		/* Many groups: they go alone, through the scratch area's data. */
+		long ret = glen > r->scratch_len - 16384 ? -E2BIG : remote_write(r, r->scratch + 8192, c->groups, glen);
+		if (ret >= 0)
+			ret = remote_syscall(r, tid, SYS_setgroups, c->ngroups, r->scratch + 8192);
 		if (ret < 0)
-			return log_error_errno((int)ret, "tid %d: cannot raise ambient capability %d: %m", tid, cap);
+			return log_error_errno((int)ret, "tid %d: cannot restore group ids: %m", tid);
+		same_groups = true;
 	}
+	add_creds(b, c, same_groups);
+	if ((e = rbatch_run(b)) < 0)
+		return creds_failed(tid, b, c, e);
 	return 0;
 }

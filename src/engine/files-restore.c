@@ -12,6 +12,8 @@
 
 #include "engine/fdpass.h"
 #include "engine/files.h"
+#include "engine/remote-batch.h"
+#include "util/cleanup.h"
 #include "util/log.h"
 
 void files_ctx_done(struct files_ctx *c)
@@ -81,13 +83,26 @@ static long bring_fd(const struct fd_restore *x, const struct fd_rec *o, bool *o
 	return fd_push(x, o, ours);
 }
 
-static int place_fd(struct remote *r, pid_t tid, const struct fd_rec *o, long fd)
+/* At o->fd, and the fd it came in on closed, in one round trip
+ * (remote-batch.h); dup3 refuses equal fds: F_SETFD then. */
+static int place_fd(struct remote *r, pid_t tid, const struct fd_rec *o, long fd, bool close_it)
 {
-	long ret = remote_syscall(r, tid, SYS_dup3, fd, o->fd, (o->flags & O_CLOEXEC) ? O_CLOEXEC : 0);
-	if (fd == o->fd && ret == -EINVAL) /* dup3 refuses equal fds */
-		ret = remote_syscall(r, tid, SYS_fcntl, fd, F_SETFD, (o->flags & O_CLOEXEC) ? FD_CLOEXEC : 0);
-	if (ret < 0)
-		return log_error_errno((int)ret, "pid %d: cannot place fd %d: %m", r->pid, o->fd);
+	struct rbatch *b = malloc(sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	rbatch_begin(b, r, tid);
+	if (fd == o->fd)
+		rbatch_call(b, 0, 0, SYS_fcntl, fd, F_SETFD, (o->flags & O_CLOEXEC) ? FD_CLOEXEC : 0);
+	else
+		rbatch_call(b, 0, 0, SYS_dup3, fd, o->fd, (o->flags & O_CLOEXEC) ? O_CLOEXEC : 0);
+	if (close_it && fd != o->fd)
+		rbatch_call(b, 1, RB_MAY_FAIL, SYS_close, fd);
+	int e = rbatch_run(b);
+	free(b);
+	if (e < 0 && close_it && fd != o->fd)
+		remote_syscall(r, tid, SYS_close, fd);
+	if (e < 0)
+		return log_error_errno(e, "pid %d: cannot place fd %d: %m", r->pid, o->fd);
 	return 0;
 }
 
@@ -110,9 +125,7 @@ static int restore_one(const struct fd_restore *x, const struct fd_rec *o, int p
 	long fd = o->dup_of >= 0 ? o->dup_of : bring_fd(x, o, &opened);
 	if (fd < 0)
 		return (int)fd;
-	int e = place_fd(x->r, x->tid, o, fd);
-	if (fd != o->fd && o->dup_of < 0)
-		remote_syscall(x->r, x->tid, SYS_close, fd);
+	int e = place_fd(x->r, x->tid, o, fd, o->dup_of < 0);
 	if (e < 0 || (opened && (e = first_open(x, o, pidfd)) < 0))
 		return e;
 	return 0;
@@ -123,10 +136,15 @@ int files_restore(struct files_ctx *c, struct remote *r, pid_t tid, const struct
 {
 	int base = f->n ? f->fds[f->n - 1].fd + 1 : 3, e;
 	/* The transport goes above every fd number the process will have. */
-	long t = remote_syscall(r, tid, SYS_fcntl, tfd, F_DUPFD_CLOEXEC, base < 64 ? 64 : base);
-	if (t < 0)
-		return log_error_errno((int)t, "pid %d: cannot move the fd transport: %m", r->pid);
-	remote_syscall(r, tid, SYS_close, tfd);
+	_cleanup_free_ struct rbatch *b = malloc(sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	rbatch_begin(b, r, tid);
+	size_t at = rbatch_call(b, 0, 0, SYS_fcntl, tfd, F_DUPFD_CLOEXEC, base < 64 ? 64 : base);
+	rbatch_call(b, 1, RB_MAY_FAIL, SYS_close, tfd);
+	if ((e = rbatch_run(b)) < 0)
+		return log_error_errno(e, "pid %d: cannot move the fd transport: %m", r->pid);
+	long t = b->calls[at].ret;
 	struct fd_restore x = { .c = c, .r = r, .tid = tid, .tfd = (int)t, .root = root };
 
 	/* Pass 0 restores everything but the late kinds, pass 1 those. */

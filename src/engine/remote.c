@@ -40,8 +40,39 @@ static bool stash_has(const struct remote *r, pid_t tid, const siginfo_t *si)
 	return false;
 }
 
+/* A stop that is not the one we wait for: a clone's event, or a signal.
+ * Signals are blocked while we work, but for the first call of a dump: a
+ * signal the thread's own mask lets through is kept back (resuming with 0
+ * holds off its delivery) and queued again later. A synchronous one is a
+ * fault of the call itself. Returns 0 to resume, or -errno. */
+static int other_stop(struct remote *r, pid_t tid, int status, int *nsig)
+{
+	if (status_is_event(status, PTRACE_EVENT_CLONE)) {
+		unsigned long msg = 0;
+		if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg) == 0)
+			r->new_tid = (pid_t)msg;
+		return 0;
+	}
+	if (status >> 16)
+		return 0;
+	int sig = WSTOPSIG(status);
+	bool sync = sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGTRAP || sig == SIGFPE || sig == SIGSYS;
+	log_debug("tid %d: signal %d during remote syscall", tid, sig);
+	if (sync || r->nstash == sizeof(r->stash) / sizeof(r->stash[0]))
+		return -EFAULT;
+	/* A timer faster than our ptrace round trip would hold the call off forever. */
+	if (++*nsig > 256)
+		return log_error_errno(-EAGAIN, "tid %d: signals arrive faster than a call can be made in the thread",
+				       tid);
+	if (ptrace(PTRACE_GETSIGINFO, tid, 0, &r->stash[r->nstash]) < 0)
+		return -errno;
+	if (!stash_has(r, tid, &r->stash[r->nstash]))
+		r->stash_tid[r->nstash++] = tid;
+	return 0;
+}
+
 /* Resumes to the next syscall stop, passing over ptrace events (a clone
- * made by the call reports PTRACE_EVENT_CLONE first). */
+ * made by the call reports PTRACE_EVENT_CLONE first) and signals. */
 static int step_to_syscall_stop(struct remote *r, pid_t tid)
 {
 	int status, ret, nsig = 0;
@@ -53,35 +84,81 @@ static int step_to_syscall_stop(struct remote *r, pid_t tid)
 			return ret;
 		if (status_is_syscall_stop(status))
 			return 0;
-		if (status_is_event(status, PTRACE_EVENT_CLONE)) {
-			unsigned long msg = 0;
-			if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg) == 0)
-				r->new_tid = (pid_t)msg;
-		} else if (!(status >> 16)) {
-			/* Signals are blocked while we work, but for the first call
-			 * of a dump: a signal the thread's own mask lets through is
-			 * kept back (resuming with 0 holds off its delivery) and
-			 * queued again later. A synchronous one is a fault of the
-			 * call itself. */
-			int sig = WSTOPSIG(status);
-			bool sync = sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGTRAP || sig == SIGFPE ||
-				    sig == SIGSYS;
-			log_debug("tid %d: signal %d during remote syscall", tid, sig);
-			if (sync || r->nstash == sizeof(r->stash) / sizeof(r->stash[0]))
-				return -EFAULT;
-			/* A timer faster than our ptrace round trip would hold the
-			 * call off forever. */
-			if (++nsig > 256)
-				return log_error_errno(-EAGAIN, "tid %d: signals arrive faster than a call can be made in "
-						       "the thread", tid);
-			if (ptrace(PTRACE_GETSIGINFO, tid, 0, &r->stash[r->nstash]) < 0)
-				return -errno;
-			if (!stash_has(r, tid, &r->stash[r->nstash]))
-				r->stash_tid[r->nstash++] = tid;
-		}
+		if ((ret = other_stop(r, tid, status, &nsig)) < 0)
+			return ret;
 		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
 			return -errno;
 	}
+}
+
+static int run_to_trap(struct remote *r, pid_t tid, struct user_regs_struct *regs, uint64_t stop_ip)
+{
+	int status, ret, nsig = 0;
+	if (ptrace(PTRACE_CONT, tid, 0, 0) < 0)
+		return -errno;
+	for (;;) {
+		if ((ret = wait_stop(tid, &status)) < 0)
+			return ret;
+		/* int3 stops with SIGTRAP, the instruction after it in rip. */
+		if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP && !(status >> 16)) {
+			if ((ret = regs_get(tid, regs)) < 0)
+				return ret;
+			if (regs->rip == stop_ip)
+				return 0;
+		}
+		if ((ret = other_stop(r, tid, status, &nsig)) < 0)
+			return ret;
+		if (ptrace(PTRACE_CONT, tid, 0, 0) < 0)
+			return -errno;
+	}
+}
+
+/* The SIGTRAP of int3 is forced: where it is blocked (all are, while we
+ * work) the kernel unblocks it in the thread, and resets its action to
+ * the default (signals_restore_trap sets it again, last). The mask is put
+ * back here. */
+int remote_run_code(struct remote *r, pid_t tid, struct user_regs_struct *regs, uint64_t stop_ip)
+{
+	uint64_t mask;
+	if (ptrace(PTRACE_GETSIGMASK, tid, sizeof(mask), &mask) < 0)
+		return -errno;
+	int ret = regs_set(tid, regs);
+	if (ret < 0)
+		return ret;
+	r->trips++;
+	ret = run_to_trap(r, tid, regs, stop_ip);
+	if (ptrace(PTRACE_SETSIGMASK, tid, sizeof(mask), &mask) < 0 && ret >= 0)
+		ret = -errno;
+	return ret;
+}
+
+/* Restore: the scratch area holds "syscall; int3" (remote_map_scratch).
+ * A call that leaves it in place and makes no new task or program can
+ * stop at that int3 (PTRACE_CONT): one stop instead of the two of
+ * PTRACE_SYSCALL (entry, exit). The others keep the two stops, which need
+ * no code after the syscall instruction; so does setting SIGTRAP's action
+ * (see remote_run_code). */
+static bool one_stop(const struct remote *r, long nr, uint64_t a0)
+{
+	if (!r->scratch || r->syscall_ip != r->scratch || r->threads)
+		return false;
+	switch (nr) {
+	case SYS_execve: case SYS_execveat: case SYS_clone: case SYS_clone3: case SYS_fork: case SYS_vfork:
+	case SYS_exit: case SYS_exit_group: case SYS_rt_sigreturn: case SYS_munmap: case SYS_mremap:
+	case SYS_mmap: case SYS_brk: case SYS_madvise: case SYS_shmat: case SYS_shmdt:
+		return false;
+	case SYS_rt_sigaction:
+		return a0 != SIGTRAP;
+	default:
+		return true;
+	}
+}
+
+/* The one-stop call: "syscall; int3" at the scratch area. */
+static int run_one_stop(struct remote *r, pid_t tid, struct user_regs_struct *regs)
+{
+	regs->rip = r->scratch;
+	return remote_run_code(r, tid, regs, r->scratch + 3);
 }
 
 static struct remote_thread *find_thread(const struct remote *r, pid_t tid)
@@ -96,6 +173,7 @@ static struct remote_thread *find_thread(const struct remote *r, pid_t tid)
 static int run_call(struct remote *r, pid_t tid, struct user_regs_struct *regs)
 {
 	int ret = regs_set(tid, regs);
+	r->trips++;
 	if (ret >= 0)
 		ret = step_to_syscall_stop(r, tid); /* entry */
 	if (ret >= 0)
@@ -189,7 +267,10 @@ long remote_syscall6(struct remote *r, pid_t tid, long nr, uint64_t a0, uint64_t
 	if (t)
 		escape_via_gadget(r, &regs);
 	r->calls++;
-	ret = t ? guarded_call(r, t, &regs) : run_call(r, tid, &regs);
+	if (!t && one_stop(r, nr, a0))
+		ret = run_one_stop(r, tid, &regs);
+	else
+		ret = t ? guarded_call(r, t, &regs) : run_call(r, tid, &regs);
 	remote_escape_done(r);
 	return ret < 0 ? ret : (long)regs.rax;
 }

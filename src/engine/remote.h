@@ -55,6 +55,7 @@ struct remote {
 	struct remote_thread *threads;
 	size_t nthreads;
 	uint64_t calls, unsafe_ns; /* calls made; time spent in the vdso window */
+	uint64_t trips; /* times the task was run and stopped for us (remote-batch.h) */
 	/* Set by remote_syscall when the call made a new thread (clone). */
 	pid_t new_tid;
 	/* Signals that came for delivery while a call ran with them unblocked
@@ -74,6 +75,12 @@ long remote_syscall6(struct remote *r, pid_t tid, long nr, uint64_t a0, uint64_t
 #define remote_syscall(r, tid, nr, ...) remote_syscall_n(r, tid, nr, __VA_ARGS__, 0, 0, 0, 0, 0, 0)
 #define remote_syscall_n(r, tid, nr, a, b, c, d, e, f, ...) \
 	remote_syscall6(r, tid, nr, RS_A(a), RS_A(b), RS_A(c), RS_A(d), RS_A(e), RS_A(f))
+
+/* Runs the task from regs->rip (regs set as given) until it stops at an
+ * int3 whose next instruction is stop_ip; regs receives its registers
+ * there. One ptrace round trip: for code of ours in the scratch area
+ * (remote-batch.h). A fault or other trap is -EFAULT. */
+int remote_run_code(struct remote *r, pid_t tid, struct user_regs_struct *regs, uint64_t stop_ip);
 
 /* Memory of the task (through /proc/pid/mem, so protections don't matter). */
 int remote_write(struct remote *r, uint64_t addr, const void *buf, size_t len);

@@ -309,7 +309,8 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	for (size_t i = 0; i < p->nthreads; i++)
 		if ((e = creds_restore(r, p->threads[i].tid, &p->creds)) < 0)
 			return e;
-	if ((e = task_restore_pdeathsig(r, pid, &p->task, rp == c->procs)) < 0)
+	if ((e = task_restore_pdeathsig(r, pid, &p->task, rp == c->procs)) < 0 ||
+	    (e = signals_restore_trap(r, pid, &p->sig)) < 0)
 		return e;
 	/* Processes sharing one address space share the scratch: the last removes it. */
 	if (share_restores_mm_last(&c->tree, idx) && (e = remote_unmap_scratch(r, pid)) < 0)
@@ -317,7 +318,8 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	for (size_t i = 0; i < p->nthreads; i++)
 		if ((e = thread_restore_regs(&p->threads[i])) < 0)
 			return e;
-	log_debug("pid %d: restored with %llu remote calls", pid, (unsigned long long)r->calls);
+	log_debug("pid %d: restored with %llu remote calls in %llu round trips", pid, (unsigned long long)r->calls,
+		  (unsigned long long)r->trips);
 	return 0;
 }
 
@@ -499,12 +501,12 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 		for (size_t k = 0; !c.procs[i].exited && k < c.procs[i].nlive; k++)
 			detach_thread(c.procs[i].live[k]);
 	if (o->stats) {
-		uint64_t calls = 0;
+		uint64_t calls = 0, trips = 0;
 		for (size_t i = 0; i < c.n; i++)
-			calls += c.procs[i].rem.calls;
+			calls += c.procs[i].rem.calls, trips += c.procs[i].rem.trips;
 		o->stats->resume_ns = now_ns() - o->stats->t0_ns;
-		log_debug("the tree runs (%.1f ms after the start, %" PRIu64 " remote syscalls)",
-			  (double)o->stats->resume_ns / 1e6, calls);
+		log_debug("the tree runs (%.1f ms after the start, %" PRIu64 " remote syscalls in %" PRIu64
+			  " round trips)", (double)o->stats->resume_ns / 1e6, calls, trips);
 	}
 
 	*ret_pid = c.procs[0].node->pid;

@@ -7,6 +7,7 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 
+#include "engine/remote-batch.h"
 #include "engine/thread.h"
 #include "image/json.h"
 #include "util/cleanup.h"
@@ -122,30 +123,47 @@ int signals_from_json(const json_t *core, struct signals_rec *s)
 	return pending_from_json(core, "shared_pending", &s->shared, &s->nshared);
 }
 
+static bool act_is_default(const struct k_sigaction *a)
+{
+	return !a->handler && !a->flags && !a->mask && !a->restorer;
+}
+
+/* One batch: the handlers (structs in the batch's data) and the timers. */
 int signals_restore(struct remote *r, pid_t tid, const struct signals_rec *s)
 {
-	uint64_t buf = r->scratch + 8192;
-	for (int sig = 1; sig <= NSIG_K; sig++) {
-		const struct k_sigaction *a = &s->act[sig];
-		if (!a->handler && !a->flags && !a->mask && !a->restorer)
-			continue;
-		int e = remote_write(r, buf, a, sizeof(*a));
-		if (e < 0)
-			return e;
-		long ret = remote_syscall(r, tid, SYS_rt_sigaction, sig, buf, 0, 8);
-		if (ret < 0)
-			return log_error_errno((int)ret, "pid %d: cannot restore handler of signal %d: %m", r->pid, sig);
-	}
-	for (int w = 0; w < 3; w++) {
-		if (!s->itimer[w].it_value.tv_sec && !s->itimer[w].it_value.tv_usec)
-			continue;
-		int e = remote_write(r, buf, &s->itimer[w], sizeof(s->itimer[w]));
-		if (e < 0)
-			return e;
-		long ret = remote_syscall(r, tid, SYS_setitimer, w, buf, 0);
-		if (ret < 0)
-			return log_error_errno((int)ret, "pid %d: cannot restore interval timer %d: %m", r->pid, w);
-	}
+	_cleanup_free_ struct rbatch *b = malloc(sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	rbatch_begin(b, r, tid);
+	for (int sig = 1; sig <= NSIG_K; sig++)
+		if (!act_is_default(&s->act[sig]))
+			rbatch_call(b, (uint32_t)sig, 0, SYS_rt_sigaction, sig,
+				    rbatch_data(b, &s->act[sig], sizeof(s->act[sig])), 0, 8);
+	for (int w = 0; w < 3; w++)
+		if (s->itimer[w].it_value.tv_sec || s->itimer[w].it_value.tv_usec)
+			rbatch_call(b, 1000u + (uint32_t)w, 0, SYS_setitimer, w,
+				    rbatch_data(b, &s->itimer[w], sizeof(s->itimer[w])), 0);
+	int e = rbatch_run(b);
+	if (e < 0 && b->failed == RBATCH_NONE)
+		return log_error_errno(e, "pid %d: cannot restore signal handlers: %m", r->pid);
+	if (e < 0 && b->calls[b->failed].tag >= 1000)
+		return log_error_errno(e, "pid %d: cannot restore interval timer %u: %m", r->pid,
+				       b->calls[b->failed].tag - 1000);
+	if (e < 0)
+		return log_error_errno(e, "pid %d: cannot restore handler of signal %u: %m", r->pid,
+				       b->calls[b->failed].tag);
+	return 0;
+}
+
+int signals_restore_trap(struct remote *r, pid_t pid, const struct signals_rec *s)
+{
+	const struct k_sigaction *a = &s->act[SIGTRAP];
+	if (act_is_default(a))
+		return 0; /* what the reset leaves */
+	int e = remote_write(r, r->scratch + 8192, a, sizeof(*a));
+	long ret = e < 0 ? e : remote_syscall(r, pid, SYS_rt_sigaction, SIGTRAP, r->scratch + 8192, 0, 8);
+	if (ret < 0)
+		return log_error_errno((int)ret, "pid %d: cannot restore handler of signal %d: %m", r->pid, SIGTRAP);
 	return 0;
 }
 

@@ -27,3 +27,6 @@ int signals_from_json(const json_t *core, struct signals_rec *s);
 /* Handlers and timers; pending signals are queued by signals_restore_pending. */
 int signals_restore(struct remote *r, pid_t tid, const struct signals_rec *s);
 int signals_restore_pending(struct remote *r, pid_t pid, const struct signals_rec *s);
+/* Sets SIGTRAP's action again: the int3 that ends a remote call of the
+ * restore resets it (remote_run_code). After the last such call. */
+int signals_restore_trap(struct remote *r, pid_t pid, const struct signals_rec *s);

@@ -13,6 +13,7 @@
 
 #include "engine/deleted.h"
 #include "engine/proc.h"
+#include "engine/remote-batch.h"
 #include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -145,14 +146,6 @@ int task_from_json(const json_t *core, struct task_rec *t)
 	return t->cwd && t->root ? 0 : -ENOMEM;
 }
 
-static long rpath(struct remote *r, pid_t tid, long nr, const char *path)
-{
-	int e = remote_write(r, r->scratch + 4096, path, strlen(path) + 1);
-	if (e < 0)
-		return e;
-	return remote_syscall(r, tid, nr, r->scratch + 4096);
-}
-
 /* Whether the process has that limit already (a child has its parent's,
  * which are mostly ours): read from here, without a remote call (~40 us
  * each, 16 limits). Where we may not read them, every one is set. */
@@ -164,46 +157,71 @@ static bool rlimit_is(pid_t tid, int i, uint64_t cur, uint64_t max)
 	return syscall(SYS_prlimit64, tid, i, NULL, &now) == 0 && now.cur == cur && now.max == max;
 }
 
-static int restore_rlimits(struct remote *r, pid_t tid, const struct task_rec *t)
+/* The calls of task_restore, in one batch (remote-batch.h); their tags. */
+enum { T_ROOT, T_CWD, T_UMASK, T_PERSONALITY, T_NAME, T_RLIMIT };
+
+static int task_failed(struct remote *r, const struct rbatch *b, const struct task_rec *t, int e)
 {
-	for (int i = 0; i < NLIMITS; i++) {
-		if (rlimit_is(tid, i, t->rlim[i].cur, t->rlim[i].max))
+	uint32_t tag = b->failed == RBATCH_NONE ? UINT32_MAX : b->calls[b->failed].tag;
+	switch (tag) {
+	case T_ROOT:
+		return log_error_errno(e, "pid %d: cannot restore root %s: %m", r->pid, t->root);
+	case T_CWD:
+		return log_error_errno(e, "pid %d: cannot restore cwd %s: %m", r->pid, t->cwd);
+	case T_PERSONALITY:
+		return log_error_errno(e, "pid %d: cannot restore personality: %m", r->pid);
+	case T_NAME:
+		return log_error_errno(e, "pid %d: cannot restore its name: %m", r->pid);
+	default:
+		return log_error_errno(e, "pid %d: cannot restore its root, cwd, name or limits: %m", r->pid);
+	}
+}
+
+/* Raising a hard limit needs CAP_SYS_RESOURCE, which root may lack: the
+ * soft limit is kept where the hard one allows (EPERM, a warning). */
+static int rlimits_check(struct remote *r, const struct rbatch *b, size_t n, const struct task_rec *t)
+{
+	for (size_t k = 0; k < n; k++) {
+		const struct rbatch_call *c = &b->calls[k];
+		int i = (int)(c->tag - T_RLIMIT);
+		if (c->tag < T_RLIMIT || c->ret >= 0)
 			continue;
-		int e = remote_write(r, r->scratch + 8192, &t->rlim[i], sizeof(t->rlim[i]));
-		if (e < 0)
-			return e;
-		long ret = remote_syscall(r, tid, SYS_prlimit64, 0, i, r->scratch + 8192, 0);
-		if (ret == -EPERM) {
-			/* Raising a hard limit needs CAP_SYS_RESOURCE, which root
-			 * may lack: keep the soft limit where the hard one allows. */
-			log_warn("pid %d: rlimit %d: hard limit %llu cannot be raised here; kept lower", r->pid, i,
-				 (unsigned long long)t->rlim[i].max);
-			continue;
-		}
-		if (ret < 0)
-			return log_error_errno((int)ret, "pid %d: cannot restore rlimit %d: %m", r->pid, i);
+		if (c->ret != -EPERM)
+			return log_error_errno((int)c->ret, "pid %d: cannot restore rlimit %d: %m", r->pid, i);
+		log_warn("pid %d: rlimit %d: hard limit %llu cannot be raised here; kept lower", r->pid, i,
+			 (unsigned long long)t->rlim[i].max);
 	}
 	return 0;
 }
 
 int task_restore(struct remote *r, pid_t tid, const struct task_rec *t)
 {
-	long ret;
-	if (!streq(t->root, "/") && (ret = rpath(r, tid, SYS_chroot, t->root)) < 0)
-		return log_error_errno((int)ret, "pid %d: cannot restore root %s: %m", r->pid, t->root);
-	if (!path_deleted(t->cwd) && (ret = rpath(r, tid, SYS_chdir, t->cwd)) < 0)
-		return log_error_errno((int)ret, "pid %d: cannot restore cwd %s: %m", r->pid, t->cwd);
-	remote_syscall(r, tid, SYS_umask, t->umask);
-	if ((ret = remote_syscall(r, tid, SYS_personality, t->personality)) < 0)
-		return log_error_errno((int)ret, "pid %d: cannot restore personality: %m", r->pid);
-	int e = remote_write(r, r->scratch + 8192, t->comm, sizeof(t->comm));
+	_cleanup_free_ struct rbatch *b = malloc(sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	size_t lroot = strlen(t->root) + 1, lcwd = strlen(t->cwd) + 1;
+	rbatch_begin(b, r, tid);
+	if (!rbatch_room(b, 5 + NLIMITS, lroot + lcwd + sizeof(t->comm) + NLIMITS * sizeof(t->rlim[0])))
+		return log_error_errno(-ENAMETOOLONG, "pid %d: its root and cwd paths are too long", r->pid);
+	if (!streq(t->root, "/"))
+		rbatch_call(b, T_ROOT, 0, SYS_chroot, rbatch_data(b, t->root, lroot));
+	if (!path_deleted(t->cwd))
+		rbatch_call(b, T_CWD, 0, SYS_chdir, rbatch_data(b, t->cwd, lcwd));
+	rbatch_call(b, T_UMASK, RB_MAY_FAIL, SYS_umask, t->umask);
+	rbatch_call(b, T_PERSONALITY, 0, SYS_personality, t->personality);
+	rbatch_call(b, T_NAME, 0, SYS_prctl, PR_SET_NAME, rbatch_data(b, t->comm, sizeof(t->comm)));
+	for (int i = 0; i < NLIMITS; i++)
+		if (!rlimit_is(tid, i, t->rlim[i].cur, t->rlim[i].max))
+			rbatch_call(b, T_RLIMIT + (uint32_t)i, RB_MAY_FAIL, SYS_prlimit64, 0, i,
+				    rbatch_data(b, &t->rlim[i], sizeof(t->rlim[i])), 0);
+	size_t n = b->n;
+	int e = rbatch_run(b);
 	if (e < 0)
+		return task_failed(r, b, t, e);
+	/* After the limits, as before: registering needs nothing of them. */
+	if ((e = rlimits_check(r, b, n, t)) < 0 || (e = membarrier_restore(r, tid, t->membarrier)) < 0)
 		return e;
-	if ((ret = remote_syscall(r, tid, SYS_prctl, PR_SET_NAME, r->scratch + 8192)) < 0)
-		return log_error_errno((int)ret, "pid %d: cannot restore its name: %m", r->pid);
-	if ((e = membarrier_restore(r, tid, t->membarrier)) < 0)
-		return e;
-	return restore_rlimits(r, tid, t);
+	return 0;
 }
 
 int task_restore_nnp(struct remote *r, pid_t tid, const struct task_rec *t)

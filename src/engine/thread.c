@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
+#include "engine/remote-batch.h"
 #include "image/json.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -298,37 +299,31 @@ int thread_from_json(const json_t *j, struct thread_rec *t)
 	return filters_from_json(j, t);
 }
 
+static const char *const thread_what[] = {
+	"its name", "its clear_child_tid address", "its robust futex list", "its rseq area", "its sigaltstack",
+};
+
+/* In one batch (remote-batch.h), each call in the thread itself. */
 int thread_restore_remote(struct remote *r, const struct thread_rec *t)
 {
-	int e = remote_write(r, r->scratch + 8192, t->comm, sizeof(t->comm));
+	_cleanup_free_ struct rbatch *b = malloc(sizeof(*b));
+	stack_t ss = { .ss_sp = (void *)t->ss_sp, .ss_size = t->ss_size, .ss_flags = t->ss_flags & ~SS_ONSTACK };
+	if (!b)
+		return -ENOMEM;
+	rbatch_begin(b, r, t->tid);
+	rbatch_call(b, 0, 0, SYS_prctl, PR_SET_NAME, rbatch_data(b, t->comm, sizeof(t->comm)));
+	rbatch_call(b, 1, 0, SYS_set_tid_address, t->clear_tid);
+	if (t->robust_head)
+		rbatch_call(b, 2, 0, SYS_set_robust_list, t->robust_head, t->robust_len);
+	if (t->rseq.rseq_abi_pointer)
+		rbatch_call(b, 3, 0, SYS_rseq, t->rseq.rseq_abi_pointer, t->rseq.rseq_abi_size, 0, t->rseq.signature);
+	if (t->ss_size && !(t->ss_flags & SS_DISABLE))
+		rbatch_call(b, 4, 0, SYS_sigaltstack, rbatch_data(b, &ss, sizeof(ss)), 0);
+	int e = rbatch_run(b);
+	if (e < 0 && b->failed == RBATCH_NONE)
+		return log_error_errno(e, "tid %d: cannot restore its name, futex and rseq areas: %m", t->tid);
 	if (e < 0)
-		return e;
-	long ret = remote_syscall(r, t->tid, SYS_prctl, PR_SET_NAME, r->scratch + 8192);
-	if (ret < 0)
-		return log_error_errno((int)ret, "tid %d: cannot restore its name: %m", t->tid);
-	ret = remote_syscall(r, t->tid, SYS_set_tid_address, t->clear_tid);
-	if (ret < 0)
-		return log_error_errno((int)ret, "tid %d: cannot restore its clear_child_tid address: %m", t->tid);
-	if (t->robust_head) {
-		ret = remote_syscall(r, t->tid, SYS_set_robust_list, t->robust_head, t->robust_len);
-		if (ret < 0)
-			return log_error_errno((int)ret, "tid %d: cannot restore its robust futex list: %m", t->tid);
-	}
-	if (t->rseq.rseq_abi_pointer) {
-		ret = remote_syscall(r, t->tid, SYS_rseq, t->rseq.rseq_abi_pointer, t->rseq.rseq_abi_size, 0,
-				     t->rseq.signature);
-		if (ret < 0)
-			return log_error_errno((int)ret, "tid %d: cannot register rseq area: %m", t->tid);
-	}
-	if (t->ss_size && !(t->ss_flags & SS_DISABLE)) {
-		stack_t ss = { .ss_sp = (void *)t->ss_sp, .ss_size = t->ss_size, .ss_flags = t->ss_flags & ~SS_ONSTACK };
-		e = remote_write(r, r->scratch + 8192, &ss, sizeof(ss));
-		if (e < 0)
-			return e;
-		ret = remote_syscall(r, t->tid, SYS_sigaltstack, r->scratch + 8192, 0);
-		if (ret < 0)
-			return log_error_errno((int)ret, "tid %d: cannot restore sigaltstack: %m", t->tid);
-	}
+		return log_error_errno(e, "tid %d: cannot restore %s: %m", t->tid, thread_what[b->calls[b->failed].tag]);
 	return 0;
 }
 

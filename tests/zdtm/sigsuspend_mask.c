@@ -80,6 +80,8 @@ static int wait_once(enum waiter w, int ep)
 	}
 }
 
+static int started; /* waiters with their epoll fd made */
+
 /* Waits until a handler ran in this thread; the first wrong return ends it. */
 static void *waiter_main(void *arg)
 {
@@ -88,6 +90,7 @@ static void *waiter_main(void *arg)
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, pipefd[0], &ev) < 0)
 		snprintf(result[w], sizeof(result[w]), "epoll setup: %s", strerror(errno));
+	__atomic_add_fetch(&started, 1, __ATOMIC_SEQ_CST);
 	while (!result[w][0] && !usr2_here) {
 		int r = wait_once(w, ep), e = errno;
 		if (!mask_is(&normal))
@@ -127,6 +130,9 @@ static void setup(void)
 	for (long w = 0; w < NWAIT; w++)
 		if (pthread_create(&threads[w], NULL, waiter_main, (void *)w))
 			test_die("pthread_create");
+	/* Every thread's epoll fd exists before the runner looks at the fds. */
+	while (__atomic_load_n(&started, __ATOMIC_SEQ_CST) < NWAIT)
+		usleep(1000);
 }
 
 int main(int argc, char **argv)

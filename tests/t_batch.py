@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Batched remote calls of the restore (src/engine/remote-batch.c): a call
+failing in the middle of a batch (STASIS_INJECT_FAIL=remote:batch-call
+makes one fail with ENOSYS, those before it made, those after not) fails
+the restore with one line naming the pid and what failed, removes what it
+made, and leaves the image good for the next restore."""
+import stasistest as st
+from runner import Test, TestFail
+from checks import expect_killed, expect_one_line
+
+
+def t_batch_call_fails(ctx):
+    w = ctx.workload('threads')
+    pid = w.pid
+    img = ctx.path('img')
+    ctx.dump(pid, img)
+    expect_killed(pid)
+    res, _, _ = ctx.restore(img, env={'STASIS_INJECT_FAIL': 'remote:batch-call'}, expect_ok=False)
+    expect_one_line(res, 'restore with a failing call in a batch',
+                    r'pid %d: cannot .*: Function not implemented' % pid)
+    if not st.pid_gone(pid, 3):
+        raise TestFail('a process with pid %d (state %s) is left after the failed restore'
+                       % (pid, st.proc_state(pid)))
+    ctx.fds.append(w.stdin_w)
+    w.stdin_w = None
+    _, pid2, wfd = ctx.restore(img)
+    if pid2 != pid:
+        raise TestFail('second restore gave pid %s, expected %d' % (pid2, pid))
+    w.set_stdin(wfd)
+    ctx.fds.remove(wfd)
+    err = w.finish(ctx.left(30))
+    if err:
+        raise TestFail('restore after the failed one: %s' % err)
+
+
+def tests(r):
+    return [Test('fail:inject:remote:batch-call', t_batch_call_fails, 60)]
