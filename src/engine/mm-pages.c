@@ -459,15 +459,19 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 		return ret;
 	}
 	open_parent(&w, pid, parent);
+	uint64_t t0 = now_ns();
 	ret = writer_start(&w, copy_need(m));
 	for (size_t i = 0; i < m->nvmas && ret >= 0 && !m->no_pages; i++)
 		if (vma_has_pages(&m->vmas[i]))
 			ret = dump_vma(&w, pagemap_fd, m, &m->vmas[i]);
 	if (ret >= 0)
 		ret = writer_flush(&w);
+	uint64_t t1 = now_ns();
 	int wret = writer_finish(&w);
 	if (ret >= 0)
 		ret = wret;
+	log_debug("pid %d: pages scanned and copied in %.1f ms, the last written %.1f ms later", pid,
+		  (double)(t1 - t0) / 1e6, (double)(now_ns() - t1) / 1e6);
 	if (ret < 0) {
 		if (ret != -EINTR || !interrupt_pending())
 			log_error_errno(ret, "pid %d: cannot save memory pages: %m", pid);
