@@ -107,6 +107,10 @@ int mm_guards_restore(struct remote *r, pid_t tid, const struct mm_rec *m);
 bool mm_thp_range(const struct vma_rec *v, uint64_t *ret_start, uint64_t *ret_len);
 /* Once its pages are in: those parts collapsed into huge pages again. */
 int mm_thp_restore(struct remote *r, pid_t tid, const struct mm_rec *m);
+/* Before the freeze: the copy buffers mm_dump_pages() uses, made ready
+ * for what pid's anonymous memory can fill (first touches are slow on
+ * these machines; the tree need not wait for them). */
+int mm_pages_prepare(pid_t pid);
 /* Saves the pages that exist into pages-PID.img / pagemap-PID.img; with a
  * parent (NULL: none, or not in the tree), pages that are the parent's
  * very page go to pagerefs-PID.img instead. */
