@@ -390,6 +390,12 @@ int mm_pages_prepare(pid_t pid)
 	return 0;
 }
 
+void *mm_pages_spare(size_t *ret_size)
+{
+	*ret_size = COPY_BUF;
+	return spare_bufs[0];
+}
+
 static int writer_start(struct page_writer *w, size_t need)
 {
 	/* A page fault costs ~14 us on these machines (DESIGN.md §7): fill the
