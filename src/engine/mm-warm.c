@@ -23,8 +23,10 @@
 
 #define MAX_IOV 1024
 #define SCAN_VEC 512
-/* Read at most this much ahead: beyond it the copy dominates anyway. */
+/* Read at most this much ahead, and warm at most WARM_FREE_MAX of free
+ * memory (a passing allocation): beyond, the copy dominates anyway. */
 #define WARM_MAX (256ull << 20)
+#define WARM_FREE_MAX (64ull << 20)
 
 /* The written pages of one mapping, read into buf and forgotten. */
 static void warm_vma(pid_t pid, int pagemap_fd, const struct vma *v, uint8_t *buf, size_t size, uint64_t *budget)
@@ -67,12 +69,15 @@ static void warm_vma(pid_t pid, int pagemap_fd, const struct vma *v, uint8_t *bu
  * as much memory as the frozen dump will write is touched and freed now. */
 static void warm_free_memory(uint64_t len)
 {
-	len = (len + (1u << 20) + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1);
+	len = len < WARM_FREE_MAX ? len + (1u << 20) : WARM_FREE_MAX; /* and the image's other files */
+	len = (len + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1);
 	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return;
-	for (uint64_t o = 0; o < len; o += PAGE_SIZE)
-		((volatile uint8_t *)p)[o] = 1;
+	/* The kernel zeroes each page: that is the touch, without our faults. */
+	if (madvise(p, len, MADV_POPULATE_WRITE) < 0)
+		for (uint64_t o = 0; o < len; o += PAGE_SIZE)
+			((volatile uint8_t *)p)[o] = 1;
 	munmap(p, len);
 }
 
