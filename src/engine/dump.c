@@ -36,6 +36,15 @@
 #include "util/progress.h"
 #include "util/util.h"
 
+/* When the tree was seized (dump_process): the -v lines below say how
+ * far into the freeze each step ends, to see where frozen time goes. */
+static uint64_t frozen_since;
+
+static void phase(const char *what, pid_t pid)
+{
+	log_debug("pid %d: %s after %.1f ms frozen", pid, what, (double)(now_ns() - frozen_since) / 1e6);
+}
+
 /* One process of the tree; zombies have only their node. */
 struct dump_ctx {
 	struct tree_node *node;
@@ -290,6 +299,7 @@ static int collect_all(const struct tree *t, struct dump_ctx *v, size_t n, bool 
 		int r = collect(&v[i]);
 		if (r < 0)
 			return r;
+		phase("looked at", v[i].pid);
 		all[nall++] = (struct files_proc){ v[i].pid, &v[i].p.files };
 	}
 	int r = files_link(all, nall, root_stdio);
@@ -342,6 +352,7 @@ static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_
 	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = share_collect(t)) < 0 || (r = collect_all(t, v, n, o->container != NULL)) < 0 ||
 	    (r = ipc_dump(img, t, &ipcns)) < 0)
 		return r;
+	phase("tree collected", t->v[0].pid);
 	progress_start("saving memory", progress_wanted() ? rss_anon(v, n) : 0);
 	for (size_t i = 0; i < n; i++) {
 		struct dump_ctx *c = &v[i];
@@ -352,11 +363,16 @@ static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_
 		/* Pages shared with the parent process are saved in full with
 		 * pre-dumps: the image chain holds each process's own pages. */
 		predump_mark(pd, c->pid, &c->p.mm);
-		if ((r = interrupt_check()) < 0 || (r = dump_remote(c)) < 0 ||
-		    (r = mm_dump_pages(img, c->pid, c->procfd, c->rem, &c->p.mm, pd ? NULL : parent_of(v, n, c, &par))) < 0 ||
-		    (r = predump_track(pd, c->rem, c->pid, c->pidfd, c->procfd, &c->p.mm)) < 0 ||
+		if ((r = interrupt_check()) < 0 || (r = dump_remote(c)) < 0)
+			break;
+		phase("remote calls done", c->pid);
+		if ((r = mm_dump_pages(img, c->pid, c->procfd, c->rem, &c->p.mm, pd ? NULL : parent_of(v, n, c, &par))) < 0)
+			break;
+		phase("pages saved", c->pid);
+		if ((r = predump_track(pd, c->rem, c->pid, c->pidfd, c->procfd, &c->p.mm)) < 0 ||
 		    (r = inject_fail("dump:after-memory")) < 0 || (r = write_records(img, c)) < 0)
 			break;
+		phase("records written", c->pid);
 		*ret_pages += c->p.mm.pages;
 	}
 	progress_end();
@@ -479,17 +495,25 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 		predump_free(pd);
 		return r;
 	}
-	uint64_t t0 = now_ns();
+	if ((r = mm_pages_prepare(pid)) < 0) {
+		log_error_errno(r, "cannot allocate the memory to copy pages through: %m");
+		goto fail;
+	}
+	predump_warm(pd);
+	uint64_t t0 = frozen_since = now_ns();
 	if ((r = tree_seize(pid, &t, &g->fz)) < 0) {
 		r = r == -ESRCH ? log_error_errno(r, "no process with pid %d", pid) : r;
 		goto fail;
 	}
+	phase("seized", pid);
 	if ((r = interrupt_check()) < 0 || (r = make_ctxs(g, &t, o, &v)) < 0 ||
 	    (o->tcp_established && (r = lock_network(g, &t, &lock)) < 0) ||
 	    (r = dump_all(img, &t, v, t.n, &pages, o, &lock, pd)) < 0 || (r = interrupt_check()) < 0)
 		goto fail;
+	phase("image committed", pid);
 	unlock_network(g, &lock, !o->leave_running);
 	finish(g, &t, v, pid, o->leave_running);
+	phase(o->leave_running ? "tree let go" : "tree killed", pid);
 	if (o->stats) {
 		o->stats->frozen_ns = now_ns() - t0;
 		o->stats->pages_written = pages;

@@ -140,9 +140,12 @@ static int collect_vmas(int procfd, pid_t pid, struct mm_rec *m)
 	_cleanup_free_ char *buf = NULL;
 	size_t len, n;
 	struct vma *v;
+	uint64_t t0 = now_ns();
 	int r = proc_read(procfd, "smaps", &buf, &len);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot read smaps: %m", pid);
+	/* It walks every page table: most of what looking at a big process costs. */
+	log_debug("pid %d: smaps read in %.1f ms", pid, (double)(now_ns() - t0) / 1e6);
 	r = proc_parse_smaps(buf, len, &v, &n);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot parse smaps: %m", pid);

@@ -107,6 +107,19 @@ int mm_guards_restore(struct remote *r, pid_t tid, const struct mm_rec *m);
 bool mm_thp_range(const struct vma_rec *v, uint64_t *ret_start, uint64_t *ret_len);
 /* Once its pages are in: those parts collapsed into huge pages again. */
 int mm_thp_restore(struct remote *r, pid_t tid, const struct mm_rec *m);
+/* Before the freeze: the copy buffers mm_dump_pages() uses, made ready
+ * for what pid's anonymous memory can fill (first touches are slow on
+ * these machines; the tree need not wait for them). */
+int mm_pages_prepare(pid_t pid);
+/* Before the freeze of a dump with --parent, after mm_pages_prepare():
+ * reads the pages of pid written since the parent image once and forgets
+ * them. Only a warm-up: our kernel's first access to each page of
+ * another process costs several us here (DESIGN.md §7), its second a
+ * fraction, and the frozen copy is the second. */
+void mm_pages_warm(pid_t pid);
+/* mm-pages.c, for mm-warm.c: a copy buffer of *ret_size bytes, NULL
+ * before mm_pages_prepare(). */
+void *mm_pages_spare(size_t *ret_size);
 /* Saves the pages that exist into pages-PID.img / pagemap-PID.img; with a
  * parent (NULL: none, or not in the tree), pages that are the parent's
  * very page go to pagerefs-PID.img instead. */

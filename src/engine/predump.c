@@ -134,6 +134,12 @@ int predump_begin(bool pre_dump, const char *parent, struct predump **ret)
 	return 0;
 }
 
+void predump_warm(const struct predump *pd)
+{
+	for (size_t i = 0; pd && pd->parent && i < pd->n; i++)
+		mm_pages_warm(pd->pids[i]);
+}
+
 static int find(const struct predump *pd, pid_t pid)
 {
 	for (size_t i = 0; i < pd->n; i++)

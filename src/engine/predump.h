@@ -25,6 +25,9 @@ struct predump;
  * keeper's userfaultfds are taken over; when the keeper is gone the
  * dump saves everything and says so (-v). */
 int predump_begin(bool pre_dump, const char *parent, struct predump **ret);
+/* Before the freeze, with --parent: the pages written since, read once
+ * ahead (mm_pages_warm) to make their copy while frozen cheaper. */
+void predump_warm(const struct predump *pd);
 /* Frozen, before the process's pages are saved: whether its mappings
  * are tracked since the parent image (m->tracked). */
 void predump_mark(struct predump *pd, pid_t pid, struct mm_rec *m);
