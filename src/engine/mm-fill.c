@@ -200,7 +200,8 @@ static int load_sums(struct fill_job *j, const struct mm_pages *mp)
 	_cleanup_free_ void *buf = NULL;
 	uint64_t size = j->m->pages * PAGE_SIZE;
 	size_t len;
-	if (!image_has(j->img, image_name_pagesums(name, j->r->pid)))
+	/* One chunk: nothing to share out, and one image file less to read. */
+	if (size <= FILL_BUF || !image_has(j->img, image_name_pagesums(name, j->r->pid)))
 		return 0;
 	int e = image_get(j->img, name, pagesums_max_len(size), &buf, &len);
 	if (e < 0)
