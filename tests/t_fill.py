@@ -4,8 +4,9 @@ restore makes the next process (zdtm/treemem.c: a root and its children,
 each verifying its own memory): the tree restores with the default number
 of workers, with one, and with none (STASIS_FILL_THREADS=0, each process
 reading its own pages); a failure in a worker (injected, or a damaged page
-file of a child, found while the other workers still fill) fails the
-restore with one line and leaves no process of the tree behind."""
+file of a child, found while the other workers still fill, or a chunk of
+one large page file) fails the restore with one line and leaves no
+process of the tree behind."""
 import os
 
 import stasistest as st
@@ -45,7 +46,7 @@ def t_threads(ctx, threads):
     if st.tree_info(pid) != tree:
         raise TestFail('the restored tree differs from the dumped one')
     log = open(img + '-restore.log').read()
-    want = '%s threads fill memory' % (threads if threads is not None else min(os.cpu_count(), NPROC))
+    want = '%s threads fill memory' % (threads if threads is not None else min(os.cpu_count(), 64))
     if want not in log:
         raise TestFail('the restore log does not say "%s"' % want)
     w.set_stdin(wfd)
@@ -83,10 +84,30 @@ def t_damaged_child(ctx):
     w.stdin_w = None
 
 
+def t_damaged_chunk(ctx):
+    """One process's large page file, shared out among the workers in
+    chunks, damaged in a late chunk: the restore is refused with one line
+    naming the file before the process runs."""
+    w = ctx.workload('bigmem', ['64'])
+    img = ctx.path('img')
+    ctx.dump(w.pid, img)
+    expect_killed(w.pid)
+    p = os.path.join(img, 'pages-%d.img' % w.pid)
+    b = bytearray(open(p, 'rb').read())
+    b[len(b) * 7 // 8] ^= 0x04
+    open(p, 'wb').write(bytes(b))
+    res, _, _ = ctx.restore(img, expect_ok=False, quiet=True)
+    expect_one_line(res, 'restore of a damaged page file', r'pages-%d\.img.*damaged' % w.pid)
+    expect_tree_gone([w.pid], 'the refused restore')
+    ctx.fds.append(w.stdin_w)
+    w.stdin_w = None
+
+
 TESTS = [
     Test('fill:threads-default', t_threads, 120, None),
     Test('fill:threads-1', t_threads, 120, '1'),
     Test('fill:threads-0', t_threads, 120, '0'),
     Test('fill:inject', t_inject, 120),
     Test('fill:damaged-child', t_damaged_child, 120),
+    Test('fill:damaged-chunk', t_damaged_chunk, 120),
 ]

@@ -16,7 +16,8 @@ struct fill_job;
 
 /* How many workers a restore of nproc processes gets: STASIS_FILL_THREADS
  * when set (0: none, each process reads its pages itself, one after
- * another, as before), else the online cores, at most one per process. */
+ * another, as before), else the online cores: a large process's page
+ * file is shared out in chunks among them (none for nproc 0). */
 unsigned fill_threads_wanted(size_t nproc);
 int fill_pool_start(unsigned nthreads, struct fill_pool **ret);
 /* Queues the pages of r's process, whose mappings exist and are writable:
