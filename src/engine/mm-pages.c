@@ -39,6 +39,7 @@ struct page_writer {
 	int mem_fd;
 	struct image_stream *out;
 	uint8_t *bufs[2];
+	size_t ready[2]; /* bytes of each buffer populated (fill_ready) */
 	size_t lens[2];
 	bool full[2];
 	int cur;       /* buffer being filled */
@@ -48,6 +49,7 @@ struct page_writer {
 	size_t nremote;
 	pthread_t thread;
 	bool thread_started, done;
+	bool last;     /* the next hand-over is the last one */
 	int werr;      /* first error of the writer thread */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -88,13 +90,10 @@ static void *writer_main(void *arg)
 	}
 }
 
-/* Hands bufs[cur] (len bytes, already checksummed) to the writer and
- * waits until the other buffer is free to fill. */
-static int hand_over(struct page_writer *w, size_t len)
+/* Queues bufs[cur] for the writer thread and waits until the other
+ * buffer is free to fill. */
+static int queue(struct page_writer *w, size_t len)
 {
-	int r = image_stream_hash(w->out, w->bufs[w->cur], len);
-	if (r < 0)
-		return r;
 	pthread_mutex_lock(&w->lock);
 	w->lens[w->cur] = len;
 	w->full[w->cur] = true;
@@ -102,11 +101,39 @@ static int hand_over(struct page_writer *w, size_t len)
 	pthread_cond_broadcast(&w->cond);
 	while (w->full[w->cur])
 		pthread_cond_wait(&w->cond, &w->lock);
-	r = w->werr;
+	int r = w->werr;
 	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+/* Checksums bufs[cur] (len bytes) and has it written. The writer thread
+ * starts with the first buffer that is not the last: where one buffer
+ * holds it all (a small process) it is written here, with no thread to
+ * start and wait for (~0.5 ms, much more on a busy machine). */
+static int hand_over(struct page_writer *w, size_t len)
+{
+	int r = image_stream_hash(w->out, w->bufs[w->cur], len);
+	if (r >= 0 && !w->thread_started && !w->last) {
+		r = -pthread_create(&w->thread, NULL, writer_main, w);
+		w->thread_started = r == 0;
+	}
+	if (r >= 0)
+		r = w->thread_started ? queue(w, len) : image_stream_write_hashed(w->out, w->bufs[w->cur], len);
 	w->off += len;
 	progress_add(len);
 	return r;
+}
+
+/* A page fault costs ~14 us on these machines (DESIGN.md §7): the part of
+ * the buffer about to be filled is populated in the kernel first, once
+ * (the buffers are kept from one process to the next). Only what is
+ * used: a small process copies a few pages, not megabytes of zeroes. */
+static void fill_ready(struct page_writer *w, size_t len)
+{
+	size_t *ready = &w->ready[w->cur];
+	/* Best effort: where it fails, the pages fault in as used. */
+	if (*ready < len && madvise(w->bufs[w->cur] + *ready, len - *ready, MADV_POPULATE_WRITE) == 0)
+		*ready = len;
 }
 
 static int writer_flush(struct page_writer *w)
@@ -116,6 +143,7 @@ static int writer_flush(struct page_writer *w)
 	if (!w->nremote)
 		return 0;
 	struct iovec local = { w->bufs[w->cur], w->used };
+	fill_ready(w, w->used);
 	ssize_t n = process_vm_readv(w->pid, &local, 1, w->remote, w->nremote, 0);
 	if (n < 0)
 		return -errno;
@@ -177,8 +205,10 @@ static int copy_range(struct page_writer *w, uint64_t addr, uint64_t len, bool r
 	while (len) {
 		if (!readable) {
 			size_t chunk = len < COPY_BUF ? len : COPY_BUF;
-			if ((r = writer_flush(w)) < 0 ||
-			    (r = pread_exact(w->mem_fd, w->bufs[w->cur], chunk, (off_t)addr)) < 0 ||
+			if ((r = writer_flush(w)) < 0)
+				return r;
+			fill_ready(w, chunk);
+			if ((r = pread_exact(w->mem_fd, w->bufs[w->cur], chunk, (off_t)addr)) < 0 ||
 			    (r = hand_over(w, chunk)) < 0)
 				return r;
 			addr += chunk, len -= chunk;
@@ -332,24 +362,11 @@ static int hash_vdso(struct remote *r, struct mm_rec *m)
 static void *spare_bufs[2];
 static size_t spare_ready[2];
 
-/* What the copy can use of a buffer: the process's memory that may have
- * pages, up to the buffer. */
-static size_t copy_need(const struct mm_rec *m)
+static int writer_start(struct page_writer *w)
 {
-	uint64_t sum = 0;
-	for (size_t i = 0; i < m->nvmas && sum < COPY_BUF; i++)
-		if (vma_has_pages(&m->vmas[i]))
-			sum += m->vmas[i].end - m->vmas[i].start;
-	return sum < COPY_BUF ? (size_t)sum : COPY_BUF;
-}
-
-static int writer_start(struct page_writer *w, size_t need)
-{
-	/* A page fault costs ~14 us on these machines (DESIGN.md §7): fill the
-	 * copy buffers in the kernel up front, as far as this process can use
-	 * them (a small one: a few pages, not 4096 zeroed pages of 16 MiB). */
 	for (int i = 0; i < 2; i++) {
 		w->bufs[i] = spare_bufs[i];
+		w->ready[i] = spare_ready[i];
 		spare_bufs[i] = NULL;
 		if (!w->bufs[i]) {
 			w->bufs[i] = mmap(NULL, COPY_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -357,27 +374,22 @@ static int writer_start(struct page_writer *w, size_t need)
 				w->bufs[i] = NULL;
 				return -errno;
 			}
-			spare_ready[i] = 0;
+			w->ready[i] = 0;
 		}
-		/* Best effort: where it fails, the pages fault in as used. */
-		if (spare_ready[i] < need &&
-		    madvise(w->bufs[i] + spare_ready[i], need - spare_ready[i], MADV_POPULATE_WRITE) == 0)
-			spare_ready[i] = need;
 	}
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	int r = -pthread_create(&w->thread, NULL, writer_main, w);
-	w->thread_started = r == 0;
-	return r;
+	return 0;
 }
 
 static void writer_free(struct page_writer *w)
 {
 	writer_finish(w);
 	for (int i = 0; i < 2; i++) {
-		if (w->bufs[i] && !spare_bufs[i])
-			spare_bufs[i] = w->bufs[i]; /* spare_ready[i] still says */
-		else if (w->bufs[i])
+		if (w->bufs[i] && !spare_bufs[i]) {
+			spare_bufs[i] = w->bufs[i];
+			spare_ready[i] = w->ready[i];
+		} else if (w->bufs[i])
 			munmap(w->bufs[i], COPY_BUF);
 	}
 	free(w->pm);
@@ -459,10 +471,11 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 		return ret;
 	}
 	open_parent(&w, pid, parent);
-	ret = writer_start(&w, copy_need(m));
+	ret = writer_start(&w);
 	for (size_t i = 0; i < m->nvmas && ret >= 0 && !m->no_pages; i++)
 		if (vma_has_pages(&m->vmas[i]))
 			ret = dump_vma(&w, pagemap_fd, m, &m->vmas[i]);
+	w.last = true;
 	if (ret >= 0)
 		ret = writer_flush(&w);
 	int wret = writer_finish(&w);
