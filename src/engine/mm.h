@@ -89,6 +89,10 @@ int mm_collect(int procfd, pid_t pid, struct mm_rec *m);
  * or, for a program without one there (vdso unmapped, or not the usual
  * one), in any other executable mapping. -ENOENT when none has one. */
 int mm_find_syscall(const struct mm_rec *m, struct remote *r);
+/* Sets r->gadget and r->spin where our own copy of a file the process
+ * has mapped says they are and the process has them there too (mm-escape.c);
+ * remote_find_escape() looks for whatever is still 0. */
+void mm_escape_hint(const struct mm_rec *m, struct remote *r);
 /* mm-guard.c: the guard pages of the mappings, found, recorded ("guards"
  * in mm-PID.json, optional) and installed again after the pages. */
 int mm_guards_collect(int procfd, pid_t pid, struct mm_rec *m);
