@@ -27,6 +27,7 @@
 #include "util/util.h"
 
 #define COPY_BUF (8u << 20)
+#define INLINE_BUF (1u << 20)
 #define POPULATE_MIN (64u << 10)
 #define MAX_IOV 1024
 #define SCAN_VEC 512
@@ -106,14 +107,25 @@ static int queue(struct page_writer *w, size_t len)
 	return r;
 }
 
-/* Checksums bufs[cur] (len bytes) and has it written. The writer thread
- * starts with the first buffer that is not the last: where one buffer
- * holds it all (a small process) it is written here, with no thread to
- * start and wait for (~0.5 ms, much more on a busy machine). */
+/* How much of a buffer one copy fills. Until the writer thread starts,
+ * pieces of INLINE_BUF, all in the same pages of bufs[0]: each page of a
+ * buffer costs on its first touch, by the kernel's copy and again by our
+ * checksum (~50 us a page on a busy machine here), so a process of a few
+ * MiB copied through 8 MiB of fresh buffer took ~80 ms where 1 MiB pieces
+ * take a few. With the thread, whole buffers, reused from then on. */
+static size_t buf_limit(const struct page_writer *w)
+{
+	return w->thread_started ? COPY_BUF : INLINE_BUF;
+}
+
+/* Checksums bufs[cur] (len bytes) and has it written. Pieces are written
+ * here until a buffer's worth is (a small process needs no thread to
+ * start and wait for: ~0.5 ms, more on a busy machine); from then on,
+ * but for the last piece, by the writer thread while the next is read. */
 static int hand_over(struct page_writer *w, size_t len)
 {
 	int r = image_stream_hash(w->out, w->bufs[w->cur], len);
-	if (r >= 0 && !w->thread_started && !w->last) {
+	if (r >= 0 && !w->thread_started && !w->last && w->off + len >= COPY_BUF) {
 		r = -pthread_create(&w->thread, NULL, writer_main, w);
 		w->thread_started = r == 0;
 	}
@@ -204,7 +216,7 @@ static int copy_range(struct page_writer *w, uint64_t addr, uint64_t len, bool r
 	w->pages += len / PAGE_SIZE;
 	while (len) {
 		if (!readable) {
-			size_t chunk = len < COPY_BUF ? len : COPY_BUF;
+			size_t chunk = len < buf_limit(w) ? len : buf_limit(w);
 			if ((r = writer_flush(w)) < 0)
 				return r;
 			fill_ready(w, chunk);
@@ -214,12 +226,12 @@ static int copy_range(struct page_writer *w, uint64_t addr, uint64_t len, bool r
 			addr += chunk, len -= chunk;
 			continue;
 		}
-		size_t room = COPY_BUF - w->used;
+		size_t room = buf_limit(w) - w->used;
 		size_t chunk = len < room ? len : room;
 		w->remote[w->nremote++] = (struct iovec){ (void *)addr, chunk };
 		w->used += chunk;
 		addr += chunk, len -= chunk;
-		if (w->used == COPY_BUF || w->nremote == MAX_IOV)
+		if (w->used == buf_limit(w) || w->nremote == MAX_IOV)
 			if ((r = writer_flush(w)) < 0)
 				return r;
 	}
