@@ -183,6 +183,7 @@ static int dump_remote(struct dump_ctx *c)
 			  (unsigned long long)rem->syscall_ip);
 	/* The calls before our trap page exists go through the process's own
 	 * code, set to end in a "jmp ." if we die meanwhile (remote.c). */
+	mm_escape_hint(&c->p.mm, rem);
 	for (size_t i = 0; i < c->p.mm.nvmas; i++) {
 		const struct vma_rec *v = &c->p.mm.vmas[i];
 		if ((v->prot & PROT_EXEC) && (v->kind == VMA_FILE || v->kind == VMA_VDSO) &&

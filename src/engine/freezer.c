@@ -13,12 +13,14 @@
 #include "util/log.h"
 #include "util/util.h"
 
-/* The path of pid's cgroup in the v2 hierarchy (v2) or the v1 freezer. */
-static int cgroup_of(pid_t pid, bool v2, char *buf, size_t size)
+/* The paths of pid's cgroups in the v2 hierarchy (v2) and the v1 freezer
+ * (v1), "" where it has none: one read of /proc/PID/cgroup for both. */
+static int cgroups_of(pid_t pid, char v2[PATH_MAX], char v1[PATH_MAX])
 {
 	char path[64], line[PATH_MAX + 64];
 	_cleanup_free_ char *text = NULL;
 	size_t len, pos = 0;
+	v2[0] = v1[0] = 0;
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
 	int r = proc_read(AT_FDCWD, path, &text, &len);
 	if (r < 0)
@@ -28,23 +30,26 @@ static int cgroup_of(pid_t pid, bool v2, char *buf, size_t size)
 		if (!b)
 			continue;
 		*a = *b = 0; /* line: hierarchy id, a + 1: controllers, b + 1: path */
-		bool match = v2 ? streq(line, "0") && a + 1 == b : strstr(a + 1, "freezer") != NULL;
-		if (match) {
-			snprintf(buf, size, "%s", b + 1);
-			return 0;
-		}
+		if (streq(line, "0") && a + 1 == b && !v2[0])
+			snprintf(v2, PATH_MAX, "%s", b + 1);
+		else if (strstr(a + 1, "freezer") && !v1[0])
+			snprintf(v1, PATH_MAX, "%s", b + 1);
 	}
-	return -ENOENT;
+	return 0;
 }
 
 int freezer_find(pid_t root, struct freezer *ret)
 {
-	char mine[PATH_MAX], parent[PATH_MAX], path[64];
+	char mine[2][PATH_MAX], parent[2][PATH_MAX], path[64];
 	struct proc_stat st;
 	_cleanup_free_ char *buf = NULL;
 	size_t len;
 	snprintf(path, sizeof(path), "/proc/%d/stat", root);
 	if (proc_read(AT_FDCWD, path, &buf, &len) < 0 || proc_parse_stat(buf, len, &st) < 0)
+		return 0;
+	/* A container's init has its parent outside our pid namespace (ppid
+	 * 0): compare with our own cgroup then. */
+	if (cgroups_of(root, mine[0], mine[1]) < 0 || cgroups_of(st.ppid ? st.ppid : getpid(), parent[0], parent[1]) < 0)
 		return 0;
 	static const struct {
 		bool v2;
@@ -53,16 +58,13 @@ int freezer_find(pid_t root, struct freezer *ret)
 		      { false, "/sys/fs/cgroup/freezer", "freezer.state" } };
 	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
 		char file[PATH_MAX * 2];
-		/* A container's init has its parent outside our pid namespace
-		 * (ppid 0): compare with our own cgroup then. */
-		if (cgroup_of(root, kinds[i].v2, mine, sizeof(mine)) < 0 ||
-		    cgroup_of(st.ppid ? st.ppid : getpid(), kinds[i].v2, parent, sizeof(parent)) < 0 ||
-		    streq(mine, parent) || streq(mine, "/"))
+		const char *m = mine[!kinds[i].v2], *p = parent[!kinds[i].v2];
+		if (!m[0] || !p[0] || streq(m, p) || streq(m, "/"))
 			continue;
-		snprintf(file, sizeof(file), "%s%s/%s", kinds[i].mount, mine, kinds[i].file);
+		snprintf(file, sizeof(file), "%s%s/%s", kinds[i].mount, m, kinds[i].file);
 		if (access(file, W_OK) < 0)
 			continue;
-		snprintf(ret->dir, sizeof(ret->dir), "%s%s", kinds[i].mount, mine);
+		snprintf(ret->dir, sizeof(ret->dir), "%s%s", kinds[i].mount, m);
 		ret->v2 = kinds[i].v2;
 		return 1;
 	}

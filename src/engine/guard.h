@@ -35,6 +35,7 @@ struct guard_proc {
 struct guard {
 	int phase;
 	pid_t guardian;
+	bool ours; /* the guardian is our child: guard_end reaps it */
 	int done_fd; /* ours: its closing (or our death) wakes the guardian */
 	struct freezer fz;
 	size_t nprocs, nthreads;
@@ -50,7 +51,8 @@ struct guard {
 
 /* Maps the shared memory, starts the guardian and journals img's files.
  * sibling: the guardian is made our parent's child (a dump inside a
- * container's pid namespace, where an orphan would go to its init). */
+ * container's pid namespace, where an orphan would go to its init);
+ * otherwise it is ours. */
 int guard_start(struct image *img, bool sibling, struct guard **ret);
 /* A slot for pid with ntids threads (tids[k]): its struct remote, the
  * thread records zeroed but for their tids. */

@@ -29,6 +29,7 @@
 #include "util/util.h"
 
 #define COPY_BUF (8u << 20)
+#define INLINE_BUF (1u << 20)
 #define POPULATE_MIN (64u << 10)
 #define MAX_IOV 1024
 #define SCAN_VEC 512
@@ -41,6 +42,7 @@ struct page_writer {
 	int mem_fd;
 	struct image_stream *out;
 	uint8_t *bufs[2];
+	size_t ready[2]; /* bytes of each buffer populated (fill_ready) */
 	size_t lens[2];
 	bool full[2];
 	int cur;       /* buffer being filled */
@@ -50,6 +52,7 @@ struct page_writer {
 	size_t nremote;
 	pthread_t thread;
 	bool thread_started, done;
+	bool last;     /* the next hand-over is the last one */
 	int werr;      /* first error of the writer thread */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -90,13 +93,10 @@ static void *writer_main(void *arg)
 	}
 }
 
-/* Hands bufs[cur] (len bytes, already checksummed) to the writer and
- * waits until the other buffer is free to fill. */
-static int hand_over(struct page_writer *w, size_t len)
+/* Queues bufs[cur] for the writer thread and waits until the other
+ * buffer is free to fill. */
+static int queue(struct page_writer *w, size_t len)
 {
-	int r = image_stream_hash(w->out, w->bufs[w->cur], len);
-	if (r < 0)
-		return r;
 	pthread_mutex_lock(&w->lock);
 	w->lens[w->cur] = len;
 	w->full[w->cur] = true;
@@ -104,11 +104,50 @@ static int hand_over(struct page_writer *w, size_t len)
 	pthread_cond_broadcast(&w->cond);
 	while (w->full[w->cur])
 		pthread_cond_wait(&w->cond, &w->lock);
-	r = w->werr;
+	int r = w->werr;
 	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+/* How much of a buffer one copy fills. Until the writer thread starts,
+ * pieces of INLINE_BUF, all in the same pages of bufs[0]: each page of a
+ * buffer costs on its first touch, by the kernel's copy and again by our
+ * checksum (~50 us a page on a busy machine here), so a process of a few
+ * MiB copied through 8 MiB of fresh buffer took ~80 ms where 1 MiB pieces
+ * take a few. With the thread, whole buffers, reused from then on. */
+static size_t buf_limit(const struct page_writer *w)
+{
+	return w->thread_started ? COPY_BUF : INLINE_BUF;
+}
+
+/* Checksums bufs[cur] (len bytes) and has it written. Pieces are written
+ * here until a buffer's worth is (a small process needs no thread to
+ * start and wait for: ~0.5 ms, more on a busy machine); from then on,
+ * but for the last piece, by the writer thread while the next is read. */
+static int hand_over(struct page_writer *w, size_t len)
+{
+	int r = image_stream_hash(w->out, w->bufs[w->cur], len);
+	if (r >= 0 && !w->thread_started && !w->last && w->off + len >= COPY_BUF) {
+		r = -pthread_create(&w->thread, NULL, writer_main, w);
+		w->thread_started = r == 0;
+	}
+	if (r >= 0)
+		r = w->thread_started ? queue(w, len) : image_stream_write_hashed(w->out, w->bufs[w->cur], len);
 	w->off += len;
 	progress_add(len);
 	return r;
+}
+
+/* A page fault costs ~14 us on these machines (DESIGN.md §7): the part of
+ * the buffer about to be filled is populated in the kernel first, once
+ * (the buffers are kept from one process to the next). Only what is
+ * used: a small process copies a few pages, not megabytes of zeroes. */
+static void fill_ready(struct page_writer *w, size_t len)
+{
+	size_t *ready = &w->ready[w->cur];
+	/* Best effort: where it fails, the pages fault in as used. */
+	if (*ready < len && madvise(w->bufs[w->cur] + *ready, len - *ready, MADV_POPULATE_WRITE) == 0)
+		*ready = len;
 }
 
 static int writer_flush(struct page_writer *w)
@@ -118,6 +157,7 @@ static int writer_flush(struct page_writer *w)
 	if (!w->nremote)
 		return 0;
 	struct iovec local = { w->bufs[w->cur], w->used };
+	fill_ready(w, w->used);
 	ssize_t n = process_vm_readv(w->pid, &local, 1, w->remote, w->nremote, 0);
 	if (n < 0)
 		return -errno;
@@ -178,20 +218,22 @@ static int copy_range(struct page_writer *w, uint64_t addr, uint64_t len, bool r
 	w->pages += len / PAGE_SIZE;
 	while (len) {
 		if (!readable) {
-			size_t chunk = len < COPY_BUF ? len : COPY_BUF;
-			if ((r = writer_flush(w)) < 0 ||
-			    (r = pread_exact(w->mem_fd, w->bufs[w->cur], chunk, (off_t)addr)) < 0 ||
+			size_t chunk = len < buf_limit(w) ? len : buf_limit(w);
+			if ((r = writer_flush(w)) < 0)
+				return r;
+			fill_ready(w, chunk);
+			if ((r = pread_exact(w->mem_fd, w->bufs[w->cur], chunk, (off_t)addr)) < 0 ||
 			    (r = hand_over(w, chunk)) < 0)
 				return r;
 			addr += chunk, len -= chunk;
 			continue;
 		}
-		size_t room = COPY_BUF - w->used;
+		size_t room = buf_limit(w) - w->used;
 		size_t chunk = len < room ? len : room;
 		w->remote[w->nremote++] = (struct iovec){ (void *)addr, chunk };
 		w->used += chunk;
 		addr += chunk, len -= chunk;
-		if (w->used == COPY_BUF || w->nremote == MAX_IOV)
+		if (w->used == buf_limit(w) || w->nremote == MAX_IOV)
 			if ((r = writer_flush(w)) < 0)
 				return r;
 	}
@@ -334,17 +376,6 @@ static int hash_vdso(struct remote *r, struct mm_rec *m)
 static void *spare_bufs[2];
 static size_t spare_ready[2];
 
-/* What the copy can use of a buffer: the process's memory that may have
- * pages, up to the buffer. */
-static size_t copy_need(const struct mm_rec *m)
-{
-	uint64_t sum = 0;
-	for (size_t i = 0; i < m->nvmas && sum < COPY_BUF; i++)
-		if (vma_has_pages(&m->vmas[i]))
-			sum += m->vmas[i].end - m->vmas[i].start;
-	return sum < COPY_BUF ? (size_t)sum : COPY_BUF;
-}
-
 /* Copy buffer i, ready for need bytes: a spare one or a new one. On
  * these machines a page's first access from user space costs several us
  * even after MADV_POPULATE_WRITE (measured: 4 MiB populated in 1 ms, then
@@ -383,7 +414,12 @@ int mm_pages_prepare(pid_t pid)
 		return 0; /* the freeze that follows says why */
 	while (proc_next_line(buf, len, &pos, line, sizeof(line)) && sscanf(line, "RssAnon: %llu kB", &kb) != 1)
 		;
-	size_t need = kb * 1024 < COPY_BUF ? (size_t)kb * 1024 : COPY_BUF;
+	/* Less than a buffer's worth goes through the first 1 MiB piece of
+	 * buffer 0 without the writer thread (populated as used): making
+	 * more ready would only lengthen a small dump. */
+	if (kb * 1024 < COPY_BUF)
+		return 0;
+	size_t need = COPY_BUF;
 	for (int i = 0; i < 2; i++)
 		if (!(spare_bufs[i] = take_buf(i, need, true)))
 			return -errno;
@@ -396,28 +432,26 @@ void *mm_pages_spare(size_t *ret_size)
 	return spare_bufs[0];
 }
 
-static int writer_start(struct page_writer *w, size_t need)
+static int writer_start(struct page_writer *w)
 {
-	/* A page fault costs ~14 us on these machines (DESIGN.md §7): fill the
-	 * copy buffers in the kernel up front, as far as this process can use
-	 * them (a small one: a few pages, not 4096 zeroed pages of 16 MiB). */
-	for (int i = 0; i < 2; i++)
-		if (!(w->bufs[i] = take_buf(i, need, false)))
+	for (int i = 0; i < 2; i++) {
+		if (!(w->bufs[i] = take_buf(i, 0, false)))
 			return -errno;
+		w->ready[i] = spare_ready[i];
+	}
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	int r = -pthread_create(&w->thread, NULL, writer_main, w);
-	w->thread_started = r == 0;
-	return r;
+	return 0;
 }
 
 static void writer_free(struct page_writer *w)
 {
 	writer_finish(w);
 	for (int i = 0; i < 2; i++) {
-		if (w->bufs[i] && !spare_bufs[i])
-			spare_bufs[i] = w->bufs[i]; /* spare_ready[i] still says */
-		else if (w->bufs[i])
+		if (w->bufs[i] && !spare_bufs[i]) {
+			spare_bufs[i] = w->bufs[i];
+			spare_ready[i] = w->ready[i];
+		} else if (w->bufs[i])
 			munmap(w->bufs[i], COPY_BUF);
 	}
 	free(w->pm);
@@ -500,10 +534,11 @@ int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, st
 	}
 	open_parent(&w, pid, parent);
 	uint64_t t0 = now_ns();
-	ret = writer_start(&w, copy_need(m));
+	ret = writer_start(&w);
 	for (size_t i = 0; i < m->nvmas && ret >= 0 && !m->no_pages; i++)
 		if (vma_has_pages(&m->vmas[i]))
 			ret = dump_vma(&w, pagemap_fd, m, &m->vmas[i]);
+	w.last = true;
 	if (ret >= 0)
 		ret = writer_flush(&w);
 	uint64_t t1 = now_ns();

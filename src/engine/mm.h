@@ -89,6 +89,10 @@ int mm_collect(int procfd, pid_t pid, struct mm_rec *m);
  * or, for a program without one there (vdso unmapped, or not the usual
  * one), in any other executable mapping. -ENOENT when none has one. */
 int mm_find_syscall(const struct mm_rec *m, struct remote *r);
+/* Sets r->gadget and r->spin where our own copy of a file the process
+ * has mapped says they are and the process has them there too (mm-escape.c);
+ * remote_find_escape() looks for whatever is still 0. */
+void mm_escape_hint(const struct mm_rec *m, struct remote *r);
 /* mm-guard.c: the guard pages of the mappings, found, recorded ("guards"
  * in mm-PID.json, optional) and installed again after the pages. */
 int mm_guards_collect(int procfd, pid_t pid, struct mm_rec *m);
@@ -108,8 +112,9 @@ bool mm_thp_range(const struct vma_rec *v, uint64_t *ret_start, uint64_t *ret_le
 /* Once its pages are in: those parts collapsed into huge pages again. */
 int mm_thp_restore(struct remote *r, pid_t tid, const struct mm_rec *m);
 /* Before the freeze: the copy buffers mm_dump_pages() uses, made ready
- * for what pid's anonymous memory can fill (first touches are slow on
- * these machines; the tree need not wait for them). */
+ * where pid's anonymous memory can fill them (first touches are slow on
+ * these machines; the tree need not wait for them). Nothing for a
+ * process of less than one buffer: its pages go through a small piece. */
 int mm_pages_prepare(pid_t pid);
 /* Before the freeze of a dump with --parent, after mm_pages_prepare():
  * reads the pages of pid written since the parent image once and forgets

@@ -25,22 +25,23 @@ void signals_rec_free(struct signals_rec *s)
 int signals_dump(struct remote *r, pid_t tid, struct signals_rec *s)
 {
 	uint64_t buf = r->scratch + 8192;
+	/* Each action to its own slot, all read back at once. */
 	for (int sig = 1; sig <= NSIG_K; sig++) {
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;
-		long ret = remote_syscall(r, tid, SYS_rt_sigaction, sig, 0, buf, 8);
+		long ret = remote_syscall(r, tid, SYS_rt_sigaction, sig, 0, buf + sig * sizeof(s->act[0]), 8);
 		if (ret < 0)
 			return (int)ret;
-		int e = remote_read(r, buf, &s->act[sig], sizeof(s->act[sig]));
-		if (e < 0)
-			return e;
 	}
+	int e = remote_read(r, buf + sizeof(s->act[0]), &s->act[1], NSIG_K * sizeof(s->act[0]));
+	if (e < 0)
+		return e;
+	s->act[SIGKILL] = s->act[SIGSTOP] = (struct k_sigaction){ 0 }; /* not asked: whatever was there */
 	for (int w = 0; w < 3; w++) {
 		long ret = remote_syscall(r, tid, SYS_getitimer, w, buf);
 		if (ret < 0)
 			return (int)ret;
-		int e = remote_read(r, buf, &s->itimer[w], sizeof(s->itimer[w]));
-		if (e < 0)
+		if ((e = remote_read(r, buf, &s->itimer[w], sizeof(s->itimer[w]))) < 0)
 			return e;
 	}
 	return pending_dump(tid, true, &s->shared, &s->nshared);

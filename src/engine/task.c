@@ -39,6 +39,31 @@ static int read_link(int procfd, const char *name, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+static int limit_value(const char *s, uint64_t *ret)
+{
+	if (streq(s, "unlimited")) {
+		*ret = UINT64_MAX; /* RLIM64_INFINITY */
+		return 0;
+	}
+	return parse_u64(s, 10, ret);
+}
+
+int task_parse_limits(const char *buf, size_t len, struct task_rec *t)
+{
+	char line[256], cur[32], max[32];
+	size_t pos = 0;
+	int i = -1; /* the first line names the columns */
+	/* "%-25s %-20s %-20s %-10s": the names have spaces, the values not. */
+	while (i < NLIMITS && proc_next_line(buf, len, &pos, line, sizeof(line))) {
+		if (i++ < 0)
+			continue;
+		if (strlen(line) < 27 || sscanf(line + 26, "%31s %31s", cur, max) != 2 ||
+		    limit_value(cur, &t->rlim[i - 1].cur) < 0 || limit_value(max, &t->rlim[i - 1].max) < 0)
+			return -EBADMSG;
+	}
+	return i == NLIMITS ? 0 : -EBADMSG;
+}
+
 int task_collect(int procfd, pid_t pid, struct task_rec *t)
 {
 	_cleanup_free_ char *st = NULL, *status = NULL, *pers = NULL;
@@ -63,7 +88,12 @@ int task_collect(int procfd, pid_t pid, struct task_rec *t)
 	t->personality = (uint32_t)p;
 	if ((r = read_link(procfd, "cwd", &t->cwd)) < 0 || (r = read_link(procfd, "root", &t->root)) < 0)
 		return log_error_errno(r, "pid %d: cannot read cwd/root: %m", pid);
-	return 0; /* a removed cwd is made again (deleted.h) */
+	/* (A removed cwd is made again: deleted.h.) The limits in one read
+	 * instead of 16 remote calls (~40 us each); where they cannot be read
+	 * or parsed, task_dump_remote asks the process. */
+	_cleanup_free_ char *lim = NULL;
+	t->rlim_read = proc_read(procfd, "limits", &lim, &len) >= 0 && task_parse_limits(lim, len, t) >= 0;
+	return 0;
 }
 
 int task_dump_remote(struct remote *r, pid_t tid, struct task_rec *t)
@@ -72,9 +102,9 @@ int task_dump_remote(struct remote *r, pid_t tid, struct task_rec *t)
 	if (ret < 0)
 		return (int)ret;
 	int e = remote_read(r, r->scratch + 8192, &t->pdeathsig, sizeof(t->pdeathsig));
-	/* Read from inside: prlimit() on another process needs matching uids
-	 * or CAP_SYS_RESOURCE, which root here may lack. */
-	for (int i = 0; i < NLIMITS && e >= 0; i++) {
+	/* Not from /proc: from inside, as prlimit() on another process needs
+	 * matching uids or CAP_SYS_RESOURCE, which root here may lack. */
+	for (int i = 0; i < NLIMITS && e >= 0 && !t->rlim_read; i++) {
 		ret = remote_syscall(r, tid, SYS_prlimit64, 0, i, 0, r->scratch + 8192);
 		if (ret < 0)
 			return (int)ret;

@@ -3,6 +3,7 @@
  * resource limits, no_new_privs, parent-death signal. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -23,6 +24,7 @@ struct task_rec {
 	struct rlimit64_k {
 		uint64_t cur, max;
 	} rlim[NLIMITS];
+	bool rlim_read; /* dump: rlim came from /proc/PID/limits */
 };
 
 #define TASK_MB_PRIVATE 1u   /* MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED */
@@ -35,6 +37,8 @@ void task_rec_free(struct task_rec *t);
 int membarrier_dump_remote(struct remote *r, pid_t tid, uint32_t *ret);
 int membarrier_restore(struct remote *r, pid_t tid, uint32_t mb);
 int task_collect(int procfd, pid_t pid, struct task_rec *t);
+/* /proc/PID/limits into t->rlim; -EBADMSG unless all NLIMITS are there. */
+int task_parse_limits(const char *buf, size_t len, struct task_rec *t);
 int task_dump_remote(struct remote *r, pid_t tid, struct task_rec *t);
 /* Adds its fields to the core record; an error stays in the builder. */
 void task_to_json(const struct task_rec *t, struct json_builder *core);

@@ -24,6 +24,7 @@
 
 /* Small writes are gathered here; large ones go straight to write(2). */
 #define STREAM_BUF_SIZE (1u << 20)
+#define STREAM_DIRECT_MIN (32u << 10)
 
 struct image_stream {
 	struct image *img;
@@ -326,13 +327,16 @@ static int stream_put(struct image_stream *s, const void *buf, size_t len)
 	int r;
 
 	s->stored += len;
-	/* Big pieces (page runs) skip the buffer: no copy, one syscall. */
-	if (len >= STREAM_BUF_SIZE / 2 || len > STREAM_BUF_SIZE - s->buf_len) {
+	/* Big pieces (page runs) skip the buffer: no copy, one syscall; so do
+	 * smaller ones with nothing buffered before them (a small process's
+	 * pages: no faults on buffer pages, ~14 us each here). */
+	bool direct = len >= STREAM_BUF_SIZE / 2 || (!s->buf_len && len >= STREAM_DIRECT_MIN);
+	if (direct || len > STREAM_BUF_SIZE - s->buf_len) {
 		r = stream_flush(s);
 		if (r < 0)
 			return r;
 	}
-	if (len >= STREAM_BUF_SIZE / 2) {
+	if (direct) {
 		r = write_all(s->fd, buf, len);
 		if (r < 0)
 			return log_error_errno(r, "cannot write image file '%s/%s': %m", s->img->dir, s->name);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Parsers of the per-process objects on /proc text captured on Linux 6.18:
  * POSIX timers (/proc/PID/timers), file locks and inotify watches (fdinfo),
+ * resource limits (/proc/PID/limits),
  * and their image records read back. */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/sysmacros.h>
 #include <cmocka.h>
 
 #include "engine/files.h"
 #include "engine/inotify.h"
 #include "engine/locks.h"
+#include "engine/task.h"
 #include "engine/timers.h"
 
 static const char timers_text[] = "ID: 2\n"
@@ -324,12 +327,53 @@ static void test_fds_json(void **state)
 	json_decref(j);
 }
 
+/* /proc/PID/limits of Linux 6.18, two limits lowered. */
+static const char limits_text[] =
+	"Limit                     Soft Limit           Hard Limit           Units     \n"
+	"Max cpu time              unlimited            unlimited            seconds   \n"
+	"Max file size             unlimited            unlimited            bytes     \n"
+	"Max data size             unlimited            unlimited            bytes     \n"
+	"Max stack size            8388608              unlimited            bytes     \n"
+	"Max core file size        0                    unlimited            bytes     \n"
+	"Max resident set          unlimited            unlimited            bytes     \n"
+	"Max processes             63704                63704                processes \n"
+	"Max open files            1024                 1048576              files     \n"
+	"Max locked memory         8388608              8388608              bytes     \n"
+	"Max address space         unlimited            unlimited            bytes     \n"
+	"Max file locks            unlimited            unlimited            locks     \n"
+	"Max pending signals       63704                63704                signals   \n"
+	"Max msgqueue size         819200               819200               bytes     \n"
+	"Max nice priority         0                    0                    \n"
+	"Max realtime priority     0                    0                    \n"
+	"Max realtime timeout      unlimited            unlimited            us        \n";
+
+static void test_limits_parse(void **state)
+{
+	struct task_rec t = { 0 };
+	(void)state;
+	assert_int_equal(task_parse_limits(limits_text, sizeof(limits_text) - 1, &t), 0);
+	assert_true(t.rlim[RLIMIT_CPU].cur == UINT64_MAX && t.rlim[RLIMIT_CPU].max == UINT64_MAX);
+	assert_true(t.rlim[RLIMIT_STACK].cur == 8388608 && t.rlim[RLIMIT_STACK].max == UINT64_MAX);
+	assert_true(t.rlim[RLIMIT_CORE].cur == 0);
+	assert_true(t.rlim[RLIMIT_NOFILE].cur == 1024 && t.rlim[RLIMIT_NOFILE].max == 1048576);
+	assert_true(t.rlim[RLIMIT_RTPRIO].max == 0);
+	assert_true(t.rlim[RLIMIT_RTTIME].cur == UINT64_MAX);
+	/* cut short, or a value that is not a number: the dump asks the process */
+	assert_int_equal(task_parse_limits(limits_text, sizeof(limits_text) - 80, &t), -EBADMSG);
+	char bad[sizeof(limits_text)];
+	memcpy(bad, limits_text, sizeof(bad));
+	memcpy(strstr(bad, "1024 "), "10x4", 4);
+	assert_int_equal(task_parse_limits(bad, sizeof(bad) - 1, &t), -EBADMSG);
+	assert_int_equal(task_parse_limits("", 0, &t), -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_timers_parse), cmocka_unit_test(test_timers_json),
 		cmocka_unit_test(test_locks_parse), cmocka_unit_test(test_inotify_parse),
 		cmocka_unit_test(test_inotify_json), cmocka_unit_test(test_fds_json),
+		cmocka_unit_test(test_limits_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
