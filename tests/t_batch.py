@@ -6,7 +6,7 @@ the restore with one line naming the pid and what failed, removes what it
 made, and leaves the image good for the next restore."""
 import stasistest as st
 from runner import Test, TestFail
-from checks import expect_killed, expect_one_line
+from checks import expect_killed, expect_one_line, restore_again
 
 
 def t_batch_call_fails(ctx):
@@ -21,16 +21,7 @@ def t_batch_call_fails(ctx):
     if not st.pid_gone(pid, 3):
         raise TestFail('a process with pid %d (state %s) is left after the failed restore'
                        % (pid, st.proc_state(pid)))
-    ctx.fds.append(w.stdin_w)
-    w.stdin_w = None
-    _, pid2, wfd = ctx.restore(img)
-    if pid2 != pid:
-        raise TestFail('second restore gave pid %s, expected %d' % (pid2, pid))
-    w.set_stdin(wfd)
-    ctx.fds.remove(wfd)
-    err = w.finish(ctx.left(30))
-    if err:
-        raise TestFail('restore after the failed one: %s' % err)
+    restore_again(ctx, img, pid, w)
 
 
 def tests(r):

@@ -10,7 +10,7 @@ import os
 
 import stasistest as st
 from runner import Test, TestFail
-from checks import dump_restore_cycle, expect_alive_unharmed, expect_killed
+from checks import dump_restore_cycle, expect_alive_unharmed, expect_killed, restore_again
 
 
 def tree_pss_kib(root):
@@ -88,16 +88,7 @@ def t_inject_after_mm(ctx):
     left = [p for p in pids if not st.pid_gone(p, 3)]
     if left:
         raise TestFail('pids %s are left after the failed restore' % left)
-    ctx.fds.append(w.stdin_w)
-    w.stdin_w = None
-    _, pid2, wfd = ctx.restore(img)
-    if pid2 != pid:
-        raise TestFail('second restore gave pid %s, expected %d' % (pid2, pid))
-    w.set_stdin(wfd)
-    ctx.fds.remove(wfd)
-    err = w.finish(ctx.left(60))
-    if err:
-        raise TestFail('restore after the failed one: %s' % err)
+    restore_again(ctx, img, pid, w, 60)
 
 
 TESTS = [

@@ -17,7 +17,7 @@ import time
 import stasistest as st
 from runner import Test, TestFail, TestSkip
 from checks import (dump_restore_cycle, expect_alive_unharmed, expect_killed, expect_one_line,
-                    expect_refused_unharmed, restore_img_and_pass)
+                    expect_refused_unharmed, restore_again, restore_img_and_pass)
 
 def t_unsupported_fd(ctx, binary=None):
     w = ctx.workload('unsupported_fd')
@@ -86,16 +86,7 @@ def t_inject_restore(ctx, point):
         raise TestFail('a process with pid %d (state %s) is left after the failed restore'
                        % (pid, st.proc_state(pid)))
     # the image must be untouched: a second restore works
-    ctx.fds.append(w.stdin_w)
-    w.stdin_w = None
-    _, pid2, wfd = ctx.restore(img)
-    if pid2 != pid:
-        raise TestFail('second restore gave pid %s, expected %d' % (pid2, pid))
-    w.set_stdin(wfd)
-    ctx.fds.remove(wfd)
-    err = w.finish(ctx.left(30))
-    if err:
-        raise TestFail('restore after the failed one: %s' % err)
+    restore_again(ctx, img, pid, w)
 
 
 def t_leave_running(ctx):

@@ -106,7 +106,7 @@ def dump_restore_cycle(ctx, w, tag, binary=None, dump_extra=(), running=False, r
     return wfd
 
 
-def restore_img_and_pass(ctx, img, pid, w):
+def restore_img_and_pass(ctx, img, pid, w, timeout=30):
     if not st.pid_gone(pid, 3):
         raise TestFail('pid %d is not free for the final restore' % pid)
     _, pid2, wfd = ctx.restore(img)
@@ -114,9 +114,18 @@ def restore_img_and_pass(ctx, img, pid, w):
         raise TestFail('restore gave pid %s, expected %d' % (pid2, pid))
     w.set_stdin(wfd)
     ctx.fds.remove(wfd)
-    err = w.finish(ctx.left(30))
+    err = w.finish(ctx.left(timeout))
     if err:
         raise TestFail('restore of the intact image: %s' % err)
+
+
+def restore_again(ctx, img, pid, w, timeout=30):
+    """After a failed restore of img: its workload's old stdin pipe goes
+    (the failed restore's end is gone with it), and the image restores
+    and passes, under the same pid."""
+    ctx.fds.append(w.stdin_w)
+    w.stdin_w = None
+    restore_img_and_pass(ctx, img, pid, w, timeout)
 
 
 def expect_one_line(res, what, pattern=None):
