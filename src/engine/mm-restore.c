@@ -50,6 +50,12 @@ static const char *special_name(enum vma_kind k)
 	return k == VMA_VDSO ? "[vdso]" : k == VMA_VVAR ? "[vvar]" : "[vvar_vclock]";
 }
 
+/* A mapping of the stub's that the kernel made: the vdso and its data. */
+static bool is_special_path(const char *path)
+{
+	return streq(path, "[vdso]") || streq(path, "[vvar]") || streq(path, "[vvar_vclock]");
+}
+
 static int check_specials(const struct mm_rec *m)
 {
 	struct vma *own;
@@ -132,7 +138,10 @@ int mm_find_gap(const struct mm_rec *m, const struct vma *cur, size_t ncur, uint
 	return 0;
 }
 
-/* Tags of the calls that clear the stub (in one batch): what a failure names. */
+/* A batched call's tag: what it is for in its top 8 bits, the index of
+ * the mapping it concerns below; a failure names that mapping. */
+#define TAG_IDX ((1u << 24) - 1)
+/* Tags of the calls that clear the stub (in one batch): */
 #define CLR_UNMAP 0u        /* parking or unmapping */
 #define CLR_MOVE (1u << 24) /* | k: cur[k] to its place */
 #define CLR_DROP (2u << 24) /* | k: cur[k], which the process did not have */
@@ -191,7 +200,7 @@ static int park_and_unmap(struct rbatch *b, const struct mm_rec *m, struct vma *
 	int e = 0;
 	for (size_t i = 0; i < ncur && e >= 0; i++) {
 		struct vma *c = &cur[i];
-		bool special = streq(c->path, "[vdso]") || streq(c->path, "[vvar]") || streq(c->path, "[vvar_vclock]");
+		bool special = is_special_path(c->path);
 		bool stays = c->start == b->r->scratch || streq(c->path, "[vsyscall]");
 		if (!special && !stays && to && (to >= park_end || c->start <= tmp)) {
 			to = c->end; /* joins the range */
@@ -226,9 +235,7 @@ static int place_specials(struct rbatch *b, const struct mm_rec *m, const struct
 				e = rmremap(b, CLR_MOVE | (uint32_t)k, cur[k].start, v->end - v->start, v->start);
 	}
 	for (size_t k = 0; k < ncur && e >= 0; k++) {
-		bool special = streq(cur[k].path, "[vdso]") || streq(cur[k].path, "[vvar]") ||
-			       streq(cur[k].path, "[vvar_vclock]");
-		if (special && !has_special(m, cur[k].path))
+		if (is_special_path(cur[k].path) && !has_special(m, cur[k].path))
 			e = clr_call(b, CLR_DROP | (uint32_t)k, SYS_munmap, cur[k].start, cur[k].end - cur[k].start, 0, 0,
 				     0);
 	}
@@ -238,11 +245,11 @@ static int place_specials(struct rbatch *b, const struct mm_rec *m, const struct
 static int clear_failed(pid_t pid, const struct rbatch *b, const struct vma *cur, int e)
 {
 	uint32_t tag = b->failed == RBATCH_NONE ? CLR_UNMAP : b->calls[b->failed].tag;
-	const struct vma *c = &cur[tag & ((1u << 24) - 1)];
-	if ((tag >> 24) == CLR_MOVE >> 24)
+	const struct vma *c = &cur[tag & TAG_IDX];
+	if ((tag & ~TAG_IDX) == CLR_MOVE)
 		return log_error_errno(e, "pid %d: cannot move %s to %" PRIx64 ": %m", pid, c->path,
 				       b->calls[b->failed].a[4]);
-	if ((tag >> 24) == CLR_DROP >> 24)
+	if ((tag & ~TAG_IDX) == CLR_DROP)
 		return log_error_errno(e, "pid %d: cannot remove %s, which it did not have: %m", pid, c->path);
 	return log_error_errno(e, "pid %d: cannot clear the stub's mappings: %m", pid);
 }
@@ -341,7 +348,6 @@ static long map_shmem(struct remote *r, pid_t tid, const struct vma_rec *v, stru
  * file is opened (once for a run of mappings of one file), then the
  * mappings and their madvise calls go, then the files are closed. Tags
  * say which mapping a call is for: */
-#define TAG_IDX ((1u << 24) - 1)
 #define TAG_MAP (0u << 24)    /* | i */
 #define TAG_ADVISE (1u << 24) /* | i; a[2] the advice */
 #define TAG_OPEN (2u << 24)   /* | i */
