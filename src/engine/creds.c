@@ -153,7 +153,7 @@ enum { C_GROUPS, C_USERS, C_SECUREBITS, C_CAPS, C_KEEPCAPS, C_AMBIENT };
 
 static int creds_failed(pid_t tid, const struct rbatch *b, const struct creds_rec *c, int e)
 {
-	uint32_t tag = b->failed == RBATCH_NONE ? UINT32_MAX : b->calls[b->failed].tag;
+	uint32_t tag = rbatch_failed_tag(b, UINT32_MAX);
 	switch (tag) {
 	case C_GROUPS:
 		return log_error_errno(e, "tid %d: cannot restore group ids: %m", tid);

@@ -244,7 +244,7 @@ static int place_specials(struct rbatch *b, const struct mm_rec *m, const struct
 
 static int clear_failed(pid_t pid, const struct rbatch *b, const struct vma *cur, int e)
 {
-	uint32_t tag = b->failed == RBATCH_NONE ? CLR_UNMAP : b->calls[b->failed].tag;
+	uint32_t tag = rbatch_failed_tag(b, CLR_UNMAP);
 	const struct vma *c = &cur[tag & TAG_IDX];
 	if ((tag & ~TAG_IDX) == CLR_MOVE)
 		return log_error_errno(e, "pid %d: cannot move %s to %" PRIx64 ": %m", pid, c->path,

@@ -64,6 +64,12 @@ uint64_t rbatch_data(struct rbatch *b, const void *buf, size_t len);
  * a fault) is -errno with b->failed == RBATCH_NONE. The batch is empty
  * after (n == 0), its calls still there to read. */
 int rbatch_run(struct rbatch *b);
+/* After rbatch_run failed: the failing call's tag, or none where the
+ * batch itself failed (no call to blame). */
+static inline uint32_t rbatch_failed_tag(const struct rbatch *b, uint32_t none)
+{
+	return b->failed == RBATCH_NONE ? none : b->calls[b->failed].tag;
+}
 
 #define rbatch_call(b, tag, flags, nr, ...) rbatch_call_n(b, tag, flags, nr, __VA_ARGS__, 0, 0, 0, 0, 0, 0)
 #define rbatch_call_n(b, tag, flags, nr, a, c, d, e, f, g, ...) \

@@ -192,7 +192,7 @@ enum { T_ROOT, T_CWD, T_UMASK, T_PERSONALITY, T_NAME, T_RLIMIT };
 
 static int task_failed(struct remote *r, const struct rbatch *b, const struct task_rec *t, int e)
 {
-	uint32_t tag = b->failed == RBATCH_NONE ? UINT32_MAX : b->calls[b->failed].tag;
+	uint32_t tag = rbatch_failed_tag(b, UINT32_MAX);
 	switch (tag) {
 	case T_ROOT:
 		return log_error_errno(e, "pid %d: cannot restore root %s: %m", r->pid, t->root);
