@@ -442,6 +442,12 @@ int fill_wait(struct fill_pool *p, struct fill_job *j)
 	return r;
 }
 
+void fill_pool_cancel(struct fill_pool *p)
+{
+	if (p)
+		__atomic_store_n(&p->cancel, true, __ATOMIC_RELAXED);
+}
+
 void fill_pool_stop(struct fill_pool *p, bool cancel)
 {
 	if (!p)

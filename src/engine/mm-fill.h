@@ -28,6 +28,10 @@ int fill_submit(struct fill_pool *p, struct image *img, struct remote *r, const 
 		struct fill_job **ret);
 /* Until the job is done: 0, or its error (logged by the worker). */
 int fill_wait(struct fill_pool *p, struct fill_job *j);
+/* The restore failed (another driver's process, restore-drivers.h): the
+ * jobs left end at their next chunk with -ECANCELED, so that no one waits
+ * long in fill_wait. NULL-safe. */
+void fill_pool_cancel(struct fill_pool *p);
 /* Stops the workers and frees the pool and its jobs; with cancel, queued
  * jobs are dropped and running ones stop at their next chunk (the restore
  * failed: its processes are killed). NULL-safe. */

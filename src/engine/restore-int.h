@@ -48,6 +48,7 @@ struct restore_ctx {
 	int lazy_sock; /* restore --lazy: the filler's socket, else -1 */
 	unsigned fill_threads; /* 0: each process reads its pages itself */
 	struct fill_pool *fill; /* while the tree is made */
+	struct drivers *drv;    /* restore-drivers.h; NULL: the main thread alone */
 };
 
 /* clone.c: the stopped stub tid makes a thread (flags with CLONE_THREAD,
@@ -66,6 +67,10 @@ long restore_clone(struct remote *r, pid_t tid, uint64_t flags, uint64_t stack, 
  * gets anything else. */
 int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *parent, const struct rproc *maker);
 int restore_mm_done(struct restore_ctx *c, struct rproc *rp);
+/* restore.c: the rest of one process (restore_mm_done, then its fds,
+ * task, signals, threads, timers, creds, registers), on whichever driver
+ * traces it (restore-drivers.h); it stays stopped until all are done. */
+int restore_one(struct restore_ctx *c, struct rproc *rp);
 
 /* restore-tree.c: every process of the tree exists, stopped, with its
  * pid, parent, session and group, zombies dead; each has a scratch area

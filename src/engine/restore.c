@@ -26,6 +26,7 @@
 #include "engine/lazy.h"
 #include "engine/mm-fill.h"
 #include "engine/proc.h"
+#include "engine/restore-drivers.h"
 #include "engine/restore-int.h"
 #include "engine/seize.h"
 #include "engine/share.h"
@@ -43,6 +44,7 @@
 
 static void ctx_free(struct restore_ctx *c)
 {
+	drivers_end(c); /* after tree_kill or the detach: nothing left traced */
 	for (size_t i = 0; i < c->n; i++) {
 		struct rproc *p = &c->procs[i];
 		process_rec_free(&p->p);
@@ -269,6 +271,35 @@ int restore_mm_done(struct restore_ctx *c, struct rproc *rp)
 	return 0;
 }
 
+/* Its cwd if deleted, its fds and their locks. A shared fd table (and the
+ * locks it owns) is filled by its last sharer. */
+static int restore_files(struct restore_ctx *c, struct rproc *rp)
+{
+	struct process_rec *p = &rp->p;
+	size_t idx = (size_t)(rp - c->procs);
+	pid_t pid = rp->node->pid;
+	int e;
+	if (path_deleted(p->task.cwd) &&
+	    (e = deleted_restore_cwd(&c->files, &rp->rem, pid, FDPASS_STUB_FD, p->task.cwd)) < 0)
+		return e;
+	if (!share_restores_files(&c->tree, idx))
+		return 0;
+	bool root = share_files_owner(&c->tree, idx) == 0;
+	if ((e = files_restore(&c->files, &rp->rem, pid, &p->files, FDPASS_STUB_FD, rp->pidfd, root)) < 0 ||
+	    (e = locks_restore(&rp->rem, pid, &p->locks)) < 0)
+		return e;
+	return 0;
+}
+
+/* Tests: STASIS_INJECT_FAIL=restore:body:N fails process N of the tree
+ * (tree order) once its threads exist, on whichever driver has it. */
+static int inject_body(size_t idx)
+{
+	char point[48];
+	snprintf(point, sizeof(point), "restore:body:%zu", idx);
+	return inject_fail(point);
+}
+
 /* Turns one stub into its process; it stays stopped until all are done. */
 static int restore_body(struct restore_ctx *c, struct rproc *rp)
 {
@@ -286,16 +317,16 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 		if (ret < 0)
 			log_warn("cannot remove the stub %s from the container: %s", c->stub_file, strerror((int)-ret));
 	}
-	if (path_deleted(p->task.cwd) && (e = deleted_restore_cwd(&c->files, r, pid, FDPASS_STUB_FD, p->task.cwd)) < 0)
-		return e;
-	/* A shared fd table (and the locks it owns) is filled by its last sharer. */
+	/* The fds in tree order (restore-drivers.h): a description made or
+	 * opened by an earlier process is in the table of things made. */
 	size_t idx = (size_t)(rp - c->procs);
-	bool table = share_restores_files(&c->tree, idx), root = share_files_owner(&c->tree, idx) == 0;
-	if ((table && (e = files_restore(&c->files, r, pid, &p->files, FDPASS_STUB_FD, rp->pidfd, root)) < 0) ||
-	    (table && (e = locks_restore(r, pid, &p->locks)) < 0) || (e = task_restore(r, pid, &p->task)) < 0 ||
-	    (e = prctl_restore(r, pid, rp->procfd, &p->prctl)) < 0 ||
+	bool table = share_restores_files(&c->tree, idx);
+	if ((e = drivers_files_begin(c, idx)) < 0 || (e = restore_files(c, rp)) < 0)
+		return e;
+	drivers_files_end(c, idx);
+	if ((e = task_restore(r, pid, &p->task)) < 0 || (e = prctl_restore(r, pid, rp->procfd, &p->prctl)) < 0 ||
 	    (e = signals_restore(r, pid, &p->sig)) < 0 || (e = clone_threads(c, rp)) < 0 ||
-	    (table && (e = files_restore_owners(&c->files, r, pid, &p->files)) < 0) ||
+	    (e = inject_body(idx)) < 0 || (table && (e = files_restore_owners(&c->files, r, pid, &p->files)) < 0) ||
 	    (e = timers_restore(r, pid, &p->timers)) < 0 || (e = inject_fail("restore:after-threads")) < 0)
 		return e;
 	for (size_t i = 0; i < p->nthreads; i++) {
@@ -318,8 +349,19 @@ static int restore_body(struct restore_ctx *c, struct rproc *rp)
 	for (size_t i = 0; i < p->nthreads; i++)
 		if ((e = thread_restore_regs(&p->threads[i])) < 0)
 			return e;
-	log_debug("pid %d: restored with %llu remote calls in %llu round trips", pid, (unsigned long long)r->calls,
-		  (unsigned long long)r->trips);
+	return 0;
+}
+
+int restore_one(struct restore_ctx *c, struct rproc *rp)
+{
+	uint64_t t0 = now_ns(), calls = rp->rem.calls, trips = rp->rem.trips;
+	int e = restore_mm_done(c, rp);
+	if (e < 0 || (e = restore_body(c, rp)) < 0)
+		return e;
+	log_debug("pid %d: restored with %llu remote calls in %llu round trips (%llu and %llu of them, %.2f ms, "
+		  "after the tree was made)", rp->node->pid, (unsigned long long)rp->rem.calls,
+		  (unsigned long long)rp->rem.trips, (unsigned long long)(rp->rem.calls - calls),
+		  (unsigned long long)(rp->rem.trips - trips), (double)(now_ns() - t0) / 1e6);
 	return 0;
 }
 
@@ -393,10 +435,10 @@ static int restore_all(struct restore_ctx *c, const struct restore_opts *o)
 		log_debug("%zu processes created", c->n);
 	if (r >= 0 && o->adopt)
 		r = take_stub_stdio(c, inh);
-	/* Each process's memory is complete before anything else of it. */
-	for (size_t i = 0; r >= 0 && i < c->n; i++)
-		if (!c->procs[i].node->zombie && (r = restore_mm_done(c, &c->procs[i])) >= 0)
-			r = restore_body(c, &c->procs[i]);
+	/* Each process's memory is complete before anything else of it;
+	 * several processes at once (restore-drivers.h). */
+	if (r >= 0)
+		r = drivers_run(c);
 	/* On failure the jobs left stop: their processes are killed next. */
 	fill_pool_stop(c->fill, r < 0);
 	c->fill = NULL;
@@ -497,9 +539,7 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	unlock_network(&lock, true);
 	stop_again(&c);
 	/* Children first: a parent that runs may wait for them at once. */
-	for (size_t i = c.n; i-- > 0;)
-		for (size_t k = 0; !c.procs[i].exited && k < c.procs[i].nlive; k++)
-			detach_thread(c.procs[i].live[k]);
+	drivers_detach(&c);
 	if (o->stats) {
 		uint64_t calls = 0, trips = 0;
 		for (size_t i = 0; i < c.n; i++)
