@@ -6,7 +6,8 @@ a session, a zombie) and drivers_quiet (no SIGCHLD or child event from
 the handover) pass with one driver and with more drivers than processes
 need; a failure injected in the middle of one process's body, on a driver
 thread or on the main one while the others work, fails the restore with
-one line, leaves nothing of the tree, and the image restores again."""
+one line, leaves nothing of the tree, and the image restores again (the
+failing restore also under ASan)."""
 import os
 import re
 import time
@@ -64,7 +65,7 @@ def t_drivers_pass(ctx, wl, n):
         raise TestFail('restored by %d drivers: %s' % (n, err))
 
 
-def t_fail_mid_body(ctx, on_main):
+def t_fail_mid_body(ctx, on_main, binary=None):
     w, pid, pids, img = dump_tree(ctx, 'tree')
     env = {'STASIS_DRIVERS': '3'}
     # Which process each driver has comes from the planning, which the
@@ -73,7 +74,7 @@ def t_fail_mid_body(ctx, on_main):
     for attempt in (0, 1):
         idx = 0 if on_main or attempt == 0 else target
         env['STASIS_INJECT_FAIL'] = 'restore:body:%d' % idx
-        res, _, _ = ctx.restore(img, env=env, expect_ok=False, quiet=True)
+        res, _, _ = ctx.restore(img, env=env, expect_ok=False, quiet=True, binary=binary)
         expect_one_line(res, 'restore with restore:body:%d injected' % idx,
                         r'injected failure at restore:body:%d' % idx)
         nothing_left(pids)
@@ -89,7 +90,8 @@ def t_fail_mid_body(ctx, on_main):
 
 
 def tests(r):
-    return [
+    asan = [Test('asan:drivers:fail-mid-body', t_fail_mid_body, 180, False, r.asan_stasis)] if r.asan_stasis else []
+    return asan + [
         Test('drivers:tree:1', t_drivers_pass, 60, 'tree', 1),
         Test('drivers:tree:8', t_drivers_pass, 60, 'tree', 8),
         Test('drivers:quiet:8', t_drivers_pass, 60, 'drivers_quiet', 8),

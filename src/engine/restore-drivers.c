@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -239,6 +240,10 @@ static void *driver_main(void *arg)
 {
 	struct driver *v = arg;
 	struct drivers *d = v->d;
+	sigset_t all;
+	/* SIGINT and the like are the main thread's to take. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	pthread_mutex_lock(&d->lock);
 	while (!d->planned)
 		pthread_cond_wait(&d->cond, &d->lock);

@@ -404,11 +404,14 @@ int tree_create(struct restore_ctx *c, const struct restore_opts *o)
 /* The zombies we made stay for their parents to reap; with the parents
  * killed they would go to init, which reaps late here (DESIGN.md §7) and
  * so holds their pids. As a subreaper for the moment (our tree is below
- * us unless a runtime started it), we are who they go to. */
+ * us unless a runtime started it), we are who they go to. So do the
+ * killed processes that a thread other than their new parent traced (a
+ * driver, restore-drivers.h): its wait left them zombies for their
+ * parent, which we are once their stub parent is gone. */
 static void reap_zombies(const struct restore_ctx *c)
 {
 	for (size_t i = 0; i < c->n; i++) {
-		if (!c->procs[i].node->zombie || !c->procs[i].exited)
+		if (!c->procs[i].exited && !c->procs[i].nlive)
 			continue;
 		for (int k = 0; k < 100 && waitpid(c->procs[i].node->pid, NULL, __WALL | WNOHANG) == 0; k++) {
 			struct timespec ts = { 0, 10 * 1000 * 1000 };
