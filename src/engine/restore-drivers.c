@@ -372,8 +372,11 @@ int drivers_run(struct restore_ctx *c)
 	uint64_t t0 = now_ns();
 	if (want > c->n)
 		want = (unsigned)c->n;
-	if (want <= 1)
-		return run_alone(c);
+	if (want <= 1) {
+		int r = run_alone(c);
+		log_debug("%zu processes restored by 1 driver in %.1f ms", c->n, (double)(now_ns() - t0) / 1e6);
+		return r;
+	}
 	struct drivers *d = NULL;
 	int r = alloc_drivers(c, want, &d);
 	c->drv = d;
