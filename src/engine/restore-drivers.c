@@ -44,6 +44,7 @@ struct drivers {
 	unsigned n;
 	unsigned *owner;                /* per process: its driver */
 	bool *parked;                   /* handed over by the main thread */
+	int *seized;                    /* its driver's seize_start() */
 	struct user_regs_struct *saved; /* its registers before the park */
 	bool planned;                   /* the handing over is done */
 	size_t turn;                    /* the process whose files step is next */
@@ -171,13 +172,14 @@ static int run_list(struct driver *v)
 	return 0;
 }
 
-/* Seizes a parked process (its parent sees no stop: an interrupt's trap
- * is reported to the tracer only) and puts its registers back. */
-static int take_one(struct drivers *d, size_t i)
+/* Waits for a parked process seized (its parent sees no stop: an
+ * interrupt's trap is reported to the tracer only) and puts its registers
+ * back. */
+static int take_one(struct drivers *d, size_t i, int seized)
 {
 	pid_t pid = d->c->procs[i].node->pid;
 	struct user_regs_struct regs = d->saved[i];
-	int r = seize_thread(pid, SEIZE_OPTS_RESTORE);
+	int r = seized < 0 ? seized : seize_wait(pid);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: a restore driver cannot take it over: %m", pid);
 	regs.orig_rax = (uint64_t)-1; /* no restart of the pause() it left */
@@ -187,12 +189,17 @@ static int take_one(struct drivers *d, size_t i)
 }
 
 /* Every parked process of the list, even after a failure: whatever
- * exists must be traced by someone for tree_kill to reap it. */
+ * exists must be traced by someone for tree_kill to reap it. All are
+ * interrupted first, so that their stops come together. */
 static int take_over(struct driver *v)
 {
+	struct drivers *d = v->d;
 	int r = 0;
+	for (size_t k = 0; k < v->n; k++)
+		if (d->parked[v->list[k]])
+			d->seized[v->list[k]] = seize_start(d->c->procs[v->list[k]].node->pid, SEIZE_OPTS_RESTORE);
 	for (size_t k = 0; k < v->n; k++) {
-		int e = v->d->parked[v->list[k]] ? take_one(v->d, v->list[k]) : 0;
+		int e = d->parked[v->list[k]] ? take_one(d, v->list[k], d->seized[v->list[k]]) : 0;
 		if (e < 0 && r >= 0)
 			r = e;
 	}
@@ -347,10 +354,11 @@ static int alloc_drivers(struct restore_ctx *c, unsigned want, struct drivers **
 	d->owner = calloc(c->n, sizeof(*d->owner));
 	d->parked = calloc(c->n, sizeof(*d->parked));
 	d->saved = calloc(c->n, sizeof(*d->saved));
+	d->seized = calloc(c->n, sizeof(*d->seized));
 	for (unsigned k = 0; k < want; k++)
 		if (!(d->v[k].list = calloc(c->n, sizeof(*d->v[k].list))))
 			return -ENOMEM;
-	if (!d->owner || !d->parked || !d->saved || plan(d, want) < 0)
+	if (!d->owner || !d->parked || !d->saved || !d->seized || plan(d, want) < 0)
 		return -ENOMEM;
 	make_lists(d);
 	return 0;
@@ -464,6 +472,7 @@ void drivers_end(struct restore_ctx *c)
 	free(d->owner);
 	free(d->parked);
 	free(d->saved);
+	free(d->seized);
 	free(d);
 	c->drv = NULL;
 }
