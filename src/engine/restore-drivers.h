@@ -10,8 +10,13 @@
  * over stopped: parked in a pause() loop of its scratch area (every signal
  * blocked, as it has them while we work), detached without a signal, and
  * seized again (PTRACE_SEIZE + PTRACE_INTERRUPT, which its parent never
- * sees) by the driver, which puts its registers back. Each driver then
- * traces it until the tree is let go or killed.
+ * sees) by the driver, which puts its registers back (orig_rax -1: the
+ * kernel must not restart the pause()). Each driver then traces it until
+ * the tree is let go or killed. The remote layer needs no particular
+ * stop: every call sets all registers and resumes from whatever ptrace
+ * stop the thread is in (PTRACE_CONT to the int3 of a one-stop call,
+ * PTRACE_SYSCALL otherwise), so the interrupt's event stop does as well
+ * as the syscall-exit stop sync_stub (restore-tree.c) leaves a new stub in.
  *
  * What the bodies share, and how it stays as it was one after another:
  *   - processes sharing memory, an fd table, fs info or signal handlers
