@@ -214,9 +214,17 @@ static int dump_remote(struct dump_ctx *c)
 		rem->threads[i].mask = c->p.threads[i].sigmask;
 		rem->threads[i].flags |= RT_MASK_KNOWN;
 	}
+	/* brk() takes the process's mmap lock for writing, as the mapping of
+	 * our areas does: both before smaps is read beside the rest. */
+	long brk = remote_syscall(c->rem, c->pid, SYS_brk, 0);
+	if (brk < 0)
+		return log_error_errno((int)brk, "pid %d: cannot read brk: %m", c->pid);
+	c->p.mm.brk = (uint64_t)brk;
 	r = remote_map_scratch(rem, c->pid, 0, false);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot map scratch memory: %m", c->pid);
+	if (c->p.mm.tracked && (r = mm_smaps_start(c->procfd, c->pid, &c->p.mm)) < 0)
+		return log_error_errno(r, "pid %d: cannot start reading smaps: %m", c->pid);
 	if ((r = remote_requeue_signals(c->rem)) < 0)
 		return log_error_errno(r, "pid %d: cannot queue again the signals that came during the dump: %m", c->pid);
 	for (size_t i = 0; i < c->ntids; i++)
@@ -231,10 +239,6 @@ static int dump_remote(struct dump_ctx *c)
 	if ((r = prctl_dump_remote(c->rem, c->pid, &c->p.prctl)) < 0 ||
 	    (r = creds_dump_remote(c->rem, c->pid, &c->p.creds)) < 0)
 		return log_error_errno(r, "pid %d: cannot read its prctl settings: %m", c->pid);
-	long brk = remote_syscall(c->rem, c->pid, SYS_brk, 0);
-	if (brk < 0)
-		return log_error_errno((int)brk, "pid %d: cannot read brk: %m", c->pid);
-	c->p.mm.brk = (uint64_t)brk;
 	return 0;
 }
 
@@ -350,6 +354,12 @@ static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_
 {
 	bool ipcns = false;
 	int r;
+	/* Before they are looked at: a tracked process is looked at otherwise
+	 * (mm.h). Pages shared with the parent process are saved in full with
+	 * pre-dumps: the image chain holds each process's own pages. */
+	for (size_t i = 0; i < n; i++)
+		if (!v[i].node->zombie)
+			predump_mark(pd, v[i].pid, &v[i].p.mm);
 	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = share_collect(t)) < 0 || (r = collect_all(t, v, n, o->container != NULL)) < 0 ||
 	    (r = ipc_dump(img, t, &ipcns)) < 0)
 		return r;
@@ -361,16 +371,14 @@ static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_
 		if (c->node->zombie)
 			continue;
 		c->p.mm.no_pages = c->node->share & SHARE_VM;
-		/* Pages shared with the parent process are saved in full with
-		 * pre-dumps: the image chain holds each process's own pages. */
-		predump_mark(pd, c->pid, &c->p.mm);
 		if ((r = interrupt_check()) < 0 || (r = dump_remote(c)) < 0)
 			break;
 		phase("remote calls done", c->pid);
 		if ((r = mm_dump_pages(img, c->pid, c->procfd, c->rem, &c->p.mm, pd ? NULL : parent_of(v, n, c, &par))) < 0)
 			break;
 		phase("pages saved", c->pid);
-		if ((r = predump_track(pd, c->rem, c->pid, c->pidfd, c->procfd, &c->p.mm)) < 0 ||
+		if ((r = mm_smaps_join(c->pid, &c->p.mm, c->rem)) < 0 ||
+		    (r = predump_track(pd, c->rem, c->pid, c->pidfd, c->procfd, &c->p.mm)) < 0 ||
 		    (r = inject_fail("dump:after-memory")) < 0 || (r = write_records(img, c)) < 0)
 			break;
 		phase("records written", c->pid);
