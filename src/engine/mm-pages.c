@@ -594,6 +594,47 @@ out:
 	return ret;
 }
 
+struct mm_copy {
+	pthread_t thread;
+	struct image *img;
+	pid_t pid;
+	int procfd;
+	struct remote *r;
+	struct mm_rec *m;
+	int ret;
+};
+
+static void *copy_main(void *arg)
+{
+	struct mm_copy *j = arg;
+	j->ret = mm_dump_pages(j->img, j->pid, j->procfd, j->r, j->m, NULL);
+	return NULL;
+}
+
+int mm_dump_pages_start(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m,
+			struct mm_copy **ret)
+{
+	struct mm_copy *j = malloc(sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	*j = (struct mm_copy){ .img = img, .pid = pid, .procfd = procfd, .r = r, .m = m };
+	int e = -pthread_create(&j->thread, NULL, copy_main, j);
+	if (e < 0) {
+		free(j);
+		return e;
+	}
+	*ret = j;
+	return 0;
+}
+
+int mm_dump_pages_join(struct mm_copy *j)
+{
+	pthread_join(j->thread, NULL);
+	int r = j->ret;
+	free(j);
+	return r;
+}
+
 /* The process reads its pages itself, in a few remote syscalls, from our
  * fd to the page file: the image need not be visible where it lives (a
  * container). */

@@ -157,6 +157,13 @@ void *mm_pages_spare(int i, size_t *ret_size);
  * very page go to pagerefs-PID.img instead. */
 int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m,
 		  const struct mm_parent *parent);
+/* mm_dump_pages() without a parent, by a thread of its own while the
+ * caller goes on (its remote calls: they must leave the memory saved
+ * alone); _join() waits and returns what it returned. */
+struct mm_copy;
+int mm_dump_pages_start(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m,
+			struct mm_copy **ret);
+int mm_dump_pages_join(struct mm_copy *j);
 /* Fills b, the mm-PID.json record; an error stays in the builder. */
 void mm_to_json(const struct mm_rec *m, struct json_builder *b);
 int mm_from_json(const json_t *j, struct mm_rec *m);
