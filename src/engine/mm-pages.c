@@ -607,6 +607,7 @@ struct mm_copy {
 static void *copy_main(void *arg)
 {
 	struct mm_copy *j = arg;
+	mm_helper_nice();
 	j->ret = mm_dump_pages(j->img, j->pid, j->procfd, j->r, j->m, NULL);
 	return NULL;
 }
