@@ -68,6 +68,7 @@ int mm_smaps_start(int procfd, pid_t pid, struct mm_rec *m)
 	if (!s)
 		return -ENOMEM;
 	s->pid = pid, s->m = m;
+	(void)mm_guards_known(); /* its probe, once, before the threads (ours, the copy's) ask */
 	s->procfd = fcntl(procfd, F_DUPFD_CLOEXEC, 3);
 	int r = s->procfd < 0 ? -errno : -pthread_create(&s->thread, NULL, smaps_main, s);
 	if (r < 0) {
