@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sys/resource.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -26,15 +25,6 @@
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
-
-/* The copy thread yields to the remote calls' round trips (nice is per
- * thread on Linux; its writer thread inherits it). Measured under other
- * jobs' load (5-12) here: with both helpers at nice 0 the calls took
- * 13-130 ms beside them, at 10 they took 10-30 ms but the helpers starved
- * (the freeze up to 230 ms). The smaps reader stays at 0: it is the
- * longest of the three (7-13 ms quiet, 60-270 ms at load 7-13 when
- * niced). */
-#define HELPER_NICE 5
 
 struct mm_smaps {
 	pthread_t thread;
@@ -56,11 +46,6 @@ static void *smaps_main(void *arg)
 	s->guards_err = mm_guards_collect(s->procfd, s->pid, s->m);
 	s->ns = now_ns() - t0;
 	return NULL;
-}
-
-void mm_helper_nice(void)
-{
-	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), HELPER_NICE);
 }
 
 int mm_smaps_start(int procfd, pid_t pid, struct mm_rec *m)

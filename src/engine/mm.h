@@ -100,10 +100,6 @@ int mm_collect(int procfd, pid_t pid, struct mm_rec *m);
 int mm_smaps_start(int procfd, pid_t pid, struct mm_rec *m);
 int mm_smaps_join(pid_t pid, struct mm_rec *m, const struct remote *r);
 void mm_smaps_cancel(struct mm_rec *m);
-/* Called by the copy thread of the frozen dump: it yields to the remote
- * calls, whose every round trip needs the frozen thread and ours to get
- * a CPU at once. */
-void mm_helper_nice(void);
 /* Where remote calls will go (r->syscall_ip): a `syscall` in the vdso,
  * or, for a program without one there (vdso unmapped, or not the usual
  * one), in any other executable mapping. -ENOENT when none has one. */
