@@ -224,7 +224,7 @@ static int dump_remote(struct dump_ctx *c)
 	r = remote_map_scratch(rem, c->pid, 0, false);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot map scratch memory: %m", c->pid);
-	if (c->p.mm.tracked && (r = mm_smaps_start(c->procfd, c->pid, &c->p.mm)) < 0)
+	if (c->p.mm.tracked && (r = mm_smaps_start(c->procfd, &c->p.mm)) < 0)
 		return log_error_errno(r, "pid %d: cannot start reading smaps: %m", c->pid);
 	return 0;
 }
@@ -371,6 +371,10 @@ static int remote_and_pages(struct image *img, struct dump_ctx *c, const struct 
 		job = NULL; /* then one after the other */
 	int r = dump_remote_state(c);
 	phase("remote calls done", c->pid);
+	/* Its guard pages: another walk of every page table, left out of
+	 * mm_collect() to be made here, while the threads work (mm.c). */
+	if (r >= 0 && c->p.mm.tracked)
+		r = mm_guards_collect(c->procfd, c->pid, &c->p.mm);
 	int e = job ? mm_dump_pages_join(job) : r < 0 ? 0 : mm_dump_pages(img, c->pid, c->procfd, c->rem, &c->p.mm, par);
 	return r < 0 ? r : e;
 }

@@ -10,8 +10,7 @@
  * remote calls and the copy, adds what only it knows before the records
  * are written. Both are read while the tree is frozen: they differ only
  * by our own trap page and scratch area, mapped by the remote calls.
- * The guard pages, another walk of every page table, are found there
- * too. The thread starts after the remote calls that take the process's
+ * The thread starts after the remote calls that take the process's
  * mmap lock for writing (dump.c), which would wait for the walk. */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,32 +28,27 @@
 struct mm_smaps {
 	pthread_t thread;
 	int procfd; /* ours: the dump's may close first */
-	pid_t pid;
-	struct mm_rec *m; /* its guards only, until joined */
 	char *buf;
 	size_t len;
-	int err, guards_err; /* guards_err: logged */
+	int err;
 	uint64_t ns; /* how long the read took */
 };
 
-/* Also the guard pages (mm-guard.c), another walk of every page table. */
 static void *smaps_main(void *arg)
 {
 	struct mm_smaps *s = arg;
 	uint64_t t0 = now_ns();
 	s->err = proc_read(s->procfd, "smaps", &s->buf, &s->len);
-	s->guards_err = mm_guards_collect(s->procfd, s->pid, s->m);
 	s->ns = now_ns() - t0;
 	return NULL;
 }
 
-int mm_smaps_start(int procfd, pid_t pid, struct mm_rec *m)
+int mm_smaps_start(int procfd, struct mm_rec *m)
 {
 	struct mm_smaps *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->pid = pid, s->m = m;
-	(void)mm_guards_known(); /* its probe, once, before the threads (ours, the copy's) ask */
+	(void)mm_guards_known(); /* its probe, once, before the copy's thread asks too */
 	s->procfd = fcntl(procfd, F_DUPFD_CLOEXEC, 3);
 	int r = s->procfd < 0 ? -errno : -pthread_create(&s->thread, NULL, smaps_main, s);
 	if (r < 0) {
@@ -137,12 +131,10 @@ int mm_smaps_join(pid_t pid, struct mm_rec *m, const struct remote *r)
 	_cleanup_free_ char *buf = s->buf;
 	struct vma *v = NULL;
 	size_t n = 0;
-	if (s->guards_err < 0)
-		return s->guards_err;
 	int e = s->err < 0 ? s->err : proc_parse_smaps(buf, s->len, &v, &n);
 	if (e < 0)
 		return log_error_errno(e, "pid %d: cannot read smaps: %m", pid);
-	log_debug("pid %d: smaps and guard pages read beside the dump in %.1f ms", pid, (double)s->ns / 1e6);
+	log_debug("pid %d: smaps read beside the dump in %.1f ms", pid, (double)s->ns / 1e6);
 	e = merge(pid, m, v, n, r);
 	vmas_free(v, n);
 	return e;

@@ -221,7 +221,7 @@ int mm_collect(int procfd, pid_t pid, struct mm_rec *m)
 		return r;
 	if ((r = collect_fields(procfd, pid, m)) < 0)
 		return r;
-	/* A tracked process's: with its smaps, beside the dump (mm-smaps.c). */
+	/* A tracked process's: after its remote calls, beside the copy (dump.c). */
 	return m->tracked ? 0 : mm_guards_collect(procfd, pid, m);
 }
 

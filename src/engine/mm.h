@@ -91,13 +91,13 @@ const char *vma_kind_name(enum vma_kind k);
  * kind) what cannot be saved. Runs before any change to the process. */
 int mm_collect(int procfd, pid_t pid, struct mm_rec *m);
 /* mm-smaps.c. A tracked process (m->tracked, a dump with --parent) is
- * looked at through /proc/PID/maps, and mm_collect() starts a thread on
- * smaps, which alone says VmFlags and huge pages but walks every page
- * table (and so does the guard page scan, done there too);
- * mm_smaps_join() adds them to the records once the pages are saved, and
- * refuses what maps could not tell (device mappings). r: the
- * process's remote state, whose own mappings smaps may show. */
-int mm_smaps_start(int procfd, pid_t pid, struct mm_rec *m);
+ * looked at through /proc/PID/maps; once our areas are mapped in it the
+ * dump starts a thread on smaps, which alone says VmFlags and huge pages
+ * but walks every page table; mm_smaps_join() adds them to the records
+ * once the pages are saved, and refuses what maps could not tell (device
+ * mappings). r: the process's remote state, whose own mappings smaps may
+ * show. */
+int mm_smaps_start(int procfd, struct mm_rec *m);
 int mm_smaps_join(pid_t pid, struct mm_rec *m, const struct remote *r);
 void mm_smaps_cancel(struct mm_rec *m);
 /* Where remote calls will go (r->syscall_ip): a `syscall` in the vdso,
