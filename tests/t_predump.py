@@ -147,6 +147,26 @@ def t_keeper_gone(ctx):
     restore_finish(ctx, w, ctx.path('d1'))
 
 
+def t_madvise_between(ctx, binary=None):
+    """A whole-mapping madvise between the pre-dump and the final dump
+    changes VmFlags and nothing in /proc/PID/maps: the final dump, which
+    reads smaps beside its other work (mm-smaps.c), must still save it."""
+    w = ctx.workload('predump_madv', [])
+    d0, d1 = ctx.path('d0'), ctx.path('d1')
+    dump(ctx, w.pid, d0, ['--pre-dump'], binary)
+    os.kill(w.pid, signal.SIGUSR2)
+    end = time.monotonic() + 30
+    while 'STEP 1' not in w.log():
+        if time.monotonic() > end:
+            raise TestFail('the workload did not madvise its mappings: %r' % w.log()[-300:])
+        time.sleep(0.02)
+    dump(ctx, w.pid, d1, ['--parent', d0], binary)
+    expect_killed(w.pid)
+    if not [f for f in os.listdir(d1) if f.startswith('chainpages-')]:
+        raise TestFail('the final dump names no page of the parent chain: not incremental')
+    restore_finish(ctx, w, d1, binary)
+
+
 def tests(r):
     out = [
         Test('predump:chain3', t_chain, 180, False),
@@ -154,7 +174,9 @@ def tests(r):
         Test('predump:tracked-unharmed', t_tracked_unharmed, 120),
         Test('predump:parent-refused', t_parent_refused, 180),
         Test('predump:keeper-gone', t_keeper_gone, 120),
+        Test('predump:madvise-between', t_madvise_between, 120),
     ]
     if r.asan_stasis:
         out.append(Test('asan:predump:chain3-ops', t_chain, 300, True, r.asan_stasis))
+        out.append(Test('asan:predump:madvise-between', t_madvise_between, 300, r.asan_stasis))
     return out

@@ -165,7 +165,8 @@ static const struct vma_rec *find_vdso(const struct mm_rec *m)
 	return NULL;
 }
 
-/* Everything that needs the process's own hands (remote syscalls). */
+/* Everything that needs the process's own hands (remote syscalls): our
+ * trap page and scratch area first (this), then its state. */
 static int dump_remote(struct dump_ctx *c)
 {
 	const struct vma_rec *vdso = find_vdso(&c->p.mm);
@@ -214,9 +215,25 @@ static int dump_remote(struct dump_ctx *c)
 		rem->threads[i].mask = c->p.threads[i].sigmask;
 		rem->threads[i].flags |= RT_MASK_KNOWN;
 	}
+	/* brk() takes the process's mmap lock for writing, as the mapping of
+	 * our areas does: both before smaps is read beside the rest. */
+	long brk = remote_syscall(c->rem, c->pid, SYS_brk, 0);
+	if (brk < 0)
+		return log_error_errno((int)brk, "pid %d: cannot read brk: %m", c->pid);
+	c->p.mm.brk = (uint64_t)brk;
 	r = remote_map_scratch(rem, c->pid, 0, false);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot map scratch memory: %m", c->pid);
+	if (c->p.mm.tracked && (r = mm_smaps_start(c->procfd, &c->p.mm)) < 0)
+		return log_error_errno(r, "pid %d: cannot start reading smaps: %m", c->pid);
+	return 0;
+}
+
+/* The process's state that only its own calls tell, once our areas are
+ * mapped (dump_remote). */
+static int dump_remote_state(struct dump_ctx *c)
+{
+	int r;
 	if ((r = remote_requeue_signals(c->rem)) < 0)
 		return log_error_errno(r, "pid %d: cannot queue again the signals that came during the dump: %m", c->pid);
 	for (size_t i = 0; i < c->ntids; i++)
@@ -231,10 +248,6 @@ static int dump_remote(struct dump_ctx *c)
 	if ((r = prctl_dump_remote(c->rem, c->pid, &c->p.prctl)) < 0 ||
 	    (r = creds_dump_remote(c->rem, c->pid, &c->p.creds)) < 0)
 		return log_error_errno(r, "pid %d: cannot read its prctl settings: %m", c->pid);
-	long brk = remote_syscall(c->rem, c->pid, SYS_brk, 0);
-	if (brk < 0)
-		return log_error_errno((int)brk, "pid %d: cannot read brk: %m", c->pid);
-	c->p.mm.brk = (uint64_t)brk;
 	return 0;
 }
 
@@ -345,11 +358,38 @@ static uint64_t rss_anon(const struct dump_ctx *v, size_t n)
 	return sum;
 }
 
+/* The state calls and the copy of the pages. A tracked process's pages
+ * are copied by a thread meanwhile: the calls are ptrace round trips
+ * that leave our CPU idle (~5 ms of them, most of it reading 62 signal
+ * actions), the copy is CPU work. Only with our trap page: calls through
+ * the process's own code write a return address on its stack. The calls
+ * change none of the memory the copy reads (they use our scratch area). */
+static int remote_and_pages(struct image *img, struct dump_ctx *c, const struct mm_parent *par)
+{
+	struct mm_copy *job = NULL;
+	if (c->p.mm.tracked && c->rem->trap && mm_dump_pages_start(img, c->pid, c->procfd, c->rem, &c->p.mm, &job) < 0)
+		job = NULL; /* then one after the other */
+	int r = dump_remote_state(c);
+	phase("remote calls done", c->pid);
+	/* Its guard pages: another walk of every page table, left out of
+	 * mm_collect() to be made here, while the threads work (mm.c). */
+	if (r >= 0 && c->p.mm.tracked)
+		r = mm_guards_collect(c->procfd, c->pid, &c->p.mm);
+	int e = job ? mm_dump_pages_join(job) : r < 0 ? 0 : mm_dump_pages(img, c->pid, c->procfd, c->rem, &c->p.mm, par);
+	return r < 0 ? r : e;
+}
+
 static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_t n, uint64_t *ret_pages,
 		    const struct dump_opts *o, const struct netlock *lock, struct predump *pd)
 {
 	bool ipcns = false;
 	int r;
+	/* Before they are looked at: a tracked process is looked at otherwise
+	 * (mm.h). Pages shared with the parent process are saved in full with
+	 * pre-dumps: the image chain holds each process's own pages. */
+	for (size_t i = 0; i < n; i++)
+		if (!v[i].node->zombie)
+			predump_mark(pd, v[i].pid, &v[i].p.mm);
 	if ((r = inject_fail("dump:after-seize")) < 0 || (r = tree_check(t)) < 0 || (r = share_collect(t)) < 0 || (r = collect_all(t, v, n, o->container != NULL)) < 0 ||
 	    (r = ipc_dump(img, t, &ipcns)) < 0)
 		return r;
@@ -361,16 +401,13 @@ static int dump_all(struct image *img, struct tree *t, struct dump_ctx *v, size_
 		if (c->node->zombie)
 			continue;
 		c->p.mm.no_pages = c->node->share & SHARE_VM;
-		/* Pages shared with the parent process are saved in full with
-		 * pre-dumps: the image chain holds each process's own pages. */
-		predump_mark(pd, c->pid, &c->p.mm);
 		if ((r = interrupt_check()) < 0 || (r = dump_remote(c)) < 0)
 			break;
-		phase("remote calls done", c->pid);
-		if ((r = mm_dump_pages(img, c->pid, c->procfd, c->rem, &c->p.mm, pd ? NULL : parent_of(v, n, c, &par))) < 0)
+		if ((r = remote_and_pages(img, c, pd ? NULL : parent_of(v, n, c, &par))) < 0)
 			break;
 		phase("pages saved", c->pid);
-		if ((r = predump_track(pd, c->rem, c->pid, c->pidfd, c->procfd, &c->p.mm)) < 0 ||
+		if ((r = mm_smaps_join(c->pid, &c->p.mm, c->rem)) < 0 ||
+		    (r = predump_track(pd, c->rem, c->pid, c->pidfd, c->procfd, &c->p.mm)) < 0 ||
 		    (r = inject_fail("dump:after-memory")) < 0 || (r = write_records(img, c)) < 0)
 			break;
 		phase("records written", c->pid);

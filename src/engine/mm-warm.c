@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Before the freeze of a dump with --parent (mm.h): the pages written
  * since the parent image are read once and forgotten, and about as much
- * free memory is touched and given back. Nothing depends on what this
- * finds; it only makes the same work cheaper while the tree is frozen,
- * on machines where the first access to a page costs several us. */
+ * free memory is touched and given back. It only makes the same work
+ * cheaper while the tree is frozen, on machines where the first access
+ * to a page costs several us; and it remembers which of those pages
+ * were the process's own, so that the frozen copy need not ask the
+ * kernel again (mm_warm_own(), which says why that is safe). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -28,10 +30,21 @@
 #define WARM_MAX (256ull << 20)
 #define WARM_FREE_MAX (64ull << 20)
 
+/* What the warm-up saw: the runs of written pages that were pid's own
+ * (mm_cow_split), sorted by address. */
+struct mm_warm {
+	struct mm_warm_run {
+		uint64_t start, end;
+	} *own;
+	size_t n, cap;
+	uint64_t bytes; /* read ahead */
+};
+
 struct warm {
 	pid_t pid;
+	struct mm_warm *seen;
 	int mem_fd; /* pages mapped by others too: read without unsharing them */
-	uint8_t *buf;
+	uint8_t *buf, *bufs[2]; /* buf: bufs[0] or [1], turn about */
 	size_t size, used;
 	struct iovec remote[MAX_IOV];
 	size_t nr;
@@ -44,13 +57,37 @@ static void warm_flush(struct warm *w)
 	if (w->nr)
 		(void)process_vm_readv(w->pid, &local, 1, w->remote, w->nr, 0);
 	w->nr = 0, w->used = 0;
+	if (w->bufs[1])
+		w->buf = w->buf == w->bufs[0] ? w->bufs[1] : w->bufs[0];
 }
 
 /* As the frozen copy does (mm-pages.c page_run): process_vm_readv only
  * for the process's own pages, since pinning a shared one unshares it. */
+/* Records [addr, addr+len) as pid's own, or extends the last run. */
+static int seen_own(struct mm_warm *s, uint64_t addr, uint64_t len)
+{
+	if (s->n && s->own[s->n - 1].end == addr) {
+		s->own[s->n - 1].end += len;
+		return 0;
+	}
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 256;
+		struct mm_warm_run *v = realloc(s->own, nc * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->own = v, s->cap = nc;
+	}
+	s->own[s->n++] = (struct mm_warm_run){ addr, addr + len };
+	return 0;
+}
+
 static int warm_run(void *arg, uint64_t addr, uint64_t len, enum mm_page_class k)
 {
 	struct warm *w = arg;
+	if (k == MM_PAGE_OWN && w->seen && seen_own(w->seen, addr, len) < 0) {
+		mm_warm_free(w->seen); /* only an aid: without it, the frozen copy asks the kernel */
+		w->seen = NULL;
+	}
 	while (len && w->budget) {
 		size_t room = k == MM_PAGE_OWN ? w->size - w->used : w->size;
 		size_t chunk = len < room ? len : room;
@@ -104,19 +141,43 @@ static void warm_free_memory(uint64_t len)
 	munmap(p, len);
 }
 
-void mm_pages_warm(pid_t pid)
+void mm_warm_free(struct mm_warm *s)
+{
+	if (s)
+		free(s->own);
+	free(s);
+}
+
+uint64_t mm_warm_bytes(const struct mm_warm *s)
+{
+	return s ? s->bytes : 0;
+}
+
+bool mm_warm_own(const struct mm_warm *s, size_t *at, uint64_t addr, uint64_t len)
+{
+	if (!s)
+		return false;
+	while (*at < s->n && s->own[*at].end <= addr)
+		(*at)++;
+	return *at < s->n && s->own[*at].start <= addr && addr + len <= s->own[*at].end;
+}
+
+struct mm_warm *mm_pages_warm(pid_t pid)
 {
 	_cleanup_free_ char *buf = NULL;
 	_cleanup_close_ int pagemap_fd = -1, mem_fd = -1;
-	struct warm w = { .pid = pid, .budget = WARM_MAX };
+	struct warm w = { .pid = pid, .budget = WARM_MAX, .seen = calloc(1, sizeof(struct mm_warm)) };
 	struct vma *v = NULL;
 	size_t len, n = 0;
 	uint64_t t0 = now_ns();
 	char path[64];
-	w.buf = mm_pages_spare(&w.size);
+	w.buf = w.bufs[0] = mm_pages_spare(0, &w.size);
+	w.bufs[1] = mm_pages_spare(1, &w.size);
 	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	if (!w.buf || proc_read(AT_FDCWD, path, &buf, &len) < 0 || proc_parse_smaps(buf, len, &v, &n) < 0)
-		return;
+	if (!w.buf || proc_read(AT_FDCWD, path, &buf, &len) < 0 || proc_parse_smaps(buf, len, &v, &n) < 0) {
+		mm_warm_free(w.seen);
+		return NULL;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
 	pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
@@ -126,7 +187,10 @@ void mm_pages_warm(pid_t pid)
 			warm_vma(&w, pagemap_fd, &v[i]);
 	warm_flush(&w);
 	vmas_free(v, n);
+	if (w.seen)
+		w.seen->bytes = WARM_MAX - w.budget;
 	warm_free_memory(WARM_MAX - w.budget);
 	log_debug("pid %d: %" PRIu64 " KiB written since the parent image read ahead of the freeze in %.1f ms", pid,
 		  (uint64_t)((WARM_MAX - w.budget) >> 10), (double)(now_ns() - t0) / 1e6);
+	return w.seen;
 }

@@ -34,6 +34,7 @@ void mm_rec_free(struct mm_rec *m)
 {
 	if (!m)
 		return;
+	mm_smaps_cancel(m);
 	for (size_t i = 0; i < m->nvmas; i++)
 		free(m->vmas[i].path);
 	free(m->vmas);
@@ -141,11 +142,13 @@ static int collect_vmas(int procfd, pid_t pid, struct mm_rec *m)
 	size_t len, n;
 	struct vma *v;
 	uint64_t t0 = now_ns();
-	int r = proc_read(procfd, "smaps", &buf, &len);
+	/* smaps walks every page table: most of what looking at a big
+	 * process costs. A tracked one's is read beside the dump (mm.h). */
+	const char *what = m->tracked ? "maps" : "smaps";
+	int r = proc_read(procfd, what, &buf, &len);
 	if (r < 0)
-		return log_error_errno(r, "pid %d: cannot read smaps: %m", pid);
-	/* It walks every page table: most of what looking at a big process costs. */
-	log_debug("pid %d: smaps read in %.1f ms", pid, (double)(now_ns() - t0) / 1e6);
+		return log_error_errno(r, "pid %d: cannot read %s: %m", pid, what);
+	log_debug("pid %d: %s read in %.1f ms", pid, what, (double)(now_ns() - t0) / 1e6);
 	r = proc_parse_smaps(buf, len, &v, &n);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: cannot parse smaps: %m", pid);
@@ -218,7 +221,8 @@ int mm_collect(int procfd, pid_t pid, struct mm_rec *m)
 		return r;
 	if ((r = collect_fields(procfd, pid, m)) < 0)
 		return r;
-	return mm_guards_collect(procfd, pid, m);
+	/* A tracked process's: after its remote calls, beside the copy (dump.c). */
+	return m->tracked ? 0 : mm_guards_collect(procfd, pid, m);
 }
 
 static void vma_to_json(const struct vma_rec *v, struct json_builder *o)

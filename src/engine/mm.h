@@ -71,6 +71,11 @@ struct mm_rec {
 	 * of their pages are named in chainpages-PID.img. */
 	bool tracked;
 	uint64_t chain_pages;
+	/* Dump of a tracked process: what the warm-up before the freeze saw
+	 * (mm_pages_warm), or NULL. */
+	const struct mm_warm *warm;
+	/* Dump of a tracked process: smaps being read (mm-smaps.c), or NULL. */
+	struct mm_smaps *smaps;
 };
 
 /* Dump: the parent of the process being saved, whose pages it may share. */
@@ -85,6 +90,16 @@ const char *vma_kind_name(enum vma_kind k);
 /* Reads the mappings and mm fields and refuses (naming pid, address and
  * kind) what cannot be saved. Runs before any change to the process. */
 int mm_collect(int procfd, pid_t pid, struct mm_rec *m);
+/* mm-smaps.c. A tracked process (m->tracked, a dump with --parent) is
+ * looked at through /proc/PID/maps; once our areas are mapped in it the
+ * dump starts a thread on smaps, which alone says VmFlags and huge pages
+ * but walks every page table; mm_smaps_join() adds them to the records
+ * once the pages are saved, and refuses what maps could not tell (device
+ * mappings). r: the process's remote state, whose own mappings smaps may
+ * show. */
+int mm_smaps_start(int procfd, struct mm_rec *m);
+int mm_smaps_join(pid_t pid, struct mm_rec *m, const struct remote *r);
+void mm_smaps_cancel(struct mm_rec *m);
 /* Where remote calls will go (r->syscall_ip): a `syscall` in the vdso,
  * or, for a program without one there (vdso unmapped, or not the usual
  * one), in any other executable mapping. -ENOENT when none has one. */
@@ -118,18 +133,37 @@ int mm_thp_restore(struct remote *r, pid_t tid, const struct mm_rec *m);
 int mm_pages_prepare(pid_t pid);
 /* Before the freeze of a dump with --parent, after mm_pages_prepare():
  * reads the pages of pid written since the parent image once and forgets
- * them. Only a warm-up: our kernel's first access to each page of
- * another process costs several us here (DESIGN.md §7), its second a
- * fraction, and the frozen copy is the second. */
-void mm_pages_warm(pid_t pid);
+ * them. A warm-up: our kernel's first access to each page of another
+ * process costs several us here (DESIGN.md §7), its second a fraction,
+ * and the frozen copy is the second. Returns (NULL: none) which of them
+ * were pid's own pages, not mapped by another process too. */
+struct mm_warm;
+struct mm_warm *mm_pages_warm(pid_t pid);
+void mm_warm_free(struct mm_warm *s);
+/* Frozen: whether the warm-up found [addr, addr+len) pid's own; *at is a
+ * cursor, 0 first, for calls in increasing address order. Own or not
+ * only chooses how a page is read (mm-pages.c page_run): a page mapped
+ * by another process since (a fork in the few ms before the freeze) is
+ * read as if own, with the same bytes; only its sharing is lost. Saves
+ * one read of /proc/PID/pagemap per written run (~3 us each here). */
+bool mm_warm_own(const struct mm_warm *s, size_t *at, uint64_t addr, uint64_t len);
+/* How many bytes the warm-up read (0: none, s NULL). */
+uint64_t mm_warm_bytes(const struct mm_warm *s);
 /* mm-pages.c, for mm-warm.c: a copy buffer of *ret_size bytes, NULL
  * before mm_pages_prepare(). */
-void *mm_pages_spare(size_t *ret_size);
+void *mm_pages_spare(int i, size_t *ret_size);
 /* Saves the pages that exist into pages-PID.img / pagemap-PID.img; with a
  * parent (NULL: none, or not in the tree), pages that are the parent's
  * very page go to pagerefs-PID.img instead. */
 int mm_dump_pages(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m,
 		  const struct mm_parent *parent);
+/* mm_dump_pages() without a parent, by a thread of its own while the
+ * caller goes on (its remote calls: they must leave the memory saved
+ * alone); _join() waits and returns what it returned. */
+struct mm_copy;
+int mm_dump_pages_start(struct image *img, pid_t pid, int procfd, struct remote *r, struct mm_rec *m,
+			struct mm_copy **ret);
+int mm_dump_pages_join(struct mm_copy *j);
 /* Fills b, the mm-PID.json record; an error stays in the builder. */
 void mm_to_json(const struct mm_rec *m, struct json_builder *b);
 int mm_from_json(const json_t *j, struct mm_rec *m);

@@ -39,6 +39,7 @@ struct predump {
 	size_t n;
 	pid_t pids[KEEP_MAX];
 	int fds[KEEP_MAX]; /* the userfaultfd of pids[i]'s address space */
+	struct mm_warm *warm[KEEP_MAX]; /* what the warm-up saw of pids[i] */
 };
 
 /* The keeper of DIR listens on an abstract unix socket named after it. */
@@ -134,10 +135,10 @@ int predump_begin(bool pre_dump, const char *parent, struct predump **ret)
 	return 0;
 }
 
-void predump_warm(const struct predump *pd)
+void predump_warm(struct predump *pd)
 {
 	for (size_t i = 0; pd && pd->parent && i < pd->n; i++)
-		mm_pages_warm(pd->pids[i]);
+		pd->warm[i] = mm_pages_warm(pd->pids[i]);
 }
 
 static int find(const struct predump *pd, pid_t pid)
@@ -150,7 +151,9 @@ static int find(const struct predump *pd, pid_t pid)
 
 void predump_mark(struct predump *pd, pid_t pid, struct mm_rec *m)
 {
-	m->tracked = pd && pd->parent && find(pd, pid) >= 0;
+	int i = pd && pd->parent ? find(pd, pid) : -1;
+	m->tracked = i >= 0;
+	m->warm = i >= 0 ? pd->warm[i] : NULL;
 	if (pd && pd->parent && !m->tracked)
 		log_info("pid %d was not write-tracked since the parent image: all its memory is saved", pid);
 }
@@ -363,8 +366,10 @@ void predump_free(struct predump *pd)
 {
 	if (!pd)
 		return;
-	for (size_t i = 0; i < pd->n; i++)
+	for (size_t i = 0; i < pd->n; i++) {
 		close(pd->fds[i]);
+		mm_warm_free(pd->warm[i]);
+	}
 	free(pd->parent);
 	free(pd);
 }
