@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "engine/mm-fill.h"
+#include "engine/proc.h"
 #include "engine/uffd.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -41,9 +42,12 @@ bool fill_uffd_wanted(const struct mm_rec *m)
 	return (env && streq(env, "1")) || m->pages >= MIN_PAGES;
 }
 
+/* Not where the original had huge pages, or asked for them: there
+ * process_vm_writev faults 2 MiB pages in at once, where UFFDIO_COPY
+ * would make small ones for mm-thp.c to copy again. */
 static bool registrable(const struct vma_rec *v)
 {
-	return v->kind == VMA_ANON && !v->shared && !v->keep && v->filled;
+	return v->kind == VMA_ANON && !v->shared && !v->keep && v->filled && !v->thp && !(v->vmflags & VMF_HUGEPAGE);
 }
 
 static void unregister_all(int uffd, const struct mm_rec *m)
