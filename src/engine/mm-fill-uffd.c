@@ -6,7 +6,8 @@
  * thread, 0.17-0.18 s against 0.22-0.23 s, and it scales with the workers
  * (different 4 MiB chunks, different page tables).
  *
- * The userfaultfd is made by the stopped process (it belongs to its mm),
+ * The userfaultfd is made by the stopped process (it belongs to its mm;
+ * the syscall, or /dev/userfaultfd where a seccomp filter refuses it),
  * taken out and closed there at once: the process never holds it. No
  * events are asked for: nobody reads the fd, and the process does not run
  * while its memory is registered. Only the private anonymous mappings
@@ -14,7 +15,8 @@
  * anonymous pages), and all of them are let go of before anything else
  * writes into the process (its parent images, its parent's pages, the
  * tracer): a write through process_vm_writev or /proc/PID/mem into a
- * registered page not yet in would wait for us forever. So a page that is
+ * registered page not yet in fails (EFAULT: the fd takes faults in user
+ * mode only, so such a write never waits for us). So a page that is
  * there already (-EEXIST) goes in through process_vm_writev, alone, and
  * so do runs outside the registered mappings; UFFDIO_COPY is given one
  * mapping at a time (it fails with -ENOENT across two). */
@@ -124,8 +126,8 @@ static int write_over(struct remote *r, const uint8_t *buf, uint64_t dst, uint64
 }
 
 /* Part of one registered mapping. A page there already (-EEXIST) is
- * written over, alone; anything else failing fails: writing elsewhere
- * than through the userfaultfd into a page not in would never end. */
+ * written over, alone; anything else failing fails: a page not in can
+ * only go in through the userfaultfd. */
 static int put_in(int uffd, struct remote *r, const uint8_t *buf, uint64_t dst, uint64_t len)
 {
 	uint64_t done = 0;
