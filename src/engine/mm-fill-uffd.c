@@ -19,7 +19,8 @@
  * mode only, so such a write never waits for us). So a page that is
  * there already (-EEXIST) goes in through process_vm_writev, alone, and
  * so do runs outside the registered mappings; UFFDIO_COPY is given one
- * mapping at a time (it fails with -ENOENT across two). */
+ * mapping at a time (it fails with -ENOENT across two; where the kernel
+ * has split one of the record's, page by page up to the split). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,7 +117,7 @@ static const struct vma_rec *vma_at(const struct mm_rec *m, uint64_t addr)
 }
 
 /* Where UFFDIO_COPY cannot go: a page there already, or a mapping not
- * registered. Neither waits for us there. */
+ * registered. */
 static int write_over(struct remote *r, const uint8_t *buf, uint64_t dst, uint64_t len)
 {
 	struct iovec l = { (void *)buf, len }, rm = { (void *)(uintptr_t)dst, len };
@@ -125,9 +126,19 @@ static int write_over(struct remote *r, const uint8_t *buf, uint64_t dst, uint64
 	return e == -EPERM || e == -ENOSYS ? remote_write(r, dst, buf, len) : e;
 }
 
-/* Part of one registered mapping. A page there already (-EEXIST) is
- * written over, alone; anything else failing fails: a page not in can
- * only go in through the userfaultfd. */
+/* One page UFFDIO_COPY refused with the rest of its run: it lies in one
+ * mapping of the kernel's, so -EEXIST means it is there already and
+ * -ENOENT that its mapping is not registered (the record's mapping made
+ * of two of the kernel's): neither waits for us there. */
+static int put_page(int uffd, struct remote *r, const uint8_t *buf, uint64_t dst)
+{
+	struct uffdio_copy c = { .dst = dst, .src = (uint64_t)(uintptr_t)buf, .len = PAGE_SIZE };
+	int e = ioctl(uffd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
+	return e == -EEXIST || e == -ENOENT ? write_over(r, buf, dst, PAGE_SIZE) : e;
+}
+
+/* Part of one registered mapping; anything else failing fails: a page
+ * not in can only go in through the userfaultfd. */
 static int put_in(int uffd, struct remote *r, const uint8_t *buf, uint64_t dst, uint64_t len)
 {
 	uint64_t done = 0;
@@ -136,11 +147,11 @@ static int put_in(int uffd, struct remote *r, const uint8_t *buf, uint64_t dst, 
 		int e = ioctl(uffd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
 		if (c.copy > 0)
 			done += (uint64_t)c.copy;
-		if (e == -EEXIST && c.copy <= 0) {
-			if ((e = write_over(r, buf + done, dst + done, PAGE_SIZE)) < 0)
+		if ((e == -EEXIST || e == -ENOENT) && c.copy <= 0) {
+			if ((e = put_page(uffd, r, buf + done, dst + done)) < 0)
 				return e;
 			done += PAGE_SIZE;
-		} else if (e < 0 && e != -EAGAIN && e != -EEXIST) {
+		} else if (e < 0 && e != -EAGAIN && e != -EEXIST && e != -ENOENT) {
 			return e;
 		}
 	}
