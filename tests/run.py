@@ -48,13 +48,14 @@ import t_compress  # noqa: E402
 import t_predump  # noqa: E402
 import t_share  # noqa: E402
 import t_fill  # noqa: E402
+import t_fill_uffd  # noqa: E402
 import t_batch  # noqa: E402
 import t_drivers  # noqa: E402
 
 MODULES = (t_source, t_zdtm, t_sockets, t_cli, t_manpage, t_failures, t_trust, t_interrupt, programs,
            t_terminals, containers, t_containers_pids, t_podman, t_netlock, t_cowshare, t_lazy, t_deleted,
            t_process, t_check, t_tcp, t_tcp_fin, t_compress, t_predump, t_share, t_fill, t_batch,
-           t_drivers)
+           t_drivers, t_fill_uffd)
 
 
 def collect(r):

@@ -57,6 +57,7 @@ struct fill_job {
 	struct image *img;
 	struct remote *r;
 	const struct mm_rec *m;
+	int uffd; /* >= 0: the workers fill through it (mm-fill-uffd.c) */
 	bool done;
 	int result;
 	/* Filled in chunks (under the pool's lock): */
@@ -67,6 +68,7 @@ struct fill_job {
 	uint64_t off;      /* its offset in the page file */
 	unsigned active;   /* workers filling a chunk of it */
 	int err;           /* the first chunk's error; logged once */
+	uint64_t ns[3];    /* read, check, write: summed over its chunks (-v) */
 };
 
 struct fill_pool {
@@ -139,8 +141,12 @@ static size_t gather(const struct mm_pages *mp, struct cursor *c, struct iovec *
 
 /* Through /proc/PID/mem where process_vm_writev may not be used (a
  * seccomp filter, a kernel without it). Not logged: *at says where. */
-static int write_in(struct remote *r, const uint8_t *buf, size_t len, const struct iovec *rem, size_t k, void **at)
+static int write_in(const struct fill_job *j, const uint8_t *buf, size_t len, const struct iovec *rem, size_t k,
+		    void **at)
 {
+	struct remote *r = j->r;
+	if (j->uffd >= 0)
+		return fill_uffd_put(j->uffd, r, j->m, buf, rem, k, at);
 	struct iovec local = { (void *)buf, len };
 	ssize_t n = process_vm_writev(r->pid, &local, 1, rem, k, 0);
 	int e = n < 0 ? -errno : (size_t)n == len ? 0 : -EFAULT;
@@ -179,7 +185,7 @@ static int fill_plain(struct worker *w, struct fill_job *j, const struct mm_page
 			e = -ECANCELED;
 		else if ((e = pread_exact(mp->fd, w->buf, len, (off_t)off)) < 0)
 			log_error_errno(e, "cannot read image file '%s': %m", mp->name);
-		else if ((e = write_in(j->r, w->buf, len, rem, k, &at)) < 0)
+		else if ((e = write_in(j, w->buf, len, rem, k, &at)) < 0)
 			log_error_errno(e, "pid %d: cannot write its memory at %p: %m", j->r->pid, at);
 		else
 			image_check_add(ck, w->buf, len);
@@ -220,18 +226,23 @@ struct chunk_err {
 	void *at;     /* CHUNK_WRITE: the address */
 };
 
-/* One chunk: read, checked, written. Lock not held. */
+/* One chunk: read, checked, written (ns: the time each took). Lock not
+ * held. */
 static int fill_chunk(struct worker *w, struct fill_job *j, const struct iovec *rem, size_t k, uint64_t off,
-		      size_t len, struct chunk_err *ce)
+		      size_t len, struct chunk_err *ce, uint64_t ns[3])
 {
+	uint64_t t0 = now_ns(), t1, t2;
 	int e;
 	if ((ce->stage = CHUNK_BUF, e = worker_buf(w)) < 0 ||
 	    (ce->stage = CHUNK_READ, e = pread_exact(j->mp->fd, w->buf, len, (off_t)off)) < 0)
 		return e;
+	ns[0] = (t1 = now_ns()) - t0;
 	if (pagesums_check(&j->ps, off, w->buf, len, &ce->bad) < 0)
 		return ce->stage = CHUNK_CHECK, -EBADMSG;
-	if ((ce->stage = CHUNK_WRITE, e = write_in(j->r, w->buf, len, rem, k, &ce->at)) < 0)
+	ns[1] = (t2 = now_ns()) - t1;
+	if ((ce->stage = CHUNK_WRITE, e = write_in(j, w->buf, len, rem, k, &ce->at)) < 0)
 		return e;
+	ns[2] = now_ns() - t2;
 	progress_add(len);
 	return 0;
 }
@@ -268,13 +279,15 @@ static void help(struct worker *w, struct fill_pool *p, struct fill_job *j)
 	while (j->cur.i < j->mp->n && !j->err) {
 		struct iovec rem[FILL_IOV];
 		struct chunk_err ce = { 0 };
-		uint64_t off = j->off;
+		uint64_t off = j->off, ns[3] = { 0 };
 		size_t len, k = gather(j->mp, &j->cur, rem, &len);
 		j->off += len;
 		j->active++;
 		pthread_mutex_unlock(&p->lock);
-		int e = cancelled(w) ? -ECANCELED : fill_chunk(w, j, rem, k, off, len, &ce);
+		int e = cancelled(w) ? -ECANCELED : fill_chunk(w, j, rem, k, off, len, &ce, ns);
 		pthread_mutex_lock(&p->lock);
+		for (int q = 0; q < 3; q++)
+			j->ns[q] += ns[q];
 		if (e < 0 && !j->err)
 			j->err = e == -ECANCELED ? e : chunk_log(j, e, &ce);
 		if (!--j->active)
@@ -298,8 +311,9 @@ static int fill_split(struct worker *w, struct fill_job *j, const struct mm_page
 		pthread_cond_wait(&p->done, &p->lock);
 	int e = j->err;
 	pthread_mutex_unlock(&p->lock);
-	log_debug("pid %d: %" PRIu64 " MiB of pages in %.1f ms", j->r->pid, (j->m->pages * PAGE_SIZE) >> 20,
-		  (double)(now_ns() - t0) / 1e6);
+	log_debug("pid %d: %" PRIu64 " MiB of pages in %.1f ms (workers' time: read %.1f, check %.1f, %s %.1f ms)",
+		  j->r->pid, (j->m->pages * PAGE_SIZE) >> 20, (double)(now_ns() - t0) / 1e6, (double)j->ns[0] / 1e6,
+		  (double)j->ns[1] / 1e6, j->uffd >= 0 ? "UFFDIO_COPY" : "process_vm_writev", (double)j->ns[2] / 1e6);
 	return e;
 }
 
@@ -307,13 +321,21 @@ static int run_job(struct worker *w, struct fill_job *j)
 {
 	struct mm_pages mp = { .fd = -1 };
 	int e = inject_fail("restore:fill");
-	if (e >= 0 && (e = mm_pages_open(j->img, j->m, j->r->pid, &mp)) >= 0 && mp.zstd)
+	if (e >= 0 && (e = mm_pages_open(j->img, j->m, j->r->pid, &mp)) >= 0 && mp.zstd) {
+		/* Written through /proc/PID/mem: nothing may be registered. */
+		fill_uffd_release(j->uffd, j->m);
+		j->uffd = -1;
 		e = mp.n ? mm_fill_zstd(j->r, j->img, mp.name, mp.pm, mp.n) : 0;
+	}
 	else if (e >= 0 && (e = load_sums(j, &mp)) >= 0)
 		e = e ? fill_split(w, j, &mp) : fill_plain(w, j, &mp);
 	mm_pages_close(&mp);
 	free(j->ps.sums);
 	j->ps.sums = NULL;
+	if (e >= 0 && j->uffd >= 0)
+		e = inject_fail("restore:fill-uffd"); /* while registered */
+	fill_uffd_release(j->uffd, j->m);
+	j->uffd = -1;
 	if (e >= 0 && !cancelled(w))
 		e = predump_restore_chain(j->r, j->img, j->m);
 	return e;
@@ -357,6 +379,7 @@ static void pool_free(struct fill_pool *p)
 {
 	for (struct fill_job *j = p->all, *next; j; j = next) {
 		next = j->all_next;
+		fill_uffd_release(j->uffd, j->m); /* a job dropped unrun */
 		free(j);
 	}
 	pthread_cond_destroy(&p->work);
@@ -405,12 +428,15 @@ int fill_pool_start(unsigned nthreads, struct fill_pool **ret)
 	return 0;
 }
 
-int fill_submit(struct fill_pool *p, struct image *img, struct remote *r, const struct mm_rec *m, struct fill_job **ret)
+int fill_submit(struct fill_pool *p, struct image *img, struct remote *r, const struct mm_rec *m, int uffd,
+		struct fill_job **ret)
 {
 	struct fill_job *j = calloc(1, sizeof(*j));
-	if (!j)
+	if (!j) {
+		fill_uffd_release(uffd, m);
 		return -ENOMEM;
-	*j = (struct fill_job){ .img = img, .r = r, .m = m };
+	}
+	*j = (struct fill_job){ .img = img, .r = r, .m = m, .uffd = uffd };
 	pthread_mutex_lock(&p->lock);
 	j->all_next = p->all;
 	p->all = j;

@@ -6,6 +6,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
 
 #include "engine/mm.h"
 #include "engine/remote.h"
@@ -23,9 +25,25 @@ int fill_pool_start(unsigned nthreads, struct fill_pool **ret);
 /* Queues the pages of r's process, whose mappings exist and are writable:
  * its page file (read in order, checksummed on the way) and the pages of
  * its parent images (predump.h). r (pid and mem_fd only) and m stay valid
- * and unchanged until fill_wait or fill_pool_stop. */
-int fill_submit(struct fill_pool *p, struct image *img, struct remote *r, const struct mm_rec *m,
+ * and unchanged until fill_wait or fill_pool_stop. uffd: from
+ * fill_uffd_make, or -1; the job owns it (also when this fails) and lets
+ * go of it before its parent images and before the job is done. */
+int fill_submit(struct fill_pool *p, struct image *img, struct remote *r, const struct mm_rec *m, int uffd,
 		struct fill_job **ret);
+/* Whether m's pages go in through a userfaultfd: from 8 MiB of pages;
+ * STASIS_FILL_UFFD=0 never (process_vm_writev), =1 always (tests). */
+bool fill_uffd_wanted(const struct mm_rec *m);
+/* A userfaultfd of the stopped process tid's mm, with its private
+ * anonymous mappings that get pages registered (mm-fill-uffd.c), for the
+ * workers' UFFDIO_COPY. *ret_uffd = -1 where there is none (logged at -v:
+ * process_vm_writev does), an error only where the restore cannot go on. */
+int fill_uffd_make(struct remote *r, pid_t tid, int pidfd, int ctl, int tfd, const struct mm_rec *m, int *ret_uffd);
+/* Writes the bytes of buf to the k runs of memory rem, of m's mappings
+ * (*at: the run being written, for a message). Not logged. */
+int fill_uffd_put(int uffd, struct remote *r, const struct mm_rec *m, const uint8_t *buf, const struct iovec *rem,
+		  size_t k, void **at);
+/* Unregisters m's memory and closes uffd (NULL-safe: uffd < 0). */
+void fill_uffd_release(int uffd, const struct mm_rec *m);
 /* Until the job is done: 0, or its error (logged by the worker). */
 int fill_wait(struct fill_pool *p, struct fill_job *j);
 /* The restore failed (another driver's process, restore-drivers.h): the

@@ -243,8 +243,12 @@ int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *pare
 	rp->mm_parent = parent;
 	rp->mm_exe_set = exe_inherited || need_exec;
 	rp->mm_copied = parent && !inherit;
+	int uffd = -1;
+	if (c->fill && rp->fill_checks && fill_uffd_wanted(m) &&
+	    (e = fill_uffd_make(r, pid, rp->pidfd, c->files.ctl, FDPASS_STUB_FD, m, &uffd)) < 0)
+		return e;
 	if (c->fill && !rp->lazy)
-		return fill_submit(c->fill, c->img, r, m, &rp->fill);
+		return fill_submit(c->fill, c->img, r, m, uffd, &rp->fill);
 	if ((e = rp->lazy ? lazy_restore_pages(r, pid, rp->pidfd, c->img, m, c->files.ctl, FDPASS_STUB_FD, c->lazy_sock)
 			  : mm_restore_pages(r, pid, c->img, m, c->files.ctl, FDPASS_STUB_FD)) < 0 ||
 	    (e = predump_restore_chain(r, c->img, m)) < 0)

@@ -11,6 +11,7 @@
 #include "engine/fdpass.h"
 #include "util/cleanup.h"
 #include "util/log.h"
+#include "util/util.h"
 
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
@@ -24,36 +25,73 @@
 #define FEATURES (UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | \
 		  UFFD_FEATURE_EVENT_FORK)
 
-static int api(int uffd)
+static int api(int uffd, uint64_t features)
 {
-	struct uffdio_api a = { .api = UFFD_API, .features = FEATURES };
+	struct uffdio_api a = { .api = UFFD_API, .features = features };
 	return ioctl(uffd, UFFDIO_API, &a) < 0 ? -errno : 0;
+}
+
+/* The process's fd u, taken out and closed there, with the API agreed. */
+static int take(struct remote *r, pid_t tid, int pidfd, long u, uint64_t features, int *ret_uffd, const char **what)
+{
+	int ours = fdpass_take(pidfd, (int)u);
+	remote_syscall(r, tid, SYS_close, u);
+	if (ours < 0)
+		return *what = "take", ours;
+	int e = api(ours, features);
+	if (e < 0) {
+		close(ours);
+		return *what = "api", e;
+	}
+	*ret_uffd = ours;
+	return 0;
+}
+
+/* Not logged: *what says which step failed. */
+static int open_in(struct remote *r, pid_t tid, int ctl, int tfd, int pidfd, int flags, uint64_t features,
+		   int *ret_uffd, const char **what)
+{
+	_cleanup_close_ int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return *what = "open", -errno;
+	long in = fdpass_push(r, tid, ctl, tfd, dev);
+	if (in < 0)
+		return *what = "pass", (int)in;
+	long u = remote_syscall(r, tid, SYS_ioctl, in, USERFAULTFD_IOC_NEW, flags);
+	remote_syscall(r, tid, SYS_close, in);
+	if (u < 0)
+		return *what = "make", (int)u;
+	return take(r, tid, pidfd, u, features, ret_uffd, what);
 }
 
 int uffd_open_in(struct remote *r, pid_t tid, int ctl, int tfd, int pidfd, int *ret_uffd)
 {
-	_cleanup_close_ int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
-		return log_error_errno(-errno, "cannot open /dev/userfaultfd for a lazy restore: %m; restore "
-				       "without --lazy");
-	long in = fdpass_push(r, tid, ctl, tfd, dev);
-	if (in < 0)
-		return log_error_errno((int)in, "pid %d: cannot pass /dev/userfaultfd in: %m", r->pid);
-	long u = remote_syscall(r, tid, SYS_ioctl, in, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-	remote_syscall(r, tid, SYS_close, in);
-	if (u < 0)
-		return log_error_errno((int)u, "pid %d: cannot make a userfaultfd: %m", r->pid);
-	int ours = fdpass_take(pidfd, (int)u);
-	remote_syscall(r, tid, SYS_close, u);
-	if (ours < 0)
-		return log_error_errno(ours, "pid %d: cannot take its userfaultfd: %m", r->pid);
-	int e = api(ours);
-	if (e < 0) {
-		close(ours);
-		return log_error_errno(e, "pid %d: userfaultfd refuses the events a lazy restore needs: %m", r->pid);
-	}
-	*ret_uffd = ours;
-	return 0;
+	const char *what = "";
+	int e = open_in(r, tid, ctl, tfd, pidfd, O_CLOEXEC | O_NONBLOCK, FEATURES, ret_uffd, &what);
+	if (e >= 0)
+		return 0;
+	if (streq(what, "open"))
+		return log_error_errno(e, "cannot open /dev/userfaultfd for a lazy restore: %m; restore without --lazy");
+	if (streq(what, "pass"))
+		return log_error_errno(e, "pid %d: cannot pass /dev/userfaultfd in: %m", r->pid);
+	if (streq(what, "make"))
+		return log_error_errno(e, "pid %d: cannot make a userfaultfd: %m", r->pid);
+	if (streq(what, "take"))
+		return log_error_errno(e, "pid %d: cannot take its userfaultfd: %m", r->pid);
+	return log_error_errno(e, "pid %d: userfaultfd refuses the events a lazy restore needs: %m", r->pid);
+}
+
+/* User faults only: a write by the kernel (a syscall, process_vm_writev)
+ * into a registered page not in fails with EFAULT instead of waiting for
+ * us. The syscall first (one remote call less); a seccomp filter may
+ * refuse it where the device is allowed. */
+int uffd_open_bare(struct remote *r, pid_t tid, int ctl, int tfd, int pidfd, int *ret_uffd, const char **ret_what)
+{
+	const int flags = O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY;
+	long u = remote_syscall(r, tid, SYS_userfaultfd, flags);
+	if (u >= 0)
+		return take(r, tid, pidfd, u, 0, ret_uffd, ret_what);
+	return open_in(r, tid, ctl, tfd, pidfd, flags, 0, ret_uffd, ret_what);
 }
 
 int uffd_register(int uffd, uint64_t start, uint64_t len)

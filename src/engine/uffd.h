@@ -14,6 +14,11 @@
  * the userfaultfd syscall; the device needs no capability in there), and
  * returns our copy, with the API negotiated. pidfd: the stub's. */
 int uffd_open_in(struct remote *r, pid_t tid, int ctl, int tfd, int pidfd, int *ret_uffd);
+/* The same without events (nothing reads the fd: memory filled while the
+ * process is stopped), for faults in user mode only (a kernel access to a
+ * page not in fails at once), and not logged: -errno, and *ret_what names
+ * the step that failed ("open", "pass", "make", "take", "api"). */
+int uffd_open_bare(struct remote *r, pid_t tid, int ctl, int tfd, int pidfd, int *ret_uffd, const char **ret_what);
 /* Missing-page faults in [start, start+len) come to the fd. */
 int uffd_register(int uffd, uint64_t start, uint64_t len);
 /* Copies len bytes to dst (page aligned) and wakes who waits on them.

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "image/xxh3-fast.h"
 
 #define HDR 16
 
@@ -72,7 +73,7 @@ int pagesums_check(const struct pagesums *ps, uint64_t off, const void *buf, siz
 	for (uint64_t at = 0; at < len; at += bs) {
 		uint64_t b = (off + at) >> ps->shift;
 		size_t n = (size_t)(len - at < bs ? len - at : bs);
-		if (XXH3_64bits(p + at, n) != ps->sums[b]) {
+		if (xxh3_fast(p + at, n) != ps->sums[b]) {
 			*ret_bad = b;
 			return -EBADMSG;
 		}

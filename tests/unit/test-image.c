@@ -14,9 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <xxhash.h>
 
 #include "image/image.h"
 #include "image/pagesums.h"
+#include "image/xxh3-fast.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -444,6 +446,22 @@ static void test_pagesums_blocks(void **state)
 	free(data);
 }
 
+/* The AVX2 copy of XXH3 gives the library's values: every length up to
+ * a few pages (each of XXH3's size classes), unaligned, and a block. */
+static void test_xxh3_fast(void **state)
+{
+	(void)state;
+	const size_t size = (1u << 16) + 64;
+	uint8_t *data = malloc(size);
+	assert_non_null(data);
+	for (size_t i = 0; i < size; i++)
+		data[i] = (uint8_t)(i * 131 + (i >> 9));
+	for (size_t len = 0; len <= 3 * 4096; len++)
+		assert_true(xxh3_fast(data + 3, len) == XXH3_64bits(data + 3, len));
+	assert_true(xxh3_fast(data, 1u << 16) == XXH3_64bits(data, 1u << 16));
+	free(data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -461,6 +479,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_checksum_in_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_json_record, setup, teardown),
 		cmocka_unit_test(test_pagesums_blocks),
+		cmocka_unit_test(test_xxh3_fast),
 	};
 
 	/* The refusals are expected: keep their messages out of the output. */
