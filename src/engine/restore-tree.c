@@ -7,6 +7,7 @@
  * zombies are children that exit at once with their saved status. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "engine/clone-vm.h"
 #include "engine/fdpass.h"
 #include "engine/ipc.h"
 #include "engine/restore-int.h"
@@ -63,9 +65,18 @@ int restore_check_pid_free(pid_t pid, bool container)
 			       "--pidns into a new pid namespace", pid, st.comm);
 }
 
-/* Child side: become the stub. Only async-signal-safe calls here. */
-static void stub_child(const struct restore_opts *o, int tfd, int sync_fd)
+struct stub_start {
+	const char *path;
+	int tfd;
+	sigset_t mask; /* ours before the clone: the stub's */
+	int err;       /* the child's, when it cannot execute the stub */
+};
+
+/* Child side: become the stub. It runs in our memory until its execve
+ * (clone3_vm), so system calls only: nothing of libc's state. */
+static void stub_child(void *arg)
 {
+	struct stub_start *s = arg;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* Every signal at its default action, as a new process has it: an
 	 * ignored one (SIGHUP under nohup, SIGQUIT and SIGINT in a shell's
@@ -77,46 +88,40 @@ static void stub_child(const struct restore_opts *o, int tfd, int sync_fd)
 		sigaction(sig, &dfl, NULL); /* SIGKILL, SIGSTOP: EINVAL, fine */
 	/* Nothing of ours but the transport: every fd the process gets, its
 	 * external ones included, comes through it. */
-	if (dup2(tfd, FDPASS_STUB_FD) < 0)
+	if (dup2(s->tfd, FDPASS_STUB_FD) < 0)
 		_exit(127);
 	syscall(SYS_close_range, 0, FDPASS_STUB_FD - 1, 0);
 	syscall(SYS_close_range, FDPASS_STUB_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &s->mask, NULL, sizeof(uint64_t));
 	char *argv[] = { (char *)"stasis-stub", NULL }, *envp[] = { NULL };
-	execve(o->stub_path, argv, envp);
-	int e = errno;
-	(void)!write(sync_fd, &e, sizeof(e));
+	execve(s->path, argv, envp);
+	s->err = errno;
 	_exit(127);
 }
 
 static int spawn_root(struct restore_ctx *c, const struct restore_opts *o, bool *spawned)
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
+	/* The child's stack while it shares our memory; we wait meanwhile. */
+	char stack[16384] __attribute__((aligned(16)));
+	struct stub_start s = { .path = o->stub_path, .tfd = c->stub_tfd };
+	sigset_t all;
 	pid_t want = c->procs[0].node->pid;
 	struct clone_args_v2 a = { .flags = ipc_image_owns_ns(c->img) ? CLONE_NEWIPC : 0, .exit_signal = SIGCHLD,
 				   .set_tid = (uint64_t)&want, .set_tid_size = 1 };
-	long pid = sys_clone3(&a);
-	if (pid == 0) {
-		close(p[0]);
-		stub_child(o, c->stub_tfd, p[1]);
-	}
-	int e = errno;
-	close(p[1]);
+	/* No handler of ours may run in the child before it resets them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &s.mask);
+	long pid = clone3_vm(&a, stack, sizeof(stack), stub_child, &s);
+	pthread_sigmask(SIG_SETMASK, &s.mask, NULL);
 	*spawned = pid > 0;
-	if (pid < 0) {
-		close(p[0]);
-		if (e == EEXIST)
-			return restore_check_pid_free(want, false) < 0 ? -EBUSY : -EAGAIN;
-		return log_error_errno(-e, "cannot create a process with pid %d: %m", want);
-	}
-	int err = 0;
-	ssize_t n = read(p[0], &err, sizeof(err));
-	close(p[0]);
-	if (n > 0) {
+	if (pid == -EEXIST)
+		return restore_check_pid_free(want, false) < 0 ? -EBUSY : -EAGAIN;
+	if (pid < 0)
+		return log_error_errno((int)pid, "cannot create a process with pid %d: %m", want);
+	if (s.err) { /* it has exited */
 		waitpid((pid_t)pid, NULL, 0);
 		*spawned = false;
-		return log_error_errno(-err, "cannot start the restore stub %s: %m", o->stub_path);
+		return log_error_errno(-s.err, "cannot start the restore stub %s: %m", o->stub_path);
 	}
 	return 0;
 }
