@@ -137,7 +137,29 @@ static int push_seg(struct lazy_seg **v, size_t *n, struct lazy_seg s)
 	return 0;
 }
 
-static int split_runs(const struct mm_rec *m, const struct pagemap_entry *pm, size_t n, struct split *sp)
+/* Lazy unless the restore itself writes there before the tree runs: a
+ * fault then would wait for a whole batch of the filler's. */
+static int push_piece(struct split *sp, const struct touched *tp, struct lazy_seg s, bool lazy)
+{
+	int r = 0;
+	for (size_t i = 0; lazy && i < tp->n && r >= 0; i++) {
+		uint64_t pg = tp->addr[i] & ~(PAGE_SIZE - 1);
+		if (pg < s.vaddr || pg >= s.vaddr + s.len)
+			continue;
+		struct lazy_seg head = { s.vaddr, pg - s.vaddr, s.off }, page = { pg, PAGE_SIZE, s.off + head.len };
+		if (head.len)
+			r = push_seg(&sp->lazy, &sp->nlazy, head);
+		if (r >= 0)
+			r = push_seg(&sp->eager, &sp->neager, page);
+		s = (struct lazy_seg){ pg + PAGE_SIZE, s.len - head.len - PAGE_SIZE, page.off + PAGE_SIZE };
+	}
+	if (r < 0 || !s.len)
+		return r;
+	return lazy ? push_seg(&sp->lazy, &sp->nlazy, s) : push_seg(&sp->eager, &sp->neager, s);
+}
+
+static int split_runs(const struct mm_rec *m, const struct pagemap_entry *pm, size_t n, const struct touched *tp,
+		      struct split *sp)
 {
 	size_t k = 0;
 	int r = 0;
@@ -149,8 +171,7 @@ static int split_runs(const struct mm_rec *m, const struct pagemap_entry *pm, si
 			const struct vma_rec *v = k < m->nvmas && m->vmas[k].start <= a ? &m->vmas[k] : NULL;
 			uint64_t to = v && v->end < end ? v->end : end;
 			struct lazy_seg s = { a, to - a, off };
-			r = v && v->kind == VMA_ANON && !v->keep && !v->eager ? push_seg(&sp->lazy, &sp->nlazy, s)
-						     : push_seg(&sp->eager, &sp->neager, s);
+			r = push_piece(sp, tp, s, v && v->kind == VMA_ANON && !v->keep && !v->eager);
 			off += to - a, a = to;
 		}
 	}
@@ -203,12 +224,47 @@ static int verify_range(int fd, const struct pagesums *ps, uint64_t from, uint64
 	return 0;
 }
 
+struct proc_pages {
+	pid_t pid;
+	int fd, sums_fd;
+	uint64_t size, sums_len, sums_hash;
+	struct pagemap_entry *pm;
+	size_t n;
+	/* Only the sums of the blocks checked here are read (sums_of): the
+	 * filler reads and checks the whole file once the tree runs, so that
+	 * nothing before it grows with the memory's size. */
+	struct pagesums sums;
+	char name[IMAGE_NAME_MAX];
+};
+
+/* The sums of blocks [from, to) into pp->sums, whose array has room for
+ * all and is written (so touched) only there. */
+static int sums_of(struct proc_pages *pp, uint64_t from, uint64_t to)
+{
+	uint64_t n = to - from, raw[512];
+	if (!pp->sums.sums && !(pp->sums.sums = malloc(pp->sums.n * 8 + 8)))
+		return -ENOMEM;
+	for (uint64_t done = 0; done < n;) {
+		uint64_t k = n - done < 512 ? n - done : 512;
+		int e = pread_exact(pp->sums_fd, raw, k * 8, (off_t)(PAGESUMS_HEADER + (from + done) * 8));
+		if (e < 0)
+			return e;
+		pagesums_entries(raw, k, pp->sums.sums + from + done);
+		done += k;
+	}
+	return 0;
+}
+
 /* The blocks the eager pages came from are checked before the tree runs
  * (the whole file's checksum is not read in a lazy restore): only those,
- * which the small blocks keep to little more than the pages. */
-static int verify_eager(int fd, const struct split *sp, const struct pagesums *ps, const char *name)
+ * which the small blocks keep to little more than the pages. Their sums
+ * are checked against the sums file's own checksum only by the filler,
+ * once the tree runs: a damaged sums file then kills the tree as a
+ * damaged block would, but nothing runs on pages that do not match. */
+static int verify_eager(struct proc_pages *pp, const struct split *sp)
 {
 	_cleanup_free_ uint8_t *buf = NULL;
+	const struct pagesums *ps = &pp->sums;
 	const uint64_t mask = (1ULL << ps->shift) - 1;
 	uint64_t done = 0; /* the segments are in file order */
 	for (size_t i = 0; i < sp->neager; i++) {
@@ -222,28 +278,22 @@ static int verify_eager(int fd, const struct split *sp, const struct pagesums *p
 			continue;
 		if (!buf && !(buf = malloc(PAGESUMS_BATCH)))
 			return -ENOMEM;
-		int e = verify_range(fd, ps, from, to, buf, name);
+		int e = sums_of(pp, from >> ps->shift, pagesums_count(to, ps->shift));
 		if (e < 0)
+			return log_error_errno(e, "cannot read image file 'pagesums-%d.img': %m", pp->pid);
+		if ((e = verify_range(pp->fd, ps, from, to, buf, pp->name)) < 0)
 			return e;
 		done = to;
 	}
 	return 0;
 }
 
-struct proc_pages {
-	int fd;
-	uint64_t size;
-	struct pagemap_entry *pm;
-	size_t n;
-	struct pagesums sums;
-	char name[IMAGE_NAME_MAX];
-};
-
 static int load_pages(struct image *img, pid_t pid, const struct mm_rec *m, struct proc_pages *pp)
 {
 	char name[IMAGE_NAME_MAX];
-	_cleanup_free_ void *buf = NULL, *sbuf = NULL;
-	size_t len, slen;
+	_cleanup_free_ void *buf = NULL;
+	uint8_t hdr[PAGESUMS_HEADER];
+	size_t len;
 	int r = image_open_file(img, image_name_pages(pp->name, pid), &pp->fd, &pp->size);
 	if (r < 0)
 		return r;
@@ -256,10 +306,13 @@ static int load_pages(struct image *img, pid_t pid, const struct mm_rec *m, stru
 		return r;
 	if (pagemap_decode(buf, len, pp->size, &pp->pm, &pp->n) < 0)
 		return log_error_errno(-EBADMSG, "image file '%s' is damaged: bad page index", name);
-	r = image_get(img, image_name_pagesums(name, pid), pagesums_max_len(pp->size), &sbuf, &slen);
-	if (r < 0)
+	image_name_pagesums(name, pid);
+	if ((r = image_open_file(img, name, &pp->sums_fd, &pp->sums_len)) < 0 ||
+	    (r = image_file_xxh3(img, name, &pp->sums_hash)) < 0)
 		return r;
-	if (pagesums_decode(sbuf, slen, pp->size, &pp->sums) < 0)
+	if ((r = pread_exact(pp->sums_fd, hdr, sizeof(hdr), 0)) < 0 && r != -EIO)
+		return log_error_errno(r, "cannot read image file '%s': %m", name);
+	if (r < 0 || pagesums_header(hdr, pp->sums_len, pp->size, &pp->sums) < 0)
 		return log_error_errno(-EBADMSG, "image file '%s' is damaged: bad block checksums", name);
 	return 0;
 }
@@ -268,6 +321,8 @@ static void proc_pages_done(struct proc_pages *pp)
 {
 	if (pp->fd >= 0)
 		close(pp->fd);
+	if (pp->sums_fd >= 0)
+		close(pp->sums_fd);
 	free(pp->pm);
 	free(pp->sums.sums);
 }
@@ -311,19 +366,17 @@ static int send_proc(int sock, pid_t pid, int fds[3], const struct split *sp, co
 		     const struct mm_rec *m)
 {
 	_cleanup_close_ int mfd = memfd_create("stasis-lazy", MFD_CLOEXEC);
-	size_t segs = sp->nlazy * sizeof(*sp->lazy), sums = pp->sums.n * 8;
 	uint32_t nthp = 0;
 	if (mfd < 0)
 		return -errno;
-	int e = write_all(mfd, sp->lazy, segs);
-	if (e >= 0)
-		e = write_all(mfd, pp->sums.sums, sums);
+	int e = write_all(mfd, sp->lazy, sp->nlazy * sizeof(*sp->lazy));
 	if (e >= 0 && sp->nlazy)
 		e = write_thp(mfd, m, &nthp);
 	if (e < 0)
 		return e;
-	struct lazy_msg msg = { LAZY_PROC, pid, sp->nlazy, pp->sums.n, pp->size, pp->sums.shift, nthp };
-	int all[4] = { fds[0], fds[1], fds[2], mfd };
+	struct lazy_msg msg = { LAZY_PROC, pid, sp->nlazy, pp->sums.n, pp->size, pp->sums.shift, nthp,
+				pp->sums_len, pp->sums_hash };
+	int all[LAZY_FDS] = { fds[0], fds[1], fds[2], mfd, pp->sums_fd };
 	char cbuf[CMSG_SPACE(sizeof(all))] = { 0 };
 	struct iovec iov = { &msg, sizeof(msg) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
@@ -346,7 +399,7 @@ static int lazy_part(struct remote *r, pid_t tid, int pidfd, const struct mm_rec
 		e = fill_eager(r, tid, fd, sp);
 		remote_syscall(r, tid, SYS_close, fd);
 		log_debug("pid %d: eager pages filled (%.1f ms)", r->pid, (double)(now_ns() - t0) / 1e6);
-		if (e < 0 || (e = verify_eager(pp->fd, sp, &pp->sums, pp->name)) < 0)
+		if (e < 0 || (e = verify_eager(pp, sp)) < 0)
 			return e;
 		log_debug("pid %d: their blocks checked (%.1f ms)", r->pid, (double)(now_ns() - t0) / 1e6);
 	}
@@ -367,14 +420,14 @@ static int lazy_part(struct remote *r, pid_t tid, int pidfd, const struct mm_rec
 	return 0;
 }
 
-int lazy_restore_pages(struct remote *r, pid_t tid, int pidfd, struct image *img, const struct mm_rec *m, int ctl,
-		       int tfd, int sock)
+int lazy_restore_pages(struct remote *r, pid_t tid, int pidfd, struct image *img, const struct mm_rec *m,
+		       const struct touched *tp, int ctl, int tfd, int sock)
 {
-	struct proc_pages pp = { .fd = -1 };
+	struct proc_pages pp = { .pid = r->pid, .fd = -1, .sums_fd = -1 };
 	struct split sp = { 0 };
 	int e = load_pages(img, r->pid, m, &pp);
 	log_debug("pid %d: page index loaded", r->pid);
-	if (e >= 0 && (e = split_runs(m, pp.pm, pp.n, &sp)) < 0)
+	if (e >= 0 && (e = split_runs(m, pp.pm, pp.n, tp, &sp)) < 0)
 		log_error_errno(e, "pid %d: cannot split its page runs: %m", r->pid);
 	if (e >= 0)
 		e = lazy_part(r, tid, pidfd, m, ctl, tfd, sock, &sp, &pp);

@@ -35,11 +35,17 @@ int lazy_finish(struct restore_opts *o, bool ok);
 bool lazy_possible(struct image *img, pid_t pid);
 /* -EOPNOTSUPP, logged, when pid's page data is compressed (no random access). */
 int lazy_refuse_compressed(struct image *img, pid_t pid);
+/* Addresses the restore makes the kernel write to before the tree runs
+ * (each thread's rseq area): their pages are filled then, not lazily. */
+struct touched {
+	const uint64_t *addr;
+	size_t n;
+};
 /* Engine, instead of mm_restore_pages: eager pages filled, anonymous
  * memory registered and handed to the filler, which serves its faults
  * from now on. */
-int lazy_restore_pages(struct remote *r, pid_t tid, int pidfd, struct image *img, const struct mm_rec *m, int ctl,
-		       int tfd, int sock);
+int lazy_restore_pages(struct remote *r, pid_t tid, int pidfd, struct image *img, const struct mm_rec *m,
+		       const struct touched *tp, int ctl, int tfd, int sock);
 /* Engine, once the tree runs: the filler streams the rest in. */
 int lazy_go(int sock);
 
@@ -53,16 +59,19 @@ int lazy_warden_give(int sock, int uffd, int pidfd);
 void lazy_warden_release(int sock, pid_t pid, bool wait);
 
 /* The message from the restore to the filler: one per process (with its
- * fds: userfaultfd, pidfd, page file, a memfd holding the segments, the
- * block sums, then the ranges to make huge pages of again), then one
+ * fds: userfaultfd, pidfd, page file, a memfd holding the segments then
+ * the ranges to make huge pages of again, and the block sums' file, which
+ * the filler reads and checks against sums_hash itself), then one
  * LAZY_GO. */
 enum { LAZY_PROC = 1, LAZY_GO = 2 };
+#define LAZY_FDS 5
 struct lazy_msg {
 	uint32_t kind;
 	pid_t pid;
 	uint64_t nseg, nsums, file_size;
 	uint32_t sum_shift; /* the sums' block size (image/pagesums.h) */
 	uint32_t nthp;      /* struct lazy_range: mm_thp_range() of its mappings */
+	uint64_t sums_len, sums_hash; /* the sums file's size and XXH3-64 */
 };
 struct lazy_range {
 	uint64_t start, len;

@@ -209,6 +209,21 @@ static int exec_exe(struct rproc *rp)
 	return 0;
 }
 
+/* The threads' rseq areas are written by the kernel as we register them
+ * (thread_restore_remote), before the tree runs. */
+static int restore_lazy(struct restore_ctx *c, struct rproc *rp)
+{
+	_cleanup_free_ uint64_t *addr = calloc(rp->p.nthreads + 1, sizeof(*addr));
+	struct touched tp = { addr, 0 };
+	if (!addr)
+		return -ENOMEM;
+	for (size_t i = 0; i < rp->p.nthreads; i++)
+		if (rp->p.threads[i].rseq.rseq_abi_pointer)
+			addr[tp.n++] = rp->p.threads[i].rseq.rseq_abi_pointer;
+	return lazy_restore_pages(&rp->rem, rp->node->pid, rp->pidfd, c->img, &rp->p.mm, &tp, c->files.ctl,
+				  FDPASS_STUB_FD, c->lazy_sock);
+}
+
 int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *parent, const struct rproc *maker)
 {
 	struct remote *r = &rp->rem;
@@ -243,8 +258,7 @@ int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *pare
 	rp->mm_copied = parent && !inherit;
 	if (c->fill && !rp->lazy)
 		return fill_submit(c->fill, c->img, r, m, &rp->fill);
-	if ((e = rp->lazy ? lazy_restore_pages(r, pid, rp->pidfd, c->img, m, c->files.ctl, FDPASS_STUB_FD, c->lazy_sock)
-			  : mm_restore_pages(r, pid, c->img, m, c->files.ctl, FDPASS_STUB_FD)) < 0 ||
+	if ((e = rp->lazy ? restore_lazy(c, rp) : mm_restore_pages(r, pid, c->img, m, c->files.ctl, FDPASS_STUB_FD)) < 0 ||
 	    (e = predump_restore_chain(r, c->img, m)) < 0)
 		return e;
 	return 0;
@@ -338,6 +352,11 @@ static void *verify_main(void *arg)
 
 static int verify_start(struct restore_ctx *c)
 {
+	bool any = false;
+	for (size_t i = 0; i < c->n; i++)
+		any |= !c->procs[i].node->zombie && !c->procs[i].lazy && !c->procs[i].fill_checks;
+	if (!any) /* no thread for nothing (plan_fill) */
+		return 0;
 	int r = -pthread_create(&c->verifier, NULL, verify_main, c);
 	c->verifying = r == 0;
 	return r;
@@ -372,12 +391,19 @@ static int take_stub_stdio(struct restore_ctx *c, struct inherit_fd inh[3])
 static void plan_fill(struct restore_ctx *c)
 {
 	char name[IMAGE_NAME_MAX];
+	bool eager = false;
 	c->fill_threads = fill_threads_wanted(c->n);
 	for (size_t i = 0; c->fill_threads && i < c->n; i++) {
 		struct rproc *p = &c->procs[i];
 		p->fill_checks = !p->node->zombie && !p->lazy && !(p->node->share & SHARE_VM) &&
 				 !image_compressed(c->img, image_name_pages(name, p->node->pid));
+		eager |= !p->node->zombie && !p->lazy && !(p->node->share & SHARE_VM);
 	}
+	/* A lazy restore stays one thread: a thread on the other core makes
+	 * every munmap of ours wait for it (TLB shootdown), and competes with
+	 * the tree's making for the cores. */
+	if (!eager)
+		c->fill_threads = 0;
 	log_debug("%u threads fill memory", c->fill_threads);
 }
 

@@ -212,26 +212,27 @@ int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret)
 		return log_error_errno(-ENOENT, "cannot find the restore stub (stasis-stub next to the stasis binary, "
 				       "or set STASIS_STUB)");
 	q.o.stub_path = stub;
-	int r = image_open(req->dir, &img);
-	if (r < 0)
-		return r;
-	log_debug("image %s opened (%.1f ms after the start)", req->dir, (double)(now_ns() - t0) / 1e6);
 	*ret = (struct rt_restored){ 0 };
 	q.o.stats = stats_alloc(sizeof(*q.o.stats));
-	if (!q.o.stats) {
-		image_free(img);
+	if (!q.o.stats)
 		return log_error_errno(-ENOMEM, "cannot restore: %m");
-	}
 	q.o.stats->t0_ns = t0;
 	q.o.lazy_sock = -1;
-	if ((r = image_ops(img, &q, &ops)) >= 0 && (!q.o.lazy || (r = lazy_start(&q.o)) >= 0))
-		r = ops->restore(ops, img, &q, ret);
+	/* The filler is forked first, while we are small: after a fork every
+	 * page we had then faults at our next write to it (copy-on-write),
+	 * which is slow here (DESIGN.md §7) and would delay the tree. */
+	int r = q.o.lazy ? lazy_start(&q.o) : 0;
+	if (r >= 0 && (r = image_open(req->dir, &img)) >= 0) {
+		log_debug("image %s opened (%.1f ms after the start)", req->dir, (double)(now_ns() - t0) / 1e6);
+		if ((r = image_ops(img, &q, &ops)) >= 0)
+			r = ops->restore(ops, img, &q, ret);
+		image_free(img);
+	}
 	int l = lazy_finish(&q.o, r >= 0);
 	if (r >= 0)
 		r = l;
 	ret->stats = *q.o.stats;
 	stats_free(q.o.stats, sizeof(*q.o.stats));
-	image_free(img);
 	if (r >= 0 && ret->wait_for > 0) {
 		ret->status = wait_exit_status(ret->wait_for);
 		ret->waited = true;
