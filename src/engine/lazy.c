@@ -19,6 +19,7 @@
 
 #include "engine/fdpass.h"
 #include "engine/lazy.h"
+#include "engine/mm-fill.h"
 #include "engine/uffd.h"
 #include "image/pagemap.h"
 #include "image/pagesums.h"
@@ -178,33 +179,6 @@ static int split_runs(const struct mm_rec *m, const struct pagemap_entry *pm, si
 	return r;
 }
 
-/* The process reads its eager pages itself (as mm_restore_pages does):
- * runs that follow each other in the page file in one preadv, since
- * each remote call costs a round trip to the stopped process. */
-static int fill_eager(struct remote *r, pid_t tid, long fd, const struct split *sp)
-{
-	const uint64_t iov_at = r->scratch + 128 * 1024;
-	enum { MAXV = 64 };
-	for (size_t i = 0; i < sp->neager;) {
-		struct iovec iov[MAXV];
-		uint64_t off = sp->eager[i].off, total = 0;
-		size_t k = 0;
-		for (; i < sp->neager && k < MAXV && sp->eager[i].off == off + total; i++, k++) {
-			iov[k] = (struct iovec){ (void *)sp->eager[i].vaddr, sp->eager[i].len };
-			total += sp->eager[i].len;
-		}
-		int e = remote_write(r, iov_at, iov, k * sizeof(iov[0]));
-		if (e < 0)
-			return e;
-		long got = remote_syscall(r, tid, SYS_preadv, fd, iov_at, k, off, 0);
-		if (got < 0)
-			return log_error_errno((int)got, "pid %d: cannot fill memory at %p: %m", r->pid, iov[0].iov_base);
-		if ((uint64_t)got != total)
-			return log_error_errno(-EIO, "pid %d: short read of page data at %p", r->pid, iov[0].iov_base);
-	}
-	return 0;
-}
-
 /* Checks the blocks of the page file in [from, to) (block aligned, to
  * may be the file's end), a batch at a time. */
 static int verify_range(int fd, const struct pagesums *ps, uint64_t from, uint64_t to, uint8_t *buf, const char *name)
@@ -234,6 +208,7 @@ struct proc_pages {
 	 * filler reads and checks the whole file once the tree runs, so that
 	 * nothing before it grows with the memory's size. */
 	struct pagesums sums;
+	uint64_t partial; /* fill_eager: where a segment cut by a window goes on */
 	char name[IMAGE_NAME_MAX];
 };
 
@@ -255,37 +230,85 @@ static int sums_of(struct proc_pages *pp, uint64_t from, uint64_t to)
 	return 0;
 }
 
-/* The blocks the eager pages came from are checked before the tree runs
- * (the whole file's checksum is not read in a lazy restore): only those,
- * which the small blocks keep to little more than the pages. Their sums
- * are checked against the sums file's own checksum only by the filler,
- * once the tree runs: a damaged sums file then kills the tree as a
- * damaged block would, but nothing runs on pages that do not match. */
-static int verify_eager(struct proc_pages *pp, const struct split *sp)
+/* One read of the page file for the eager pages: [from, to), whole
+ * blocks, and the pieces of segments in it. */
+struct window {
+	uint64_t from, to;
+	size_t first, n;   /* segments (the first and last ones maybe in part) */
+	uint64_t head_off; /* where the first one's piece starts in the file */
+};
+
+/* The next window from segment i at file offset off: up to a batch, and
+ * never across a block that no segment needs. */
+static struct window next_window(const struct split *sp, const struct pagesums *ps, size_t i, uint64_t off)
 {
-	_cleanup_free_ uint8_t *buf = NULL;
-	const struct pagesums *ps = &pp->sums;
-	const uint64_t mask = (1ULL << ps->shift) - 1;
-	uint64_t done = 0; /* the segments are in file order */
-	for (size_t i = 0; i < sp->neager; i++) {
-		const struct lazy_seg *s = &sp->eager[i];
-		uint64_t from = s->off & ~mask, to = (s->off + s->len + mask) & ~mask;
-		if (from < done)
-			from = done;
-		if (to > ps->file_size)
-			to = ps->file_size;
-		if (from >= to)
-			continue;
-		if (!buf && !(buf = malloc(PAGESUMS_BATCH)))
-			return -ENOMEM;
-		int e = sums_of(pp, from >> ps->shift, pagesums_count(to, ps->shift));
-		if (e < 0)
-			return log_error_errno(e, "cannot read image file 'pagesums-%d.img': %m", pp->pid);
-		if ((e = verify_range(pp->fd, ps, from, to, buf, pp->name)) < 0)
-			return e;
-		done = to;
+	const uint64_t bs = 1ULL << ps->shift;
+	struct window w = { off & ~(bs - 1), 0, i, 0, off };
+	uint64_t end = w.from + PAGESUMS_BATCH;
+	for (size_t j = i; j < sp->neager; j++) {
+		const struct lazy_seg *s = &sp->eager[j];
+		uint64_t a = j == i ? off : s->off, e = s->off + s->len < end ? s->off + s->len : end;
+		if (j > i && (a >= end || (a & ~(bs - 1)) > ((w.to + bs - 1) & ~(bs - 1))))
+			break;
+		w.to = e, w.n++;
+		if (e < s->off + s->len)
+			break;
+	}
+	w.to = (w.to + bs - 1) & ~(bs - 1);
+	if (w.to > ps->file_size)
+		w.to = ps->file_size;
+	return w;
+}
+
+/* Writes the window's pieces of segments, read into buf, into the process. */
+static int write_window(struct remote *r, const struct split *sp, const struct window *w, const uint8_t *buf)
+{
+	for (size_t j = w->first; j < w->first + w->n; j++) {
+		const struct lazy_seg *s = &sp->eager[j];
+		uint64_t a = j == w->first ? w->head_off : s->off, e = s->off + s->len < w->to ? s->off + s->len : w->to;
+		struct iovec rem = { (void *)(uintptr_t)(s->vaddr + (a - s->off)), (size_t)(e - a) };
+		void *at;
+		int err = fill_write_in(r, buf + (a - w->from), rem.iov_len, &rem, 1, &at);
+		if (err < 0)
+			return log_error_errno(err, "pid %d: cannot fill memory at %p: %m", r->pid, at);
 	}
 	return 0;
+}
+
+/* The eager pages, read once by us: checked against the sums of their
+ * blocks (the whole file's checksum is not read in a lazy restore), then
+ * written into the process; the small blocks keep what is read to little
+ * more than the pages. Only the sums of those blocks are read here; the
+ * sums file is checked against its own checksum by the filler, once the
+ * tree runs: a damaged sums file then kills the tree as a damaged block
+ * does, but no page that does not match is ever written. */
+static int fill_eager(struct remote *r, struct proc_pages *pp, const struct split *sp)
+{
+	const struct pagesums *ps = &pp->sums;
+	uint64_t need = 0, bs = 1ULL << ps->shift;
+	for (size_t i = 0; i < sp->neager; i++) /* the blocks it touches */
+		need += ((sp->eager[i].off + sp->eager[i].len + bs - 1) & ~(bs - 1)) - (sp->eager[i].off & ~(bs - 1));
+	size_t cap = (size_t)(need < PAGESUMS_BATCH ? need : PAGESUMS_BATCH);
+	/* Populated at once: page faults are slow here (DESIGN.md §7). */
+	uint8_t *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	int e = buf == MAP_FAILED ? -errno : 0;
+	for (size_t i = 0; e >= 0 && i < sp->neager;) {
+		struct window w = next_window(sp, ps, i, pp->partial ? pp->partial : sp->eager[i].off);
+		if ((e = sums_of(pp, w.from >> ps->shift, pagesums_count(w.to, ps->shift))) < 0) {
+			log_error_errno(e, "cannot read image file 'pagesums-%d.img': %m", pp->pid);
+			break;
+		}
+		if ((e = verify_range(pp->fd, ps, w.from, w.to, buf, pp->name)) < 0 ||
+		    (e = write_window(r, sp, &w, buf)) < 0)
+			break;
+		const struct lazy_seg *last = &sp->eager[w.first + w.n - 1];
+		bool cut = last->off + last->len > w.to; /* the last one goes on in the next window */
+		pp->partial = cut ? w.to : 0;
+		i = w.first + w.n - (cut ? 1 : 0);
+	}
+	if (buf != MAP_FAILED)
+		munmap(buf, cap);
+	return e;
 }
 
 static int load_pages(struct image *img, pid_t pid, const struct mm_rec *m, struct proc_pages *pp)
@@ -393,15 +416,9 @@ static int lazy_part(struct remote *r, pid_t tid, int pidfd, const struct mm_rec
 	int e;
 	uint64_t t0 = now_ns();
 	if (sp->neager) {
-		long fd = fdpass_push(r, tid, ctl, tfd, pp->fd);
-		if (fd < 0)
-			return log_error_errno((int)fd, "pid %d: cannot pass the page file in: %m", r->pid);
-		e = fill_eager(r, tid, fd, sp);
-		remote_syscall(r, tid, SYS_close, fd);
-		log_debug("pid %d: eager pages filled (%.1f ms)", r->pid, (double)(now_ns() - t0) / 1e6);
-		if (e < 0 || (e = verify_eager(pp, sp)) < 0)
+		if ((e = fill_eager(r, pp, sp)) < 0)
 			return e;
-		log_debug("pid %d: their blocks checked (%.1f ms)", r->pid, (double)(now_ns() - t0) / 1e6);
+		log_debug("pid %d: eager pages checked and filled (%.1f ms)", r->pid, (double)(now_ns() - t0) / 1e6);
 	}
 	if (!sp->nlazy) { /* nothing to fill, but killed with the tree on damage */
 		int fds[3] = { pidfd, pidfd, pp->fd };

@@ -139,7 +139,7 @@ static size_t gather(const struct mm_pages *mp, struct cursor *c, struct iovec *
 
 /* Through /proc/PID/mem where process_vm_writev may not be used (a
  * seccomp filter, a kernel without it). Not logged: *at says where. */
-static int write_in(struct remote *r, const uint8_t *buf, size_t len, const struct iovec *rem, size_t k, void **at)
+int fill_write_in(struct remote *r, const uint8_t *buf, size_t len, const struct iovec *rem, size_t k, void **at)
 {
 	struct iovec local = { (void *)buf, len };
 	ssize_t n = process_vm_writev(r->pid, &local, 1, rem, k, 0);
@@ -179,7 +179,7 @@ static int fill_plain(struct worker *w, struct fill_job *j, const struct mm_page
 			e = -ECANCELED;
 		else if ((e = pread_exact(mp->fd, w->buf, len, (off_t)off)) < 0)
 			log_error_errno(e, "cannot read image file '%s': %m", mp->name);
-		else if ((e = write_in(j->r, w->buf, len, rem, k, &at)) < 0)
+		else if ((e = fill_write_in(j->r, w->buf, len, rem, k, &at)) < 0)
 			log_error_errno(e, "pid %d: cannot write its memory at %p: %m", j->r->pid, at);
 		else
 			image_check_add(ck, w->buf, len);
@@ -230,7 +230,7 @@ static int fill_chunk(struct worker *w, struct fill_job *j, const struct iovec *
 		return e;
 	if (pagesums_check(&j->ps, off, w->buf, len, &ce->bad) < 0)
 		return ce->stage = CHUNK_CHECK, -EBADMSG;
-	if ((ce->stage = CHUNK_WRITE, e = write_in(j->r, w->buf, len, rem, k, &ce->at)) < 0)
+	if ((ce->stage = CHUNK_WRITE, e = fill_write_in(j->r, w->buf, len, rem, k, &ce->at)) < 0)
 		return e;
 	progress_add(len);
 	return 0;
