@@ -32,6 +32,18 @@ __asm__(".text\n"
 	"	hlt\n"
 	"1:	ret\n"
 	".size clone3_vm_raw, .-clone3_vm_raw\n"
+	".globl raw_syscall\n"
+	".type raw_syscall,@function\n"
+	"raw_syscall:\n"
+	"	mov %rdi, %rax\n"
+	"	mov %rsi, %rdi\n"
+	"	mov %rdx, %rsi\n"
+	"	mov %rcx, %rdx\n"
+	"	mov %r8, %r10\n"
+	"	mov %r9, %r8\n"
+	"	syscall\n"
+	"	ret\n"
+	".size raw_syscall, .-raw_syscall\n"
 	".section .note.GNU-stack,\"\",@progbits\n"
 	".text\n");
 
@@ -39,7 +51,7 @@ long clone3_vm(struct clone_args_v2 *a, void *stack, size_t size, void (*fn)(voi
 {
 	/* The child's stack top, 16-byte aligned as its call expects. */
 	uintptr_t lo = ((uintptr_t)stack + 15) & ~(uintptr_t)15, hi = ((uintptr_t)stack + size) & ~(uintptr_t)15;
-	a->flags |= CLONE_VM | CLONE_VFORK;
+	a->flags |= CLONE_VM;
 	a->stack = lo;
 	a->stack_size = hi - lo;
 	return clone3_vm_raw(a, sizeof(*a), fn, arg);

@@ -107,6 +107,11 @@ static int load_image(struct restore_ctx *c, const struct restore_opts *o)
 	c->procs = calloc(c->tree.n, sizeof(*c->procs));
 	if (!c->procs)
 		return -ENOMEM;
+	/* The root stub's execve runs while we read the records. */
+	c->procs[0] = (struct rproc){ .node = &c->tree.v[0], .procfd = -1, .pidfd = -1, .rem = { .mem_fd = -1 } };
+	c->n = 1;
+	if (!o->adopt && (r = tree_spawn_root(c, o)) < 0)
+		return r;
 	for (size_t i = 0; i < c->tree.n; i++) {
 		struct rproc *p = &c->procs[i];
 		*p = (struct rproc){ .node = &c->tree.v[i], .procfd = -1, .pidfd = -1, .rem = { .mem_fd = -1 } };
@@ -471,16 +476,22 @@ static void unlock_network(struct netlock *lock, bool ok)
 
 int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_pid)
 {
-	struct restore_ctx c = { .img = img, .stub_tfd = -1, .files = { .ctl = -1 }, .lazy_sock = o->lazy ? o->lazy_sock : -1 };
+	struct restore_ctx c = { .img = img, .stub_tfd = -1, .root_sync = -1, .files = { .ctl = -1 },
+				 .lazy_sock = o->lazy ? o->lazy_sock : -1 };
+	_cleanup_close_ int ctl = -1;
 	_cleanup_free_ struct files_proc *all = NULL;
 	struct files_inflight inflight = { 0 };
 	struct netlock lock = { 0 };
 	if (o->tcp_established)
 		netlock_sweep();
 	struct image *parent = NULL;
-	int r = load_image(&c, o);
+	/* Before the records: the root stub is started as soon as the tree is read. */
+	int r = o->adopt ? 0 : fdpass_open(&ctl, &c.stub_tfd);
+	if (r >= 0)
+		r = load_image(&c, o);
 	log_debug("records of %zu processes read and checked", c.n);
-	/* A missing or changed parent image is refused before anything exists. */
+	/* A missing or changed parent image is refused before the tree is
+	 * made (the root stub, started already, is killed at out). */
 	if (r >= 0 && (r = predump_open_parent(img, &parent)) >= 0)
 		image_free(parent);
 	if (r < 0 || (r = lock_network(&c, o, &lock)) < 0)
@@ -504,7 +515,7 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	else if (o->adopt)
 		r = 0; /* connected by tree_create */
 	else
-		r = fdpass_open(&c.files.ctl, &c.stub_tfd);
+		c.files.ctl = TAKE_FD(ctl);
 	plan_fill(&c);
 	if (r < 0 || (r = sk_check_restore(all, c.n, o->tcp_established)) < 0 || (r = verify_start(&c)) < 0)
 		goto out;
@@ -538,6 +549,7 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	*ret_pid = c.procs[0].node->pid;
 	log_info("restored %zu processes, root pid %d", c.n, *ret_pid);
 out:
+	tree_unspawn_root(&c); /* started, but the tree was never made */
 	unlock_network(&lock, r >= 0);
 	verify_join(&c);
 	ctx_free(&c);
