@@ -28,77 +28,6 @@
 #include "util/progress.h"
 #include "util/util.h"
 
-static pid_t filler_pid;
-
-int lazy_start(struct restore_opts *o)
-{
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return log_error_errno(-errno, "cannot make the lazy filler's socket: %m");
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0) {
-		close(sv[0]), close(sv[1]);
-		return log_error_errno(-errno, "cannot start the lazy filler: %m");
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		/* Nobody waits for its output: a caller reading ours to the end
-		 * must not wait for the fill. Messages: lazy_fill_main. */
-		for (int fd = 0; fd < 3 && null >= 0; fd++)
-			dup2(null, fd);
-		prctl(PR_SET_NAME, "stasis-filler", 0, 0, 0);
-		lazy_fill_main(sv[1], o->stats);
-	}
-	close(sv[1]);
-	filler_pid = pid;
-	o->lazy_sock = sv[0];
-	o->stats->lazy_state = LAZY_FILLING;
-	return 0;
-}
-
-static int wait_filler(struct restore_stats *st)
-{
-	uint64_t shown = 0;
-	int status = 0;
-	st->attached = 1;
-	progress_start("filling memory", st->lazy_bytes);
-	for (;;) {
-		pid_t w = waitpid(filler_pid, &status, WNOHANG);
-		if (w == filler_pid || (w < 0 && errno != EINTR))
-			break;
-		uint64_t d = __atomic_load_n(&st->lazy_done, __ATOMIC_RELAXED);
-		progress_add(d - shown);
-		shown = d;
-		usleep(20000);
-	}
-	progress_end();
-	filler_pid = 0;
-	if (st->lazy_state == LAZY_FAILED)
-		return log_error_errno(-EBADMSG, "%s", st->msg);
-	if (st->lazy_state != LAZY_DONE)
-		return log_error_errno(-EIO, "the lazy filler ended before every page was in (status %d); the "
-				       "restored processes were killed if it found damage", status);
-	return 0;
-}
-
-int lazy_finish(struct restore_opts *o, bool ok)
-{
-	if (!o->lazy || o->lazy_sock < 0)
-		return 0;
-	close(o->lazy_sock);
-	o->lazy_sock = -1;
-	if (!ok || !o->wait_lazy) {
-		if (!ok) /* it quits at the end of its socket */
-			waitpid(filler_pid, NULL, 0);
-		if (!ok && o->stats->lazy_state == LAZY_FAILED)
-			log_error("%s", o->stats->msg);
-		return 0;
-	}
-	return wait_filler(o->stats);
-}
-
 bool lazy_possible(struct image *img, pid_t pid)
 {
 	char name[IMAGE_NAME_MAX];
@@ -452,10 +381,4 @@ int lazy_restore_pages(struct remote *r, pid_t tid, int pidfd, struct image *img
 	free(sp.eager);
 	proc_pages_done(&pp);
 	return e;
-}
-
-int lazy_go(int sock)
-{
-	struct lazy_msg msg = { .kind = LAZY_GO };
-	return send(sock, &msg, sizeof(msg), MSG_NOSIGNAL) < 0 ? -errno : 0;
 }

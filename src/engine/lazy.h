@@ -21,9 +21,16 @@
 #include "engine/mm.h"
 #include "engine/remote.h"
 
-/* Runtime layer, before the restore: forks the filler; sets o->lazy_sock.
- * o->stats must be set (stats_alloc): the filler reports there. */
+/* Runtime layer, before the restore: starts the filler (lazy-start.c);
+ * sets o->lazy_sock. o->stats must be set (stats_alloc): it is moved to
+ * memory the filler shares, where it reports. */
 int lazy_start(struct restore_opts *o);
+/* The filler is our binary executed with this first argument, then the
+ * log level and "log" or "-" (our log file as its fd 5, or none); the
+ * command line layer hands such a call to lazy_filler_exec_main, which
+ * never returns unless its start failed (1). */
+#define LAZY_FILLER_ARG "__lazy-filler"
+int lazy_filler_exec_main(int level, bool log);
 /* Runtime layer, after the restore: ok false: the filler quits (the
  * restore killed the tree). ok and o->wait_lazy: waits until every page
  * is in (progress on a terminal); -EBADMSG when a damaged block killed
@@ -49,7 +56,7 @@ int lazy_restore_pages(struct remote *r, pid_t tid, int pidfd, struct image *img
 /* Engine, once the tree runs: the filler streams the rest in. */
 int lazy_go(int sock);
 
-/* The filler's side (lazy-fill.c): runs in the forked child; never returns. */
+/* The filler's side (lazy-fill.c): runs in the filler; never returns. */
 void lazy_fill_main(int sock, struct restore_stats *st) __attribute__((noreturn));
 
 /* lazy-warden.c: the process that holds copies of the filler's

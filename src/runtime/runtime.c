@@ -199,6 +199,15 @@ static int image_ops(struct image *img, const struct rt_restore_req *req, const 
 	return 0;
 }
 
+int rt_lazy_filler(int argc, char **argv)
+{
+	int level;
+	_Static_assert(sizeof(RT_LAZY_FILLER_ARG) == sizeof(LAZY_FILLER_ARG), "one name");
+	if (argc != 4 || !streq(argv[1], LAZY_FILLER_ARG) || parse_int(argv[2], &level) < 0)
+		return 1;
+	return lazy_filler_exec_main(level, streq(argv[3], "log"));
+}
+
 int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret)
 {
 	char stub[PATH_MAX];
