@@ -227,9 +227,8 @@ int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret)
 		return log_error_errno(-ENOMEM, "cannot restore: %m");
 	q.o.stats->t0_ns = t0;
 	q.o.lazy_sock = -1;
-	/* The filler is forked first, while we are small: after a fork every
-	 * page we had then faults at our next write to it (copy-on-write),
-	 * which is slow here (DESIGN.md §7) and would delay the tree. */
+	/* The filler first: its execve (lazy-start.c) runs while we read the
+	 * image and make the tree. */
 	int r = q.o.lazy ? lazy_start(&q.o) : 0;
 	if (r >= 0 && (r = image_open(req->dir, &img)) >= 0) {
 		log_debug("image %s opened (%.1f ms after the start)", req->dir, (double)(now_ns() - t0) / 1e6);
