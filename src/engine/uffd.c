@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine/fdpass.h"
+#include "engine/proc.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
@@ -30,8 +33,26 @@ static int api(int uffd)
 	return ioctl(uffd, UFFDIO_API, &a) < 0 ? -errno : 0;
 }
 
-int uffd_open_in(struct remote *r, pid_t tid, int ctl, int tfd, int pidfd, int *ret_uffd)
+/* Whether the process runs under no seccomp filter: one that refuses
+ * the call (Docker's default profile does) might kill the process. */
+static bool unfiltered(pid_t pid)
 {
+	char path[64];
+	_cleanup_free_ char *buf = NULL;
+	struct proc_status st;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	return proc_read(AT_FDCWD, path, &buf, &len) >= 0 && proc_parse_status(buf, len, &st) >= 0 && !st.seccomp;
+}
+
+/* The process makes a userfaultfd: by the system call (one remote call)
+ * where no seccomp filter may object, else (or refused: no privilege)
+ * through /dev/userfaultfd passed in. Its fd there, or -errno. */
+static long make_in(struct remote *r, pid_t tid, int ctl, int tfd)
+{
+	long u = unfiltered(tid) ? remote_syscall(r, tid, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK) : -EPERM;
+	if (u >= 0)
+		return u;
 	_cleanup_close_ int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 	if (dev < 0)
 		return log_error_errno(-errno, "cannot open /dev/userfaultfd for a lazy restore: %m; restore "
@@ -39,10 +60,18 @@ int uffd_open_in(struct remote *r, pid_t tid, int ctl, int tfd, int pidfd, int *
 	long in = fdpass_push(r, tid, ctl, tfd, dev);
 	if (in < 0)
 		return log_error_errno((int)in, "pid %d: cannot pass /dev/userfaultfd in: %m", r->pid);
-	long u = remote_syscall(r, tid, SYS_ioctl, in, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	u = remote_syscall(r, tid, SYS_ioctl, in, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
 	remote_syscall(r, tid, SYS_close, in);
 	if (u < 0)
 		return log_error_errno((int)u, "pid %d: cannot make a userfaultfd: %m", r->pid);
+	return u;
+}
+
+int uffd_open_in(struct remote *r, pid_t tid, int ctl, int tfd, int pidfd, int *ret_uffd)
+{
+	long u = make_in(r, tid, ctl, tfd);
+	if (u < 0)
+		return (int)u;
 	int ours = fdpass_take(pidfd, (int)u);
 	remote_syscall(r, tid, SYS_close, u);
 	if (ours < 0)
