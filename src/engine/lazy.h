@@ -2,8 +2,8 @@
 /* Lazy restore (restore --lazy): a process runs as soon as everything but
  * the contents of its private anonymous memory is in place. That memory
  * is registered with a userfaultfd (uffd.h) made inside the process and
- * handed to the filler: a small process of ours, forked by the restoring
- * command before the restore (never inside the restored tree), which
+ * handed to the filler: a small process of ours, started by the restoring
+ * command before the restore (lazy-start.c; never inside the tree), which
  * serves each fault from the image and streams everything else in, one
  * verified 4 MiB block (image/pagesums.h) at a time, then exits. A block
  * whose checksum is wrong kills every process of the tree (SIGKILL), so
