@@ -192,6 +192,32 @@ def t_damaged_eager(ctx):
     w.pid = None
 
 
+def t_damaged_sums(ctx):
+    """Damaged block sums of pages filled lazily: the restore reads only
+    those of the pages it fills itself, the filler checks the whole sums
+    file against the manifest before it fills anything; it kills the
+    process and says so in one line."""
+    w = ctx.workload('bigmem', ['64'])
+    img = ctx.path('img')
+    pid = w.pid
+    dump_gone(ctx, w, img)
+    flip(os.path.join(img, 'pagesums-%d.img' % pid), 16 + ((40 << 20) >> 16) * 8)
+    r, wfd = os.pipe()
+    ctx.fds.append(wfd)
+    try:
+        res = ctx.stasis(['restore', '-D', img, '--detach', '--lazy', '--wait-lazy'], stdin=r,
+                         timeout=ctx.left(60))
+    finally:
+        os.close(r)
+    lines = res.err.strip().splitlines()
+    want = "image file 'pagesums-%d.img' is damaged" % pid
+    if res.rc != 1 or len(lines) != 1 or want not in lines[0] or 'killed' not in lines[0]:
+        raise TestFail('expected exit 1 and one line "%s ... killed", got %s' % (want, res.what()))
+    if not st.pid_gone(pid, 30):
+        raise TestFail('pid %d runs on after its block sums were found damaged' % pid)
+    w.pid = None
+
+
 def filler_of(pid):
     """The filler serving pid: a stasis-filler whose warden holds pid's
     userfaultfd is hard to name from outside; there is one filler per
@@ -251,6 +277,7 @@ def tests(r):
         Test('lazy:damaged', t_damaged, 120, True),
         Test('lazy:damaged-detached', t_damaged, 120, False),
         Test('lazy:damaged-eager', t_damaged_eager, 120),
+        Test('lazy:damaged-sums', t_damaged_sums, 120),
         Test('lazy:filler-killed', t_filler_killed, 120),
         Test('docker:lazy', t_docker, 240),
     ]

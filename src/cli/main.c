@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "cli/cli.h"
+#include "runtime/runtime.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
 		printf("stasis %s\n", STASIS_VERSION);
 		return 0;
 	}
+	if (streq(argv[1], RT_LAZY_FILLER_ARG)) /* not a command: restore --lazy starts it */
+		return rt_lazy_filler(argc, argv);
 	const struct cli_command *cmd = find_command(argv[1]);
 	if (!cmd) {
 		fprintf(stderr, "stasis: unknown command '%s'\n", argv[1]);

@@ -26,6 +26,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "engine/lazy.h"
 #include "engine/proc.h"
@@ -54,6 +55,8 @@ struct target {
 	struct seg *seg; /* in page file order */
 	size_t nseg, cap;
 	struct pagesums ps; /* checks of the page file, in small blocks */
+	int sums_fd;        /* their file, read and checked (load_sums) before any fill */
+	uint64_t sums_len, sums_hash;
 	uint64_t nbatch, size;
 	uint8_t *state; /* per batch (PAGESUMS_BATCH): a "block" below */
 	uint64_t next;  /* no TODO block before this one */
@@ -426,22 +429,51 @@ static int start_workers(void)
 
 /* --- the main thread: messages and userfaultfd events --- */
 
-static int add_target(const struct lazy_msg *m, const int fds[4])
+/* The block sums of t's page file, read whole and checked against the
+ * image's checksum of them, before any of its blocks is filled: the
+ * restore read only the few it needed (lazy.c). */
+static void load_sums(struct target *t)
+{
+	struct pagesums ps;
+	if (t->sums_fd < 0)
+		return;
+	uint8_t *buf = malloc(t->sums_len + 1);
+	if (!buf)
+		fail("lazy restore: out of memory; the restored processes were killed");
+	int e = pread_exact(t->sums_fd, buf, t->sums_len, 0);
+	if (e < 0)
+		fail("lazy restore: cannot read image file 'pagesums-%d.img': %s; the restored processes were killed",
+		     t->pid, strerror(-e));
+	if (XXH3_64bits(buf, t->sums_len) != t->sums_hash)
+		fail("image file 'pagesums-%d.img' is damaged: checksum mismatch; the restored processes were killed "
+		     "(SIGKILL)", t->pid);
+	if (pagesums_decode(buf, t->sums_len, t->size, &ps) < 0 || ps.n != t->ps.n || ps.shift != t->ps.shift)
+		fail("image file 'pagesums-%d.img' is damaged: bad block checksums; the restored processes were "
+		     "killed (SIGKILL)", t->pid);
+	free(buf);
+	t->ps.sums = ps.sums;
+	close(t->sums_fd);
+	t->sums_fd = -1;
+}
+
+static bool workers_started;
+
+static int add_target(const struct lazy_msg *m, const int fds[LAZY_FDS])
 {
 	struct target *t = calloc(1, sizeof(*t));
-	size_t segs = m->nseg * sizeof(struct lazy_seg), sums = m->nsums * 8, thp = m->nthp * sizeof(struct lazy_range);
+	size_t segs = m->nseg * sizeof(struct lazy_seg), thp = m->nthp * sizeof(struct lazy_range);
 	if (!t || F.n == MAX_TARGETS || m->nthp > MAX_THP || m->sum_shift < PAGESUMS_MIN_SHIFT || m->sum_shift > PAGESUMS_BATCH_SHIFT ||
-	    m->nsums != pagesums_count(m->file_size, m->sum_shift))
+	    m->nsums != pagesums_count(m->file_size, m->sum_shift) || m->sums_len != PAGESUMS_HEADER + m->nsums * 8)
 		return -EINVAL;
 	*t = (struct target){ .pid = m->pid, .hpid = proc_pidfd_pid(fds[1]), .uffd = fds[0], .pidfd = fds[1], .fd = fds[2],
 			      .size = m->file_size, .ps = { m->file_size, m->nsums, m->sum_shift, NULL },
+			      .sums_fd = fds[4], .sums_len = m->sums_len, .sums_hash = m->sums_hash,
 			      .nbatch = pagesums_count(m->file_size, PAGESUMS_BATCH_SHIFT), .gone = !m->nseg };
-	void *map = segs + sums + thp ? mmap(NULL, segs + sums + thp, PROT_READ, MAP_PRIVATE, fds[3], 0) : NULL;
+	void *map = segs + thp ? mmap(NULL, segs + thp, PROT_READ, MAP_PRIVATE, fds[3], 0) : NULL;
 	t->seg = calloc(m->nseg + 1, sizeof(*t->seg));
-	t->ps.sums = malloc(sums + 8);
 	t->state = calloc(t->nbatch + 1, 1);
 	t->thp = malloc(thp + 1);
-	if (map == MAP_FAILED || !t->seg || !t->ps.sums || !t->state || !t->thp)
+	if (map == MAP_FAILED || !t->seg || !t->state || !t->thp)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < m->nseg; i++) {
 		const struct lazy_seg *s = (const struct lazy_seg *)map + i;
@@ -449,12 +481,17 @@ static int add_target(const struct lazy_msg *m, const int fds[4])
 		F.st->lazy_bytes += s->len;
 	}
 	t->nseg = t->cap = m->nseg;
-	memcpy(t->ps.sums, (const uint8_t *)map + segs, sums);
-	memcpy(t->thp, (const uint8_t *)map + segs + sums, thp);
+	memcpy(t->thp, (const uint8_t *)map + segs, thp);
 	t->nthp = m->nthp;
 	if (map)
-		munmap(map, segs + sums + thp);
+		munmap(map, segs + thp);
 	close(fds[3]);
+	if (t->gone) { /* nothing to fill: killed with the tree on damage */
+		close(t->sums_fd);
+		t->sums_fd = -1;
+	}
+	if (workers_started) /* else need_workers reads them */
+		load_sums(t);
 	if (lazy_warden_give(F.warden, t->uffd, t->pidfd) < 0)
 		return -EIO;
 	pthread_mutex_lock(&F.lock);
@@ -467,7 +504,7 @@ static int add_target(const struct lazy_msg *m, const int fds[4])
 static int read_sock(int sock)
 {
 	struct lazy_msg m;
-	int fds[4];
+	int fds[LAZY_FDS];
 	char cbuf[CMSG_SPACE(sizeof(fds))];
 	struct iovec iov = { &m, sizeof(m) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
@@ -563,6 +600,9 @@ static void on_event(struct target *t, const struct uffd_msg *m)
 		log_debug("lazy: pid %d: event %d: %llx %llx %llx", t->pid, m->event,
 			  (unsigned long long)m->arg.remap.from, (unsigned long long)m->arg.remap.to,
 			  (unsigned long long)m->arg.remap.len);
+	if (m->event == UFFD_EVENT_PAGEFAULT && !F.go) /* waits for a whole batch: worth knowing */
+		log_debug("lazy: pid %d: fault at %llx before the tree runs", t->pid,
+			  (unsigned long long)m->arg.pagefault.address);
 	pthread_mutex_lock(&F.lock);
 	if (m->event == UFFD_EVENT_PAGEFAULT)
 		queue_fault(t, m->arg.pagefault.address);
@@ -579,6 +619,22 @@ static void on_event(struct target *t, const struct uffd_msg *m)
 		     "killed", t->pid, strerror(-r));
 }
 
+/* The workers start at the first fault or when the tree runs, not
+ * before: they would take the cores from the restore, which the tree
+ * waits for. Main thread only. */
+static void need_workers(void)
+{
+	if (workers_started)
+		return;
+	workers_started = true;
+	for (size_t i = 0; i < F.n; i++)
+		load_sums(F.t[i]);
+	int e = start_workers();
+	if (e < 0)
+		fail("lazy restore: cannot start the filler's threads: %s; the restored processes were killed",
+		     strerror(-e));
+}
+
 static void read_uffd(struct target *t)
 {
 	struct uffd_msg m[16];
@@ -589,6 +645,7 @@ static void read_uffd(struct target *t)
 				log_debug("lazy: pid %d: read: %m", t->pid);
 			return; /* EAGAIN: all read */
 		}
+		need_workers();
 		for (size_t i = 0; i < (size_t)n / sizeof(m[0]); i++)
 			on_event(t, &m[i]);
 	}
@@ -623,6 +680,7 @@ static void serve(int sock)
 			if (r < 0)
 				close(sock), sock = -1;
 			if (r == 1) {
+				need_workers();
 				pthread_mutex_lock(&F.lock);
 				F.go = true;
 				pthread_cond_broadcast(&F.cond);
@@ -639,9 +697,6 @@ void lazy_fill_main(int sock, struct restore_stats *st)
 	F.warden = lazy_warden_start(st, sock, &F.warden_pid);
 	if (F.warden < 0)
 		fail("lazy restore: cannot start the filler's warden: %s", strerror(-F.warden));
-	int e = start_workers();
-	if (e < 0)
-		fail("lazy restore: cannot start the filler: %s", strerror(-e));
 	serve(sock);
 	_exit(0);
 }

@@ -19,6 +19,7 @@
 
 #include "engine/fdpass.h"
 #include "engine/lazy.h"
+#include "engine/mm-fill.h"
 #include "engine/uffd.h"
 #include "image/pagemap.h"
 #include "image/pagesums.h"
@@ -26,77 +27,6 @@
 #include "util/log.h"
 #include "util/progress.h"
 #include "util/util.h"
-
-static pid_t filler_pid;
-
-int lazy_start(struct restore_opts *o)
-{
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return log_error_errno(-errno, "cannot make the lazy filler's socket: %m");
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0) {
-		close(sv[0]), close(sv[1]);
-		return log_error_errno(-errno, "cannot start the lazy filler: %m");
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		/* Nobody waits for its output: a caller reading ours to the end
-		 * must not wait for the fill. Messages: lazy_fill_main. */
-		for (int fd = 0; fd < 3 && null >= 0; fd++)
-			dup2(null, fd);
-		prctl(PR_SET_NAME, "stasis-filler", 0, 0, 0);
-		lazy_fill_main(sv[1], o->stats);
-	}
-	close(sv[1]);
-	filler_pid = pid;
-	o->lazy_sock = sv[0];
-	o->stats->lazy_state = LAZY_FILLING;
-	return 0;
-}
-
-static int wait_filler(struct restore_stats *st)
-{
-	uint64_t shown = 0;
-	int status = 0;
-	st->attached = 1;
-	progress_start("filling memory", st->lazy_bytes);
-	for (;;) {
-		pid_t w = waitpid(filler_pid, &status, WNOHANG);
-		if (w == filler_pid || (w < 0 && errno != EINTR))
-			break;
-		uint64_t d = __atomic_load_n(&st->lazy_done, __ATOMIC_RELAXED);
-		progress_add(d - shown);
-		shown = d;
-		usleep(20000);
-	}
-	progress_end();
-	filler_pid = 0;
-	if (st->lazy_state == LAZY_FAILED)
-		return log_error_errno(-EBADMSG, "%s", st->msg);
-	if (st->lazy_state != LAZY_DONE)
-		return log_error_errno(-EIO, "the lazy filler ended before every page was in (status %d); the "
-				       "restored processes were killed if it found damage", status);
-	return 0;
-}
-
-int lazy_finish(struct restore_opts *o, bool ok)
-{
-	if (!o->lazy || o->lazy_sock < 0)
-		return 0;
-	close(o->lazy_sock);
-	o->lazy_sock = -1;
-	if (!ok || !o->wait_lazy) {
-		if (!ok) /* it quits at the end of its socket */
-			waitpid(filler_pid, NULL, 0);
-		if (!ok && o->stats->lazy_state == LAZY_FAILED)
-			log_error("%s", o->stats->msg);
-		return 0;
-	}
-	return wait_filler(o->stats);
-}
 
 bool lazy_possible(struct image *img, pid_t pid)
 {
@@ -137,7 +67,29 @@ static int push_seg(struct lazy_seg **v, size_t *n, struct lazy_seg s)
 	return 0;
 }
 
-static int split_runs(const struct mm_rec *m, const struct pagemap_entry *pm, size_t n, struct split *sp)
+/* Lazy unless the restore itself writes there before the tree runs: a
+ * fault then would wait for a whole batch of the filler's. */
+static int push_piece(struct split *sp, const struct touched *tp, struct lazy_seg s, bool lazy)
+{
+	int r = 0;
+	for (size_t i = 0; lazy && i < tp->n && r >= 0; i++) {
+		uint64_t pg = tp->addr[i] & ~(PAGE_SIZE - 1);
+		if (pg < s.vaddr || pg >= s.vaddr + s.len)
+			continue;
+		struct lazy_seg head = { s.vaddr, pg - s.vaddr, s.off }, page = { pg, PAGE_SIZE, s.off + head.len };
+		if (head.len)
+			r = push_seg(&sp->lazy, &sp->nlazy, head);
+		if (r >= 0)
+			r = push_seg(&sp->eager, &sp->neager, page);
+		s = (struct lazy_seg){ pg + PAGE_SIZE, s.len - head.len - PAGE_SIZE, page.off + PAGE_SIZE };
+	}
+	if (r < 0 || !s.len)
+		return r;
+	return lazy ? push_seg(&sp->lazy, &sp->nlazy, s) : push_seg(&sp->eager, &sp->neager, s);
+}
+
+static int split_runs(const struct mm_rec *m, const struct pagemap_entry *pm, size_t n, const struct touched *tp,
+		      struct split *sp)
 {
 	size_t k = 0;
 	int r = 0;
@@ -149,39 +101,11 @@ static int split_runs(const struct mm_rec *m, const struct pagemap_entry *pm, si
 			const struct vma_rec *v = k < m->nvmas && m->vmas[k].start <= a ? &m->vmas[k] : NULL;
 			uint64_t to = v && v->end < end ? v->end : end;
 			struct lazy_seg s = { a, to - a, off };
-			r = v && v->kind == VMA_ANON && !v->keep && !v->eager ? push_seg(&sp->lazy, &sp->nlazy, s)
-						     : push_seg(&sp->eager, &sp->neager, s);
+			r = push_piece(sp, tp, s, v && v->kind == VMA_ANON && !v->keep && !v->eager);
 			off += to - a, a = to;
 		}
 	}
 	return r;
-}
-
-/* The process reads its eager pages itself (as mm_restore_pages does):
- * runs that follow each other in the page file in one preadv, since
- * each remote call costs a round trip to the stopped process. */
-static int fill_eager(struct remote *r, pid_t tid, long fd, const struct split *sp)
-{
-	const uint64_t iov_at = r->scratch + 128 * 1024;
-	enum { MAXV = 64 };
-	for (size_t i = 0; i < sp->neager;) {
-		struct iovec iov[MAXV];
-		uint64_t off = sp->eager[i].off, total = 0;
-		size_t k = 0;
-		for (; i < sp->neager && k < MAXV && sp->eager[i].off == off + total; i++, k++) {
-			iov[k] = (struct iovec){ (void *)sp->eager[i].vaddr, sp->eager[i].len };
-			total += sp->eager[i].len;
-		}
-		int e = remote_write(r, iov_at, iov, k * sizeof(iov[0]));
-		if (e < 0)
-			return e;
-		long got = remote_syscall(r, tid, SYS_preadv, fd, iov_at, k, off, 0);
-		if (got < 0)
-			return log_error_errno((int)got, "pid %d: cannot fill memory at %p: %m", r->pid, iov[0].iov_base);
-		if ((uint64_t)got != total)
-			return log_error_errno(-EIO, "pid %d: short read of page data at %p", r->pid, iov[0].iov_base);
-	}
-	return 0;
 }
 
 /* Checks the blocks of the page file in [from, to) (block aligned, to
@@ -203,47 +127,125 @@ static int verify_range(int fd, const struct pagesums *ps, uint64_t from, uint64
 	return 0;
 }
 
-/* The blocks the eager pages came from are checked before the tree runs
- * (the whole file's checksum is not read in a lazy restore): only those,
- * which the small blocks keep to little more than the pages. */
-static int verify_eager(int fd, const struct split *sp, const struct pagesums *ps, const char *name)
+struct proc_pages {
+	pid_t pid;
+	int fd, sums_fd;
+	uint64_t size, sums_len, sums_hash;
+	struct pagemap_entry *pm;
+	size_t n;
+	/* Only the sums of the blocks checked here are read (sums_of): the
+	 * filler reads and checks the whole file once the tree runs, so that
+	 * nothing before it grows with the memory's size. */
+	struct pagesums sums;
+	uint64_t partial; /* fill_eager: where a segment cut by a window goes on */
+	char name[IMAGE_NAME_MAX];
+};
+
+/* The sums of blocks [from, to) into pp->sums, whose array has room for
+ * all and is written (so touched) only there. */
+static int sums_of(struct proc_pages *pp, uint64_t from, uint64_t to)
 {
-	_cleanup_free_ uint8_t *buf = NULL;
-	const uint64_t mask = (1ULL << ps->shift) - 1;
-	uint64_t done = 0; /* the segments are in file order */
-	for (size_t i = 0; i < sp->neager; i++) {
-		const struct lazy_seg *s = &sp->eager[i];
-		uint64_t from = s->off & ~mask, to = (s->off + s->len + mask) & ~mask;
-		if (from < done)
-			from = done;
-		if (to > ps->file_size)
-			to = ps->file_size;
-		if (from >= to)
-			continue;
-		if (!buf && !(buf = malloc(PAGESUMS_BATCH)))
-			return -ENOMEM;
-		int e = verify_range(fd, ps, from, to, buf, name);
+	uint64_t n = to - from, raw[512];
+	if (!pp->sums.sums && !(pp->sums.sums = malloc(pp->sums.n * 8 + 8)))
+		return -ENOMEM;
+	for (uint64_t done = 0; done < n;) {
+		uint64_t k = n - done < 512 ? n - done : 512;
+		int e = pread_exact(pp->sums_fd, raw, k * 8, (off_t)(PAGESUMS_HEADER + (from + done) * 8));
 		if (e < 0)
 			return e;
-		done = to;
+		pagesums_entries(raw, k, pp->sums.sums + from + done);
+		done += k;
 	}
 	return 0;
 }
 
-struct proc_pages {
-	int fd;
-	uint64_t size;
-	struct pagemap_entry *pm;
-	size_t n;
-	struct pagesums sums;
-	char name[IMAGE_NAME_MAX];
+/* One read of the page file for the eager pages: [from, to), whole
+ * blocks, and the pieces of segments in it. */
+struct window {
+	uint64_t from, to;
+	size_t first, n;   /* segments (the first and last ones maybe in part) */
+	uint64_t head_off; /* where the first one's piece starts in the file */
 };
+
+/* The next window from segment i at file offset off: up to a batch, and
+ * never across a block that no segment needs. */
+static struct window next_window(const struct split *sp, const struct pagesums *ps, size_t i, uint64_t off)
+{
+	const uint64_t bs = 1ULL << ps->shift;
+	struct window w = { off & ~(bs - 1), 0, i, 0, off };
+	uint64_t end = w.from + PAGESUMS_BATCH;
+	for (size_t j = i; j < sp->neager; j++) {
+		const struct lazy_seg *s = &sp->eager[j];
+		uint64_t a = j == i ? off : s->off, e = s->off + s->len < end ? s->off + s->len : end;
+		if (j > i && (a >= end || (a & ~(bs - 1)) > ((w.to + bs - 1) & ~(bs - 1))))
+			break;
+		w.to = e, w.n++;
+		if (e < s->off + s->len)
+			break;
+	}
+	w.to = (w.to + bs - 1) & ~(bs - 1);
+	if (w.to > ps->file_size)
+		w.to = ps->file_size;
+	return w;
+}
+
+/* Writes the window's pieces of segments, read into buf, into the process. */
+static int write_window(struct remote *r, const struct split *sp, const struct window *w, const uint8_t *buf)
+{
+	for (size_t j = w->first; j < w->first + w->n; j++) {
+		const struct lazy_seg *s = &sp->eager[j];
+		uint64_t a = j == w->first ? w->head_off : s->off, e = s->off + s->len < w->to ? s->off + s->len : w->to;
+		struct iovec rem = { (void *)(uintptr_t)(s->vaddr + (a - s->off)), (size_t)(e - a) };
+		void *at;
+		int err = fill_write_in(r, buf + (a - w->from), rem.iov_len, &rem, 1, &at);
+		if (err < 0)
+			return log_error_errno(err, "pid %d: cannot fill memory at %p: %m", r->pid, at);
+	}
+	return 0;
+}
+
+/* The eager pages, read once by us: checked against the sums of their
+ * blocks (the whole file's checksum is not read in a lazy restore), then
+ * written into the process; the small blocks keep what is read to little
+ * more than the pages. Only the sums of those blocks are read here; the
+ * sums file is checked against its own checksum by the filler, once the
+ * tree runs: a damaged sums file then kills the tree as a damaged block
+ * does, but no page that does not match is ever written. */
+static int fill_eager(struct remote *r, struct proc_pages *pp, const struct split *sp)
+{
+	const struct pagesums *ps = &pp->sums;
+	uint64_t need = 0, bs = 1ULL << ps->shift;
+	for (size_t i = 0; i < sp->neager; i++) /* the blocks it touches */
+		need += ((sp->eager[i].off + sp->eager[i].len + bs - 1) & ~(bs - 1)) - (sp->eager[i].off & ~(bs - 1));
+	size_t cap = (size_t)(need < PAGESUMS_BATCH ? need : PAGESUMS_BATCH);
+	/* Populated at once: page faults are slow here (DESIGN.md §7). */
+	uint8_t *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	int e = buf == MAP_FAILED ? -errno : 0;
+	for (size_t i = 0; e >= 0 && i < sp->neager;) {
+		struct window w = next_window(sp, ps, i, pp->partial ? pp->partial : sp->eager[i].off);
+		if ((e = sums_of(pp, w.from >> ps->shift, pagesums_count(w.to, ps->shift))) < 0) {
+			log_error_errno(e, "cannot read image file 'pagesums-%d.img': %m", pp->pid);
+			break;
+		}
+		if ((e = verify_range(pp->fd, ps, w.from, w.to, buf, pp->name)) < 0 ||
+		    (e = write_window(r, sp, &w, buf)) < 0)
+			break;
+		const struct lazy_seg *last = &sp->eager[w.first + w.n - 1];
+		bool cut = last->off + last->len > w.to; /* the last one goes on in the next window */
+		pp->partial = cut ? w.to : 0;
+		i = w.first + w.n - (cut ? 1 : 0);
+	}
+	if (buf != MAP_FAILED)
+		munmap(buf, cap);
+	return e;
+}
 
 static int load_pages(struct image *img, pid_t pid, const struct mm_rec *m, struct proc_pages *pp)
 {
 	char name[IMAGE_NAME_MAX];
-	_cleanup_free_ void *buf = NULL, *sbuf = NULL;
-	size_t len, slen;
+	_cleanup_free_ void *buf = NULL;
+	uint8_t hdr[PAGESUMS_HEADER];
+	size_t len;
 	int r = image_open_file(img, image_name_pages(pp->name, pid), &pp->fd, &pp->size);
 	if (r < 0)
 		return r;
@@ -256,10 +258,13 @@ static int load_pages(struct image *img, pid_t pid, const struct mm_rec *m, stru
 		return r;
 	if (pagemap_decode(buf, len, pp->size, &pp->pm, &pp->n) < 0)
 		return log_error_errno(-EBADMSG, "image file '%s' is damaged: bad page index", name);
-	r = image_get(img, image_name_pagesums(name, pid), pagesums_max_len(pp->size), &sbuf, &slen);
-	if (r < 0)
+	image_name_pagesums(name, pid);
+	if ((r = image_open_file(img, name, &pp->sums_fd, &pp->sums_len)) < 0 ||
+	    (r = image_file_xxh3(img, name, &pp->sums_hash)) < 0)
 		return r;
-	if (pagesums_decode(sbuf, slen, pp->size, &pp->sums) < 0)
+	if ((r = pread_exact(pp->sums_fd, hdr, sizeof(hdr), 0)) < 0 && r != -EIO)
+		return log_error_errno(r, "cannot read image file '%s': %m", name);
+	if (r < 0 || pagesums_header(hdr, pp->sums_len, pp->size, &pp->sums) < 0)
 		return log_error_errno(-EBADMSG, "image file '%s' is damaged: bad block checksums", name);
 	return 0;
 }
@@ -268,6 +273,8 @@ static void proc_pages_done(struct proc_pages *pp)
 {
 	if (pp->fd >= 0)
 		close(pp->fd);
+	if (pp->sums_fd >= 0)
+		close(pp->sums_fd);
 	free(pp->pm);
 	free(pp->sums.sums);
 }
@@ -311,19 +318,17 @@ static int send_proc(int sock, pid_t pid, int fds[3], const struct split *sp, co
 		     const struct mm_rec *m)
 {
 	_cleanup_close_ int mfd = memfd_create("stasis-lazy", MFD_CLOEXEC);
-	size_t segs = sp->nlazy * sizeof(*sp->lazy), sums = pp->sums.n * 8;
 	uint32_t nthp = 0;
 	if (mfd < 0)
 		return -errno;
-	int e = write_all(mfd, sp->lazy, segs);
-	if (e >= 0)
-		e = write_all(mfd, pp->sums.sums, sums);
+	int e = write_all(mfd, sp->lazy, sp->nlazy * sizeof(*sp->lazy));
 	if (e >= 0 && sp->nlazy)
 		e = write_thp(mfd, m, &nthp);
 	if (e < 0)
 		return e;
-	struct lazy_msg msg = { LAZY_PROC, pid, sp->nlazy, pp->sums.n, pp->size, pp->sums.shift, nthp };
-	int all[4] = { fds[0], fds[1], fds[2], mfd };
+	struct lazy_msg msg = { LAZY_PROC, pid, sp->nlazy, pp->sums.n, pp->size, pp->sums.shift, nthp,
+				pp->sums_len, pp->sums_hash };
+	int all[LAZY_FDS] = { fds[0], fds[1], fds[2], mfd, pp->sums_fd };
 	char cbuf[CMSG_SPACE(sizeof(all))] = { 0 };
 	struct iovec iov = { &msg, sizeof(msg) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
@@ -340,15 +345,9 @@ static int lazy_part(struct remote *r, pid_t tid, int pidfd, const struct mm_rec
 	int e;
 	uint64_t t0 = now_ns();
 	if (sp->neager) {
-		long fd = fdpass_push(r, tid, ctl, tfd, pp->fd);
-		if (fd < 0)
-			return log_error_errno((int)fd, "pid %d: cannot pass the page file in: %m", r->pid);
-		e = fill_eager(r, tid, fd, sp);
-		remote_syscall(r, tid, SYS_close, fd);
-		log_debug("pid %d: eager pages filled (%.1f ms)", r->pid, (double)(now_ns() - t0) / 1e6);
-		if (e < 0 || (e = verify_eager(pp->fd, sp, &pp->sums, pp->name)) < 0)
+		if ((e = fill_eager(r, pp, sp)) < 0)
 			return e;
-		log_debug("pid %d: their blocks checked (%.1f ms)", r->pid, (double)(now_ns() - t0) / 1e6);
+		log_debug("pid %d: eager pages checked and filled (%.1f ms)", r->pid, (double)(now_ns() - t0) / 1e6);
 	}
 	if (!sp->nlazy) { /* nothing to fill, but killed with the tree on damage */
 		int fds[3] = { pidfd, pidfd, pp->fd };
@@ -367,14 +366,14 @@ static int lazy_part(struct remote *r, pid_t tid, int pidfd, const struct mm_rec
 	return 0;
 }
 
-int lazy_restore_pages(struct remote *r, pid_t tid, int pidfd, struct image *img, const struct mm_rec *m, int ctl,
-		       int tfd, int sock)
+int lazy_restore_pages(struct remote *r, pid_t tid, int pidfd, struct image *img, const struct mm_rec *m,
+		       const struct touched *tp, int ctl, int tfd, int sock)
 {
-	struct proc_pages pp = { .fd = -1 };
+	struct proc_pages pp = { .pid = r->pid, .fd = -1, .sums_fd = -1 };
 	struct split sp = { 0 };
 	int e = load_pages(img, r->pid, m, &pp);
 	log_debug("pid %d: page index loaded", r->pid);
-	if (e >= 0 && (e = split_runs(m, pp.pm, pp.n, &sp)) < 0)
+	if (e >= 0 && (e = split_runs(m, pp.pm, pp.n, tp, &sp)) < 0)
 		log_error_errno(e, "pid %d: cannot split its page runs: %m", r->pid);
 	if (e >= 0)
 		e = lazy_part(r, tid, pidfd, m, ctl, tfd, sock, &sp, &pp);
@@ -382,10 +381,4 @@ int lazy_restore_pages(struct remote *r, pid_t tid, int pidfd, struct image *img
 	free(sp.eager);
 	proc_pages_done(&pp);
 	return e;
-}
-
-int lazy_go(int sock)
-{
-	struct lazy_msg msg = { .kind = LAZY_GO };
-	return send(sock, &msg, sizeof(msg), MSG_NOSIGNAL) < 0 ? -errno : 0;
 }

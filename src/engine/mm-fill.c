@@ -139,14 +139,10 @@ static size_t gather(const struct mm_pages *mp, struct cursor *c, struct iovec *
 	return k;
 }
 
-/* Through /proc/PID/mem where process_vm_writev may not be used (a
+/* With process_vm_writev; through /proc/PID/mem where it may not be used (a
  * seccomp filter, a kernel without it). Not logged: *at says where. */
-static int write_in(const struct fill_job *j, const uint8_t *buf, size_t len, const struct iovec *rem, size_t k,
-		    void **at)
+int fill_write_in(struct remote *r, const uint8_t *buf, size_t len, const struct iovec *rem, size_t k, void **at)
 {
-	struct remote *r = j->r;
-	if (j->uffd >= 0)
-		return fill_uffd_put(j->uffd, r, j->m, buf, rem, k, at);
 	struct iovec local = { (void *)buf, len };
 	ssize_t n = process_vm_writev(r->pid, &local, 1, rem, k, 0);
 	int e = n < 0 ? -errno : (size_t)n == len ? 0 : -EFAULT;
@@ -161,6 +157,15 @@ static int write_in(const struct fill_job *j, const uint8_t *buf, size_t len, co
 		buf += rem[q].iov_len;
 	}
 	return 0;
+}
+
+/* Through the job's userfaultfd where it has one (mm-fill-uffd.c). */
+static int write_in(const struct fill_job *j, const uint8_t *buf, size_t len, const struct iovec *rem, size_t k,
+		    void **at)
+{
+	if (j->uffd >= 0)
+		return fill_uffd_put(j->uffd, j->r, j->m, buf, rem, k, at);
+	return fill_write_in(j->r, buf, len, rem, k, at);
 }
 
 static bool cancelled(const struct worker *w)

@@ -54,3 +54,7 @@ void fill_pool_cancel(struct fill_pool *p);
  * jobs are dropped and running ones stop at their next chunk (the restore
  * failed: its processes are killed). NULL-safe. */
 void fill_pool_stop(struct fill_pool *p, bool cancel);
+/* Writes len bytes of buf into r's process at the k ranges rem (as
+ * many bytes), by process_vm_writev, else through /proc/PID/mem; *at
+ * says where it failed. Not logged. */
+int fill_write_in(struct remote *r, const uint8_t *buf, size_t len, const struct iovec *rem, size_t k, void **at);

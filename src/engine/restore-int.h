@@ -38,6 +38,7 @@ struct restore_ctx {
 	size_t n;
 	struct files_ctx files;
 	int stub_tfd; /* the transport end the root stub inherits */
+	int root_sync; /* tree_spawn_root's pipe until the stub's execve is done, else -1 */
 	bool adopted; /* the root stub was started by a container runtime */
 	const char *stub_file; /* its file, removed from inside once unmapped */
 	/* Page files are read by the processes themselves, not by us: their
@@ -76,6 +77,11 @@ int restore_one(struct restore_ctx *c, struct rproc *rp);
  * pid, parent, session and group, zombies dead; each has a scratch area
  * and its memory (restore_mm). */
 int tree_create(struct restore_ctx *c, const struct restore_opts *o);
+/* Starts the root stub (not for o->adopt) before tree_create, as soon as
+ * the tree is read: its execve runs while we read the rest. */
+int tree_spawn_root(struct restore_ctx *c, const struct restore_opts *o);
+/* Kills and reaps a root stub started but never taken by tree_create. */
+void tree_unspawn_root(struct restore_ctx *c);
 /* zombie.c: the stopped, freshly forked p ends as its original did
  * (exit code, or signal with the core bit), a zombie of its parent. */
 int zombie_make(struct restore_ctx *c, struct rproc *p);

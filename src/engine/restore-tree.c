@@ -7,6 +7,7 @@
  * zombies are children that exit at once with their saved status. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "engine/clone-vm.h"
 #include "engine/fdpass.h"
 #include "engine/ipc.h"
 #include "engine/restore-int.h"
@@ -63,62 +65,112 @@ int restore_check_pid_free(pid_t pid, bool container)
 			       "--pidns into a new pid namespace", pid, st.comm);
 }
 
-/* Child side: become the stub. Only async-signal-safe calls here. */
-static void stub_child(const struct restore_opts *o, int tfd, int sync_fd)
+/* The root stub is started as soon as its pid is known (tree_spawn_root)
+ * and runs its execve while we read the image's records; start_root
+ * waits for it. One restore at a time per process: static. */
+static struct stub_start {
+	const char *path;
+	int tfd, sync_fd; /* the transport; the pipe's write end (CLOEXEC) */
+	uint64_t mask;    /* our signal mask before the clone: the stub's */
+	char stack[16384] __attribute__((aligned(16)));
+} S;
+
+/* Child side: become the stub. It runs in our memory, alongside us,
+ * until its execve (clone3_vm): raw system calls only. */
+static void stub_child(void *arg)
 {
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	struct stub_start *s = arg;
+	raw_syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
 	/* Every signal at its default action, as a new process has it: an
 	 * ignored one (SIGHUP under nohup, SIGQUIT and SIGINT in a shell's
 	 * background job) would survive the exec and, since the restore
 	 * sets only the handlers that are not the default, end up in the
 	 * restored tree and in the signal a zombie is made to die of. */
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	struct k_sigaction dfl = { 0 }; /* SIG_DFL */
 	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL); /* SIGKILL, SIGSTOP: EINVAL, fine */
+		raw_syscall(SYS_rt_sigaction, sig, (long)&dfl, 0, 8); /* SIGKILL, SIGSTOP: EINVAL, fine */
 	/* Nothing of ours but the transport: every fd the process gets, its
-	 * external ones included, comes through it. */
-	if (dup2(tfd, FDPASS_STUB_FD) < 0)
-		_exit(127);
-	syscall(SYS_close_range, 0, FDPASS_STUB_FD - 1, 0);
-	syscall(SYS_close_range, FDPASS_STUB_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
-	char *argv[] = { (char *)"stasis-stub", NULL }, *envp[] = { NULL };
-	execve(o->stub_path, argv, envp);
-	int e = errno;
-	(void)!write(sync_fd, &e, sizeof(e));
-	_exit(127);
+	 * external ones included, comes through it. The pipe closes at the
+	 * execve, which tells us it is done. */
+	int sync_fd = (int)raw_syscall(SYS_fcntl, s->sync_fd, F_DUPFD_CLOEXEC, FDPASS_STUB_FD + 1, 0);
+	long e = raw_syscall(SYS_dup2, s->tfd, FDPASS_STUB_FD, 0, 0);
+	if (e >= 0) {
+		raw_syscall(SYS_close_range, 0, FDPASS_STUB_FD - 1, 0, 0);
+		raw_syscall(SYS_close_range, FDPASS_STUB_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC, 0);
+		raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&s->mask, 0, 8);
+		char *argv[] = { (char *)"stasis-stub", NULL }, *envp[] = { NULL };
+		e = raw_syscall(SYS_execve, (long)s->path, (long)argv, (long)envp, 0);
+	}
+	int err = (int)-e;
+	raw_syscall(SYS_write, sync_fd, (long)&err, sizeof(err), 0);
+	raw_syscall(SYS_exit, 127, 0, 0, 0);
 }
 
-static int spawn_root(struct restore_ctx *c, const struct restore_opts *o, bool *spawned)
+static int spawn_root(struct restore_ctx *c, const struct restore_opts *o)
 {
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
+	sigset_t all, old;
 	pid_t want = c->procs[0].node->pid;
 	struct clone_args_v2 a = { .flags = ipc_image_owns_ns(c->img) ? CLONE_NEWIPC : 0, .exit_signal = SIGCHLD,
 				   .set_tid = (uint64_t)&want, .set_tid_size = 1 };
-	long pid = sys_clone3(&a);
-	if (pid == 0) {
-		close(p[0]);
-		stub_child(o, c->stub_tfd, p[1]);
-	}
-	int e = errno;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	S.path = o->stub_path, S.tfd = c->stub_tfd, S.sync_fd = p[1];
+	/* No handler of ours may run in the child before it resets them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	memcpy(&S.mask, &old, sizeof(S.mask));
+	long pid = clone3_vm(&a, S.stack, sizeof(S.stack), stub_child, &S);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(p[1]);
-	*spawned = pid > 0;
 	if (pid < 0) {
 		close(p[0]);
-		if (e == EEXIST)
+		if (pid == -EEXIST)
 			return restore_check_pid_free(want, false) < 0 ? -EBUSY : -EAGAIN;
-		return log_error_errno(-e, "cannot create a process with pid %d: %m", want);
+		return log_error_errno((int)pid, "cannot create a process with pid %d: %m", want);
 	}
+	c->root_sync = p[0];
+	return 0;
+}
+
+int tree_spawn_root(struct restore_ctx *c, const struct restore_opts *o)
+{
+	pid_t pid = c->procs[0].node->pid;
+	int r;
+	for (int tries = 0;; tries++) {
+		if ((r = restore_check_pid_free(pid, false)) < 0)
+			return r;
+		r = spawn_root(c, o);
+		if (r != -EAGAIN || tries > 3)
+			return r;
+	}
+}
+
+/* The root stub's execve is done (or failed: it has exited). */
+static int wait_root(struct restore_ctx *c, const struct restore_opts *o)
+{
+	pid_t pid = c->procs[0].node->pid;
 	int err = 0;
-	ssize_t n = read(p[0], &err, sizeof(err));
-	close(p[0]);
-	if (n > 0) {
-		waitpid((pid_t)pid, NULL, 0);
-		*spawned = false;
-		return log_error_errno(-err, "cannot start the restore stub %s: %m", o->stub_path);
+	ssize_t n;
+	while ((n = read(c->root_sync, &err, sizeof(err))) < 0 && errno == EINTR)
+		;
+	close(c->root_sync);
+	c->root_sync = -1;
+	if (n != 0) {
+		waitpid(pid, NULL, 0);
+		return log_error_errno(n > 0 ? -err : -EIO, "cannot start the restore stub %s: %m", o->stub_path);
 	}
 	return 0;
+}
+
+void tree_unspawn_root(struct restore_ctx *c)
+{
+	if (c->root_sync < 0)
+		return;
+	kill(c->procs[0].node->pid, SIGKILL);
+	waitpid(c->procs[0].node->pid, NULL, 0);
+	close(c->root_sync);
+	c->root_sync = -1;
 }
 
 /* Brings the freshly seized stub to a syscall-exit stop, the state every
@@ -198,21 +250,15 @@ static int start_root(struct restore_ctx *c, const struct restore_opts *o)
 {
 	struct rproc *p = &c->procs[0];
 	pid_t pid = p->node->pid;
-	bool spawned = false;
 	int r;
 	if (o->adopt) {
 		if ((r = rproc_open(p)) < 0)
 			return r;
 		goto seize;
 	}
-	for (int tries = 0;; tries++) {
-		if ((r = restore_check_pid_free(pid, false)) < 0)
-			return r;
-		r = spawn_root(c, o, &spawned);
-		if (r != -EAGAIN || tries > 3)
-			break;
-	}
-	if (r < 0)
+	if (c->root_sync < 0 && (r = tree_spawn_root(c, o)) < 0)
+		return r;
+	if ((r = wait_root(c, o)) < 0)
 		return r;
 	/* Counted as live before the seize: a failure must still kill it. */
 	if ((r = rproc_open(p)) < 0)

@@ -109,6 +109,11 @@ static int load_image(struct restore_ctx *c, const struct restore_opts *o)
 	c->procs = calloc(c->tree.n, sizeof(*c->procs));
 	if (!c->procs)
 		return -ENOMEM;
+	/* The root stub's execve runs while we read the records. */
+	c->procs[0] = (struct rproc){ .node = &c->tree.v[0], .procfd = -1, .pidfd = -1, .rem = { .mem_fd = -1 } };
+	c->n = 1;
+	if (!o->adopt && (r = tree_spawn_root(c, o)) < 0)
+		return r;
 	for (size_t i = 0; i < c->tree.n; i++) {
 		struct rproc *p = &c->procs[i];
 		*p = (struct rproc){ .node = &c->tree.v[i], .procfd = -1, .pidfd = -1, .rem = { .mem_fd = -1 } };
@@ -211,6 +216,21 @@ static int exec_exe(struct rproc *rp)
 	return 0;
 }
 
+/* The threads' rseq areas are written by the kernel as we register them
+ * (thread_restore_remote), before the tree runs. */
+static int restore_lazy(struct restore_ctx *c, struct rproc *rp)
+{
+	_cleanup_free_ uint64_t *addr = calloc(rp->p.nthreads + 1, sizeof(*addr));
+	struct touched tp = { addr, 0 };
+	if (!addr)
+		return -ENOMEM;
+	for (size_t i = 0; i < rp->p.nthreads; i++)
+		if (rp->p.threads[i].rseq.rseq_abi_pointer)
+			addr[tp.n++] = rp->p.threads[i].rseq.rseq_abi_pointer;
+	return lazy_restore_pages(&rp->rem, rp->node->pid, rp->pidfd, c->img, &rp->p.mm, &tp, c->files.ctl,
+				  FDPASS_STUB_FD, c->lazy_sock);
+}
+
 int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *parent, const struct rproc *maker)
 {
 	struct remote *r = &rp->rem;
@@ -249,8 +269,7 @@ int restore_mm(struct restore_ctx *c, struct rproc *rp, const struct rproc *pare
 		return e;
 	if (c->fill && !rp->lazy)
 		return fill_submit(c->fill, c->img, r, m, uffd, &rp->fill);
-	if ((e = rp->lazy ? lazy_restore_pages(r, pid, rp->pidfd, c->img, m, c->files.ctl, FDPASS_STUB_FD, c->lazy_sock)
-			  : mm_restore_pages(r, pid, c->img, m, c->files.ctl, FDPASS_STUB_FD)) < 0 ||
+	if ((e = rp->lazy ? restore_lazy(c, rp) : mm_restore_pages(r, pid, c->img, m, c->files.ctl, FDPASS_STUB_FD)) < 0 ||
 	    (e = predump_restore_chain(r, c->img, m)) < 0)
 		return e;
 	return 0;
@@ -384,6 +403,11 @@ static void *verify_main(void *arg)
 
 static int verify_start(struct restore_ctx *c)
 {
+	bool any = false;
+	for (size_t i = 0; i < c->n; i++)
+		any |= !c->procs[i].node->zombie && !c->procs[i].lazy && !c->procs[i].fill_checks;
+	if (!any) /* no thread for nothing (plan_fill) */
+		return 0;
 	int r = -pthread_create(&c->verifier, NULL, verify_main, c);
 	c->verifying = r == 0;
 	return r;
@@ -418,12 +442,19 @@ static int take_stub_stdio(struct restore_ctx *c, struct inherit_fd inh[3])
 static void plan_fill(struct restore_ctx *c)
 {
 	char name[IMAGE_NAME_MAX];
+	bool eager = false;
 	c->fill_threads = fill_threads_wanted(c->n);
 	for (size_t i = 0; c->fill_threads && i < c->n; i++) {
 		struct rproc *p = &c->procs[i];
 		p->fill_checks = !p->node->zombie && !p->lazy && !(p->node->share & SHARE_VM) &&
 				 !image_compressed(c->img, image_name_pages(name, p->node->pid));
+		eager |= !p->node->zombie && !p->lazy && !(p->node->share & SHARE_VM);
 	}
+	/* A lazy restore stays one thread: a thread on the other core makes
+	 * every munmap of ours wait for it (TLB shootdown), and competes with
+	 * the tree's making for the cores. */
+	if (!eager)
+		c->fill_threads = 0;
 	log_debug("%u threads fill memory", c->fill_threads);
 }
 
@@ -491,16 +522,22 @@ static void unlock_network(struct netlock *lock, bool ok)
 
 int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_pid)
 {
-	struct restore_ctx c = { .img = img, .stub_tfd = -1, .files = { .ctl = -1 }, .lazy_sock = o->lazy ? o->lazy_sock : -1 };
+	struct restore_ctx c = { .img = img, .stub_tfd = -1, .root_sync = -1, .files = { .ctl = -1 },
+				 .lazy_sock = o->lazy ? o->lazy_sock : -1 };
+	_cleanup_close_ int ctl = -1;
 	_cleanup_free_ struct files_proc *all = NULL;
 	struct files_inflight inflight = { 0 };
 	struct netlock lock = { 0 };
 	if (o->tcp_established)
 		netlock_sweep();
 	struct image *parent = NULL;
-	int r = load_image(&c, o);
+	/* Before the records: the root stub is started as soon as the tree is read. */
+	int r = o->adopt ? 0 : fdpass_open(&ctl, &c.stub_tfd);
+	if (r >= 0)
+		r = load_image(&c, o);
 	log_debug("records of %zu processes read and checked", c.n);
-	/* A missing or changed parent image is refused before anything exists. */
+	/* A missing or changed parent image is refused before the tree is
+	 * made (the root stub, started already, is killed at out). */
 	if (r >= 0 && (r = predump_open_parent(img, &parent)) >= 0)
 		image_free(parent);
 	if (r < 0 || (r = lock_network(&c, o, &lock)) < 0)
@@ -524,7 +561,7 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	else if (o->adopt)
 		r = 0; /* connected by tree_create */
 	else
-		r = fdpass_open(&c.files.ctl, &c.stub_tfd);
+		c.files.ctl = TAKE_FD(ctl);
 	plan_fill(&c);
 	if (r < 0 || (r = sk_check_restore(all, c.n, o->tcp_established)) < 0 || (r = verify_start(&c)) < 0)
 		goto out;
@@ -556,6 +593,7 @@ int restore_process(struct image *img, const struct restore_opts *o, pid_t *ret_
 	*ret_pid = c.procs[0].node->pid;
 	log_info("restored %zu processes, root pid %d", c.n, *ret_pid);
 out:
+	tree_unspawn_root(&c); /* started, but the tree was never made */
 	unlock_network(&lock, r >= 0);
 	verify_join(&c);
 	ctx_free(&c);

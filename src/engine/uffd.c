@@ -4,11 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine/fdpass.h"
+#include "engine/proc.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -47,10 +50,28 @@ static int take(struct remote *r, pid_t tid, int pidfd, long u, uint64_t feature
 	return 0;
 }
 
-/* Not logged: *what says which step failed. */
+/* Whether the process runs under no seccomp filter: one that refuses
+ * the call (Docker's default profile does) might kill the process. */
+static bool unfiltered(pid_t pid)
+{
+	char path[64];
+	_cleanup_free_ char *buf = NULL;
+	struct proc_status st;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	return proc_read(AT_FDCWD, path, &buf, &len) >= 0 && proc_parse_status(buf, len, &st) >= 0 && !st.seccomp;
+}
+
+/* The process makes a userfaultfd: by the system call (one remote call
+ * less) where no seccomp filter may object, else (or refused: no
+ * privilege) through /dev/userfaultfd passed in. Not logged: *what says
+ * which step failed. */
 static int open_in(struct remote *r, pid_t tid, int ctl, int tfd, int pidfd, int flags, uint64_t features,
 		   int *ret_uffd, const char **what)
 {
+	long sys = unfiltered(tid) ? remote_syscall(r, tid, SYS_userfaultfd, flags) : -EPERM;
+	if (sys >= 0)
+		return take(r, tid, pidfd, sys, features, ret_uffd, what);
 	_cleanup_close_ int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 	if (dev < 0)
 		return *what = "open", -errno;
@@ -83,15 +104,10 @@ int uffd_open_in(struct remote *r, pid_t tid, int ctl, int tfd, int pidfd, int *
 
 /* User faults only: a write by the kernel (a syscall, process_vm_writev)
  * into a registered page not in fails with EFAULT instead of waiting for
- * us. The syscall first (one remote call less); a seccomp filter may
- * refuse it where the device is allowed. */
+ * us. */
 int uffd_open_bare(struct remote *r, pid_t tid, int ctl, int tfd, int pidfd, int *ret_uffd, const char **ret_what)
 {
-	const int flags = O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY;
-	long u = remote_syscall(r, tid, SYS_userfaultfd, flags);
-	if (u >= 0)
-		return take(r, tid, pidfd, u, 0, ret_uffd, ret_what);
-	return open_in(r, tid, ctl, tfd, pidfd, flags, 0, ret_uffd, ret_what);
+	return open_in(r, tid, ctl, tfd, pidfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, 0, ret_uffd, ret_what);
 }
 
 int uffd_register(int uffd, uint64_t start, uint64_t len)

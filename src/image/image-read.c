@@ -248,6 +248,12 @@ int image_open_file(struct image *img, const char *name, int *ret_fd, uint64_t *
 	return 0;
 }
 
+int image_file_xxh3(struct image *img, const char *name, uint64_t *ret_hash)
+{
+	uint64_t size;
+	return lookup(img, name, &size, ret_hash);
+}
+
 static int damaged(struct image *img, const char *name)
 {
 	return log_error_errno(EBADMSG, "image file '%s' in %s is damaged: checksum mismatch", name, img->dir);

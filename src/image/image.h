@@ -101,6 +101,9 @@ int image_get_json(struct image *img, const char *name, json_t **ret);
 /* Opens a listed file for reading (O_RDONLY|O_CLOEXEC) without reading it;
  * ret_size is the size the manifest lists (already checked on open). */
 int image_open_file(struct image *img, const char *name, int *ret_fd, uint64_t *ret_size);
+/* The checksum (XXH3-64) the manifest lists for a file, for a reader that
+ * checks it later and elsewhere (the lazy filler: engine/lazy.h). */
+int image_file_xxh3(struct image *img, const char *name, uint64_t *ret_hash);
 /* Streams a listed file through the checksum (for big files read by other
  * means, e.g. page data filled straight into a process). */
 int image_verify_file(struct image *img, const char *name);

@@ -9,7 +9,7 @@
 
 #include "image/xxh3-fast.h"
 
-#define HDR 16
+#define HDR PAGESUMS_HEADER
 
 int pagesums_encode(const uint64_t *sums, uint64_t n, uint64_t file_size, void **ret_buf, size_t *ret_len)
 {
@@ -31,7 +31,7 @@ int pagesums_encode(const uint64_t *sums, uint64_t n, uint64_t file_size, void *
 	return 0;
 }
 
-int pagesums_decode(const void *buf, size_t len, uint64_t file_size, struct pagesums *ret)
+int pagesums_header(const void *buf, uint64_t len, uint64_t file_size, struct pagesums *ret)
 {
 	const uint8_t *b = buf;
 	uint32_t shift;
@@ -47,14 +47,30 @@ int pagesums_decode(const void *buf, size_t len, uint64_t file_size, struct page
 	uint64_t n = pagesums_count(size, shift);
 	if (size != file_size || (len - HDR) / 8 != n || (len - HDR) % 8)
 		return -EBADMSG;
-	uint64_t *s = malloc(n ? n * 8 : 1);
+	*ret = (struct pagesums){ size, n, shift, NULL };
+	return 0;
+}
+
+void pagesums_entries(const void *buf, uint64_t n, uint64_t *sums)
+{
+	const uint8_t *b = buf;
+	for (uint64_t i = 0; i < n; i++) {
+		memcpy(&sums[i], b + i * 8, 8);
+		sums[i] = le64toh(sums[i]);
+	}
+}
+
+int pagesums_decode(const void *buf, size_t len, uint64_t file_size, struct pagesums *ret)
+{
+	struct pagesums ps;
+	if (pagesums_header(buf, len, file_size, &ps) < 0)
+		return -EBADMSG;
+	uint64_t *s = malloc(ps.n ? ps.n * 8 : 1);
 	if (!s)
 		return -ENOMEM;
-	for (uint64_t i = 0; i < n; i++) {
-		memcpy(&s[i], b + HDR + i * 8, 8);
-		s[i] = le64toh(s[i]);
-	}
-	*ret = (struct pagesums){ size, n, shift, s };
+	pagesums_entries((const uint8_t *)buf + HDR, ps.n, s);
+	ps.sums = s;
+	*ret = ps;
 	return 0;
 }
 

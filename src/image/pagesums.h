@@ -38,6 +38,12 @@ int pagesums_encode(const uint64_t *sums, uint64_t n, uint64_t file_size, void *
 /* Checks magic, block size (a page to a batch), that file_size is the
  * page file's and the count matches it. -EBADMSG on anything wrong. */
 int pagesums_decode(const void *buf, size_t len, uint64_t file_size, struct pagesums *ret);
+/* The same for a file of len bytes of which buf holds the header
+ * (PAGESUMS_HEADER bytes) only: ret's sums stay NULL. */
+#define PAGESUMS_HEADER 16
+int pagesums_header(const void *buf, uint64_t len, uint64_t file_size, struct pagesums *ret);
+/* n sums as the file stores them (after the header) into sums. */
+void pagesums_entries(const void *buf, uint64_t n, uint64_t *sums);
 /* The largest size of the encoded sums of a file of file_size bytes. */
 size_t pagesums_max_len(uint64_t file_size);
 /* Checks len bytes of the file read at off (a block boundary) against the

@@ -199,6 +199,15 @@ static int image_ops(struct image *img, const struct rt_restore_req *req, const 
 	return 0;
 }
 
+int rt_lazy_filler(int argc, char **argv)
+{
+	int level;
+	_Static_assert(sizeof(RT_LAZY_FILLER_ARG) == sizeof(LAZY_FILLER_ARG), "one name");
+	if (argc != 4 || !streq(argv[1], LAZY_FILLER_ARG) || parse_int(argv[2], &level) < 0)
+		return 1;
+	return lazy_filler_exec_main(level, streq(argv[3], "log"));
+}
+
 int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret)
 {
 	char stub[PATH_MAX];
@@ -212,26 +221,26 @@ int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret)
 		return log_error_errno(-ENOENT, "cannot find the restore stub (stasis-stub next to the stasis binary, "
 				       "or set STASIS_STUB)");
 	q.o.stub_path = stub;
-	int r = image_open(req->dir, &img);
-	if (r < 0)
-		return r;
-	log_debug("image %s opened (%.1f ms after the start)", req->dir, (double)(now_ns() - t0) / 1e6);
 	*ret = (struct rt_restored){ 0 };
 	q.o.stats = stats_alloc(sizeof(*q.o.stats));
-	if (!q.o.stats) {
-		image_free(img);
+	if (!q.o.stats)
 		return log_error_errno(-ENOMEM, "cannot restore: %m");
-	}
 	q.o.stats->t0_ns = t0;
 	q.o.lazy_sock = -1;
-	if ((r = image_ops(img, &q, &ops)) >= 0 && (!q.o.lazy || (r = lazy_start(&q.o)) >= 0))
-		r = ops->restore(ops, img, &q, ret);
+	/* The filler first: its execve (lazy-start.c) runs while we read the
+	 * image and make the tree. */
+	int r = q.o.lazy ? lazy_start(&q.o) : 0;
+	if (r >= 0 && (r = image_open(req->dir, &img)) >= 0) {
+		log_debug("image %s opened (%.1f ms after the start)", req->dir, (double)(now_ns() - t0) / 1e6);
+		if ((r = image_ops(img, &q, &ops)) >= 0)
+			r = ops->restore(ops, img, &q, ret);
+		image_free(img);
+	}
 	int l = lazy_finish(&q.o, r >= 0);
 	if (r >= 0)
 		r = l;
 	ret->stats = *q.o.stats;
 	stats_free(q.o.stats, sizeof(*q.o.stats));
-	image_free(img);
 	if (r >= 0 && ret->wait_for > 0) {
 		ret->status = wait_exit_status(ret->wait_for);
 		ret->waited = true;

@@ -110,6 +110,10 @@ const char *rt_names(void);
 /* The commands. Each logs its own errors (one line) and returns -errno. */
 int rt_dump(const struct rt_ops *ops, const struct rt_target *t, const char *dir, struct dump_opts *o);
 int rt_restore(const struct rt_restore_req *req, struct rt_restored *ret);
+/* argv[1] is RT_LAZY_FILLER_ARG: this process is a lazy restore's filler
+ * (engine/lazy.h); returns only when it could not start. */
+#define RT_LAZY_FILLER_ARG "__lazy-filler"
+int rt_lazy_filler(int argc, char **argv);
 /* Prints what the image in dir holds (as_json: as JSON). */
 int rt_inspect(const char *dir, bool as_json);
 /* What a dump of the target would refuse or lose (stasis check --pid or

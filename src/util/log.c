@@ -98,6 +98,22 @@ int log_open_file(const char *path)
 	return 0;
 }
 
+int log_file_fd(void)
+{
+	return log_file ? fileno(log_file) : -1;
+}
+
+int log_open_fd(int fd)
+{
+	FILE *f = fdopen(fd, "ae");
+	if (!f)
+		return -errno;
+	setvbuf(f, NULL, _IOLBF, 0);
+	log_close_file();
+	log_file = f;
+	return 0;
+}
+
 void log_close_file(void)
 {
 	if (log_file)

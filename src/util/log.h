@@ -27,6 +27,10 @@ int log_get_level(void);
 unsigned log_errors_shown(void);
 /* Opens (appends to) a log file that receives every message at debug level. */
 int log_open_file(const char *path);
+/* The log file's fd (-1: none), and the same log taken over by a process
+ * of ours that executed itself (the lazy filler), from that fd. */
+int log_file_fd(void);
+int log_open_fd(int fd);
 void log_close_file(void);
 /* True when a debug message goes anywhere (-vv, or a log file is open):
  * lets log_debug skip formatting otherwise. */

@@ -252,8 +252,21 @@ def thread_calls(pid):
         except OSError:
             continue
         nr = int(first[0]) if first and first[0].isdigit() else None
+        # A call that faults on a page a lazy restore has not filled yet
+        # (sigsuspend reading its mask from the stack) has not done its
+        # work yet: not back in it.
+        if nr is not None and thread_wchan(pid, t) == 'handle_userfault':
+            nr = None
         out[int(t)] = nr
     return out
+
+
+def thread_wchan(pid, tid):
+    try:
+        with open('/proc/%d/task/%s/wchan' % (pid, tid)) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def wait_blocked(pid, timeout=2.0):

@@ -438,6 +438,17 @@ static void test_pagesums_blocks(void **state)
 	assert_int_equal(pagesums_check(&ps, 3u << 16, data + (3u << 16), 4096, &bad), 0);
 	assert_int_equal(pagesums_check(&ps, 4096, data + 4096, 1u << 16, &bad), -EINVAL);
 	assert_int_equal(pagesums_decode(enc, len, size + 4096, &ps), -EBADMSG);
+	/* The header alone (a lazy restore reads the sums it needs itself). */
+	struct pagesums hp;
+	uint64_t two[2];
+	assert_int_equal(pagesums_header(enc, len, size, &hp), 0);
+	assert_int_equal(hp.n, 4);
+	assert_int_equal(hp.shift, PAGESUMS_SHIFT);
+	assert_null(hp.sums);
+	assert_int_equal(pagesums_header(enc, len - 8, size, &hp), -EBADMSG);
+	assert_int_equal(pagesums_header(enc, PAGESUMS_HEADER - 1, size, &hp), -EBADMSG);
+	pagesums_entries((uint8_t *)enc + PAGESUMS_HEADER + 16, 2, two);
+	assert_memory_equal(two, ps.sums + 2, sizeof(two));
 	data[(2u << 16) + 5] ^= 1;
 	assert_int_equal(pagesums_check(&ps, 1u << 16, data + (1u << 16), 2u << 16, &bad), -EBADMSG);
 	assert_int_equal(bad, 2);
