@@ -23,6 +23,7 @@
 #include "engine/uffd.h"
 #include "image/pagemap.h"
 #include "image/pagesums.h"
+#include "image/xxh3-fast.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/progress.h"
@@ -133,9 +134,9 @@ struct proc_pages {
 	uint64_t size, sums_len, sums_hash;
 	struct pagemap_entry *pm;
 	size_t n;
-	/* Only the sums of the blocks checked here are read (sums_of): the
-	 * filler reads and checks the whole file once the tree runs, so that
-	 * nothing before it grows with the memory's size. */
+	/* Only the sums of the blocks checked here are decoded (sums_of):
+	 * the filler decodes the whole file once the tree runs. The file is
+	 * checked whole before (check_sums_file): 128 KiB per GiB. */
 	struct pagesums sums;
 	uint64_t partial; /* fill_eager: where a segment cut by a window goes on */
 	char name[IMAGE_NAME_MAX];
@@ -207,10 +208,9 @@ static int write_window(struct remote *r, const struct split *sp, const struct w
 /* The eager pages, read once by us: checked against the sums of their
  * blocks (the whole file's checksum is not read in a lazy restore), then
  * written into the process; the small blocks keep what is read to little
- * more than the pages. Only the sums of those blocks are read here; the
- * sums file is checked against its own checksum by the filler, once the
- * tree runs: a damaged sums file then kills the tree as a damaged block
- * does, but no page that does not match is ever written. */
+ * more than the pages. Only the sums of those blocks are decoded here;
+ * the whole sums file was checked against its checksum before
+ * (check_sums_file), and no page that does not match is ever written. */
 static int fill_eager(struct remote *r, struct proc_pages *pp, const struct split *sp)
 {
 	const struct pagesums *ps = &pp->sums;
@@ -240,6 +240,23 @@ static int fill_eager(struct remote *r, struct proc_pages *pp, const struct spli
 	return e;
 }
 
+/* The whole sums file against the image's checksum of it, before any
+ * page checked against it goes in: an image edited in both its pages and
+ * their sums must be refused before the tree runs, not found by the
+ * filler after. It is 8 bytes per 64 KiB block (128 KiB per GiB). */
+static int check_sums_file(const struct proc_pages *pp, const char *name)
+{
+	_cleanup_free_ uint8_t *buf = malloc(pp->sums_len + 1);
+	if (!buf)
+		return -ENOMEM;
+	int e = pread_exact(pp->sums_fd, buf, pp->sums_len, 0);
+	if (e < 0 && e != -EIO)
+		return log_error_errno(e, "cannot read image file '%s': %m", name);
+	if (e < 0 || xxh3_fast(buf, pp->sums_len) != pp->sums_hash)
+		return log_error_errno(-EBADMSG, "image file '%s' is damaged: checksum mismatch", name);
+	return 0;
+}
+
 static int load_pages(struct image *img, pid_t pid, const struct mm_rec *m, struct proc_pages *pp)
 {
 	char name[IMAGE_NAME_MAX];
@@ -260,7 +277,7 @@ static int load_pages(struct image *img, pid_t pid, const struct mm_rec *m, stru
 		return log_error_errno(-EBADMSG, "image file '%s' is damaged: bad page index", name);
 	image_name_pagesums(name, pid);
 	if ((r = image_open_file(img, name, &pp->sums_fd, &pp->sums_len)) < 0 ||
-	    (r = image_file_xxh3(img, name, &pp->sums_hash)) < 0)
+	    (r = image_file_xxh3(img, name, &pp->sums_hash)) < 0 || (r = check_sums_file(pp, name)) < 0)
 		return r;
 	if ((r = pread_exact(pp->sums_fd, hdr, sizeof(hdr), 0)) < 0 && r != -EIO)
 		return log_error_errno(r, "cannot read image file '%s': %m", name);
