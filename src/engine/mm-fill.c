@@ -91,16 +91,7 @@ struct worker {
 
 unsigned fill_threads_wanted(size_t nproc)
 {
-	const char *env = getenv("STASIS_FILL_THREADS");
-	uint64_t n = 0;
-	if (env && *env && parse_u64(env, 10, &n) < 0) {
-		log_warn("STASIS_FILL_THREADS=%s is not a number of threads: ignored", env);
-		env = NULL;
-	}
-	if (!env || !*env) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		n = cpus > 0 ? (uint64_t)cpus : 1;
-	}
+	uint64_t n = env_count_or_cpus("STASIS_FILL_THREADS", "threads");
 	if (n > MAX_THREADS)
 		n = MAX_THREADS;
 	return nproc ? (unsigned)n : 0;

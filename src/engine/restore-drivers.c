@@ -56,16 +56,7 @@ struct drivers {
 
 static unsigned drivers_wanted(void)
 {
-	const char *env = getenv("STASIS_DRIVERS");
-	uint64_t n = 0;
-	if (env && *env && parse_u64(env, 10, &n) < 0) {
-		log_warn("STASIS_DRIVERS=%s is not a number of drivers: ignored", env);
-		env = NULL;
-	}
-	if (!env || !*env) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		n = cpus > 0 ? (uint64_t)cpus : 1;
-	}
+	uint64_t n = env_count_or_cpus("STASIS_DRIVERS", "drivers");
 	return n < 1 ? 1 : n > MAX_DRIVERS ? MAX_DRIVERS : (unsigned)n;
 }
 

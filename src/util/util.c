@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "util/log.h"
 
 enum io_op { IO_READ, IO_PREAD, IO_WRITE, IO_PWRITE };
 
@@ -271,4 +272,16 @@ bool path_is_normal(const char *p)
 			return false;
 	}
 	return true;
+}
+
+uint64_t env_count_or_cpus(const char *name, const char *what)
+{
+	const char *env = getenv(name);
+	uint64_t n = 0;
+	if (env && *env && parse_u64(env, 10, &n) >= 0)
+		return n;
+	if (env && *env)
+		log_warn("%s=%s is not a number of %s: ignored", name, env, what);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	return cpus > 0 ? (uint64_t)cpus : 1;
 }

@@ -30,6 +30,10 @@ int write_file_at(int dirfd, const char *path, const void *buf, size_t len);
 
 /* Strict number parsing: whole string, no sign surprises, range-checked. */
 int parse_u64(const char *s, int base, uint64_t *ret);
+/* How many threads of a kind: the environment variable name's number,
+ * or the online CPUs where it is unset or empty, or not a number (then
+ * a warning names what, e.g. "drivers"). */
+uint64_t env_count_or_cpus(const char *name, const char *what);
 int parse_int(const char *s, int *ret);
 int parse_pid(const char *s, pid_t *ret);
 
