@@ -220,7 +220,7 @@ static void recover(struct guard *g, struct image *img, int phase)
 	}
 	/* Connections first: a process let go must not find them in repair mode. */
 	for (size_t i = 0; i < n; i++)
-		sk_tcp_recover(g->procs[i].pid);
+		sk_tcp_recover(g->procs[i].pid, &g->tcp_reuse);
 	if (g->fz.frozen && freezer_set(&g->fz, false) < 0)
 		ok = false;
 	for (size_t i = 0; i < n; i++)
@@ -288,6 +288,7 @@ int guard_start(struct image *img, bool sibling, struct guard **ret)
 	}
 	g->done_fd = fds[1];
 	image_set_journal(img, &g->journal);
+	sk_tcp_reuse_log(&g->tcp_reuse);
 	*ret = g;
 	return 0;
 }
@@ -329,6 +330,7 @@ void guard_end(struct guard *g)
 	if (!g)
 		return;
 	guard_set_phase(g, GUARD_DONE);
+	sk_tcp_reuse_log(NULL);
 	close(g->done_fd);
 	if (g->ours) {
 		while (waitpid(g->guardian, NULL, 0) < 0 && errno == EINTR)

@@ -17,6 +17,7 @@
 #include "engine/freezer.h"
 #include "engine/netlock.h"
 #include "engine/remote.h"
+#include "engine/sockets.h"
 #include "engine/tree.h"
 #include "image/image.h"
 
@@ -46,6 +47,7 @@ struct guard {
 	 * with the image, while GUARD_WORKING). "" when none. */
 	pid_t netlock_ns;
 	char netlock[NETLOCK_NAME_MAX], netlock_image[NETLOCK_NAME_MAX];
+	struct sk_tcp_reuse tcp_reuse; /* connections to give SO_REUSEADDR back */
 	struct remote_thread threads[];
 };
 

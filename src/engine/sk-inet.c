@@ -107,6 +107,10 @@ int sk_inet_collect(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s)
 				       sk_kind_name(s));
 	sk_addr_format(s->family, &s->name, name, sizeof(name));
 	sk_addr_format(s->family, &s->peer_name, pname, sizeof(pname));
+	/* Before a connection goes into repair mode, which changes SO_REUSEADDR. */
+	if ((r = sk_opts_collect(sk, s)) < 0)
+		return log_error_errno(r, "pid %d: fd %d: cannot read the options of the %s: %m", pid, fd,
+				       sk_kind_name(s));
 	if (s->protocol == IPPROTO_TCP) {
 		if ((r = collect_tcp(pid, fd, sk, flags, s, name, pname)) < 0)
 			return r;
@@ -118,9 +122,6 @@ int sk_inet_collect(pid_t pid, int fd, int sk, unsigned flags, struct sk_rec *s)
 			return log_error_errno(r, "pid %d: fd %d: cannot read the datagrams queued on the %s (%s): %m", pid,
 					       fd, sk_kind_name(s), name);
 	}
-	if ((r = sk_opts_collect(sk, s)) < 0)
-		return log_error_errno(r, "pid %d: fd %d: cannot read the options of the %s: %m", pid, fd,
-				       sk_kind_name(s));
 	return 0;
 }
 

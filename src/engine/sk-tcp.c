@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/sk-tcp-fin.h"
@@ -78,6 +79,7 @@ struct sk_tcp {
 	char ifname[IFNAMSIZ]; /* SO_BINDTODEVICE, "" when none */
 	int repair_fd; /* dump: our copy while the target's socket is in repair mode, else -1 */
 	bool blocked;  /* dump: our drop-all socket filter is on it */
+	int reuse;     /* dump: SO_REUSEADDR before repair mode (which overwrites it) */
 };
 
 static const struct {
@@ -159,6 +161,8 @@ void sk_tcp_leave_repair(struct sk_tcp *t)
 	int r = set_int(t->repair_fd, SOL_TCP, TCP_REPAIR, off);
 	if (r < 0)
 		log_warn("a TCP connection could not leave repair mode: %s; it may stall", strerror(-r));
+	else if (t->reuse && (r = set_int(t->repair_fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0)
+		log_warn("a TCP connection lost its SO_REUSEADDR: %s", strerror(-r));
 	close(t->repair_fd);
 	t->repair_fd = -1;
 }
@@ -172,7 +176,26 @@ static bool has_our_filter(int sk)
 	       f[0].k == 0;
 }
 
-static void recover_fd(int pidfd, pid_t pid, int fd)
+static struct sk_tcp_reuse *reuse_log;
+
+void sk_tcp_reuse_log(struct sk_tcp_reuse *log)
+{
+	reuse_log = log;
+}
+
+static bool had_reuse(const struct sk_tcp_reuse *log, int sk)
+{
+	struct stat st;
+	size_t n = log ? __atomic_load_n(&log->n, __ATOMIC_ACQUIRE) : 0;
+	if (n == 0 || fstat(sk, &st) < 0)
+		return false;
+	for (size_t i = 0; i < n && i < SK_TCP_REUSE_MAX; i++)
+		if (log->ino[i] == (uint64_t)st.st_ino)
+			return true;
+	return false;
+}
+
+static void recover_fd(int pidfd, pid_t pid, int fd, const struct sk_tcp_reuse *log)
 {
 	int proto = 0, repair = 0, zero = 0;
 	_cleanup_close_ int sk = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
@@ -183,9 +206,11 @@ static void recover_fd(int pidfd, pid_t pid, int fd)
 		(void)setsockopt(sk, SOL_SOCKET, SO_DETACH_FILTER, &zero, sizeof(zero));
 	if (set_int(sk, SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF) < 0)
 		log_warn("pid %d: fd %d: its TCP connection could not leave repair mode: %s", pid, fd, strerror(errno));
+	else if (had_reuse(log, sk) && set_int(sk, SOL_SOCKET, SO_REUSEADDR, 1) < 0)
+		log_warn("pid %d: fd %d: its TCP connection lost its SO_REUSEADDR: %s", pid, fd, strerror(errno));
 }
 
-void sk_tcp_recover(pid_t pid)
+void sk_tcp_recover(pid_t pid, const struct sk_tcp_reuse *log)
 {
 	char path[64], link[64];
 	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
@@ -199,7 +224,7 @@ void sk_tcp_recover(pid_t pid)
 			continue;
 		link[n] = 0;
 		if (!strncmp(link, "socket:[", 8))
-			recover_fd(pidfd, pid, fd);
+			recover_fd(pidfd, pid, fd, log);
 	}
 }
 
@@ -385,7 +410,17 @@ int sk_tcp_collect(pid_t pid, int fd, int sk, int state, struct sk_rec *s, const
 	t->repair_fd = -1;
 	s->tcp = t;
 	s->state = SK_CONNECTED;
-	int r = set_int(sk, SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON);
+	/* Repair mode sets SO_REUSEADDR to the kernel's "force" value and
+	 * leaving it clears it: what the application had is read first and
+	 * given back when the socket leaves it (sk_tcp_leave_repair). */
+	int r = get_int(sk, SOL_SOCKET, SO_REUSEADDR, &t->reuse);
+	if (r < 0)
+		return log_error_errno(r, "pid %d: fd %d: cannot read SO_REUSEADDR of the TCP connection: %m", pid, fd);
+	if (t->reuse && reuse_log && reuse_log->n < SK_TCP_REUSE_MAX) {
+		reuse_log->ino[reuse_log->n] = s->ino;
+		__atomic_store_n(&reuse_log->n, reuse_log->n + 1, __ATOMIC_RELEASE);
+	}
+	r = set_int(sk, SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON);
 	if (r < 0)
 		return log_error_errno(r, "pid %d: fd %d: cannot put the TCP connection (%s -> %s) into repair mode: %m "
 				       "(needs CAP_NET_ADMIN in its network namespace)", pid, fd, name, pname);
@@ -563,6 +598,12 @@ int sk_tcp_finish(int fd, const struct sk_rec *s)
 	const struct sk_tcp *t = s->tcp;
 	char name[128], pname[128];
 	int r = set_int(fd, SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF);
+	/* Leaving repair mode cleared the SO_REUSEADDR that sk_opts_apply
+	 * set: without it the connection's TIME_WAIT would keep the
+	 * application's own listener from binding its port again. Images
+	 * before 2026-12 hold the kernel's "force" value 2: on, too. */
+	if (r >= 0 && (s->opts_set & (1u << SK_OPT_REUSEADDR)) && s->opts[SK_OPT_REUSEADDR])
+		r = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
 	if (r >= 0)
 		r = send_unsent(fd, t);
 	if (r >= 0 && t->cork)

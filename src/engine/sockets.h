@@ -294,9 +294,20 @@ int sk_udp_fill(int fd, const struct sk_rec *s);
 struct sk_tcp;
 int sk_tcp_collect(pid_t pid, int fd, int sk, int state, struct sk_rec *s, const char *name, const char *pname);
 void sk_tcp_leave_repair(struct sk_tcp *t);
+/* The connections that had SO_REUSEADDR before repair mode (which
+ * overwrites it), by socket inode, for the guardian to give it back:
+ * kept in the guard's shared memory (guard.h), which registers it with
+ * sk_tcp_reuse_log while a dump runs (NULL: none). Beyond the last
+ * slot a connection the guardian recovers is left without it. */
+#define SK_TCP_REUSE_MAX 256
+struct sk_tcp_reuse {
+	size_t n;
+	uint64_t ino[SK_TCP_REUSE_MAX];
+};
+void sk_tcp_reuse_log(struct sk_tcp_reuse *log);
 /* The guardian's part (guard.c), when the dumper died: every TCP socket
  * of pid in repair mode leaves it (and our filter goes). */
-void sk_tcp_recover(pid_t pid);
+void sk_tcp_recover(pid_t pid, const struct sk_tcp_reuse *log);
 /* Sets *changed when the connection moved since it was read (data came
  * or was acknowledged); reread: read it again then. */
 int sk_tcp_settle(struct sk_tcp *t, bool reread, bool *changed);

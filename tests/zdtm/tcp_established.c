@@ -5,7 +5,9 @@
  * its socket takes no more (the peer's receive queue full, its own send
  * queue holding bytes not sent yet); nothing is read. After the restore
  * each side reads every byte the other wrote and checks it, the ports are
- * the old ones, and the connection still carries a ping both ways.
+ * the old ones, and the connection still carries a ping both ways. The
+ * listener has SO_REUSEADDR, so the accepted end has it and the child's
+ * connecting end has not: both keep what they had (repair mode changes it).
  *
  * stasis-test: zdtm:tcp_established:ipv4 args=4 timeout=120 dump_args=--tcp-established restore_args=--tcp-established
  * stasis-test: zdtm:tcp_established:ipv6 args=6 timeout=120 dump_args=--tcp-established restore_args=--tcp-established
@@ -51,6 +53,13 @@ static int port_of(int fd, bool peer)
 	return ntohs(fam == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
+static int reuse_of(int fd)
+{
+	int v = -1;
+	socklen_t l = sizeof(v);
+	return getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &v, &l) < 0 ? -1 : v;
+}
+
 static void child(int s, int go, int res, const uint8_t *pat)
 {
 	size_t mine = test_fill_socket(s, pat, LIMIT), theirs;
@@ -62,6 +71,8 @@ static void child(int s, int go, int res, const uint8_t *pat)
 		why = test_ping(s, "pong", "ping");
 	if (!why && port_of(s, false) != port)
 		why = "the child's port changed";
+	if (!why && reuse_of(s) != 0)
+		why = "the child's socket has SO_REUSEADDR now";
 	char msg[64] = "ok";
 	if (why)
 		strncpy(msg, why, sizeof(msg) - 1);
@@ -78,7 +89,8 @@ int main(int argc, char **argv)
 	socklen_t l = loopback(&ss);
 	int ls = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	uint8_t *mine = malloc(LIMIT), *pat_child = malloc(LIMIT);
-	if (ls < 0 || !mine || !pat_child || bind(ls, (struct sockaddr *)&ss, l) || listen(ls, 4) ||
+	int one = 1;
+	if (ls < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) || !mine || !pat_child || bind(ls, (struct sockaddr *)&ss, l) || listen(ls, 4) ||
 	    getsockname(ls, (struct sockaddr *)&ss, &l) || pipe(go) || pipe(res))
 		test_die("setup: %m");
 	test_fill(mine, LIMIT, 1);
@@ -108,6 +120,7 @@ int main(int argc, char **argv)
 	check(!why, "parent: %s", why);
 	check(port_of(s, true) == port, "the child's port as the parent sees it changed (%d, was %d)", port_of(s, true),
 	      port);
+	check(reuse_of(s) == 1, "the accepted socket's SO_REUSEADDR is %d, was 1", reuse_of(s));
 	char msg[64] = { 0 };
 	check(read(res[0], msg, sizeof(msg)) == sizeof(msg) && !strcmp(msg, "ok"), "child: %s", msg);
 	int st;
