@@ -68,10 +68,13 @@ class Podman:
         with open(containers, 'w') as f:
             f.write('[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nlock_type = "file"\n'
                     'tmp_dir = "{0}/tmp"\nvolume_path = "{0}/volumes"\nevents_logger = "file"\n'
-                    'events_logfile_path = "{0}/events.log"\n[network]\nnetwork_config_dir = "{0}/net"\n'
+                    'events_logfile_path = "{0}/events.log"\n[network]\nnetwork_backend = "netavark"\n'
+                    'network_config_dir = "{0}/net"\n'
                     .format(self.root))
         # A network on a bridge of its own, so that no bridge of the
-        # machine's Podman (podman0, ...) is shared.
+        # machine's Podman (podman0, ...) is shared. Netavark's format,
+        # named in containers.conf: with a CNI config in /etc/cni/net.d
+        # Podman would otherwise choose CNI and not find this network.
         n = os.getpid() % 1000000
         with open(os.path.join(self.root, 'net', NET + '.json'), 'w') as f:
             json.dump({'name': NET, 'id': '%064x' % os.getpid(), 'driver': 'bridge',
