@@ -147,6 +147,30 @@ def t_keeper_gone(ctx):
     restore_finish(ctx, w, ctx.path('d1'))
 
 
+def t_fail_after_reserve(ctx):
+    """A final dump that fails once its page file was reserved ahead of
+    the freeze (image_reserve) leaves the process as it was and no file;
+    the next one works, and its page file holds only what was written."""
+    w = ctx.workload('predump', ['8'])
+    d0, d1, d2 = ctx.path('d0'), ctx.path('d1'), ctx.path('d2')
+    dump(ctx, w.pid, d0, ['--pre-dump'])
+    time.sleep(0.5)
+    res = ctx.dump(w.pid, d1, ['--parent', d0, '-vv'], env={'STASIS_INJECT_FAIL': 'dump:after-seize'},
+                   expect_ok=False)
+    if res.rc != 1:
+        raise TestFail('dump with an injected failure %s, expected exit 1' % res.what())
+    with open(d1 + '-dump.log') as f:
+        if 'of its page file reserved' not in f.read():
+            raise TestFail('the failed dump reserved no page file: the test proves nothing')
+    if os.path.exists(d1) and os.listdir(d1):
+        raise TestFail('the failed dump left %s' % sorted(os.listdir(d1)))
+    if st.pid_gone(w.pid, 0) or st.proc_state(w.pid) in ('t', 'T'):
+        raise TestFail('the workload is gone or stopped after the failed dump')
+    dump(ctx, w.pid, d2, ['--parent', d0])
+    expect_killed(w.pid)
+    restore_finish(ctx, w, d2)
+
+
 def t_madvise_between(ctx, binary=None):
     """A whole-mapping madvise between the pre-dump and the final dump
     changes VmFlags and nothing in /proc/PID/maps: the final dump, which
@@ -175,6 +199,7 @@ def tests(r):
         Test('predump:parent-refused', t_parent_refused, 180),
         Test('predump:keeper-gone', t_keeper_gone, 120),
         Test('predump:madvise-between', t_madvise_between, 120),
+        Test('predump:fail-after-reserve', t_fail_after_reserve, 120),
     ]
     if r.asan_stasis:
         out.append(Test('asan:predump:chain3-ops', t_chain, 300, True, r.asan_stasis))

@@ -537,7 +537,7 @@ int dump_process(struct image *img, pid_t pid, const struct dump_opts *o)
 		log_error_errno(r, "cannot allocate the memory to copy pages through: %m");
 		goto fail;
 	}
-	predump_warm(pd);
+	predump_warm(pd, img);
 	uint64_t t0 = frozen_since = now_ns();
 	if ((r = tree_seize(pid, &t, &g->fz)) < 0) {
 		r = r == -ESRCH ? log_error_errno(r, "no process with pid %d", pid) : r;

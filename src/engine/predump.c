@@ -135,10 +135,20 @@ int predump_begin(bool pre_dump, const char *parent, struct predump **ret)
 	return 0;
 }
 
-void predump_warm(struct predump *pd)
+void predump_warm(struct predump *pd, struct image *img)
 {
-	for (size_t i = 0; pd && pd->parent && i < pd->n; i++)
+	char name[IMAGE_NAME_MAX];
+	for (size_t i = 0; pd && pd->parent && i < pd->n; i++) {
 		pd->warm[i] = mm_pages_warm(pd->pids[i]);
+		/* And a little for the mappings saved in full (file-backed). */
+		uint64_t len = mm_warm_bytes(pd->warm[i]);
+		int r = len ? image_reserve(img, image_name_pages(name, pd->pids[i]), len + (256u << 10)) : 0;
+		if (r < 0)
+			log_debug("pid %d: cannot reserve its page file ahead of the freeze: %s", pd->pids[i],
+				  strerror(-r));
+		else if (len)
+			log_debug("pid %d: %" PRIu64 " KiB of its page file reserved", pd->pids[i], len >> 10);
+	}
 }
 
 static int find(const struct predump *pd, pid_t pid)

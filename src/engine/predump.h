@@ -26,8 +26,9 @@ struct predump;
  * dump saves everything and says so (-v). */
 int predump_begin(bool pre_dump, const char *parent, struct predump **ret);
 /* Before the freeze, with --parent: the pages written since, read once
- * ahead (mm_pages_warm) to make their copy while frozen cheaper. */
-void predump_warm(struct predump *pd);
+ * ahead (mm_pages_warm), and about as much of each page file of img
+ * reserved (image_reserve), to make their copy while frozen cheaper. */
+void predump_warm(struct predump *pd, struct image *img);
 /* Frozen, before the process's pages are saved: whether its mappings
  * are tracked since the parent image (m->tracked). */
 void predump_mark(struct predump *pd, pid_t pid, struct mm_rec *m);

@@ -22,6 +22,11 @@ struct image {
 	json_t *files;    /* the "files" array (writing: built up here) */
 	json_t *index;    /* name -> entry in files, for lookups and duplicates */
 	int page_zstd;    /* writing: zstd level for page data, 0: none */
+	struct image_reserved {
+		char *name;
+		int fd;
+	} *reserved; /* writing: image_reserve's files not yet taken by a stream */
+	size_t nreserved;
 };
 
 bool image_name_valid(const char *name);

@@ -37,6 +37,7 @@ struct image_stream {
 	struct block_hasher *blocks; /* image_stream_sum_blocks, or NULL */
 	struct zstd_out *z;          /* image_stream_compress, or NULL */
 	uint64_t stored;             /* bytes written to the file */
+	bool reserved;               /* the file came from image_reserve: cut it at close */
 };
 
 /* Plain names only: a manifest must not reach outside its directory, and
@@ -72,10 +73,25 @@ struct image *image_alloc(const char *dir)
 	return img;
 }
 
+/* The reserved files no stream took: not part of the image. */
+static void drop_reserved(struct image *img)
+{
+	for (size_t i = 0; i < img->nreserved; i++) {
+		close(img->reserved[i].fd);
+		if (img->dirfd >= 0)
+			unlinkat(img->dirfd, img->reserved[i].name, 0);
+		free(img->reserved[i].name);
+	}
+	free(img->reserved);
+	img->reserved = NULL;
+	img->nreserved = 0;
+}
+
 void image_free(struct image *img)
 {
 	if (!img)
 		return;
+	drop_reserved(img);
 	if (img->dirfd >= 0)
 		close(img->dirfd);
 	json_decref(img->manifest);
@@ -92,6 +108,7 @@ void image_rollback(struct image *img)
 
 	if (!img || !img->writing || img->dirfd < 0)
 		return;
+	drop_reserved(img);
 	json_array_foreach(img->files, i, f)
 		unlinkat(img->dirfd, json_string_value(json_object_get(f, "name")), 0);
 	/* A dump rolled back after its commit; image_create refused a
@@ -265,6 +282,66 @@ int image_put_json(struct image *img, const char *name, const json_t *j)
 	return image_put(img, name, s, strlen(s));
 }
 
+static ssize_t reserved_index(const struct image *img, const char *name)
+{
+	for (size_t i = 0; i < img->nreserved; i++)
+		if (streq(img->reserved[i].name, name))
+			return (ssize_t)i;
+	return -1;
+}
+
+static int take_reserved(struct image *img, const char *name)
+{
+	ssize_t i = reserved_index(img, name);
+	if (i < 0)
+		return -1;
+	int fd = img->reserved[i].fd;
+	free(img->reserved[i].name);
+	img->reserved[i] = img->reserved[--img->nreserved];
+	if (lseek(fd, 0, SEEK_SET) == 0)
+		return fd;
+	close(fd);
+	return -1; /* opened again, truncated */
+}
+
+int image_reserve(struct image *img, const char *name, uint64_t len)
+{
+	static const uint8_t zeros[64 << 10];
+	int r = check_new_name(img, name);
+	if (r < 0 || reserved_index(img, name) >= 0)
+		return r < 0 ? r : -EEXIST;
+	struct image_reserved *v = realloc(img->reserved, (img->nreserved + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	img->reserved = v;
+	char *copy = strdup(name);
+	if (!copy || (r = journal_add(img, name)) < 0) {
+		free(copy);
+		return r < 0 ? r : -ENOMEM;
+	}
+	int fd = openat(img->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
+	r = fd < 0 ? -errno : 0;
+	/* Written, not fallocate'd: that allocates without touching. */
+	for (uint64_t off = 0; r >= 0 && off < len;) {
+		size_t n = len - off < sizeof(zeros) ? (size_t)(len - off) : sizeof(zeros);
+		ssize_t w = write(fd, zeros, n);
+		if (w <= 0)
+			r = w < 0 ? -errno : -EIO;
+		else
+			off += (uint64_t)w;
+	}
+	if (r < 0) {
+		if (fd >= 0) {
+			close(fd);
+			unlinkat(img->dirfd, name, 0);
+		}
+		free(copy);
+		return r;
+	}
+	img->reserved[img->nreserved++] = (struct image_reserved){ copy, fd };
+	return 0;
+}
+
 int image_stream_open(struct image *img, const char *name, struct image_stream **ret)
 {
 	int r = check_new_name(img, name);
@@ -282,12 +359,15 @@ int image_stream_open(struct image *img, const char *name, struct image_stream *
 		image_stream_abort(s);
 		return log_error_errno(ENOMEM, "cannot open image file '%s': %m", name);
 	}
-	r = journal_add(img, name);
+	r = reserved_index(img, name) < 0 ? journal_add(img, name) : 0; /* reserved: in it already */
 	if (r < 0) {
 		image_stream_abort(s);
 		return r;
 	}
-	s->fd = openat(img->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
+	s->fd = take_reserved(img, name);
+	s->reserved = s->fd >= 0;
+	if (s->fd < 0)
+		s->fd = openat(img->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
 	if (s->fd < 0) {
 		r = log_error_errno(errno, "cannot create image file '%s/%s': %m", img->dir, name);
 		image_stream_abort(s);
@@ -423,6 +503,8 @@ int image_stream_close(struct image_stream *s)
 	int r = s->z ? compress_more(s, NULL, 0, true) : 0;
 	if (r >= 0)
 		r = stream_flush(s);
+	if (r >= 0 && s->reserved && ftruncate(s->fd, (off_t)s->stored) < 0)
+		r = log_error_errno(errno, "cannot write image file '%s/%s': %m", s->img->dir, s->name);
 	if (r >= 0 && (r = sync_fd(s->img, s->fd)) < 0)
 		log_error_errno(r, "cannot flush image file '%s/%s' to disk: %m", s->img->dir, s->name);
 	if (r >= 0 && close(TAKE_FD(s->fd)) < 0)
@@ -511,6 +593,7 @@ int image_commit(struct image *img, const json_t *body)
 	_cleanup_json_ json_t *m = body ? json_deep_copy(body) : json_object();
 	if (!m || !json_is_object(m))
 		return log_error_errno(EINVAL, "manifest body for '%s' is not a JSON object", img->dir);
+	drop_reserved(img); /* before the manifest: no file outside its list */
 	int r = manifest_header(m);
 	if (r >= 0 && json_object_set(m, "files", img->files) < 0)
 		r = -ENOMEM;
