@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Real programs (not written by us) dumped and restored as whole trees:
 a bash loop forking children, a shell pipeline, a python3 multiprocessing
-pool and busybox httpd. Each is checked by what it does after the restore
-(its output carries on with no gap, the server answers)."""
+pool, busybox httpd and a Java program (a JVM: some twenty threads, a
+shared perf-data file mapping, signals for safepoints and attach). Each is
+checked by what it does after the restore (its output carries on with no
+gap, the server answers, the JVM's threads all move on and jcmd works)."""
 import json
 import os
 import shutil
@@ -180,5 +182,94 @@ def t_httpd(ctx):
         prog.stop()
 
 
+# Worker threads count and make garbage (the GC moves objects and stops
+# every thread at safepoints); the main thread checks a 32 MiB array and
+# writes "line counts..." to out every 100 ms.
+JAVA_PROG = r'''
+import java.io.*;
+import java.util.concurrent.atomic.AtomicLongArray;
+public class Counting {
+    static final int THREADS = 4;
+    public static void main(String[] args) throws Exception {
+        long[] data = new long[4 << 20];
+        for (int i = 0; i < data.length; i++) data[i] = i * 31L + 7;
+        AtomicLongArray counts = new AtomicLongArray(THREADS);
+        for (int t = 0; t < THREADS; t++) {
+            final int k = t;
+            Thread th = new Thread(() -> {
+                byte[][] keep = new byte[64][];
+                for (long n = 0; ; n++) {
+                    keep[(int) (n & 63)] = new byte[4096];
+                    counts.incrementAndGet(k);
+                    try { Thread.sleep(1); } catch (InterruptedException e) { return; }
+                }
+            });
+            th.setDaemon(true);
+            th.start();
+        }
+        for (long line = 1; ; line++) {
+            for (int i = 0; i < data.length; i += 97)
+                if (data[i] != i * 31L + 7) {
+                    System.out.println("BAD data at " + i);
+                    System.exit(1);
+                }
+            StringBuilder b = new StringBuilder().append(line);
+            for (int t = 0; t < THREADS; t++) b.append(' ').append(counts.get(t));
+            try (FileWriter w = new FileWriter("out", true)) { w.write(b.append('\n').toString()); }
+            Thread.sleep(100);
+        }
+    }
+}
+'''
+
+
+def t_java(ctx):
+    javac, java, jcmd = shutil.which('javac'), shutil.which('java'), shutil.which('jcmd')
+    if not (javac and java and jcmd):
+        raise TestFail('javac, java or jcmd is missing (make deps installs default-jdk-headless)')
+    with open(os.path.join(ctx.workdir, 'Counting.java'), 'w') as f:
+        f.write(JAVA_PROG)
+    c = subprocess.run([javac, 'Counting.java'], cwd=ctx.workdir, capture_output=True, text=True, timeout=120)
+    if c.returncode != 0:
+        raise TestFail('javac: %s' % c.stderr[-300:])
+    prog = Program(ctx, 'java', [java, '-Xmx128m', '-cp', ctx.workdir, 'Counting'])
+    pid = prog.pid
+    try:
+        prog.wait_out(5, 60)
+        threads = len(os.listdir('/proc/%d/task' % pid))
+        if threads < 10:
+            raise TestFail('the JVM has %d threads: expected its usual twenty or so' % threads)
+        prog.dump_restore()
+        lines = prog.out().splitlines()
+        before = [int(x) for x in lines[-1].split()[1:]]
+        prog.wait_out(len(lines) + 8, 30)
+        numbers(prog.out())
+        after = [int(x) for x in prog.out().splitlines()[-1].split()[1:]]
+        if not all(a > b for a, b in zip(after, before)):
+            raise TestFail('a worker thread stopped counting after the restore: %s then %s' % (before, after))
+        # (Its thread count may change: compiler threads come and go.) The
+        # attach mechanism (a signal, then a unix socket it makes) and a
+        # full GC that stops every thread.
+        j = subprocess.run([jcmd, str(pid), 'GC.run'], capture_output=True, text=True, timeout=60)
+        if j.returncode != 0 or 'Command executed successfully' not in j.stdout:
+            raise TestFail('jcmd GC.run after the restore: %s %s' % (j.stdout[-200:], j.stderr[-200:]))
+        n = len(prog.out().splitlines())
+        prog.wait_out(n + 3, 10)
+    finally:
+        prog.stop()
+        # Killed, the JVM leaves its perf-data file and attach socket.
+        for leftover in ('/tmp/hsperfdata_%s/%d' % (pwd_name(), pid), '/tmp/.java_pid%d' % pid):
+            try:
+                os.unlink(leftover)
+            except OSError:
+                pass
+
+
+def pwd_name():
+    import pwd
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
 TESTS = [Test('prog:bash-loop', t_bash_loop, 60), Test('prog:pipeline', t_pipeline, 60),
-         Test('prog:python-multiprocessing', t_python_pool, 90), Test('prog:busybox-httpd', t_httpd, 60)]
+         Test('prog:python-multiprocessing', t_python_pool, 90), Test('prog:busybox-httpd', t_httpd, 60),
+         Test('prog:java', t_java, 180)]
