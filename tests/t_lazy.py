@@ -281,7 +281,7 @@ def tests(r):
         Test('docker:lazy', t_docker, 240),
     ]
     if r.asan_stasis:
-        out.append(Test('asan:lazy:selfcheck', t_selfcheck, 300, 128, r.asan_stasis))
+        out.append(Test('asan:lazy:selfcheck-1g', t_selfcheck, 300, 1024, r.asan_stasis))
     return out
 
 
