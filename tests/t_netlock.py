@@ -563,6 +563,22 @@ def t_postgres(ctx):
             time.sleep(0.1)
         if gone not in open(ctx.path('postgres.log')).read():
             raise TestFail('the restored backend %d never saw its client go (no disconnection logged)' % backend)
+        # The restored server writes (WAL, shared buffers), shuts down
+        # cleanly (its checkpointer writes them out) and, started again
+        # from its files alone, has the row written after the restore.
+        r = psql(sockdir, port, "insert into t values (-1); checkpoint")
+        if r.returncode != 0:
+            raise TestFail('insert after restore: %r' % r.stderr[-200:])
+        os.kill(root, signal.SIGINT)  # fast shutdown
+        if st.wait_pid(root, ctx.left(30)) is None:
+            raise TestFail('the restored postmaster did not shut down on SIGINT')
+        if 'database system is shut down' not in open(ctx.path('postgres.log')).read():
+            raise TestFail('no clean shutdown logged: %s' % open(ctx.path('postgres.log')).read()[-300:])
+        pg = pg_start(ctx, bindir, data, sockdir, port)
+        root = pg.pid
+        r = psql(sockdir, port, 'select count(*), min(x) from t')
+        if r.returncode != 0 or r.stdout.strip() != '1001|-1':
+            raise TestFail('after a restart: %r %r' % (r.stdout, r.stderr[-200:]))
     finally:
         pg_stop(root)
 
