@@ -12,7 +12,7 @@ PREFIX ?= /usr/local
 DEB_PACKAGES := build-essential meson ninja-build pkg-config libjansson-dev \
 	libxxhash-dev libzstd-dev libcmocka-dev libcurl4-openssl-dev libmnl-dev libarchive-dev \
 	python3 clang libclang-rt-14-dev procps iproute2 runc busybox-static docker.io \
-	podman netavark scdoc redis-server tmux bsdutils default-jdk-headless \
+	podman netavark scdoc redis-server tmux bsdutils default-jdk-headless nodejs \
 	libnftables-dev nftables postgresql
 
 .PHONY: all build deps asan demo check install fuzz bench bench-table clean

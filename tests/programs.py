@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Real programs (not written by us) dumped and restored as whole trees:
 a bash loop forking children, a shell pipeline, a python3 multiprocessing
-pool, busybox httpd and a Java program (a JVM: some twenty threads, a
-shared perf-data file mapping, signals for safepoints and attach). Each is
+pool, busybox httpd, a Node.js HTTP server (libuv: epoll, eventfds, its
+thread pool) and a Java program (a JVM: some twenty threads, a shared
+perf-data file mapping, signals for safepoints and attach). Each is
 checked by what it does after the restore (its output carries on with no
 gap, the server answers, the JVM's threads all move on and jcmd works)."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -270,6 +272,54 @@ def pwd_name():
     return pwd.getpwuid(os.getuid()).pw_name
 
 
+# A timer appends to out; each request reads a file through libuv's
+# thread pool and answers with the count, the file's length and a byte
+# of a 16 MiB buffer.
+NODE_PROG = r'''
+const http = require('http'), fs = require('fs');
+let n = 0;
+const big = Buffer.alloc(16 << 20, 7);
+setInterval(() => { n++; fs.appendFileSync('out', n + '\n'); }, 100);
+http.createServer((req, res) => {
+    fs.readFile('server.js', (e, d) => res.end(e ? 'error ' + e.code : 'n=' + n + ' len=' + d.length + ' big=' + big[12345]));
+}).listen(Number(process.argv[2]), '127.0.0.1');
+'''
+
+
+def t_node(ctx):
+    node = shutil.which('node') or shutil.which('nodejs')
+    if not node:
+        raise TestFail('node is not installed (make deps installs nodejs)')
+    with open(os.path.join(ctx.workdir, 'server.js'), 'w') as f:
+        f.write(NODE_PROG)
+    port = free_port()
+    prog = Program(ctx, 'node', [node, 'server.js', str(port)])
+    want = ' len=%d big=7' % len(NODE_PROG)
+    try:
+        prog.wait_out(5, 30)
+        end = time.monotonic() + 10
+        while True:
+            try:
+                if want in http_get(port).decode(errors='replace'):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > end:
+                raise TestFail('node did not answer before the dump: %s' % prog.out()[-100:])
+            time.sleep(0.1)
+        prog.dump_restore()
+        before = len(prog.out().splitlines())
+        prog.wait_out(before + 5, 10)
+        numbers(prog.out())
+        for i in range(3):
+            got = http_get(port).decode(errors='replace')
+            m = re.search(r'n=(\d+)', got)
+            if want not in got or not m or int(m.group(1)) < before:
+                raise TestFail('request %d after the restore got %r (count was %d)' % (i, got[-120:], before))
+    finally:
+        prog.stop()
+
+
 TESTS = [Test('prog:bash-loop', t_bash_loop, 60), Test('prog:pipeline', t_pipeline, 60),
          Test('prog:python-multiprocessing', t_python_pool, 90), Test('prog:busybox-httpd', t_httpd, 60),
-         Test('prog:java', t_java, 180)]
+         Test('prog:node', t_node, 60), Test('prog:java', t_java, 180)]
