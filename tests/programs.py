@@ -260,11 +260,16 @@ def t_java(ctx):
     finally:
         prog.stop()
         # Killed, the JVM leaves its perf-data file and attach socket.
-        for leftover in ('/tmp/hsperfdata_%s/%d' % (pwd_name(), pid), '/tmp/.java_pid%d' % pid):
+        perf = '/tmp/hsperfdata_%s' % pwd_name()
+        for leftover in ('%s/%d' % (perf, pid), '/tmp/.java_pid%d' % pid):
             try:
                 os.unlink(leftover)
             except OSError:
                 pass
+        try:
+            os.rmdir(perf)  # only if no other JVM of this user has a file there
+        except OSError:
+            pass
 
 
 def pwd_name():
